@@ -1,0 +1,1 @@
+//! retract-e2e
