@@ -1,1 +1,29 @@
-//! retract-server
+//! retract-server: takes delivered email back out of Microsoft 365 mailboxes.
+//!
+//! The server is this library; `main.rs` only loads [`config::Settings`], installs logging and
+//! runs [`startup::Application`]. Tests build the same `Application` on port 0.
+//!
+//! # Layout
+//! - [`config`]: the one settings struct (defaults → TOML → `RETRACT_*` env → flags).
+//! - [`domain`]: validated types (`TenantId`, `DomainName`, page tokens, audit vocabulary).
+//! - [`api`]: the tonic services; proto ⇄ domain conversion and the one error → `Status` table.
+//! - [`auth`]: bearer JWT → `Caller`, and the per-RPC permission table.
+//! - [`store`]: sea-orm persistence on SQLite or PostgreSQL, audit written in the same
+//!   transaction as each change.
+//! - [`health`]: database-aware `grpc.health.v1` status.
+//! - [`startup`]: building the server (layers, reflection, health) and graceful shutdown.
+//! - [`telemetry`]: structured logs.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod health;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::{Application, StartupError};

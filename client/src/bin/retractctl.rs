@@ -1,0 +1,245 @@
+//! `retractctl`: a small command line for retract — mint a development token, manage tenants
+//! and domains, read the audit trail.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use retract_client::{Client, DevToken, pb};
+
+/// Command line for the retract service.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The server's address.
+    #[arg(
+        long,
+        env = "RETRACT_ENDPOINT",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    endpoint: String,
+    /// The caller token (see `retractctl token`).
+    #[arg(long, env = "RETRACT_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prints a development caller token signed with the public development key.
+    Token {
+        /// `sub` of the token.
+        #[arg(long, default_value = "retractctl")]
+        subject: String,
+        /// `email`: a human administrator's address (omit for a service caller).
+        #[arg(long)]
+        email: Option<String>,
+        /// A tenant the caller may act on (repeat); `*` for every tenant.
+        #[arg(long = "tenant", default_value = "*")]
+        tenants: Vec<String>,
+        /// A permission (repeat); default: all of them.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_s: u64,
+    },
+    /// Creates a tenant.
+    CreateTenant {
+        /// The tenant id (a-z, 0-9, '-').
+        tenant_id: String,
+        /// Its display name.
+        display_name: String,
+    },
+    /// Lists tenants.
+    ListTenants,
+    /// Registers a domain for a tenant.
+    AddDomain {
+        /// The tenant id.
+        tenant_id: String,
+        /// The domain name.
+        domain: String,
+    },
+    /// Removes a domain from a tenant.
+    RemoveDomain {
+        /// The tenant id.
+        tenant_id: String,
+        /// The domain name.
+        domain: String,
+    },
+    /// Lists a tenant's domains with their retract status.
+    ListDomains {
+        /// The tenant id.
+        tenant_id: String,
+    },
+    /// Lists a tenant's audit events, newest first.
+    Audit {
+        /// The tenant id.
+        tenant_id: String,
+        /// Only this section: tenants, domains or retract.
+        #[arg(long)]
+        section: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Token {
+        subject,
+        email,
+        tenants,
+        permissions,
+        ttl_s,
+    } = &cli.command
+    {
+        let mut token = DevToken::service(subject).valid_for(Duration::from_secs(*ttl_s));
+        token.email.clone_from(email);
+        token.tenants.clone_from(tenants);
+        token = if permissions.is_empty() {
+            token.all_permissions()
+        } else {
+            permissions.iter().fold(token, |t, p| t.permission(p))
+        };
+        println!("{}", token.mint()?);
+        return Ok(());
+    }
+    let token = cli
+        .token
+        .context("no caller token: pass --token or set RETRACT_TOKEN (try `retractctl token`)")?;
+    let client = Client::connect(cli.endpoint.clone())
+        .await
+        .with_context(|| format!("cannot connect to {}", cli.endpoint))?
+        .with_token(&token)?;
+    run(&client, cli.command).await
+}
+
+async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Token { .. } => unreachable!("handled before connecting"),
+        Command::CreateTenant {
+            tenant_id,
+            display_name,
+        } => {
+            let tenant = client
+                .tenants()
+                .create_tenant(pb::CreateTenantRequest {
+                    tenant_id,
+                    display_name,
+                })
+                .await?
+                .into_inner()
+                .tenant
+                .unwrap_or_default();
+            println!(
+                "created tenant {} ({})",
+                tenant.tenant_id, tenant.display_name
+            );
+        }
+        Command::ListTenants => {
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .tenants()
+                    .list_tenants(pb::ListTenantsRequest {
+                        page_size: 1000,
+                        page_token,
+                    })
+                    .await?
+                    .into_inner();
+                for t in page.tenants {
+                    println!(
+                        "{}\t{}\t{}",
+                        t.tenant_id, t.display_name, t.microsoft_tenant_id
+                    );
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        Command::AddDomain { tenant_id, domain } => {
+            let d = client
+                .tenants()
+                .add_domain(pb::AddDomainRequest { tenant_id, domain })
+                .await?
+                .into_inner()
+                .domain
+                .unwrap_or_default();
+            println!("added {} ({})", d.name, d.retract_status().as_str_name());
+        }
+        Command::RemoveDomain { tenant_id, domain } => {
+            let d = client
+                .tenants()
+                .remove_domain(pb::RemoveDomainRequest { tenant_id, domain })
+                .await?
+                .into_inner()
+                .domain
+                .unwrap_or_default();
+            println!("removed {}", d.name);
+        }
+        Command::ListDomains { tenant_id } => {
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .tenants()
+                    .list_domains(pb::ListDomainsRequest {
+                        tenant_id: tenant_id.clone(),
+                        page_size: 1000,
+                        page_token,
+                    })
+                    .await?
+                    .into_inner();
+                for d in page.domains {
+                    println!(
+                        "{}\t{}\t{}",
+                        d.name,
+                        d.retract_status().as_str_name(),
+                        d.status_reason
+                    );
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        Command::Audit { tenant_id, section } => {
+            let section = match section.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None => pb::AuditSection::Unspecified,
+                Some("tenants") => pb::AuditSection::Tenants,
+                Some("domains") => pb::AuditSection::Domains,
+                Some("retract") => pb::AuditSection::Retract,
+                Some(other) => {
+                    anyhow::bail!("unknown section {other:?}: tenants, domains or retract")
+                }
+            };
+            let page = client
+                .audit()
+                .list_audit_events(pb::ListAuditEventsRequest {
+                    tenant_id,
+                    section: section.into(),
+                    page_size: 100,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            for e in page.events {
+                let when = e.occur_time.map(|t| t.seconds).unwrap_or_default();
+                println!(
+                    "{}\t{when}\t{}\t{}\t{}\t{}\t{}",
+                    e.event_id,
+                    e.section().as_str_name(),
+                    e.action,
+                    e.actor,
+                    e.target,
+                    e.outcome().as_str_name()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! `retract.v1.AuditService`: reading the audit trail.
+
+use retract_proto::v1::{self as pb, audit_service_server::AuditService};
+use tonic::{Request, Response, Status};
+
+use super::{
+    ApiError,
+    context::CallContext,
+    convert,
+    validate::{Validated as _, field, optional_text},
+};
+use crate::{
+    domain::{AuditFilter, PageRequest, PageSize, PageToken, TenantId},
+    store::Store,
+};
+
+/// The AuditService implementation.
+#[derive(Clone)]
+pub struct AuditApi {
+    store: Store,
+}
+
+impl AuditApi {
+    /// Serves the audit trail from `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (tenant, section, action, actor, target, occurred_after, occurred_before, size) = (
+            field("tenant_id", TenantId::parse(&r.tenant_id)),
+            field("section", convert::audit_section(r.section)),
+            field("action", optional_text(&r.action, 64)),
+            field("actor", optional_text(&r.actor, 320)),
+            field("target", optional_text(&r.target, 1024)),
+            field(
+                "occur_after",
+                convert::optional_time(r.occur_after.as_ref()),
+            ),
+            field(
+                "occur_before",
+                convert::optional_time(r.occur_before.as_ref()),
+            ),
+            field("page_size", PageSize::parse(r.page_size)),
+        )
+            .validated()?;
+        ctx.check_tenant(&tenant)?;
+        let filter = AuditFilter {
+            section,
+            action,
+            actor,
+            target,
+            occurred_after,
+            occurred_before,
+        };
+        let query = format!("ListAuditEvents tenant={tenant} {}", filter.fingerprint());
+        let (after,) = (field(
+            "page_token",
+            PageToken::decode::<i64>(&query, &r.page_token),
+        ),)
+            .validated()?;
+        let page = self
+            .store
+            .list_audit_events(&tenant, &filter, &PageRequest { size, after })
+            .await
+            .map_err(ApiError::from)?;
+        let next_page_token = match page.items.last() {
+            Some(last) if page.has_more => PageToken::encode(&query, &last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            events: page.items.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,76 @@
+//! The caller and request id of one call, tenant checks, and audit entries made from them.
+
+use tonic::Request;
+
+use super::ApiError;
+use crate::{
+    auth::Caller,
+    domain::{AuditEntry, AuditOutcome, AuditSection, TenantId},
+};
+
+/// Metadata key of the request id shared with callers and the audit trail.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Who is calling and under which request id.
+pub struct CallContext {
+    /// The authenticated caller.
+    pub caller: Caller,
+    /// The caller's `x-request-id` when it is sane (1-128 visible ASCII), else a new UUID.
+    pub request_id: String,
+}
+
+impl CallContext {
+    /// Reads the context the auth layer left on `request`.
+    pub fn of<T>(request: &Request<T>) -> Result<Self, ApiError> {
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::Internal(
+                    "request reached a handler without an authenticated caller".into(),
+                )
+            })?;
+        let request_id = request
+            .metadata()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        Ok(Self { caller, request_id })
+    }
+
+    /// Refuses a caller whose token does not cover `tenant`. Checked before any lookup, so a
+    /// caller learns nothing about other tenants' resources (PERMISSION_DENIED before NOT_FOUND).
+    pub fn check_tenant(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        if self.caller.may_access(tenant) {
+            Ok(())
+        } else {
+            Err(ApiError::PermissionDenied {
+                reason: "TENANT_NOT_ALLOWED",
+                message: format!("the caller may not act on tenant {tenant:?}"),
+            })
+        }
+    }
+
+    /// An audit entry of a successful action by this caller.
+    pub fn audit(
+        &self,
+        tenant: &TenantId,
+        section: AuditSection,
+        action: &'static str,
+        target: impl Into<String>,
+        details: serde_json::Value,
+    ) -> AuditEntry {
+        AuditEntry {
+            tenant_id: tenant.clone(),
+            actor: self.caller.actor().to_owned(),
+            section,
+            action,
+            target: target.into(),
+            outcome: AuditOutcome::Succeeded,
+            request_id: self.request_id.clone(),
+            details,
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Domain ⇄ proto conversions.
+
+use chrono::{DateTime, Utc};
+use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
+use retract_proto::v1 as pb;
+
+use crate::domain::{
+    AuditEvent, AuditOutcome, AuditSection, Domain, RetractStatus, Tenant, ValidationError,
+};
+
+/// A time as a protobuf timestamp.
+pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        // Always below 2e9, so it fits.
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// An optional request timestamp: unset means "no bound".
+pub fn optional_time(ts: Option<&Timestamp>) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    let Some(ts) = ts else { return Ok(None) };
+    let nanos = u32::try_from(ts.nanos)
+        .ok()
+        .filter(|n| *n < 1_000_000_000)
+        .ok_or_else(|| ValidationError("nanos must be within 0..1e9".into()))?;
+    DateTime::from_timestamp(ts.seconds, nanos)
+        .map(Some)
+        .ok_or_else(|| ValidationError("is out of the supported time range".into()))
+}
+
+/// JSON details as a `google.protobuf.Struct` (non-objects are wrapped as `{"value": …}`).
+pub fn json_struct(json: &serde_json::Value) -> Struct {
+    match json_value(json).kind {
+        Some(Kind::StructValue(s)) => s,
+        other => Struct {
+            fields: [("value".to_owned(), Value { kind: other })].into(),
+        },
+    }
+}
+
+fn json_value(json: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    let kind = match json {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(json_value).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(Struct {
+            fields: map
+                .iter()
+                .map(|(k, v)| (k.clone(), json_value(v)))
+                .collect(),
+        }),
+    };
+    Value { kind: Some(kind) }
+}
+
+impl From<Tenant> for pb::Tenant {
+    fn from(t: Tenant) -> Self {
+        Self {
+            tenant_id: t.id.to_string(),
+            display_name: t.display_name.as_str().to_owned(),
+            microsoft_tenant_id: t.microsoft_tenant_id.unwrap_or_default(),
+            create_time: Some(timestamp(t.created_at)),
+            update_time: Some(timestamp(t.updated_at)),
+        }
+    }
+}
+
+impl From<RetractStatus> for pb::RetractStatus {
+    fn from(s: RetractStatus) -> Self {
+        match s {
+            RetractStatus::NotGranted => Self::NotGranted,
+            RetractStatus::Pending => Self::Pending,
+            RetractStatus::Granted => Self::Granted,
+            RetractStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+impl From<Domain> for pb::Domain {
+    fn from(d: Domain) -> Self {
+        Self {
+            name: d.name.to_string(),
+            tenant_id: d.tenant_id.to_string(),
+            retract_status: pb::RetractStatus::from(d.retract_status).into(),
+            status_reason: d.status_reason.unwrap_or_default(),
+            last_check_time: d.last_checked_at.map(timestamp),
+            create_time: Some(timestamp(d.created_at)),
+        }
+    }
+}
+
+impl From<AuditSection> for pb::AuditSection {
+    fn from(s: AuditSection) -> Self {
+        match s {
+            AuditSection::Tenants => Self::Tenants,
+            AuditSection::Domains => Self::Domains,
+            AuditSection::Retract => Self::Retract,
+        }
+    }
+}
+
+impl From<AuditOutcome> for pb::AuditOutcome {
+    fn from(o: AuditOutcome) -> Self {
+        match o {
+            AuditOutcome::Succeeded => Self::Succeeded,
+            AuditOutcome::PartiallySucceeded => Self::PartiallySucceeded,
+            AuditOutcome::Failed => Self::Failed,
+        }
+    }
+}
+
+/// Reads a request's section filter: UNSPECIFIED means any section.
+pub fn audit_section(raw: i32) -> Result<Option<AuditSection>, ValidationError> {
+    match pb::AuditSection::try_from(raw) {
+        Ok(pb::AuditSection::Unspecified) => Ok(None),
+        Ok(pb::AuditSection::Tenants) => Ok(Some(AuditSection::Tenants)),
+        Ok(pb::AuditSection::Domains) => Ok(Some(AuditSection::Domains)),
+        Ok(pb::AuditSection::Retract) => Ok(Some(AuditSection::Retract)),
+        Err(_) => Err(ValidationError(format!("{raw} is not an AuditSection"))),
+    }
+}
+
+impl From<AuditEvent> for pb::AuditEvent {
+    fn from(e: AuditEvent) -> Self {
+        let entry = e.entry;
+        Self {
+            event_id: e.id.to_string(),
+            occur_time: Some(timestamp(e.occurred_at)),
+            tenant_id: entry.tenant_id,
+            actor: entry.actor,
+            section: entry
+                .section
+                .map_or(pb::AuditSection::Unspecified, Into::into)
+                .into(),
+            action: entry.action,
+            target: entry.target,
+            outcome: entry
+                .outcome
+                .map_or(pb::AuditOutcome::Unspecified, Into::into)
+                .into(),
+            request_id: entry.request_id,
+            details: Some(json_struct(&entry.details)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_details_become_a_struct_with_nested_values() {
+        let s =
+            json_struct(&serde_json::json!({"domain": "a.example", "n": 2, "list": [true, null]}));
+        assert_eq!(
+            s.fields["domain"].kind,
+            Some(Kind::StringValue("a.example".into()))
+        );
+        assert_eq!(s.fields["n"].kind, Some(Kind::NumberValue(2.0)));
+        let Some(Kind::ListValue(list)) = &s.fields["list"].kind else {
+            panic!("list")
+        };
+        assert_eq!(list.values.len(), 2);
+        let wrapped = json_struct(&serde_json::json!("plain"));
+        assert_eq!(
+            wrapped.fields["value"].kind,
+            Some(Kind::StringValue("plain".into()))
+        );
+    }
+
+    #[test]
+    fn request_timestamps_are_checked() {
+        assert_eq!(optional_time(None), Ok(None));
+        let ok = Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5,
+        };
+        assert_eq!(optional_time(Some(&ok)).unwrap().map(timestamp), Some(ok));
+        assert!(
+            optional_time(Some(&Timestamp {
+                seconds: 0,
+                nanos: -1
+            }))
+            .is_err()
+        );
+        assert!(
+            optional_time(Some(&Timestamp {
+                seconds: i64::MAX,
+                nanos: 0
+            }))
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! The API's one error type and the one place it becomes a `tonic::Status`.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use crate::{auth::AuthError, store::StoreError};
+
+/// `google.rpc.ErrorInfo.domain` of every error this service sends.
+pub const ERROR_DOMAIN: &str = "retract";
+
+/// One invalid request field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's path in the request, e.g. `domain` or `deliveries[3].recipients[0]`.
+    pub field: String,
+    /// What is wrong with it.
+    pub description: String,
+}
+
+/// Why a call failed, as the caller should learn it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// One or more fields are invalid; every violation is listed.
+    #[error("invalid request: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthenticated(AuthError),
+    /// Valid credentials, but not allowed to do this.
+    #[error("{message}")]
+    PermissionDenied {
+        /// ErrorInfo reason, UPPER_SNAKE.
+        reason: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// The named resource does not exist.
+    #[error("{resource} {id:?} not found")]
+    NotFound {
+        /// The kind of resource.
+        resource: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The resource exists already.
+    #[error("{resource} {id:?} already exists")]
+    AlreadyExists {
+        /// The kind of resource.
+        resource: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The capability is not built yet.
+    #[error("{0} is not implemented yet")]
+    Unimplemented(&'static str),
+    /// A dependency (the database) is unavailable; retrying later may work.
+    #[error("service temporarily unavailable; retry later")]
+    Unavailable,
+    /// A bug or unexpected failure; the cause is logged, not sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound { resource, id } => Self::NotFound { resource, id },
+            StoreError::AlreadyExists { resource, id } => Self::AlreadyExists { resource, id },
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::Unavailable
+            }
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+fn upper_snake(resource: &str) -> String {
+    resource.to_ascii_uppercase().replace([' ', '-'], "_")
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Self {
+        let message = err.to_string();
+        let info = |details: &mut ErrorDetails, reason: &str| {
+            details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+        };
+        let mut details = ErrorDetails::new();
+        let code = match &err {
+            ApiError::InvalidArgument(violations) => {
+                info(&mut details, "INVALID_ARGUMENT");
+                for v in violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                Code::InvalidArgument
+            }
+            ApiError::Unauthenticated(auth) => {
+                info(&mut details, auth.reason());
+                Code::Unauthenticated
+            }
+            ApiError::PermissionDenied { reason, .. } => {
+                info(&mut details, reason);
+                Code::PermissionDenied
+            }
+            ApiError::NotFound { resource, id } => {
+                info(
+                    &mut details,
+                    &format!("{}_NOT_FOUND", upper_snake(resource)),
+                );
+                details.set_resource_info(*resource, id.clone(), "", "not found");
+                Code::NotFound
+            }
+            ApiError::AlreadyExists { resource, id } => {
+                info(
+                    &mut details,
+                    &format!("{}_ALREADY_EXISTS", upper_snake(resource)),
+                );
+                details.set_resource_info(*resource, id.clone(), "", "already exists");
+                Code::AlreadyExists
+            }
+            ApiError::Unimplemented(_) => {
+                info(&mut details, "NOT_IMPLEMENTED");
+                Code::Unimplemented
+            }
+            ApiError::Unavailable => {
+                info(&mut details, "DATABASE_UNAVAILABLE");
+                details.set_retry_info(Some(std::time::Duration::from_secs(1)));
+                Code::Unavailable
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, cause = ?cause, "internal error");
+                info(&mut details, "INTERNAL");
+                Code::Internal
+            }
+        };
+        Status::with_error_details(code, message, details)
+    }
+}

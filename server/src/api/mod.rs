@@ -1,0 +1,22 @@
+//! The gRPC services. Proto types are converted to domain types here and nowhere else, and
+//! every failure leaves through [`ApiError`] → `tonic::Status` (the one error table).
+//!
+//! # Layout
+//! - `error`: [`ApiError`] and its mapping to `tonic::Status` with `google.rpc` details.
+//! - `validate`: collecting every field violation of a request into one `INVALID_ARGUMENT`.
+//! - `context`: the caller and request id of a call, tenant checks, audit entries.
+//! - `convert`: domain → proto conversions (timestamps, JSON details).
+//! - `tenant_service`, `retract_service`, `audit_service`: one file per service.
+
+mod audit_service;
+mod context;
+mod convert;
+mod error;
+mod retract_service;
+mod tenant_service;
+mod validate;
+
+pub use audit_service::AuditApi;
+pub use error::{ApiError, FieldViolation};
+pub use retract_service::RetractApi;
+pub use tenant_service::TenantApi;

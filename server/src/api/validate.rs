@@ -1,0 +1,100 @@
+//! Validating a whole request at once: every field is checked, and all violations come back
+//! together in one `INVALID_ARGUMENT` with a `BadRequest` naming each field.
+
+use super::{ApiError, FieldViolation};
+use crate::domain::ValidationError;
+
+/// Names the field a parse result belongs to.
+pub fn field<T>(name: &str, result: Result<T, ValidationError>) -> Result<T, FieldViolation> {
+    result.map_err(|e| FieldViolation {
+        field: name.to_owned(),
+        description: e.0,
+    })
+}
+
+/// A tuple of per-field results that becomes the tuple of values, or every violation.
+pub trait Validated {
+    /// The values when every field is valid.
+    type Output;
+    /// All values, or `INVALID_ARGUMENT` listing every violation.
+    fn validated(self) -> Result<Self::Output, ApiError>;
+}
+
+macro_rules! impl_validated {
+    ($($t:ident),+) => {
+        impl<$($t),+> Validated for ($(Result<$t, FieldViolation>,)+) {
+            type Output = ($($t,)+);
+
+            #[allow(non_snake_case)]
+            fn validated(self) -> Result<Self::Output, ApiError> {
+                let ($($t,)+) = self;
+                let mut violations = Vec::new();
+                $( let $t = $t.map_err(|v| violations.push(v)); )+
+                match ($($t,)+) {
+                    ($(Ok($t),)+) => Ok(($($t,)+)),
+                    _ => Err(ApiError::InvalidArgument(violations)),
+                }
+            }
+        }
+    };
+}
+
+impl_validated!(A);
+impl_validated!(A, B);
+impl_validated!(A, B, C);
+impl_validated!(A, B, C, D);
+impl_validated!(A, B, C, D, E);
+impl_validated!(A, B, C, D, E, F);
+impl_validated!(A, B, C, D, E, F, G);
+impl_validated!(A, B, C, D, E, F, G, H);
+impl_validated!(A, B, C, D, E, F, G, H, I);
+
+/// An optional free-text filter: empty means "no filter"; otherwise at most `max` characters
+/// and no control characters.
+pub fn optional_text(raw: &str, max: usize) -> Result<Option<String>, ValidationError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if raw.chars().count() > max {
+        return Err(ValidationError(format!("must be at most {max} characters")));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(ValidationError(
+            "must not contain control characters".into(),
+        ));
+    }
+    Ok(Some(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_violation_is_reported_not_just_the_first() {
+        let bad = |m: &str| Err::<u8, _>(ValidationError(m.into()));
+        let err = (
+            field("a", bad("one")),
+            field("b", Ok::<_, ValidationError>(2u8)),
+            field("c", bad("three")),
+        )
+            .validated()
+            .unwrap_err();
+        let ApiError::InvalidArgument(violations) = err else {
+            panic!("expected InvalidArgument, got {err:?}")
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["a", "c"]);
+    }
+
+    #[test]
+    fn valid_fields_come_back_in_order() {
+        let ok = (
+            field("a", Ok::<_, ValidationError>(1)),
+            field("b", Ok::<_, ValidationError>("x")),
+        )
+            .validated()
+            .unwrap();
+        assert_eq!(ok, (1, "x"));
+    }
+}

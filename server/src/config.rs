@@ -1,0 +1,297 @@
+//! Settings: one typed struct, loaded once from defaults → an optional TOML file →
+//! `RETRACT_*` environment variables → command-line flags (later sources win).
+//!
+//! Every setting is a flag and an environment variable; `retract-server --help` lists them all.
+//! The same names (without `--`, with `_`) are the keys of the TOML file.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use figment::{
+    Figment,
+    providers::{Format as _, Serialized, Toml},
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::{auth::AuthSettings, store::DatabaseOptions};
+
+/// The development signing key of caller tokens. Anyone can mint tokens with it: it is for a
+/// laptop and for tests only (production keys arrive with issue #4).
+pub const DEVELOPMENT_JWT_SECRET: &str = "retract-development-key-do-not-use-in-production";
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+/// Every setting of the server, resolved.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address of the one port serving gRPC, gRPC-Web, health and reflection.
+    pub listen_addr: SocketAddr,
+    /// `sqlite://retract.db?mode=rwc` (embedded, the default) or `postgres://…`.
+    pub database_url: String,
+    /// PostgreSQL pool size (SQLite always uses one connection).
+    pub database_max_connections: u32,
+    /// How long a query waits for a connection before the call answers UNAVAILABLE.
+    pub database_acquire_timeout_ms: u64,
+    /// How long SQLite waits on a lock held by another process.
+    pub sqlite_busy_timeout_ms: u64,
+    /// Apply pending migrations on start. Turn off where operators run `retract-migrate`.
+    pub migrate_on_start: bool,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, e.g. `info` or `retract_server=debug,info`.
+    pub log_filter: String,
+    /// Longest time a unary call may take (a caller's shorter `grpc-timeout` wins).
+    pub request_timeout_ms: u64,
+    /// Most calls served at once across all connections; more wait.
+    pub concurrency_limit: usize,
+    /// How long shutdown waits for open calls and streams before closing them.
+    pub shutdown_grace_ms: u64,
+    /// How often the health check probes the database.
+    pub health_probe_interval_ms: u64,
+    /// How long one database probe may take before the service reports NOT_SERVING.
+    pub health_probe_timeout_ms: u64,
+    /// Browser origins allowed to call over gRPC-Web (CORS); empty allows none.
+    pub cors_allowed_origins: Vec<String>,
+    /// Required `iss` of caller tokens.
+    pub jwt_issuer: String,
+    /// Required `aud` of caller tokens.
+    pub jwt_audience: String,
+    /// HS256 secret that caller tokens are signed with (development).
+    pub jwt_hs256_secret: SecretString,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub jwt_leeway_s: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url: "sqlite://retract.db?mode=rwc".to_owned(),
+            database_max_connections: 10,
+            database_acquire_timeout_ms: 5_000,
+            sqlite_busy_timeout_ms: 5_000,
+            migrate_on_start: true,
+            log_format: LogFormat::Human,
+            log_filter: "info".to_owned(),
+            request_timeout_ms: 30_000,
+            concurrency_limit: 1_024,
+            shutdown_grace_ms: 10_000,
+            health_probe_interval_ms: 5_000,
+            health_probe_timeout_ms: 2_000,
+            cors_allowed_origins: Vec::new(),
+            jwt_issuer: "retract-dev".to_owned(),
+            jwt_audience: "retract".to_owned(),
+            jwt_hs256_secret: SecretString::from(DEVELOPMENT_JWT_SECRET),
+            jwt_leeway_s: 30,
+        }
+    }
+}
+
+/// Command-line flags and their environment variables. Unset flags leave the value of the
+/// earlier sources in place.
+#[derive(Debug, Default, Parser, Serialize)]
+#[command(
+    name = "retract-server",
+    version,
+    about = "retract: takes delivered email back out of Microsoft 365 mailboxes."
+)]
+pub struct Cli {
+    /// Optional TOML file with any of the settings below (keys as the flag names, with `_`).
+    #[arg(long, env = "RETRACT_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address of the gRPC port [default: 127.0.0.1:50051]
+    #[arg(long, env = "RETRACT_LISTEN_ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<SocketAddr>,
+    /// Database URL [default: sqlite://retract.db?mode=rwc]
+    #[arg(long, env = "RETRACT_DATABASE_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// PostgreSQL pool size [default: 10]
+    #[arg(long, env = "RETRACT_DATABASE_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_max_connections: Option<u32>,
+    /// Milliseconds a query waits for a connection [default: 5000]
+    #[arg(long, env = "RETRACT_DATABASE_ACQUIRE_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_acquire_timeout_ms: Option<u64>,
+    /// Milliseconds SQLite waits on another process's lock [default: 5000]
+    #[arg(long, env = "RETRACT_SQLITE_BUSY_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlite_busy_timeout_ms: Option<u64>,
+    /// Apply pending migrations on start [default: true]
+    #[arg(long, env = "RETRACT_MIGRATE_ON_START")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate_on_start: Option<bool>,
+    /// Log format [default: human]
+    #[arg(long, env = "RETRACT_LOG_FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `retract_server=debug,info` [default: info]
+    #[arg(long, env = "RETRACT_LOG_FILTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_filter: Option<String>,
+    /// Longest unary call in milliseconds [default: 30000]
+    #[arg(long, env = "RETRACT_REQUEST_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    /// Most calls served at once [default: 1024]
+    #[arg(long, env = "RETRACT_CONCURRENCY_LIMIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<usize>,
+    /// Milliseconds shutdown waits for open calls and streams [default: 10000]
+    #[arg(long, env = "RETRACT_SHUTDOWN_GRACE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_ms: Option<u64>,
+    /// Milliseconds between database health probes [default: 5000]
+    #[arg(long, env = "RETRACT_HEALTH_PROBE_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_probe_interval_ms: Option<u64>,
+    /// Milliseconds one database probe may take [default: 2000]
+    #[arg(long, env = "RETRACT_HEALTH_PROBE_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_probe_timeout_ms: Option<u64>,
+    /// Browser origin allowed over gRPC-Web; repeat the flag, or comma-separate in the variable
+    #[arg(long, env = "RETRACT_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cors_allowed_origins: Vec<String>,
+    /// Required `iss` of caller tokens [default: retract-dev]
+    #[arg(long, env = "RETRACT_JWT_ISSUER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of caller tokens [default: retract]
+    #[arg(long, env = "RETRACT_JWT_AUDIENCE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_audience: Option<String>,
+    /// HS256 secret of caller tokens [default: the public development key]
+    #[arg(long, env = "RETRACT_JWT_HS256_SECRET", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_hs256_secret: Option<String>,
+    /// Clock skew tolerated on token times, in seconds [default: 30]
+    #[arg(long, env = "RETRACT_JWT_LEEWAY_S")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_leeway_s: Option<u64>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Resolves the settings from the process's arguments and environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_cli(&Cli::parse())
+    }
+
+    /// Resolves the settings from parsed flags (and the TOML file they name).
+    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = &cli.config {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment
+            .merge(Serialized::defaults(cli))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// How to reach the database.
+    pub fn database(&self) -> DatabaseOptions {
+        DatabaseOptions {
+            url: self.database_url.clone(),
+            max_connections: self.database_max_connections,
+            acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
+            sqlite_busy_timeout: Duration::from_millis(self.sqlite_busy_timeout_ms),
+        }
+    }
+
+    /// How caller tokens are verified.
+    pub fn auth(&self) -> AuthSettings {
+        AuthSettings {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            hs256_secret: self.jwt_hs256_secret.clone(),
+            leeway: Duration::from_secs(self.jwt_leeway_s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    #[test]
+    fn defaults_serve_sqlite_on_localhost() {
+        let s = Settings::from_cli(&Cli::default()).unwrap();
+        assert_eq!(s.listen_addr, SocketAddr::from(([127, 0, 0, 1], 50051)));
+        assert_eq!(s.database_url, "sqlite://retract.db?mode=rwc");
+        assert!(s.migrate_on_start);
+        assert_eq!(s.jwt_hs256_secret.expose_secret(), DEVELOPMENT_JWT_SECRET);
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let mut file = tempfile_in_target("layering.toml");
+        writeln!(
+            file.1,
+            "listen_addr = \"127.0.0.1:6000\"\nlog_filter = \"debug\"\ncors_allowed_origins = [\"https://portal.example\"]"
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from([
+            "retract-server",
+            "--config",
+            file.0.to_str().unwrap(),
+            "--log-filter",
+            "warn",
+        ])
+        .unwrap();
+        let s = Settings::from_cli(&cli).unwrap();
+        assert_eq!(s.listen_addr.port(), 6000, "file beats default");
+        assert_eq!(s.log_filter, "warn", "flag beats file");
+        assert_eq!(s.cors_allowed_origins, ["https://portal.example"]);
+        assert_eq!(
+            s.request_timeout_ms, 30_000,
+            "untouched settings keep their default"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let mut file = tempfile_in_target("unknown.toml");
+        writeln!(file.1, "listen_adress = \"127.0.0.1:6000\"").unwrap();
+        let cli =
+            Cli::try_parse_from(["retract-server", "--config", file.0.to_str().unwrap()]).unwrap();
+        let err = Settings::from_cli(&cli).unwrap_err().to_string();
+        assert!(err.contains("listen_adress"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let s = Settings::default();
+        assert!(!format!("{s:?}").contains(DEVELOPMENT_JWT_SECRET));
+    }
+
+    fn tempfile_in_target(name: &str) -> (PathBuf, std::fs::File) {
+        let dir = std::env::temp_dir().join(format!("retract-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let file = std::fs::File::create(&path).unwrap();
+        (path, file)
+    }
+}

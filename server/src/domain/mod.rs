@@ -1,0 +1,32 @@
+//! Validated domain types. Input is parsed once at the edge (the `api` layer) into these types;
+//! nothing further in re-validates strings.
+
+mod audit;
+mod domain_name;
+mod page;
+mod tenant;
+
+pub use audit::{
+    AuditEntry, AuditEvent, AuditFilter, AuditOutcome, AuditSection, StoredAuditEntry,
+};
+pub use domain_name::DomainName;
+pub use page::{PageRequest, PageSize, PageToken};
+pub use tenant::{DisplayName, Domain, NewTenant, RetractStatus, Tenant, TenantId};
+
+/// Why a value was refused; the `api` layer pairs it with the offending field's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValidationError(pub String);
+
+impl ValidationError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// The current time, truncated to microseconds so that it reads back identically from
+/// PostgreSQL (microsecond precision) and SQLite (text).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}

@@ -1,0 +1,288 @@
+//! Building and running the server: [`Application::build`] connects, migrates and binds (port 0
+//! works, for tests); [`Application::run_until_stopped`] serves until the shutdown future
+//! resolves, then drains within the grace period.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use http::{HeaderName, HeaderValue};
+use retract_proto::v1::{
+    audit_service_server::AuditServiceServer, retract_service_server::RetractServiceServer,
+    tenant_service_server::TenantServiceServer,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tower_http::{
+    classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier},
+    cors::{AllowOrigin, CorsLayer},
+    trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+use crate::{
+    api::{AuditApi, RetractApi, TenantApi},
+    auth::{AuthLayer, JwtVerifier},
+    config::Settings,
+    health,
+    store::{Store, StoreError},
+};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Database(#[from] StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A setting is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The gRPC server failed.
+    #[error("server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    settings: Settings,
+    store: Store,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Application {
+    /// Connects to the database (creating an SQLite file if needed), migrates it unless told
+    /// not to, and binds the listen address.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let store = Store::connect(&settings.database()).await?;
+        if settings.migrate_on_start {
+            store.migrate().await?;
+        }
+        let listener = TcpListener::bind(settings.listen_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: settings.listen_addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.listen_addr,
+            source,
+        })?;
+        Ok(Self {
+            settings,
+            store,
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The database handle, for embedding programs (the demo) that seed data.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` resolves. Then health turns NOT_SERVING everywhere, streams are
+    /// told to end, and open calls get `shutdown_grace_ms` to finish before they are closed.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let Self {
+            settings,
+            store,
+            listener,
+            local_addr,
+        } = self;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        health::set_all(&reporter, ServingStatus::NotServing).await;
+        let probe_stop = CancellationToken::new();
+        let probe = tokio::spawn(health::follow_database(
+            store.clone(),
+            reporter.clone(),
+            Duration::from_millis(settings.health_probe_interval_ms),
+            Duration::from_millis(settings.health_probe_timeout_ms),
+            probe_stop.clone(),
+        ));
+
+        let reflection_v1 = reflection()
+            .build_v1()
+            .map_err(|e| StartupError::Config(format!("reflection: {e}")))?;
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
+            .map_err(|e| StartupError::Config(format!("reflection: {e}")))?;
+
+        let verifier = Arc::new(JwtVerifier::new(&settings.auth()));
+        let layers = tower::ServiceBuilder::new()
+            .layer(trace_layer())
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                settings.concurrency_limit.max(1),
+            ))
+            .layer(cors_layer(&settings.cors_allowed_origins)?)
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(AuthLayer::new(verifier))
+            .into_inner();
+
+        let stopping = CancellationToken::new();
+        let router = Server::builder()
+            .accept_http1(true)
+            .timeout(Duration::from_millis(settings.request_timeout_ms))
+            .layer(layers)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(TenantServiceServer::new(TenantApi::new(store.clone())))
+            .add_service(RetractServiceServer::new(RetractApi))
+            .add_service(AuditServiceServer::new(AuditApi::new(store.clone())));
+
+        let on_signal = {
+            let stopping = stopping.clone();
+            let reporter = reporter.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutdown requested: draining");
+                probe_stop.cancel();
+                if let Err(err) = probe.await {
+                    tracing::warn!(error = %err, "health probe task ended abnormally");
+                }
+                health::set_all(&reporter, ServingStatus::NotServing).await;
+                stopping.cancel();
+            }
+        };
+        tokio::spawn(on_signal);
+
+        tracing::info!(%local_addr, database = %redact_url(&settings.database_url), "retract-server listening");
+        let serve = router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            stopping.clone().cancelled_owned(),
+        );
+        let grace = Duration::from_millis(settings.shutdown_grace_ms);
+        let result = tokio::select! {
+            result = serve => result.map_err(StartupError::from),
+            () = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "grace period over: closing the remaining calls and streams");
+                Ok(())
+            }
+        };
+        store.close().await.ok();
+        tracing::info!("retract-server stopped");
+        result
+    }
+}
+
+/// Reflection over our services plus the `google.rpc` detail types and health, so that
+/// grpcurl can decode error details.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(retract_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Requests are traced at INFO; only server-side failures are logged as errors — a caller's
+/// INVALID_ARGUMENT or NOT_FOUND is not the server's fault.
+fn trace_layer() -> TraceLayer<SharedClassifier<GrpcErrorsAsFailures>> {
+    let caller_errors = [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::ResourceExhausted,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::Aborted,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unimplemented,
+        GrpcCode::Unauthenticated,
+    ];
+    let classifier = caller_errors.into_iter().fold(
+        GrpcErrorsAsFailures::new(),
+        GrpcErrorsAsFailures::with_success,
+    );
+    TraceLayer::new(SharedClassifier::new(classifier))
+        .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+        .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+        .on_failure(DefaultOnFailure::new().level(Level::ERROR))
+}
+
+/// gRPC-Web from browsers: only the configured origins, exposing the gRPC status headers.
+fn cors_layer(origins: &[String]) -> Result<CorsLayer, StartupError> {
+    let origins = origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o).map_err(|_| {
+                StartupError::Config(format!("CORS origin {o:?} is not a header value"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let expose = [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "x-request-id",
+    ]
+    .map(HeaderName::from_static);
+    let allow = [
+        "authorization",
+        "content-type",
+        "x-grpc-web",
+        "x-user-agent",
+        "grpc-timeout",
+        "x-request-id",
+    ]
+    .map(HeaderName::from_static);
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers(allow)
+        .expose_headers(expose)
+        .max_age(Duration::from_secs(3600)))
+}
+
+/// The database URL without a password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/retract"),
+            "postgres://app:***@db:5432/retract"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+        assert_eq!(
+            redact_url("sqlite://retract.db?mode=rwc"),
+            "sqlite://retract.db?mode=rwc"
+        );
+    }
+}

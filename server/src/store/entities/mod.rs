@@ -1,0 +1,5 @@
+//! sea-orm entities: the rows as stored. They never leave the `store` module.
+
+pub mod audit_event;
+pub mod domain;
+pub mod tenant;

@@ -1,0 +1,62 @@
+//! The store's one error type.
+
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named row does not exist (or is not visible to the tenant asking).
+    #[error("{resource} {id:?} not found")]
+    NotFound {
+        /// The kind of thing, e.g. "tenant".
+        resource: &'static str,
+        /// Its id as given.
+        id: String,
+    },
+    /// A row with this key exists already.
+    #[error("{resource} {id:?} already exists")]
+    AlreadyExists {
+        /// The kind of thing, e.g. "domain".
+        resource: &'static str,
+        /// Its id as given.
+        id: String,
+    },
+    /// The database could not be reached or gave no connection in time.
+    #[error("database unavailable")]
+    Unavailable(#[source] DbErr),
+    /// Any other database failure.
+    #[error("database error")]
+    Database(#[source] DbErr),
+    /// A stored value this version cannot read.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Classifies a database error: unreachable vs. anything else.
+    pub(crate) fn from_db(err: DbErr) -> Self {
+        match &err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(RuntimeErr::SqlxError(_)) => {
+                Self::Unavailable(err)
+            }
+            _ => Self::Database(err),
+        }
+    }
+
+    /// Maps a unique-constraint violation to `AlreadyExists`, anything else as [`Self::from_db`].
+    pub(crate) fn on_insert(resource: &'static str, id: &str) -> impl FnOnce(DbErr) -> Self {
+        move |err| match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Self::AlreadyExists {
+                resource,
+                id: id.to_owned(),
+            },
+            _ => Self::from_db(err),
+        }
+    }
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        Self::from_db(err)
+    }
+}

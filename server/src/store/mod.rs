@@ -1,0 +1,147 @@
+//! Persistence: the queries the rest of the server needs, over sea-orm, on SQLite (embedded
+//! default) or PostgreSQL (replicas). Domain types go in and come out; sea-orm models stay here.
+//!
+//! Every mutation that an administrator can see writes its audit event in the same transaction
+//! as the change ([`audit::insert`]).
+
+mod audit;
+mod domains;
+mod entities;
+mod error;
+mod tenants;
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    TransactionTrait,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+pub use error::StoreError;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    /// `sqlite://file.db?mode=rwc` or `postgres://user@host:port/db`.
+    pub url: String,
+    /// Pool size on PostgreSQL (SQLite always uses one connection: one writer, no `SQLITE_BUSY`).
+    pub max_connections: u32,
+    /// How long a query waits for a pooled connection before the database counts as unavailable.
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits for a lock held by another process.
+    pub sqlite_busy_timeout: Duration,
+}
+
+/// A page of a keyset-paginated listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items, in listing order.
+    pub items: Vec<T>,
+    /// Whether more items follow the last one.
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` fetched rows.
+    fn from_overfetch(mut items: Vec<T>, limit: u64) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Self { items, has_more }
+    }
+}
+
+/// The database handle shared by every request.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects (creating an SQLite file if missing). Does not migrate.
+    pub async fn connect(options: &DatabaseOptions) -> Result<Self, StoreError> {
+        let mut connect = ConnectOptions::new(options.url.clone());
+        connect
+            .acquire_timeout(options.acquire_timeout)
+            .connect_timeout(options.acquire_timeout)
+            .sqlx_logging(false);
+        if options.url.starts_with("sqlite:") {
+            let busy = options.sqlite_busy_timeout;
+            connect
+                .max_connections(1)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(move |o| {
+                    o.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .foreign_keys(true)
+                        .busy_timeout(busy)
+                });
+        } else {
+            // Migrations hold an advisory lock on one connection while running on another.
+            connect.max_connections(options.max_connections.max(2));
+        }
+        let db = Database::connect(connect)
+            .await
+            .map_err(StoreError::from_db)?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations (under an advisory lock on PostgreSQL).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        retract_migrations::migrate(&self.db)
+            .await
+            .map_err(StoreError::from_db)
+    }
+
+    /// Checks that the database can serve requests: on PostgreSQL a round trip; on SQLite that
+    /// the write lock can be taken (another process holding it would block every mutation).
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        match self.db.get_database_backend() {
+            DatabaseBackend::Sqlite => {
+                let txn = self.db.begin().await?;
+                txn.execute_unprepared("DELETE FROM tenants WHERE 1 = 0")
+                    .await?;
+                txn.rollback().await?;
+                Ok(())
+            }
+            _ => self.db.ping().await.map_err(StoreError::from_db),
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.db.close().await.map_err(StoreError::from_db)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+}
+
+/// Runs `f` in a transaction, committing on success and rolling back on error.
+async fn in_transaction<T, F>(db: &DatabaseConnection, f: F) -> Result<T, StoreError>
+where
+    F: for<'t> FnOnce(
+            &'t sea_orm::DatabaseTransaction,
+        ) -> futures::future::BoxFuture<'t, Result<T, StoreError>>
+        + Send,
+    T: Send,
+{
+    let txn = db.begin().await?;
+    match f(&txn).await {
+        Ok(value) => {
+            txn.commit().await?;
+            Ok(value)
+        }
+        Err(err) => {
+            txn.rollback().await.map_err(|e: DbErr| {
+                tracing::warn!(error = %e, "rollback failed after {err}");
+                StoreError::from_db(e)
+            })?;
+            Err(err)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Tenants.
+
+use futures::FutureExt as _;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::{Page, Store, StoreError, audit, entities::tenant, in_transaction};
+use crate::domain::{AuditEntry, DisplayName, NewTenant, PageRequest, Tenant, TenantId, now};
+
+impl Store {
+    /// Creates a tenant and writes `audit` with it. `AlreadyExists` when the id is taken.
+    pub async fn create_tenant(
+        &self,
+        new: NewTenant,
+        audit: AuditEntry,
+    ) -> Result<Tenant, StoreError> {
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let at = now();
+                let row = tenant::ActiveModel {
+                    tenant_id: Set(new.id.as_str().to_owned()),
+                    display_name: Set(new.display_name.as_str().to_owned()),
+                    microsoft_tenant_id: Set(None),
+                    created_at: Set(at),
+                    updated_at: Set(at),
+                };
+                let row = tenant::Entity::insert(row)
+                    .exec_with_returning(txn)
+                    .await
+                    .map_err(StoreError::on_insert("tenant", new.id.as_str()))?;
+                audit::insert(txn, audit).await?;
+                tenant_from_row(row)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// One tenant, or `NotFound`.
+    pub async fn get_tenant(&self, id: &TenantId) -> Result<Tenant, StoreError> {
+        tenant::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                resource: "tenant",
+                id: id.to_string(),
+            })
+            .and_then(tenant_from_row)
+    }
+
+    /// Tenants ordered by id, after the id `page.after`.
+    pub async fn list_tenants(
+        &self,
+        page: &PageRequest<String>,
+    ) -> Result<Page<Tenant>, StoreError> {
+        let mut query = tenant::Entity::find();
+        if let Some(after) = &page.after {
+            query = query.filter(tenant::Column::TenantId.gt(after.as_str()));
+        }
+        let rows = query
+            .order_by_asc(tenant::Column::TenantId)
+            .limit(page.size.get() + 1)
+            .all(&self.db)
+            .await?;
+        let tenants = rows
+            .into_iter()
+            .map(tenant_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok(Page::from_overfetch(tenants, page.size.get()))
+    }
+}
+
+fn tenant_from_row(row: tenant::Model) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        id: TenantId::parse(&row.tenant_id)
+            .map_err(|e| StoreError::Corrupt(format!("tenant id {:?}: {e}", row.tenant_id)))?,
+        display_name: DisplayName::parse(&row.display_name)
+            .map_err(|e| StoreError::Corrupt(format!("tenant display name: {e}")))?,
+        microsoft_tenant_id: row.microsoft_tenant_id,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
