@@ -36,12 +36,12 @@ impl Interceptor for BearerToken {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            if !request.metadata().contains_key("authorization") {
-                request
-                    .metadata_mut()
-                    .insert("authorization", token.clone());
-            }
+        if let Some(token) = &self.0
+            && !request.metadata().contains_key("authorization")
+        {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
         }
         Ok(request)
     }

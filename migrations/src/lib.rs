@@ -11,7 +11,8 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, TransactionTrait,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 mod m20261127_000001_tenants_domains_audit;
@@ -27,17 +28,27 @@ impl MigratorTrait for Migrator {
 }
 
 /// Key of the PostgreSQL advisory lock held while migrating ("retract" in ASCII).
-const MIGRATION_LOCK_KEY: i64 = 0x7265_7472_6163_74;
+const MIGRATION_LOCK_KEY: i64 = 0x0072_6574_7261_6374;
 
 /// Applies every pending migration.
 ///
-/// On PostgreSQL a transaction-scoped advisory lock is held on one pooled connection while the
-/// migrations run on others, so concurrent callers wait for the first and then find nothing to
-/// do. The pool therefore needs at least two connections. SQLite databases are embedded and
-/// owned by one process, so no lock is taken there.
+/// Concurrent callers (replicas starting together, an operator's `retract-migrate` beside a
+/// starting server) wait for the first and then find nothing to do:
+/// - on PostgreSQL a transaction-scoped advisory lock is held on one pooled connection while
+///   the migrations run on others (each in its own transaction), so the pool needs at least
+///   two connections;
+/// - on SQLite every migration runs inside one `BEGIN IMMEDIATE` transaction, which holds the
+///   database's write lock from its first statement.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    if db.get_database_backend() != DatabaseBackend::Postgres {
-        return Migrator::up(db, None).await;
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        let txn = db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?;
+        Migrator::up(&txn, None).await?;
+        return txn.commit().await;
     }
     let lock = db.begin().await?;
     lock.execute_unprepared(&format!(

@@ -13,8 +13,8 @@ mod tenants;
 use std::time::Duration;
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -82,9 +82,11 @@ impl Store {
             // Migrations hold an advisory lock on one connection while running on another.
             connect.max_connections(options.max_connections.max(2));
         }
-        let db = Database::connect(connect)
-            .await
-            .map_err(StoreError::from_db)?;
+        let db = if options.url.starts_with("sqlite:") {
+            connect_sqlite(connect, options.sqlite_busy_timeout).await?
+        } else {
+            Database::connect(connect).await?
+        };
         Ok(Self { db })
     }
 
@@ -96,7 +98,8 @@ impl Store {
     }
 
     /// Checks that the database can serve requests: on PostgreSQL a round trip; on SQLite that
-    /// the write lock can be taken (another process holding it would block every mutation).
+    /// the write lock can be taken within the busy timeout (another process holding it would
+    /// block every mutation, and every change here writes an audit event).
     pub async fn probe(&self) -> Result<(), StoreError> {
         match self.db.get_database_backend() {
             DatabaseBackend::Sqlite => {
@@ -121,16 +124,57 @@ impl Store {
     }
 }
 
+/// Connects to SQLite, retrying while another connection holds the lock that switching a new
+/// file to WAL needs (SQLite answers `SQLITE_BUSY` there without waiting on the busy timeout).
+async fn connect_sqlite(
+    options: ConnectOptions,
+    busy_timeout: Duration,
+) -> Result<DatabaseConnection, StoreError> {
+    let deadline = tokio::time::Instant::now() + busy_timeout;
+    loop {
+        match Database::connect(options.clone()).await {
+            Err(err) if is_sqlite_busy(&err) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other.map_err(StoreError::from_db),
+        }
+    }
+}
+
+fn is_sqlite_busy(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let sqlx_err = match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    matches!(&**sqlx_err, sqlx::Error::Database(db) if db.code().as_deref() == Some("5"))
+}
+
+/// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken
+/// up front (waiting up to the busy timeout), so a transaction that reads before it writes
+/// cannot fail with `SQLITE_BUSY` halfway when another process writes too.
+async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        db.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await
+    } else {
+        db.begin().await
+    }
+}
+
 /// Runs `f` in a transaction, committing on success and rolling back on error.
 async fn in_transaction<T, F>(db: &DatabaseConnection, f: F) -> Result<T, StoreError>
 where
     F: for<'t> FnOnce(
-            &'t sea_orm::DatabaseTransaction,
+            &'t DatabaseTransaction,
         ) -> futures::future::BoxFuture<'t, Result<T, StoreError>>
         + Send,
     T: Send,
 {
-    let txn = db.begin().await?;
+    let txn = begin(db).await?;
     match f(&txn).await {
         Ok(value) => {
             txn.commit().await?;

@@ -1,1 +1,33 @@
-//! retract-e2e
+//! retract's end-to-end tests, in one test binary (each extra binary costs a link of the
+//! whole server).
+//!
+//! # Layout
+//! - [`db`]: a fresh database per test — an SQLite file in a temporary folder, or a PostgreSQL
+//!   database copied from a migrated template — and a way to take it away (outages).
+//! - [`app`]: [`app::TestApp`], the server library on 127.0.0.1:0 against such a database,
+//!   called through `retract-client` with development tokens.
+//! - [`backends`]: the [`on_both_backends!`] macro: one test body, run on SQLite and on
+//!   PostgreSQL. With `RETRACT_TEST_POSTGRES_URL` unset the PostgreSQL half skips loudly; set,
+//!   an unreachable server fails the test. Each finished body appends a line to
+//!   `RETRACT_TEST_RUN_LOG` (if set) so CI can count what ran on each backend.
+//! - test modules (under `cfg(test)`), named after the product's stories.
+
+pub mod app;
+pub mod backends;
+pub mod db;
+pub mod status;
+
+#[cfg(test)]
+mod audit_trail;
+#[cfg(test)]
+mod callers;
+#[cfg(test)]
+mod domains;
+#[cfg(test)]
+mod migrations;
+#[cfg(test)]
+mod operations;
+#[cfg(test)]
+mod tenants;
+#[cfg(test)]
+mod unbuilt;

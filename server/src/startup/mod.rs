@@ -2,7 +2,11 @@
 //! works, for tests); [`Application::run_until_stopped`] serves until the shutdown future
 //! resolves, then drains within the grace period.
 
+mod severable;
+
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use futures::StreamExt as _;
 
 use http::{HeaderName, HeaderValue};
 use retract_proto::v1::{
@@ -165,10 +169,20 @@ impl Application {
         tokio::spawn(on_signal);
 
         tracing::info!(%local_addr, database = %redact_url(&settings.database_url), "retract-server listening");
-        let serve = router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            stopping.clone().cancelled_owned(),
-        );
+        let sever = CancellationToken::new();
+        let incoming = {
+            let sever = sever.clone();
+            TcpListenerStream::new(listener).map(move |accepted| {
+                accepted.map(|tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+                    }
+                    severable::Severable::new(tcp, &sever)
+                })
+            })
+        };
+        let serve =
+            router.serve_with_incoming_shutdown(incoming, stopping.clone().cancelled_owned());
         let grace = Duration::from_millis(settings.shutdown_grace_ms);
         let result = tokio::select! {
             result = serve => result.map_err(StartupError::from),
@@ -177,6 +191,8 @@ impl Application {
                 Ok(())
             }
         };
+        // Connections run in their own tasks; cut whatever is still open.
+        sever.cancel();
         store.close().await.ok();
         tracing::info!("retract-server stopped");
         result

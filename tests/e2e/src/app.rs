@@ -1,0 +1,154 @@
+//! [`TestApp`]: the server library on 127.0.0.1:0 against a fresh database.
+
+use std::{net::SocketAddr, time::Duration};
+
+use retract_client::{Client, DevToken, pb};
+use retract_server::{Application, Settings, StartupError};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use crate::db::{Backend, Outage, TestDb};
+
+/// A running server and the database it owns.
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    client: Client,
+    db: TestDb,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<Result<(), StartupError>>,
+}
+
+/// Settings tuned for tests: port 0, fast health probes, short grace.
+pub fn test_settings(database_url: &str) -> Settings {
+    Settings {
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: database_url.to_owned(),
+        database_max_connections: 4,
+        database_acquire_timeout_ms: 2_000,
+        sqlite_busy_timeout_ms: 100,
+        health_probe_interval_ms: 50,
+        health_probe_timeout_ms: 1_000,
+        shutdown_grace_ms: 1_000,
+        cors_allowed_origins: vec!["https://portal.example".to_owned()],
+        ..Settings::default()
+    }
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database of `backend`.
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts a server on a fresh database of `backend`, after `adjust` changes its settings.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDb::migrated(backend).await;
+        let mut settings = test_settings(&db.url);
+        adjust(&mut settings);
+        let app = Application::build(settings).await.expect("server builds");
+        let addr = app.local_addr();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            stopped.await.ok();
+        }));
+        let client = Client::connect(format!("http://{addr}"))
+            .await
+            .expect("connect to the test server");
+        Self {
+            addr,
+            client,
+            db,
+            shutdown,
+            server,
+        }
+    }
+
+    /// A client without a token.
+    pub fn anonymous(&self) -> Client {
+        self.client.anonymous()
+    }
+
+    /// A client calling with `token`.
+    pub fn with_token(&self, token: &DevToken) -> Client {
+        self.client
+            .with_token(&token.mint().expect("mint token"))
+            .expect("token is ASCII")
+    }
+
+    /// The platform service (all tenants, every permission), as the admin portal backend calls.
+    pub fn service(&self) -> Client {
+        self.with_token(&DevToken::service("portal-backend").all_permissions())
+    }
+
+    /// A human administrator of `tenant` with every permission.
+    pub fn admin(&self, email: &str, tenant: &str) -> Client {
+        self.with_token(&DevToken::admin(email, tenant).all_permissions())
+    }
+
+    /// Creates a tenant through the API as the platform service.
+    pub async fn create_tenant(&self, tenant_id: &str) -> pb::Tenant {
+        self.service()
+            .tenants()
+            .create_tenant(pb::CreateTenantRequest {
+                tenant_id: tenant_id.to_owned(),
+                display_name: format!("{tenant_id} Ltd"),
+            })
+            .await
+            .expect("create tenant")
+            .into_inner()
+            .tenant
+            .expect("tenant in response")
+    }
+
+    /// Registers a domain through the API as the platform service.
+    pub async fn add_domain(&self, tenant_id: &str, domain: &str) -> pb::Domain {
+        self.service()
+            .tenants()
+            .add_domain(pb::AddDomainRequest {
+                tenant_id: tenant_id.to_owned(),
+                domain: domain.to_owned(),
+            })
+            .await
+            .expect("add domain")
+            .into_inner()
+            .domain
+            .expect("domain in response")
+    }
+
+    /// A tenant's audit events, newest first (one page of up to 1000).
+    pub async fn audit_events(&self, tenant_id: &str) -> Vec<pb::AuditEvent> {
+        self.service()
+            .audit()
+            .list_audit_events(pb::ListAuditEventsRequest {
+                tenant_id: tenant_id.to_owned(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("list audit events")
+            .into_inner()
+            .events
+    }
+
+    /// Takes the database away from the server until the outage ends.
+    pub async fn database_outage(&self) -> Outage {
+        self.db.outage().await
+    }
+
+    /// Asks the server to stop, waits for it (failing the test if it does not stop within
+    /// `limit`), and removes its database.
+    pub async fn stop_within(self, limit: Duration) {
+        self.shutdown.send(()).ok();
+        tokio::time::timeout(limit, self.server)
+            .await
+            .expect("server stops within the limit")
+            .expect("server task does not panic")
+            .expect("server stops cleanly");
+        self.db.drop_database().await;
+    }
+
+    /// Stops the server and removes its database.
+    pub async fn stop(self) {
+        self.stop_within(Duration::from_secs(10)).await;
+    }
+}

@@ -1,0 +1,58 @@
+//! Running one test body on both database backends.
+
+use std::{future::Future, io::Write as _};
+
+use crate::db::Backend;
+
+/// Runs `body` on `backend` and records that it ran. The PostgreSQL half is skipped (with a
+/// message) only when `RETRACT_TEST_POSTGRES_URL` is unset.
+pub async fn run_on<F, Fut>(backend: Backend, name: &str, body: F)
+where
+    F: FnOnce(Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if backend == Backend::Postgres && crate::db::postgres_admin_url().is_none() {
+        eprintln!("skipped {name} on PostgreSQL: RETRACT_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    body(backend).await;
+    if let Ok(path) = std::env::var("RETRACT_TEST_RUN_LOG") {
+        let line = format!("{} {name}\n", backend.name());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open RETRACT_TEST_RUN_LOG {path}: {e}"));
+        file.write_all(line.as_bytes())
+            .expect("append to RETRACT_TEST_RUN_LOG");
+    }
+}
+
+/// Declares, for each named `async fn name(backend: Backend)`, a module `name` with two tests,
+/// `sqlite` and `postgres`, that run it on each backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $crate::backends::run_on(
+                    $crate::db::Backend::Sqlite,
+                    concat!(module_path!(), "::", stringify!($test)),
+                    super::$test,
+                )
+                .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $crate::backends::run_on(
+                    $crate::db::Backend::Postgres,
+                    concat!(module_path!(), "::", stringify!($test)),
+                    super::$test,
+                )
+                .await;
+            }
+        }
+    )+};
+}

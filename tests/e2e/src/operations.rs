@@ -1,0 +1,281 @@
+//! What operators see: health that follows the database and shutdown, reflection for grpcurl,
+//! gRPC-Web for browsers, and a shutdown that does not hang on open streams.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::{v1, v1alpha};
+
+use crate::{app::TestApp, db::Backend, on_both_backends};
+
+on_both_backends!(
+    health_reports_every_service_serving_without_a_token,
+    health_follows_the_database_through_an_outage,
+    shutdown_reports_not_serving_and_ends_open_streams_within_the_grace_period,
+    reflection_lists_all_three_services_over_v1_and_v1alpha,
+    browsers_reach_the_service_over_grpc_web_from_allowed_origins_only,
+);
+
+const SERVICES: [&str; 4] = [
+    "",
+    "retract.v1.TenantService",
+    "retract.v1.RetractService",
+    "retract.v1.AuditService",
+];
+
+async fn health_reports_every_service_serving_without_a_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut health = HealthClient::new(app.anonymous().channel());
+    for service in SERVICES {
+        let status = wait_for(&mut health, service, ServingStatus::Serving).await;
+        assert_eq!(status, ServingStatus::Serving, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "retract.v1.Nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    app.stop().await;
+}
+
+async fn health_follows_the_database_through_an_outage(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut health = HealthClient::new(app.anonymous().channel());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "retract.v1.TenantService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    next_status_until(&mut watch, ServingStatus::Serving).await;
+
+    let outage = app.database_outage().await;
+    next_status_until(&mut watch, ServingStatus::NotServing).await;
+    let overall = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status();
+    assert_eq!(
+        overall,
+        ServingStatus::NotServing,
+        "the overall status follows too"
+    );
+
+    outage.end().await;
+    next_status_until(&mut watch, ServingStatus::Serving).await;
+    app.create_tenant("after-outage").await;
+    app.stop().await;
+}
+
+async fn shutdown_reports_not_serving_and_ends_open_streams_within_the_grace_period(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let mut health = HealthClient::new(app.anonymous().channel());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    next_status_until(&mut watch, ServingStatus::Serving).await;
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(Ok(update)) = watch.next().await {
+            seen.push(update.status());
+        }
+        seen
+    });
+    // The grace period is 1 s; the open Watch stream must not hold the server longer.
+    app.stop_within(Duration::from_secs(10)).await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), watcher)
+        .await
+        .expect("the watch stream ends once the server is gone")
+        .unwrap();
+    assert!(seen.contains(&ServingStatus::NotServing), "saw {seen:?}");
+}
+
+async fn reflection_lists_all_three_services_over_v1_and_v1alpha(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let channel = app.anonymous().channel();
+
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tx.send(v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    })
+    .await
+    .unwrap();
+    tx.send(v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "google.rpc.BadRequest".into(),
+            ),
+        ),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    let mut responses = v1::server_reflection_client::ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list")
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for service in &SERVICES[1..] {
+        assert!(
+            names.iter().any(|n| n == service),
+            "{service} missing from {names:?}"
+        );
+    }
+    let Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("google.rpc.BadRequest is resolvable, so grpcurl can print error details")
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    })
+    .await
+    .unwrap();
+    drop(tx);
+    let mut responses = v1alpha::server_reflection_client::ServerReflectionClient::new(channel)
+        .server_reflection_info(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list over v1alpha")
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for service in &SERVICES[1..] {
+        assert!(
+            names.iter().any(|n| n == service),
+            "{service} missing from v1alpha {names:?}"
+        );
+    }
+    app.stop().await;
+}
+
+async fn browsers_reach_the_service_over_grpc_web_from_allowed_origins_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let http = reqwest::Client::builder().http1_only().build().unwrap();
+    let url = format!("http://{}/grpc.health.v1.Health/Check", app.addr);
+
+    // An empty HealthCheckRequest in one gRPC-Web frame: flag 0, length 0.
+    let response = http
+        .post(&url)
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("origin", "https://portal.example")
+        .body(vec![0u8, 0, 0, 0, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://portal.example"
+    );
+    let body = response.bytes().await.unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("grpc-status:0"),
+        "trailers in the body: {text:?}"
+    );
+
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-grpc-web,authorization",
+            )
+            .send()
+    };
+    let allowed = preflight("https://portal.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://portal.example"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "other origins get no CORS grant"
+    );
+    app.stop().await;
+}
+
+/// Polls Check until `service` reports `wanted` (the first probe runs right after start).
+async fn wait_for(
+    health: &mut HealthClient<tonic::transport::Channel>,
+    service: &str,
+    wanted: ServingStatus,
+) -> ServingStatus {
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    next_status_until(&mut watch, wanted).await;
+    health
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status()
+}
+
+/// Reads a Watch stream until it reports `wanted`, failing after 20 s.
+async fn next_status_until(
+    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    wanted: ServingStatus,
+) {
+    let reached = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(update) = watch.next().await {
+            if update.expect("watch stream").status() == wanted {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(reached, Ok(true), "health never reported {wanted:?}");
+}

@@ -1,0 +1,140 @@
+//! Capabilities of later issues answer UNIMPLEMENTED, naming what is missing.
+
+use retract_client::pb;
+use tonic::{Code, Status};
+
+use crate::{app::TestApp, db::Backend, on_both_backends, status::failure};
+
+on_both_backends!(grants_and_retracts_answer_unimplemented_naming_the_capability);
+
+async fn grants_and_retracts_answer_unimplemented_naming_the_capability(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let c = app.service();
+    let outcomes: Vec<(&str, Status)> = vec![
+        (
+            "StartGrant",
+            c.tenants()
+                .start_grant(pb::StartGrantRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "CompleteGrant",
+            c.tenants()
+                .complete_grant(pb::CompleteGrantRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "GetGrant",
+            c.tenants()
+                .get_grant(pb::GetGrantRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "VerifyDomains",
+            c.tenants()
+                .verify_domains(pb::VerifyDomainsRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "RecordDelivery",
+            c.retract()
+                .record_delivery(pb::RecordDeliveryRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "RecordDeliveries",
+            c.retract()
+                .record_deliveries(pb::RecordDeliveriesRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "SearchDeliveries",
+            c.retract()
+                .search_deliveries(pb::SearchDeliveriesRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "GetRetractOptions",
+            c.retract()
+                .get_retract_options(pb::GetRetractOptionsRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "Retract",
+            c.retract()
+                .retract(pb::RetractRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "StartRetract",
+            c.retract()
+                .start_retract(pb::StartRetractRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "WatchRetract",
+            c.retract()
+                .watch_retract(pb::WatchRetractRequest::default())
+                .await
+                .map(|_| ())
+                .unwrap_err(),
+        ),
+        (
+            "GetRetractJob",
+            c.retract()
+                .get_retract_job(pb::GetRetractJobRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "ListRetractJobs",
+            c.retract()
+                .list_retract_jobs(pb::ListRetractJobsRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+        (
+            "CancelRetractJob",
+            c.retract()
+                .cancel_retract_job(pb::CancelRetractJobRequest::default())
+                .await
+                .unwrap_err(),
+        ),
+    ];
+    for (rpc, status) in outcomes {
+        let f = failure(&status);
+        assert_eq!(
+            (f.code, f.reason.as_str()),
+            (Code::Unimplemented, "NOT_IMPLEMENTED"),
+            "{rpc}"
+        );
+        assert!(
+            f.message.contains("issue #"),
+            "{rpc} names the missing capability: {}",
+            f.message
+        );
+    }
+    let anonymous = app
+        .anonymous()
+        .retract()
+        .start_retract(pb::StartRetractRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        anonymous.code(),
+        Code::Unauthenticated,
+        "unbuilt RPCs are still behind authentication"
+    );
+    app.stop().await;
+}
