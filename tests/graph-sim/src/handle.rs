@@ -1,0 +1,430 @@
+//! The Rust API: [`GraphSimBuilder`] seeds and starts a simulator, [`GraphSim`] is the running
+//! simulator that tests read from and steer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::{BaseUrls, Sim};
+use crate::identity::issue;
+use crate::identity::tokens::SigningError;
+use crate::record::{RequestRecord, Service, ThrottleEvent};
+use crate::seed::{App, Fixture, Folder, Mail, PlacedMessage, Tenant};
+use crate::settings::{FaultSettings, LatencySettings, Limits, Settings, SignIn};
+use crate::state::{MailboxMessage, SeedError};
+
+/// Every folder of one mailbox with its messages.
+pub type MailboxContents = BTreeMap<Folder, Vec<MailboxMessage>>;
+
+/// Why the simulator did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("inconsistent seed: {0}")]
+    Seed(#[from] SeedError),
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+}
+
+/// Why a token could not be minted through the handle.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("no tenant {0}")]
+    UnknownTenant(String),
+    #[error("no app {0}")]
+    UnknownApp(String),
+    #[error("no user {0}")]
+    UnknownUser(String),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+}
+
+/// Seeds and configures a simulator; [`GraphSimBuilder::start`] runs it.
+#[derive(Debug, Clone, Default)]
+pub struct GraphSimBuilder {
+    fixture: Fixture,
+    settings: Settings,
+    rng_seed: Option<u64>,
+    single_port: bool,
+}
+
+impl GraphSimBuilder {
+    /// Replaces the whole seed.
+    pub fn fixture(mut self, fixture: Fixture) -> Self {
+        self.fixture = fixture;
+        self
+    }
+
+    /// Adds everything in a JSON fixture to the seed.
+    pub fn fixture_json(mut self, json: &str) -> Result<Self, serde_json::Error> {
+        let more = Fixture::from_json(json)?;
+        self.fixture.apps.extend(more.apps);
+        self.fixture.tenants.extend(more.tenants);
+        self.fixture.mails.extend(more.mails);
+        self.fixture.messages.extend(more.messages);
+        Ok(self)
+    }
+
+    pub fn app(mut self, app: App) -> Self {
+        self.fixture.apps.push(app);
+        self
+    }
+
+    pub fn tenant(mut self, tenant: Tenant) -> Self {
+        self.fixture.tenants.push(tenant);
+        self
+    }
+
+    /// Delivers a mail (sender's copy in `sentitems`, recipients' in `inbox`).
+    pub fn mail(mut self, mail: Mail) -> Self {
+        self.fixture.mails.push(mail);
+        self
+    }
+
+    /// Places one message copy in one folder.
+    pub fn message(mut self, message: PlacedMessage) -> Self {
+        self.fixture.messages.push(message);
+        self
+    }
+
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.settings.limits = limits;
+        self
+    }
+
+    pub fn latency(mut self, latency: LatencySettings) -> Self {
+        self.settings.latency = latency;
+        self
+    }
+
+    pub fn faults(mut self, faults: FaultSettings) -> Self {
+        self.settings.faults = faults;
+        self
+    }
+
+    /// What authorize / adminconsent do (default: decline).
+    pub fn sign_in(mut self, sign_in: SignIn) -> Self {
+        self.settings.sign_in = sign_in;
+        self
+    }
+
+    /// Lifetime of issued tokens (whole seconds in the token; 0 issues expired tokens).
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.settings.token_lifetime_ms = lifetime.as_millis() as u64;
+        self
+    }
+
+    pub fn page_size(mut self, size: usize) -> Self {
+        self.settings.page_size = size;
+        self
+    }
+
+    /// Seeds the random generator (fault draws, jitter, batch order, codes) for reproducible runs.
+    pub fn rng_seed(mut self, seed: u64) -> Self {
+        self.rng_seed = Some(seed);
+        self
+    }
+
+    /// Serves Graph and the identity platform on one port instead of two.
+    pub fn single_port(mut self) -> Self {
+        self.single_port = true;
+        self
+    }
+
+    /// Starts on free ports of 127.0.0.1.
+    pub async fn start(self) -> Result<GraphSim, StartError> {
+        self.start_on(0, 0).await
+    }
+
+    /// Starts on the given ports of 127.0.0.1 (0 = any free port; `login_port` is ignored with
+    /// [`GraphSimBuilder::single_port`]).
+    pub async fn start_on(self, graph_port: u16, login_port: u16) -> Result<GraphSim, StartError> {
+        let sim = Arc::new(Sim::new(self.fixture, self.settings, self.rng_seed)?);
+        let bind = |port: u16| async move {
+            TcpListener::bind(("127.0.0.1", port))
+                .await
+                .map_err(|source| StartError::Bind { port, source })
+        };
+        let local = |listener: &TcpListener, port: u16| {
+            listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { port, source })
+        };
+        let shutdown = CancellationToken::new();
+        let graph_listener = bind(graph_port).await?;
+        let graph_addr = local(&graph_listener, graph_port)?;
+        let graph_router =
+            crate::graph::router(sim.clone()).merge(crate::admin::router(sim.clone()));
+        let login_addr = if self.single_port {
+            let router = graph_router.merge(crate::identity::router(sim.clone()));
+            tokio::spawn(crate::server::serve(
+                graph_listener,
+                router,
+                shutdown.clone(),
+            ));
+            graph_addr
+        } else {
+            let login_listener = bind(login_port).await?;
+            let login_addr = local(&login_listener, login_port)?;
+            let login_router: Router =
+                crate::identity::router(sim.clone()).merge(crate::admin::router(sim.clone()));
+            tokio::spawn(crate::server::serve(
+                graph_listener,
+                graph_router,
+                shutdown.clone(),
+            ));
+            tokio::spawn(crate::server::serve(
+                login_listener,
+                login_router,
+                shutdown.clone(),
+            ));
+            login_addr
+        };
+        sim.set_urls(BaseUrls {
+            graph: format!("http://{graph_addr}"),
+            login: format!("http://{login_addr}"),
+        });
+        Ok(GraphSim {
+            sim,
+            shutdown,
+            graph_addr,
+            login_addr,
+        })
+    }
+}
+
+/// A running simulator. Dropping it stops the listeners.
+pub struct GraphSim {
+    sim: Arc<Sim>,
+    shutdown: CancellationToken,
+    graph_addr: SocketAddr,
+    login_addr: SocketAddr,
+}
+
+impl Drop for GraphSim {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl GraphSim {
+    pub fn builder() -> GraphSimBuilder {
+        GraphSimBuilder::default()
+    }
+
+    /// `http://127.0.0.1:{port}`; the service appends `/v1.0/…`.
+    pub fn graph_base_url(&self) -> String {
+        format!("http://{}", self.graph_addr)
+    }
+
+    /// `http://127.0.0.1:{port}`; the service appends `/{tenant}/oauth2/v2.0/token` etc.
+    pub fn login_base_url(&self) -> String {
+        format!("http://{}", self.login_addr)
+    }
+
+    pub fn graph_addr(&self) -> SocketAddr {
+        self.graph_addr
+    }
+
+    pub fn login_addr(&self) -> SocketAddr {
+        self.login_addr
+    }
+
+    /// Every request (Graph, `$batch` sub-requests and identity platform) in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.sim.recorder.requests()
+    }
+
+    /// Only the Graph requests.
+    pub fn graph_requests(&self) -> Vec<RequestRecord> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.service == Service::Graph)
+            .collect()
+    }
+
+    /// Requests dropped from the log because `max_recorded_requests` was reached.
+    pub fn dropped_records(&self) -> u64 {
+        self.sim.recorder.dropped()
+    }
+
+    /// Every 429 (and injected throttle) the simulator sent.
+    pub fn throttle_events(&self) -> Vec<ThrottleEvent> {
+        self.sim.recorder.throttles()
+    }
+
+    /// Most concurrent requests seen against one mailbox (any address, UPN or id of its user),
+    /// counting the ones that were throttled.
+    pub fn peak_concurrency(&self, mailbox: &str) -> usize {
+        let Some(mail) = self.primary_address(mailbox) else {
+            return 0;
+        };
+        self.sim.peak_concurrency().get(&mail).copied().unwrap_or(0)
+    }
+
+    /// Peak concurrency of every mailbox that was called, by primary address (lower case).
+    pub fn peak_concurrency_by_mailbox(&self) -> HashMap<String, usize> {
+        self.sim.peak_concurrency()
+    }
+
+    fn primary_address(&self, key: &str) -> Option<String> {
+        self.sim
+            .world
+            .read()
+            .directory
+            .user_by_any(key)
+            .map(|u| u.mail.to_ascii_lowercase())
+    }
+
+    /// Every folder of a mailbox (any address, UPN or id of its user).
+    pub fn mailbox(&self, key: &str) -> Option<MailboxContents> {
+        let world = self.sim.world.read();
+        let user = world.directory.user_by_any(key)?;
+        world.contents(&user.id)
+    }
+
+    /// The messages in one folder of a mailbox (empty for an unknown mailbox).
+    pub fn messages_in(&self, key: &str, folder: Folder) -> Vec<MailboxMessage> {
+        self.mailbox(key)
+            .and_then(|mut c| c.remove(&folder))
+            .unwrap_or_default()
+    }
+
+    /// The object id of a user (any address or UPN).
+    pub fn user_id(&self, key: &str) -> Option<String> {
+        self.sim
+            .world
+            .read()
+            .directory
+            .user_by_any(key)
+            .map(|u| u.id.clone())
+    }
+
+    /// Whether an administrator of `tenant` (id or domain) consented to `client_id`.
+    pub fn has_consent(&self, tenant: &str, client_id: &str) -> bool {
+        self.sim
+            .world
+            .read()
+            .directory
+            .tenant(tenant)
+            .is_some_and(|t| t.consents.contains(client_id))
+    }
+
+    /// Delivers a mail now.
+    pub fn deliver(&self, mail: &Mail) {
+        self.sim.world.write().deliver(mail);
+    }
+
+    /// Back to the seed and the start settings; logs, throttling state and grants cleared.
+    pub fn reset(&self) -> Result<(), SeedError> {
+        self.sim.reset()
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.sim.settings.read().clone()
+    }
+
+    /// Changes settings in place.
+    pub fn update_settings(&self, change: impl FnOnce(&mut Settings)) {
+        change(&mut self.sim.settings.write());
+    }
+
+    pub fn set_latency(&self, latency: LatencySettings) {
+        self.update_settings(|s| s.latency = latency);
+    }
+
+    pub fn set_faults(&self, faults: FaultSettings) {
+        self.update_settings(|s| s.faults = faults);
+    }
+
+    pub fn set_limits(&self, limits: Limits) {
+        self.update_settings(|s| s.limits = limits);
+    }
+
+    pub fn set_sign_in(&self, sign_in: SignIn) {
+        self.update_settings(|s| s.sign_in = sign_in);
+    }
+
+    /// Every Graph call gets 429 for `duration`.
+    pub fn start_throttle_storm(&self, duration: Duration) {
+        self.sim.chaos.start_storm(Instant::now(), duration);
+    }
+
+    pub fn stop_throttle_storm(&self) {
+        self.sim.chaos.stop_storm();
+    }
+
+    /// Moves the token clock forward (tokens issued before expire sooner).
+    pub fn advance_clock(&self, by: Duration) {
+        self.sim.advance_clock(by.as_secs() as i64);
+    }
+
+    /// Mints an app-only token as the token endpoint would (no consent check), valid for
+    /// `lifetime_secs` (0 or negative: already expired).
+    pub fn app_token(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        lifetime_secs: i64,
+    ) -> Result<String, MintError> {
+        let (tenant_id, app) = {
+            let world = self.sim.world.read();
+            let tenant_id = world
+                .directory
+                .tenant(tenant)
+                .map(|t| t.id.clone())
+                .ok_or_else(|| MintError::UnknownTenant(tenant.to_owned()))?;
+            let app = world
+                .directory
+                .app(client_id)
+                .cloned()
+                .ok_or_else(|| MintError::UnknownApp(client_id.to_owned()))?;
+            (tenant_id, app)
+        };
+        Ok(issue::app_token(
+            &self.sim,
+            &tenant_id,
+            &app,
+            lifetime_secs,
+        )?)
+    }
+
+    /// Mints a delegated token for `user` with the app's delegated permissions.
+    pub fn user_token(
+        &self,
+        user: &str,
+        client_id: &str,
+        lifetime_secs: i64,
+    ) -> Result<String, MintError> {
+        let (user, app) = {
+            let world = self.sim.world.read();
+            let user = world
+                .directory
+                .user_by_any(user)
+                .cloned()
+                .ok_or_else(|| MintError::UnknownUser(user.to_owned()))?;
+            let app = world
+                .directory
+                .app(client_id)
+                .cloned()
+                .ok_or_else(|| MintError::UnknownApp(client_id.to_owned()))?;
+            (user, app)
+        };
+        Ok(issue::user_token(
+            &self.sim,
+            &user,
+            &app,
+            &app.delegated_permissions,
+            lifetime_secs,
+        )?)
+    }
+}

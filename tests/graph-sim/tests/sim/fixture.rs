@@ -1,0 +1,115 @@
+//! Seeding from JSON, reset, and reading state back.
+
+use graph_sim::{Folder, GraphSim};
+use reqwest::StatusCode;
+
+use crate::support::{app_token, contoso, find, http, world};
+
+const FIXTURE: &str = r#"{
+  "apps": [{ "client_id": "app-1", "client_secret": "s-1" }],
+  "tenants": [{
+    "id": "11111111-2222-4333-8444-555555555555",
+    "display_name": "Tailspin",
+    "domains": [{ "name": "tailspin.com" }],
+    "consented_apps": ["app-1"],
+    "users": [
+      { "user_principal_name": "ann@tailspin.com", "aliases": ["a@tailspin.com"] },
+      { "user_principal_name": "ben@tailspin.com", "mailbox": "not_enabled" }
+    ]
+  }],
+  "mails": [{ "internet_message_id": "<x@tailspin.com>", "from": "ben@tailspin.com", "to": ["ann@tailspin.com"], "copies": 2 }],
+  "messages": [{ "mailbox": "ann@tailspin.com", "folder": "deleteditems", "internet_message_id": "<old@tailspin.com>" }]
+}"#;
+
+#[tokio::test]
+async fn json_fixture_seeds_tenants_users_and_mail() {
+    let sim = GraphSim::builder()
+        .fixture_json(FIXTURE)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(sim.messages_in("a@tailspin.com", Folder::Inbox).len(), 2);
+    assert_eq!(
+        sim.messages_in("ann@tailspin.com", Folder::DeletedItems)
+            .len(),
+        1
+    );
+    assert_eq!(
+        sim.messages_in("ben@tailspin.com", Folder::SentItems).len(),
+        1
+    );
+    let response = http()
+        .post(format!(
+            "{}/tailspin.com/oauth2/v2.0/token",
+            sim.login_base_url()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "app-1"),
+            ("client_secret", "s-1"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn reset_restores_the_seed_and_clears_the_log() {
+    let sim = world().start().await.unwrap();
+    let token = app_token(&sim, contoso().id()).await;
+    let ids = find(&sim, &token, "alice@contoso.com", "<first@contoso.com>").await;
+    let deleted = http()
+        .delete(format!(
+            "{}/v1.0/users/alice@contoso.com/messages/{}",
+            sim.graph_base_url(),
+            ids[0]
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(
+        sim.messages_in("alice@contoso.com", Folder::Inbox)
+            .is_empty()
+    );
+    sim.reset().unwrap();
+    assert_eq!(sim.messages_in("alice@contoso.com", Folder::Inbox).len(), 1);
+    assert!(sim.requests().is_empty());
+}
+
+#[tokio::test]
+async fn request_log_names_tenant_mailbox_status_and_times() {
+    let sim = world().start().await.unwrap();
+    let token = app_token(&sim, contoso().id()).await;
+    find(&sim, &token, "alice@contoso.com", "<first@contoso.com>").await;
+    let graph = sim.graph_requests();
+    assert_eq!(graph.len(), 1);
+    let record = &graph[0];
+    assert_eq!(record.method, "GET");
+    assert_eq!(record.path, "/v1.0/users/alice@contoso.com/messages");
+    assert!(
+        record
+            .query
+            .as_deref()
+            .unwrap()
+            .contains("internetMessageId")
+    );
+    assert_eq!(record.tenant.as_deref(), Some(contoso().id()));
+    assert_eq!(record.mailbox.as_deref(), Some("alice@contoso.com"));
+    assert_eq!(record.status, Some(200));
+    assert!(record.finished >= record.started);
+    assert_eq!(sim.peak_concurrency("alice@contoso.com"), 1);
+    let admin: serde_json::Value = http()
+        .get(format!("{}/_sim/requests", sim.graph_base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(admin.as_array().unwrap().len(), 2);
+}
