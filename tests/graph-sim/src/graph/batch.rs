@@ -157,11 +157,10 @@ fn item_error(id: &str, status: StatusCode, code: &str, message: &str) -> Value 
     item_response(id, status.as_u16(), &headers, Some(body))
 }
 
-/// Turns a sub-request's relative URL into a path under `/v1.0`.
+/// Turns a sub-request's URL into a path under `/v1.0`. Like Graph, an absolute URL or one that
+/// repeats the version is taken as relative, so it fails with "Resource not found for the
+/// segment …".
 fn sub_request_uri(url: &str) -> Option<String> {
-    if url.contains("://") {
-        return None;
-    }
     // A raw '#' starts a fragment, which is not part of the request.
     let url = url.split('#').next().unwrap_or_default();
     let mut escaped = String::with_capacity(url.len() + 8);

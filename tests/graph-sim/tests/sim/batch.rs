@@ -168,3 +168,17 @@ async fn batch_runs_at_most_four_at_once_and_sub_requests_are_throttled_individu
         .count();
     assert_eq!(subs, 8);
 }
+
+#[tokio::test]
+async fn sub_request_url_repeating_the_version_is_not_found_like_graph() {
+    let sim = world().start().await.unwrap();
+    let token = app_token(&sim, contoso().id()).await;
+    let requests = json!([{ "id": "1", "method": "GET", "url": "/v1.0/organization" }]);
+    let (status, body) = batch(&sim, &token, requests).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_id(&body, "1")["status"], 400);
+    assert_eq!(
+        by_id(&body, "1")["body"]["error"]["message"],
+        "Resource not found for the segment 'v1.0'."
+    );
+}
