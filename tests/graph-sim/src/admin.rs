@@ -13,6 +13,7 @@
 //! | `PUT /_sim/latency`, `/_sim/faults`, `/_sim/limits`, `/_sim/sign-in` | one part of them |
 //! | `POST /_sim/storm {"duration_ms"}`, `DELETE /_sim/storm` | 429 for every Graph call |
 //! | `POST /_sim/clock {"advance_secs"}` | move token time forward |
+//! | `POST`/`DELETE /_sim/hold`, `GET /_sim/hold` | hold / release Graph requests; how many wait |
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,6 +118,20 @@ async fn stop_storm(State(sim): Shared) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+async fn hold(State(sim): Shared) -> StatusCode {
+    sim.gate.close();
+    StatusCode::NO_CONTENT
+}
+
+async fn release(State(sim): Shared) -> StatusCode {
+    sim.gate.open();
+    StatusCode::NO_CONTENT
+}
+
+async fn held(State(sim): Shared) -> Response {
+    Json(json!({ "waiting": sim.gate.waiting() })).into_response()
+}
+
 #[derive(Deserialize)]
 struct Clock {
     advance_secs: i64,
@@ -143,5 +158,6 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/sign-in", put(put_sign_in))
         .route("/_sim/storm", post(start_storm).delete(stop_storm))
         .route("/_sim/clock", post(advance_clock))
+        .route("/_sim/hold", post(hold).delete(release).get(held))
         .with_state(sim)
 }

@@ -9,6 +9,7 @@ use parking_lot::{Mutex, RwLock};
 use rand::RngCore;
 
 use crate::faults::Chaos;
+use crate::hold::Gate;
 use crate::identity::grants::Grants;
 use crate::identity::tokens::TokenService;
 use crate::record::Recorder;
@@ -39,6 +40,8 @@ pub struct Sim {
     pub throttle: Arc<Throttle>,
     pub recorder: Recorder,
     pub chaos: Chaos,
+    /// Where Graph requests wait while a test holds them.
+    pub gate: Arc<Gate>,
     pub tokens: TokenService,
     /// Authorization codes and refresh tokens in flight.
     pub grants: Mutex<Grants>,
@@ -70,6 +73,7 @@ impl Sim {
             throttle: Arc::new(Throttle::default()),
             recorder: Recorder::default(),
             chaos,
+            gate: Arc::new(Gate::default()),
             tokens: TokenService::new(&secret),
             grants: Mutex::new(Grants::default()),
             clock_offset_secs: AtomicI64::new(0),

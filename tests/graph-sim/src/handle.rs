@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{BaseUrls, Sim};
+use crate::hold::Hold;
 use crate::identity::issue;
 use crate::identity::tokens::SigningError;
 use crate::record::{RequestRecord, Service, ThrottleEvent};
@@ -352,6 +353,12 @@ impl GraphSim {
 
     pub fn set_sign_in(&self, sign_in: SignIn) {
         self.update_settings(|s| s.sign_in = sign_in);
+    }
+
+    /// Holds Graph requests after authentication and throttling (so they occupy their
+    /// concurrency slots) until the returned [`Hold`] is released or dropped.
+    pub fn hold_graph_requests(&self) -> Hold {
+        Hold::new(self.sim.gate.clone())
     }
 
     /// Every Graph call gets 429 for `duration`.

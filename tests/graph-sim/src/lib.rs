@@ -37,7 +37,8 @@
 //!   `$batch`, JSON rendering, error shapes.
 //! * `odata` — query options, string literals, the supported `$filter` forms.
 //! * `throttle` — per-mailbox and per-app limits and `Retry-After` penalties.
-//! * `faults`, `pipeline` — seeded latency and fault injection.
+//! * `faults`, `pipeline` — seeded latency and fault injection; `hold` — the gate tests use
+//!   to line up concurrent requests without sleeping.
 //! * `middleware`, `record` — request ids and the request / throttle logs.
 //! * [`admin`] — the `/_sim/…` HTTP API mirroring the handle.
 //! * `server` — the accept loop (with dropped-connection faults); `core` — shared state.
@@ -54,6 +55,7 @@ mod core;
 mod faults;
 mod graph;
 pub mod handle;
+mod hold;
 mod identity;
 mod ids;
 mod middleware;
@@ -67,6 +69,7 @@ mod state;
 mod throttle;
 
 pub use handle::{GraphSim, GraphSimBuilder, MailboxContents, MintError, StartError};
+pub use hold::Hold;
 pub use identity::tokens::{
     AccessClaims, GRAPH_AUDIENCE, IdClaims, SIGNING_KEY_EXPONENT, SIGNING_KEY_ID,
     SIGNING_KEY_MODULUS,

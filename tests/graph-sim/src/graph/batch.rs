@@ -265,7 +265,7 @@ fn succeeded(status: u16) -> bool {
 }
 
 pub async fn batch(cx: GraphCx, headers: HeaderMap, body: Bytes) -> Result<Response, GraphError> {
-    cx.inject().await?;
+    cx.inject_faults().await?;
     let parsed: BatchBody = serde_json::from_slice(&body)
         .map_err(|_| GraphError::bad_request("Invalid batch payload format."))?;
     let items = parsed.requests;

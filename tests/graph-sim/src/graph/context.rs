@@ -199,8 +199,15 @@ impl GraphCx {
         GraphError::throttled(throttled)
     }
 
-    /// Injected latency and faults only (a `$batch` envelope is not throttled itself).
+    /// The test gate, then injected latency and faults.
     pub async fn inject(&self) -> Result<(), GraphError> {
+        self.sim.gate.pass().await;
+        self.inject_faults().await
+    }
+
+    /// Injected latency and faults only: all a `$batch` envelope gets (it is neither throttled
+    /// nor held; its sub-requests are).
+    pub async fn inject_faults(&self) -> Result<(), GraphError> {
         let Some(fault) = delay_and_draw(&self.sim, self.endpoint, &self.slot).await else {
             return Ok(());
         };

@@ -1,7 +1,7 @@
 //! `$batch`: size and id rules, dependsOn with 424, per-item statuses, parallelism.
 
 use graph_sim::seed::PlacedMessage;
-use graph_sim::{Folder, GraphSim, Latency, LatencySettings, Limits};
+use graph_sim::{Folder, GraphSim, Limits};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -118,16 +118,11 @@ async fn write_without_body_or_content_type_is_refused() {
 
 #[tokio::test]
 async fn batch_runs_at_most_four_at_once_and_sub_requests_are_throttled_individually() {
-    let mut builder = world()
-        .latency(LatencySettings {
-            default: Latency::fixed(150),
-            ..Default::default()
-        })
-        .limits(Limits {
-            mailbox_concurrency: 3,
-            retry_after_secs: 0,
-            ..Limits::default()
-        });
+    let mut builder = world().limits(Limits {
+        mailbox_concurrency: 3,
+        retry_after_secs: 0,
+        ..Limits::default()
+    });
     for i in 0..5 {
         builder = builder.message(PlacedMessage::new(
             "bob@contoso.com",
@@ -140,14 +135,24 @@ async fn batch_runs_at_most_four_at_once_and_sub_requests_are_throttled_individu
     let requests = Value::Array(
         (0..8).map(|i| json!({ "id": i.to_string(), "method": "GET", "url": "/users/bob@contoso.com/messages?$top=1" })).collect(),
     );
-    let (status, body) = batch(&sim, &token, requests).await;
-    assert_eq!(status, StatusCode::OK);
-    let statuses: Vec<u64> = body["responses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_u64().unwrap())
-        .collect();
+    let hold = sim.hold_graph_requests();
+    let pending = {
+        let (base, token) = (sim.graph_base_url(), token.clone());
+        tokio::spawn(async move {
+            let response = http()
+                .post(format!("{base}/v1.0/$batch"))
+                .bearer_auth(token)
+                .json(&json!({ "requests": requests }))
+                .send()
+                .await
+                .unwrap();
+            response.json::<Value>().await.unwrap()
+        })
+    };
+    // Three sub-requests hold the mailbox's slots; the fourth running one is throttled.
+    hold.until_waiting(3).await;
+    hold.release();
+    let body = pending.await.unwrap();
     assert_eq!(
         sim.peak_concurrency("bob@contoso.com"),
         4,
@@ -159,8 +164,12 @@ async fn batch_runs_at_most_four_at_once_and_sub_requests_are_throttled_individu
         .iter()
         .filter(|r| r["status"] == 429)
         .collect();
-    assert!(!throttled.is_empty(), "{statuses:?}");
+    assert!(!throttled.is_empty(), "{body}");
     assert_eq!(throttled[0]["headers"]["Retry-After"], "0");
+    assert_eq!(
+        throttled[0]["body"]["error"]["code"],
+        "ApplicationThrottled"
+    );
     let subs = sim
         .graph_requests()
         .into_iter()

@@ -1,51 +1,83 @@
-//! Throttling as Graph does it.
+//! Throttling as Graph does it. Concurrency is lined up with the simulator's hold gate: held
+//! requests have been admitted (they occupy their slots) and wait until released.
 
-use std::time::Duration;
-
-use graph_sim::{GraphSim, Latency, LatencySettings, Limits, ThrottleReason};
+use graph_sim::{GraphSim, Limits, ThrottleReason};
 use reqwest::StatusCode;
+use tokio::task::JoinHandle;
 
 use crate::support::{app_token, contoso, http, world};
 
 async fn list(sim: &GraphSim, token: &str, user: &str) -> reqwest::Response {
-    http()
-        .get(format!(
-            "{}/v1.0/users/{user}/messages?$top=1",
-            sim.graph_base_url()
-        ))
+    send(
+        http(),
+        sim.graph_base_url(),
+        token.to_owned(),
+        user.to_owned(),
+    )
+    .await
+}
+
+async fn send(
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    user: String,
+) -> reqwest::Response {
+    client
+        .get(format!("{base}/v1.0/users/{user}/messages?$top=1"))
         .bearer_auth(token)
         .send()
         .await
         .unwrap()
 }
 
-fn slow() -> LatencySettings {
-    LatencySettings {
-        default: Latency::fixed(400),
-        ..Default::default()
-    }
+/// Starts a request in the background.
+fn spawn_list(sim: &GraphSim, token: &str, user: &str) -> JoinHandle<reqwest::Response> {
+    tokio::spawn(send(
+        http(),
+        sim.graph_base_url(),
+        token.to_owned(),
+        user.to_owned(),
+    ))
+}
+
+fn limits(change: impl FnOnce(&mut Limits)) -> Limits {
+    let mut limits = Limits {
+        retry_after_secs: 0,
+        ..Limits::default()
+    };
+    change(&mut limits);
+    limits
 }
 
 #[tokio::test]
 async fn five_concurrent_requests_to_one_mailbox_get_exactly_one_429() {
-    let sim = world()
-        .latency(slow())
-        .limits(Limits {
-            retry_after_secs: 0,
-            ..Limits::default()
-        })
-        .start()
-        .await
-        .unwrap();
+    let sim = world().limits(limits(|_| {})).start().await.unwrap();
     let token = app_token(&sim, contoso().id()).await;
-    let responses =
-        futures::future::join_all((0..5).map(|_| list(&sim, &token, "alice@contoso.com"))).await;
-    let throttled: Vec<&reqwest::Response> = responses
-        .iter()
-        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+    let hold = sim.hold_graph_requests();
+    let requests: Vec<_> = (0..5)
+        .map(|_| spawn_list(&sim, &token, "alice@contoso.com"))
         .collect();
-    assert_eq!(throttled.len(), 1);
-    assert_eq!(throttled[0].headers()["retry-after"], "0");
+    hold.until_waiting(4).await;
+    let throttled_first = sim.throttle_events();
+    hold.release();
+    let mut statuses = Vec::new();
+    for request in requests {
+        let response = request.await.unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(response.headers()["retry-after"], "0");
+        }
+        statuses.push(response.status());
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(throttled_first.len() <= 1);
     assert_eq!(sim.peak_concurrency("alice@contoso.com"), 5);
     let events = sim.throttle_events();
     assert_eq!(events.len(), 1);
@@ -55,20 +87,17 @@ async fn five_concurrent_requests_to_one_mailbox_get_exactly_one_429() {
 #[tokio::test]
 async fn throttled_body_names_the_mailbox_concurrency_limit() {
     let sim = world()
-        .latency(slow())
-        .limits(Limits {
-            mailbox_concurrency: 1,
-            retry_after_secs: 0,
-            ..Limits::default()
-        })
+        .limits(limits(|l| l.mailbox_concurrency = 1))
         .start()
         .await
         .unwrap();
     let token = app_token(&sim, contoso().id()).await;
-    let (_, second) = tokio::join!(list(&sim, &token, "alice@contoso.com"), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        list(&sim, &token, "alice@contoso.com").await
-    });
+    let hold = sim.hold_graph_requests();
+    let first = spawn_list(&sim, &token, "alice@contoso.com");
+    hold.until_waiting(1).await;
+    let second = list(&sim, &token, "alice@contoso.com").await;
+    hold.release();
+    assert_eq!(first.await.unwrap().status(), StatusCode::OK);
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     let body: serde_json::Value = second.json().await.unwrap();
     assert_eq!(body["error"]["code"], "ApplicationThrottled");
@@ -76,64 +105,63 @@ async fn throttled_body_names_the_mailbox_concurrency_limit() {
         body["error"]["message"],
         "Application is over its MailboxConcurrency limit."
     );
+    assert!(body["error"]["innerError"]["request-id"].is_string());
 }
 
 #[tokio::test]
 async fn other_mailboxes_are_not_affected_by_one_busy_mailbox() {
     let sim = world()
-        .latency(slow())
-        .limits(Limits {
-            mailbox_concurrency: 1,
-            retry_after_secs: 0,
-            ..Limits::default()
-        })
+        .limits(limits(|l| l.mailbox_concurrency = 1))
         .start()
         .await
         .unwrap();
     let token = app_token(&sim, contoso().id()).await;
-    let (a, b) = tokio::join!(
-        list(&sim, &token, "alice@contoso.com"),
-        list(&sim, &token, "bob@contoso.com")
-    );
-    assert_eq!(a.status(), StatusCode::OK);
-    assert_eq!(b.status(), StatusCode::OK);
+    let hold = sim.hold_graph_requests();
+    let alice = spawn_list(&sim, &token, "alice@contoso.com");
+    let bob = spawn_list(&sim, &token, "bob@contoso.com");
+    hold.until_waiting(2).await;
+    hold.release();
+    assert_eq!(alice.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(bob.await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn retry_before_retry_after_elapsed_is_throttled_again() {
     let sim = world()
-        .latency(slow())
-        .limits(Limits {
-            mailbox_concurrency: 1,
-            retry_after_secs: 30,
-            ..Limits::default()
-        })
+        .limits(limits(|l| {
+            l.mailbox_concurrency = 1;
+            l.retry_after_secs = 30;
+        }))
         .start()
         .await
         .unwrap();
     let token = app_token(&sim, contoso().id()).await;
-    let (first, second) = tokio::join!(list(&sim, &token, "alice@contoso.com"), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        list(&sim, &token, "alice@contoso.com").await
-    });
-    assert_eq!(first.status(), StatusCode::OK);
+    let hold = sim.hold_graph_requests();
+    let first = spawn_list(&sim, &token, "alice@contoso.com");
+    hold.until_waiting(1).await;
+    let second = list(&sim, &token, "alice@contoso.com").await;
+    hold.release();
+    assert_eq!(first.await.unwrap().status(), StatusCode::OK);
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(second.headers()["retry-after"], "30");
     // Nothing is in flight any more, but Retry-After has not elapsed.
     let early = list(&sim, &token, "alice@contoso.com").await;
     assert_eq!(early.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(sim.throttle_events().len(), 2);
+    // Another mailbox of the same app is not penalised.
+    assert_eq!(
+        list(&sim, &token, "bob@contoso.com").await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn mailbox_request_window_throttles_and_counts_throttled_requests() {
     let sim = world()
-        .limits(Limits {
-            mailbox_requests_per_window: 3,
-            mailbox_window_ms: 60_000,
-            retry_after_secs: 0,
-            ..Limits::default()
-        })
+        .limits(limits(|l| {
+            l.mailbox_requests_per_window = 3;
+            l.mailbox_window_ms = 60_000;
+        }))
         .start()
         .await
         .unwrap();
@@ -162,12 +190,10 @@ async fn mailbox_request_window_throttles_and_counts_throttled_requests() {
 #[tokio::test]
 async fn global_app_rate_throttles_across_mailboxes() {
     let sim = world()
-        .limits(Limits {
-            app_requests_per_window: 2,
-            app_window_ms: 60_000,
-            retry_after_secs: 0,
-            ..Limits::default()
-        })
+        .limits(limits(|l| {
+            l.app_requests_per_window = 2;
+            l.app_window_ms = 60_000;
+        }))
         .start()
         .await
         .unwrap();
@@ -190,23 +216,36 @@ async fn global_app_rate_throttles_across_mailboxes() {
 #[tokio::test]
 async fn per_app_concurrency_mode_limits_across_mailboxes() {
     let sim = world()
-        .latency(slow())
-        .limits(Limits {
-            app_concurrency: Some(1),
-            retry_after_secs: 0,
-            ..Limits::default()
-        })
+        .limits(limits(|l| l.app_concurrency = Some(1)))
         .start()
         .await
         .unwrap();
     let token = app_token(&sim, contoso().id()).await;
-    let (_, second) = tokio::join!(list(&sim, &token, "alice@contoso.com"), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        list(&sim, &token, "bob@contoso.com").await
-    });
+    let hold = sim.hold_graph_requests();
+    let first = spawn_list(&sim, &token, "alice@contoso.com");
+    hold.until_waiting(1).await;
+    let second = list(&sim, &token, "bob@contoso.com").await;
+    hold.release();
+    assert_eq!(first.await.unwrap().status(), StatusCode::OK);
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         sim.throttle_events()[0].reason,
         ThrottleReason::AppConcurrency
     );
+}
+
+#[tokio::test]
+async fn unlimited_mode_lets_any_concurrency_through_and_still_records_the_peak() {
+    let sim = world().limits(Limits::unlimited()).start().await.unwrap();
+    let token = app_token(&sim, contoso().id()).await;
+    let hold = sim.hold_graph_requests();
+    let requests: Vec<_> = (0..8)
+        .map(|_| spawn_list(&sim, &token, "alice@contoso.com"))
+        .collect();
+    hold.until_waiting(8).await;
+    hold.release();
+    for request in requests {
+        assert_eq!(request.await.unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(sim.peak_concurrency("al@contoso.com"), 8);
 }
