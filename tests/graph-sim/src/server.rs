@@ -1,5 +1,6 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 on a 127.0.0.1 listener, with a per-connection switch
-//! that lets a handler drop its connection without answering (fault injection).
+//! that lets a handler reset its connection without answering (fault injection): the socket is
+//! closed with `SO_LINGER` 0, so the client sees a TCP reset.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -26,6 +27,13 @@ impl ConnKill {
     async fn triggered(&self) {
         self.0.notified().await;
     }
+}
+
+/// The socket twice: one handle for hyper, one kept to reset the connection.
+fn with_twin(stream: TcpStream) -> std::io::Result<(TcpStream, TcpStream)> {
+    let stream = stream.into_std()?;
+    let twin = stream.try_clone()?;
+    Ok((TcpStream::from_std(stream)?, TcpStream::from_std(twin)?))
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled.
@@ -46,6 +54,13 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         };
         // Best effort: only latency is affected if it fails.
         let _ = stream.set_nodelay(true);
+        let (stream, twin) = match with_twin(stream) {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(%error, "cannot duplicate an accepted socket; connection dropped");
+                continue;
+            }
+        };
         let router = router.clone();
         let builder = builder.clone();
         let shutdown = shutdown.clone();
@@ -64,7 +79,11 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
                         tracing::trace!(%error, "connection ended with an error");
                     }
                 }
-                () = kill.triggered() => tracing::trace!("connection dropped by fault injection"),
+                () = kill.triggered() => {
+                    // Closing the last handle with a zero linger sends RST.
+                    let _ = twin.set_zero_linger();
+                    tracing::trace!("connection reset by fault injection");
+                }
                 () = shutdown.cancelled() => {}
             }
         });

@@ -128,6 +128,13 @@ async fn list_in(
             cx.sim.graph_base()
         )),
     );
+    if options
+        .count
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("true"))
+    {
+        body.insert("@odata.count".into(), json!(total));
+    }
     body.insert("value".into(), Value::Array(page));
     if skip + page_size < total && page_size > 0 {
         body.insert(
@@ -301,7 +308,7 @@ pub async fn move_message(
     let body = on_mailbox(&cx, &target, |mailbox| {
         let folder = mailbox
             .resolve_folder(&destination)
-            .filter(|f| f.is_user_visible())
+            .filter(|f| *f != Folder::RecoverableItemsPurges)
             .ok_or_else(GraphError::id_malformed)?;
         let moved = mailbox.move_to(&id, folder).map_err(item_error)?;
         Ok(render::message(

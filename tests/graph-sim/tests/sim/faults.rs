@@ -25,7 +25,7 @@ async fn injected_503_is_sent_and_recorded() {
 }
 
 #[tokio::test]
-async fn dropped_connection_gives_the_client_a_transport_error() {
+async fn dropped_connection_is_reset_without_an_answer() {
     let sim = world()
         .faults(FaultSettings {
             drop_connection: 1.0,
@@ -40,7 +40,16 @@ async fn dropped_connection_gives_the_client_a_transport_error() {
         .bearer_auth(&token)
         .send()
         .await;
-    assert!(result.is_err(), "{result:?}");
+    let error = result.expect_err("the connection should be reset");
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    let mut reset = false;
+    while let Some(cause) = source {
+        reset |= cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset);
+        source = cause.source();
+    }
+    assert!(reset, "{error:?}");
     let records = sim.graph_requests();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].status, None);

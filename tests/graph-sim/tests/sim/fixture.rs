@@ -113,3 +113,42 @@ async fn request_log_names_tenant_mailbox_status_and_times() {
         .unwrap();
     assert_eq!(admin.as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn single_port_serves_graph_identity_and_admin_together() {
+    let sim = world().single_port().start().await.unwrap();
+    assert_eq!(sim.graph_base_url(), sim.login_base_url());
+    let token = app_token(&sim, contoso().id()).await;
+    assert_eq!(
+        find(&sim, &token, "alice@contoso.com", "<first@contoso.com>")
+            .await
+            .len(),
+        1
+    );
+    let held: serde_json::Value = http()
+        .get(format!("{}/_sim/hold", sim.graph_base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["waiting"], 0);
+}
+
+#[tokio::test]
+async fn graph_and_login_are_separate_hosts_by_default() {
+    let sim = world().start().await.unwrap();
+    assert_ne!(sim.graph_base_url(), sim.login_base_url());
+    let wrong = http()
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            sim.graph_base_url(),
+            contoso().id()
+        ))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+}

@@ -332,3 +332,54 @@ async fn app_without_mail_permission_is_denied() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(code(&body), "ErrorAccessDenied");
 }
+
+#[tokio::test]
+async fn count_reports_the_number_of_matches() {
+    let sim = world()
+        .mail(
+            Mail::new("<c@x>", "bob@contoso.com")
+                .to(["alice@contoso.com"])
+                .copies(12),
+        )
+        .start()
+        .await
+        .unwrap();
+    let token = app_token(&sim, contoso().id()).await;
+    let (status, body) = get(&sim, &token, "/users/alice@contoso.com/messages?$filter=internetMessageId%20eq%20'%3Cc@x%3E'&$count=true").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["@odata.count"], 12);
+    assert_eq!(body["value"].as_array().unwrap().len(), 10);
+    assert!(
+        body["@odata.nextLink"]
+            .as_str()
+            .unwrap()
+            .starts_with(&sim.graph_base_url())
+    );
+}
+
+#[tokio::test]
+async fn deleted_items_and_recoverable_deletions_are_listable_but_purges_are_not() {
+    let sim = world().start().await.unwrap();
+    let token = app_token(&sim, contoso().id()).await;
+    let (status, _) = get(
+        &sim,
+        &token,
+        "/users/alice@contoso.com/mailFolders/deleteditems/messages",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = get(
+        &sim,
+        &token,
+        "/users/alice@contoso.com/mailFolders/recoverableitemsdeletions/messages",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = get(
+        &sim,
+        &token,
+        "/users/alice@contoso.com/mailFolders/recoverableitemspurges/messages",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
