@@ -418,3 +418,57 @@ async fn discovery_document_names_the_tenant_issuer_and_keys() {
         .unwrap();
     assert_eq!(keys["keys"][0]["kid"], graph_sim::SIGNING_KEY_ID);
 }
+
+#[tokio::test]
+async fn unknown_client_gets_an_error_page_not_a_redirect() {
+    let sim = world()
+        .sign_in(SignIn::approve_as("admin@contoso.com"))
+        .start()
+        .await
+        .unwrap();
+    let response = http()
+        .get(format!(
+            "{}/organizations/oauth2/v2.0/authorize",
+            sim.login_base_url()
+        ))
+        .query(&[
+            ("client_id", "no-such-app"),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("location").is_none());
+    assert!(response.text().await.unwrap().contains("AADSTS700016"));
+}
+
+#[tokio::test]
+async fn token_endpoint_faults_apply_only_when_named() {
+    let sim = world().start().await.unwrap();
+    sim.set_faults(graph_sim::FaultSettings {
+        error_503: 1.0,
+        ..Default::default()
+    });
+    support::app_token(&sim, contoso().id()).await;
+    sim.set_faults(graph_sim::FaultSettings {
+        error_503: 1.0,
+        endpoints: vec![graph_sim::Endpoint::Token],
+        ..Default::default()
+    });
+    let (status, body) = token_request(
+        &sim,
+        contoso().id(),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "temporarily_unavailable");
+}
