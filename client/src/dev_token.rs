@@ -12,6 +12,17 @@ pub const DEVELOPMENT_AUDIENCE: &str = "retract";
 /// The server's default HS256 key. Public: a server using it trusts anyone.
 pub const DEVELOPMENT_SECRET: &str = "retract-development-key-do-not-use-in-production";
 
+/// How a token is signed.
+#[derive(Debug, Clone)]
+pub enum SigningKey {
+    /// HS256 with a shared secret (development).
+    Hs256(String),
+    /// RS256 with a PEM RSA private key.
+    Rs256Pem(String),
+    /// ES256 with a PEM (PKCS#8) P-256 private key.
+    Es256Pem(String),
+}
+
 /// A caller token to mint. Every field is public so tests can make deliberately bad tokens.
 #[derive(Debug, Clone)]
 pub struct DevToken {
@@ -19,8 +30,10 @@ pub struct DevToken {
     pub issuer: String,
     /// `aud`.
     pub audience: String,
-    /// The HS256 signing key.
-    pub secret: String,
+    /// The signing key (and so the algorithm).
+    pub key: SigningKey,
+    /// The `kid` header, naming the key in a JWKS.
+    pub kid: Option<String>,
     /// `sub`.
     pub subject: String,
     /// `email`: a human administrator's address.
@@ -55,7 +68,8 @@ impl DevToken {
         Self {
             issuer: DEVELOPMENT_ISSUER.to_owned(),
             audience: DEVELOPMENT_AUDIENCE.to_owned(),
-            secret: DEVELOPMENT_SECRET.to_owned(),
+            key: SigningKey::Hs256(DEVELOPMENT_SECRET.to_owned()),
+            kid: None,
             subject: subject.to_owned(),
             email: None,
             tenants: vec!["*".to_owned()],
@@ -100,6 +114,13 @@ impl DevToken {
         self
     }
 
+    /// Signs with `key` instead.
+    pub fn signed_with(mut self, key: SigningKey, kid: Option<&str>) -> Self {
+        self.key = key;
+        self.kid = kid.map(str::to_owned);
+        self
+    }
+
     /// Signs the token.
     pub fn mint(&self) -> Result<String, jsonwebtoken::errors::Error> {
         let now = SystemTime::now()
@@ -116,10 +137,20 @@ impl DevToken {
             nbf: now + self.not_before_s,
             exp: now + self.expires_in_s,
         };
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(self.secret.as_bytes()),
-        )
+        let (algorithm, key) = match &self.key {
+            SigningKey::Hs256(secret) => (
+                Algorithm::HS256,
+                EncodingKey::from_secret(secret.as_bytes()),
+            ),
+            SigningKey::Rs256Pem(pem) => {
+                (Algorithm::RS256, EncodingKey::from_rsa_pem(pem.as_bytes())?)
+            }
+            SigningKey::Es256Pem(pem) => {
+                (Algorithm::ES256, EncodingKey::from_ec_pem(pem.as_bytes())?)
+            }
+        };
+        let mut header = Header::new(algorithm);
+        header.kid.clone_from(&self.kid);
+        jsonwebtoken::encode(&header, &claims, &key)
     }
 }

@@ -18,7 +18,9 @@
 
 mod dev_token;
 
-pub use dev_token::{DEVELOPMENT_AUDIENCE, DEVELOPMENT_ISSUER, DEVELOPMENT_SECRET, DevToken};
+pub use dev_token::{
+    DEVELOPMENT_AUDIENCE, DEVELOPMENT_ISSUER, DEVELOPMENT_SECRET, DevToken, SigningKey,
+};
 /// The generated `retract.v1` messages, enums and clients.
 pub use retract_proto::v1 as pb;
 use tonic::{

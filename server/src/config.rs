@@ -14,10 +14,13 @@ use figment::{
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::{auth::AuthSettings, store::DatabaseOptions};
+use crate::{
+    auth::{KeySources, RateLimit, TokenRules},
+    store::DatabaseOptions,
+};
 
 /// The development signing key of caller tokens. Anyone can mint tokens with it: it is for a
-/// laptop and for tests only (production keys arrive with issue #4).
+/// laptop and for tests only, used when no key is configured in development mode.
 pub const DEVELOPMENT_JWT_SECRET: &str = "retract-development-key-do-not-use-in-production";
 
 /// How logs are written.
@@ -28,6 +31,16 @@ pub enum LogFormat {
     Human,
     /// One JSON object a line, for log collectors.
     Json,
+}
+
+/// Whether the server runs for development or production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A laptop or a test: the public development key is accepted when no key is configured.
+    Development,
+    /// Real callers: public keys only (PEM or JWKS); HS256 secrets are refused.
+    Production,
 }
 
 /// Every setting of the server, resolved.
@@ -66,10 +79,34 @@ pub struct Settings {
     pub jwt_issuer: String,
     /// Required `aud` of caller tokens.
     pub jwt_audience: String,
-    /// HS256 secret that caller tokens are signed with (development).
-    pub jwt_hs256_secret: SecretString,
+    /// HS256 secret of caller tokens (development only). In development mode with no key
+    /// configured at all, the public [`DEVELOPMENT_JWT_SECRET`] is used.
+    pub jwt_hs256_secret: Option<SecretString>,
+    /// PEM public keys of token issuers: RSA keys verify RS256, EC P-256 keys ES256.
+    pub jwt_public_key_files: Vec<PathBuf>,
+    /// A JWKS file with the issuers' public keys.
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// A JWKS URL with the issuers' public keys, fetched at start and refreshed.
+    pub jwt_jwks_url: Option<String>,
+    /// Milliseconds between JWKS URL refreshes.
+    pub jwt_jwks_refresh_ms: u64,
     /// Clock skew tolerated on `exp`/`nbf`, in seconds.
     pub jwt_leeway_s: u64,
+    /// `development` or `production`.
+    pub mode: Mode,
+    /// Start in production mode despite insecure settings (HS256 or the development key).
+    /// Logged loudly at every start.
+    pub allow_insecure_production: bool,
+    /// Calls per second one caller may sustain (0 turns limiting off).
+    pub rate_limit_per_second: f64,
+    /// Calls one quiet caller may make at once.
+    pub rate_limit_burst: f64,
+    /// PEM certificate chain: serve TLS with it.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: require client certificates signed by them (mTLS).
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -91,8 +128,19 @@ impl Default for Settings {
             cors_allowed_origins: Vec::new(),
             jwt_issuer: "retract-dev".to_owned(),
             jwt_audience: "retract".to_owned(),
-            jwt_hs256_secret: SecretString::from(DEVELOPMENT_JWT_SECRET),
+            jwt_hs256_secret: None,
+            jwt_public_key_files: Vec::new(),
+            jwt_jwks_file: None,
+            jwt_jwks_url: None,
+            jwt_jwks_refresh_ms: 300_000,
             jwt_leeway_s: 30,
+            mode: Mode::Development,
+            allow_insecure_production: false,
+            rate_limit_per_second: 50.0,
+            rate_limit_burst: 200.0,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
         }
     }
 }
@@ -174,14 +222,62 @@ pub struct Cli {
     #[arg(long, env = "RETRACT_JWT_AUDIENCE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_audience: Option<String>,
-    /// HS256 secret of caller tokens [default: the public development key]
+    /// HS256 secret of caller tokens, development only [default: the public development key when no key is configured]
     #[arg(long, env = "RETRACT_JWT_HS256_SECRET", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_hs256_secret: Option<String>,
+    /// PEM public key of a token issuer (RSA → RS256, EC P-256 → ES256); repeat, or comma-separate in the variable
+    #[arg(
+        long = "jwt-public-key-file",
+        env = "RETRACT_JWT_PUBLIC_KEY_FILES",
+        value_delimiter = ','
+    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub jwt_public_key_files: Vec<PathBuf>,
+    /// JWKS file with the token issuers' public keys
+    #[arg(long, env = "RETRACT_JWT_JWKS_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// JWKS URL with the token issuers' public keys, fetched at start and refreshed
+    #[arg(long, env = "RETRACT_JWT_JWKS_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_jwks_url: Option<String>,
+    /// Milliseconds between JWKS URL refreshes [default: 300000]
+    #[arg(long, env = "RETRACT_JWT_JWKS_REFRESH_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_jwks_refresh_ms: Option<u64>,
     /// Clock skew tolerated on token times, in seconds [default: 30]
     #[arg(long, env = "RETRACT_JWT_LEEWAY_S")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_leeway_s: Option<u64>,
+    /// development or production; production refuses HS256 and the development key [default: development]
+    #[arg(long, env = "RETRACT_MODE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Start in production mode despite insecure settings (logged loudly) [default: false]
+    #[arg(long, env = "RETRACT_ALLOW_INSECURE_PRODUCTION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_insecure_production: Option<bool>,
+    /// Calls per second one caller may sustain; 0 turns limiting off [default: 50]
+    #[arg(long, env = "RETRACT_RATE_LIMIT_PER_SECOND")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<f64>,
+    /// Calls one quiet caller may make at once [default: 200]
+    #[arg(long, env = "RETRACT_RATE_LIMIT_BURST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_burst: Option<f64>,
+    /// PEM certificate chain: serve TLS
+    #[arg(long, env = "RETRACT_TLS_CERT_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the certificate
+    #[arg(long, env = "RETRACT_TLS_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: require client certificates they signed (mTLS)
+    #[arg(long, env = "RETRACT_TLS_CLIENT_CA_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca_file: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used.
@@ -217,14 +313,95 @@ impl Settings {
         }
     }
 
-    /// How caller tokens are verified.
-    pub fn auth(&self) -> AuthSettings {
-        AuthSettings {
+    /// What a caller token must say.
+    pub fn token_rules(&self) -> TokenRules {
+        TokenRules {
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
-            hs256_secret: self.jwt_hs256_secret.clone(),
             leeway: Duration::from_secs(self.jwt_leeway_s),
         }
+    }
+
+    /// Whether no key source at all is configured.
+    fn no_keys_configured(&self) -> bool {
+        self.jwt_hs256_secret.is_none()
+            && self.jwt_public_key_files.is_empty()
+            && self.jwt_jwks_file.is_none()
+            && self.jwt_jwks_url.is_none()
+    }
+
+    /// Where caller-token keys come from. With nothing configured: the public development key
+    /// in development mode (or in production with `allow_insecure_production`), else none.
+    pub fn key_sources(&self) -> KeySources {
+        let hs256_secret = match (&self.jwt_hs256_secret, self.mode) {
+            (Some(secret), _) => Some(secret.clone()),
+            (None, mode)
+                if self.no_keys_configured()
+                    && (mode == Mode::Development || self.allow_insecure_production) =>
+            {
+                Some(SecretString::from(DEVELOPMENT_JWT_SECRET))
+            }
+            (None, _) => None,
+        };
+        KeySources {
+            hs256_secret,
+            pem_files: self.jwt_public_key_files.clone(),
+            jwks_file: self.jwt_jwks_file.clone(),
+            jwks_url: self.jwt_jwks_url.clone(),
+        }
+    }
+
+    /// The per-caller rate limit.
+    pub fn rate_limit(&self) -> RateLimit {
+        RateLimit {
+            per_second: self.rate_limit_per_second,
+            burst: self.rate_limit_burst,
+        }
+    }
+
+    /// Refuses settings that cannot work or are unsafe for the mode: production without a
+    /// public key, or with an HS256 secret (the development key included), unless
+    /// `allow_insecure_production` says so; TLS halves without the other half.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(ConfigError(
+                "tls_cert_file and tls_key_file go together".to_owned(),
+            ));
+        }
+        if self.tls_client_ca_file.is_some() && self.tls_cert_file.is_none() {
+            return Err(ConfigError(
+                "tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file".to_owned(),
+            ));
+        }
+        if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_burst >= 0.0) {
+            return Err(ConfigError("rate limits must not be negative".to_owned()));
+        }
+        if self.mode == Mode::Production {
+            let mut problems = Vec::new();
+            if self.jwt_hs256_secret.is_some() {
+                problems.push("an HS256 shared secret is configured (development only)");
+            }
+            if self.jwt_public_key_files.is_empty()
+                && self.jwt_jwks_file.is_none()
+                && self.jwt_jwks_url.is_none()
+            {
+                problems.push("no public key is configured (jwt_public_key_files, jwt_jwks_file or jwt_jwks_url)");
+            }
+            if !problems.is_empty() {
+                if !self.allow_insecure_production {
+                    return Err(ConfigError(format!(
+                        "refusing to start in production mode: {}; fix it, or pass --allow-insecure-production",
+                        problems.join("; ")
+                    )));
+                }
+                for problem in problems {
+                    tracing::error!(
+                        "INSECURE PRODUCTION START (--allow-insecure-production): {problem}"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -242,7 +419,73 @@ mod tests {
         assert_eq!(s.listen_addr, SocketAddr::from(([127, 0, 0, 1], 50051)));
         assert_eq!(s.database_url, "sqlite://retract.db?mode=rwc");
         assert!(s.migrate_on_start);
-        assert_eq!(s.jwt_hs256_secret.expose_secret(), DEVELOPMENT_JWT_SECRET);
+        assert_eq!(s.mode, Mode::Development);
+        let keys = s.key_sources();
+        assert_eq!(
+            keys.hs256_secret.unwrap().expose_secret(),
+            DEVELOPMENT_JWT_SECRET
+        );
+        assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn production_refuses_the_development_key_and_hs256_unless_told_otherwise() {
+        let prod = |args: &[&str]| {
+            let mut argv = vec!["retract-server", "--mode", "production"];
+            argv.extend_from_slice(args);
+            Settings::from_cli(&Cli::try_parse_from(argv).unwrap()).unwrap()
+        };
+        let bare = prod(&[]);
+        assert!(
+            bare.key_sources().hs256_secret.is_none(),
+            "no development key in production"
+        );
+        let err = bare.check().unwrap_err().to_string();
+        assert!(err.contains("no public key"), "{err}");
+        let err = prod(&["--jwt-hs256-secret", DEVELOPMENT_JWT_SECRET])
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HS256"), "{err}");
+        assert!(
+            prod(&[
+                "--jwt-hs256-secret",
+                "x",
+                "--allow-insecure-production",
+                "true"
+            ])
+            .check()
+            .is_ok()
+        );
+        assert!(
+            prod(&["--jwt-jwks-url", "https://issuer.example/jwks"])
+                .check()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn tls_settings_come_in_pairs() {
+        let with = |args: &[&str]| {
+            let mut argv = vec!["retract-server"];
+            argv.extend_from_slice(args);
+            Settings::from_cli(&Cli::try_parse_from(argv).unwrap())
+                .unwrap()
+                .check()
+        };
+        assert!(with(&["--tls-cert-file", "c.pem"]).is_err());
+        assert!(with(&["--tls-client-ca-file", "ca.pem"]).is_err());
+        assert!(
+            with(&[
+                "--tls-cert-file",
+                "c.pem",
+                "--tls-key-file",
+                "k.pem",
+                "--tls-client-ca-file",
+                "ca.pem"
+            ])
+            .is_ok()
+        );
     }
 
     #[test]
@@ -283,8 +526,11 @@ mod tests {
 
     #[test]
     fn secrets_do_not_appear_in_debug_output() {
-        let s = Settings::default();
-        assert!(!format!("{s:?}").contains(DEVELOPMENT_JWT_SECRET));
+        let s = Settings {
+            jwt_hs256_secret: Some(SecretString::from("hunter2-secret")),
+            ..Settings::default()
+        };
+        assert!(!format!("{s:?}").contains("hunter2-secret"));
     }
 
     fn tempfile_in_target(name: &str) -> (PathBuf, std::fs::File) {

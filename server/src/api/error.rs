@@ -52,6 +52,12 @@ pub enum ApiError {
         /// Its id.
         id: String,
     },
+    /// The caller is over its rate limit.
+    #[error("too many requests from this caller; retry after {retry_after:?}")]
+    RateLimited {
+        /// How long until a call would be accepted.
+        retry_after: std::time::Duration,
+    },
     /// The capability is not built yet.
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),
@@ -127,6 +133,11 @@ impl From<ApiError> for Status {
                 );
                 details.set_resource_info(*resource, id.clone(), "", "already exists");
                 Code::AlreadyExists
+            }
+            ApiError::RateLimited { retry_after } => {
+                info(&mut details, "RATE_LIMITED");
+                details.set_retry_info(Some(*retry_after));
+                Code::ResourceExhausted
             }
             ApiError::Unimplemented(_) => {
                 info(&mut details, "NOT_IMPLEMENTED");

@@ -7,7 +7,7 @@ use futures::Stream;
 use retract_proto::v1::{self as pb, retract_service_server::RetractService};
 use tonic::{Request, Response, Status};
 
-use super::ApiError;
+use super::context::unbuilt;
 
 /// The RetractService implementation.
 #[derive(Clone, Default)]
@@ -15,10 +15,6 @@ pub struct RetractApi;
 
 const DELIVERIES: &str = "Recording and searching deliveries (issue #6)";
 const RETRACT: &str = "Retract jobs (issue #6)";
-
-fn unimplemented<T>(capability: &'static str) -> Result<T, Status> {
-    Err(ApiError::Unimplemented(capability).into())
-}
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -29,71 +25,75 @@ impl RetractService for RetractApi {
 
     async fn record_delivery(
         &self,
-        _request: Request<pb::RecordDeliveryRequest>,
+        request: Request<pb::RecordDeliveryRequest>,
     ) -> Result<Response<pb::RecordDeliveryResponse>, Status> {
-        unimplemented(DELIVERIES)
+        unbuilt(&request, &request.get_ref().tenant_id, DELIVERIES)
     }
 
     async fn record_deliveries(
         &self,
-        _request: Request<pb::RecordDeliveriesRequest>,
+        request: Request<pb::RecordDeliveriesRequest>,
     ) -> Result<Response<pb::RecordDeliveriesResponse>, Status> {
-        unimplemented(DELIVERIES)
+        unbuilt(&request, &request.get_ref().tenant_id, DELIVERIES)
     }
 
     async fn search_deliveries(
         &self,
-        _request: Request<pb::SearchDeliveriesRequest>,
+        request: Request<pb::SearchDeliveriesRequest>,
     ) -> Result<Response<pb::SearchDeliveriesResponse>, Status> {
-        unimplemented(DELIVERIES)
+        unbuilt(&request, &request.get_ref().tenant_id, DELIVERIES)
     }
 
     async fn get_retract_options(
         &self,
-        _request: Request<pb::GetRetractOptionsRequest>,
+        request: Request<pb::GetRetractOptionsRequest>,
     ) -> Result<Response<pb::GetRetractOptionsResponse>, Status> {
-        unimplemented("The Retract tab (issue #6)")
+        unbuilt(
+            &request,
+            &request.get_ref().tenant_id,
+            "The Retract tab (issue #6)",
+        )
     }
 
     async fn retract(
         &self,
-        _request: Request<pb::RetractRequest>,
+        request: Request<pb::RetractRequest>,
     ) -> Result<Response<Self::RetractStream>, Status> {
-        unimplemented(RETRACT)
+        unbuilt(&request, &request.get_ref().tenant_id, RETRACT)
     }
 
     async fn start_retract(
         &self,
-        _request: Request<pb::StartRetractRequest>,
+        request: Request<pb::StartRetractRequest>,
     ) -> Result<Response<pb::StartRetractResponse>, Status> {
-        unimplemented(RETRACT)
+        unbuilt(&request, &request.get_ref().tenant_id, RETRACT)
     }
 
     async fn watch_retract(
         &self,
-        _request: Request<pb::WatchRetractRequest>,
+        request: Request<pb::WatchRetractRequest>,
     ) -> Result<Response<Self::WatchRetractStream>, Status> {
-        unimplemented(RETRACT)
+        unbuilt(&request, &request.get_ref().tenant_id, RETRACT)
     }
 
     async fn get_retract_job(
         &self,
-        _request: Request<pb::GetRetractJobRequest>,
+        request: Request<pb::GetRetractJobRequest>,
     ) -> Result<Response<pb::GetRetractJobResponse>, Status> {
-        unimplemented(RETRACT)
+        unbuilt(&request, &request.get_ref().tenant_id, RETRACT)
     }
 
     async fn list_retract_jobs(
         &self,
-        _request: Request<pb::ListRetractJobsRequest>,
+        request: Request<pb::ListRetractJobsRequest>,
     ) -> Result<Response<pb::ListRetractJobsResponse>, Status> {
-        unimplemented(RETRACT)
+        unbuilt(&request, &request.get_ref().tenant_id, RETRACT)
     }
 
     async fn cancel_retract_job(
         &self,
-        _request: Request<pb::CancelRetractJobRequest>,
+        request: Request<pb::CancelRetractJobRequest>,
     ) -> Result<Response<pb::CancelRetractJobResponse>, Status> {
-        unimplemented(RETRACT)
+        unbuilt(&request, &request.get_ref().tenant_id, RETRACT)
     }
 }

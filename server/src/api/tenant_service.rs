@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ApiError,
-    context::CallContext,
+    context::{CallContext, unbuilt},
     validate::{Validated as _, field},
 };
 use crate::{
@@ -55,6 +55,7 @@ impl TenantService for TenantApi {
             field("display_name", DisplayName::parse(&r.display_name)),
         )
             .validated()?;
+        ctx.check_tenant(&id)?;
         let audit = ctx.audit(
             &id,
             AuditSection::Tenants,
@@ -224,9 +225,9 @@ impl TenantService for TenantApi {
 
     async fn start_grant(
         &self,
-        _request: Request<pb::StartGrantRequest>,
+        request: Request<pb::StartGrantRequest>,
     ) -> Result<Response<pb::StartGrantResponse>, Status> {
-        Err(ApiError::Unimplemented(GRANTS).into())
+        unbuilt(&request, &request.get_ref().tenant_id, GRANTS)
     }
 
     async fn complete_grant(
@@ -238,15 +239,15 @@ impl TenantService for TenantApi {
 
     async fn get_grant(
         &self,
-        _request: Request<pb::GetGrantRequest>,
+        request: Request<pb::GetGrantRequest>,
     ) -> Result<Response<pb::GetGrantResponse>, Status> {
-        Err(ApiError::Unimplemented(GRANTS).into())
+        unbuilt(&request, &request.get_ref().tenant_id, GRANTS)
     }
 
     async fn verify_domains(
         &self,
-        _request: Request<pb::VerifyDomainsRequest>,
+        request: Request<pb::VerifyDomainsRequest>,
     ) -> Result<Response<pb::VerifyDomainsResponse>, Status> {
-        Err(ApiError::Unimplemented(GRANTS).into())
+        unbuilt(&request, &request.get_ref().tenant_id, GRANTS)
     }
 }

@@ -1,24 +1,25 @@
-//! Bearer token verification: algorithm pinned per configured key, `iss`, `aud`, `exp`, `nbf`
-//! checked with a small leeway, claims turned into a [`Caller`].
+//! Bearer token verification: the algorithm comes from the key, never from the token alone;
+//! `iss`, `aud`, `exp`, `nbf` are checked with a small leeway; claims become a [`Caller`].
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
-use secrecy::{ExposeSecret as _, SecretString};
+use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
 use serde::Deserialize;
 
-use super::{Caller, Permission, TenantScope};
+use super::{Caller, KeySet, Permission, TenantScope};
 use crate::domain::TenantId;
 
-/// What the verifier accepts.
-#[derive(Clone)]
-pub struct AuthSettings {
+/// What a token must say besides its signature.
+#[derive(Debug, Clone)]
+pub struct TokenRules {
     /// The required `iss`.
     pub issuer: String,
     /// The required `aud`.
     pub audience: String,
-    /// The HS256 shared secret (development).
-    pub hs256_secret: SecretString,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,
 }
@@ -35,8 +36,8 @@ pub enum AuthError {
     /// Not a JWT, or a claim has the wrong shape.
     #[error("malformed token")]
     MalformedToken,
-    /// The signature does not verify, or the algorithm is not the configured one.
-    #[error("invalid token signature or algorithm")]
+    /// No accepted key verifies the signature with the token's algorithm.
+    #[error("invalid token signature, or an algorithm this server does not accept")]
     InvalidSignature,
     /// `exp` has passed.
     #[error("token expired")]
@@ -82,25 +83,44 @@ struct Claims {
     permissions: Vec<String>,
 }
 
-/// Verifies bearer tokens.
+/// Verifies bearer tokens against the current [`KeySet`] (which a JWKS refresh may replace).
 pub struct JwtVerifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: RwLock<Arc<KeySet>>,
+    rules: [(Algorithm, Validation); 3],
 }
 
+/// Longest token accepted before any parsing.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+
 impl JwtVerifier {
-    /// A verifier for `settings`.
-    pub fn new(settings: &AuthSettings) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[settings.issuer.as_str()]);
-        validation.set_audience(&[settings.audience.as_str()]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = settings.leeway.as_secs();
+    /// A verifier applying `rules` with `keys`.
+    pub fn new(rules: &TokenRules, keys: KeySet) -> Self {
+        let validation = |algorithm| {
+            let mut v = Validation::new(algorithm);
+            v.set_issuer(&[rules.issuer.as_str()]);
+            v.set_audience(&[rules.audience.as_str()]);
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            v.validate_nbf = true;
+            v.leeway = rules.leeway.as_secs();
+            (algorithm, v)
+        };
         Self {
-            key: DecodingKey::from_secret(settings.hs256_secret.expose_secret().as_bytes()),
-            validation,
+            keys: RwLock::new(Arc::new(keys)),
+            rules: [
+                validation(Algorithm::HS256),
+                validation(Algorithm::RS256),
+                validation(Algorithm::ES256),
+            ],
         }
+    }
+
+    /// Replaces the accepted keys (a JWKS refresh).
+    pub fn replace_keys(&self, keys: KeySet) {
+        let mut current = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current = Arc::new(keys);
     }
 
     /// Verifies the value of an `authorization` header.
@@ -119,34 +139,56 @@ impl JwtVerifier {
 
     /// Verifies a token.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| classify(e.kind()))?;
-        let claims = data.claims;
-        if claims.sub.is_empty() {
-            return Err(AuthError::MissingClaim);
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::MalformedToken);
         }
-        let tenants = if claims.tenants.iter().any(|t| t == "*") {
-            TenantScope::All
-        } else {
-            TenantScope::Only(
-                claims
-                    .tenants
-                    .iter()
-                    .filter_map(|t| TenantId::parse(t).ok())
-                    .collect::<BTreeSet<_>>(),
-            )
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken)?;
+        let Some((_, validation)) = self.rules.iter().find(|(alg, _)| *alg == header.alg) else {
+            return Err(AuthError::InvalidSignature);
         };
-        Ok(Caller {
-            subject: claims.sub,
-            email: claims.email.filter(|e| !e.is_empty()),
-            tenants,
-            permissions: claims
-                .permissions
-                .iter()
-                .filter_map(|p| Permission::from_claim(p))
-                .collect(),
-        })
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for key in keys.candidates(header.alg, header.kid.as_deref()) {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, validation) {
+                Ok(data) => return caller_from(data.claims),
+                // Another key (a rotated one) may verify it.
+                Err(e) if classify(e.kind()) == AuthError::InvalidSignature => {}
+                // The signature verified; the claims did not.
+                Err(e) => return Err(classify(e.kind())),
+            }
+        }
+        Err(AuthError::InvalidSignature)
     }
+}
+
+fn caller_from(claims: Claims) -> Result<Caller, AuthError> {
+    if claims.sub.is_empty() {
+        return Err(AuthError::MissingClaim);
+    }
+    let tenants = if claims.tenants.iter().any(|t| t == "*") {
+        TenantScope::All
+    } else {
+        TenantScope::Only(
+            claims
+                .tenants
+                .iter()
+                .filter_map(|t| TenantId::parse(t).ok())
+                .collect::<BTreeSet<_>>(),
+        )
+    };
+    Ok(Caller {
+        subject: claims.sub,
+        email: claims.email.filter(|e| !e.is_empty()),
+        tenants,
+        permissions: claims
+            .permissions
+            .iter()
+            .filter_map(|p| Permission::from_claim(p))
+            .collect(),
+    })
 }
 
 fn classify(kind: &ErrorKind) -> AuthError {
@@ -158,7 +200,127 @@ fn classify(kind: &ErrorKind) -> AuthError {
         ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim,
         ErrorKind::InvalidSignature
         | ErrorKind::InvalidAlgorithm
-        | ErrorKind::InvalidAlgorithmName => AuthError::InvalidSignature,
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::InvalidKeyFormat
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidRsaKey(_) => AuthError::InvalidSignature,
         _ => AuthError::MalformedToken,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header};
+    use secrecy::SecretString;
+    use serde_json::json;
+
+    use super::*;
+
+    fn rules() -> TokenRules {
+        TokenRules {
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            leeway: Duration::from_secs(5),
+        }
+    }
+
+    fn hs_verifier(secret: &str) -> JwtVerifier {
+        let mut keys = KeySet::default();
+        keys.add_hs256(&SecretString::from(secret));
+        JwtVerifier::new(&rules(), keys)
+    }
+
+    fn hs_token(secret: &str, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn claims() -> serde_json::Value {
+        let now = jsonwebtoken::get_current_timestamp();
+        json!({"iss": "iss", "aud": "aud", "sub": "svc", "exp": now + 60, "nbf": now,
+               "tenants": ["acme", "Not Valid", "globex"], "permissions": ["retract.read", "made.up"]})
+    }
+
+    #[test]
+    fn claims_become_a_caller_ignoring_unknown_values() {
+        let caller = hs_verifier("k").verify(&hs_token("k", &claims())).unwrap();
+        assert_eq!(caller.subject, "svc");
+        assert_eq!(caller.email, None);
+        assert_eq!(caller.permissions, [Permission::RetractRead].into());
+        let TenantScope::Only(tenants) = caller.tenants else {
+            panic!("scoped")
+        };
+        assert_eq!(
+            tenants.iter().map(TenantId::as_str).collect::<Vec<_>>(),
+            ["acme", "globex"]
+        );
+    }
+
+    #[test]
+    fn rotated_keys_are_tried_in_turn() {
+        let mut keys = KeySet::default();
+        keys.add_hs256(&SecretString::from("old"));
+        keys.add_hs256(&SecretString::from("new"));
+        let verifier = JwtVerifier::new(&rules(), keys);
+        assert!(verifier.verify(&hs_token("new", &claims())).is_ok());
+        assert!(verifier.verify(&hs_token("old", &claims())).is_ok());
+        assert_eq!(
+            verifier.verify(&hs_token("other", &claims())),
+            Err(AuthError::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn headers_must_be_bearer() {
+        let v = hs_verifier("k");
+        assert_eq!(v.verify_header(None), Err(AuthError::MissingToken));
+        for bad in [
+            &b"Basic abc"[..],
+            b"Bearer",
+            b"Bearer ",
+            b"\xff\xfe",
+            b"token",
+        ] {
+            assert_eq!(
+                v.verify_header(Some(bad)),
+                Err(AuthError::MalformedHeader),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            v.verify_header(Some(
+                format!("bearer {}", hs_token("k", &claims())).as_bytes()
+            ))
+            .is_ok()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_tokens_never_panic(raw in "\\PC{0,400}") {
+            let v = hs_verifier("k");
+            proptest::prop_assert!(v.verify(&raw).is_err());
+            let _ = v.verify_header(Some(raw.as_bytes()));
+        }
+
+        #[test]
+        fn tampered_tokens_are_refused(pos in 0usize..200, byte in proptest::num::u8::ANY) {
+            let v = hs_verifier("k");
+            let token = hs_token("k", &claims());
+            let mut bytes = token.clone().into_bytes();
+            let pos = pos % bytes.len();
+            proptest::prop_assume!(bytes[pos] != byte);
+            bytes[pos] = byte;
+            if let Ok(tampered) = String::from_utf8(bytes) {
+                // Base64 padding bits can absorb a change that decodes to the same bytes.
+                if let Ok(caller) = v.verify(&tampered) {
+                    proptest::prop_assert_eq!(caller, v.verify(&token).unwrap());
+                }
+            }
+        }
     }
 }

@@ -11,23 +11,25 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use super::{
-    AuthError, JwtVerifier,
+    AuthError, JwtVerifier, RateLimiter,
     permissions::{self, Rule},
 };
 use crate::api::ApiError;
 
 /// Verifies `authorization: Bearer <JWT>` on every method but health and reflection, checks
-/// the method's permission rule, and inserts the [`super::Caller`] into the request extensions.
-/// The tenant a request names is checked by its handler, which knows where the field is.
+/// the method's permission rule and the caller's rate, and inserts the [`super::Caller`] into
+/// the request extensions. The tenant a request names is checked by its handler, which knows
+/// where the field is.
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<JwtVerifier>,
+    limiter: Arc<RateLimiter>,
 }
 
 impl AuthLayer {
-    /// A layer verifying with `verifier`.
-    pub fn new(verifier: Arc<JwtVerifier>) -> Self {
-        Self { verifier }
+    /// A layer verifying with `verifier` and limiting with `limiter`.
+    pub fn new(verifier: Arc<JwtVerifier>, limiter: Arc<RateLimiter>) -> Self {
+        Self { verifier, limiter }
     }
 }
 
@@ -38,6 +40,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             verifier: self.verifier.clone(),
+            limiter: self.limiter.clone(),
         }
     }
 }
@@ -47,6 +50,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     verifier: Arc<JwtVerifier>,
+    limiter: Arc<RateLimiter>,
 }
 
 impl<S> AuthService<S> {
@@ -60,6 +64,9 @@ impl<S> AuthService<S> {
             .verifier
             .verify_header(header)
             .map_err(ApiError::Unauthenticated)?;
+        self.limiter
+            .check(&caller.subject)
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
         match permissions::rule_for(path) {
             None => Err(ApiError::PermissionDenied {
                 reason: "UNKNOWN_METHOD",

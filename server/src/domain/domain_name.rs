@@ -13,9 +13,10 @@ impl DomainName {
     /// Longest accepted name in its ASCII form (RFC 1035).
     pub const MAX_LEN: usize = 253;
 
-    /// Parses a domain name given in Unicode or ASCII form; surrounding whitespace is trimmed.
+    /// Parses a domain name given in Unicode or ASCII form; surrounding spaces and tabs are
+    /// trimmed (line breaks and other control characters are refused anywhere).
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let raw = raw.trim();
+        let raw = raw.trim_matches([' ', '\t']);
         if raw.is_empty() {
             return Err(ValidationError::new("must not be empty"));
         }
@@ -140,6 +141,8 @@ mod tests {
             "exam_ple.com",
             "example.com\r\nX: y",
             "example.com\0",
+            "example.com\r\n",
+            "\nexample.com",
             "example.com'--",
             "%65xample.com",
         ] {

@@ -3,6 +3,8 @@
 
 mod audit;
 mod domain_name;
+mod email;
+mod message_id;
 mod page;
 mod tenant;
 
@@ -10,6 +12,8 @@ pub use audit::{
     AuditEntry, AuditEvent, AuditFilter, AuditOutcome, AuditSection, StoredAuditEntry,
 };
 pub use domain_name::DomainName;
+pub use email::EmailAddress;
+pub use message_id::InternetMessageId;
 pub use page::{PageRequest, PageSize, PageToken};
 pub use tenant::{DisplayName, Domain, NewTenant, RetractStatus, Tenant, TenantId};
 

@@ -27,8 +27,8 @@ use tracing::Level;
 
 use crate::{
     api::{AuditApi, RetractApi, TenantApi},
-    auth::{AuthLayer, JwtVerifier},
-    config::Settings,
+    auth::{AuthLayer, JwtVerifier, KeyError, KeySet, RateLimiter},
+    config::{ConfigError, Mode, Settings},
     health,
     store::{Store, StoreError},
 };
@@ -50,6 +50,15 @@ pub enum StartupError {
     /// A setting is unusable.
     #[error("configuration: {0}")]
     Config(String),
+    /// The settings are refused as a whole (e.g. insecure for production).
+    #[error(transparent)]
+    Settings(#[from] ConfigError),
+    /// Caller-token keys could not be loaded.
+    #[error("caller-token keys: {0}")]
+    Keys(#[from] KeyError),
+    /// A TLS file could not be read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The gRPC server failed.
     #[error("server: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -61,12 +70,29 @@ pub struct Application {
     store: Store,
     listener: TcpListener,
     local_addr: SocketAddr,
+    keys: KeySet,
+    http: reqwest::Client,
 }
 
 impl Application {
     /// Connects to the database (creating an SQLite file if needed), migrates it unless told
     /// not to, and binds the listen address.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        settings.check()?;
+        // sea-orm's rustls brings ring and reqwest's aws-lc-rs: name one provider for the process.
+        let _already_installed = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| StartupError::Config(format!("HTTP client: {e}")))?;
+        let keys = settings.key_sources().load(&http).await?;
+        if settings.mode == Mode::Development && !keys.has_public_keys() {
+            tracing::warn!(
+                "development mode: caller tokens are verified with an HS256 secret; \
+                 never expose this server to real callers"
+            );
+        }
         let store = Store::connect(&settings.database()).await?;
         if settings.migrate_on_start {
             store.migrate().await?;
@@ -86,6 +112,8 @@ impl Application {
             store,
             listener,
             local_addr,
+            keys,
+            http,
         })
     }
 
@@ -110,6 +138,8 @@ impl Application {
             store,
             listener,
             local_addr,
+            keys,
+            http,
         } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::set_all(&reporter, ServingStatus::NotServing).await;
@@ -129,7 +159,14 @@ impl Application {
             .build_v1alpha()
             .map_err(|e| StartupError::Config(format!("reflection: {e}")))?;
 
-        let verifier = Arc::new(JwtVerifier::new(&settings.auth()));
+        let verifier = Arc::new(JwtVerifier::new(&settings.token_rules(), keys));
+        let limiter = Arc::new(RateLimiter::new(settings.rate_limit()));
+        tokio::spawn(settings.key_sources().refresh(
+            http,
+            verifier.clone(),
+            Duration::from_millis(settings.jwt_jwks_refresh_ms.max(100)),
+            probe_stop.clone(),
+        ));
         let layers = tower::ServiceBuilder::new()
             .layer(trace_layer())
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
@@ -137,11 +174,17 @@ impl Application {
             ))
             .layer(cors_layer(&settings.cors_allowed_origins)?)
             .layer(tonic_web::GrpcWebLayer::new())
-            .layer(AuthLayer::new(verifier))
+            .layer(AuthLayer::new(verifier, limiter))
             .into_inner();
 
         let stopping = CancellationToken::new();
-        let router = Server::builder()
+        let mut server = Server::builder();
+        if let Some(tls) = tls_config(&settings)? {
+            server = server
+                .tls_config(tls)
+                .map_err(|e| StartupError::Tls(e.to_string()))?;
+        }
+        let router = server
             .accept_http1(true)
             .timeout(Duration::from_millis(settings.request_timeout_ms))
             .layer(layers)
@@ -197,6 +240,26 @@ impl Application {
         tracing::info!("retract-server stopped");
         result
     }
+}
+
+/// The TLS configuration, when a certificate is configured; with a client CA, clients must
+/// present a certificate it signed (mTLS between services).
+fn tls_config(
+    settings: &Settings,
+) -> Result<Option<tonic::transport::ServerTlsConfig>, StartupError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let (Some(cert), Some(key)) = (&settings.tls_cert_file, &settings.tls_key_file) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| StartupError::Tls(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &settings.tls_client_ca_file {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
 }
 
 /// Reflection over our services plus the `google.rpc` detail types and health, so that

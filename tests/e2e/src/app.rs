@@ -42,25 +42,44 @@ impl TestApp {
 
     /// Starts a server on a fresh database of `backend`, after `adjust` changes its settings.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        match Self::try_spawn_with(backend, adjust).await {
+            Ok(app) => app,
+            Err((err, db)) => {
+                db.drop_database().await;
+                panic!("server does not start: {err}")
+            }
+        }
+    }
+
+    /// Like [`Self::spawn_with`], but hands back the start-up error (and the database, to drop).
+    pub async fn try_spawn_with(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Result<Self, (StartupError, TestDb)> {
         let db = TestDb::migrated(backend).await;
         let mut settings = test_settings(&db.url);
         adjust(&mut settings);
-        let app = Application::build(settings).await.expect("server builds");
+        let app = match Application::build(settings).await {
+            Ok(app) => app,
+            Err(err) => return Err((err, db)),
+        };
         let addr = app.local_addr();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             stopped.await.ok();
         }));
-        let client = Client::connect(format!("http://{addr}"))
-            .await
-            .expect("connect to the test server");
-        Self {
+        // Lazily: TLS tests bring their own clients and never use this one.
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint URL")
+            .connect_lazy();
+        let client = Client::from_channel(channel);
+        Ok(Self {
             addr,
             client,
             db,
             shutdown,
             server,
-        }
+        })
     }
 
     /// A client without a token.

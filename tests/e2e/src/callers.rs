@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use retract_client::{Client, DevToken, pb};
+use retract_client::{Client, DevToken, SigningKey, pb};
 use tonic::{Code, Status};
 
 use crate::{
@@ -18,6 +18,7 @@ on_both_backends!(
     a_missing_permission_is_denied_and_names_the_permission,
     another_tenant_is_denied_before_anything_is_looked_up,
     a_caller_limited_to_some_tenants_lists_only_those,
+    each_caller_is_rate_limited_on_its_own_and_health_never_is,
 );
 
 /// Calls every working RPC of the foundation once with `client`, returning each outcome.
@@ -130,10 +131,7 @@ async fn every_working_rpc_refuses_calls_without_a_valid_token(backend: Backend)
         ),
         (
             "INVALID_SIGNATURE",
-            DevToken {
-                secret: "not-the-key".into(),
-                ..good()
-            },
+            good().signed_with(SigningKey::Hs256("not-the-key".into()), None),
         ),
         (
             "WRONG_AUDIENCE",
@@ -324,5 +322,57 @@ async fn a_caller_limited_to_some_tenants_lists_only_those(backend: Backend) {
         .map(|t| t.tenant_id)
         .collect();
     assert_eq!(listed, ["acme", "initech"]);
+    app.stop().await;
+}
+
+async fn each_caller_is_rate_limited_on_its_own_and_health_never_is(backend: Backend) {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_types::StatusExt as _;
+
+    let app = TestApp::spawn_with(backend, |s| {
+        s.rate_limit_per_second = 0.5;
+        s.rate_limit_burst = 3.0;
+    })
+    .await;
+    let busy = app.with_token(&DevToken::service("busy-gateway").permission("tenants.manage"));
+    for _ in 0..3 {
+        busy.tenants()
+            .list_tenants(pb::ListTenantsRequest::default())
+            .await
+            .expect("within the burst");
+    }
+    let status = busy
+        .tenants()
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .unwrap_err();
+    let f = failure(&status);
+    assert_eq!(
+        (f.code, f.reason.as_str()),
+        (Code::ResourceExhausted, "RATE_LIMITED")
+    );
+    let retry = status
+        .get_details_retry_info()
+        .expect("RetryInfo says when to come back");
+    let delay = retry.retry_delay.expect("a delay");
+    assert!(
+        delay > std::time::Duration::ZERO && delay <= std::time::Duration::from_secs(2),
+        "{delay:?}"
+    );
+
+    let other = app.with_token(&DevToken::service("quiet-portal").permission("tenants.manage"));
+    other
+        .tenants()
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .expect("another caller is unaffected");
+
+    let mut health = HealthClient::new(app.anonymous().channel());
+    for _ in 0..20 {
+        health
+            .check(HealthCheckRequest::default())
+            .await
+            .expect("health is never limited");
+    }
     app.stop().await;
 }

@@ -15,6 +15,7 @@
 pub mod app;
 pub mod backends;
 pub mod db;
+pub mod fixtures;
 pub mod status;
 
 #[cfg(test)]
@@ -24,10 +25,16 @@ mod callers;
 #[cfg(test)]
 mod domains;
 #[cfg(test)]
+mod isolation;
+#[cfg(test)]
+mod issuer_keys;
+#[cfg(test)]
 mod migrations;
 #[cfg(test)]
 mod operations;
 #[cfg(test)]
 mod tenants;
+#[cfg(test)]
+mod transport_security;
 #[cfg(test)]
 mod unbuilt;

@@ -1,0 +1,121 @@
+//! mTLS between services: the server presents its certificate and accepts only clients with a
+//! certificate from the configured CA. Certificates are made fresh in each test.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::{app::TestApp, db::Backend, on_both_backends};
+
+on_both_backends!(with_mtls_only_clients_holding_a_certificate_of_the_ca_get_in);
+
+struct Pki {
+    ca_pem: String,
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self {
+            ca_pem: issuer.pem(),
+            issuer,
+        }
+    }
+
+    /// A certificate and key for `names`, for `usage`.
+    fn leaf(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+async fn channel(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    identity: Option<(String, String)>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+async fn health_check(channel: Result<Channel, tonic::transport::Error>) -> bool {
+    match channel {
+        Ok(channel) => HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn with_mtls_only_clients_holding_a_certificate_of_the_ca_get_in(backend: Backend) {
+    let pki = Pki::new("retract test CA");
+    let (server_cert, server_key) = pki.leaf(
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (client_cert, client_key) =
+        pki.leaf(&["gateway.internal"], ExtendedKeyUsagePurpose::ClientAuth);
+    let stranger = Pki::new("someone else's CA");
+    let (stranger_cert, stranger_key) =
+        stranger.leaf(&["mallory.internal"], ExtendedKeyUsagePurpose::ClientAuth);
+
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (cert_file, key_file, ca_file) = (
+        write("server.pem", &server_cert),
+        write("server.key", &server_key),
+        write("ca.pem", &pki.ca_pem),
+    );
+    let app = TestApp::spawn_with(backend, |s| {
+        s.tls_cert_file = Some(cert_file);
+        s.tls_key_file = Some(key_file);
+        s.tls_client_ca_file = Some(ca_file);
+    })
+    .await;
+
+    assert!(
+        health_check(channel(app.addr, &pki.ca_pem, Some((client_cert, client_key))).await).await,
+        "a client with a certificate of the CA is served"
+    );
+    assert!(
+        !health_check(channel(app.addr, &pki.ca_pem, None).await).await,
+        "a client without a certificate is refused"
+    );
+    assert!(
+        !health_check(channel(app.addr, &pki.ca_pem, Some((stranger_cert, stranger_key))).await)
+            .await,
+        "a certificate of another CA is refused"
+    );
+    let plaintext = Endpoint::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await;
+    assert!(!health_check(plaintext).await, "plaintext is refused");
+    app.stop().await;
+}
