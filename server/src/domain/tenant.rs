@@ -208,6 +208,19 @@ mod tests {
         assert!(DisplayName::parse("Acme\0").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn tenant_ids_and_names_never_panic_and_stay_clean(raw in "\\PC{0,300}") {
+            if let Ok(id) = TenantId::parse(&raw) {
+                proptest::prop_assert!(id.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+            }
+            if let Ok(name) = DisplayName::parse(&raw) {
+                proptest::prop_assert!(!name.as_str().chars().any(char::is_control));
+                proptest::prop_assert!(name.as_str().chars().count() <= DisplayName::MAX_CHARS);
+            }
+        }
+    }
+
     #[test]
     fn retract_status_round_trips_through_storage() {
         for s in [
