@@ -65,6 +65,10 @@ pub struct Limits {
     /// Requests one app may make across all tenants per window (Graph: 130,000 per 10 s).
     pub app_requests_per_window: u64,
     pub app_window_ms: u64,
+    /// Directory reads (`/users…`) one app may make in one tenant per window, one unit each
+    /// (Graph: 3,500 to 8,000 units per 10 s by tenant size).
+    pub directory_requests_per_window: u64,
+    pub directory_window_ms: u64,
     /// Optional per-app-global concurrency limit across all mailboxes.
     pub app_concurrency: Option<usize>,
     /// The `Retry-After` sent with 429s (whole seconds on the wire; 0 allowed). A request of the
@@ -81,6 +85,8 @@ impl Default for Limits {
             mailbox_window_ms: 600_000,
             app_requests_per_window: 130_000,
             app_window_ms: 10_000,
+            directory_requests_per_window: 3_500,
+            directory_window_ms: 10_000,
             app_concurrency: None,
             retry_after_secs: 1,
         }

@@ -1,5 +1,6 @@
 //! Graph's throttling: per app per mailbox concurrency and request window, the per-app global
-//! rate, optional per-app concurrency, and the `Retry-After` penalty.
+//! rate, the per app per tenant directory budget (one unit per request), optional per-app
+//! concurrency, and the `Retry-After` penalty.
 //!
 //! Every request counts against the windows, including the ones that get 429 ("usage keeps
 //! counting while throttled"). A request of the same app to the same mailbox (or, for app-wide
@@ -29,6 +30,8 @@ pub enum ThrottleReason {
     AppRate,
     /// More than `app_concurrency` concurrent requests of one app.
     AppConcurrency,
+    /// More than `directory_requests_per_window` directory reads of one app in one tenant.
+    DirectoryRate,
     /// A 429 storm injected through the admin API.
     Storm,
     /// A random 429 injected by the fault settings.
@@ -43,6 +46,7 @@ impl ThrottleReason {
                 "ApplicationThrottled"
             }
             ThrottleReason::AppRate | ThrottleReason::AppConcurrency => "TooManyRequests",
+            ThrottleReason::DirectoryRate => "Request_ThrottledTemporarily",
             ThrottleReason::Storm | ThrottleReason::Injected => "ApplicationThrottled",
         }
     }
@@ -56,11 +60,49 @@ impl ThrottleReason {
             ThrottleReason::MailboxWindow => "Application is over its MailboxRequests limit.",
             ThrottleReason::AppRate => "Too many requests.",
             ThrottleReason::AppConcurrency => "Application is over its concurrency limit.",
+            ThrottleReason::DirectoryRate => "The request has been throttled temporarily.",
             ThrottleReason::Storm | ThrottleReason::Injected => {
                 "Application is over its MailboxConcurrency limit."
             }
         }
     }
+}
+
+/// What a request addresses, for the limits that apply to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// Only the app-wide limits (tenant metadata, `$batch` envelopes).
+    App,
+    /// A mailbox, by primary address: the per-mailbox limits too.
+    Mailbox(&'a str),
+    /// Directory reads in a tenant: the per-tenant directory budget too.
+    Directory(&'a str),
+}
+
+impl<'a> Target<'a> {
+    fn mailbox(self) -> Option<&'a str> {
+        match self {
+            Target::Mailbox(mailbox) => Some(mailbox),
+            _ => None,
+        }
+    }
+}
+
+/// The counter of `key` under `app`, created on first use (no allocation once it exists).
+fn scoped<'c>(
+    map: &'c mut HashMap<String, HashMap<String, Counter>>,
+    app: &str,
+    key: &str,
+    now: Instant,
+) -> Option<&'c mut Counter> {
+    if !map.contains_key(app) {
+        map.insert(app.to_owned(), HashMap::new());
+    }
+    let per_app = map.get_mut(app)?;
+    if !per_app.contains_key(key) {
+        per_app.insert(key.to_owned(), Counter::new(now));
+    }
+    per_app.get_mut(key)
 }
 
 /// A refused admission.
@@ -115,6 +157,8 @@ struct Counters {
     apps: HashMap<String, Counter>,
     /// app → mailbox → counter.
     mailboxes: HashMap<String, HashMap<String, Counter>>,
+    /// app → tenant → directory-read counter.
+    directory: HashMap<String, HashMap<String, Counter>>,
     /// mailbox → concurrent requests seen (all apps, admitted or not).
     peaks: HashMap<String, Peak>,
 }
@@ -155,14 +199,15 @@ impl Drop for Admission {
 }
 
 impl Throttle {
-    /// Admits one request of `app` (to `mailbox`, for mail calls) or says why not.
+    /// Admits one request of `app` to `target` or says why not.
     pub fn admit(
         self: &Arc<Self>,
         limits: &Limits,
         app: &str,
-        mailbox: Option<&str>,
+        target: Target<'_>,
         now: Instant,
     ) -> Result<Admission, Throttled> {
+        let mailbox = target.mailbox();
         let mut guard = self.counters.lock();
         let counters = &mut *guard;
         if let Some(mailbox) = mailbox {
@@ -174,7 +219,7 @@ impl Throttle {
             counters.apps.insert(app.to_owned(), Counter::new(now));
         }
         let verdict = if limits.enabled {
-            Self::judge(counters, limits, app, mailbox, now)
+            Self::judge(counters, limits, app, target, now)
         } else {
             Ok(())
         };
@@ -205,13 +250,17 @@ impl Throttle {
                         reason,
                         ThrottleReason::AppRate | ThrottleReason::AppConcurrency
                     );
-                    if app_wide {
-                        if let Some(counter) = counters.apps.get_mut(app) {
-                            counter.blocked = until;
+                    let counter = match target {
+                        _ if app_wide => counters.apps.get_mut(app),
+                        Target::Mailbox(m) => {
+                            counters.mailboxes.get_mut(app).and_then(|c| c.get_mut(m))
                         }
-                    } else if let Some(counter) = mailbox
-                        .and_then(|m| counters.mailboxes.get_mut(app).and_then(|c| c.get_mut(m)))
-                    {
+                        Target::Directory(t) => {
+                            counters.directory.get_mut(app).and_then(|c| c.get_mut(t))
+                        }
+                        Target::App => None,
+                    };
+                    if let Some(counter) = counter {
                         counter.blocked = until;
                     }
                 }
@@ -227,25 +276,29 @@ impl Throttle {
         counters: &mut Counters,
         limits: &Limits,
         app: &str,
-        mailbox: Option<&str>,
+        target: Target<'_>,
         now: Instant,
     ) -> Result<(), ThrottleReason> {
         let app_counter = counters.apps.get_mut(app).ok_or(ThrottleReason::AppRate)?;
         let app_count = app_counter.count(now, Duration::from_millis(limits.app_window_ms));
         let app_blocked = app_counter.blocked_reason(now);
         let app_in_flight = app_counter.in_flight;
-        let mailbox_state = match mailbox {
-            Some(mailbox) => {
-                let per_app = counters.mailboxes.entry(app.to_owned()).or_default();
-                if !per_app.contains_key(mailbox) {
-                    per_app.insert(mailbox.to_owned(), Counter::new(now));
-                }
-                per_app.get_mut(mailbox).map(|counter| {
-                    let count = counter.count(now, Duration::from_millis(limits.mailbox_window_ms));
-                    (count, counter.blocked_reason(now), counter.in_flight)
+        let mailbox_state = target
+            .mailbox()
+            .and_then(|mailbox| scoped(&mut counters.mailboxes, app, mailbox, now))
+            .map(|counter| {
+                let count = counter.count(now, Duration::from_millis(limits.mailbox_window_ms));
+                (count, counter.blocked_reason(now), counter.in_flight)
+            });
+        let directory_state = match target {
+            Target::Directory(tenant) => {
+                scoped(&mut counters.directory, app, tenant, now).map(|counter| {
+                    let count =
+                        counter.count(now, Duration::from_millis(limits.directory_window_ms));
+                    (count, counter.blocked_reason(now))
                 })
             }
-            None => None,
+            _ => None,
         };
         if let Some(reason) = app_blocked {
             return Err(reason);
@@ -253,8 +306,16 @@ impl Throttle {
         if let Some((_, Some(reason), _)) = mailbox_state {
             return Err(reason);
         }
+        if let Some((_, Some(reason))) = directory_state {
+            return Err(reason);
+        }
         if app_count > limits.app_requests_per_window {
             return Err(ThrottleReason::AppRate);
+        }
+        if let Some((count, _)) = directory_state
+            && count > limits.directory_requests_per_window
+        {
+            return Err(ThrottleReason::DirectoryRate);
         }
         if let Some((count, _, _)) = mailbox_state
             && count > limits.mailbox_requests_per_window

@@ -17,7 +17,7 @@ use crate::record::{CallSlot, Fault, ThrottleEvent};
 use crate::seed::MailboxKind;
 use crate::server::ConnKill;
 use crate::settings::Endpoint;
-use crate::throttle::{Admission, ThrottleReason, Throttled};
+use crate::throttle::{Admission, Target, ThrottleReason, Throttled};
 
 /// The mailbox a mail call addresses.
 #[derive(Debug, Clone)]
@@ -104,7 +104,14 @@ impl FromRequestParts<Arc<Sim>> for GraphCx {
 impl GraphCx {
     /// A call that addresses no mailbox: app-wide limits, latency, faults.
     pub async fn enter(&self) -> Result<Admission, GraphError> {
-        let admission = self.admit(None)?;
+        let admission = self.admit(Target::App)?;
+        self.inject().await?;
+        Ok(admission)
+    }
+
+    /// A directory read (`/users…`, `/me`): app-wide limits and the tenant's directory budget.
+    pub async fn enter_directory(&self) -> Result<Admission, GraphError> {
+        let admission = self.admit(Target::Directory(&self.claims.tid))?;
         self.inject().await?;
         Ok(admission)
     }
@@ -118,7 +125,7 @@ impl GraphCx {
     ) -> Result<(MailboxTarget, Admission), GraphError> {
         let target = self.resolve_mailbox(user_key, write)?;
         self.slot.lock().mailbox = Some(target.mail.clone());
-        let admission = self.admit(Some(&target.mail))?;
+        let admission = self.admit(Target::Mailbox(&target.mail))?;
         self.inject().await?;
         Ok((target, admission))
     }
@@ -161,7 +168,11 @@ impl GraphCx {
     }
 
     /// Storms and throttling limits.
-    fn admit(&self, mailbox: Option<&str>) -> Result<Admission, GraphError> {
+    fn admit(&self, target: Target<'_>) -> Result<Admission, GraphError> {
+        let mailbox = match target {
+            Target::Mailbox(mailbox) => Some(mailbox),
+            _ => None,
+        };
         let now = Instant::now();
         let settings = self.sim.settings.read();
         let retry_after_secs = settings.limits.retry_after_secs;
@@ -179,7 +190,7 @@ impl GraphCx {
         let verdict = self
             .sim
             .throttle
-            .admit(&settings.limits, &self.claims.appid, mailbox, now);
+            .admit(&settings.limits, &self.claims.appid, target, now);
         drop(settings);
         verdict.map_err(|throttled| self.throttled(throttled, mailbox))
     }

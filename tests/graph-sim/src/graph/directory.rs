@@ -76,7 +76,7 @@ fn select_users(
 }
 
 pub async fn me(cx: GraphCx, RawQuery(raw): RawQuery) -> Result<Response, GraphError> {
-    let _admission = cx.enter().await?;
+    let _admission = cx.enter_directory().await?;
     if cx.claims.is_app_only() {
         return Err(GraphError::bad_request(
             "/me request is only valid with delegated authentication flow.",
@@ -107,7 +107,7 @@ pub async fn user(
     Path(key): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, GraphError> {
-    let _admission = cx.enter().await?;
+    let _admission = cx.enter_directory().await?;
     let (_, select) = select_users(raw.as_deref())?;
     let world = cx.sim.world.read();
     let user = world
@@ -143,7 +143,7 @@ fn matches(user: &crate::state::UserRecord, terms: &[UserTerm]) -> bool {
 }
 
 pub async fn users(cx: GraphCx, RawQuery(raw): RawQuery) -> Result<Response, GraphError> {
-    let _admission = cx.enter().await?;
+    let _admission = cx.enter_directory().await?;
     if !cx.may_read_users(None) {
         return Err(GraphError::directory_access_denied());
     }

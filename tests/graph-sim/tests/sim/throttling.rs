@@ -249,3 +249,43 @@ async fn unlimited_mode_lets_any_concurrency_through_and_still_records_the_peak(
     }
     assert_eq!(sim.peak_concurrency("al@contoso.com"), 8);
 }
+
+#[tokio::test]
+async fn directory_reads_draw_from_a_per_tenant_budget() {
+    let sim = world()
+        .limits(limits(|l| {
+            l.directory_requests_per_window = 2;
+            l.directory_window_ms = 60_000;
+        }))
+        .start()
+        .await
+        .unwrap();
+    let token = app_token(&sim, contoso().id()).await;
+    let user = |who: &'static str| {
+        let (base, token) = (sim.graph_base_url(), token.clone());
+        async move {
+            http()
+                .get(format!("{base}/v1.0/users/{who}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(user("alice@contoso.com").await, StatusCode::OK);
+    assert_eq!(user("bob@contoso.com").await, StatusCode::OK);
+    assert_eq!(
+        user("alice@contoso.com").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        sim.throttle_events()[0].reason,
+        ThrottleReason::DirectoryRate
+    );
+    // Mail calls do not draw from the directory budget.
+    assert_eq!(
+        list(&sim, &token, "alice@contoso.com").await.status(),
+        StatusCode::OK
+    );
+}
