@@ -31,6 +31,15 @@ pub enum StartError {
     Bind { port: u16, source: std::io::Error },
 }
 
+/// A fixture file that could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("cannot read fixture: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("invalid fixture: {0}")]
+    Parse(#[from] serde_json::Error),
+}
+
 /// Why a token could not be minted through the handle.
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
@@ -68,6 +77,12 @@ impl GraphSimBuilder {
         self.fixture.mails.extend(more.mails);
         self.fixture.messages.extend(more.messages);
         Ok(self)
+    }
+
+    /// Adds everything in a JSON fixture file to the seed.
+    pub fn fixture_file(self, path: impl AsRef<std::path::Path>) -> Result<Self, FixtureError> {
+        let text = std::fs::read_to_string(path.as_ref())?;
+        Ok(self.fixture_json(&text)?)
     }
 
     pub fn app(mut self, app: App) -> Self {

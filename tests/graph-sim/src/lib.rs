@@ -68,7 +68,7 @@ pub mod settings;
 mod state;
 mod throttle;
 
-pub use handle::{GraphSim, GraphSimBuilder, MailboxContents, MintError, StartError};
+pub use handle::{FixtureError, GraphSim, GraphSimBuilder, MailboxContents, MintError, StartError};
 pub use hold::Hold;
 pub use identity::tokens::{
     AccessClaims, GRAPH_AUDIENCE, IdClaims, SIGNING_KEY_EXPONENT, SIGNING_KEY_ID,

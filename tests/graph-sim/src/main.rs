@@ -1,7 +1,7 @@
 //! `graph-sim`: runs the simulator from a JSON fixture until interrupted.
 //!
 //! ```text
-//! graph-sim --fixture tests/graph-sim/fixtures/demo.json --port 8090 [--login-port 8091] [--settings s.json]
+//! graph-sim --fixture tests/graph-sim/sdk/fixture.json --port 8090 [--login-port 8091] [--settings s.json]
 //! ```
 //!
 //! Prints one line `graph-sim graph=http://127.0.0.1:P login=http://127.0.0.1:Q` when ready.
@@ -40,11 +40,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut builder = GraphSim::builder();
     if let Some(path) = &args.fixture {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         builder = builder
-            .fixture_json(&text)
-            .with_context(|| format!("parsing {}", path.display()))?;
+            .fixture_file(path)
+            .with_context(|| format!("loading {}", path.display()))?;
     }
     if let Some(path) = &args.settings {
         let text =
