@@ -85,11 +85,13 @@ impl GraphSimBuilder {
         Ok(self.fixture_json(&text)?)
     }
 
+    /// Registers an app (usable in every tenant that consented to it).
     pub fn app(mut self, app: App) -> Self {
         self.fixture.apps.push(app);
         self
     }
 
+    /// Adds a tenant with its domains, consents and users.
     pub fn tenant(mut self, tenant: Tenant) -> Self {
         self.fixture.tenants.push(tenant);
         self
@@ -107,21 +109,25 @@ impl GraphSimBuilder {
         self
     }
 
+    /// Replaces all start settings.
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
         self
     }
 
+    /// Throttling limits at start.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.settings.limits = limits;
         self
     }
 
+    /// Injected latency at start.
     pub fn latency(mut self, latency: LatencySettings) -> Self {
         self.settings.latency = latency;
         self
     }
 
+    /// Injected faults at start.
     pub fn faults(mut self, faults: FaultSettings) -> Self {
         self.settings.faults = faults;
         self
@@ -139,6 +145,7 @@ impl GraphSimBuilder {
         self
     }
 
+    /// Default page size of message lists (Graph: 10).
     pub fn page_size(mut self, size: usize) -> Self {
         self.settings.page_size = size;
         self
@@ -233,6 +240,7 @@ impl Drop for GraphSim {
 }
 
 impl GraphSim {
+    /// An empty simulator to seed and start.
     pub fn builder() -> GraphSimBuilder {
         GraphSimBuilder::default()
     }
@@ -247,10 +255,12 @@ impl GraphSim {
         format!("http://{}", self.login_addr)
     }
 
+    /// The Graph listener's address.
     pub fn graph_addr(&self) -> SocketAddr {
         self.graph_addr
     }
 
+    /// The identity-platform listener's address.
     pub fn login_addr(&self) -> SocketAddr {
         self.login_addr
     }
@@ -345,6 +355,7 @@ impl GraphSim {
         self.sim.reset()
     }
 
+    /// The current settings.
     pub fn settings(&self) -> Settings {
         self.sim.settings.read().clone()
     }
@@ -354,18 +365,22 @@ impl GraphSim {
         change(&mut self.sim.settings.write());
     }
 
+    /// Changes injected latency from the next request on.
     pub fn set_latency(&self, latency: LatencySettings) {
         self.update_settings(|s| s.latency = latency);
     }
 
+    /// Changes injected faults from the next request on.
     pub fn set_faults(&self, faults: FaultSettings) {
         self.update_settings(|s| s.faults = faults);
     }
 
+    /// Changes throttling limits from the next request on.
     pub fn set_limits(&self, limits: Limits) {
         self.update_settings(|s| s.limits = limits);
     }
 
+    /// Changes what authorize / adminconsent do.
     pub fn set_sign_in(&self, sign_in: SignIn) {
         self.update_settings(|s| s.sign_in = sign_in);
     }
@@ -381,6 +396,7 @@ impl GraphSim {
         self.sim.chaos.start_storm(Instant::now(), duration);
     }
 
+    /// Ends a storm early.
     pub fn stop_throttle_storm(&self) {
         self.sim.chaos.stop_storm();
     }

@@ -141,6 +141,7 @@ impl Tenant {
         &self.id
     }
 
+    /// Adds a domain.
     pub fn domain(mut self, domain: Domain) -> Self {
         self.domains.push(domain);
         self
@@ -152,6 +153,7 @@ impl Tenant {
         self
     }
 
+    /// Adds a user (with a mailbox) to this tenant.
     pub fn user(mut self, user: User) -> Self {
         self.users.push(user);
         self
@@ -279,6 +281,7 @@ impl User {
         }
     }
 
+    /// Sets the object id instead of deriving it from the UPN.
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
         self
@@ -290,6 +293,7 @@ impl User {
         self
     }
 
+    /// Sets the display name (default: the UPN's local part).
     pub fn display_name(mut self, name: impl Into<String>) -> Self {
         self.display_name = Some(name.into());
         self
@@ -313,6 +317,7 @@ impl User {
         self
     }
 
+    /// Makes the user a global administrator, who can consent for the tenant.
     pub fn admin(mut self) -> Self {
         self.admin = true;
         self
@@ -376,6 +381,7 @@ impl Folder {
         }
     }
 
+    /// The folder's display name in Outlook.
     pub fn display_name(self) -> &'static str {
         match self {
             Folder::Inbox => "Inbox",
@@ -458,16 +464,19 @@ impl Mail {
         }
     }
 
+    /// Sets the subject.
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = subject.into();
         self
     }
 
+    /// Sets the plain-text body.
     pub fn body(mut self, body: impl Into<String>) -> Self {
         self.body = body.into();
         self
     }
 
+    /// Adds To recipients (each simulated one gets a copy in `inbox`).
     pub fn to<I, S>(mut self, addresses: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -477,6 +486,7 @@ impl Mail {
         self
     }
 
+    /// Adds Cc recipients.
     pub fn cc<I, S>(mut self, addresses: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -486,6 +496,7 @@ impl Mail {
         self
     }
 
+    /// Adds Bcc recipients (only the sender's copy lists them).
     pub fn bcc<I, S>(mut self, addresses: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -495,6 +506,7 @@ impl Mail {
         self
     }
 
+    /// Sets when the mail was sent.
     pub fn sent_at(mut self, sent: DateTime<Utc>) -> Self {
         self.sent = Some(sent);
         self
@@ -602,16 +614,19 @@ impl PlacedMessage {
         }
     }
 
+    /// Marks the copy as read.
     pub fn read(mut self) -> Self {
         self.is_read = true;
         self
     }
 
+    /// Sets the sender.
     pub fn from(mut self, address: impl Into<String>) -> Self {
         self.from = Some(address.into());
         self
     }
 
+    /// Puts the copy into an existing conversation.
     pub fn conversation_id(mut self, id: impl Into<String>) -> Self {
         self.conversation_id = Some(id.into());
         self

@@ -46,6 +46,7 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Lifetime of issued tokens.
     pub fn token_lifetime(&self) -> Duration {
         Duration::from_millis(self.token_lifetime_ms)
     }
@@ -150,6 +151,7 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// Always `ms` milliseconds.
     pub fn fixed(ms: u64) -> Self {
         Self {
             fixed_ms: ms,
@@ -157,6 +159,7 @@ impl Latency {
         }
     }
 
+    /// `fixed_ms` plus up to `jitter_ms` more.
     pub fn with_jitter(fixed_ms: u64, jitter_ms: u64) -> Self {
         Self {
             fixed_ms,
@@ -244,6 +247,7 @@ pub enum SignIn {
 }
 
 impl SignIn {
+    /// The user with this UPN (or address) signs in and approves.
     pub fn approve_as(user: impl Into<String>) -> Self {
         SignIn::Approve { user: user.into() }
     }

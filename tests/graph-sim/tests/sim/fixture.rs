@@ -152,3 +152,10 @@ async fn graph_and_login_are_separate_hosts_by_default() {
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn handle_and_hold_can_move_between_tasks() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<GraphSim>();
+    assert_send_sync::<graph_sim::Hold>();
+}
