@@ -8,6 +8,7 @@
 //! - [`domain`]: validated types (`TenantId`, `DomainName`, page tokens, audit vocabulary).
 //! - [`api`]: the tonic services; proto ⇄ domain conversion and the one error → `Status` table.
 //! - [`auth`]: bearer JWT → `Caller`, and the per-RPC permission table.
+//! - [`graph`]: Microsoft Graph and the identity platform (app-token cache, typed errors).
 //! - [`store`]: sea-orm persistence on SQLite or PostgreSQL, audit written in the same
 //!   transaction as each change.
 //! - [`health`]: database-aware `grpc.health.v1` status.
@@ -20,6 +21,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod graph;
 pub mod health;
 pub mod startup;
 pub mod store;

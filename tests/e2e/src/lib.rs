@@ -25,6 +25,8 @@ mod callers;
 #[cfg(test)]
 mod domains;
 #[cfg(test)]
+mod graph_tokens;
+#[cfg(test)]
 mod isolation;
 #[cfg(test)]
 mod issuer_keys;

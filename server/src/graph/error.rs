@@ -1,0 +1,42 @@
+//! Failures talking to Microsoft.
+
+use std::time::Duration;
+
+/// Why a call to Microsoft failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// The token endpoint refused the app for this Microsoft tenant: wrong secret, consent
+    /// missing or withdrawn, app deleted (`invalid_client`, `unauthorized_client`, …).
+    #[error("Microsoft refused the app's credentials ({error}): {description}")]
+    TokenRefused {
+        /// The OAuth `error` code.
+        error: String,
+        /// Microsoft's `error_description` (with its AADSTS code).
+        description: String,
+    },
+    /// Graph answered with an error.
+    #[error("Graph answered {status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Graph's `error.code`, e.g. `ErrorAccessDenied`.
+        code: String,
+        /// Graph's `error.message`.
+        message: String,
+        /// `Retry-After`, when Graph sent one.
+        retry_after: Option<Duration>,
+    },
+    /// No answer: connection refused or reset, timeout, unreadable body.
+    #[error("cannot reach Microsoft: {0}")]
+    Transport(String),
+}
+
+impl GraphError {
+    /// Graph's `error.code`, if Graph answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Microsoft Graph and the identity platform, as the rest of the server sees them.
+//!
+//! # Layout
+//! - `error`: [`GraphError`], typed by Graph's `error.code` and the token endpoint's `error`.
+//! - `tokens`: [`AppTokens`], the per-Microsoft-tenant app-token cache (client credentials
+//!   through the `oauth2` crate): refreshed before expiry, single-flight, invalidated on 401.
+//! - `client`: [`GraphClient`], authenticated Graph calls that refresh a rejected token once.
+//!
+//! Both base URLs come from configuration, so the same code talks to Microsoft or to
+//! `graph-sim` in tests.
+
+mod client;
+mod error;
+mod tokens;
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use client::{GraphClient, GraphDomain};
+pub use error::GraphError;
+pub use tokens::{AppToken, AppTokens};
+
+/// The scope that grants an app token the app registration's static permissions.
+pub const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// How to reach Microsoft, and as which app registration.
+#[derive(Clone)]
+pub struct GraphSettings {
+    /// Graph's base URL, without `/v1.0`.
+    pub graph_base_url: String,
+    /// The identity platform's base URL, without the tenant.
+    pub login_base_url: String,
+    /// The app registration's client id.
+    pub client_id: String,
+    /// The app registration's client secret.
+    pub client_secret: SecretString,
+    /// Tokens are renewed this long before they expire.
+    pub refresh_margin: Duration,
+    /// Longest a single HTTP request to Microsoft may take.
+    pub request_timeout: Duration,
+}
+
+/// An HTTP client for Microsoft: never follows redirects (a token endpoint that redirects is
+/// not answering), bounded in time.
+pub fn http_client(settings: &GraphSettings) -> Result<reqwest::Client, GraphError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(settings.request_timeout)
+        .build()
+        .map_err(|e| GraphError::Transport(e.to_string()))
+}
