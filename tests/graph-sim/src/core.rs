@@ -101,7 +101,7 @@ impl Sim {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        wall + self.clock_offset_secs.load(Ordering::Relaxed)
+        wall.saturating_add(self.clock_offset_secs.load(Ordering::Relaxed))
     }
 
     pub fn advance_clock(&self, secs: i64) {

@@ -10,6 +10,13 @@ use rand::{Rng, SeedableRng};
 use crate::record::Fault;
 use crate::settings::{FaultSettings, Latency};
 
+/// `now + duration`, capped instead of overflowing (settings may hold absurd values).
+pub fn later(now: Instant, duration: Duration) -> Instant {
+    now.checked_add(duration)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now)
+}
+
 /// What to do to one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultPlan {
@@ -58,7 +65,7 @@ impl Chaos {
         } else {
             0
         };
-        Duration::from_millis(latency.fixed_ms + jitter)
+        Duration::from_millis(latency.fixed_ms.saturating_add(jitter))
     }
 
     /// Draws the faults for one request.
@@ -92,7 +99,7 @@ impl Chaos {
 
     /// Every Graph request gets 429 until `now + duration`.
     pub fn start_storm(&self, now: Instant, duration: Duration) {
-        *self.storm_until.lock() = Some(now + duration);
+        *self.storm_until.lock() = Some(later(now, duration));
     }
 
     pub fn stop_storm(&self) {

@@ -559,7 +559,10 @@ impl Mail {
             to: Vec::new(),
             cc: Vec::new(),
             bcc: Vec::new(),
-            sent: self.sent.map(|s| s + chrono::Duration::minutes(5)),
+            sent: self.sent.map(|s| {
+                s.checked_add_signed(chrono::Duration::minutes(5))
+                    .unwrap_or(s)
+            }),
             copies: 1,
             keep_sent_copy: true,
         }

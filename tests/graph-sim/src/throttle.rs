@@ -245,7 +245,7 @@ impl Throttle {
                 }
                 let retry_after = Duration::from_secs(limits.retry_after_secs);
                 if !retry_after.is_zero() {
-                    let until = Some((now + retry_after, reason));
+                    let until = Some((crate::faults::later(now, retry_after), reason));
                     let app_wide = matches!(
                         reason,
                         ThrottleReason::AppRate | ThrottleReason::AppConcurrency

@@ -283,7 +283,7 @@ pub async fn authorize(
             tenant_id: user.tenant_id,
             scopes,
             nonce: query.get("nonce").cloned(),
-            expires_unix: cx.sim.now_unix() + code_lifetime,
+            expires_unix: cx.sim.now_unix().saturating_add(code_lifetime),
             redeemed: false,
         },
     );

@@ -107,8 +107,12 @@ impl Mailbox {
     pub fn insert(&mut self, new: NewMessage) -> String {
         let (id, serial) = self.next_id();
         // Deterministic arrival: one second after sending, plus the insertion order in ms.
-        let received =
-            new.sent + chrono::Duration::seconds(1) + chrono::Duration::milliseconds(serial as i64);
+        let received = new
+            .sent
+            .checked_add_signed(
+                chrono::Duration::seconds(1) + chrono::Duration::milliseconds(serial as i64),
+            )
+            .unwrap_or(new.sent);
         self.messages.push(MailboxMessage {
             id: id.clone(),
             folder: new.folder,
