@@ -325,6 +325,16 @@ impl GraphSim {
             .unwrap_or_default()
     }
 
+    /// Every copy of one internet message in a mailbox, in any folder (dumpster included):
+    /// where did the service's deletes put them?
+    pub fn copies_of(&self, key: &str, internet_message_id: &str) -> Vec<MailboxMessage> {
+        self.mailbox(key)
+            .into_iter()
+            .flat_map(|contents| contents.into_values().flatten())
+            .filter(|m| m.internet_message_id == internet_message_id)
+            .collect()
+    }
+
     /// The object id of a user (any address or UPN).
     pub fn user_id(&self, key: &str) -> Option<String> {
         self.sim

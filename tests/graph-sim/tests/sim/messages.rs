@@ -270,6 +270,9 @@ async fn delete_modes_move_messages_to_their_folders() {
     );
     assert_eq!(in_folder(Folder::RecoverableItemsPurges), vec!["<hard@x>"]);
     assert_eq!(in_folder(Folder::DeletedItems), vec!["<moved@x>"]);
+    let copies = sim.copies_of(user, "<hard@x>");
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].folder, Folder::RecoverableItemsPurges);
     // Soft- and hard-deleted copies are gone from searches; the moved one is still found.
     assert!(find(&sim, &token, user, "<soft@x>").await.is_empty());
     assert!(find(&sim, &token, user, "<hard@x>").await.is_empty());
