@@ -72,10 +72,7 @@ impl AuditService for AuditApi {
             .list_audit_events(&tenant, &filter, &PageRequest { size, after })
             .await
             .map_err(ApiError::from)?;
-        let next_page_token = match page.items.last() {
-            Some(last) if page.has_more => PageToken::encode(&query, &last.id),
-            _ => String::new(),
-        };
+        let next_page_token = page.next_page_token(&query, |event| event.id);
         Ok(Response::new(pb::ListAuditEventsResponse {
             events: page.items.into_iter().map(Into::into).collect(),
             next_page_token,

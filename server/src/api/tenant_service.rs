@@ -110,10 +110,7 @@ impl TenantService for TenantApi {
             .list_tenants(&PageRequest { size, after })
             .await
             .map_err(ApiError::from)?;
-        let next_page_token = match page.items.last() {
-            Some(last) if page.has_more => PageToken::encode(&query, &last.id.to_string()),
-            _ => String::new(),
-        };
+        let next_page_token = page.next_page_token(&query, |tenant| tenant.id.to_string());
         // A service caller limited to some tenants sees only those.
         let tenants = page
             .items
@@ -213,10 +210,7 @@ impl TenantService for TenantApi {
             .list_domains(&tenant, &PageRequest { size, after })
             .await
             .map_err(ApiError::from)?;
-        let next_page_token = match page.items.last() {
-            Some(last) if page.has_more => PageToken::encode(&query, &last.name.to_string()),
-            _ => String::new(),
-        };
+        let next_page_token = page.next_page_token(&query, |domain| domain.name.to_string());
         Ok(Response::new(pb::ListDomainsResponse {
             domains: page.items.into_iter().map(Into::into).collect(),
             next_page_token,

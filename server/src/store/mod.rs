@@ -43,6 +43,19 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The page token of the page after this one (keyed by `cursor` of the last item), or an
+    /// empty string when this is the last page.
+    pub fn next_page_token<C: serde::Serialize>(
+        &self,
+        query: &str,
+        cursor: impl Fn(&T) -> C,
+    ) -> String {
+        match self.items.last() {
+            Some(last) if self.has_more => crate::domain::PageToken::encode(query, &cursor(last)),
+            _ => String::new(),
+        }
+    }
+
     /// Builds a page from up to `limit + 1` fetched rows.
     fn from_overfetch(mut items: Vec<T>, limit: u64) -> Self {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
