@@ -472,3 +472,62 @@ async fn token_endpoint_faults_apply_only_when_named() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"], "temporarily_unavailable");
 }
+
+#[tokio::test]
+async fn offline_access_yields_a_refresh_token_that_works_once() {
+    let sim = world()
+        .sign_in(SignIn::approve_as("alice@contoso.com"))
+        .start()
+        .await
+        .unwrap();
+    let pairs = authorize(
+        &sim,
+        "organizations",
+        "openid offline_access https://graph.microsoft.com/.default",
+    )
+    .await;
+    let (status, body) = redeem(&sim, param(&pairs, "code").unwrap(), VERIFIER).await;
+    assert_eq!(status, StatusCode::OK);
+    let refresh = body["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", SECRET),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let (status, renewed) = token_request(&sim, "organizations", &form).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, me) = get(&sim, renewed["access_token"].as_str().unwrap(), "/me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["userPrincipalName"], "alice@contoso.com");
+    assert_eq!(
+        token_request(&sim, "organizations", &form).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn admin_consent_by_a_non_admin_is_refused() {
+    let sim = world()
+        .sign_in(SignIn::approve_as("alice@contoso.com"))
+        .start()
+        .await
+        .unwrap();
+    let response = http()
+        .get(format!(
+            "{}/organizations/v2.0/adminconsent",
+            sim.login_base_url()
+        ))
+        .query(&[
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", REDIRECT),
+            ("state", "s"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let url = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    assert_eq!(param(&pairs, "error"), Some("consent_required"));
+    assert_eq!(param(&pairs, "admin_consent"), None);
+}
