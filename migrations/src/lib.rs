@@ -16,6 +16,7 @@ use sea_orm_migration::sea_orm::{
 };
 
 mod m20261127_000001_tenants_domains_audit;
+mod m20261127_000002_grants;
 
 /// The ordered list of retract's migrations.
 pub struct Migrator;
@@ -23,7 +24,10 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_tenants_domains_audit::Migration)]
+        vec![
+            Box::new(m20261127_000001_tenants_domains_audit::Migration),
+            Box::new(m20261127_000002_grants::Migration),
+        ]
     }
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::{KeySources, RateLimit, TokenRules},
+    graph::GraphSettings,
     store::DatabaseOptions,
 };
 
@@ -107,6 +108,31 @@ pub struct Settings {
     pub tls_key_file: Option<PathBuf>,
     /// PEM CA certificates: require client certificates signed by them (mTLS).
     pub tls_client_ca_file: Option<PathBuf>,
+    /// Microsoft Graph's base URL (without `/v1.0`).
+    pub graph_base_url: String,
+    /// The Microsoft identity platform's base URL (without the tenant).
+    pub login_base_url: String,
+    /// The app registration's client id; empty leaves grants unconfigured.
+    pub graph_client_id: String,
+    /// The app registration's client secret.
+    pub graph_client_secret: Option<SecretString>,
+    /// A file holding the client secret (read at start; wins over `graph_client_secret`).
+    pub graph_client_secret_file: Option<PathBuf>,
+    /// App tokens are renewed this many milliseconds before they expire.
+    pub graph_token_refresh_margin_ms: u64,
+    /// Longest single HTTP request to Microsoft, in milliseconds.
+    pub graph_request_timeout_ms: u64,
+    /// The public URL of `/consent/callback` that Microsoft redirects to; default: this
+    /// server's own address (fine on a laptop, set it behind a proxy).
+    pub consent_redirect_uri: Option<String>,
+    /// How long a consent URL stays usable, in milliseconds.
+    pub consent_ttl_ms: u64,
+    /// Consent callbacks one client address may make per second.
+    pub consent_callback_rate_per_second: f64,
+    /// Consent callbacks one client address may make at once.
+    pub consent_callback_burst: f64,
+    /// Re-verify every linked tenant's domains this often, in milliseconds; 0 turns it off.
+    pub domain_reverify_interval_ms: u64,
 }
 
 impl Default for Settings {
@@ -141,6 +167,18 @@ impl Default for Settings {
             tls_cert_file: None,
             tls_key_file: None,
             tls_client_ca_file: None,
+            graph_base_url: "https://graph.microsoft.com".to_owned(),
+            login_base_url: "https://login.microsoftonline.com".to_owned(),
+            graph_client_id: String::new(),
+            graph_client_secret: None,
+            graph_client_secret_file: None,
+            graph_token_refresh_margin_ms: 300_000,
+            graph_request_timeout_ms: 30_000,
+            consent_redirect_uri: None,
+            consent_ttl_ms: 600_000,
+            consent_callback_rate_per_second: 1.0,
+            consent_callback_burst: 20.0,
+            domain_reverify_interval_ms: 0,
         }
     }
 }
@@ -278,6 +316,54 @@ pub struct Cli {
     #[arg(long, env = "RETRACT_TLS_CLIENT_CA_FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_client_ca_file: Option<PathBuf>,
+    /// Microsoft Graph base URL [default: https://graph.microsoft.com]
+    #[arg(long, env = "RETRACT_GRAPH_BASE_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_base_url: Option<String>,
+    /// Microsoft identity platform base URL [default: https://login.microsoftonline.com]
+    #[arg(long, env = "RETRACT_LOGIN_BASE_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_base_url: Option<String>,
+    /// The app registration's client id (grants are unavailable without it)
+    #[arg(long, env = "RETRACT_GRAPH_CLIENT_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_client_id: Option<String>,
+    /// The app registration's client secret (prefer the file or the variable)
+    #[arg(long, env = "RETRACT_GRAPH_CLIENT_SECRET", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_client_secret: Option<String>,
+    /// File holding the app registration's client secret
+    #[arg(long, env = "RETRACT_GRAPH_CLIENT_SECRET_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_client_secret_file: Option<PathBuf>,
+    /// Milliseconds before expiry that app tokens are renewed [default: 300000]
+    #[arg(long, env = "RETRACT_GRAPH_TOKEN_REFRESH_MARGIN_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_token_refresh_margin_ms: Option<u64>,
+    /// Longest HTTP request to Microsoft in milliseconds [default: 30000]
+    #[arg(long, env = "RETRACT_GRAPH_REQUEST_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_request_timeout_ms: Option<u64>,
+    /// Public URL of /consent/callback registered with the app [default: this server's address]
+    #[arg(long, env = "RETRACT_CONSENT_REDIRECT_URI")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_redirect_uri: Option<String>,
+    /// Milliseconds a consent URL stays usable [default: 600000]
+    #[arg(long, env = "RETRACT_CONSENT_TTL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_ttl_ms: Option<u64>,
+    /// Consent callbacks per second from one client address [default: 1]
+    #[arg(long, env = "RETRACT_CONSENT_CALLBACK_RATE_PER_SECOND")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_callback_rate_per_second: Option<f64>,
+    /// Consent callbacks at once from one client address [default: 20]
+    #[arg(long, env = "RETRACT_CONSENT_CALLBACK_BURST")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_callback_burst: Option<f64>,
+    /// Milliseconds between re-verifications of every linked tenant; 0 = off [default: 0]
+    #[arg(long, env = "RETRACT_DOMAIN_REVERIFY_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain_reverify_interval_ms: Option<u64>,
 }
 
 /// A configuration that cannot be used.
@@ -348,6 +434,46 @@ impl Settings {
             pem_files: self.jwt_public_key_files.clone(),
             jwks_file: self.jwt_jwks_file.clone(),
             jwks_url: self.jwt_jwks_url.clone(),
+        }
+    }
+
+    /// The Microsoft endpoints and app registration, when a client id is configured.
+    pub fn graph(&self) -> Result<Option<GraphSettings>, ConfigError> {
+        if self.graph_client_id.is_empty() {
+            return Ok(None);
+        }
+        let secret = match (&self.graph_client_secret_file, &self.graph_client_secret) {
+            (Some(path), _) => SecretString::from(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        ConfigError(format!("graph_client_secret_file {}: {e}", path.display()))
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, Some(secret)) => secret.clone(),
+            (None, None) => {
+                return Err(ConfigError(
+                    "graph_client_id is set but no graph_client_secret or graph_client_secret_file"
+                        .to_owned(),
+                ));
+            }
+        };
+        Ok(Some(GraphSettings {
+            graph_base_url: self.graph_base_url.clone(),
+            login_base_url: self.login_base_url.clone(),
+            client_id: self.graph_client_id.clone(),
+            client_secret: secret,
+            refresh_margin: Duration::from_millis(self.graph_token_refresh_margin_ms),
+            request_timeout: Duration::from_millis(self.graph_request_timeout_ms.max(1)),
+        }))
+    }
+
+    /// The consent callback's own rate limit (per client address).
+    pub fn consent_callback_rate_limit(&self) -> RateLimit {
+        RateLimit {
+            per_second: self.consent_callback_rate_per_second,
+            burst: self.consent_callback_burst,
         }
     }
 

@@ -20,6 +20,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod consent;
 pub mod domain;
 pub mod graph;
 pub mod health;

@@ -5,7 +5,8 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 use retract_proto::v1 as pb;
 
 use crate::domain::{
-    AuditEvent, AuditOutcome, AuditSection, Domain, RetractStatus, Tenant, ValidationError,
+    AuditEvent, AuditOutcome, AuditSection, Domain, DomainOutcome, Grant, GrantState,
+    RetractStatus, Tenant, ValidationError,
 };
 
 /// A time as a protobuf timestamp.
@@ -91,6 +92,45 @@ impl From<Domain> for pb::Domain {
             status_reason: d.status_reason.unwrap_or_default(),
             last_check_time: d.last_checked_at.map(timestamp),
             create_time: Some(timestamp(d.created_at)),
+        }
+    }
+}
+
+impl From<&DomainOutcome> for pb::DomainOutcome {
+    fn from(o: &DomainOutcome) -> Self {
+        Self {
+            domain: o.domain.clone(),
+            retract_status: pb::RetractStatus::from(o.retract_status()).into(),
+            reason: o.reason.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl From<Grant> for pb::Grant {
+    fn from(g: Grant) -> Self {
+        let state = match g.state {
+            // An attempt nobody came back to in time reads as expired.
+            GrantState::AwaitingConsent if chrono::Utc::now() > g.expires_at => {
+                pb::GrantState::Expired
+            }
+            GrantState::AwaitingConsent | GrantState::Completing => pb::GrantState::AwaitingConsent,
+            GrantState::Succeeded => pb::GrantState::Succeeded,
+            GrantState::PartiallySucceeded => pb::GrantState::PartiallySucceeded,
+            GrantState::Failed => pb::GrantState::Failed,
+            GrantState::Expired => pb::GrantState::Expired,
+        };
+        Self {
+            domain_outcomes: g.domain_outcomes.iter().map(Into::into).collect(),
+            grant_id: g.id,
+            tenant_id: g.tenant_id.to_string(),
+            state: state.into(),
+            started_by: g.started_by,
+            create_time: Some(timestamp(g.created_at)),
+            expire_time: Some(timestamp(g.expires_at)),
+            complete_time: g.completed_at.map(timestamp),
+            microsoft_tenant_id: g.microsoft_tenant_id.unwrap_or_default(),
+            error: g.error.unwrap_or_default(),
+            error_description: g.error_description.unwrap_or_default(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use crate::{auth::AuthError, store::StoreError};
+use crate::{auth::AuthError, consent::ConsentError, store::StoreError};
 
 /// `google.rpc.ErrorInfo.domain` of every error this service sends.
 pub const ERROR_DOMAIN: &str = "retract";
@@ -58,12 +58,21 @@ pub enum ApiError {
         /// How long until a call would be accepted.
         retry_after: std::time::Duration,
     },
+    /// The system is not in the state the call needs.
+    #[error("{message}")]
+    FailedPrecondition {
+        /// ErrorInfo reason, UPPER_SNAKE.
+        reason: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
     /// The capability is not built yet.
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),
-    /// A dependency (the database) is unavailable; retrying later may work.
+    /// A dependency (the database, Microsoft 365) is unavailable; retrying later may work.
+    /// Carries the ErrorInfo reason naming which.
     #[error("service temporarily unavailable; retry later")]
-    Unavailable,
+    Unavailable(&'static str),
     /// A bug or unexpected failure; the cause is logged, not sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -77,6 +86,30 @@ fn describe(violations: &[FieldViolation]) -> String {
         .join("; ")
 }
 
+impl From<ConsentError> for ApiError {
+    fn from(err: ConsentError) -> Self {
+        let precondition = |reason, err: &ConsentError| Self::FailedPrecondition {
+            reason,
+            message: err.to_string(),
+        };
+        match err {
+            ConsentError::UnknownState => Self::InvalidArgument(vec![FieldViolation {
+                field: "state".to_owned(),
+                description: "is unknown or was already used".to_owned(),
+            }]),
+            ConsentError::Expired(_) => precondition("CONSENT_EXPIRED", &err),
+            ConsentError::RelinkRefused { .. } => precondition("RELINK_REFUSED", &err),
+            ConsentError::NotLinked(_) => precondition("TENANT_NOT_LINKED", &err),
+            ConsentError::NotConfigured => precondition("GRAPH_NOT_CONFIGURED", &err),
+            ConsentError::Unreachable(cause) => {
+                tracing::warn!(error = %cause, "Microsoft 365 unreachable");
+                Self::Unavailable("MICROSOFT_UNAVAILABLE")
+            }
+            ConsentError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
@@ -84,7 +117,7 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists { resource, id } => Self::AlreadyExists { resource, id },
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
-                Self::Unavailable
+                Self::Unavailable("DATABASE_UNAVAILABLE")
             }
             other => Self::Internal(Box::new(other)),
         }
@@ -134,6 +167,10 @@ impl From<ApiError> for Status {
                 details.set_resource_info(*resource, id.clone(), "", "already exists");
                 Code::AlreadyExists
             }
+            ApiError::FailedPrecondition { reason, .. } => {
+                info(&mut details, reason);
+                Code::FailedPrecondition
+            }
             ApiError::RateLimited { retry_after } => {
                 info(&mut details, "RATE_LIMITED");
                 details.set_retry_info(Some(*retry_after));
@@ -143,8 +180,8 @@ impl From<ApiError> for Status {
                 info(&mut details, "NOT_IMPLEMENTED");
                 Code::Unimplemented
             }
-            ApiError::Unavailable => {
-                info(&mut details, "DATABASE_UNAVAILABLE");
+            ApiError::Unavailable(reason) => {
+                info(&mut details, reason);
                 details.set_retry_info(Some(std::time::Duration::from_secs(1)));
                 Code::Unavailable
             }

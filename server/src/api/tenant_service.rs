@@ -6,13 +6,14 @@ use tonic::{Request, Response, Status};
 
 use super::{
     ApiError,
-    context::{CallContext, unbuilt},
+    context::CallContext,
     validate::{Validated as _, field},
 };
 use crate::{
+    consent::{Actor, CompletionParams, Consent},
     domain::{
         AuditSection, DisplayName, DomainName, NewTenant, PageRequest, PageSize, PageToken,
-        TenantId,
+        TenantId, ValidationError,
     },
     store::Store,
 };
@@ -21,16 +22,40 @@ use crate::{
 #[derive(Clone)]
 pub struct TenantApi {
     store: Store,
+    consent: Consent,
 }
 
 impl TenantApi {
-    /// Serves tenants from `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Serves tenants from `store` and grants through `consent`.
+    pub fn new(store: Store, consent: Consent) -> Self {
+        Self { store, consent }
     }
 }
 
-const GRANTS: &str = "Grant Permissions (admin consent and domain verification, issue #5)";
+/// Validates a grant id (a UUID).
+fn grant_id(raw: &str) -> Result<String, ValidationError> {
+    uuid::Uuid::try_parse(raw)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ValidationError("must be a grant id (a UUID)".into()))
+}
+
+/// Validates a redirect's `state`.
+fn consent_state(raw: &str) -> Result<String, ValidationError> {
+    if raw.is_empty() || raw.len() > 512 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ValidationError(
+            "must be the state Microsoft returned".into(),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// An optional redirect parameter, bounded.
+fn redirect_param(raw: &str) -> Result<Option<String>, ValidationError> {
+    if raw.len() > 4096 {
+        return Err(ValidationError("must be at most 4096 characters".into()));
+    }
+    Ok(Some(raw.to_owned()).filter(|v| !v.is_empty()))
+}
 
 /// Page-token scope of ListTenants.
 fn tenants_query() -> String {
@@ -221,27 +246,102 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::StartGrantRequest>,
     ) -> Result<Response<pb::StartGrantResponse>, Status> {
-        unbuilt(&request, &request.get_ref().tenant_id, GRANTS)
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (tenant,) = (field("tenant_id", TenantId::parse(&r.tenant_id)),).validated()?;
+        ctx.check_tenant(&tenant)?;
+        let actor = Actor {
+            name: ctx.caller.actor().to_owned(),
+            request_id: ctx.request_id.clone(),
+        };
+        let (grant, consent_url) = self
+            .consent
+            .start(&tenant, r.allow_relink, &actor)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::StartGrantResponse {
+            grant: Some(grant.into()),
+            consent_url,
+        }))
     }
 
     async fn complete_grant(
         &self,
-        _request: Request<pb::CompleteGrantRequest>,
+        request: Request<pb::CompleteGrantRequest>,
     ) -> Result<Response<pb::CompleteGrantResponse>, Status> {
-        Err(ApiError::Unimplemented(GRANTS).into())
+        CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (state, code, error, error_description) = (
+            field("state", consent_state(&r.state)),
+            field("code", redirect_param(&r.code)),
+            field("error", redirect_param(&r.error)),
+            field("error_description", redirect_param(&r.error_description)),
+        )
+            .validated()?;
+        let params = CompletionParams {
+            state,
+            code,
+            error,
+            error_description,
+        };
+        let grant = self
+            .consent
+            .complete(&params)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::CompleteGrantResponse {
+            grant: Some(grant.into()),
+        }))
     }
 
     async fn get_grant(
         &self,
         request: Request<pb::GetGrantRequest>,
     ) -> Result<Response<pb::GetGrantResponse>, Status> {
-        unbuilt(&request, &request.get_ref().tenant_id, GRANTS)
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (tenant, id) = (
+            field("tenant_id", TenantId::parse(&r.tenant_id)),
+            field("grant_id", grant_id(&r.grant_id)),
+        )
+            .validated()?;
+        ctx.check_tenant(&tenant)?;
+        let grant = self
+            .store
+            .get_grant(&tenant, &id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::GetGrantResponse {
+            grant: Some(grant.into()),
+        }))
     }
 
     async fn verify_domains(
         &self,
         request: Request<pb::VerifyDomainsRequest>,
     ) -> Result<Response<pb::VerifyDomainsResponse>, Status> {
-        unbuilt(&request, &request.get_ref().tenant_id, GRANTS)
+        let ctx = CallContext::of(&request)?;
+        let (tenant,) = (field(
+            "tenant_id",
+            TenantId::parse(&request.get_ref().tenant_id),
+        ),)
+            .validated()?;
+        ctx.check_tenant(&tenant)?;
+        let actor = Actor {
+            name: ctx.caller.actor().to_owned(),
+            request_id: ctx.request_id.clone(),
+        };
+        self.consent
+            .verify(&tenant, &actor)
+            .await
+            .map_err(ApiError::from)?;
+        let domains = self
+            .store
+            .all_domains(&tenant)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::VerifyDomainsResponse {
+            domains: domains.into_iter().map(Into::into).collect(),
+        }))
     }
 }

@@ -13,12 +13,14 @@ pub enum Rule {
     TenantMember,
 }
 
-/// Paths that need no token: health checks and server reflection.
+/// Paths that need no token: health checks, server reflection, and the browser's consent
+/// callback (authenticated by its single-use state, rate limited on its own).
 pub fn is_public(path: &str) -> bool {
     [
         "/grpc.health.v1.Health/",
         "/grpc.reflection.v1.ServerReflection/",
         "/grpc.reflection.v1alpha.ServerReflection/",
+        "/consent/",
     ]
     .iter()
     .any(|prefix| path.starts_with(prefix))
@@ -95,5 +97,7 @@ mod tests {
             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
         ));
         assert!(!is_public("/grpc.health.v1.HealthX/Check"));
+        assert!(is_public("/consent/callback"));
+        assert!(!is_public("/consentx/callback"));
     }
 }

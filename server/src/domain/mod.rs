@@ -4,6 +4,7 @@
 mod audit;
 mod domain_name;
 mod email;
+mod grant;
 mod message_id;
 mod page;
 mod tenant;
@@ -13,6 +14,7 @@ pub use audit::{
 };
 pub use domain_name::DomainName;
 pub use email::EmailAddress;
+pub use grant::{DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, NewGrant};
 pub use message_id::InternetMessageId;
 pub use page::{PageRequest, PageSize, PageToken};
 pub use tenant::{DisplayName, Domain, NewTenant, RetractStatus, Tenant, TenantId};

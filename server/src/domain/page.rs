@@ -32,6 +32,11 @@ impl PageSize {
         }
     }
 
+    /// The largest page.
+    pub const fn max() -> Self {
+        Self(Self::MAX)
+    }
+
     /// The number of items.
     pub fn get(self) -> u64 {
         u64::from(self.0)

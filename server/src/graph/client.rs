@@ -118,7 +118,7 @@ impl GraphClient {
 }
 
 /// Reads Graph's error JSON (`{"error":{"code","message"}}`) and `Retry-After`.
-async fn api_error(response: reqwest::Response) -> GraphError {
+pub(crate) async fn api_error(response: reqwest::Response) -> GraphError {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()

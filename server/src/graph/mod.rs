@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub(crate) use client::api_error;
 pub use client::{GraphClient, GraphDomain};
 pub use error::GraphError;
+pub(crate) use tokens::send;
 pub use tokens::{AppToken, AppTokens};
 
 /// The scope that grants an app token the app registration's static permissions.

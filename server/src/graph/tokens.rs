@@ -136,7 +136,7 @@ impl AppTokens {
 
 /// oauth2's HTTP seam over our reqwest (oauth2's own reqwest feature would pull in an older
 /// reqwest). Redirects are not followed (the client is built so).
-async fn send(
+pub(crate) async fn send(
     http: reqwest::Client,
     request: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, reqwest::Error> {

@@ -21,7 +21,7 @@ use tonic_health::ServingStatus;
 use tower_http::{
     classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier},
     cors::{AllowOrigin, CorsLayer},
-    trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer},
+    trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer},
 };
 use tracing::Level;
 
@@ -29,6 +29,8 @@ use crate::{
     api::{AuditApi, RetractApi, TenantApi},
     auth::{AuthLayer, JwtVerifier, KeyError, KeySet, RateLimiter},
     config::{ConfigError, Mode, Settings},
+    consent::{CallbackService, Consent, ConsentSettings},
+    graph::AppTokens,
     health,
     store::{Store, StoreError},
 };
@@ -72,6 +74,7 @@ pub struct Application {
     local_addr: SocketAddr,
     keys: KeySet,
     http: reqwest::Client,
+    consent: Consent,
 }
 
 impl Application {
@@ -107,6 +110,7 @@ impl Application {
             addr: settings.listen_addr,
             source,
         })?;
+        let consent = consent_flow(&settings, &store, &http, local_addr)?;
         Ok(Self {
             settings,
             store,
@@ -114,6 +118,7 @@ impl Application {
             local_addr,
             keys,
             http,
+            consent,
         })
     }
 
@@ -140,6 +145,7 @@ impl Application {
             local_addr,
             keys,
             http,
+            consent,
         } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::set_all(&reporter, ServingStatus::NotServing).await;
@@ -173,11 +179,20 @@ impl Application {
                 settings.concurrency_limit.max(1),
             ))
             .layer(cors_layer(&settings.cors_allowed_origins)?)
-            .layer(tonic_web::GrpcWebLayer::new())
             .layer(AuthLayer::new(verifier, limiter))
             .into_inner();
 
         let stopping = CancellationToken::new();
+        if settings.domain_reverify_interval_ms > 0 {
+            tokio::spawn(consent.clone().reverify_periodically(
+                Duration::from_millis(settings.domain_reverify_interval_ms),
+                probe_stop.clone(),
+            ));
+        }
+        let callback = CallbackService::new(
+            consent.clone(),
+            Arc::new(RateLimiter::new(settings.consent_callback_rate_limit())),
+        );
         let mut server = Server::builder();
         if let Some(tls) = tls_config(&settings)? {
             server = server
@@ -188,12 +203,17 @@ impl Application {
             .accept_http1(true)
             .timeout(Duration::from_millis(settings.request_timeout_ms))
             .layer(layers)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(TenantServiceServer::new(TenantApi::new(store.clone())))
-            .add_service(RetractServiceServer::new(RetractApi))
-            .add_service(AuditServiceServer::new(AuditApi::new(store.clone())));
+            .add_service(web(health_service))
+            .add_service(web(reflection_v1))
+            .add_service(web(reflection_v1alpha))
+            .add_service(web(TenantServiceServer::new(TenantApi::new(
+                store.clone(),
+                consent,
+            ))))
+            .add_service(web(RetractServiceServer::new(RetractApi)))
+            .add_service(web(AuditServiceServer::new(AuditApi::new(store.clone()))))
+            // A browser page, not gRPC: outside gRPC-Web, which refuses plain HTTP/1.1.
+            .add_service(callback);
 
         let on_signal = {
             let stopping = stopping.clone();
@@ -242,6 +262,46 @@ impl Application {
     }
 }
 
+/// The consent flow, with the app-token cache when an app registration is configured. The
+/// redirect URI defaults to this server's own callback address.
+fn consent_flow(
+    settings: &Settings,
+    store: &Store,
+    http: &reqwest::Client,
+    local_addr: SocketAddr,
+) -> Result<Consent, StartupError> {
+    let graph = settings.graph()?;
+    let (http, tokens) = match &graph {
+        Some(g) => {
+            let graph_http =
+                crate::graph::http_client(g).map_err(|e| StartupError::Config(e.to_string()))?;
+            let tokens = Arc::new(AppTokens::new(g.clone(), graph_http.clone()));
+            (graph_http, Some(tokens))
+        }
+        None => {
+            tracing::warn!(
+                "no Microsoft Graph app registration configured (graph_client_id): grants are unavailable"
+            );
+            (http.clone(), None)
+        }
+    };
+    let scheme = if settings.tls_cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let redirect_uri = settings
+        .consent_redirect_uri
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{local_addr}{}", CallbackService::PATH));
+    let consent_settings = ConsentSettings {
+        graph,
+        redirect_uri,
+        ttl: Duration::from_millis(settings.consent_ttl_ms),
+    };
+    Ok(Consent::new(store.clone(), consent_settings, http, tokens))
+}
+
 /// The TLS configuration, when a certificate is configured; with a client CA, clients must
 /// present a certificate it signed (mTLS between services).
 fn tls_config(
@@ -262,6 +322,11 @@ fn tls_config(
     Ok(Some(tls))
 }
 
+/// A gRPC service that browsers can also call over gRPC-Web (HTTP/1.1).
+fn web<S>(service: S) -> tonic_web::GrpcWebService<S> {
+    tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), service)
+}
+
 /// Reflection over our services plus the `google.rpc` detail types and health, so that
 /// grpcurl can decode error details.
 fn reflection() -> tonic_reflection::server::Builder<'static> {
@@ -273,7 +338,10 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 
 /// Requests are traced at INFO; only server-side failures are logged as errors — a caller's
 /// INVALID_ARGUMENT or NOT_FOUND is not the server's fault.
-fn trace_layer() -> TraceLayer<SharedClassifier<GrpcErrorsAsFailures>> {
+fn trace_layer<B>() -> TraceLayer<
+    SharedClassifier<GrpcErrorsAsFailures>,
+    impl Fn(&http::Request<B>) -> tracing::Span + Clone,
+> {
     let caller_errors = [
         GrpcCode::Cancelled,
         GrpcCode::InvalidArgument,
@@ -292,7 +360,10 @@ fn trace_layer() -> TraceLayer<SharedClassifier<GrpcErrorsAsFailures>> {
         GrpcErrorsAsFailures::with_success,
     );
     TraceLayer::new(SharedClassifier::new(classifier))
-        .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+        // The path only: the consent callback's query carries a code and a state.
+        .make_span_with(|request: &http::Request<_>| {
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        })
         .on_response(DefaultOnResponse::new().level(Level::DEBUG))
         .on_failure(DefaultOnFailure::new().level(Level::ERROR))
 }

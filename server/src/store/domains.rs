@@ -113,6 +113,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every domain of a tenant, ordered by name.
+    pub async fn all_domains(&self, tenant: &TenantId) -> Result<Vec<Domain>, StoreError> {
+        let rows = domain::Entity::find()
+            .filter(domain::Column::TenantId.eq(tenant.as_str()))
+            .order_by_asc(domain::Column::Name)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(domain_from_row).collect()
+    }
+}
+
 fn domain_from_row(row: domain::Model) -> Result<Domain, StoreError> {
     Ok(Domain {
         tenant_id: TenantId::parse(&row.tenant_id)

@@ -8,6 +8,7 @@ mod audit;
 mod domains;
 mod entities;
 mod error;
+mod grants;
 mod tenants;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ use sea_orm::{
 };
 
 pub use error::StoreError;
+pub use grants::ClaimedGrant;
 
 /// How to reach the database.
 #[derive(Debug, Clone)]

@@ -149,7 +149,7 @@ impl Rpc {
             Rpc::GetGrant => tenants
                 .get_grant(pb::GetGrantRequest {
                     tenant_id: t,
-                    grant_id: "g".into(),
+                    grant_id: "0b7e2f5c-3c1a-4f0e-9a51-6a9d3b1e2c40".into(),
                 })
                 .await
                 .map(drop),

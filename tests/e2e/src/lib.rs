@@ -25,6 +25,8 @@ mod callers;
 #[cfg(test)]
 mod domains;
 #[cfg(test)]
+mod grants;
+#[cfg(test)]
 mod graph_tokens;
 #[cfg(test)]
 mod isolation;

@@ -1,44 +1,17 @@
-//! Capabilities of later issues answer UNIMPLEMENTED, naming what is missing.
+//! Capabilities of later issues (deliveries and retract jobs, #6) answer UNIMPLEMENTED,
+//! naming what is missing.
 
 use retract_client::pb;
 use tonic::{Code, Status};
 
 use crate::{app::TestApp, db::Backend, on_both_backends, status::failure};
 
-on_both_backends!(grants_and_retracts_answer_unimplemented_naming_the_capability);
+on_both_backends!(retracts_answer_unimplemented_naming_the_capability);
 
-async fn grants_and_retracts_answer_unimplemented_naming_the_capability(backend: Backend) {
+async fn retracts_answer_unimplemented_naming_the_capability(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let c = app.service();
     let outcomes: Vec<(&str, Status)> = vec![
-        (
-            "StartGrant",
-            c.tenants()
-                .start_grant(pb::StartGrantRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "CompleteGrant",
-            c.tenants()
-                .complete_grant(pb::CompleteGrantRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "GetGrant",
-            c.tenants()
-                .get_grant(pb::GetGrantRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "VerifyDomains",
-            c.tenants()
-                .verify_domains(pb::VerifyDomainsRequest::default())
-                .await
-                .unwrap_err(),
-        ),
         (
             "RecordDelivery",
             c.retract()

@@ -2,4 +2,5 @@
 
 pub mod audit_event;
 pub mod domain;
+pub mod grant;
 pub mod tenant;

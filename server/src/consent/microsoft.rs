@@ -1,0 +1,195 @@
+//! The administrator's side of consent with Microsoft: the authorize URL (authorization code +
+//! PKCE, built with the `oauth2` crate), redeeming the code, and asking Graph who signed in.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
+    EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse as _, TokenUrl,
+    basic::{
+        BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+        BasicTokenType,
+    },
+};
+use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
+
+use crate::graph::{GRAPH_DEFAULT_SCOPE, GraphError, GraphSettings};
+
+/// The token endpoint's answer with OpenID Connect's `id_token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdTokenField {
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type TokenWithId = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
+type ConsentClient = Client<
+    BasicErrorResponse,
+    TokenWithId,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// The tenant segment for sign-in: any organisation's administrator may consent.
+const ANY_ORGANIZATION: &str = "organizations";
+
+/// A consent URL and the secrets bound to it.
+pub struct Authorization {
+    /// Where to send the administrator's browser.
+    pub url: String,
+    /// The single-use state (only its hash is stored).
+    pub state: String,
+    /// The PKCE verifier for redeeming the code.
+    pub pkce_verifier: String,
+}
+
+/// Who signed in and for which Microsoft tenant, as the code redemption proves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    /// The Microsoft tenant (`tid` of the id token).
+    pub microsoft_tenant_id: String,
+    /// The user's object id (`oid`).
+    pub object_id: Option<String>,
+    /// The delegated access token, to ask Graph `/me`.
+    pub access_token: String,
+}
+
+/// `GET /me`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    /// The user's object id.
+    pub id: String,
+    /// Primary SMTP address.
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// Sign-in name.
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IdClaims {
+    tid: String,
+    #[serde(default)]
+    oid: Option<String>,
+}
+
+fn client(settings: &GraphSettings, redirect_uri: &str) -> Result<ConsentClient, GraphError> {
+    let login = settings.login_base_url.trim_end_matches('/');
+    let bad = |what: &str, e: &dyn std::fmt::Display| GraphError::Transport(format!("{what}: {e}"));
+    Ok(Client::new(ClientId::new(settings.client_id.clone()))
+        .set_client_secret(ClientSecret::new(
+            settings.client_secret.expose_secret().to_owned(),
+        ))
+        .set_auth_type(AuthType::RequestBody)
+        .set_auth_uri(
+            AuthUrl::new(format!("{login}/{ANY_ORGANIZATION}/oauth2/v2.0/authorize"))
+                .map_err(|e| bad("authorize URL", &e))?,
+        )
+        .set_token_uri(
+            TokenUrl::new(format!("{login}/{ANY_ORGANIZATION}/oauth2/v2.0/token"))
+                .map_err(|e| bad("token URL", &e))?,
+        )
+        .set_redirect_uri(
+            RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| bad("redirect URI", &e))?,
+        ))
+}
+
+/// The consent URL: `openid profile` plus Graph's `.default` (Microsoft refuses `.default`
+/// mixed with other Graph scopes), PKCE S256, a fresh random state, and `prompt=consent` so an
+/// administrator sees the permissions again on a repeated grant.
+pub fn authorization(
+    settings: &GraphSettings,
+    redirect_uri: &str,
+) -> Result<Authorization, GraphError> {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = client(settings, redirect_uri)?
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("openid".to_owned()))
+        .add_scope(Scope::new("profile".to_owned()))
+        .add_scope(Scope::new(GRAPH_DEFAULT_SCOPE.to_owned()))
+        .set_pkce_challenge(challenge)
+        .add_extra_param("prompt", "consent")
+        .url();
+    Ok(Authorization {
+        url: url.to_string(),
+        state: state.secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+    })
+}
+
+/// Redeems the authorization code with the PKCE verifier. The Microsoft tenant is read from
+/// the id token this very exchange returned: it comes straight from the token endpoint over
+/// the connection we opened (OpenID Connect Core §3.1.3.7), never from the redirect.
+pub async fn redeem(
+    settings: &GraphSettings,
+    http: &reqwest::Client,
+    redirect_uri: &str,
+    code: &str,
+    pkce_verifier: &str,
+) -> Result<SignedIn, GraphError> {
+    let http = http.clone();
+    let response = client(settings, redirect_uri)?
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
+        .request_async(&|request| crate::graph::send(http.clone(), request))
+        .await
+        .map_err(|err| match err {
+            RequestTokenError::ServerResponse(refusal) => GraphError::TokenRefused {
+                error: refusal.error().as_ref().to_owned(),
+                description: refusal.error_description().cloned().unwrap_or_default(),
+            },
+            other => GraphError::Transport(other.to_string()),
+        })?;
+    let id_token = response.extra_fields().id_token.as_deref().ok_or_else(|| {
+        GraphError::Transport("the token endpoint returned no id_token".to_owned())
+    })?;
+    let claims = id_token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok())
+        .and_then(|json| serde_json::from_slice::<IdClaims>(&json).ok())
+        .ok_or_else(|| GraphError::Transport("the id_token is unreadable".to_owned()))?;
+    Ok(SignedIn {
+        microsoft_tenant_id: claims.tid,
+        object_id: claims.oid,
+        access_token: response.access_token().secret().clone(),
+    })
+}
+
+/// Asks Graph who the delegated token belongs to (answered inside that token's own tenant).
+pub async fn me(
+    settings: &GraphSettings,
+    http: &reqwest::Client,
+    access_token: &str,
+) -> Result<Me, GraphError> {
+    let url = format!(
+        "{}/v1.0/me?$select=id,mail,userPrincipalName",
+        settings.graph_base_url.trim_end_matches('/')
+    );
+    let response = http
+        .get(url)
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .map_err(|e| GraphError::Transport(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(crate::graph::api_error(response).await);
+    }
+    response
+        .json::<Me>()
+        .await
+        .map_err(|e| GraphError::Transport(format!("unreadable /me: {e}")))
+}

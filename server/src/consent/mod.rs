@@ -1,0 +1,516 @@
+//! "Grant Permissions": the admin-consent flow and domain verification.
+//!
+//! # Layout
+//! - [`Consent`]: start an attempt (state + PKCE, expiring), complete it from the redirect,
+//!   re-verify a tenant's domains with the app token, and re-verify periodically.
+//! - `microsoft`: the authorize URL, code redemption, and `/me`.
+//! - `verification`: which of our domains the Microsoft tenant backs, and why not.
+//! - `callback`: the HTTP GET endpoint the administrator's browser lands on, and its page.
+//!
+//! A consent URL forwarded to another organisation's administrator cannot link their
+//! Microsoft tenant to ours: the signed-in user's address must be in one of our tenant's
+//! registered domains, and the Microsoft tenant comes from the tokens, never the redirect.
+
+mod callback;
+mod microsoft;
+pub mod verification;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+pub use callback::{CallbackService, CompletionParams};
+
+use crate::{
+    domain::{
+        AuditEntry, AuditOutcome, AuditSection, DomainName, DomainOutcome, EmailAddress, Grant,
+        GrantEnd, GrantState, MicrosoftTenantId, NewGrant, RetractStatus, TenantId,
+    },
+    graph::{AppTokens, GraphClient, GraphError, GraphSettings},
+    store::{Store, StoreError},
+};
+
+/// Why a consent operation could not be carried out (a declined consent is not an error: it
+/// is a FAILED attempt).
+#[derive(Debug, thiserror::Error)]
+pub enum ConsentError {
+    /// No attempt awaits this state: never issued, or already used.
+    #[error("unknown or already used consent state")]
+    UnknownState,
+    /// The attempt expired before the administrator came back.
+    #[error("this consent attempt expired; press Grant Permissions again")]
+    Expired(Box<Grant>),
+    /// The tenant is linked to another Microsoft tenant and the attempt did not allow relinking.
+    #[error("{message}")]
+    RelinkRefused {
+        /// The attempt, recorded FAILED.
+        grant: Box<Grant>,
+        /// What happened.
+        message: String,
+    },
+    /// The tenant has no linked Microsoft tenant to verify against.
+    #[error("tenant {0} is not linked to a Microsoft 365 tenant yet; grant permissions first")]
+    NotLinked(TenantId),
+    /// No app registration (client id and secret) is configured.
+    #[error(
+        "the Microsoft Graph app registration is not configured (graph_client_id, graph_client_secret)"
+    )]
+    NotConfigured,
+    /// Microsoft could not be reached.
+    #[error("Microsoft 365 is unreachable: {0}")]
+    Unreachable(GraphError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How the consent flow is configured.
+#[derive(Clone)]
+pub struct ConsentSettings {
+    /// Microsoft endpoints and the app registration; `None` when not configured.
+    pub graph: Option<GraphSettings>,
+    /// Where Microsoft sends the administrator back (our callback).
+    pub redirect_uri: String,
+    /// How long a consent URL stays usable.
+    pub ttl: Duration,
+}
+
+/// Who is acting, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The authenticated caller (or, for the browser callback, the one who started).
+    pub name: String,
+    /// The request id.
+    pub request_id: String,
+}
+
+/// The consent flow.
+#[derive(Clone)]
+pub struct Consent {
+    store: Store,
+    settings: ConsentSettings,
+    http: reqwest::Client,
+    graph: Option<(GraphClient, Arc<AppTokens>)>,
+}
+
+fn state_hash(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}
+
+impl Consent {
+    /// The flow over `store`, calling Microsoft with `http` and the shared app-token cache.
+    pub fn new(
+        store: Store,
+        settings: ConsentSettings,
+        http: reqwest::Client,
+        tokens: Option<Arc<AppTokens>>,
+    ) -> Self {
+        let graph = match (&settings.graph, tokens) {
+            (Some(g), Some(tokens)) => {
+                Some((GraphClient::new(g, http.clone(), tokens.clone()), tokens))
+            }
+            _ => None,
+        };
+        Self {
+            store,
+            settings,
+            http,
+            graph,
+        }
+    }
+
+    fn graph_settings(&self) -> Result<&GraphSettings, ConsentError> {
+        self.settings
+            .graph
+            .as_ref()
+            .ok_or(ConsentError::NotConfigured)
+    }
+
+    fn graph(&self) -> Result<&GraphClient, ConsentError> {
+        self.graph
+            .as_ref()
+            .map(|(g, _)| g)
+            .ok_or(ConsentError::NotConfigured)
+    }
+
+    /// Starts an attempt for `tenant`: returns it and the URL for the administrator's browser.
+    pub async fn start(
+        &self,
+        tenant: &TenantId,
+        allow_relink: bool,
+        actor: &Actor,
+    ) -> Result<(Grant, String), ConsentError> {
+        let authorization =
+            microsoft::authorization(self.graph_settings()?, &self.settings.redirect_uri)
+                .map_err(ConsentError::Unreachable)?;
+        let ttl =
+            chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::minutes(10));
+        let new = NewGrant {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: tenant.clone(),
+            state_hash: state_hash(&authorization.state),
+            pkce_verifier: authorization.pkce_verifier,
+            allow_relink,
+            started_by: actor.name.clone(),
+            request_id: actor.request_id.clone(),
+            expires_at: crate::domain::now() + ttl,
+        };
+        let audit = AuditEntry {
+            tenant_id: tenant.clone(),
+            actor: actor.name.clone(),
+            section: AuditSection::Domains,
+            action: "grant_started",
+            target: new.id.clone(),
+            outcome: AuditOutcome::Succeeded,
+            request_id: actor.request_id.clone(),
+            details: json!({ "grant_id": new.id, "allow_relink": allow_relink, "expires_at": new.expires_at }),
+        };
+        let grant = self.store.create_grant(new, audit).await?;
+        Ok((grant, authorization.url))
+    }
+
+    /// Completes the attempt the redirect's `state` names. Declines, Microsoft errors and
+    /// unprovable consents end the attempt FAILED (returned as `Ok`); an unknown, reused or
+    /// expired state changes nothing the tenant relies on.
+    pub async fn complete(&self, params: &CompletionParams) -> Result<Grant, ConsentError> {
+        let claimed = self
+            .store
+            .claim_grant(&state_hash(&params.state))
+            .await?
+            .ok_or(ConsentError::UnknownState)?;
+        let grant = claimed.grant;
+        let domains = self.tenant_domains(&grant.tenant_id).await?;
+        if Utc::now() > grant.expires_at {
+            let end = failure(
+                GrantState::Expired,
+                "expired",
+                "consent attempt expired; press Grant Permissions again",
+                &domains,
+            );
+            let grant = self.finish(&grant, end, None).await?;
+            return Err(ConsentError::Expired(Box::new(grant)));
+        }
+        if let Some(error) = params.error.as_deref().filter(|e| !e.is_empty()) {
+            let description = params
+                .error_description
+                .clone()
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| format!("Microsoft answered {error}"));
+            let end = failure(GrantState::Failed, error, &description, &domains);
+            return self.finish(&grant, end, None).await;
+        }
+        let code = params.code.as_deref().filter(|c| !c.is_empty());
+        let Some(code) = code else {
+            let end = failure(
+                GrantState::Failed,
+                "invalid_request",
+                "the redirect carried neither a code nor an error",
+                &domains,
+            );
+            return self.finish(&grant, end, None).await;
+        };
+        match self.prove(&domains, code, &claimed.pkce_verifier).await {
+            Ok((end, signed_in)) => {
+                let relink = self.relink_refusal(&grant, &end).await?;
+                match relink {
+                    None => self.finish(&grant, end, Some(signed_in)).await,
+                    Some(message) => {
+                        let end = failure(GrantState::Failed, "relink_refused", &message, &domains);
+                        let grant = self.finish(&grant, end, Some(signed_in)).await?;
+                        Err(ConsentError::RelinkRefused {
+                            grant: Box::new(grant),
+                            message,
+                        })
+                    }
+                }
+            }
+            Err(Proof::Refused(error, description)) => {
+                self.finish(
+                    &grant,
+                    failure(GrantState::Failed, &error, &description, &domains),
+                    None,
+                )
+                .await
+            }
+            Err(Proof::Unreachable(err)) => {
+                let end = failure(
+                    GrantState::Failed,
+                    "unreachable",
+                    &format!("Microsoft 365 could not be reached: {err}"),
+                    &domains,
+                );
+                self.finish(&grant, end, None).await
+            }
+        }
+    }
+
+    /// Redeems the code and establishes, from what the tokens prove, the Microsoft tenant and
+    /// the signed-in administrator; then verifies the domains with the app token.
+    async fn prove(
+        &self,
+        domains: &[DomainName],
+        code: &str,
+        verifier: &str,
+    ) -> Result<(GrantEnd, String), Proof> {
+        let settings = self.graph_settings().map_err(|_| {
+            Proof::Refused(
+                "not_configured".into(),
+                ConsentError::NotConfigured.to_string(),
+            )
+        })?;
+        let signed_in = microsoft::redeem(
+            settings,
+            &self.http,
+            &self.settings.redirect_uri,
+            code,
+            verifier,
+        )
+        .await
+        .map_err(Proof::from)?;
+        let microsoft = MicrosoftTenantId::parse(&signed_in.microsoft_tenant_id).map_err(|_| {
+            Proof::Refused(
+                "invalid_token".into(),
+                "the id token names no valid Microsoft 365 tenant".into(),
+            )
+        })?;
+        let me = microsoft::me(settings, &self.http, &signed_in.access_token)
+            .await
+            .map_err(Proof::from)?;
+        if signed_in
+            .object_id
+            .as_deref()
+            .is_some_and(|oid| oid != me.id)
+        {
+            return Err(Proof::Refused(
+                "user_mismatch".into(),
+                "Graph's /me does not match the signed-in user".into(),
+            ));
+        }
+        let address = me
+            .mail
+            .as_deref()
+            .or(me.user_principal_name.as_deref())
+            .unwrap_or_default();
+        let who = EmailAddress::parse(address).ok();
+        let ours = who
+            .as_ref()
+            .is_some_and(|a| domains.iter().any(|d| d.as_str() == a.domain()));
+        if !ours {
+            return Err(Proof::Refused(
+                "foreign_administrator".into(),
+                format!(
+                    "the administrator who consented ({address}) is not in one of this tenant's registered domains"
+                ),
+            ));
+        }
+        let outcomes = self
+            .verify_against(microsoft.as_str(), domains)
+            .await
+            .map_err(Proof::from)?;
+        let granted = outcomes
+            .iter()
+            .filter(|o| o.retract_status() == RetractStatus::Granted)
+            .count();
+        let state = match granted {
+            0 => GrantState::Failed,
+            n if n == outcomes.len() => GrantState::Succeeded,
+            _ => GrantState::PartiallySucceeded,
+        };
+        let end = GrantEnd {
+            state,
+            error: (granted == 0).then(|| "no_domain_granted".to_owned()),
+            error_description: (granted == 0).then(|| "none of the tenant's domains is verified for Email in this Microsoft 365 tenant".to_owned()),
+            microsoft_tenant_id: Some(microsoft),
+            link: true,
+            domain_outcomes: outcomes,
+        };
+        Ok((end, address.to_owned()))
+    }
+
+    /// The domain outcomes for `microsoft_tenant` with the app token; a token endpoint that
+    /// refuses the app means consent was withdrawn (or never given): every domain FAILED.
+    async fn verify_against(
+        &self,
+        microsoft_tenant: &str,
+        domains: &[DomainName],
+    ) -> Result<Vec<DomainOutcome>, GraphError> {
+        let graph = self
+            .graph()
+            .map_err(|e| GraphError::Transport(e.to_string()))?;
+        match graph.list_domains(microsoft_tenant).await {
+            Ok(theirs) => Ok(verification::outcomes(domains, &theirs)),
+            Err(GraphError::TokenRefused { .. }) => {
+                Ok(verification::all_failed(domains, verification::REVOKED))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn relink_refusal(
+        &self,
+        grant: &Grant,
+        end: &GrantEnd,
+    ) -> Result<Option<String>, ConsentError> {
+        let tenant = self.store.get_tenant(&grant.tenant_id).await?;
+        let proven = end
+            .microsoft_tenant_id
+            .as_ref()
+            .map(MicrosoftTenantId::as_str);
+        Ok(match (tenant.microsoft_tenant_id.as_deref(), proven) {
+            (Some(linked), Some(proven)) if linked != proven && !grant.allow_relink => {
+                Some(format!(
+                    "tenant {} is linked to Microsoft 365 tenant {linked}; this consent came from {proven}. Start the grant with allow_relink to link it there instead",
+                    grant.tenant_id
+                ))
+            }
+            _ => None,
+        })
+    }
+
+    async fn finish(
+        &self,
+        grant: &Grant,
+        end: GrantEnd,
+        signed_in: Option<String>,
+    ) -> Result<Grant, ConsentError> {
+        let (action, outcome) = match end.state {
+            GrantState::Succeeded => ("grant_completed", AuditOutcome::Succeeded),
+            GrantState::PartiallySucceeded => ("grant_completed", AuditOutcome::PartiallySucceeded),
+            GrantState::Expired => ("grant_expired", AuditOutcome::Failed),
+            _ => ("grant_failed", AuditOutcome::Failed),
+        };
+        let audit = AuditEntry {
+            tenant_id: grant.tenant_id.clone(),
+            // The browser carries no token: the administrator who started the attempt acts.
+            actor: grant.started_by.clone(),
+            section: AuditSection::Domains,
+            action,
+            target: grant.id.clone(),
+            outcome,
+            request_id: grant.request_id.clone(),
+            details: json!({
+                "grant_id": grant.id,
+                "microsoft_tenant_id": end.microsoft_tenant_id.as_ref().map(ToString::to_string),
+                "signed_in_administrator": signed_in,
+                "error": end.error,
+                "error_description": end.error_description,
+                "domains": end.domain_outcomes,
+            }),
+        };
+        Ok(self.store.finish_grant(grant, end, audit).await?)
+    }
+
+    /// Re-checks every domain of `tenant` against its linked Microsoft tenant.
+    pub async fn verify(
+        &self,
+        tenant: &TenantId,
+        actor: &Actor,
+    ) -> Result<Vec<DomainOutcome>, ConsentError> {
+        self.graph()?;
+        let linked = self
+            .store
+            .get_tenant(tenant)
+            .await?
+            .microsoft_tenant_id
+            .ok_or_else(|| ConsentError::NotLinked(tenant.clone()))?;
+        let domains = self.tenant_domains(tenant).await?;
+        let outcomes = self
+            .verify_against(&linked, &domains)
+            .await
+            .map_err(ConsentError::Unreachable)?;
+        let granted = outcomes
+            .iter()
+            .filter(|o| o.retract_status() == RetractStatus::Granted)
+            .count();
+        let audit = AuditEntry {
+            tenant_id: tenant.clone(),
+            actor: actor.name.clone(),
+            section: AuditSection::Domains,
+            action: "domains_verified",
+            target: tenant.to_string(),
+            outcome: match granted {
+                0 if !outcomes.is_empty() => AuditOutcome::Failed,
+                n if n == outcomes.len() => AuditOutcome::Succeeded,
+                _ => AuditOutcome::PartiallySucceeded,
+            },
+            request_id: actor.request_id.clone(),
+            details: json!({ "microsoft_tenant_id": linked, "domains": outcomes }),
+        };
+        self.store
+            .record_verification(tenant, outcomes.clone(), audit)
+            .await?;
+        Ok(outcomes)
+    }
+
+    /// Re-verifies every linked tenant every `interval` until `stop` (catches consent revoked
+    /// in Microsoft 365 without anyone pressing a button).
+    pub async fn reverify_periodically(
+        self,
+        interval: Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            let tenants = match self.store.linked_tenants().await {
+                Ok(t) => t,
+                Err(err) => {
+                    tracing::warn!(error = %err, "periodic re-verification: cannot list tenants");
+                    continue;
+                }
+            };
+            for (tenant, _) in tenants {
+                let actor = Actor {
+                    name: "retract:periodic-verification".to_owned(),
+                    request_id: uuid::Uuid::now_v7().to_string(),
+                };
+                if let Err(err) = self.verify(&tenant, &actor).await {
+                    tracing::warn!(%tenant, error = %err, "periodic re-verification failed");
+                }
+            }
+        }
+    }
+
+    async fn tenant_domains(&self, tenant: &TenantId) -> Result<Vec<DomainName>, StoreError> {
+        Ok(self
+            .store
+            .all_domains(tenant)
+            .await?
+            .into_iter()
+            .map(|d| d.name)
+            .collect())
+    }
+}
+
+/// Why the consent could not be proven.
+enum Proof {
+    /// Microsoft or our checks refused: (error code, description).
+    Refused(String, String),
+    /// Microsoft was unreachable.
+    Unreachable(GraphError),
+}
+
+impl From<GraphError> for Proof {
+    fn from(err: GraphError) -> Self {
+        match err {
+            GraphError::TokenRefused { error, description } => Self::Refused(error, description),
+            GraphError::Api { code, message, .. } => Self::Refused(code, message),
+            other @ GraphError::Transport(_) => Self::Unreachable(other),
+        }
+    }
+}
+
+fn failure(state: GrantState, error: &str, description: &str, domains: &[DomainName]) -> GrantEnd {
+    GrantEnd {
+        state,
+        microsoft_tenant_id: None,
+        link: false,
+        error: Some(error.to_owned()),
+        error_description: Some(description.to_owned()),
+        domain_outcomes: verification::all_failed(domains, description),
+    }
+}

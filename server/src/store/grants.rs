@@ -1,0 +1,257 @@
+//! Consent attempts, and the domain statuses and tenant link they decide.
+
+use futures::FutureExt as _;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr,
+};
+
+use super::{
+    Store, StoreError, audit,
+    entities::{domain, grant, tenant},
+    in_transaction,
+};
+use crate::domain::{
+    AuditEntry, DomainOutcome, Grant, GrantEnd, GrantState, NewGrant, RetractStatus, TenantId, now,
+};
+
+/// A consent attempt claimed by its redirect, with the verifier needed to redeem its code.
+pub struct ClaimedGrant {
+    /// The attempt (state COMPLETING).
+    pub grant: Grant,
+    /// The PKCE code verifier.
+    pub pkce_verifier: String,
+}
+
+impl Store {
+    /// Stores a consent attempt, puts the tenant's domains to PENDING, and writes `audit`.
+    pub async fn create_grant(
+        &self,
+        new: NewGrant,
+        audit: AuditEntry,
+    ) -> Result<Grant, StoreError> {
+        in_transaction(&self.db, move |txn| {
+            async move {
+                if tenant::Entity::find_by_id(new.tenant_id.as_str())
+                    .one(txn)
+                    .await?
+                    .is_none()
+                {
+                    return Err(StoreError::NotFound {
+                        resource: "tenant",
+                        id: new.tenant_id.to_string(),
+                    });
+                }
+                let at = now();
+                let row = grant::ActiveModel {
+                    id: Set(new.id),
+                    tenant_id: Set(new.tenant_id.as_str().to_owned()),
+                    state_hash: Set(new.state_hash),
+                    pkce_verifier: Set(new.pkce_verifier),
+                    allow_relink: Set(new.allow_relink),
+                    status: Set(GrantState::AwaitingConsent.as_str().to_owned()),
+                    started_by: Set(new.started_by),
+                    request_id: Set(new.request_id),
+                    created_at: Set(at),
+                    expires_at: Set(new.expires_at),
+                    completed_at: Set(None),
+                    microsoft_tenant_id: Set(None),
+                    error: Set(None),
+                    error_description: Set(None),
+                    domain_outcomes: Set(serde_json::json!([])),
+                };
+                let row = grant::Entity::insert(row).exec_with_returning(txn).await?;
+                domain::Entity::update_many()
+                    .col_expr(
+                        domain::Column::RetractStatus,
+                        Expr::value(RetractStatus::Pending.as_str()),
+                    )
+                    .col_expr(
+                        domain::Column::StatusReason,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .col_expr(domain::Column::UpdatedAt, Expr::value(at))
+                    .filter(domain::Column::TenantId.eq(new.tenant_id.as_str()))
+                    .exec(txn)
+                    .await?;
+                audit::insert(txn, audit).await?;
+                grant_from_row(row)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// Spends the state with this hash: atomically moves its attempt from AWAITING_CONSENT to
+    /// COMPLETING, so a replayed or concurrent redirect finds nothing. `None` when no attempt
+    /// awaits this state (unknown, or already used).
+    pub async fn claim_grant(&self, state_hash: &str) -> Result<Option<ClaimedGrant>, StoreError> {
+        let rows = grant::Entity::update_many()
+            .col_expr(
+                grant::Column::Status,
+                Expr::value(GrantState::Completing.as_str()),
+            )
+            .filter(grant::Column::StateHash.eq(state_hash))
+            .filter(grant::Column::Status.eq(GrantState::AwaitingConsent.as_str()))
+            .exec_with_returning(&self.db)
+            .await?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let pkce_verifier = row.pkce_verifier.clone();
+        Ok(Some(ClaimedGrant {
+            grant: grant_from_row(row)?,
+            pkce_verifier,
+        }))
+    }
+
+    /// Ends a claimed attempt: records its outcome, applies each domain outcome to the tenant's
+    /// domains (still PENDING ones with no outcome go back to NOT_GRANTED), links the tenant to
+    /// the proven Microsoft tenant when asked, and writes `audit` — all in one transaction.
+    pub async fn finish_grant(
+        &self,
+        grant: &Grant,
+        end: GrantEnd,
+        audit: AuditEntry,
+    ) -> Result<Grant, StoreError> {
+        let (id, tenant) = (grant.id.clone(), grant.tenant_id.clone());
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let at = now();
+                let outcomes = serde_json::to_value(&end.domain_outcomes)
+                    .map_err(|e| StoreError::Corrupt(format!("domain outcomes: {e}")))?;
+                let row = grant::ActiveModel {
+                    id: Set(id.clone()),
+                    status: Set(end.state.as_str().to_owned()),
+                    // Spent: the verifier is never needed again.
+                    pkce_verifier: Set(String::new()),
+                    completed_at: Set(Some(at)),
+                    microsoft_tenant_id: Set(end
+                        .microsoft_tenant_id
+                        .as_ref()
+                        .map(ToString::to_string)),
+                    error: Set(end.error.clone()),
+                    error_description: Set(end.error_description.clone()),
+                    domain_outcomes: Set(outcomes),
+                    ..Default::default()
+                };
+                let row = grant::Entity::update(row).exec(txn).await?;
+                apply_outcomes(txn, &tenant, &end.domain_outcomes).await?;
+                domain::Entity::update_many()
+                    .col_expr(
+                        domain::Column::RetractStatus,
+                        Expr::value(RetractStatus::NotGranted.as_str()),
+                    )
+                    .col_expr(domain::Column::UpdatedAt, Expr::value(at))
+                    .filter(domain::Column::TenantId.eq(tenant.as_str()))
+                    .filter(domain::Column::RetractStatus.eq(RetractStatus::Pending.as_str()))
+                    .exec(txn)
+                    .await?;
+                if let (true, Some(microsoft)) = (end.link, &end.microsoft_tenant_id) {
+                    tenant::Entity::update_many()
+                        .col_expr(
+                            tenant::Column::MicrosoftTenantId,
+                            Expr::value(microsoft.as_str()),
+                        )
+                        .col_expr(tenant::Column::UpdatedAt, Expr::value(at))
+                        .filter(tenant::Column::TenantId.eq(tenant.as_str()))
+                        .exec(txn)
+                        .await?;
+                }
+                audit::insert(txn, audit).await?;
+                grant_from_row(row)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// One of a tenant's consent attempts.
+    pub async fn get_grant(&self, tenant: &TenantId, id: &str) -> Result<Grant, StoreError> {
+        grant::Entity::find_by_id(id)
+            .filter(grant::Column::TenantId.eq(tenant.as_str()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                resource: "grant",
+                id: id.to_owned(),
+            })
+            .and_then(grant_from_row)
+    }
+
+    /// Records a re-verification: each outcome applied to the tenant's domains, with `audit`.
+    pub async fn record_verification(
+        &self,
+        tenant: &TenantId,
+        outcomes: Vec<DomainOutcome>,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        let tenant = tenant.clone();
+        in_transaction(&self.db, move |txn| {
+            async move {
+                apply_outcomes(txn, &tenant, &outcomes).await?;
+                audit::insert(txn, audit).await
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// Tenants linked to a Microsoft tenant, with the link (for periodic re-verification).
+    pub async fn linked_tenants(&self) -> Result<Vec<(TenantId, String)>, StoreError> {
+        let rows = tenant::Entity::find()
+            .filter(tenant::Column::MicrosoftTenantId.is_not_null())
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|t| Some((TenantId::parse(&t.tenant_id).ok()?, t.microsoft_tenant_id?)))
+            .collect())
+    }
+}
+
+async fn apply_outcomes<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantId,
+    outcomes: &[DomainOutcome],
+) -> Result<(), StoreError> {
+    let at = now();
+    for outcome in outcomes {
+        domain::Entity::update_many()
+            .col_expr(
+                domain::Column::RetractStatus,
+                Expr::value(outcome.retract_status().as_str()),
+            )
+            .col_expr(
+                domain::Column::StatusReason,
+                Expr::value(outcome.reason.clone()),
+            )
+            .col_expr(domain::Column::LastCheckedAt, Expr::value(Some(at)))
+            .col_expr(domain::Column::UpdatedAt, Expr::value(at))
+            .filter(domain::Column::TenantId.eq(tenant.as_str()))
+            .filter(domain::Column::Name.eq(outcome.domain.as_str()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn grant_from_row(row: grant::Model) -> Result<Grant, StoreError> {
+    Ok(Grant {
+        tenant_id: TenantId::parse(&row.tenant_id)
+            .map_err(|e| StoreError::Corrupt(format!("grant tenant id: {e}")))?,
+        state: GrantState::from_stored(&row.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("grant status {:?}", row.status)))?,
+        domain_outcomes: serde_json::from_value(row.domain_outcomes)
+            .map_err(|e| StoreError::Corrupt(format!("grant domain outcomes: {e}")))?,
+        id: row.id,
+        allow_relink: row.allow_relink,
+        started_by: row.started_by,
+        request_id: row.request_id,
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        completed_at: row.completed_at,
+        microsoft_tenant_id: row.microsoft_tenant_id,
+        error: row.error,
+        error_description: row.error_description,
+    })
+}
