@@ -17,6 +17,7 @@ use sea_orm_migration::sea_orm::{
 
 mod m20261127_000001_tenants_domains_audit;
 mod m20261127_000002_grants;
+mod m20261127_000003_deliveries;
 
 /// The ordered list of retract's migrations.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_tenants_domains_audit::Migration),
             Box::new(m20261127_000002_grants::Migration),
+            Box::new(m20261127_000003_deliveries::Migration),
         ]
     }
 }

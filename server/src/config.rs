@@ -133,6 +133,10 @@ pub struct Settings {
     pub consent_callback_burst: f64,
     /// Re-verify every linked tenant's domains this often, in milliseconds; 0 turns it off.
     pub domain_reverify_interval_ms: u64,
+    /// Deliveries older than this many days are removed; 0 keeps them forever.
+    pub delivery_retention_days: u32,
+    /// How often retention runs, in milliseconds.
+    pub retention_sweep_interval_ms: u64,
 }
 
 impl Default for Settings {
@@ -179,6 +183,8 @@ impl Default for Settings {
             consent_callback_rate_per_second: 1.0,
             consent_callback_burst: 20.0,
             domain_reverify_interval_ms: 0,
+            delivery_retention_days: 90,
+            retention_sweep_interval_ms: 3_600_000,
         }
     }
 }
@@ -364,6 +370,14 @@ pub struct Cli {
     #[arg(long, env = "RETRACT_DOMAIN_REVERIFY_INTERVAL_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain_reverify_interval_ms: Option<u64>,
+    /// Days deliveries are kept; 0 keeps them forever [default: 90]
+    #[arg(long, env = "RETRACT_DELIVERY_RETENTION_DAYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_retention_days: Option<u32>,
+    /// Milliseconds between retention sweeps [default: 3600000]
+    #[arg(long, env = "RETRACT_RETENTION_SWEEP_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_sweep_interval_ms: Option<u64>,
 }
 
 /// A configuration that cannot be used.

@@ -12,6 +12,7 @@
 //! - [`store`]: sea-orm persistence on SQLite or PostgreSQL, audit written in the same
 //!   transaction as each change.
 //! - [`health`]: database-aware `grpc.health.v1` status.
+//! - [`retention`]: removing deliveries past their retention.
 //! - [`startup`]: building the server (layers, reflection, health) and graceful shutdown.
 //! - [`telemetry`]: structured logs.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -24,6 +25,7 @@ pub mod consent;
 pub mod domain;
 pub mod graph;
 pub mod health;
+pub mod retention;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -5,8 +5,8 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 use retract_proto::v1 as pb;
 
 use crate::domain::{
-    AuditEvent, AuditOutcome, AuditSection, Domain, DomainOutcome, Grant, GrantState,
-    RetractStatus, Tenant, ValidationError,
+    AuditEvent, AuditOutcome, AuditSection, Delivery, Domain, DomainOutcome, Eligibility, Grant,
+    GrantState, RecordOutcome, RetractStatus, Tenant, ValidationError,
 };
 
 /// A time as a protobuf timestamp.
@@ -132,6 +132,49 @@ impl From<Grant> for pb::Grant {
             error: g.error.unwrap_or_default(),
             error_description: g.error_description.unwrap_or_default(),
         }
+    }
+}
+
+impl From<Delivery> for pb::Delivery {
+    fn from(d: Delivery) -> Self {
+        Self {
+            internet_message_id: d.message_id,
+            sender: d.sender,
+            subject: d.subject,
+            delivery_time: Some(timestamp(d.delivered_at)),
+            recipients: d.recipients,
+            record_time: Some(timestamp(d.recorded_at)),
+            update_time: Some(timestamp(d.updated_at)),
+            recipient_count: i32::try_from(d.recipient_count).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<RecordOutcome> for pb::RecordOutcome {
+    fn from(o: RecordOutcome) -> Self {
+        match o {
+            RecordOutcome::Created => Self::Created,
+            RecordOutcome::Merged => Self::Merged,
+            RecordOutcome::Unchanged => Self::Unchanged,
+        }
+    }
+}
+
+/// One row of the Retract tab.
+pub fn recipient_option(address: &str, eligibility: &Eligibility) -> pb::RecipientOption {
+    let (eligibility, detail) = match eligibility {
+        Eligibility::Eligible => (pb::Eligibility::Eligible, String::new()),
+        Eligibility::DomainNotManaged => (
+            pb::Eligibility::DomainNotManaged,
+            "the recipient's domain is not a registered domain of this tenant".to_owned(),
+        ),
+        Eligibility::DomainNotGranted(why) => (pb::Eligibility::DomainNotGranted, why.clone()),
+        Eligibility::PermissionIssue(why) => (pb::Eligibility::PermissionIssue, why.clone()),
+    };
+    pb::RecipientOption {
+        address: address.to_owned(),
+        eligibility: eligibility.into(),
+        detail,
     }
 }
 

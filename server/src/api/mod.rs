@@ -6,11 +6,13 @@
 //! - `validate`: collecting every field violation of a request into one `INVALID_ARGUMENT`.
 //! - `context`: the caller and request id of a call, tenant checks, audit entries.
 //! - `convert`: domain → proto conversions (timestamps, JSON details).
+//! - `deliveries`: reading delivered messages out of requests.
 //! - `tenant_service`, `retract_service`, `audit_service`: one file per service.
 
 mod audit_service;
 mod context;
 mod convert;
+mod deliveries;
 mod error;
 mod retract_service;
 mod tenant_service;

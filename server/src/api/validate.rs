@@ -49,6 +49,40 @@ impl_validated!(A, B, C, D, E, F, G);
 impl_validated!(A, B, C, D, E, F, G, H);
 impl_validated!(A, B, C, D, E, F, G, H, I);
 
+/// Collects violations of a request whose shape is not a fixed tuple (nested and repeated
+/// fields); at most [`Violations::MAX`] are kept so an error stays readable.
+#[derive(Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// Most violations reported at once.
+    pub const MAX: usize = 100;
+
+    /// Records a violation.
+    pub fn push(&mut self, field: &str, description: &str) {
+        if self.0.len() < Self::MAX {
+            self.0.push(FieldViolation {
+                field: field.to_owned(),
+                description: description.to_owned(),
+            });
+        }
+    }
+
+    /// The value, or `None` after recording why not.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, ValidationError>) -> Option<T> {
+        result.map_err(|e| self.push(field, &e.0)).ok()
+    }
+
+    /// `INVALID_ARGUMENT` listing every violation, if any.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidArgument(self.0))
+        }
+    }
+}
+
 /// An optional free-text filter: empty means "no filter"; otherwise at most `max` characters
 /// and no control characters.
 pub fn optional_text(raw: &str, max: usize) -> Result<Option<String>, ValidationError> {

@@ -2,6 +2,7 @@
 //! nothing further in re-validates strings.
 
 mod audit;
+mod delivery;
 mod domain_name;
 mod email;
 mod grant;
@@ -12,6 +13,7 @@ mod tenant;
 pub use audit::{
     AuditEntry, AuditEvent, AuditFilter, AuditOutcome, AuditSection, StoredAuditEntry,
 };
+pub use delivery::{Delivery, DeliveryFilter, Eligibility, NewDelivery, RecordOutcome, Subject};
 pub use domain_name::DomainName;
 pub use email::EmailAddress;
 pub use grant::{DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, NewGrant};

@@ -189,6 +189,14 @@ impl Application {
                 probe_stop.clone(),
             ));
         }
+        if settings.delivery_retention_days > 0 {
+            tokio::spawn(crate::retention::sweep_periodically(
+                store.clone(),
+                chrono::Duration::days(i64::from(settings.delivery_retention_days)),
+                Duration::from_millis(settings.retention_sweep_interval_ms.max(10)),
+                probe_stop.clone(),
+            ));
+        }
         let callback = CallbackService::new(
             consent.clone(),
             Arc::new(RateLimiter::new(settings.consent_callback_rate_limit())),
@@ -210,7 +218,9 @@ impl Application {
                 store.clone(),
                 consent,
             ))))
-            .add_service(web(RetractServiceServer::new(RetractApi)))
+            .add_service(web(RetractServiceServer::new(RetractApi::new(
+                store.clone(),
+            ))))
             .add_service(web(AuditServiceServer::new(AuditApi::new(store.clone()))))
             // A browser page, not gRPC: outside gRPC-Web, which refuses plain HTTP/1.1.
             .add_service(callback);

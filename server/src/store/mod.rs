@@ -5,6 +5,7 @@
 //! as the change ([`audit::insert`]).
 
 mod audit;
+mod deliveries;
 mod domains;
 mod entities;
 mod error;
@@ -19,6 +20,7 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
+pub use deliveries::{DeliveryCursor, SEARCH_RECIPIENTS};
 pub use error::StoreError;
 pub use grants::ClaimedGrant;
 

@@ -149,6 +149,19 @@ impl TestApp {
             .events
     }
 
+    /// A second handle on the server's database, for arranging state no RPC sets (what the
+    /// retract engine will record, domain statuses Microsoft would decide).
+    pub async fn store(&self) -> retract_server::store::Store {
+        retract_server::store::Store::connect(&retract_server::store::DatabaseOptions {
+            url: self.db.url.clone(),
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(10),
+            sqlite_busy_timeout: Duration::from_secs(10),
+        })
+        .await
+        .expect("connect to the test database")
+    }
+
     /// Takes the database away from the server until the outage ends.
     pub async fn database_outage(&self) -> Outage {
         self.db.outage().await

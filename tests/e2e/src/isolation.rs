@@ -160,14 +160,14 @@ impl Rpc {
             Rpc::RecordDelivery => retract
                 .record_delivery(pb::RecordDeliveryRequest {
                     tenant_id: t,
-                    ..Default::default()
+                    delivery: Some(valid_delivery()),
                 })
                 .await
                 .map(drop),
             Rpc::RecordDeliveries => retract
                 .record_deliveries(pb::RecordDeliveriesRequest {
                     tenant_id: t,
-                    ..Default::default()
+                    deliveries: vec![valid_delivery()],
                 })
                 .await
                 .map(drop),
@@ -181,7 +181,7 @@ impl Rpc {
             Rpc::GetRetractOptions => retract
                 .get_retract_options(pb::GetRetractOptionsRequest {
                     tenant_id: t,
-                    ..Default::default()
+                    internet_message_id: "<probe@attacker.example>".into(),
                 })
                 .await
                 .map(drop),
@@ -237,6 +237,21 @@ impl Rpc {
                 .await
                 .map(drop),
         }
+    }
+}
+
+/// A well-formed delivery, so refusals come from the caller and not from the payload.
+fn valid_delivery() -> pb::Delivery {
+    pb::Delivery {
+        internet_message_id: "<probe@attacker.example>".into(),
+        sender: "mallory@attacker.example".into(),
+        subject: "probe".into(),
+        delivery_time: Some(prost_types::Timestamp {
+            seconds: 1_800_000_000,
+            nanos: 0,
+        }),
+        recipients: vec!["alice@globex.example".into()],
+        ..Default::default()
     }
 }
 

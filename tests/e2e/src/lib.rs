@@ -23,6 +23,8 @@ mod audit_trail;
 #[cfg(test)]
 mod callers;
 #[cfg(test)]
+mod deliveries;
+#[cfg(test)]
 mod domains;
 #[cfg(test)]
 mod grants;

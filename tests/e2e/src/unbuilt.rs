@@ -1,5 +1,4 @@
-//! Capabilities of later issues (deliveries and retract jobs, #6) answer UNIMPLEMENTED,
-//! naming what is missing.
+//! Capabilities still to come (retract jobs, #6) answer UNIMPLEMENTED, naming what is missing.
 
 use retract_client::pb;
 use tonic::{Code, Status};
@@ -12,34 +11,6 @@ async fn retracts_answer_unimplemented_naming_the_capability(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let c = app.service();
     let outcomes: Vec<(&str, Status)> = vec![
-        (
-            "RecordDelivery",
-            c.retract()
-                .record_delivery(pb::RecordDeliveryRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "RecordDeliveries",
-            c.retract()
-                .record_deliveries(pb::RecordDeliveriesRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "SearchDeliveries",
-            c.retract()
-                .search_deliveries(pb::SearchDeliveriesRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "GetRetractOptions",
-            c.retract()
-                .get_retract_options(pb::GetRetractOptionsRequest::default())
-                .await
-                .unwrap_err(),
-        ),
         (
             "Retract",
             c.retract()

@@ -1,6 +1,9 @@
 //! sea-orm entities: the rows as stored. They never leave the `store` module.
 
 pub mod audit_event;
+pub mod delivery;
+pub mod delivery_recipient;
 pub mod domain;
 pub mod grant;
+pub mod mailbox_status;
 pub mod tenant;

@@ -1,0 +1,417 @@
+//! Delivered messages: recording (merging repeats), searching, retention, and the mailbox
+//! status the Retract tab reads.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt as _;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait as _, Func, LikeExpr, OnConflict, Query},
+};
+
+use super::{
+    Page, Store, StoreError,
+    entities::{delivery, delivery_recipient, mailbox_status},
+    in_transaction,
+};
+use crate::domain::{
+    Delivery, DeliveryFilter, InternetMessageId, NewDelivery, PageRequest, RecordOutcome, TenantId,
+    now,
+};
+
+/// Rows per multi-row INSERT (SQLite allows 32,766 bound values per statement).
+const INSERT_CHUNK: usize = 2_000;
+/// Values per `IN (…)` list.
+const IN_CHUNK: usize = 500;
+/// Recipients a search result carries at most.
+pub const SEARCH_RECIPIENTS: u64 = 100;
+
+/// The keyset cursor of SearchDeliveries: newest first by delivery time, then id.
+pub type DeliveryCursor = (DateTime<Utc>, String);
+
+impl Store {
+    /// Records a batch of deliveries (distinct message ids) in one transaction: new messages
+    /// are created, known ones gain the recipients they lacked and keep their first delivery
+    /// time. Returns each delivery's outcome in order. A concurrent writer recording the same
+    /// new message makes this retry once, then merge.
+    pub async fn record_deliveries(
+        &self,
+        tenant: &TenantId,
+        batch: Vec<NewDelivery>,
+    ) -> Result<Vec<RecordOutcome>, StoreError> {
+        match self.try_record(tenant, batch.clone()).await {
+            Err(StoreError::AlreadyExists { .. }) => self.try_record(tenant, batch).await,
+            other => other,
+        }
+    }
+
+    async fn try_record(
+        &self,
+        tenant: &TenantId,
+        batch: Vec<NewDelivery>,
+    ) -> Result<Vec<RecordOutcome>, StoreError> {
+        let tenant = tenant.clone();
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let existing = existing_deliveries(txn, &tenant, &batch).await?;
+                let known_ids: Vec<String> = existing.values().map(|d| d.id.clone()).collect();
+                let mut known_recipients = recipients_of(txn, &known_ids).await?;
+                let at = now();
+                let mut new_rows = Vec::new();
+                let mut recipient_rows = Vec::new();
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for item in batch {
+                    let Some(row) = existing.get(item.message_id.as_str()) else {
+                        let id = uuid::Uuid::now_v7().to_string();
+                        recipient_rows.extend(
+                            item.recipients
+                                .iter()
+                                .map(|r| recipient(&id, &tenant, r.as_str())),
+                        );
+                        new_rows.push(delivery::ActiveModel {
+                            id: Set(id),
+                            tenant_id: Set(tenant.as_str().to_owned()),
+                            internet_message_id: Set(item.message_id.as_str().to_owned()),
+                            sender: Set(item.sender.as_str().to_owned()),
+                            subject: Set(item.subject.as_str().to_owned()),
+                            delivered_at: Set(item.delivered_at),
+                            recorded_at: Set(at),
+                            updated_at: Set(at),
+                            recipient_count: Set(
+                                i32::try_from(item.recipients.len()).unwrap_or(i32::MAX)
+                            ),
+                        });
+                        outcomes.push(RecordOutcome::Created);
+                        continue;
+                    };
+                    let have = known_recipients.entry(row.id.clone()).or_default();
+                    let added: Vec<&str> = item
+                        .recipients
+                        .iter()
+                        .map(|r| r.as_str())
+                        .filter(|r| !have.contains(*r))
+                        .collect();
+                    let earlier = item.delivered_at < row.delivered_at;
+                    if added.is_empty() && !earlier {
+                        outcomes.push(RecordOutcome::Unchanged);
+                        continue;
+                    }
+                    recipient_rows.extend(added.iter().map(|r| recipient(&row.id, &tenant, r)));
+                    have.extend(added.iter().map(|r| (*r).to_owned()));
+                    delivery::Entity::update_many()
+                        .col_expr(
+                            delivery::Column::RecipientCount,
+                            Expr::value(i32::try_from(have.len()).unwrap_or(i32::MAX)),
+                        )
+                        .col_expr(
+                            delivery::Column::DeliveredAt,
+                            Expr::value(std::cmp::min(row.delivered_at, item.delivered_at)),
+                        )
+                        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
+                        .filter(delivery::Column::Id.eq(row.id.as_str()))
+                        .exec(txn)
+                        .await?;
+                    outcomes.push(RecordOutcome::Merged);
+                }
+                for chunk in chunks(new_rows, INSERT_CHUNK) {
+                    delivery::Entity::insert_many(chunk)
+                        .exec_without_returning(txn)
+                        .await
+                        .map_err(StoreError::on_insert("delivery", "of this batch"))?;
+                }
+                for chunk in chunks(recipient_rows, INSERT_CHUNK) {
+                    delivery_recipient::Entity::insert_many(chunk)
+                        .on_conflict(
+                            OnConflict::columns([
+                                delivery_recipient::Column::DeliveryId,
+                                delivery_recipient::Column::Address,
+                            ])
+                            .do_nothing()
+                            .to_owned(),
+                        )
+                        .exec_without_returning(txn)
+                        .await?;
+                }
+                Ok(outcomes)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// One delivery with every recipient, or `NotFound`.
+    pub async fn get_delivery(
+        &self,
+        tenant: &TenantId,
+        message_id: &InternetMessageId,
+    ) -> Result<Delivery, StoreError> {
+        let row = delivery::Entity::find()
+            .filter(delivery::Column::TenantId.eq(tenant.as_str()))
+            .filter(delivery::Column::InternetMessageId.eq(message_id.as_str()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                resource: "delivery",
+                id: message_id.to_string(),
+            })?;
+        let recipients = delivery_recipient::Entity::find()
+            .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()))
+            .order_by_asc(delivery_recipient::Column::Address)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| r.address)
+            .collect();
+        Ok(delivery_from_row(row, recipients))
+    }
+
+    /// A tenant's deliveries matching `filter`, newest first, each with at most
+    /// [`SEARCH_RECIPIENTS`] recipients.
+    pub async fn search_deliveries(
+        &self,
+        tenant: &TenantId,
+        filter: &DeliveryFilter,
+        page: &PageRequest<DeliveryCursor>,
+    ) -> Result<Page<(Delivery, String)>, StoreError> {
+        use delivery::Column;
+        let mut query = delivery::Entity::find().filter(Column::TenantId.eq(tenant.as_str()));
+        if let Some(id) = &filter.message_id {
+            query = query.filter(Column::InternetMessageId.eq(id.as_str()));
+        }
+        if let Some(sender) = &filter.sender {
+            query = query.filter(Column::Sender.eq(sender.as_str()));
+        }
+        if let Some(text) = &filter.subject_contains {
+            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+            query = query.filter(
+                Expr::expr(Func::lower(Expr::col(Column::Subject)))
+                    .like(LikeExpr::new(pattern).escape('\\')),
+            );
+        }
+        if let Some(after) = filter.delivered_after {
+            query = query.filter(Column::DeliveredAt.gte(after));
+        }
+        if let Some(before) = filter.delivered_before {
+            query = query.filter(Column::DeliveredAt.lt(before));
+        }
+        if let Some(recipient) = &filter.recipient {
+            query = query.filter(
+                Column::Id.in_subquery(
+                    Query::select()
+                        .column(delivery_recipient::Column::DeliveryId)
+                        .from(delivery_recipient::Entity)
+                        .and_where(delivery_recipient::Column::TenantId.eq(tenant.as_str()))
+                        .and_where(delivery_recipient::Column::Address.eq(recipient.as_str()))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some((at, id)) = &page.after {
+            query = query.filter(
+                Condition::any().add(Column::DeliveredAt.lt(*at)).add(
+                    Condition::all()
+                        .add(Column::DeliveredAt.eq(*at))
+                        .add(Column::Id.lt(id.as_str())),
+                ),
+            );
+        }
+        let rows = query
+            .order_by_desc(Column::DeliveredAt)
+            .order_by_desc(Column::Id)
+            .limit(page.size.get() + 1)
+            .all(&self.db)
+            .await?;
+        let page = Page::from_overfetch(rows, page.size.get());
+        let mut items = Vec::with_capacity(page.items.len());
+        for row in page.items {
+            let recipients = delivery_recipient::Entity::find()
+                .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()))
+                .order_by_asc(delivery_recipient::Column::Address)
+                .limit(SEARCH_RECIPIENTS)
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|r| r.address)
+                .collect();
+            let id = row.id.clone();
+            items.push((delivery_from_row(row, recipients), id));
+        }
+        Ok(Page {
+            items,
+            has_more: page.has_more,
+        })
+    }
+
+    /// Deletes deliveries (and their recipients) delivered before `cutoff`; returns how many.
+    pub async fn purge_deliveries_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let old: Vec<String> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .filter(delivery::Column::DeliveredAt.lt(cutoff))
+            .limit(10_000)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut removed = 0;
+        for chunk in old.chunks(IN_CHUNK) {
+            delivery_recipient::Entity::delete_many()
+                .filter(
+                    delivery_recipient::Column::DeliveryId.is_in(chunk.iter().map(String::as_str)),
+                )
+                .exec(&self.db)
+                .await?;
+            removed += delivery::Entity::delete_many()
+                .filter(delivery::Column::Id.is_in(chunk.iter().map(String::as_str)))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
+        }
+        Ok(removed)
+    }
+
+    /// Remembers Graph's last permission-relevant answer for a mailbox (`ErrorAccessDenied`,
+    /// `MailboxNotEnabledForRESTAPI`), or forgets it (`None`) once the mailbox works again.
+    pub async fn record_mailbox_status(
+        &self,
+        tenant: &TenantId,
+        address: &str,
+        problem: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        match problem {
+            Some((code, detail)) => {
+                let row = mailbox_status::ActiveModel {
+                    tenant_id: Set(tenant.as_str().to_owned()),
+                    address: Set(address.to_owned()),
+                    graph_code: Set(code.to_owned()),
+                    detail: Set(detail.to_owned()),
+                    observed_at: Set(now()),
+                };
+                mailbox_status::Entity::insert(row)
+                    .on_conflict(
+                        OnConflict::columns([
+                            mailbox_status::Column::TenantId,
+                            mailbox_status::Column::Address,
+                        ])
+                        .update_columns([
+                            mailbox_status::Column::GraphCode,
+                            mailbox_status::Column::Detail,
+                            mailbox_status::Column::ObservedAt,
+                        ])
+                        .to_owned(),
+                    )
+                    .exec_without_returning(&self.db)
+                    .await?;
+            }
+            None => {
+                mailbox_status::Entity::delete_many()
+                    .filter(mailbox_status::Column::TenantId.eq(tenant.as_str()))
+                    .filter(mailbox_status::Column::Address.eq(address))
+                    .exec(&self.db)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The known permission problems among `addresses`: address → (Graph code, detail).
+    pub async fn mailbox_problems(
+        &self,
+        tenant: &TenantId,
+        addresses: &[String],
+    ) -> Result<HashMap<String, (String, String)>, StoreError> {
+        let mut problems = HashMap::new();
+        for chunk in addresses.chunks(IN_CHUNK) {
+            let rows = mailbox_status::Entity::find()
+                .filter(mailbox_status::Column::TenantId.eq(tenant.as_str()))
+                .filter(mailbox_status::Column::Address.is_in(chunk.iter().map(String::as_str)))
+                .all(&self.db)
+                .await?;
+            problems.extend(
+                rows.into_iter()
+                    .map(|r| (r.address, (r.graph_code, r.detail))),
+            );
+        }
+        Ok(problems)
+    }
+}
+
+async fn existing_deliveries<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantId,
+    batch: &[NewDelivery],
+) -> Result<HashMap<String, delivery::Model>, StoreError> {
+    let ids: Vec<&str> = batch.iter().map(|d| d.message_id.as_str()).collect();
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let rows = delivery::Entity::find()
+            .filter(delivery::Column::TenantId.eq(tenant.as_str()))
+            .filter(delivery::Column::InternetMessageId.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?;
+        found.extend(rows.into_iter().map(|r| (r.internet_message_id.clone(), r)));
+    }
+    Ok(found)
+}
+
+async fn recipients_of<C: ConnectionTrait>(
+    conn: &C,
+    delivery_ids: &[String],
+) -> Result<HashMap<String, HashSet<String>>, StoreError> {
+    let mut found: HashMap<String, HashSet<String>> = HashMap::new();
+    for chunk in delivery_ids.chunks(IN_CHUNK) {
+        let rows = delivery_recipient::Entity::find()
+            .filter(delivery_recipient::Column::DeliveryId.is_in(chunk.iter().map(String::as_str)))
+            .all(conn)
+            .await?;
+        for row in rows {
+            found
+                .entry(row.delivery_id)
+                .or_default()
+                .insert(row.address);
+        }
+    }
+    Ok(found)
+}
+
+fn recipient(
+    delivery_id: &str,
+    tenant: &TenantId,
+    address: &str,
+) -> delivery_recipient::ActiveModel {
+    delivery_recipient::ActiveModel {
+        delivery_id: Set(delivery_id.to_owned()),
+        tenant_id: Set(tenant.as_str().to_owned()),
+        address: Set(address.to_owned()),
+    }
+}
+
+fn chunks<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut iter = items.into_iter().peekable();
+    while iter.peek().is_some() {
+        out.push(iter.by_ref().take(size).collect());
+    }
+    out
+}
+
+/// Escapes LIKE's wildcards so a subject search matches the text literally.
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn delivery_from_row(row: delivery::Model, recipients: Vec<String>) -> Delivery {
+    Delivery {
+        message_id: row.internet_message_id,
+        sender: row.sender,
+        subject: row.subject,
+        delivered_at: row.delivered_at,
+        recorded_at: row.recorded_at,
+        updated_at: row.updated_at,
+        recipients,
+        recipient_count: u32::try_from(row.recipient_count).unwrap_or(0),
+    }
+}

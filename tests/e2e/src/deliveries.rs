@@ -1,0 +1,598 @@
+//! The gateway records what it delivered; administrators find it again and open the Retract
+//! tab to see which recipients can be retracted.
+
+use chrono::{Duration, Utc};
+use prost_types::Timestamp;
+use retract_client::{Client, DevToken, pb};
+use retract_server::domain::{
+    AuditEntry, AuditOutcome, AuditSection, DomainName, DomainOutcome, TenantId,
+};
+use tonic::Code;
+
+use crate::{app::TestApp, db::Backend, on_both_backends, status::expect_failure};
+
+on_both_backends!(
+    a_delivery_is_recorded_normalised_and_read_back,
+    a_quarantine_release_merges_recipients_and_keeps_the_first_time,
+    a_batch_reports_each_outcome_and_merges_repeats_within_it,
+    bad_deliveries_name_every_field_and_store_nothing,
+    batches_and_recipient_lists_are_bounded,
+    deliveries_are_found_by_every_filter_newest_first_across_pages,
+    the_retract_tab_says_who_can_be_retracted_and_why_not,
+    deliveries_past_retention_are_removed,
+);
+
+fn ts(at: chrono::DateTime<Utc>) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: at.timestamp(),
+        nanos: 0,
+    })
+}
+
+fn delivery(id: &str, recipients: &[&str], at: chrono::DateTime<Utc>) -> pb::Delivery {
+    pb::Delivery {
+        internet_message_id: id.into(),
+        sender: "billing@vendor.example".into(),
+        subject: "Invoice 42".into(),
+        delivery_time: ts(at),
+        recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+        ..Default::default()
+    }
+}
+
+fn gateway(app: &TestApp) -> Client {
+    app.with_token(
+        &DevToken::service("gateway")
+            .permission("deliveries.write")
+            .permission("retract.read"),
+    )
+}
+
+async fn record(app: &TestApp, d: pb::Delivery) -> pb::RecordDeliveryResponse {
+    gateway(app)
+        .retract()
+        .record_delivery(pb::RecordDeliveryRequest {
+            tenant_id: "acme".into(),
+            delivery: Some(d),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn search(
+    app: &TestApp,
+    request: pb::SearchDeliveriesRequest,
+) -> Result<pb::SearchDeliveriesResponse, tonic::Status> {
+    gateway(app)
+        .retract()
+        .search_deliveries(pb::SearchDeliveriesRequest {
+            tenant_id: "acme".into(),
+            ..request
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn a_delivery_is_recorded_normalised_and_read_back(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let at = Utc::now() - Duration::hours(1);
+    let r = record(
+        &app,
+        delivery(
+            "<a1@vendor.example>",
+            &[
+                "Alice@ACME.example",
+                "bob@acme.example",
+                "alice@acme.example",
+            ],
+            at,
+        ),
+    )
+    .await;
+    assert_eq!(r.outcome(), pb::RecordOutcome::Created);
+    let d = r.delivery.unwrap();
+    assert_eq!(
+        d.recipients,
+        ["alice@acme.example", "bob@acme.example"],
+        "lowercased, deduplicated"
+    );
+    assert_eq!(d.recipient_count, 2);
+    assert_eq!(d.delivery_time, ts(at));
+    assert!(d.record_time.is_some());
+    app.stop().await;
+}
+
+async fn a_quarantine_release_merges_recipients_and_keeps_the_first_time(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let first = Utc::now() - Duration::hours(3);
+    record(
+        &app,
+        delivery("<q@vendor.example>", &["alice@acme.example"], first),
+    )
+    .await;
+    let released = record(
+        &app,
+        delivery(
+            "<q@vendor.example>",
+            &["bob@acme.example", "alice@acme.example"],
+            first + Duration::hours(2),
+        ),
+    )
+    .await;
+    assert_eq!(released.outcome(), pb::RecordOutcome::Merged);
+    let d = released.delivery.unwrap();
+    assert_eq!(d.recipients, ["alice@acme.example", "bob@acme.example"]);
+    assert_eq!(
+        d.delivery_time,
+        ts(first),
+        "the first delivery time is kept"
+    );
+    let again = record(
+        &app,
+        delivery(
+            "<q@vendor.example>",
+            &["bob@acme.example"],
+            first + Duration::hours(2),
+        ),
+    )
+    .await;
+    assert_eq!(
+        again.outcome(),
+        pb::RecordOutcome::Unchanged,
+        "an identical record changes nothing"
+    );
+    assert_eq!(again.delivery.unwrap().update_time, d.update_time);
+    app.stop().await;
+}
+
+async fn a_batch_reports_each_outcome_and_merges_repeats_within_it(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let at = Utc::now();
+    record(&app, delivery("<old@v.example>", &["a@acme.example"], at)).await;
+    let r = gateway(&app)
+        .retract()
+        .record_deliveries(pb::RecordDeliveriesRequest {
+            tenant_id: "acme".into(),
+            deliveries: vec![
+                delivery("<new@v.example>", &["a@acme.example"], at),
+                delivery("<old@v.example>", &["a@acme.example"], at),
+                delivery("<new@v.example>", &["b@acme.example"], at),
+                delivery("<old2@v.example>", &["c@acme.example"], at),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.outcomes().collect::<Vec<_>>(),
+        [
+            pb::RecordOutcome::Created,
+            pb::RecordOutcome::Unchanged,
+            pb::RecordOutcome::Created,
+            pb::RecordOutcome::Created
+        ]
+    );
+    assert_eq!(
+        (r.created_count, r.merged_count, r.unchanged_count),
+        (2, 0, 1)
+    );
+    let found = search(
+        &app,
+        pb::SearchDeliveriesRequest {
+            internet_message_id: "<new@v.example>".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        found.deliveries[0].recipients,
+        ["a@acme.example", "b@acme.example"]
+    );
+    app.stop().await;
+}
+
+async fn bad_deliveries_name_every_field_and_store_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let at = Utc::now();
+    let mut no_time = delivery("<ok@v.example>", &["a@acme.example"], at);
+    no_time.delivery_time = None;
+    let f = expect_failure(
+        gateway(&app)
+            .retract()
+            .record_deliveries(pb::RecordDeliveriesRequest {
+                tenant_id: "acme".into(),
+                deliveries: vec![
+                    no_time,
+                    delivery("not-bracketed@v.example", &["a@acme.example"], at),
+                    delivery(
+                        "<x@v.example>",
+                        &[
+                            "a@acme.example",
+                            "eve@acme.example\r\nBcc: all@acme.example",
+                        ],
+                        at,
+                    ),
+                    pb::Delivery {
+                        subject: "Hi\r\nX-Evil: 1".into(),
+                        ..delivery("<y@v.example>", &["a@acme.example"], at)
+                    },
+                    pb::Delivery {
+                        sender: "not an address".into(),
+                        ..delivery("<z@v.example>", &[], at)
+                    },
+                ],
+            })
+            .await,
+    );
+    assert_eq!(f.code, Code::InvalidArgument);
+    assert_eq!(
+        f.fields,
+        [
+            "deliveries[0].delivery_time",
+            "deliveries[1].internet_message_id",
+            "deliveries[2].recipients[1]",
+            "deliveries[3].subject",
+            "deliveries[4].sender",
+            "deliveries[4].recipients",
+        ]
+    );
+    let found = search(&app, pb::SearchDeliveriesRequest::default())
+        .await
+        .unwrap();
+    assert!(found.deliveries.is_empty(), "the batch is all or nothing");
+    app.stop().await;
+}
+
+async fn batches_and_recipient_lists_are_bounded(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let at = Utc::now();
+    let too_many: Vec<_> = (0..1001)
+        .map(|i| delivery(&format!("<m{i}@v.example>"), &["a@acme.example"], at))
+        .collect();
+    let f = expect_failure(
+        gateway(&app)
+            .retract()
+            .record_deliveries(pb::RecordDeliveriesRequest {
+                tenant_id: "acme".into(),
+                deliveries: too_many,
+            })
+            .await,
+    );
+    assert_eq!(f.fields, ["deliveries"]);
+    let addresses: Vec<String> = (0..10_001)
+        .map(|i| format!("user{i}@acme.example"))
+        .collect();
+    let huge = pb::Delivery {
+        recipients: addresses.clone(),
+        ..delivery("<big@v.example>", &[], at)
+    };
+    let f = expect_failure(
+        gateway(&app)
+            .retract()
+            .record_delivery(pb::RecordDeliveryRequest {
+                tenant_id: "acme".into(),
+                delivery: Some(huge),
+            })
+            .await,
+    );
+    assert_eq!(f.fields, ["delivery.recipients"]);
+    let largest = pb::Delivery {
+        recipients: addresses[..10_000].to_vec(),
+        ..delivery("<big@v.example>", &[], at)
+    };
+    let r = record(&app, largest).await;
+    assert_eq!(r.delivery.unwrap().recipient_count, 10_000);
+    let found = search(&app, pb::SearchDeliveriesRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        found.deliveries[0].recipients.len(),
+        100,
+        "search carries the first 100"
+    );
+    assert_eq!(found.deliveries[0].recipient_count, 10_000);
+    app.stop().await;
+}
+
+async fn deliveries_are_found_by_every_filter_newest_first_across_pages(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    app.create_tenant("globex").await;
+    let base = Utc::now() - Duration::days(1);
+    for i in 0..7 {
+        let mut d = delivery(
+            &format!("<m{i}@v.example>"),
+            &[&format!("user{i}@acme.example"), "all@acme.example"],
+            base + Duration::minutes(i),
+        );
+        d.subject = if i == 3 {
+            "Quarterly 100%_report".into()
+        } else {
+            format!("Newsletter {i}")
+        };
+        if i == 5 {
+            d.sender = "ceo@partner.example".into();
+        }
+        record(&app, d).await;
+    }
+    gateway(&app)
+        .retract()
+        .record_delivery(pb::RecordDeliveryRequest {
+            tenant_id: "globex".into(),
+            delivery: Some(delivery("<g@v.example>", &["all@acme.example"], base)),
+        })
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = search(
+            &app,
+            pb::SearchDeliveriesRequest {
+                recipient: "ALL@acme.example".into(),
+                page_size: 3,
+                page_token,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        seen.extend(page.deliveries.into_iter().map(|d| d.internet_message_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let expected: Vec<String> = (0..7).rev().map(|i| format!("<m{i}@v.example>")).collect();
+    assert_eq!(seen, expected, "newest first, each once, only acme's");
+
+    let ids = |r: pb::SearchDeliveriesResponse| {
+        r.deliveries
+            .into_iter()
+            .map(|d| d.internet_message_id)
+            .collect::<Vec<_>>()
+    };
+    let by = |req: pb::SearchDeliveriesRequest| search(&app, req);
+    assert_eq!(
+        ids(by(pb::SearchDeliveriesRequest {
+            sender: "ceo@partner.example".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()),
+        ["<m5@v.example>"]
+    );
+    assert_eq!(
+        ids(by(pb::SearchDeliveriesRequest {
+            recipient: "user2@acme.example".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()),
+        ["<m2@v.example>"]
+    );
+    assert_eq!(
+        ids(by(pb::SearchDeliveriesRequest {
+            subject_contains: "100%_REP".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()),
+        ["<m3@v.example>"]
+    );
+    assert!(
+        ids(by(pb::SearchDeliveriesRequest {
+            subject_contains: "%".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap())
+        .len()
+            == 1,
+        "% is literal"
+    );
+    assert_eq!(
+        ids(by(pb::SearchDeliveriesRequest {
+            internet_message_id: "<m4@v.example>".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()),
+        ["<m4@v.example>"]
+    );
+    let window = by(pb::SearchDeliveriesRequest {
+        delivered_after: ts(base + Duration::minutes(2)),
+        delivered_before: ts(base + Duration::minutes(4)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ids(window), ["<m3@v.example>", "<m2@v.example>"]);
+
+    let f = expect_failure(
+        by(pb::SearchDeliveriesRequest {
+            sender: "nope".into(),
+            internet_message_id: "x".into(),
+            page_size: -1,
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_eq!(f.fields, ["internet_message_id", "sender", "page_size"]);
+    app.stop().await;
+}
+
+async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    app.add_domain("acme", "acme.example").await;
+    app.add_domain("acme", "pending.example").await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let store = app.store().await;
+    store
+        .record_verification(
+            &tenant,
+            vec![DomainOutcome::granted(
+                &DomainName::parse("acme.example").unwrap(),
+            )],
+            AuditEntry {
+                tenant_id: tenant.clone(),
+                actor: "test".into(),
+                section: AuditSection::Domains,
+                action: "domains_verified",
+                target: "acme".into(),
+                outcome: AuditOutcome::Succeeded,
+                request_id: "t".into(),
+                details: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .record_mailbox_status(
+            &tenant,
+            "locked@acme.example",
+            Some(("ErrorAccessDenied", "Access to OData is disabled.")),
+        )
+        .await
+        .unwrap();
+    record(
+        &app,
+        delivery(
+            "<phish@evil.example>",
+            &[
+                "alice@acme.example",
+                "locked@acme.example",
+                "carol@pending.example",
+                "dave@gmail.example",
+            ],
+            Utc::now(),
+        ),
+    )
+    .await;
+
+    let reader =
+        app.with_token(&DevToken::admin("analyst@acme.example", "acme").permission("retract.read"));
+    let options = reader
+        .retract()
+        .get_retract_options(pb::GetRetractOptionsRequest {
+            tenant_id: "acme".into(),
+            internet_message_id: "<phish@evil.example>".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rows: Vec<_> = options
+        .recipients
+        .iter()
+        .map(|r| (r.address.as_str(), r.eligibility(), r.detail.as_str()))
+        .collect();
+    assert_eq!(
+        rows[0],
+        ("alice@acme.example", pb::Eligibility::Eligible, "")
+    );
+    assert_eq!(rows[1].0, "carol@pending.example");
+    assert_eq!(rows[1].1, pb::Eligibility::DomainNotGranted);
+    assert!(rows[1].2.contains("NOT_GRANTED"), "{}", rows[1].2);
+    assert_eq!(rows[2].1, pb::Eligibility::DomainNotManaged);
+    assert_eq!(
+        rows[3],
+        (
+            "locked@acme.example",
+            pb::Eligibility::PermissionIssue,
+            "ErrorAccessDenied: Access to OData is disabled."
+        )
+    );
+
+    store
+        .record_mailbox_status(&tenant, "locked@acme.example", None)
+        .await
+        .unwrap();
+    let options = reader
+        .retract()
+        .get_retract_options(pb::GetRetractOptionsRequest {
+            tenant_id: "acme".into(),
+            internet_message_id: "<phish@evil.example>".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        options.recipients[3].eligibility(),
+        pb::Eligibility::Eligible,
+        "a mailbox that works again is eligible"
+    );
+
+    let missing = expect_failure(
+        reader
+            .retract()
+            .get_retract_options(pb::GetRetractOptionsRequest {
+                tenant_id: "acme".into(),
+                internet_message_id: "<nope@x>".into(),
+            })
+            .await,
+    );
+    assert_eq!(
+        (missing.code, missing.reason.as_str()),
+        (Code::NotFound, "DELIVERY_NOT_FOUND")
+    );
+    store.close().await.ok();
+    app.stop().await;
+}
+
+async fn deliveries_past_retention_are_removed(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.delivery_retention_days = 30;
+        s.retention_sweep_interval_ms = 50;
+    })
+    .await;
+    app.create_tenant("acme").await;
+    record(
+        &app,
+        delivery(
+            "<old@v.example>",
+            &["a@acme.example"],
+            Utc::now() - Duration::days(31),
+        ),
+    )
+    .await;
+    record(
+        &app,
+        delivery(
+            "<recent@v.example>",
+            &["a@acme.example"],
+            Utc::now() - Duration::days(29),
+        ),
+    )
+    .await;
+    let gone = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let found = search(&app, pb::SearchDeliveriesRequest::default())
+                .await
+                .unwrap();
+            let ids: Vec<_> = found
+                .deliveries
+                .into_iter()
+                .map(|d| d.internet_message_id)
+                .collect();
+            if ids == ["<recent@v.example>"] {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "the old delivery is swept, the recent one kept"
+    );
+    app.stop().await;
+}
