@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::{KeySources, RateLimit, TokenRules},
-    graph::GraphSettings,
+    graph::{GraphSettings, RetryPolicy},
     store::DatabaseOptions,
 };
 
@@ -122,6 +122,12 @@ pub struct Settings {
     pub graph_token_refresh_margin_ms: u64,
     /// Longest single HTTP request to Microsoft, in milliseconds.
     pub graph_request_timeout_ms: u64,
+    /// Attempts per Graph request (the first included) before its last error stands.
+    pub graph_max_attempts: u32,
+    /// First backoff after a Graph 5xx or broken connection, in milliseconds (doubles).
+    pub graph_backoff_base_ms: u64,
+    /// Longest backoff between Graph attempts, in milliseconds.
+    pub graph_backoff_max_ms: u64,
     /// The public URL of `/consent/callback` that Microsoft redirects to; default: this
     /// server's own address (fine on a laptop, set it behind a proxy).
     pub consent_redirect_uri: Option<String>,
@@ -178,6 +184,9 @@ impl Default for Settings {
             graph_client_secret_file: None,
             graph_token_refresh_margin_ms: 300_000,
             graph_request_timeout_ms: 30_000,
+            graph_max_attempts: 6,
+            graph_backoff_base_ms: 500,
+            graph_backoff_max_ms: 30_000,
             consent_redirect_uri: None,
             consent_ttl_ms: 600_000,
             consent_callback_rate_per_second: 1.0,
@@ -350,6 +359,18 @@ pub struct Cli {
     #[arg(long, env = "RETRACT_GRAPH_REQUEST_TIMEOUT_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graph_request_timeout_ms: Option<u64>,
+    /// Attempts per Graph request before its last error stands [default: 6]
+    #[arg(long, env = "RETRACT_GRAPH_MAX_ATTEMPTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_max_attempts: Option<u32>,
+    /// First backoff after a Graph 5xx, in milliseconds; doubles [default: 500]
+    #[arg(long, env = "RETRACT_GRAPH_BACKOFF_BASE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_backoff_base_ms: Option<u64>,
+    /// Longest backoff between Graph attempts, in milliseconds [default: 30000]
+    #[arg(long, env = "RETRACT_GRAPH_BACKOFF_MAX_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_backoff_max_ms: Option<u64>,
     /// Public URL of /consent/callback registered with the app [default: this server's address]
     #[arg(long, env = "RETRACT_CONSENT_REDIRECT_URI")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -480,6 +501,11 @@ impl Settings {
             client_secret: secret,
             refresh_margin: Duration::from_millis(self.graph_token_refresh_margin_ms),
             request_timeout: Duration::from_millis(self.graph_request_timeout_ms.max(1)),
+            retry: RetryPolicy {
+                max_attempts: self.graph_max_attempts.max(1),
+                base_backoff: Duration::from_millis(self.graph_backoff_base_ms),
+                max_backoff: Duration::from_millis(self.graph_backoff_max_ms),
+            },
         }))
     }
 

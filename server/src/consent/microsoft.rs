@@ -5,8 +5,8 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
     EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse,
-    TokenResponse as _, TokenUrl,
+    RedirectUrl, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse as _,
+    TokenUrl,
     basic::{
         BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
         BasicTokenType,
@@ -146,13 +146,7 @@ pub async fn redeem(
         .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
         .request_async(&|request| crate::graph::send(http.clone(), request))
         .await
-        .map_err(|err| match err {
-            RequestTokenError::ServerResponse(refusal) => GraphError::TokenRefused {
-                error: refusal.error().as_ref().to_owned(),
-                description: refusal.error_description().cloned().unwrap_or_default(),
-            },
-            other => GraphError::Transport(other.to_string()),
-        })?;
+        .map_err(GraphError::from_token_request)?;
     let id_token = response.extra_fields().id_token.as_deref().ok_or_else(|| {
         GraphError::Transport("the token endpoint returned no id_token".to_owned())
     })?;

@@ -1,8 +1,17 @@
-//! Authenticated Graph calls.
+//! Authenticated Graph calls: the app token of the tenant, at most four requests in flight
+//! per mailbox, `Retry-After` always honoured, bounded exponential backoff with jitter for
+//! 5xx answers and broken connections, one token refresh when Graph rejects a token.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
+use rand::Rng as _;
+use reqwest::Method;
 use serde::{Deserialize, de::DeserializeOwned};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{AppTokens, GraphError, GraphSettings};
 
@@ -19,6 +28,30 @@ pub struct GraphDomain {
     #[serde(default)]
     pub supported_services: Vec<String>,
 }
+
+/// How failed requests are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included; then the last error stands.
+    pub max_attempts: u32,
+    /// The first backoff after a 5xx or a broken connection; doubles each time.
+    pub base_backoff: Duration,
+    /// The longest backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Graph allows an app four concurrent requests per mailbox.
+pub const MAILBOX_CONCURRENCY: usize = 4;
 
 #[derive(Deserialize)]
 struct Page<T> {
@@ -42,9 +75,11 @@ struct ErrorDetail {
 /// Graph v1.0 with app tokens.
 #[derive(Clone)]
 pub struct GraphClient {
-    base: String,
+    pub(super) base: String,
     http: reqwest::Client,
     tokens: Arc<AppTokens>,
+    retry: RetryPolicy,
+    mailboxes: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
 impl GraphClient {
@@ -54,6 +89,8 @@ impl GraphClient {
             base: format!("{}/v1.0", settings.graph_base_url.trim_end_matches('/')),
             http,
             tokens,
+            retry: settings.retry,
+            mailboxes: Arc::default(),
         }
     }
 
@@ -62,59 +99,141 @@ impl GraphClient {
         &self,
         microsoft_tenant: &str,
     ) -> Result<Vec<GraphDomain>, GraphError> {
-        self.get_all(microsoft_tenant, &format!("{}/domains", self.base))
+        self.get_all(microsoft_tenant, None, &format!("{}/domains", self.base))
             .await
     }
 
     /// Every item of a collection, following `@odata.nextLink` as an opaque URL.
-    async fn get_all<T: DeserializeOwned>(
+    pub(super) async fn get_all<T: DeserializeOwned>(
         &self,
         microsoft_tenant: &str,
+        mailbox: Option<&str>,
         first: &str,
     ) -> Result<Vec<T>, GraphError> {
         let mut items = Vec::new();
         let mut next = Some(first.to_owned());
         while let Some(url) = next {
-            let page: Page<T> = self.get_json(microsoft_tenant, &url).await?;
+            let page: Page<T> = self
+                .request_json(microsoft_tenant, mailbox, Method::GET, &url, None)
+                .await?;
             items.extend(page.value);
             next = page.next_link;
         }
         Ok(items)
     }
 
-    /// GETs `url` with the tenant's app token. A token Graph rejects as invalid
-    /// (`InvalidAuthenticationToken`: expired or revoked early) is dropped and the call made
-    /// once more with a fresh one.
-    async fn get_json<T: DeserializeOwned>(
+    /// A request whose answer is JSON.
+    pub(super) async fn request_json<T: DeserializeOwned>(
         &self,
         microsoft_tenant: &str,
+        mailbox: Option<&str>,
+        method: Method,
         url: &str,
+        body: Option<serde_json::Value>,
     ) -> Result<T, GraphError> {
+        self.request(microsoft_tenant, mailbox, method, url, body)
+            .await?
+            .json::<T>()
+            .await
+            .map_err(|e| GraphError::Transport(format!("unreadable Graph answer: {e}")))
+    }
+
+    /// Sends a request with the tenant's app token until it succeeds, fails for good, or runs
+    /// out of attempts. A mailbox's requests share four slots, as Graph allows.
+    pub(super) async fn request(
+        &self,
+        microsoft_tenant: &str,
+        mailbox: Option<&str>,
+        method: Method,
+        url: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response, GraphError> {
+        let _slot = match mailbox {
+            Some(m) => Some(self.mailbox_slot(m).await),
+            None => None,
+        };
         let mut refreshed = false;
+        let mut attempt = 0;
         loop {
+            attempt += 1;
             let token = self.tokens.get(microsoft_tenant).await?;
-            let response = self
+            let mut request = self
                 .http
-                .get(url)
-                .header(http::header::AUTHORIZATION, token.bearer())
-                .send()
-                .await
-                .map_err(|e| GraphError::Transport(e.to_string()))?;
-            if response.status().is_success() {
-                return response
-                    .json::<T>()
-                    .await
-                    .map_err(|e| GraphError::Transport(format!("unreadable Graph answer: {e}")));
+                .request(method.clone(), url)
+                .header(http::header::AUTHORIZATION, token.bearer());
+            if let Some(body) = &body {
+                request = request.json(body);
             }
-            let error = api_error(response).await;
+            let error = match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => api_error(response).await,
+                Err(e) => GraphError::Transport(e.to_string()),
+            };
             if !refreshed && error.code() == Some("InvalidAuthenticationToken") {
                 self.tokens.invalidate(microsoft_tenant, &token).await;
                 refreshed = true;
                 continue;
             }
-            return Err(error);
+            let wait = match &error {
+                GraphError::Api {
+                    status: 429 | 503,
+                    retry_after: Some(after),
+                    ..
+                } => *after + jitter(*after),
+                GraphError::Api {
+                    status: 429 | 500 | 502 | 503 | 504,
+                    ..
+                }
+                | GraphError::Transport(_) => self.backoff(attempt),
+                _ => return Err(error),
+            };
+            if attempt >= self.retry.max_attempts {
+                return Err(error);
+            }
+            tracing::debug!(attempt, ?wait, error = %error, "retrying a Graph request");
+            tokio::time::sleep(wait).await;
         }
     }
+
+    /// Exponential backoff with jitter: between half and all of `base · 2^(attempt-1)`, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .retry
+            .base_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.retry.max_backoff);
+        let half = exp / 2;
+        half + Duration::from_millis(
+            rand::rng().random_range(0..=u64::try_from(half.as_millis()).unwrap_or(u64::MAX)),
+        )
+    }
+
+    async fn mailbox_slot(&self, mailbox: &str) -> OwnedSemaphorePermit {
+        let semaphore = {
+            let mut slots = self
+                .mailboxes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Forget idle mailboxes so the map does not grow with every mailbox ever seen.
+            if slots.len() > 10_000 {
+                slots.retain(|_, s| s.available_permits() < MAILBOX_CONCURRENCY);
+            }
+            slots
+                .entry(mailbox.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(MAILBOX_CONCURRENCY)))
+                .clone()
+        };
+        // The semaphore is never closed, so acquiring cannot fail.
+        match semaphore.acquire_owned().await {
+            Ok(permit) => permit,
+            Err(_) => unreachable!("mailbox semaphores are never closed"),
+        }
+    }
+}
+
+/// A little extra after `Retry-After` so the retry does not land on the boundary.
+fn jitter(after: Duration) -> Duration {
+    Duration::from_millis(rand::rng().random_range(10..=50)) + after / 20
 }
 
 /// Reads Graph's error JSON (`{"error":{"code","message"}}`) and `Retry-After`.

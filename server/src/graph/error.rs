@@ -32,6 +32,20 @@ pub enum GraphError {
 }
 
 impl GraphError {
+    /// A token endpoint's answer: its refusal (with Microsoft's `error` and AADSTS
+    /// description), or a transport failure.
+    pub(crate) fn from_token_request<RE: std::error::Error + 'static>(
+        err: oauth2::RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
+    ) -> Self {
+        match err {
+            oauth2::RequestTokenError::ServerResponse(refusal) => Self::TokenRefused {
+                error: refusal.error().as_ref().to_owned(),
+                description: refusal.error_description().cloned().unwrap_or_default(),
+            },
+            other => Self::Transport(other.to_string()),
+        }
+    }
+
     /// Graph's `error.code`, if Graph answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {

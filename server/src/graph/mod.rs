@@ -4,13 +4,16 @@
 //! - `error`: [`GraphError`], typed by Graph's `error.code` and the token endpoint's `error`.
 //! - `tokens`: [`AppTokens`], the per-Microsoft-tenant app-token cache (client credentials
 //!   through the `oauth2` crate): refreshed before expiry, single-flight, invalidated on 401.
-//! - `client`: [`GraphClient`], authenticated Graph calls that refresh a rejected token once.
+//! - `client`: [`GraphClient`], authenticated Graph calls: four in flight per mailbox at most,
+//!   `Retry-After` honoured, backoff with jitter, one token refresh on 401.
+//! - `mail`: finding mailboxes and message copies, deleting copies (OData values escaped).
 //!
 //! Both base URLs come from configuration, so the same code talks to Microsoft or to
 //! `graph-sim` in tests.
 
 mod client;
 mod error;
+mod mail;
 mod tokens;
 
 use std::time::Duration;
@@ -18,8 +21,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 pub(crate) use client::api_error;
-pub use client::{GraphClient, GraphDomain};
+pub use client::{GraphClient, GraphDomain, MAILBOX_CONCURRENCY, RetryPolicy};
 pub use error::GraphError;
+pub use mail::{DeleteMode, Deleted, MailboxRef, MessageCopy, encode, odata_string};
 pub(crate) use tokens::send;
 pub use tokens::{AppToken, AppTokens};
 
@@ -41,6 +45,8 @@ pub struct GraphSettings {
     pub refresh_margin: Duration,
     /// Longest a single HTTP request to Microsoft may take.
     pub request_timeout: Duration,
+    /// How failed requests are retried.
+    pub retry: RetryPolicy,
 }
 
 /// An HTTP client for Microsoft: never follows redirects (a token endpoint that redirects is

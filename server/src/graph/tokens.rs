@@ -11,8 +11,7 @@ use std::{
 };
 
 use oauth2::{
-    AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse as _, TokenUrl,
-    basic::BasicClient,
+    AuthType, ClientId, ClientSecret, Scope, TokenResponse as _, TokenUrl, basic::BasicClient,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
@@ -116,13 +115,7 @@ impl AppTokens {
             .add_scope(Scope::new(GRAPH_DEFAULT_SCOPE.to_owned()))
             .request_async(&|request| send(http.clone(), request))
             .await
-            .map_err(|err| match err {
-                RequestTokenError::ServerResponse(refusal) => GraphError::TokenRefused {
-                    error: refusal.error().as_ref().to_owned(),
-                    description: refusal.error_description().cloned().unwrap_or_default(),
-                },
-                other => GraphError::Transport(other.to_string()),
-            })?;
+            .map_err(GraphError::from_token_request)?;
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
         Ok(AppToken {
             secret: SecretString::from(response.access_token().secret().clone()),

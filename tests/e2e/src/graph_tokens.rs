@@ -37,6 +37,7 @@ fn settings(sim: &GraphSim, secret: &str, refresh_margin: Duration) -> GraphSett
         client_secret: secret.into(),
         refresh_margin,
         request_timeout: Duration::from_secs(10),
+        retry: retract_server::graph::RetryPolicy::default(),
     }
 }
 

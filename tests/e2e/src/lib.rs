@@ -29,6 +29,8 @@ mod domains;
 #[cfg(test)]
 mod grants;
 #[cfg(test)]
+mod graph_mail;
+#[cfg(test)]
 mod graph_tokens;
 #[cfg(test)]
 mod isolation;

@@ -1,0 +1,205 @@
+//! Mailbox operations a retract needs: find the mailbox, find every copy of a message, delete
+//! a copy in the chosen mode. Values put into OData filters are escaped as string literals
+//! and percent-encoded, so a hostile message id or address cannot change the query.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::{GraphClient, GraphError};
+use crate::domain::{EmailAddress, InternetMessageId};
+
+/// Bytes percent-encoded in query values and path segments: all but RFC 3986 unreserved.
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a query value or a path segment.
+pub fn encode(value: &str) -> String {
+    utf8_percent_encode(value, ENCODE).to_string()
+}
+
+/// An OData string literal: quoted, with every `'` doubled.
+pub fn odata_string(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// A mailbox found in the Microsoft tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxRef {
+    /// Graph's user id.
+    pub id: String,
+    /// The address the retract asked for.
+    pub address: String,
+}
+
+/// One copy of a message in a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageCopy {
+    /// Graph's item id.
+    pub id: String,
+    /// Whether the user had read it.
+    #[serde(default)]
+    pub is_read: bool,
+    /// The folder it is in.
+    #[serde(default)]
+    pub parent_folder_id: Option<String>,
+    /// Its conversation.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+}
+
+/// How a copy is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// `DELETE`: to Recoverable Items, restorable.
+    Soft,
+    /// `permanentDelete`: purged.
+    Hard,
+    /// `move` to Deleted Items.
+    MoveToDeletedItems,
+}
+
+/// What deleting a copy found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// It was there and is gone now.
+    Deleted,
+    /// It was already gone (deleted between find and delete).
+    AlreadyGone,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Users {
+    value: Vec<User>,
+}
+
+/// Graph's answers for "no such user" on `/users/{id}`.
+fn is_unknown_user(err: &GraphError) -> bool {
+    matches!(err, GraphError::Api { status: 404, code, .. }
+        if code == "Request_ResourceNotFound" || code == "ErrorInvalidUser" || code == "ResourceNotFound")
+}
+
+impl GraphClient {
+    /// Finds the mailbox of `address`: directly by address first (one directory read); only
+    /// when that is unknown, by `mail` or a secondary SMTP address (aliases). `None` when no
+    /// user has the address.
+    pub async fn resolve_mailbox(
+        &self,
+        microsoft_tenant: &str,
+        address: &EmailAddress,
+    ) -> Result<Option<MailboxRef>, GraphError> {
+        let direct = format!(
+            "{}/users/{}?$select=id",
+            self.base,
+            encode(address.as_str())
+        );
+        match self
+            .request_json::<User>(microsoft_tenant, None, Method::GET, &direct, None)
+            .await
+        {
+            Ok(user) => {
+                return Ok(Some(MailboxRef {
+                    id: user.id,
+                    address: address.to_string(),
+                }));
+            }
+            Err(err) if is_unknown_user(&err) => {}
+            Err(err) => return Err(err),
+        }
+        let literal = odata_string(address.as_str());
+        let smtp = odata_string(&format!("smtp:{address}"));
+        let filter = format!("mail eq {literal} or proxyAddresses/any(x:x eq {smtp})");
+        let url = format!("{}/users?$filter={}&$select=id", self.base, encode(&filter));
+        let users: Users = self
+            .request_json(microsoft_tenant, None, Method::GET, &url, None)
+            .await?;
+        Ok(users.value.into_iter().next().map(|u| MailboxRef {
+            id: u.id,
+            address: address.to_string(),
+        }))
+    }
+
+    /// Every copy of `message` in `mailbox`, all folders, every page.
+    pub async fn find_copies(
+        &self,
+        microsoft_tenant: &str,
+        mailbox: &MailboxRef,
+        message: &InternetMessageId,
+    ) -> Result<Vec<MessageCopy>, GraphError> {
+        let filter = format!("internetMessageId eq {}", odata_string(message.as_str()));
+        let url = format!(
+            "{}/users/{}/messages?$filter={}&$select=id,isRead,parentFolderId,conversationId",
+            self.base,
+            encode(&mailbox.id),
+            encode(&filter)
+        );
+        self.get_all(microsoft_tenant, Some(&mailbox.id), &url)
+            .await
+    }
+
+    /// Deletes one copy in `mode`.
+    pub async fn delete_copy(
+        &self,
+        microsoft_tenant: &str,
+        mailbox: &MailboxRef,
+        copy: &MessageCopy,
+        mode: DeleteMode,
+    ) -> Result<Deleted, GraphError> {
+        let item = format!(
+            "{}/users/{}/messages/{}",
+            self.base,
+            encode(&mailbox.id),
+            encode(&copy.id)
+        );
+        let (method, url, body) = match mode {
+            DeleteMode::Soft => (Method::DELETE, item, None),
+            DeleteMode::Hard => (
+                Method::POST,
+                format!("{item}/permanentDelete"),
+                Some(serde_json::json!({})),
+            ),
+            DeleteMode::MoveToDeletedItems => (
+                Method::POST,
+                format!("{item}/move"),
+                Some(serde_json::json!({ "destinationId": "deleteditems" })),
+            ),
+        };
+        match self
+            .request(microsoft_tenant, Some(&mailbox.id), method, &url, body)
+            .await
+        {
+            Ok(_) => Ok(Deleted::Deleted),
+            Err(GraphError::Api {
+                status: 404, code, ..
+            }) if code == "ErrorItemNotFound" => Ok(Deleted::AlreadyGone),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odata_literals_double_quotes_and_encoding_hides_query_syntax() {
+        let hostile = "<x' or internetMessageId ne 'y@evil>";
+        let literal = odata_string(hostile);
+        assert_eq!(literal, "'<x'' or internetMessageId ne ''y@evil>'");
+        let encoded = encode(&format!("internetMessageId eq {literal}"));
+        assert!(
+            !encoded.contains(['\'', ' ', '&', '#', '+', '<', '>', '=']),
+            "{encoded}"
+        );
+        assert_eq!(encode("a+b#c&d=e%f"), "a%2Bb%23c%26d%3De%25f");
+    }
+}

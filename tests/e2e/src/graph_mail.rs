@@ -1,0 +1,302 @@
+//! Mailbox operations against graph-sim with the real Graph client: finding every copy of a
+//! message whatever characters its id holds, the three delete modes' effects, aliases,
+//! Microsoft's refusals, and throttling honoured.
+
+use std::{sync::Arc, time::Duration};
+
+use graph_sim::{
+    Folder, GraphSim, Limits, Service,
+    seed::{App, Domain, Mail, Tenant, User},
+};
+use retract_server::{
+    domain::{EmailAddress, InternetMessageId},
+    graph::{
+        AppTokens, DeleteMode, Deleted, GraphClient, GraphError, GraphSettings, RetryPolicy,
+        http_client,
+    },
+};
+
+const CLIENT_ID: &str = "retract-app";
+const CLIENT_SECRET: &str = "retract-secret";
+
+fn contoso() -> Tenant {
+    Tenant::new("Contoso")
+        .domain(Domain::verified("contoso.com"))
+        .consent(CLIENT_ID)
+        .user(User::new("alice@contoso.com").alias("ally@contoso.com"))
+        .user(User::new("bob@contoso.com"))
+        .user(User::new("locked@contoso.com").excluded_by_access_policy())
+        .user(User::new("onprem@contoso.com").unlicensed())
+}
+
+async fn sim_with(mails: Vec<Mail>) -> GraphSim {
+    let mut builder = GraphSim::builder()
+        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .tenant(contoso())
+        .page_size(2);
+    for mail in mails {
+        builder = builder.mail(mail);
+    }
+    builder.start().await.expect("graph-sim starts")
+}
+
+fn client(sim: &GraphSim, retry: RetryPolicy) -> GraphClient {
+    let settings = GraphSettings {
+        graph_base_url: sim.graph_base_url(),
+        login_base_url: sim.login_base_url(),
+        client_id: CLIENT_ID.to_owned(),
+        client_secret: CLIENT_SECRET.into(),
+        refresh_margin: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(10),
+        retry,
+    };
+    let http = http_client(&settings).unwrap();
+    let tokens = Arc::new(AppTokens::new(settings.clone(), http.clone()));
+    GraphClient::new(&settings, http, tokens)
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+    }
+}
+
+fn address(a: &str) -> EmailAddress {
+    EmailAddress::parse(a).unwrap()
+}
+
+fn imid(id: &str) -> InternetMessageId {
+    InternetMessageId::parse(id).unwrap()
+}
+
+#[tokio::test]
+async fn every_copy_is_found_whatever_its_id_holds_and_nothing_else() {
+    let hostile = [
+        "<o'brien+tag#1%20x&y=z@contoso.com>",
+        "<x')or(internetMessageId%20ne%20'y@evil.example>",
+        "<plain@contoso.com>",
+    ];
+    let mails: Vec<Mail> = hostile
+        .iter()
+        .map(|id| {
+            Mail::new(*id, "eve@outside.example")
+                .to(["bob@contoso.com"])
+                .copies(3)
+        })
+        .collect();
+    let sim = sim_with(mails).await;
+    let graph = client(&sim, fast_retry());
+    let tenant = contoso().id().to_owned();
+    let bob = graph
+        .resolve_mailbox(&tenant, &address("bob@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    for id in hostile {
+        let copies = graph.find_copies(&tenant, &bob, &imid(id)).await.unwrap();
+        assert_eq!(
+            copies.len(),
+            3,
+            "{id}: three copies over two pages, each once"
+        );
+        let mut ids: Vec<_> = copies.iter().map(|c| c.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 3);
+    }
+    let none = graph
+        .find_copies(&tenant, &bob, &imid("<x')or(true@evil>"))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "an injected condition matches nothing");
+}
+
+#[tokio::test]
+async fn each_delete_mode_leaves_the_copy_where_microsoft_does() {
+    let sim = sim_with(vec![
+        Mail::new("<soft@o.example>", "eve@outside.example").to(["bob@contoso.com"]),
+        Mail::new("<hard@o.example>", "eve@outside.example").to(["bob@contoso.com"]),
+        Mail::new("<move@o.example>", "eve@outside.example").to(["bob@contoso.com"]),
+    ])
+    .await;
+    let graph = client(&sim, fast_retry());
+    let tenant = contoso().id().to_owned();
+    let bob = graph
+        .resolve_mailbox(&tenant, &address("bob@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    for (id, mode) in [
+        ("<soft@o.example>", DeleteMode::Soft),
+        ("<hard@o.example>", DeleteMode::Hard),
+        ("<move@o.example>", DeleteMode::MoveToDeletedItems),
+    ] {
+        let copies = graph.find_copies(&tenant, &bob, &imid(id)).await.unwrap();
+        assert_eq!(copies.len(), 1);
+        assert_eq!(
+            graph
+                .delete_copy(&tenant, &bob, &copies[0], mode)
+                .await
+                .unwrap(),
+            Deleted::Deleted
+        );
+        assert_eq!(
+            graph
+                .delete_copy(&tenant, &bob, &copies[0], mode)
+                .await
+                .unwrap(),
+            Deleted::AlreadyGone,
+            "{id}: gone already"
+        );
+    }
+    let in_folder = |folder: Folder| -> Vec<String> {
+        sim.messages_in("bob@contoso.com", folder)
+            .into_iter()
+            .map(|m| m.internet_message_id)
+            .collect()
+    };
+    assert!(in_folder(Folder::Inbox).is_empty());
+    assert_eq!(
+        in_folder(Folder::RecoverableItemsDeletions),
+        ["<soft@o.example>"]
+    );
+    assert_eq!(
+        in_folder(Folder::RecoverableItemsPurges),
+        ["<hard@o.example>"]
+    );
+    assert_eq!(in_folder(Folder::DeletedItems), ["<move@o.example>"]);
+}
+
+#[tokio::test]
+async fn aliases_are_looked_up_only_when_the_address_itself_is_unknown() {
+    let sim = sim_with(vec![]).await;
+    let graph = client(&sim, fast_retry());
+    let tenant = contoso().id().to_owned();
+    let direct = graph
+        .resolve_mailbox(&tenant, &address("alice@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let user_lookups = |sim: &GraphSim| {
+        sim.graph_requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/users"))
+            .count()
+    };
+    assert_eq!(
+        user_lookups(&sim),
+        0,
+        "no $filter lookup for a primary address"
+    );
+    let alias = graph
+        .resolve_mailbox(&tenant, &address("ally@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alias.id, direct.id, "the alias is Alice's mailbox");
+    assert_eq!(user_lookups(&sim), 1);
+    assert_eq!(
+        graph
+            .resolve_mailbox(&tenant, &address("nobody@contoso.com"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn microsofts_permission_answers_are_typed() {
+    let sim = sim_with(vec![
+        Mail::new("<m@o.example>", "eve@outside.example")
+            .to(["locked@contoso.com", "onprem@contoso.com"]),
+    ])
+    .await;
+    let graph = client(&sim, fast_retry());
+    let tenant = contoso().id().to_owned();
+    for (who, code) in [
+        ("locked@contoso.com", "ErrorAccessDenied"),
+        ("onprem@contoso.com", "MailboxNotEnabledForRESTAPI"),
+    ] {
+        let mailbox = graph
+            .resolve_mailbox(&tenant, &address(who))
+            .await
+            .unwrap()
+            .unwrap();
+        let err = graph
+            .find_copies(&tenant, &mailbox, &imid("<m@o.example>"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(code), "{who}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn throttling_is_waited_out_and_never_retried_early() {
+    let sim = sim_with(vec![
+        Mail::new("<t@o.example>", "eve@outside.example").to(["bob@contoso.com"]),
+    ])
+    .await;
+    sim.set_limits(Limits {
+        retry_after_secs: 1,
+        ..Limits::default()
+    });
+    let graph = client(
+        &sim,
+        RetryPolicy {
+            max_attempts: 10,
+            ..fast_retry()
+        },
+    );
+    let tenant = contoso().id().to_owned();
+    let bob = graph
+        .resolve_mailbox(&tenant, &address("bob@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    sim.start_throttle_storm(Duration::from_millis(1500));
+    let copies = graph
+        .find_copies(&tenant, &bob, &imid("<t@o.example>"))
+        .await
+        .expect("succeeds after the storm");
+    assert_eq!(copies.len(), 1);
+    let calls: Vec<_> = sim
+        .graph_requests()
+        .into_iter()
+        .filter(|r| r.service == Service::Graph && r.path.contains("/messages"))
+        .collect();
+    assert!(
+        calls.iter().filter(|r| r.status == Some(429)).count() >= 1,
+        "the storm was met"
+    );
+    for pair in calls.windows(2) {
+        if pair[0].status == Some(429) {
+            let gap = pair[1].started.duration_since(pair[0].finished);
+            assert!(
+                gap >= Duration::from_secs(1),
+                "retried after {gap:?}, before Retry-After"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_within_a_budget_then_the_last_error_stands() {
+    let sim = sim_with(vec![]).await;
+    let graph = client(&sim, fast_retry());
+    let tenant = contoso().id().to_owned();
+    graph.list_domains(&tenant).await.unwrap();
+    sim.set_faults(graph_sim::FaultSettings {
+        error_502: 1.0,
+        ..Default::default()
+    });
+    let err = graph.list_domains(&tenant).await.unwrap_err();
+    assert!(matches!(err, GraphError::Api { status: 502, .. }), "{err}");
+    let domain_calls = sim
+        .graph_requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/domains"))
+        .count();
+    assert_eq!(domain_calls, 1 + 4, "one success, then four attempts");
+}
