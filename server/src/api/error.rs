@@ -106,6 +106,7 @@ impl From<ConsentError> for ApiError {
                 Self::Unavailable("MICROSOFT_UNAVAILABLE")
             }
             ConsentError::Store(store) => store.into(),
+            ConsentError::Interrupted(why) => Self::Internal(why.into()),
         }
     }
 }

@@ -269,7 +269,7 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CompleteGrantRequest>,
     ) -> Result<Response<pb::CompleteGrantResponse>, Status> {
-        CallContext::of(&request)?;
+        let ctx = CallContext::of(&request)?;
         let r = request.into_inner();
         let (state, code, error, error_description) = (
             field("state", consent_state(&r.state)),
@@ -278,6 +278,16 @@ impl TenantService for TenantApi {
             field("error_description", redirect_param(&r.error_description)),
         )
             .validated()?;
+        // Whoever holds the state completes the attempt, but a caller scoped to other tenants
+        // learns nothing from it.
+        if let Some(tenant) = self
+            .consent
+            .tenant_of_state(&state)
+            .await
+            .map_err(ApiError::from)?
+        {
+            ctx.check_tenant(&tenant)?;
+        }
         let params = CompletionParams {
             state,
             code,

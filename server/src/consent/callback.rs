@@ -41,6 +41,27 @@ pub struct CompletionParams {
     pub error_description: Option<String>,
 }
 
+impl CompletionParams {
+    /// Microsoft's free text made storable and bounded: no control characters (PostgreSQL
+    /// refuses NUL), at most 1,000 characters each.
+    pub fn sanitized(&self) -> Self {
+        let clean = |v: &Option<String>| {
+            v.as_ref().map(|t| {
+                t.chars()
+                    .filter(|c| !c.is_control())
+                    .take(1000)
+                    .collect::<String>()
+            })
+        };
+        Self {
+            state: self.state.clone(),
+            code: self.code.clone(),
+            error: clean(&self.error),
+            error_description: clean(&self.error_description),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct CallbackState {
     consent: Consent,
@@ -128,10 +149,12 @@ async fn callback(State(state): State<CallbackState>, request: Request) -> Respo
             "This consent link expired",
             "<p>Press <b>Grant Permissions</b> again to start over.</p>",
         ),
-        Err(ConsentError::RelinkRefused { message, .. }) => page(
+        // Details (tenant ids) stay in GetGrant and the audit trail, not on a page anyone
+        // holding a forwarded link can open.
+        Err(ConsentError::RelinkRefused { .. }) => page(
             StatusCode::CONFLICT,
             "Permissions were not granted",
-            &format!("<p>{}</p>", escape(&message)),
+            "<p>This account is already linked to another Microsoft 365 organisation. Ask your Email Security administrator to start the grant again with relinking allowed.</p>",
         ),
         Err(err) => {
             tracing::error!(error = %err, "consent callback failed");

@@ -71,9 +71,6 @@ pub struct SignedIn {
 pub struct Me {
     /// The user's object id.
     pub id: String,
-    /// Primary SMTP address.
-    #[serde(default)]
-    pub mail: Option<String>,
     /// Sign-in name.
     #[serde(default)]
     pub user_principal_name: Option<String>,
@@ -170,7 +167,7 @@ pub async fn me(
     access_token: &str,
 ) -> Result<Me, GraphError> {
     let url = format!(
-        "{}/v1.0/me?$select=id,mail,userPrincipalName",
+        "{}/v1.0/me?$select=id,userPrincipalName",
         settings.graph_base_url.trim_end_matches('/')
     );
     let response = http

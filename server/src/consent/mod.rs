@@ -64,6 +64,9 @@ pub enum ConsentError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The completion task ended abnormally.
+    #[error("consent completion interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// How the consent flow is configured.
@@ -171,23 +174,50 @@ impl Consent {
         Ok((grant, authorization.url))
     }
 
+    /// The tenant whose attempt `state` names, if one awaits it (for callers that must be
+    /// checked against that tenant before completing).
+    pub async fn tenant_of_state(&self, state: &str) -> Result<Option<TenantId>, ConsentError> {
+        Ok(self
+            .store
+            .grant_tenant_by_state_hash(&state_hash(state))
+            .await?)
+    }
+
     /// Completes the attempt the redirect's `state` names. Declines, Microsoft errors and
     /// unprovable consents end the attempt FAILED (returned as `Ok`); an unknown, reused or
     /// expired state changes nothing the tenant relies on.
+    ///
+    /// The work runs on its own task: once the state is spent, a caller that gives up (a
+    /// closed tab, a deadline) cannot leave the attempt half done.
     pub async fn complete(&self, params: &CompletionParams) -> Result<Grant, ConsentError> {
+        let this = self.clone();
+        let params = params.sanitized();
+        tokio::spawn(async move { this.complete_spent(&params).await })
+            .await
+            .map_err(|e| ConsentError::Interrupted(e.to_string()))?
+    }
+
+    async fn complete_spent(&self, params: &CompletionParams) -> Result<Grant, ConsentError> {
         let claimed = self
             .store
             .claim_grant(&state_hash(&params.state))
             .await?
             .ok_or(ConsentError::UnknownState)?;
         let grant = claimed.grant;
-        let domains = self.tenant_domains(&grant.tenant_id).await?;
+        let all = self.store.all_domains(&grant.tenant_id).await?;
+        let domains: Vec<DomainName> = all.iter().map(|d| d.name.clone()).collect();
+        // A failed attempt does not undo what an earlier consent still grants.
+        let unsettled: Vec<DomainName> = all
+            .iter()
+            .filter(|d| d.retract_status != RetractStatus::Granted)
+            .map(|d| d.name.clone())
+            .collect();
         if Utc::now() > grant.expires_at {
             let end = failure(
                 GrantState::Expired,
                 "expired",
                 "consent attempt expired; press Grant Permissions again",
-                &domains,
+                &unsettled,
             );
             let grant = self.finish(&grant, end, None).await?;
             return Err(ConsentError::Expired(Box::new(grant)));
@@ -198,7 +228,7 @@ impl Consent {
                 .clone()
                 .filter(|d| !d.is_empty())
                 .unwrap_or_else(|| format!("Microsoft answered {error}"));
-            let end = failure(GrantState::Failed, error, &description, &domains);
+            let end = failure(GrantState::Failed, error, &description, &unsettled);
             return self.finish(&grant, end, None).await;
         }
         let code = params.code.as_deref().filter(|c| !c.is_empty());
@@ -207,7 +237,7 @@ impl Consent {
                 GrantState::Failed,
                 "invalid_request",
                 "the redirect carried neither a code nor an error",
-                &domains,
+                &unsettled,
             );
             return self.finish(&grant, end, None).await;
         };
@@ -217,7 +247,8 @@ impl Consent {
                 match relink {
                     None => self.finish(&grant, end, Some(signed_in)).await,
                     Some(message) => {
-                        let end = failure(GrantState::Failed, "relink_refused", &message, &domains);
+                        let end =
+                            failure(GrantState::Failed, "relink_refused", &message, &unsettled);
                         let grant = self.finish(&grant, end, Some(signed_in)).await?;
                         Err(ConsentError::RelinkRefused {
                             grant: Box::new(grant),
@@ -229,7 +260,7 @@ impl Consent {
             Err(Proof::Refused(error, description)) => {
                 self.finish(
                     &grant,
-                    failure(GrantState::Failed, &error, &description, &domains),
+                    failure(GrantState::Failed, &error, &description, &unsettled),
                     None,
                 )
                 .await
@@ -239,7 +270,7 @@ impl Consent {
                     GrantState::Failed,
                     "unreachable",
                     &format!("Microsoft 365 could not be reached: {err}"),
-                    &domains,
+                    &unsettled,
                 );
                 self.finish(&grant, end, None).await
             }
@@ -288,45 +319,50 @@ impl Consent {
                 "Graph's /me does not match the signed-in user".into(),
             ));
         }
-        let address = me
-            .mail
-            .as_deref()
-            .or(me.user_principal_name.as_deref())
-            .unwrap_or_default();
-        let who = EmailAddress::parse(address).ok();
-        let ours = who
-            .as_ref()
-            .is_some_and(|a| domains.iter().any(|d| d.as_str() == a.domain()));
-        if !ours {
-            return Err(Proof::Refused(
+        // The sign-in name, not `mail` (which an administrator can set to anything): Entra
+        // only allows a UPN suffix that is a verified domain of the user's own tenant.
+        let upn = me.user_principal_name.as_deref().unwrap_or_default();
+        let admin_domain = EmailAddress::parse(upn).ok().map(|a| a.domain().to_owned());
+        let foreign = || {
+            Proof::Refused(
                 "foreign_administrator".into(),
                 format!(
-                    "the administrator who consented ({address}) is not in one of this tenant's registered domains"
+                    "the administrator who consented ({upn}) does not sign in with a domain of this tenant that the Microsoft 365 tenant has verified for Email"
                 ),
-            ));
-        }
+            )
+        };
+        let Some(admin_domain) = admin_domain.filter(|d| domains.iter().any(|x| x.as_str() == d))
+        else {
+            return Err(foreign());
+        };
         let outcomes = self
             .verify_against(microsoft.as_str(), domains)
             .await
             .map_err(Proof::from)?;
+        let admin_domain_granted = outcomes
+            .iter()
+            .any(|o| o.domain == admin_domain && o.retract_status() == RetractStatus::Granted);
+        if !admin_domain_granted {
+            return Err(foreign());
+        }
         let granted = outcomes
             .iter()
             .filter(|o| o.retract_status() == RetractStatus::Granted)
             .count();
-        let state = match granted {
-            0 => GrantState::Failed,
-            n if n == outcomes.len() => GrantState::Succeeded,
-            _ => GrantState::PartiallySucceeded,
+        let state = if granted == outcomes.len() {
+            GrantState::Succeeded
+        } else {
+            GrantState::PartiallySucceeded
         };
         let end = GrantEnd {
             state,
-            error: (granted == 0).then(|| "no_domain_granted".to_owned()),
-            error_description: (granted == 0).then(|| "none of the tenant's domains is verified for Email in this Microsoft 365 tenant".to_owned()),
+            error: None,
+            error_description: None,
             microsoft_tenant_id: Some(microsoft),
             link: true,
             domain_outcomes: outcomes,
         };
-        Ok((end, address.to_owned()))
+        Ok((end, upn.to_owned()))
     }
 
     /// The domain outcomes for `microsoft_tenant` with the app token; a token endpoint that

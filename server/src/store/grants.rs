@@ -71,6 +71,7 @@ impl Store {
                     )
                     .col_expr(domain::Column::UpdatedAt, Expr::value(at))
                     .filter(domain::Column::TenantId.eq(new.tenant_id.as_str()))
+                    .filter(domain::Column::RetractStatus.ne(RetractStatus::Granted.as_str()))
                     .exec(txn)
                     .await?;
                 audit::insert(txn, audit).await?;
@@ -163,6 +164,23 @@ impl Store {
             .boxed()
         })
         .await
+    }
+
+    /// The tenant of the attempt awaiting this state, if any.
+    pub async fn grant_tenant_by_state_hash(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<TenantId>, StoreError> {
+        let row = grant::Entity::find()
+            .filter(grant::Column::StateHash.eq(state_hash))
+            .filter(grant::Column::Status.eq(GrantState::AwaitingConsent.as_str()))
+            .one(&self.db)
+            .await?;
+        row.map(|r| {
+            TenantId::parse(&r.tenant_id)
+                .map_err(|e| StoreError::Corrupt(format!("grant tenant id: {e}")))
+        })
+        .transpose()
     }
 
     /// One of a tenant's consent attempts.
