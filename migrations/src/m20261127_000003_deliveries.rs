@@ -23,6 +23,7 @@ enum Deliveries {
     InternetMessageId,
     Sender,
     Subject,
+    SubjectFolded,
     DeliveredAt,
     RecordedAt,
     UpdatedAt,
@@ -76,6 +77,8 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(ColumnDef::new(Deliveries::Subject).text().not_null())
+                    // Lowercased by the service (Unicode rules on every database) for search.
+                    .col(ColumnDef::new(Deliveries::SubjectFolded).text().not_null())
                     .col(
                         ColumnDef::new(Deliveries::DeliveredAt)
                             .timestamp_with_time_zone()

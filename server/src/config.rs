@@ -539,8 +539,16 @@ impl Settings {
                 "tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file".to_owned(),
             ));
         }
-        if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_burst >= 0.0) {
-            return Err(ConfigError("rate limits must not be negative".to_owned()));
+        let rates = [
+            self.rate_limit_per_second,
+            self.rate_limit_burst,
+            self.consent_callback_rate_per_second,
+            self.consent_callback_burst,
+        ];
+        if !rates.iter().all(|r| r.is_finite() && *r >= 0.0) {
+            return Err(ConfigError(
+                "rate limits must be finite and not negative".to_owned(),
+            ));
         }
         if self.mode == Mode::Production {
             let mut problems = Vec::new();
@@ -552,6 +560,13 @@ impl Settings {
                 && self.jwt_jwks_url.is_none()
             {
                 problems.push("no public key is configured (jwt_public_key_files, jwt_jwks_file or jwt_jwks_url)");
+            }
+            if self
+                .jwt_jwks_url
+                .as_deref()
+                .is_some_and(|u| !u.starts_with("https://"))
+            {
+                problems.push("jwt_jwks_url is not https (anyone on the path could inject keys)");
             }
             if !problems.is_empty() {
                 if !self.allow_insecure_production {

@@ -20,6 +20,13 @@ pub fn parse(violations: &mut Violations, prefix: &str, d: &pb::Delivery) -> Opt
     let sender = violations.check(&at("sender"), EmailAddress::parse(&d.sender));
     let subject = violations.check(&at("subject"), Subject::parse(&d.subject));
     let delivered_at = match convert::optional_time(d.delivery_time.as_ref()) {
+        Ok(Some(t)) if !plausible(t) => {
+            violations.push(
+                &at("delivery_time"),
+                "must be between 1990 and one day from now",
+            );
+            None
+        }
         Ok(Some(t)) => Some(t),
         Ok(None) => {
             violations.push(&at("delivery_time"), "is required");
@@ -72,6 +79,12 @@ pub fn parse(violations: &mut Violations, prefix: &str, d: &pb::Delivery) -> Opt
         delivered_at: delivered_at?,
         recipients,
     })
+}
+
+/// A delivery time the stores keep and order correctly (and retention treats sanely).
+fn plausible(t: chrono::DateTime<chrono::Utc>) -> bool {
+    let earliest = chrono::DateTime::from_timestamp(631_152_000, 0).unwrap_or_default(); // 1990-01-01
+    t >= earliest && t <= chrono::Utc::now() + chrono::Duration::days(1)
 }
 
 /// Folds repeats of one message within a batch into one delivery (in first-seen order), and

@@ -28,6 +28,9 @@ impl KeySources {
         let mut keys = self.load_static()?;
         if let Some(url) = &self.jwks_url {
             let added = keys.add_jwks(&fetch(http, url).await?, url)?;
+            if added == 0 {
+                return Err(KeyError(format!("{url} holds no RS256 or ES256 key")));
+            }
             tracing::info!(url, keys = added, "loaded caller-token keys from JWKS URL");
         }
         Ok(keys)
@@ -68,7 +71,11 @@ impl KeySources {
             }
             let refreshed = async {
                 let mut keys = self.load_static()?;
-                keys.add_jwks(&fetch(&http, &url).await?, &url)?;
+                // An empty or unusable document is a fault of the issuer, not a revocation of
+                // every key: keep the previous ones.
+                if keys.add_jwks(&fetch(&http, &url).await?, &url)? == 0 {
+                    return Err(KeyError(format!("{url} holds no RS256 or ES256 key")));
+                }
                 Ok::<_, KeyError>(keys)
             }
             .await;

@@ -8,7 +8,7 @@ use futures::FutureExt as _;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait as _, Func, LikeExpr, OnConflict, Query},
+    sea_query::{Expr, ExprTrait as _, LikeExpr, OnConflict, Query},
 };
 
 use super::{
@@ -76,6 +76,7 @@ impl Store {
                             internet_message_id: Set(item.message_id.as_str().to_owned()),
                             sender: Set(item.sender.as_str().to_owned()),
                             subject: Set(item.subject.as_str().to_owned()),
+                            subject_folded: Set(item.subject.as_str().to_lowercase()),
                             delivered_at: Set(item.delivered_at),
                             recorded_at: Set(at),
                             updated_at: Set(at),
@@ -184,11 +185,10 @@ impl Store {
             query = query.filter(Column::Sender.eq(sender.as_str()));
         }
         if let Some(text) = &filter.subject_contains {
+            // Both sides lowercased in Rust: SQLite's lower() knows only ASCII.
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-            query = query.filter(
-                Expr::expr(Func::lower(Expr::col(Column::Subject)))
-                    .like(LikeExpr::new(pattern).escape('\\')),
-            );
+            query = query
+                .filter(Expr::col(Column::SubjectFolded).like(LikeExpr::new(pattern).escape('\\')));
         }
         if let Some(after) = filter.delivered_after {
             query = query.filter(Column::DeliveredAt.gte(after));
@@ -345,9 +345,12 @@ async fn existing_deliveries<C: ConnectionTrait>(
     let ids: Vec<&str> = batch.iter().map(|d| d.message_id.as_str()).collect();
     let mut found = HashMap::new();
     for chunk in ids.chunks(IN_CHUNK) {
+        // Locked (PostgreSQL; SQLite writes one transaction at a time anyway) so concurrent
+        // merges of one message apply one after the other, counts and earliest time intact.
         let rows = delivery::Entity::find()
             .filter(delivery::Column::TenantId.eq(tenant.as_str()))
             .filter(delivery::Column::InternetMessageId.is_in(chunk.iter().copied()))
+            .lock_exclusive()
             .all(conn)
             .await?;
         found.extend(rows.into_iter().map(|r| (r.internet_message_id.clone(), r)));

@@ -47,12 +47,16 @@ impl Store {
             .and_then(tenant_from_row)
     }
 
-    /// Tenants ordered by id, after the id `page.after`.
+    /// Tenants ordered by id, after the id `page.after`; only those in `only` when given.
     pub async fn list_tenants(
         &self,
+        only: Option<&std::collections::BTreeSet<TenantId>>,
         page: &PageRequest<String>,
     ) -> Result<Page<Tenant>, StoreError> {
         let mut query = tenant::Entity::find();
+        if let Some(only) = only {
+            query = query.filter(tenant::Column::TenantId.is_in(only.iter().map(TenantId::as_str)));
+        }
         if let Some(after) = &page.after {
             query = query.filter(tenant::Column::TenantId.gt(after.as_str()));
         }

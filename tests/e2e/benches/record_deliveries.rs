@@ -23,7 +23,7 @@ fn batch(client: usize, n: usize) -> Vec<pb::Delivery> {
             sender: format!("sender{i}@outside.example"),
             subject: format!("Message {i} of batch {n}"),
             delivery_time: Some(Timestamp {
-                seconds: 1_800_000_000 + i as i64,
+                seconds: 1_750_000_000 + i as i64,
                 nanos: 0,
             }),
             recipients: (0..3)

@@ -226,6 +226,11 @@ async fn bad_deliveries_name_every_field_and_store_nothing(backend: Backend) {
                         sender: "not an address".into(),
                         ..delivery("<z@v.example>", &[], at)
                     },
+                    delivery(
+                        "<future@v.example>",
+                        &["a@acme.example"],
+                        at + Duration::days(400 * 365),
+                    ),
                 ],
             })
             .await,
@@ -240,6 +245,7 @@ async fn bad_deliveries_name_every_field_and_store_nothing(backend: Backend) {
             "deliveries[3].subject",
             "deliveries[4].sender",
             "deliveries[4].recipients",
+            "deliveries[5].delivery_time",
         ]
     );
     let found = search(&app, pb::SearchDeliveriesRequest::default())

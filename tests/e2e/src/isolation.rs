@@ -247,7 +247,7 @@ fn valid_delivery() -> pb::Delivery {
         sender: "mallory@attacker.example".into(),
         subject: "probe".into(),
         delivery_time: Some(prost_types::Timestamp {
-            seconds: 1_800_000_000,
+            seconds: 1_750_000_000,
             nanos: 0,
         }),
         recipients: vec!["alice@globex.example".into()],

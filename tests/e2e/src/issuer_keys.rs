@@ -86,8 +86,10 @@ async fn serve_jwks(doc: Arc<Mutex<String>>) -> String {
 async fn keys_rotate_through_the_jwks_url_while_running(backend: Backend) {
     let doc = Arc::new(Mutex::new(fixtures::read("jwks-issuer.json")));
     let url = serve_jwks(doc.clone()).await;
+    // The JWKS server here is plain HTTP on loopback, which production refuses by itself.
     let app = TestApp::spawn_with(backend, |s| {
         s.mode = Mode::Production;
+        s.allow_insecure_production = true;
         s.jwt_jwks_url = Some(url);
         s.jwt_jwks_refresh_ms = 100;
     })

@@ -11,6 +11,7 @@ pub struct Model {
     pub internet_message_id: String,
     pub sender: String,
     pub subject: String,
+    pub subject_folded: String,
     pub delivered_at: DateTimeUtc,
     pub recorded_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
