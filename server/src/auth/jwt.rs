@@ -54,6 +54,9 @@ pub enum AuthError {
     /// A required claim (`exp`, `iss`, `aud`, `sub`) is missing.
     #[error("token lacks a required claim")]
     MissingClaim,
+    /// mTLS is on and the connection presented no client certificate.
+    #[error("a client certificate is required")]
+    MissingClientCertificate,
 }
 
 impl AuthError {
@@ -68,6 +71,7 @@ impl AuthError {
             Self::WrongIssuer => "WRONG_ISSUER",
             Self::WrongAudience => "WRONG_AUDIENCE",
             Self::MissingClaim => "MISSING_CLAIM",
+            Self::MissingClientCertificate => "CLIENT_CERTIFICATE_REQUIRED",
         }
     }
 }

@@ -24,13 +24,37 @@ use crate::api::ApiError;
 pub struct AuthLayer {
     verifier: Arc<JwtVerifier>,
     limiter: Arc<RateLimiter>,
+    require_client_certificate: bool,
 }
 
 impl AuthLayer {
     /// A layer verifying with `verifier` and limiting with `limiter`.
     pub fn new(verifier: Arc<JwtVerifier>, limiter: Arc<RateLimiter>) -> Self {
-        Self { verifier, limiter }
+        Self {
+            verifier,
+            limiter,
+            require_client_certificate: false,
+        }
     }
+
+    /// With mTLS: every call but the browser's consent callback must come over a connection
+    /// that presented a client certificate (TLS verified it against the client CA). The TLS
+    /// layer itself lets certificate-less connections in, so administrators' browsers can
+    /// reach the callback on the same port.
+    pub fn requiring_client_certificates(mut self, required: bool) -> Self {
+        self.require_client_certificate = required;
+        self
+    }
+}
+
+/// Whether the connection presented a client certificate.
+fn has_client_certificate<B>(request: &Request<B>) -> bool {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(TlsConnectInfo::peer_certs)
+        .is_some_and(|certs| !certs.is_empty())
 }
 
 impl<S> Layer<S> for AuthLayer {
@@ -41,6 +65,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             verifier: self.verifier.clone(),
             limiter: self.limiter.clone(),
+            require_client_certificate: self.require_client_certificate,
         }
     }
 }
@@ -51,6 +76,7 @@ pub struct AuthService<S> {
     inner: S,
     verifier: Arc<JwtVerifier>,
     limiter: Arc<RateLimiter>,
+    require_client_certificate: bool,
 }
 
 impl<S> AuthService<S> {
@@ -101,6 +127,16 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        if self.require_client_certificate
+            && !permissions::is_browser_page(path)
+            && !has_client_certificate(&request)
+        {
+            let status = Status::from(ApiError::Unauthenticated(
+                AuthError::MissingClientCertificate,
+            ));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
         if !permissions::is_public(request.uri().path()) {
             match self.authorize(&request) {
                 Ok(caller) => {

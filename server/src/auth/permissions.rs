@@ -26,6 +26,11 @@ pub fn is_public(path: &str) -> bool {
     .any(|prefix| path.starts_with(prefix))
 }
 
+/// Paths a browser opens (no bearer token, no client certificate): the consent callback.
+pub fn is_browser_page(path: &str) -> bool {
+    path.starts_with("/consent/")
+}
+
 /// The rule of a gRPC method path such as `/retract.v1.TenantService/CreateTenant`; `None`
 /// for a path this version does not know.
 pub fn rule_for(path: &str) -> Option<Rule> {

@@ -179,7 +179,10 @@ impl Application {
                 settings.concurrency_limit.max(1),
             ))
             .layer(cors_layer(&settings.cors_allowed_origins)?)
-            .layer(AuthLayer::new(verifier, limiter))
+            .layer(
+                AuthLayer::new(verifier, limiter)
+                    .requiring_client_certificates(settings.tls_client_ca_file.is_some()),
+            )
             .into_inner();
 
         let stopping = CancellationToken::new();
@@ -327,7 +330,11 @@ fn tls_config(
     };
     let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
     if let Some(ca) = &settings.tls_client_ca_file {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+        // Optional at the TLS level so browsers reach the consent callback; the auth layer
+        // requires a certificate on everything else.
+        tls = tls
+            .client_ca_root(Certificate::from_pem(read(ca)?))
+            .client_auth_optional(true);
     }
     Ok(Some(tls))
 }

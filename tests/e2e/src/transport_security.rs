@@ -112,6 +112,25 @@ async fn with_mtls_only_clients_holding_a_certificate_of_the_ca_get_in(backend: 
             .await,
         "a certificate of another CA is refused"
     );
+    // The administrator's browser has no client certificate, yet reaches the consent page.
+    let browser = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let page = browser
+        .get(format!(
+            "https://localhost:{}/consent/callback?state=unknown",
+            app.addr.port()
+        ))
+        .send()
+        .await
+        .expect("TLS without a client certificate reaches the browser page");
+    assert_eq!(
+        page.status(),
+        400,
+        "the unknown-state page, not a TLS failure"
+    );
+
     let plaintext = Endpoint::from_shared(format!("http://{}", app.addr))
         .unwrap()
         .connect()
