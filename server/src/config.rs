@@ -141,7 +141,7 @@ pub struct Settings {
     pub domain_reverify_interval_ms: u64,
     /// Deliveries older than this many days are removed; 0 keeps them forever.
     pub delivery_retention_days: u32,
-    /// How often retention runs, in milliseconds.
+    /// How often retention and the abandoned-consent sweep run, in milliseconds.
     pub retention_sweep_interval_ms: u64,
 }
 

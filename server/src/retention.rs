@@ -1,5 +1,6 @@
-//! Retention: deliveries older than the configured age are removed in the background
-//! (audit events are kept; they have their own, longer life).
+//! Housekeeping in the background: deliveries older than the configured age are removed
+//! (audit events are kept; they have their own, longer life), and consent attempts nobody
+//! came back to are ended so their domains do not stay PENDING.
 
 use std::time::Duration;
 
@@ -7,34 +8,51 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
 
-/// Removes deliveries older than `keep` now and then every `interval`, until `stop`.
+/// Why a domain failed when its consent attempt was abandoned.
+pub const CONSENT_ABANDONED: &str = "consent attempt expired; press Grant Permissions again";
+
+/// Ends abandoned consent attempts and removes deliveries older than `keep` (when set), now
+/// and then every `interval`, until `stop`.
 pub async fn sweep_periodically(
     store: Store,
-    keep: chrono::Duration,
+    keep: Option<chrono::Duration>,
     interval: Duration,
     stop: CancellationToken,
 ) {
     loop {
-        let cutoff = chrono::Utc::now() - keep;
-        loop {
-            match store.purge_deliveries_before(cutoff).await {
-                // Purges go in slices; a full slice means more may be left.
-                Ok(removed) if removed >= 10_000 => continue,
-                Ok(removed) => {
-                    if removed > 0 {
-                        tracing::info!(removed, %cutoff, "removed deliveries past retention");
-                    }
-                    break;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "retention sweep failed; trying again later");
-                    break;
-                }
+        match store.expire_stale_grants(CONSENT_ABANDONED).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "ended abandoned consent attempts"),
+            Err(err) => {
+                tracing::warn!(error = %err, "consent attempt sweep failed; trying again later");
             }
+        }
+        if let Some(keep) = keep {
+            purge_deliveries(&store, keep).await;
         }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+async fn purge_deliveries(store: &Store, keep: chrono::Duration) {
+    let cutoff = chrono::Utc::now() - keep;
+    loop {
+        match store.purge_deliveries_before(cutoff).await {
+            // Purges go in slices; a full slice means more may be left.
+            Ok(removed) if removed >= 10_000 => {}
+            Ok(removed) => {
+                if removed > 0 {
+                    tracing::info!(removed, %cutoff, "removed deliveries past retention");
+                }
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "retention sweep failed; trying again later");
+                return;
+            }
         }
     }
 }

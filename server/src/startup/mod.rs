@@ -192,14 +192,14 @@ impl Application {
                 probe_stop.clone(),
             ));
         }
-        if settings.delivery_retention_days > 0 {
-            tokio::spawn(crate::retention::sweep_periodically(
-                store.clone(),
-                chrono::Duration::days(i64::from(settings.delivery_retention_days)),
-                Duration::from_millis(settings.retention_sweep_interval_ms.max(10)),
-                probe_stop.clone(),
-            ));
-        }
+        let keep = (settings.delivery_retention_days > 0)
+            .then(|| chrono::Duration::days(i64::from(settings.delivery_retention_days)));
+        tokio::spawn(crate::retention::sweep_periodically(
+            store.clone(),
+            keep,
+            Duration::from_millis(settings.retention_sweep_interval_ms.max(10)),
+            probe_stop.clone(),
+        ));
         let callback = CallbackService::new(
             consent.clone(),
             Arc::new(RateLimiter::new(settings.consent_callback_rate_limit())),
@@ -303,10 +303,17 @@ fn consent_flow(
     } else {
         "http"
     };
+    // Listening on every address (0.0.0.0) says nothing about where browsers reach us:
+    // default to localhost then, and set consent_redirect_uri behind a proxy.
+    let host = if local_addr.ip().is_unspecified() {
+        format!("localhost:{}", local_addr.port())
+    } else {
+        local_addr.to_string()
+    };
     let redirect_uri = settings
         .consent_redirect_uri
         .clone()
-        .unwrap_or_else(|| format!("{scheme}://{local_addr}{}", CallbackService::PATH));
+        .unwrap_or_else(|| format!("{scheme}://{host}{}", CallbackService::PATH));
     let consent_settings = ConsentSettings {
         graph,
         redirect_uri,

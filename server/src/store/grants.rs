@@ -183,6 +183,63 @@ impl Store {
         .transpose()
     }
 
+    /// Ends attempts nobody came back to: AWAITING_CONSENT past their expiry become EXPIRED,
+    /// and their tenants' PENDING domains FAILED with `reason`, unless another attempt of
+    /// that tenant is still running. Returns how many attempts expired.
+    pub async fn expire_stale_grants(&self, reason: &str) -> Result<u64, StoreError> {
+        let reason = reason.to_owned();
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let at = now();
+                let expired = grant::Entity::update_many()
+                    .col_expr(
+                        grant::Column::Status,
+                        Expr::value(GrantState::Expired.as_str()),
+                    )
+                    .col_expr(grant::Column::CompletedAt, Expr::value(Some(at)))
+                    .col_expr(grant::Column::PkceVerifier, Expr::value(""))
+                    .filter(grant::Column::Status.eq(GrantState::AwaitingConsent.as_str()))
+                    .filter(grant::Column::ExpiresAt.lt(at))
+                    .exec_with_returning(txn)
+                    .await?;
+                let mut tenants: Vec<String> =
+                    expired.iter().map(|g| g.tenant_id.clone()).collect();
+                tenants.sort();
+                tenants.dedup();
+                for tenant in tenants {
+                    let running = grant::Entity::find()
+                        .filter(grant::Column::TenantId.eq(tenant.as_str()))
+                        .filter(grant::Column::Status.is_in([
+                            GrantState::AwaitingConsent.as_str(),
+                            GrantState::Completing.as_str(),
+                        ]))
+                        .one(txn)
+                        .await?;
+                    if running.is_some() {
+                        continue;
+                    }
+                    domain::Entity::update_many()
+                        .col_expr(
+                            domain::Column::RetractStatus,
+                            Expr::value(RetractStatus::Failed.as_str()),
+                        )
+                        .col_expr(
+                            domain::Column::StatusReason,
+                            Expr::value(Some(reason.clone())),
+                        )
+                        .col_expr(domain::Column::UpdatedAt, Expr::value(at))
+                        .filter(domain::Column::TenantId.eq(tenant.as_str()))
+                        .filter(domain::Column::RetractStatus.eq(RetractStatus::Pending.as_str()))
+                        .exec(txn)
+                        .await?;
+                }
+                Ok(expired.len() as u64)
+            }
+            .boxed()
+        })
+        .await
+    }
+
     /// One of a tenant's consent attempts.
     pub async fn get_grant(&self, tenant: &TenantId, id: &str) -> Result<Grant, StoreError> {
         grant::Entity::find_by_id(id)

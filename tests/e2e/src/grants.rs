@@ -517,6 +517,7 @@ async fn a_linked_tenant_is_not_silently_relinked(backend: Backend) {
 }
 
 on_both_backends!(
+    an_abandoned_attempt_does_not_leave_domains_pending,
     a_new_attempt_does_not_undo_what_an_earlier_consent_granted,
     the_callback_has_its_own_rate_limit,
     periodic_reverification_notices_revoked_consent,
@@ -621,5 +622,40 @@ async fn a_new_attempt_does_not_undo_what_an_earlier_consent_granted(backend: Ba
         "a declined re-grant leaves the earlier consent's domains granted"
     );
     assert_eq!(w.linked_tenant().await, contoso().id());
+    w.app.stop().await;
+}
+
+async fn an_abandoned_attempt_does_not_leave_domains_pending(backend: Backend) {
+    let w = world(backend, |s| {
+        s.consent_ttl_ms = 1;
+        s.retention_sweep_interval_ms = 50;
+    })
+    .await;
+    // The administrator pressed the button and closed the tab.
+    let (grant, _) = w.start_grant(false).await;
+    let settled = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let domains = w.domains().await;
+            if domains
+                .iter()
+                .all(|(_, s, _)| *s == pb::RetractStatus::Failed)
+            {
+                return domains;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .expect("the sweep ends the attempt");
+    assert!(
+        settled
+            .iter()
+            .all(|(_, _, reason)| reason.contains("expired")),
+        "{settled:?}"
+    );
+    assert_eq!(
+        w.grant(&grant.grant_id).await.state(),
+        pb::GrantState::Expired
+    );
     w.app.stop().await;
 }
