@@ -18,6 +18,7 @@ use sea_orm_migration::sea_orm::{
 mod m20261127_000001_tenants_domains_audit;
 mod m20261127_000002_grants;
 mod m20261127_000003_deliveries;
+mod m20261127_000004_retract_jobs;
 
 /// The ordered list of retract's migrations.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_tenants_domains_audit::Migration),
             Box::new(m20261127_000002_grants::Migration),
             Box::new(m20261127_000003_deliveries::Migration),
+            Box::new(m20261127_000004_retract_jobs::Migration),
         ]
     }
 }

@@ -139,6 +139,16 @@ pub struct Settings {
     pub consent_callback_burst: f64,
     /// Re-verify every linked tenant's domains this often, in milliseconds; 0 turns it off.
     pub domain_reverify_interval_ms: u64,
+    /// How often an idle retract worker looks for jobs other replicas created, in ms.
+    pub engine_poll_interval_ms: u64,
+    /// How long a claimed retract job stays a worker's without renewal, in ms.
+    pub job_lease_ms: u64,
+    /// Mailboxes of one job processed at once.
+    pub mailbox_concurrency: usize,
+    /// A Heartbeat is streamed after this many ms without events.
+    pub watch_heartbeat_ms: u64,
+    /// How long the answer "is this administrator a mailbox of the tenant?" is kept, in ms.
+    pub admin_mailbox_cache_ms: u64,
     /// Deliveries older than this many days are removed; 0 keeps them forever.
     pub delivery_retention_days: u32,
     /// How often retention and the abandoned-consent sweep run, in milliseconds.
@@ -192,6 +202,11 @@ impl Default for Settings {
             consent_callback_rate_per_second: 1.0,
             consent_callback_burst: 20.0,
             domain_reverify_interval_ms: 0,
+            engine_poll_interval_ms: 500,
+            job_lease_ms: 30_000,
+            mailbox_concurrency: 64,
+            watch_heartbeat_ms: 15_000,
+            admin_mailbox_cache_ms: 300_000,
             delivery_retention_days: 90,
             retention_sweep_interval_ms: 3_600_000,
         }
@@ -391,6 +406,26 @@ pub struct Cli {
     #[arg(long, env = "RETRACT_DOMAIN_REVERIFY_INTERVAL_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain_reverify_interval_ms: Option<u64>,
+    /// Milliseconds an idle retract worker waits before looking for jobs again [default: 500]
+    #[arg(long, env = "RETRACT_ENGINE_POLL_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_poll_interval_ms: Option<u64>,
+    /// Milliseconds a claimed retract job stays a worker's without renewal [default: 30000]
+    #[arg(long, env = "RETRACT_JOB_LEASE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_lease_ms: Option<u64>,
+    /// Mailboxes of one retract job processed at once [default: 64]
+    #[arg(long, env = "RETRACT_MAILBOX_CONCURRENCY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox_concurrency: Option<usize>,
+    /// Milliseconds without events before a Heartbeat is streamed [default: 15000]
+    #[arg(long, env = "RETRACT_WATCH_HEARTBEAT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_heartbeat_ms: Option<u64>,
+    /// Milliseconds an administrator-mailbox check is remembered [default: 300000]
+    #[arg(long, env = "RETRACT_ADMIN_MAILBOX_CACHE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_mailbox_cache_ms: Option<u64>,
     /// Days deliveries are kept; 0 keeps them forever [default: 90]
     #[arg(long, env = "RETRACT_DELIVERY_RETENTION_DAYS")]
     #[serde(skip_serializing_if = "Option::is_none")]

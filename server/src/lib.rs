@@ -8,6 +8,7 @@
 //! - [`domain`]: validated types (`TenantId`, `DomainName`, page tokens, audit vocabulary).
 //! - [`api`]: the tonic services; proto ⇄ domain conversion and the one error → `Status` table.
 //! - [`auth`]: bearer JWT → `Caller`, and the per-RPC permission table.
+//! - [`engine`]: retract jobs: workers, leases, per-mailbox work, the event log.
 //! - [`graph`]: Microsoft Graph and the identity platform (app-token cache, typed errors).
 //! - [`store`]: sea-orm persistence on SQLite or PostgreSQL, audit written in the same
 //!   transaction as each change.
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod config;
 pub mod consent;
 pub mod domain;
+pub mod engine;
 pub mod graph;
 pub mod health;
 pub mod retention;

@@ -1,6 +1,6 @@
 //! The caller and request id of one call, tenant checks, and audit entries made from them.
 
-use tonic::{Request, Status};
+use tonic::Request;
 
 use super::ApiError;
 use crate::{
@@ -73,18 +73,4 @@ impl CallContext {
             details,
         }
     }
-}
-
-/// Answers UNIMPLEMENTED — but a caller naming a tenant it may not act on is refused first,
-/// so unbuilt RPCs leak nothing across tenants either.
-pub fn unbuilt<R, T>(
-    request: &Request<R>,
-    tenant_id: &str,
-    capability: &'static str,
-) -> Result<T, Status> {
-    let ctx = CallContext::of(request)?;
-    if let Ok(tenant) = TenantId::parse(tenant_id) {
-        ctx.check_tenant(&tenant)?;
-    }
-    Err(ApiError::Unimplemented(capability).into())
 }

@@ -66,6 +66,9 @@ pub enum ApiError {
         /// Human-readable explanation.
         message: String,
     },
+    /// A retract request id was used before with other options.
+    #[error("request id {0:?} was used before with different options")]
+    RequestIdReused(String),
     /// The capability is not built yet.
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),
@@ -116,6 +119,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound { resource, id } => Self::NotFound { resource, id },
             StoreError::AlreadyExists { resource, id } => Self::AlreadyExists { resource, id },
+            StoreError::RequestIdReused(id) => Self::RequestIdReused(id),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 Self::Unavailable("DATABASE_UNAVAILABLE")
@@ -171,6 +175,10 @@ impl From<ApiError> for Status {
             ApiError::FailedPrecondition { reason, .. } => {
                 info(&mut details, reason);
                 Code::FailedPrecondition
+            }
+            ApiError::RequestIdReused(_) => {
+                info(&mut details, "REQUEST_ID_REUSED");
+                Code::AlreadyExists
             }
             ApiError::RateLimited { retry_after } => {
                 info(&mut details, "RATE_LIMITED");

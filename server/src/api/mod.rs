@@ -14,11 +14,13 @@ mod context;
 mod convert;
 mod deliveries;
 mod error;
+mod jobs;
 mod retract_service;
 mod tenant_service;
 mod validate;
 
 pub use audit_service::AuditApi;
 pub use error::{ApiError, FieldViolation};
-pub use retract_service::RetractApi;
+pub use jobs::AdminMailboxes;
+pub use retract_service::{RetractApi, WatchSettings};
 pub use tenant_service::TenantApi;

@@ -8,6 +8,7 @@ mod email;
 mod grant;
 mod message_id;
 mod page;
+mod retract;
 mod tenant;
 
 pub use audit::{
@@ -19,6 +20,10 @@ pub use email::EmailAddress;
 pub use grant::{DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, NewGrant};
 pub use message_id::InternetMessageId;
 pub use page::{PageRequest, PageSize, PageToken};
+pub use retract::{
+    DeleteMode, EventKind, JobCounts, JobEvent, JobState, Phase, RetractJob, RetractOptions,
+    Target, TargetOutcome, TargetResult,
+};
 pub use tenant::{DisplayName, Domain, NewTenant, RetractStatus, Tenant, TenantId};
 
 /// Why a value was refused; the `api` layer pairs it with the offending field's name.

@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::{GraphClient, GraphError};
+pub use crate::domain::DeleteMode;
 use crate::domain::{EmailAddress, InternetMessageId};
 
 /// Bytes percent-encoded in query values and path segments: all but RFC 3986 unreserved.
@@ -50,17 +51,6 @@ pub struct MessageCopy {
     /// Its conversation.
     #[serde(default)]
     pub conversation_id: Option<String>,
-}
-
-/// How a copy is removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteMode {
-    /// `DELETE`: to Recoverable Items, restorable.
-    Soft,
-    /// `permanentDelete`: purged.
-    Hard,
-    /// `move` to Deleted Items.
-    MoveToDeletedItems,
 }
 
 /// What deleting a copy found.

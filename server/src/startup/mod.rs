@@ -26,11 +26,13 @@ use tower_http::{
 use tracing::Level;
 
 use crate::{
-    api::{AuditApi, RetractApi, TenantApi},
+    api::{AdminMailboxes, AuditApi, RetractApi, TenantApi, WatchSettings},
     auth::{AuthLayer, JwtVerifier, KeyError, KeySet, RateLimiter},
     config::{ConfigError, Mode, Settings},
     consent::{CallbackService, Consent, ConsentSettings},
+    engine::{Engine, EngineSettings, EventHub},
     graph::AppTokens,
+    graph::GraphClient,
     health,
     store::{Store, StoreError},
 };
@@ -75,6 +77,7 @@ pub struct Application {
     keys: KeySet,
     http: reqwest::Client,
     consent: Consent,
+    graph: Option<GraphClient>,
 }
 
 impl Application {
@@ -110,7 +113,7 @@ impl Application {
             addr: settings.listen_addr,
             source,
         })?;
-        let consent = consent_flow(&settings, &store, &http, local_addr)?;
+        let (consent, graph) = consent_flow(&settings, &store, &http, local_addr)?;
         Ok(Self {
             settings,
             store,
@@ -119,6 +122,7 @@ impl Application {
             keys,
             http,
             consent,
+            graph,
         })
     }
 
@@ -146,6 +150,7 @@ impl Application {
             keys,
             http,
             consent,
+            graph,
         } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::set_all(&reporter, ServingStatus::NotServing).await;
@@ -200,6 +205,32 @@ impl Application {
             Duration::from_millis(settings.retention_sweep_interval_ms.max(10)),
             probe_stop.clone(),
         ));
+        let hub = Arc::new(EventHub::default());
+        let engine = Engine::new(
+            store.clone(),
+            graph.clone(),
+            EngineSettings {
+                poll_interval: Duration::from_millis(settings.engine_poll_interval_ms.max(10)),
+                lease: Duration::from_millis(settings.job_lease_ms.max(300)),
+                mailbox_concurrency: settings.mailbox_concurrency.max(1),
+            },
+            hub.clone(),
+        );
+        let engine_task = tokio::spawn(engine.clone().run(probe_stop.clone()));
+        let retract_api = RetractApi::new(
+            store.clone(),
+            engine,
+            graph,
+            hub,
+            Arc::new(AdminMailboxes::new(Duration::from_millis(
+                settings.admin_mailbox_cache_ms,
+            ))),
+            WatchSettings {
+                heartbeat: Duration::from_millis(settings.watch_heartbeat_ms.max(10)),
+                poll: Duration::from_millis(settings.engine_poll_interval_ms.max(10)),
+            },
+            stopping.clone(),
+        );
         let callback = CallbackService::new(
             consent.clone(),
             Arc::new(RateLimiter::new(settings.consent_callback_rate_limit())),
@@ -221,9 +252,7 @@ impl Application {
                 store.clone(),
                 consent,
             ))))
-            .add_service(web(RetractServiceServer::new(RetractApi::new(
-                store.clone(),
-            ))))
+            .add_service(web(RetractServiceServer::new(retract_api)))
             .add_service(web(AuditServiceServer::new(AuditApi::new(store.clone()))))
             // A browser page, not gRPC: outside gRPC-Web, which refuses plain HTTP/1.1.
             .add_service(callback);
@@ -269,6 +298,10 @@ impl Application {
         };
         // Connections run in their own tasks; cut whatever is still open.
         sever.cancel();
+        // The engine stops between mailboxes; what it has not done resumes on the next start.
+        if tokio::time::timeout(grace, engine_task).await.is_err() {
+            tracing::warn!("the retract engine did not stop within the grace period");
+        }
         store.close().await.ok();
         tracing::info!("retract-server stopped");
         result
@@ -282,7 +315,7 @@ fn consent_flow(
     store: &Store,
     http: &reqwest::Client,
     local_addr: SocketAddr,
-) -> Result<Consent, StartupError> {
+) -> Result<(Consent, Option<GraphClient>), StartupError> {
     let graph = settings.graph()?;
     let (http, tokens) = match &graph {
         Some(g) => {
@@ -319,7 +352,14 @@ fn consent_flow(
         redirect_uri,
         ttl: Duration::from_millis(settings.consent_ttl_ms),
     };
-    Ok(Consent::new(store.clone(), consent_settings, http, tokens))
+    let client = match (&consent_settings.graph, &tokens) {
+        (Some(g), Some(t)) => Some(GraphClient::new(g, http.clone(), t.clone())),
+        _ => None,
+    };
+    Ok((
+        Consent::new(store.clone(), consent_settings, http, tokens),
+        client,
+    ))
 }
 
 /// The TLS configuration, when a certificate is configured; with a client CA, clients must

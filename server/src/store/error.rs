@@ -21,6 +21,9 @@ pub enum StoreError {
         /// Its id as given.
         id: String,
     },
+    /// A retract's request id was used before with other options.
+    #[error("request id {0:?} was used before with different options")]
+    RequestIdReused(String),
     /// The database could not be reached or gave no connection in time.
     #[error("database unavailable")]
     Unavailable(#[source] DbErr),

@@ -10,6 +10,7 @@ mod domains;
 mod entities;
 mod error;
 mod grants;
+mod jobs;
 mod tenants;
 
 use std::time::Duration;
@@ -23,6 +24,7 @@ use sea_orm::{
 pub use deliveries::{DeliveryCursor, SEARCH_RECIPIENTS};
 pub use error::StoreError;
 pub use grants::ClaimedGrant;
+pub use jobs::{JobCursor, JobFilter, NewJob};
 
 /// How to reach the database.
 #[derive(Debug, Clone)]

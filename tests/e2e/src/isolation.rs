@@ -202,7 +202,7 @@ impl Rpc {
             Rpc::WatchRetract => retract
                 .watch_retract(pb::WatchRetractRequest {
                     tenant_id: t,
-                    job_id: "j".into(),
+                    job_id: "0b7e2f5c-3c1a-4f0e-9a51-6a9d3b1e2c41".into(),
                     after_sequence: 0,
                 })
                 .await
@@ -210,7 +210,7 @@ impl Rpc {
             Rpc::GetRetractJob => retract
                 .get_retract_job(pb::GetRetractJobRequest {
                     tenant_id: t,
-                    job_id: "j".into(),
+                    job_id: "0b7e2f5c-3c1a-4f0e-9a51-6a9d3b1e2c41".into(),
                 })
                 .await
                 .map(drop),
@@ -224,7 +224,7 @@ impl Rpc {
             Rpc::CancelRetractJob => retract
                 .cancel_retract_job(pb::CancelRetractJobRequest {
                     tenant_id: t,
-                    job_id: "j".into(),
+                    job_id: "0b7e2f5c-3c1a-4f0e-9a51-6a9d3b1e2c41".into(),
                     ..Default::default()
                 })
                 .await

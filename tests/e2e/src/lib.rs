@@ -41,8 +41,8 @@ mod migrations;
 #[cfg(test)]
 mod operations;
 #[cfg(test)]
+mod retract;
+#[cfg(test)]
 mod tenants;
 #[cfg(test)]
 mod transport_security;
-#[cfg(test)]
-mod unbuilt;

@@ -1,0 +1,170 @@
+//! The work on one mailbox: resolve it, find every copy, delete each (or, in a dry run, only
+//! count them), and turn Graph's answers into an outcome.
+
+use std::future::Future;
+
+use crate::{
+    domain::{
+        EmailAddress, InternetMessageId, JobEvent, Phase, RetractOptions, Target, TargetOutcome,
+        TargetResult, TenantId,
+    },
+    graph::{Deleted, GraphClient, GraphError},
+    store::{Store, StoreError},
+};
+
+/// Graph codes that mean "we may not act on this mailbox", kept for the Retract tab.
+const PERMISSION_CODES: [(&str, &str); 2] = [
+    (
+        "ErrorAccessDenied",
+        "an application access policy excludes this mailbox (Access to OData is disabled.)",
+    ),
+    (
+        "MailboxNotEnabledForRESTAPI",
+        "not an Exchange Online mailbox (on-premises, unlicensed or inactive)",
+    ),
+];
+
+/// What every mailbox of one job shares.
+pub struct Work {
+    pub graph: GraphClient,
+    pub store: Store,
+    pub tenant: TenantId,
+    pub microsoft: String,
+    pub options: RetractOptions,
+}
+
+impl Work {
+    /// Processes one mailbox, reporting each phase through `progress`.
+    pub async fn run<F, Fut>(
+        &self,
+        target: &Target,
+        progress: F,
+    ) -> Result<TargetResult, StoreError>
+    where
+        F: Fn(Phase) -> Fut,
+        Fut: Future<Output = Result<JobEvent, StoreError>>,
+    {
+        let failed = |err: GraphError| self.failure(&target.mailbox, err);
+        progress(Phase::Resolving).await?;
+        let (Ok(address), Ok(message)) = (
+            EmailAddress::parse(&target.mailbox),
+            InternetMessageId::parse(&self.options.message_id),
+        ) else {
+            return Ok(result(
+                TargetOutcome::Failed,
+                0,
+                0,
+                false,
+                Some("invalid stored address or message id".into()),
+                None,
+            ));
+        };
+        let mailbox = match self.graph.resolve_mailbox(&self.microsoft, &address).await {
+            Ok(Some(mailbox)) => mailbox,
+            Ok(None) => {
+                return Ok(result(
+                    TargetOutcome::NotFound,
+                    0,
+                    0,
+                    false,
+                    Some("no mailbox with this address in Microsoft 365".into()),
+                    None,
+                ));
+            }
+            Err(err) => return failed(err).await,
+        };
+        progress(Phase::Searching).await?;
+        let copies = match self
+            .graph
+            .find_copies(&self.microsoft, &mailbox, &message)
+            .await
+        {
+            Ok(copies) => copies,
+            Err(err) => return failed(err).await,
+        };
+        self.store
+            .record_mailbox_status(&self.tenant, &target.mailbox, None)
+            .await?;
+        let found = u32::try_from(copies.len()).unwrap_or(u32::MAX);
+        let was_read = copies.iter().any(|c| c.is_read);
+        if copies.is_empty() {
+            return Ok(result(TargetOutcome::NotFound, 0, 0, false, None, None));
+        }
+        if self.options.dry_run {
+            return Ok(result(
+                TargetOutcome::WouldDelete,
+                found,
+                0,
+                was_read,
+                None,
+                None,
+            ));
+        }
+        progress(Phase::Deleting).await?;
+        let mut deleted = 0;
+        let mut already_gone = 0;
+        for copy in &copies {
+            match self
+                .graph
+                .delete_copy(&self.microsoft, &mailbox, copy, self.options.delete_mode)
+                .await
+            {
+                Ok(Deleted::Deleted) => deleted += 1,
+                Ok(Deleted::AlreadyGone) => already_gone += 1,
+                Err(err) => {
+                    let mut partial = failed(err).await?;
+                    partial.copies_found = found;
+                    partial.copies_deleted = deleted;
+                    partial.was_read = was_read;
+                    return Ok(partial);
+                }
+            }
+        }
+        let outcome = if deleted == 0 && already_gone > 0 {
+            TargetOutcome::AlreadyDeleted
+        } else {
+            TargetOutcome::Deleted
+        };
+        Ok(result(outcome, found, deleted, was_read, None, None))
+    }
+
+    /// A FAILED outcome for `err`, remembering permission problems for the Retract tab.
+    async fn failure(&self, mailbox: &str, err: GraphError) -> Result<TargetResult, StoreError> {
+        let code = err.code().map(str::to_owned);
+        let known = PERMISSION_CODES
+            .iter()
+            .find(|(c, _)| Some(*c) == code.as_deref());
+        if let Some((code, detail)) = known {
+            self.store
+                .record_mailbox_status(&self.tenant, mailbox, Some((code, detail)))
+                .await?;
+        }
+        let detail = known.map_or_else(|| err.to_string(), |(_, d)| (*d).to_owned());
+        Ok(result(
+            TargetOutcome::Failed,
+            0,
+            0,
+            false,
+            Some(detail),
+            code,
+        ))
+    }
+}
+
+fn result(
+    outcome: TargetOutcome,
+    copies_found: u32,
+    copies_deleted: u32,
+    was_read: bool,
+    detail: Option<String>,
+    graph_code: Option<String>,
+) -> TargetResult {
+    TargetResult {
+        outcome,
+        copies_found,
+        copies_deleted,
+        was_read,
+        detail,
+        graph_code,
+    }
+}

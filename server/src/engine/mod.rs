@@ -1,0 +1,354 @@
+//! The retract engine: workers claim jobs through a database lease, visit each mailbox
+//! (resolve it, find every copy, delete each in the requested mode), and record every step as
+//! an event before anyone can see it.
+//!
+//! # Layout
+//! - [`Engine`]: the worker loop, one job at a time per worker, many mailboxes at once.
+//! - `mailbox`: the work on one mailbox and how Graph's answers become outcomes.
+//! - [`EventHub`]: wakes watchers in this process when a job has new events (watchers on
+//!   other replicas poll the store).
+
+mod mailbox;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::StreamExt as _;
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    domain::{
+        AuditEntry, AuditOutcome, AuditSection, EventKind, JobEvent, JobState, Phase,
+        TargetOutcome, TargetResult, TenantId,
+    },
+    graph::GraphClient,
+    store::{Store, StoreError},
+};
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How often an idle worker looks for work others created (its own are signalled).
+    pub poll_interval: Duration,
+    /// How long a claimed job stays this worker's without renewal.
+    pub lease: Duration,
+    /// Mailboxes of one job processed at once.
+    pub mailbox_concurrency: usize,
+}
+
+/// Wakes this process's watchers of a job when it has a new event.
+#[derive(Default)]
+pub struct EventHub {
+    jobs: Mutex<HashMap<String, watch::Sender<i64>>>,
+}
+
+impl EventHub {
+    /// Announces that `job` has events up to `sequence`.
+    pub fn publish(&self, job: &str, sequence: i64) {
+        let jobs = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(sender) = jobs.get(job) {
+            sender.send_replace(sequence);
+        }
+    }
+
+    /// A receiver that changes whenever `job` has a new event.
+    pub fn subscribe(&self, job: &str) -> watch::Receiver<i64> {
+        let mut jobs = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        jobs.retain(|_, s| s.receiver_count() > 0);
+        jobs.entry(job.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+}
+
+/// The retract engine of this process.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    graph: Option<GraphClient>,
+    settings: EngineSettings,
+    hub: Arc<EventHub>,
+    wake: Arc<Notify>,
+    owner: String,
+}
+
+impl Engine {
+    /// An engine working on `store` through `graph`.
+    pub fn new(
+        store: Store,
+        graph: Option<GraphClient>,
+        settings: EngineSettings,
+        hub: Arc<EventHub>,
+    ) -> Self {
+        Self {
+            store,
+            graph,
+            settings,
+            hub,
+            wake: Arc::new(Notify::new()),
+            owner: format!("worker-{}", uuid::Uuid::new_v4()),
+        }
+    }
+
+    /// Tells an idle worker that a job is waiting.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Works on jobs until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            match self.store.claim_job(&self.owner, self.settings.lease).await {
+                Ok(Some(job)) => {
+                    if let Err(err) = self.process(&job, &stop).await {
+                        tracing::warn!(%job, error = %err, "retract job interrupted; it resumes when its lease expires");
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "cannot claim retract jobs"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Persists an event, then lets watchers know.
+    async fn emit(&self, job: &str, kind: EventKind) -> Result<JobEvent, StoreError> {
+        let event = self.store.append_event(job, kind).await?;
+        self.hub.publish(job, event.sequence);
+        Ok(event)
+    }
+
+    async fn process(&self, job_id: &str, stop: &CancellationToken) -> Result<(), StoreError> {
+        let job = self.store.job(job_id).await?;
+        if job.state.is_final() {
+            return Ok(());
+        }
+        let tenant = TenantId::parse(&job.tenant_id).map_err(|e| StoreError::Corrupt(e.0))?;
+        let microsoft = self.store.get_tenant(&tenant).await?.microsoft_tenant_id;
+        let (Some(graph), Some(microsoft)) = (self.graph.clone(), microsoft) else {
+            return self
+                .finish(
+                    &job,
+                    JobState::Failed,
+                    "the tenant is not linked to Microsoft 365 (grant permissions first)"
+                        .to_owned(),
+                )
+                .await;
+        };
+
+        // Work stops when the job is cancelled, the lease is lost, or the server stops.
+        let halt = stop.child_token();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let guard = tokio::spawn(watch_job(
+            self.store.clone(),
+            job.id.clone(),
+            self.owner.clone(),
+            self.settings.clone(),
+            halt.clone(),
+            cancelled.clone(),
+        ));
+        let targets = self.store.unfinished_targets(&job.id).await?;
+        let work = mailbox::Work {
+            graph,
+            store: self.store.clone(),
+            tenant: tenant.clone(),
+            microsoft,
+            options: job.options.clone(),
+        };
+        let results = futures::stream::iter(targets)
+            .map(|target| {
+                let (work, halt, cancelled, job_id) = (&work, &halt, &cancelled, job.id.as_str());
+                async move {
+                    if cancelled.load(Ordering::Relaxed) {
+                        let result = TargetResult {
+                            outcome: TargetOutcome::Cancelled,
+                            copies_found: 0,
+                            copies_deleted: 0,
+                            was_read: false,
+                            detail: Some("the job was cancelled".to_owned()),
+                            graph_code: None,
+                        };
+                        return self
+                            .emit(
+                                job_id,
+                                EventKind::Recipient {
+                                    target,
+                                    phase: Phase::Done,
+                                    result: Some(result),
+                                },
+                            )
+                            .await
+                            .map(drop);
+                    }
+                    if halt.is_cancelled() {
+                        return Ok(());
+                    }
+                    let result = work
+                        .run(&target, |phase| {
+                            self.emit(
+                                job_id,
+                                EventKind::Recipient {
+                                    target: target.clone(),
+                                    phase,
+                                    result: None,
+                                },
+                            )
+                        })
+                        .await?;
+                    self.emit(
+                        job_id,
+                        EventKind::Recipient {
+                            target,
+                            phase: Phase::Done,
+                            result: Some(result),
+                        },
+                    )
+                    .await
+                    .map(drop)
+                }
+            })
+            .buffer_unordered(self.settings.mailbox_concurrency.max(1))
+            .collect::<Vec<Result<(), StoreError>>>()
+            .await;
+        let was_cancelled = cancelled.load(Ordering::Relaxed);
+        halt.cancel();
+        guard.await.ok();
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        if !was_cancelled
+            && (stop.is_cancelled() || !self.store.unfinished_targets(&job.id).await?.is_empty())
+        {
+            // Stopped or lost the lease midway: the next claim resumes the rest.
+            return Ok(());
+        }
+        let counts = self.store.job(&job.id).await?.counts;
+        let (state, detail) = if was_cancelled {
+            (
+                JobState::Cancelled,
+                format!(
+                    "cancelled after {} of {} mailboxes",
+                    counts.done - counts.cancelled,
+                    counts.targets
+                ),
+            )
+        } else if counts.failed > 0 {
+            (
+                JobState::CompletedWithErrors,
+                format!("{} of {} mailboxes failed", counts.failed, counts.targets),
+            )
+        } else {
+            (
+                JobState::Succeeded,
+                format!(
+                    "{} mailboxes done, {} copies deleted",
+                    counts.done, counts.copies_deleted
+                ),
+            )
+        };
+        self.finish(&job, state, detail).await
+    }
+
+    async fn finish(
+        &self,
+        job: &crate::domain::RetractJob,
+        state: JobState,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        let outcomes = self.store.target_outcomes(&job.id).await?;
+        let tenant = TenantId::parse(&job.tenant_id).map_err(|e| StoreError::Corrupt(e.0))?;
+        let (job_id, requested_by, options) = (
+            job.id.clone(),
+            job.requested_by.clone(),
+            job.options.clone(),
+        );
+        let summary = detail.clone();
+        let event = self
+            .store
+            .finish_job(&job.id, state, detail, move |counts| AuditEntry {
+                tenant_id: tenant,
+                actor: requested_by,
+                section: AuditSection::Retract,
+                action: if state == JobState::Cancelled {
+                    "retract_cancelled"
+                } else {
+                    "retract_finished"
+                },
+                target: job_id.clone(),
+                outcome: match state {
+                    JobState::Succeeded => AuditOutcome::Succeeded,
+                    JobState::CompletedWithErrors => AuditOutcome::PartiallySucceeded,
+                    _ => AuditOutcome::Failed,
+                },
+                request_id: job_id,
+                details: json!({
+                    "internet_message_id": options.message_id,
+                    "state": state.as_str(),
+                    "summary": summary,
+                    "counts": counts,
+                    "recipients": outcomes,
+                }),
+            })
+            .await?;
+        self.hub.publish(&job.id, event.sequence);
+        Ok(())
+    }
+}
+
+/// While a job runs: renews its lease and notices cancellation; cancels `halt` when the lease
+/// is lost.
+async fn watch_job(
+    store: Store,
+    job: String,
+    owner: String,
+    settings: EngineSettings,
+    halt: CancellationToken,
+    cancelled: Arc<AtomicBool>,
+) {
+    let renew_every = settings.lease / 3;
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = halt.cancelled() => return,
+            () = tokio::time::sleep(settings.poll_interval.min(renew_every)) => {}
+        }
+        if let Ok(current) = store.job(&job).await
+            && current.cancel_requested
+        {
+            cancelled.store(true, Ordering::Relaxed);
+        }
+        if renewed.elapsed() >= renew_every {
+            match store.renew_lease(&job, &owner, settings.lease).await {
+                Ok(true) => renewed = tokio::time::Instant::now(),
+                Ok(false) => {
+                    tracing::warn!(%job, "lost the lease of a retract job; stopping work on it");
+                    halt.cancel();
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(%job, error = %err, "cannot renew a retract job's lease");
+                }
+            }
+        }
+    }
+}

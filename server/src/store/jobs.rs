@@ -1,0 +1,609 @@
+//! Retract jobs, their targets and their event log. Every event takes the job's next
+//! sequence number in the transaction that writes it (the job row's counter), so sequences
+//! have no gaps; workers claim jobs through a lease.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt as _;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+    sea_query::{Expr, ExprTrait as _},
+};
+
+use super::{
+    Page, Store, StoreError, audit,
+    entities::{retract_event, retract_job, retract_target},
+    in_transaction,
+};
+use crate::domain::{
+    AuditEntry, EventKind, InternetMessageId, JobCounts, JobEvent, JobState, PageRequest, Phase,
+    RetractJob, RetractOptions, Target, TargetResult, TenantId, now,
+};
+
+/// A job to create.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id.
+    pub id: String,
+    /// The caller's idempotency key.
+    pub request_id: String,
+    /// What it does.
+    pub options: RetractOptions,
+    /// Who asked.
+    pub requested_by: String,
+    /// The mailboxes to visit, with a result for those settled up front (skipped).
+    pub targets: Vec<(Target, Option<TargetResult>)>,
+}
+
+/// ListRetractJobs filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only in this state.
+    pub state: Option<JobState>,
+    /// Only for this message.
+    pub message_id: Option<InternetMessageId>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// The keyset cursor of ListRetractJobs: newest first.
+pub type JobCursor = (DateTime<Utc>, String);
+
+impl Store {
+    /// Creates a job with its targets, its JobStarted event (and one event per target
+    /// settled up front) and the audit entry, or returns the job this request id already
+    /// made (`false`). The same request id with other options is `RequestIdReused`.
+    pub async fn create_job(
+        &self,
+        tenant: &TenantId,
+        new: NewJob,
+        audit: AuditEntry,
+    ) -> Result<(RetractJob, bool), StoreError> {
+        if let Some(found) = self
+            .job_by_request(tenant, &new.request_id, &new.options)
+            .await?
+        {
+            return Ok((found, false));
+        }
+        let created = self.insert_job(tenant, new.clone(), audit).await;
+        match created {
+            Err(StoreError::AlreadyExists { .. }) => match self
+                .job_by_request(tenant, &new.request_id, &new.options)
+                .await?
+            {
+                Some(found) => Ok((found, false)),
+                None => Err(StoreError::Corrupt(
+                    "job vanished after a request-id conflict".into(),
+                )),
+            },
+            other => other.map(|job| (job, true)),
+        }
+    }
+
+    async fn job_by_request(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        options: &RetractOptions,
+    ) -> Result<Option<RetractJob>, StoreError> {
+        let row = retract_job::Entity::find()
+            .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
+            .filter(retract_job::Column::RequestId.eq(request_id))
+            .one(&self.db)
+            .await?;
+        match row {
+            Some(row) if row.options_hash == options.fingerprint() => Ok(Some(job_from_row(row)?)),
+            Some(_) => Err(StoreError::RequestIdReused(request_id.to_owned())),
+            None => Ok(None),
+        }
+    }
+
+    async fn insert_job(
+        &self,
+        tenant: &TenantId,
+        new: NewJob,
+        audit: AuditEntry,
+    ) -> Result<RetractJob, StoreError> {
+        let tenant = tenant.clone();
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let at = now();
+                let mut counts = JobCounts {
+                    targets: u32::try_from(new.targets.len()).unwrap_or(u32::MAX),
+                    ..JobCounts::default()
+                };
+                let mut events = vec![EventKind::JobStarted {
+                    targets: new.targets.iter().map(|(t, _)| t.clone()).collect(),
+                }];
+                let mut target_rows = Vec::new();
+                for (target, settled) in &new.targets {
+                    if let Some(result) = settled {
+                        counts.record(result);
+                        events.push(EventKind::Recipient {
+                            target: target.clone(),
+                            phase: Phase::Done,
+                            result: Some(result.clone()),
+                        });
+                    }
+                    target_rows.push(target_row(&new.id, target, settled.as_ref()));
+                }
+                let row = retract_job::ActiveModel {
+                    id: Set(new.id.clone()),
+                    tenant_id: Set(tenant.as_str().to_owned()),
+                    request_id: Set(new.request_id.clone()),
+                    internet_message_id: Set(new.options.message_id.clone()),
+                    options_hash: Set(new.options.fingerprint()),
+                    options: Set(to_json(&new.options)?),
+                    requested_by: Set(new.requested_by.clone()),
+                    state: Set(JobState::Queued.as_str().to_owned()),
+                    counts: Set(to_json(&counts)?),
+                    detail: Set(None),
+                    cancel_requested: Set(false),
+                    last_sequence: Set(i64::try_from(events.len()).unwrap_or(i64::MAX)),
+                    lease_owner: Set(None),
+                    lease_expires_at: Set(None),
+                    created_at: Set(at),
+                    started_at: Set(None),
+                    finished_at: Set(None),
+                };
+                let row = retract_job::Entity::insert(row)
+                    .exec_with_returning(txn)
+                    .await
+                    .map_err(StoreError::on_insert("retract job", &new.request_id))?;
+                for chunk in target_rows.chunks(1_000) {
+                    retract_target::Entity::insert_many(chunk.to_vec())
+                        .exec_without_returning(txn)
+                        .await?;
+                }
+                for (i, kind) in events.iter().enumerate() {
+                    insert_event(
+                        txn,
+                        &new.id,
+                        i64::try_from(i + 1).unwrap_or(i64::MAX),
+                        at,
+                        kind,
+                    )
+                    .await?;
+                }
+                audit::insert(txn, audit).await?;
+                job_from_row(row)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// One of a tenant's jobs.
+    pub async fn get_job(&self, tenant: &TenantId, id: &str) -> Result<RetractJob, StoreError> {
+        retract_job::Entity::find_by_id(id)
+            .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                resource: "retract job",
+                id: id.to_owned(),
+            })
+            .and_then(job_from_row)
+    }
+
+    /// A job by id alone (workers).
+    pub async fn job(&self, id: &str) -> Result<RetractJob, StoreError> {
+        retract_job::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                resource: "retract job",
+                id: id.to_owned(),
+            })
+            .and_then(job_from_row)
+    }
+
+    /// A tenant's jobs, newest first.
+    pub async fn list_jobs(
+        &self,
+        tenant: &TenantId,
+        filter: &JobFilter,
+        page: &PageRequest<JobCursor>,
+    ) -> Result<Page<RetractJob>, StoreError> {
+        use retract_job::Column;
+        let mut query = retract_job::Entity::find().filter(Column::TenantId.eq(tenant.as_str()));
+        if let Some(state) = filter.state {
+            query = query.filter(Column::State.eq(state.as_str()));
+        }
+        if let Some(id) = &filter.message_id {
+            query = query.filter(Column::InternetMessageId.eq(id.as_str()));
+        }
+        if let Some(after) = filter.created_after {
+            query = query.filter(Column::CreatedAt.gte(after));
+        }
+        if let Some(before) = filter.created_before {
+            query = query.filter(Column::CreatedAt.lt(before));
+        }
+        if let Some((at, id)) = &page.after {
+            query = query.filter(
+                Condition::any().add(Column::CreatedAt.lt(*at)).add(
+                    Condition::all()
+                        .add(Column::CreatedAt.eq(*at))
+                        .add(Column::Id.lt(id.as_str())),
+                ),
+            );
+        }
+        let rows = query
+            .order_by_desc(Column::CreatedAt)
+            .order_by_desc(Column::Id)
+            .limit(page.size.get() + 1)
+            .all(&self.db)
+            .await?;
+        let jobs = rows
+            .into_iter()
+            .map(job_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(jobs, page.size.get()))
+    }
+
+    /// Claims the oldest unfinished job whose lease is free or expired, for `lease`:
+    /// `FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic `UPDATE … RETURNING` on SQLite.
+    pub async fn claim_job(
+        &self,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let at = now();
+        let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
+        let backend = self.db.get_database_backend();
+        let skip_locked = if backend == DatabaseBackend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let (p1, p2, p3, p4) = if backend == DatabaseBackend::Postgres {
+            ("$1", "$2", "$3", "$4")
+        } else {
+            ("?", "?", "?", "?")
+        };
+        let sql = format!(
+            "UPDATE retract_jobs SET lease_owner = {p1}, lease_expires_at = {p2}, state = 'running', \
+             started_at = COALESCE(started_at, {p3}) \
+             WHERE id = (SELECT id FROM retract_jobs WHERE state IN ('queued', 'running') \
+             AND (lease_expires_at IS NULL OR lease_expires_at < {p4}) ORDER BY created_at LIMIT 1{skip_locked}) \
+             RETURNING id"
+        );
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [owner.into(), until.into(), at.into(), at.into()],
+            ))
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get::<String>("", "id")?),
+            None => None,
+        })
+    }
+
+    /// Extends the lease `owner` holds on a job; `false` when it lost it.
+    pub async fn renew_lease(
+        &self,
+        job_id: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let until =
+            now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
+        let updated = retract_job::Entity::update_many()
+            .col_expr(
+                retract_job::Column::LeaseExpiresAt,
+                Expr::value(Some(until)),
+            )
+            .filter(retract_job::Column::Id.eq(job_id))
+            .filter(retract_job::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+
+    /// The targets of a job not finished yet.
+    pub async fn unfinished_targets(&self, job_id: &str) -> Result<Vec<Target>, StoreError> {
+        let rows = retract_target::Entity::find()
+            .filter(retract_target::Column::JobId.eq(job_id))
+            .filter(retract_target::Column::Done.eq(false))
+            .order_by_asc(retract_target::Column::Mailbox)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Target {
+                mailbox: r.mailbox,
+                depth: u8::try_from(r.depth).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Appends an event; a `Recipient` event with a result also finishes its target and
+    /// counts it, in the same transaction.
+    pub async fn append_event(
+        &self,
+        job_id: &str,
+        kind: EventKind,
+    ) -> Result<JobEvent, StoreError> {
+        let job_id = job_id.to_owned();
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let (sequence, mut counts) = next_sequence(txn, &job_id).await?;
+                let at = now();
+                if let EventKind::Recipient {
+                    target,
+                    result: Some(result),
+                    ..
+                } = &kind
+                {
+                    retract_target::Entity::update_many()
+                        .col_expr(retract_target::Column::Done, Expr::value(true))
+                        .col_expr(
+                            retract_target::Column::Outcome,
+                            Expr::value(Some(result.outcome.as_str())),
+                        )
+                        .col_expr(
+                            retract_target::Column::CopiesFound,
+                            Expr::value(i32::try_from(result.copies_found).unwrap_or(i32::MAX)),
+                        )
+                        .col_expr(
+                            retract_target::Column::CopiesDeleted,
+                            Expr::value(i32::try_from(result.copies_deleted).unwrap_or(i32::MAX)),
+                        )
+                        .col_expr(
+                            retract_target::Column::WasRead,
+                            Expr::value(result.was_read),
+                        )
+                        .col_expr(
+                            retract_target::Column::Detail,
+                            Expr::value(result.detail.clone()),
+                        )
+                        .col_expr(
+                            retract_target::Column::GraphCode,
+                            Expr::value(result.graph_code.clone()),
+                        )
+                        .filter(retract_target::Column::JobId.eq(job_id.as_str()))
+                        .filter(retract_target::Column::Mailbox.eq(target.mailbox.as_str()))
+                        .filter(retract_target::Column::Depth.eq(i32::from(target.depth)))
+                        .exec(txn)
+                        .await?;
+                    counts.record(result);
+                    retract_job::Entity::update_many()
+                        .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
+                        .filter(retract_job::Column::Id.eq(job_id.as_str()))
+                        .exec(txn)
+                        .await?;
+                }
+                insert_event(txn, &job_id, sequence, at, &kind).await?;
+                Ok(JobEvent {
+                    job_id,
+                    sequence,
+                    at,
+                    kind,
+                })
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// Ends a job: its final state, the JobFinished event and the audit entry, together.
+    pub async fn finish_job(
+        &self,
+        job_id: &str,
+        state: JobState,
+        detail: String,
+        audit: impl FnOnce(&JobCounts) -> AuditEntry + Send + 'static,
+    ) -> Result<JobEvent, StoreError> {
+        let job_id = job_id.to_owned();
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let (sequence, counts) = next_sequence(txn, &job_id).await?;
+                let at = now();
+                retract_job::Entity::update_many()
+                    .col_expr(retract_job::Column::State, Expr::value(state.as_str()))
+                    .col_expr(
+                        retract_job::Column::Detail,
+                        Expr::value(Some(detail.clone())),
+                    )
+                    .col_expr(retract_job::Column::FinishedAt, Expr::value(Some(at)))
+                    .col_expr(
+                        retract_job::Column::LeaseOwner,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .col_expr(
+                        retract_job::Column::LeaseExpiresAt,
+                        Expr::value(Option::<DateTime<Utc>>::None),
+                    )
+                    .filter(retract_job::Column::Id.eq(job_id.as_str()))
+                    .exec(txn)
+                    .await?;
+                let kind = EventKind::JobFinished {
+                    state,
+                    counts,
+                    detail,
+                };
+                insert_event(txn, &job_id, sequence, at, &kind).await?;
+                audit::insert(txn, audit(&counts)).await?;
+                Ok(JobEvent {
+                    job_id,
+                    sequence,
+                    at,
+                    kind,
+                })
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// A job's events after `after`, in order, at most `limit`.
+    pub async fn events_after(
+        &self,
+        job_id: &str,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<JobEvent>, StoreError> {
+        let rows = retract_event::Entity::find()
+            .filter(retract_event::Column::JobId.eq(job_id))
+            .filter(retract_event::Column::Sequence.gt(after))
+            .order_by_asc(retract_event::Column::Sequence)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(JobEvent {
+                    kind: serde_json::from_value(r.payload)
+                        .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?,
+                    job_id: r.job_id,
+                    sequence: r.sequence,
+                    at: r.occurred_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Asks a job to stop. `false` when it had already ended.
+    pub async fn request_cancel(
+        &self,
+        tenant: &TenantId,
+        job_id: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = retract_job::Entity::update_many()
+            .col_expr(retract_job::Column::CancelRequested, Expr::value(true))
+            .filter(retract_job::Column::Id.eq(job_id))
+            .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
+            .filter(
+                retract_job::Column::State
+                    .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(updated.rows_affected == 1)
+    }
+}
+
+/// Takes the job's next sequence number (locking its row until the transaction ends) and
+/// reads its counters.
+async fn next_sequence<C: ConnectionTrait>(
+    conn: &C,
+    job_id: &str,
+) -> Result<(i64, JobCounts), StoreError> {
+    let rows = retract_job::Entity::update_many()
+        .col_expr(
+            retract_job::Column::LastSequence,
+            Expr::col(retract_job::Column::LastSequence).add(1),
+        )
+        .filter(retract_job::Column::Id.eq(job_id))
+        .exec_with_returning(conn)
+        .await?;
+    let row = rows
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound {
+            resource: "retract job",
+            id: job_id.to_owned(),
+        })?;
+    let counts = serde_json::from_value(row.counts)
+        .map_err(|e| StoreError::Corrupt(format!("job counts: {e}")))?;
+    Ok((row.last_sequence, counts))
+}
+
+async fn insert_event<C: ConnectionTrait>(
+    conn: &C,
+    job_id: &str,
+    sequence: i64,
+    at: DateTime<Utc>,
+    kind: &EventKind,
+) -> Result<(), StoreError> {
+    retract_event::Entity::insert(retract_event::ActiveModel {
+        job_id: Set(job_id.to_owned()),
+        sequence: Set(sequence),
+        occurred_at: Set(at),
+        payload: Set(to_json(kind)?),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+fn target_row(
+    job_id: &str,
+    target: &Target,
+    settled: Option<&TargetResult>,
+) -> retract_target::ActiveModel {
+    retract_target::ActiveModel {
+        job_id: Set(job_id.to_owned()),
+        mailbox: Set(target.mailbox.clone()),
+        depth: Set(i32::from(target.depth)),
+        done: Set(settled.is_some()),
+        outcome: Set(settled.map(|r| r.outcome.as_str().to_owned())),
+        copies_found: Set(0),
+        copies_deleted: Set(0),
+        was_read: Set(false),
+        detail: Set(settled.and_then(|r| r.detail.clone())),
+        graph_code: Set(None),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| StoreError::Corrupt(format!("cannot serialise: {e}")))
+}
+
+fn job_from_row(row: retract_job::Model) -> Result<RetractJob, StoreError> {
+    Ok(RetractJob {
+        options: serde_json::from_value(row.options)
+            .map_err(|e| StoreError::Corrupt(format!("job options: {e}")))?,
+        counts: serde_json::from_value(row.counts)
+            .map_err(|e| StoreError::Corrupt(format!("job counts: {e}")))?,
+        state: JobState::from_stored(&row.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("job state {:?}", row.state)))?,
+        id: row.id,
+        tenant_id: row.tenant_id,
+        request_id: row.request_id,
+        requested_by: row.requested_by,
+        created_at: row.created_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        last_sequence: row.last_sequence,
+        cancel_requested: row.cancel_requested,
+    })
+}
+
+impl Store {
+    /// Every target of a job with its outcome (for the audit trail's per-recipient answer).
+    pub async fn target_outcomes(
+        &self,
+        job_id: &str,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows = retract_target::Entity::find()
+            .filter(retract_target::Column::JobId.eq(job_id))
+            .order_by_asc(retract_target::Column::Depth)
+            .order_by_asc(retract_target::Column::Mailbox)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "mailbox": r.mailbox,
+                    "depth": r.depth,
+                    "outcome": r.outcome,
+                    "copies_found": r.copies_found,
+                    "copies_deleted": r.copies_deleted,
+                    "was_read": r.was_read,
+                    "detail": r.detail,
+                    "graph_code": r.graph_code,
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,620 @@
+//! Retracting a message: the Retract tab's button, end to end against graph-sim with the real
+//! Graph client — streamed progress per recipient, the mailboxes afterwards, the audit trail.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use graph_sim::{
+    Folder, GraphSim, SignIn,
+    seed::{App, Domain, Mail, Tenant, User},
+};
+use retract_client::{Client, DevToken, pb};
+use tonic::Code;
+
+use crate::{app::TestApp, db::Backend, on_both_backends, status::expect_failure};
+
+on_both_backends!(
+    a_message_is_retracted_from_every_recipient_while_the_stream_shows_each,
+    a_dry_run_finds_and_deletes_nothing,
+    the_same_request_id_returns_the_same_job_and_other_options_are_refused,
+    an_administrator_without_a_mailbox_cannot_retract,
+    a_watcher_resumes_from_the_middle_of_the_event_log,
+    ineligible_recipients_are_refused_or_skipped_on_request,
+);
+
+const CLIENT_ID: &str = "7b2c1f3e-9a55-4a8e-9f53-2b7f2f1c0d22";
+const CLIENT_SECRET: &str = "retract-test-secret";
+const PHISH: &str = "<phish-1@evil.example>";
+
+fn contoso() -> Tenant {
+    Tenant::new("Contoso")
+        .domain(Domain::verified("contoso.com").default_domain())
+        .user(User::new("admin@contoso.com").admin())
+        .user(User::new("alice@contoso.com"))
+        .user(User::new("bob@contoso.com"))
+        .user(User::new("carol@contoso.com"))
+        .user(User::new("locked@contoso.com").excluded_by_access_policy())
+}
+
+struct World {
+    sim: GraphSim,
+    app: TestApp,
+}
+
+/// graph-sim with Contoso and the phishing mail delivered (two copies for Alice); our tenant
+/// `acme` granted through the real consent flow; the delivery recorded with Carol, who
+/// never got a copy, and a recipient outside the managed domains.
+async fn world(backend: Backend) -> World {
+    let sim = GraphSim::builder()
+        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .tenant(contoso())
+        .sign_in(SignIn::approve_as("admin@contoso.com"))
+        .mail(
+            Mail::new(PHISH, "ceo@evil.example")
+                .to(["alice@contoso.com"])
+                .copies(2),
+        )
+        .mail(Mail::new(PHISH, "ceo@evil.example").to(["bob@contoso.com", "locked@contoso.com"]))
+        .start()
+        .await
+        .expect("graph-sim starts");
+    let (graph, login) = (sim.graph_base_url(), sim.login_base_url());
+    let app = TestApp::spawn_with(backend, |s| {
+        s.graph_base_url = graph;
+        s.login_base_url = login;
+        s.graph_client_id = CLIENT_ID.to_owned();
+        s.graph_client_secret = Some(CLIENT_SECRET.into());
+        s.graph_backoff_base_ms = 20;
+        s.graph_backoff_max_ms = 200;
+        s.engine_poll_interval_ms = 50;
+        s.watch_heartbeat_ms = 200;
+    })
+    .await;
+    app.create_tenant("acme").await;
+    app.add_domain("acme", "contoso.com").await;
+    let consent_url = app
+        .service()
+        .tenants()
+        .start_grant(pb::StartGrantRequest {
+            tenant_id: "acme".into(),
+            allow_relink: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent_url;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let callback = browser.get(&consent_url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reqwest::get(&callback).await.unwrap().status(), 200);
+    app.service()
+        .retract()
+        .record_delivery(pb::RecordDeliveryRequest {
+            tenant_id: "acme".into(),
+            delivery: Some(pb::Delivery {
+                internet_message_id: PHISH.into(),
+                sender: "ceo@evil.example".into(),
+                subject: "Urgent wire transfer".into(),
+                delivery_time: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() - 600,
+                    nanos: 0,
+                }),
+                recipients: ["alice", "bob", "carol", "locked"]
+                    .iter()
+                    .map(|u| format!("{u}@contoso.com"))
+                    .chain(["partner@elsewhere.example".to_owned()])
+                    .collect(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    World { sim, app }
+}
+
+impl World {
+    /// The security administrator: a human with a mailbox in Contoso.
+    fn admin(&self) -> Client {
+        self.app.admin("admin@contoso.com", "acme")
+    }
+}
+
+fn options(recipients: &[&str]) -> pb::RetractOptions {
+    pb::RetractOptions {
+        internet_message_id: PHISH.into(),
+        recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+        delete_mode: pb::DeleteMode::Soft.into(),
+        ..Default::default()
+    }
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Reads a stream to its JobFinished event.
+async fn until_finished<T>(
+    mut stream: tonic::Streaming<T>,
+    event: impl Fn(T) -> Option<pb::RetractEvent>,
+) -> Vec<pb::RetractEvent> {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut events = Vec::new();
+        while let Some(item) = stream.next().await {
+            let Some(e) = event(item.expect("stream item")) else {
+                continue;
+            };
+            let last = matches!(e.kind, Some(pb::retract_event::Kind::JobFinished(_)));
+            events.push(e);
+            if last {
+                break;
+            }
+        }
+        events
+    })
+    .await
+    .expect("the job finishes")
+}
+
+fn done(events: &[pb::RetractEvent]) -> Vec<(String, pb::RecipientOutcome, i32, i32, String)> {
+    let mut rows: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::retract_event::Kind::RecipientUpdate(u))
+                if u.phase() == pb::RecipientPhase::Done =>
+            {
+                Some((
+                    u.mailbox.clone(),
+                    u.outcome(),
+                    u.copies_found,
+                    u.copies_deleted,
+                    u.graph_error_code.clone(),
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn finished(events: &[pb::RetractEvent]) -> pb::JobFinished {
+    match events.last().and_then(|e| e.kind.clone()) {
+        Some(pb::retract_event::Kind::JobFinished(f)) => f,
+        other => panic!("last event is not JobFinished: {other:?}"),
+    }
+}
+
+async fn a_message_is_retracted_from_every_recipient_while_the_stream_shows_each(backend: Backend) {
+    let w = world(backend).await;
+    let stream = w
+        .admin()
+        .retract()
+        .retract(pb::RetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&[
+                "alice@contoso.com",
+                "bob@contoso.com",
+                "carol@contoso.com",
+                "locked@contoso.com",
+            ])),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = until_finished(stream, |r| r.event).await;
+    let sequences: Vec<i64> = events
+        .iter()
+        .filter(|e| !matches!(e.kind, Some(pb::retract_event::Kind::Heartbeat(_))))
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=sequences.len() as i64).collect::<Vec<_>>(),
+        "1, 2, 3, … without gaps"
+    );
+    assert!(matches!(
+        events[0].kind,
+        Some(pb::retract_event::Kind::JobStarted(_))
+    ));
+    assert_eq!(
+        done(&events),
+        [
+            (
+                "alice@contoso.com".into(),
+                pb::RecipientOutcome::Deleted,
+                2,
+                2,
+                String::new()
+            ),
+            (
+                "bob@contoso.com".into(),
+                pb::RecipientOutcome::Deleted,
+                1,
+                1,
+                String::new()
+            ),
+            (
+                "carol@contoso.com".into(),
+                pb::RecipientOutcome::NotFound,
+                0,
+                0,
+                String::new()
+            ),
+            (
+                "locked@contoso.com".into(),
+                pb::RecipientOutcome::Failed,
+                0,
+                0,
+                "ErrorAccessDenied".into()
+            ),
+        ]
+    );
+    let end = finished(&events);
+    assert_eq!(end.state(), pb::JobState::CompletedWithErrors);
+    assert_eq!(end.counts.unwrap().copies_deleted, 3);
+
+    for user in ["alice@contoso.com", "bob@contoso.com"] {
+        assert!(
+            w.sim
+                .messages_in(user, Folder::Inbox)
+                .iter()
+                .all(|m| m.internet_message_id != PHISH),
+            "{user}'s inbox"
+        );
+        assert!(
+            w.sim
+                .messages_in(user, Folder::RecoverableItemsDeletions)
+                .iter()
+                .any(|m| m.internet_message_id == PHISH),
+            "soft delete"
+        );
+    }
+    let tab = w
+        .admin()
+        .retract()
+        .get_retract_options(pb::GetRetractOptionsRequest {
+            tenant_id: "acme".into(),
+            internet_message_id: PHISH.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let locked = tab
+        .recipients
+        .iter()
+        .find(|r| r.address == "locked@contoso.com")
+        .unwrap();
+    assert_eq!(
+        locked.eligibility(),
+        pb::Eligibility::PermissionIssue,
+        "the Retract tab remembers Graph's answer"
+    );
+
+    let audit = w.app.audit_events("acme").await;
+    let dispatched = audit
+        .iter()
+        .find(|e| e.action == "retract_dispatched")
+        .expect("dispatched");
+    assert_eq!(dispatched.actor, "admin@contoso.com");
+    assert_eq!(dispatched.section(), pb::AuditSection::Retract);
+    let finished_entry = audit
+        .iter()
+        .find(|e| e.action == "retract_finished")
+        .expect("finished");
+    let details = format!("{:?}", finished_entry.details);
+    assert!(
+        details.contains("alice@contoso.com")
+            && details.contains("deleted")
+            && details.contains("ErrorAccessDenied"),
+        "{details}"
+    );
+    w.app.stop().await;
+}
+
+async fn a_dry_run_finds_and_deletes_nothing(backend: Backend) {
+    let w = world(backend).await;
+    let stream = w
+        .admin()
+        .retract()
+        .retract(pb::RetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(pb::RetractOptions {
+                dry_run: true,
+                ..options(&["alice@contoso.com"])
+            }),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = until_finished(stream, |r| r.event).await;
+    assert_eq!(
+        done(&events),
+        [(
+            "alice@contoso.com".into(),
+            pb::RecipientOutcome::WouldDelete,
+            2,
+            0,
+            String::new()
+        )]
+    );
+    assert_eq!(finished(&events).state(), pb::JobState::Succeeded);
+    let inbox = w.sim.messages_in("alice@contoso.com", Folder::Inbox);
+    assert_eq!(
+        inbox
+            .iter()
+            .filter(|m| m.internet_message_id == PHISH)
+            .count(),
+        2,
+        "nothing deleted"
+    );
+    let deletes = w
+        .sim
+        .graph_requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .count();
+    assert_eq!(deletes, 0, "not one write reached Graph");
+    w.app.stop().await;
+}
+
+async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(backend: Backend) {
+    let w = world(backend).await;
+    let id = request_id();
+    let start = |opts: pb::RetractOptions| {
+        let (client, id) = (w.admin(), id.clone());
+        async move {
+            client
+                .retract()
+                .start_retract(pb::StartRetractRequest {
+                    tenant_id: "acme".into(),
+                    options: Some(opts),
+                    request_id: id,
+                })
+                .await
+                .map(|r| r.into_inner().job.unwrap())
+        }
+    };
+    let first = start(options(&["bob@contoso.com"])).await.unwrap();
+    let again = start(options(&["bob@contoso.com"])).await.unwrap();
+    assert_eq!(first.job_id, again.job_id);
+    let reused = expect_failure(start(options(&["alice@contoso.com"])).await);
+    assert_eq!(
+        (reused.code, reused.reason.as_str()),
+        (Code::AlreadyExists, "REQUEST_ID_REUSED")
+    );
+
+    let listed = w
+        .admin()
+        .retract()
+        .list_retract_jobs(pb::ListRetractJobsRequest {
+            tenant_id: "acme".into(),
+            internet_message_id: PHISH.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed
+            .jobs
+            .iter()
+            .map(|j| j.job_id.clone())
+            .collect::<Vec<_>>(),
+        std::slice::from_ref(&first.job_id),
+        "one job"
+    );
+    let dispatched = w
+        .app
+        .audit_events("acme")
+        .await
+        .into_iter()
+        .filter(|e| e.action == "retract_dispatched")
+        .count();
+    assert_eq!(dispatched, 1);
+    w.app.stop().await;
+}
+
+async fn an_administrator_without_a_mailbox_cannot_retract(backend: Backend) {
+    let w = world(backend).await;
+    let outsider = w.app.admin("consultant@contoso.com", "acme");
+    let refused = expect_failure(
+        outsider
+            .retract()
+            .start_retract(pb::StartRetractRequest {
+                tenant_id: "acme".into(),
+                options: Some(options(&["bob@contoso.com"])),
+                request_id: request_id(),
+            })
+            .await,
+    );
+    assert_eq!(
+        (refused.code, refused.reason.as_str()),
+        (Code::PermissionDenied, "ADMIN_MAILBOX_NOT_FOUND")
+    );
+    let service = w.app.with_token(
+        &DevToken::service("soc-automation")
+            .permission("retract.message")
+            .permission("retract.read"),
+    );
+    let job = service
+        .retract()
+        .start_retract(pb::StartRetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&["bob@contoso.com"])),
+            request_id: request_id(),
+        })
+        .await
+        .expect("service callers skip the mailbox check")
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(
+        job.requested_by, "soc-automation",
+        "audited by their subject"
+    );
+    w.app.stop().await;
+}
+
+async fn a_watcher_resumes_from_the_middle_of_the_event_log(backend: Backend) {
+    let w = world(backend).await;
+    let job = w
+        .admin()
+        .retract()
+        .start_retract(pb::StartRetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&["alice@contoso.com", "bob@contoso.com"])),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let watch = |after: i64| {
+        let (client, job_id) = (w.admin(), job.job_id.clone());
+        async move {
+            let stream = client
+                .retract()
+                .watch_retract(pb::WatchRetractRequest {
+                    tenant_id: "acme".into(),
+                    job_id,
+                    after_sequence: after,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            until_finished(stream, |r| r.event).await
+        }
+    };
+    let all = watch(0).await;
+    let real: Vec<i64> = all
+        .iter()
+        .filter(|e| !matches!(e.kind, Some(pb::retract_event::Kind::Heartbeat(_))))
+        .map(|e| e.sequence)
+        .collect();
+    let middle = real[real.len() / 2];
+    let rest: Vec<i64> = watch(middle)
+        .await
+        .iter()
+        .filter(|e| !matches!(e.kind, Some(pb::retract_event::Kind::Heartbeat(_))))
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(
+        rest,
+        real.iter()
+            .copied()
+            .filter(|s| *s > middle)
+            .collect::<Vec<_>>(),
+        "exactly the events after {middle}"
+    );
+    let got = w
+        .admin()
+        .retract()
+        .get_retract_job(pb::GetRetractJobRequest {
+            tenant_id: "acme".into(),
+            job_id: job.job_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(got.state(), pb::JobState::Succeeded);
+    assert_eq!(got.last_sequence, *real.last().unwrap());
+    let other = w
+        .app
+        .with_token(&DevToken::admin("eve@globex.example", "globex").all_permissions());
+    let denied = expect_failure(
+        other
+            .retract()
+            .get_retract_job(pb::GetRetractJobRequest {
+                tenant_id: "acme".into(),
+                job_id: job.job_id,
+            })
+            .await,
+    );
+    assert_eq!(denied.code, Code::PermissionDenied);
+    w.app.stop().await;
+}
+
+async fn ineligible_recipients_are_refused_or_skipped_on_request(backend: Backend) {
+    let w = world(backend).await;
+    let refused = expect_failure(
+        w.admin()
+            .retract()
+            .start_retract(pb::StartRetractRequest {
+                tenant_id: "acme".into(),
+                options: Some(options(&[
+                    "partner@elsewhere.example",
+                    "bob@contoso.com",
+                    "stranger@contoso.com",
+                ])),
+                request_id: request_id(),
+            })
+            .await,
+    );
+    assert_eq!(refused.code, Code::InvalidArgument);
+    assert_eq!(
+        refused.fields,
+        ["options.recipients[1]", "options.recipients[2]"],
+        "sorted: partner@…, stranger@…"
+    );
+    let conversations = expect_failure(
+        w.admin()
+            .retract()
+            .start_retract(pb::StartRetractRequest {
+                tenant_id: "acme".into(),
+                options: Some(pb::RetractOptions {
+                    include_conversations: true,
+                    conversation_depth: 1,
+                    ..options(&[])
+                }),
+                request_id: request_id(),
+            })
+            .await,
+    );
+    assert_eq!(conversations.code, Code::Unimplemented);
+
+    let stream = w
+        .admin()
+        .retract()
+        .retract(pb::RetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(pb::RetractOptions {
+                skip_ineligible: true,
+                ..options(&["partner@elsewhere.example", "bob@contoso.com"])
+            }),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = until_finished(stream, |r| r.event).await;
+    assert_eq!(
+        done(&events),
+        [
+            (
+                "bob@contoso.com".into(),
+                pb::RecipientOutcome::Deleted,
+                1,
+                1,
+                String::new()
+            ),
+            (
+                "partner@elsewhere.example".into(),
+                pb::RecipientOutcome::Skipped,
+                0,
+                0,
+                String::new()
+            ),
+        ]
+    );
+    w.app.stop().await;
+}
