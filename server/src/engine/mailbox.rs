@@ -88,7 +88,27 @@ impl Work {
         let found = u32::try_from(copies.len()).unwrap_or(u32::MAX);
         let was_read = copies.iter().any(|c| c.is_read);
         if copies.is_empty() {
-            return Ok(result(TargetOutcome::NotFound, 0, 0, false, None, None));
+            // Only a copy in Recoverable Items (an earlier soft delete, or a run interrupted
+            // after its delete) counts as already deleted, not as never delivered.
+            let recoverable = match self
+                .graph
+                .find_copies_in_folder(
+                    &self.microsoft,
+                    &mailbox,
+                    "recoverableitemsdeletions",
+                    &message,
+                )
+                .await
+            {
+                Ok(copies) => copies.len(),
+                Err(err) => return failed(err).await,
+            };
+            let outcome = if recoverable > 0 {
+                TargetOutcome::AlreadyDeleted
+            } else {
+                TargetOutcome::NotFound
+            };
+            return Ok(result(outcome, 0, 0, false, None, None));
         }
         if self.options.dry_run {
             return Ok(result(

@@ -136,6 +136,27 @@ impl GraphClient {
             .await
     }
 
+    /// Copies of `message` in one well-known folder (e.g. `recoverableitemsdeletions`, which
+    /// the mailbox-wide search does not cover).
+    pub async fn find_copies_in_folder(
+        &self,
+        microsoft_tenant: &str,
+        mailbox: &MailboxRef,
+        folder: &str,
+        message: &InternetMessageId,
+    ) -> Result<Vec<MessageCopy>, GraphError> {
+        let filter = format!("internetMessageId eq {}", odata_string(message.as_str()));
+        let url = format!(
+            "{}/users/{}/mailFolders/{}/messages?$filter={}&$select=id,isRead,parentFolderId,conversationId",
+            self.base,
+            encode(&mailbox.id),
+            encode(folder),
+            encode(&filter)
+        );
+        self.get_all(microsoft_tenant, Some(&mailbox.id), &url)
+            .await
+    }
+
     /// Deletes one copy in `mode`.
     pub async fn delete_copy(
         &self,

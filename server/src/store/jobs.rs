@@ -308,6 +308,24 @@ impl Store {
         Ok(updated.rows_affected == 1)
     }
 
+    /// Gives a job back (a worker stopping): the next claim may take it at once.
+    pub async fn release_lease(&self, job_id: &str, owner: &str) -> Result<(), StoreError> {
+        retract_job::Entity::update_many()
+            .col_expr(
+                retract_job::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                retract_job::Column::LeaseOwner,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(retract_job::Column::Id.eq(job_id))
+            .filter(retract_job::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// The targets of a job not finished yet.
     pub async fn unfinished_targets(&self, job_id: &str) -> Result<Vec<Target>, StoreError> {
         let rows = retract_target::Entity::find()

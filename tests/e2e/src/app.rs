@@ -14,6 +14,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     client: Client,
     db: TestDb,
+    settings: Settings,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<Result<(), StartupError>>,
 }
@@ -59,7 +60,7 @@ impl TestApp {
         let db = TestDb::migrated(backend).await;
         let mut settings = test_settings(&db.url);
         adjust(&mut settings);
-        let app = match Application::build(settings).await {
+        let app = match Application::build(settings.clone()).await {
             Ok(app) => app,
             Err(err) => return Err((err, db)),
         };
@@ -77,6 +78,7 @@ impl TestApp {
             addr,
             client,
             db,
+            settings,
             shutdown,
             server,
         })
@@ -177,6 +179,43 @@ impl TestApp {
             .expect("server task does not panic")
             .expect("server stops cleanly");
         self.db.drop_database().await;
+    }
+
+    /// Stops the server (as a deploy or a crash would) and starts a new one on the same
+    /// database and settings.
+    pub async fn restart(self) -> Self {
+        let Self {
+            db,
+            settings,
+            shutdown,
+            server,
+            ..
+        } = self;
+        shutdown.send(()).ok();
+        tokio::time::timeout(Duration::from_secs(30), server)
+            .await
+            .expect("server stops")
+            .expect("server task does not panic")
+            .expect("server stops cleanly");
+        let app = Application::build(settings.clone())
+            .await
+            .expect("server restarts");
+        let addr = app.local_addr();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            stopped.await.ok();
+        }));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint URL")
+            .connect_lazy();
+        Self {
+            addr,
+            client: Client::from_channel(channel),
+            db,
+            settings,
+            shutdown,
+            server,
+        }
     }
 
     /// Stops the server and removes its database.

@@ -14,6 +14,10 @@ use tonic::Code;
 use crate::{app::TestApp, db::Backend, on_both_backends, status::expect_failure};
 
 on_both_backends!(
+    five_hundred_mailboxes_are_retracted_and_the_stream_shows_every_one,
+    a_throttling_storm_is_waited_out_without_crowding_any_mailbox,
+    a_job_survives_a_restart_and_deletes_each_copy_exactly_once,
+    a_cancelled_job_stops_and_keeps_what_it_did,
     a_message_is_retracted_from_every_recipient_while_the_stream_shows_each,
     a_dry_run_finds_and_deletes_nothing,
     the_same_request_id_returns_the_same_job_and_other_options_are_refused,
@@ -109,6 +113,85 @@ async fn world(backend: Backend) -> World {
                     .map(|u| format!("{u}@contoso.com"))
                     .chain(["partner@elsewhere.example".to_owned()])
                     .collect(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    World { sim, app }
+}
+
+/// Contoso with `n` users (user0…) who each received the phishing mail, granted and
+/// recorded like [`world`].
+async fn crowd(
+    backend: Backend,
+    n: usize,
+    adjust: impl FnOnce(&mut retract_server::Settings),
+) -> World {
+    let users: Vec<String> = (0..n).map(|i| format!("user{i}@contoso.com")).collect();
+    let mut tenant = Tenant::new("Contoso")
+        .domain(Domain::verified("contoso.com").default_domain())
+        .user(User::new("admin@contoso.com").admin());
+    for user in &users {
+        tenant = tenant.user(User::new(user.clone()));
+    }
+    let sim = GraphSim::builder()
+        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .tenant(tenant)
+        .sign_in(SignIn::approve_as("admin@contoso.com"))
+        .mail(Mail::new(PHISH, "ceo@evil.example").to(users.clone()))
+        .start()
+        .await
+        .expect("graph-sim starts");
+    let (graph, login) = (sim.graph_base_url(), sim.login_base_url());
+    let app = TestApp::spawn_with(backend, |s| {
+        s.graph_base_url = graph;
+        s.login_base_url = login;
+        s.graph_client_id = CLIENT_ID.to_owned();
+        s.graph_client_secret = Some(CLIENT_SECRET.into());
+        s.graph_backoff_base_ms = 20;
+        s.graph_backoff_max_ms = 200;
+        s.graph_max_attempts = 10;
+        s.engine_poll_interval_ms = 50;
+        s.watch_heartbeat_ms = 500;
+        adjust(s);
+    })
+    .await;
+    app.create_tenant("acme").await;
+    app.add_domain("acme", "contoso.com").await;
+    let consent_url = app
+        .service()
+        .tenants()
+        .start_grant(pb::StartGrantRequest {
+            tenant_id: "acme".into(),
+            allow_relink: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent_url;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let callback = browser.get(&consent_url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reqwest::get(&callback).await.unwrap().status(), 200);
+    app.service()
+        .retract()
+        .record_delivery(pb::RecordDeliveryRequest {
+            tenant_id: "acme".into(),
+            delivery: Some(pb::Delivery {
+                internet_message_id: PHISH.into(),
+                sender: "ceo@evil.example".into(),
+                subject: "Urgent wire transfer".into(),
+                delivery_time: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() - 600,
+                    nanos: 0,
+                }),
+                recipients: users,
                 ..Default::default()
             }),
         })
@@ -615,6 +698,305 @@ async fn ineligible_recipients_are_refused_or_skipped_on_request(backend: Backen
                 String::new()
             ),
         ]
+    );
+    w.app.stop().await;
+}
+
+async fn five_hundred_mailboxes_are_retracted_and_the_stream_shows_every_one(backend: Backend) {
+    let w = crowd(backend, 500, |_| {}).await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(20),
+        ..Default::default()
+    });
+    let stream = w
+        .admin()
+        .retract()
+        .retract(pb::RetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&[])),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = until_finished(stream, |r| r.event).await;
+    let rows = done(&events);
+    assert_eq!(rows.len(), 500, "every recipient in the stream");
+    assert!(
+        rows.iter()
+            .all(|r| r.1 == pb::RecipientOutcome::Deleted && r.3 == 1),
+        "every copy deleted"
+    );
+    assert_eq!(finished(&events).state(), pb::JobState::Succeeded);
+    for i in [0, 250, 499] {
+        let user = format!("user{i}@contoso.com");
+        assert!(
+            w.sim
+                .messages_in(&user, Folder::Inbox)
+                .iter()
+                .all(|m| m.internet_message_id != PHISH),
+            "{user}"
+        );
+    }
+    let peaks = w.sim.peak_concurrency_by_mailbox();
+    assert!(
+        peaks.values().all(|p| *p <= 4),
+        "never more than 4 requests to one mailbox"
+    );
+    let audit = w.app.audit_events("acme").await;
+    let finished_entry = audit
+        .iter()
+        .find(|e| e.action == "retract_finished")
+        .expect("finished");
+    assert!(
+        format!("{:?}", finished_entry.details).contains("user499@contoso.com"),
+        "the audit names every recipient"
+    );
+    w.app.stop().await;
+}
+
+async fn a_throttling_storm_is_waited_out_without_crowding_any_mailbox(backend: Backend) {
+    let w = crowd(backend, 30, |_| {}).await;
+    w.sim.set_limits(graph_sim::Limits {
+        retry_after_secs: 1,
+        ..Default::default()
+    });
+    w.sim.start_throttle_storm(Duration::from_millis(1500));
+    let stream = w
+        .admin()
+        .retract()
+        .retract(pb::RetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&[])),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = until_finished(stream, |r| r.event).await;
+    assert!(
+        done(&events)
+            .iter()
+            .all(|r| r.1 == pb::RecipientOutcome::Deleted),
+        "{:?}",
+        done(&events)
+    );
+    let requests = w.sim.graph_requests();
+    assert!(
+        requests.iter().any(|r| r.status == Some(429)),
+        "the storm was met"
+    );
+    let mut by_mailbox: std::collections::HashMap<String, Vec<&graph_sim::RequestRecord>> =
+        Default::default();
+    for r in &requests {
+        if let Some(m) = &r.mailbox {
+            by_mailbox.entry(m.clone()).or_default().push(r);
+        }
+    }
+    for (mailbox, calls) in by_mailbox {
+        for pair in calls.windows(2) {
+            if pair[0].status == Some(429) {
+                let gap = pair[1].started.duration_since(pair[0].finished);
+                assert!(
+                    gap >= Duration::from_secs(1),
+                    "{mailbox}: retried after {gap:?}, before Retry-After"
+                );
+            }
+        }
+    }
+    assert!(
+        w.sim
+            .peak_concurrency_by_mailbox()
+            .values()
+            .all(|p| *p <= 4)
+    );
+    w.app.stop().await;
+}
+
+async fn a_job_survives_a_restart_and_deletes_each_copy_exactly_once(backend: Backend) {
+    let w = crowd(backend, 12, |s| {
+        s.mailbox_concurrency = 2;
+        s.job_lease_ms = 1_000;
+        s.shutdown_grace_ms = 2_000;
+    })
+    .await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(150),
+        ..Default::default()
+    });
+    let job = w
+        .admin()
+        .retract()
+        .start_retract(pb::StartRetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&[])),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    // Wait until some mailboxes are done, then stop the server mid-job.
+    let mut progress = w
+        .admin()
+        .retract()
+        .watch_retract(pb::WatchRetractRequest {
+            tenant_id: "acme".into(),
+            job_id: job.job_id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut done_before = 0;
+    while done_before < 2 {
+        let e = progress.next().await.unwrap().unwrap().event.unwrap();
+        if let Some(pb::retract_event::Kind::RecipientUpdate(u)) = e.kind
+            && u.phase() == pb::RecipientPhase::Done
+        {
+            done_before += 1;
+        }
+    }
+    drop(progress);
+    let World { sim, app } = w;
+    let app = app.restart().await;
+    let w = World { sim, app };
+    let events = until_finished(
+        w.admin()
+            .retract()
+            .watch_retract(pb::WatchRetractRequest {
+                tenant_id: "acme".into(),
+                job_id: job.job_id.clone(),
+                after_sequence: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+        |r| r.event,
+    )
+    .await;
+    let rows = done(&events);
+    assert_eq!(rows.len(), 12, "every mailbox finished once: {rows:?}");
+    assert!(
+        rows.iter().all(|r| matches!(
+            r.1,
+            pb::RecipientOutcome::Deleted | pb::RecipientOutcome::AlreadyDeleted
+        )),
+        "{rows:?}"
+    );
+    let deletes = w
+        .sim
+        .graph_requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(
+        deletes, 12,
+        "each copy deleted exactly once across both servers"
+    );
+    for i in 0..12 {
+        let user = format!("user{i}@contoso.com");
+        assert_eq!(
+            w.sim
+                .messages_in(&user, Folder::RecoverableItemsDeletions)
+                .len(),
+            1,
+            "{user}"
+        );
+    }
+    w.app.stop().await;
+}
+
+async fn a_cancelled_job_stops_and_keeps_what_it_did(backend: Backend) {
+    let w = crowd(backend, 10, |s| s.mailbox_concurrency = 1).await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(100),
+        ..Default::default()
+    });
+    let job = w
+        .admin()
+        .retract()
+        .start_retract(pb::StartRetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&[])),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let mut progress = w
+        .admin()
+        .retract()
+        .watch_retract(pb::WatchRetractRequest {
+            tenant_id: "acme".into(),
+            job_id: job.job_id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let e = progress.next().await.unwrap().unwrap().event.unwrap();
+        if let Some(pb::retract_event::Kind::RecipientUpdate(u)) = e.kind
+            && u.phase() == pb::RecipientPhase::Done
+        {
+            break;
+        }
+    }
+    w.admin()
+        .retract()
+        .cancel_retract_job(pb::CancelRetractJobRequest {
+            tenant_id: "acme".into(),
+            job_id: job.job_id.clone(),
+            reason: "wrong message".into(),
+        })
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(item) = progress.next().await {
+        let e = item.unwrap().event.unwrap();
+        let last = matches!(e.kind, Some(pb::retract_event::Kind::JobFinished(_)));
+        events.push(e);
+        if last {
+            break;
+        }
+    }
+    let end = finished(&events);
+    assert_eq!(end.state(), pb::JobState::Cancelled);
+    let counts = end.counts.unwrap();
+    assert!(counts.cancelled > 0 && counts.deleted >= 1, "{counts:?}");
+    assert_eq!(counts.deleted + counts.cancelled, 10);
+    let deleted = (0..10)
+        .filter(|i| {
+            !w.sim
+                .messages_in(
+                    &format!("user{i}@contoso.com"),
+                    Folder::RecoverableItemsDeletions,
+                )
+                .is_empty()
+        })
+        .count();
+    assert_eq!(deleted as i32, counts.deleted, "what was done stays done");
+    let again = expect_failure(
+        w.admin()
+            .retract()
+            .cancel_retract_job(pb::CancelRetractJobRequest {
+                tenant_id: "acme".into(),
+                job_id: job.job_id,
+                reason: String::new(),
+            })
+            .await,
+    );
+    assert_eq!(again.code, Code::FailedPrecondition);
+    assert!(
+        w.app
+            .audit_events("acme")
+            .await
+            .iter()
+            .any(|e| e.action == "retract_cancelled")
     );
     w.app.stop().await;
 }
