@@ -16,6 +16,7 @@ pub mod app;
 pub mod backends;
 pub mod db;
 pub mod fixtures;
+pub mod scenarios;
 pub mod status;
 
 #[cfg(test)]

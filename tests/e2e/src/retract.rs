@@ -8,10 +8,16 @@ use graph_sim::{
     Folder, GraphSim, SignIn,
     seed::{App, Domain, Mail, Tenant, User},
 };
-use retract_client::{Client, DevToken, pb};
+use retract_client::{DevToken, pb};
 use tonic::Code;
 
-use crate::{app::TestApp, db::Backend, on_both_backends, status::expect_failure};
+use crate::{
+    app::TestApp,
+    db::Backend,
+    on_both_backends,
+    scenarios::{CLIENT_ID, CLIENT_SECRET, PHISH, World, crowd},
+    status::expect_failure,
+};
 
 on_both_backends!(
     five_hundred_mailboxes_are_retracted_and_the_stream_shows_every_one,
@@ -26,10 +32,6 @@ on_both_backends!(
     ineligible_recipients_are_refused_or_skipped_on_request,
 );
 
-const CLIENT_ID: &str = "7b2c1f3e-9a55-4a8e-9f53-2b7f2f1c0d22";
-const CLIENT_SECRET: &str = "retract-test-secret";
-const PHISH: &str = "<phish-1@evil.example>";
-
 fn contoso() -> Tenant {
     Tenant::new("Contoso")
         .domain(Domain::verified("contoso.com").default_domain())
@@ -38,11 +40,6 @@ fn contoso() -> Tenant {
         .user(User::new("bob@contoso.com"))
         .user(User::new("carol@contoso.com"))
         .user(User::new("locked@contoso.com").excluded_by_access_policy())
-}
-
-struct World {
-    sim: GraphSim,
-    app: TestApp,
 }
 
 /// graph-sim with Contoso and the phishing mail delivered (two copies for Alice); our tenant
@@ -119,92 +116,6 @@ async fn world(backend: Backend) -> World {
         .await
         .unwrap();
     World { sim, app }
-}
-
-/// Contoso with `n` users (user0…) who each received the phishing mail, granted and
-/// recorded like [`world`].
-async fn crowd(
-    backend: Backend,
-    n: usize,
-    adjust: impl FnOnce(&mut retract_server::Settings),
-) -> World {
-    let users: Vec<String> = (0..n).map(|i| format!("user{i}@contoso.com")).collect();
-    let mut tenant = Tenant::new("Contoso")
-        .domain(Domain::verified("contoso.com").default_domain())
-        .user(User::new("admin@contoso.com").admin());
-    for user in &users {
-        tenant = tenant.user(User::new(user.clone()));
-    }
-    let sim = GraphSim::builder()
-        .app(App::new(CLIENT_ID, CLIENT_SECRET))
-        .tenant(tenant)
-        .sign_in(SignIn::approve_as("admin@contoso.com"))
-        .mail(Mail::new(PHISH, "ceo@evil.example").to(users.clone()))
-        .start()
-        .await
-        .expect("graph-sim starts");
-    let (graph, login) = (sim.graph_base_url(), sim.login_base_url());
-    let app = TestApp::spawn_with(backend, |s| {
-        s.graph_base_url = graph;
-        s.login_base_url = login;
-        s.graph_client_id = CLIENT_ID.to_owned();
-        s.graph_client_secret = Some(CLIENT_SECRET.into());
-        s.graph_backoff_base_ms = 20;
-        s.graph_backoff_max_ms = 200;
-        s.graph_max_attempts = 10;
-        s.engine_poll_interval_ms = 50;
-        s.watch_heartbeat_ms = 500;
-        adjust(s);
-    })
-    .await;
-    app.create_tenant("acme").await;
-    app.add_domain("acme", "contoso.com").await;
-    let consent_url = app
-        .service()
-        .tenants()
-        .start_grant(pb::StartGrantRequest {
-            tenant_id: "acme".into(),
-            allow_relink: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .consent_url;
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let callback = browser.get(&consent_url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(reqwest::get(&callback).await.unwrap().status(), 200);
-    app.service()
-        .retract()
-        .record_delivery(pb::RecordDeliveryRequest {
-            tenant_id: "acme".into(),
-            delivery: Some(pb::Delivery {
-                internet_message_id: PHISH.into(),
-                sender: "ceo@evil.example".into(),
-                subject: "Urgent wire transfer".into(),
-                delivery_time: Some(prost_types::Timestamp {
-                    seconds: chrono::Utc::now().timestamp() - 600,
-                    nanos: 0,
-                }),
-                recipients: users,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    World { sim, app }
-}
-
-impl World {
-    /// The security administrator: a human with a mailbox in Contoso.
-    fn admin(&self) -> Client {
-        self.app.admin("admin@contoso.com", "acme")
-    }
 }
 
 fn options(recipients: &[&str]) -> pb::RetractOptions {

@@ -1,0 +1,112 @@
+//! Ready-made worlds for retract tests and benches: graph-sim with a Microsoft tenant whose
+//! mailboxes received a phishing message, our server granted through the real consent flow,
+//! and the delivery recorded.
+
+use graph_sim::{
+    GraphSim, SignIn,
+    seed::{App, Domain, Mail, Tenant, User},
+};
+use retract_client::{Client, pb};
+
+use crate::{app::TestApp, db::Backend};
+
+/// The app registration graph-sim knows.
+pub const CLIENT_ID: &str = "7b2c1f3e-9a55-4a8e-9f53-2b7f2f1c0d22";
+/// Its secret.
+pub const CLIENT_SECRET: &str = "retract-test-secret";
+/// The message everybody got.
+pub const PHISH: &str = "<phish-1@evil.example>";
+
+/// The simulator and our server.
+pub struct World {
+    /// The simulated Microsoft 365.
+    pub sim: GraphSim,
+    /// Our server.
+    pub app: TestApp,
+}
+
+impl World {
+    /// The security administrator: a human with a mailbox in Contoso.
+    pub fn admin(&self) -> Client {
+        self.app.admin("admin@contoso.com", "acme")
+    }
+}
+
+/// Contoso with `n` users (user0…) who each received the phishing mail, granted and
+/// recorded.
+pub async fn crowd(
+    backend: Backend,
+    n: usize,
+    adjust: impl FnOnce(&mut retract_server::Settings),
+) -> World {
+    let users: Vec<String> = (0..n).map(|i| format!("user{i}@contoso.com")).collect();
+    let mut tenant = Tenant::new("Contoso")
+        .domain(Domain::verified("contoso.com").default_domain())
+        .user(User::new("admin@contoso.com").admin());
+    for user in &users {
+        tenant = tenant.user(User::new(user.clone()));
+    }
+    let sim = GraphSim::builder()
+        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .tenant(tenant)
+        .sign_in(SignIn::approve_as("admin@contoso.com"))
+        .mail(Mail::new(PHISH, "ceo@evil.example").to(users.clone()))
+        .start()
+        .await
+        .expect("graph-sim starts");
+    let (graph, login) = (sim.graph_base_url(), sim.login_base_url());
+    let app = TestApp::spawn_with(backend, |s| {
+        s.graph_base_url = graph;
+        s.login_base_url = login;
+        s.graph_client_id = CLIENT_ID.to_owned();
+        s.graph_client_secret = Some(CLIENT_SECRET.into());
+        s.graph_backoff_base_ms = 20;
+        s.graph_backoff_max_ms = 200;
+        s.graph_max_attempts = 10;
+        s.engine_poll_interval_ms = 50;
+        s.watch_heartbeat_ms = 500;
+        adjust(s);
+    })
+    .await;
+    app.create_tenant("acme").await;
+    app.add_domain("acme", "contoso.com").await;
+    let consent_url = app
+        .service()
+        .tenants()
+        .start_grant(pb::StartGrantRequest {
+            tenant_id: "acme".into(),
+            allow_relink: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .consent_url;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let callback = browser.get(&consent_url).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reqwest::get(&callback).await.unwrap().status(), 200);
+    app.service()
+        .retract()
+        .record_delivery(pb::RecordDeliveryRequest {
+            tenant_id: "acme".into(),
+            delivery: Some(pb::Delivery {
+                internet_message_id: PHISH.into(),
+                sender: "ceo@evil.example".into(),
+                subject: "Urgent wire transfer".into(),
+                delivery_time: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() - 600,
+                    nanos: 0,
+                }),
+                recipients: users,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    World { sim, app }
+}
