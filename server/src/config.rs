@@ -151,6 +151,9 @@ pub struct Settings {
     pub admin_mailbox_cache_ms: u64,
     /// Deliveries older than this many days are removed; 0 keeps them forever.
     pub delivery_retention_days: u32,
+    /// Finished retract jobs (and their events) older than this many days are removed; 0
+    /// keeps them forever. The audit trail keeps its own record.
+    pub job_retention_days: u32,
     /// How often retention and the abandoned-consent sweep run, in milliseconds.
     pub retention_sweep_interval_ms: u64,
 }
@@ -208,6 +211,7 @@ impl Default for Settings {
             watch_heartbeat_ms: 15_000,
             admin_mailbox_cache_ms: 300_000,
             delivery_retention_days: 90,
+            job_retention_days: 90,
             retention_sweep_interval_ms: 3_600_000,
         }
     }
@@ -430,6 +434,10 @@ pub struct Cli {
     #[arg(long, env = "RETRACT_DELIVERY_RETENTION_DAYS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_retention_days: Option<u32>,
+    /// Days finished retract jobs and their events are kept; 0 keeps them forever [default: 90]
+    #[arg(long, env = "RETRACT_JOB_RETENTION_DAYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_retention_days: Option<u32>,
     /// Milliseconds between retention sweeps [default: 3600000]
     #[arg(long, env = "RETRACT_RETENTION_SWEEP_INTERVAL_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]

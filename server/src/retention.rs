@@ -1,6 +1,7 @@
-//! Housekeeping in the background: deliveries older than the configured age are removed
-//! (audit events are kept; they have their own, longer life), and consent attempts nobody
-//! came back to are ended so their domains do not stay PENDING.
+//! Housekeeping in the background: deliveries and finished retract jobs (with their events)
+//! older than the configured ages are removed (audit events are kept: the trail outlives
+//! what it describes), and consent attempts nobody came back to are ended so their domains
+//! do not stay PENDING.
 
 use std::time::Duration;
 
@@ -11,11 +12,20 @@ use crate::store::Store;
 /// Why a domain failed when its consent attempt was abandoned.
 pub const CONSENT_ABANDONED: &str = "consent attempt expired; press Grant Permissions again";
 
-/// Ends abandoned consent attempts and removes deliveries older than `keep` (when set), now
-/// and then every `interval`, until `stop`.
+/// How long things are kept; `None` keeps them forever.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Deliveries, by delivery time.
+    pub deliveries: Option<chrono::Duration>,
+    /// Finished retract jobs and their events, by finish time.
+    pub jobs: Option<chrono::Duration>,
+}
+
+/// Ends abandoned consent attempts and removes what is past `keep`, now and then every
+/// `interval`, until `stop`.
 pub async fn sweep_periodically(
     store: Store,
-    keep: Option<chrono::Duration>,
+    keep: Retention,
     interval: Duration,
     stop: CancellationToken,
 ) {
@@ -27,8 +37,25 @@ pub async fn sweep_periodically(
                 tracing::warn!(error = %err, "consent attempt sweep failed; trying again later");
             }
         }
-        if let Some(keep) = keep {
+        if let Some(keep) = keep.deliveries {
             purge_deliveries(&store, keep).await;
+        }
+        if let Some(keep) = keep.jobs {
+            let cutoff = chrono::Utc::now() - keep;
+            loop {
+                match store.purge_jobs_finished_before(cutoff).await {
+                    Ok(1_000) => {}
+                    Ok(0) => break,
+                    Ok(removed) => {
+                        tracing::info!(removed, %cutoff, "removed retract jobs past retention");
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "job retention sweep failed; trying again later");
+                        break;
+                    }
+                }
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return,

@@ -197,8 +197,11 @@ impl Application {
                 probe_stop.clone(),
             ));
         }
-        let keep = (settings.delivery_retention_days > 0)
-            .then(|| chrono::Duration::days(i64::from(settings.delivery_retention_days)));
+        let days = |d: u32| (d > 0).then(|| chrono::Duration::days(i64::from(d)));
+        let keep = crate::retention::Retention {
+            deliveries: days(settings.delivery_retention_days),
+            jobs: days(settings.job_retention_days),
+        };
         tokio::spawn(crate::retention::sweep_periodically(
             store.clone(),
             keep,

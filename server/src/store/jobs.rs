@@ -308,6 +308,39 @@ impl Store {
         Ok(updated.rows_affected == 1)
     }
 
+    /// Removes jobs that ended before `cutoff`, with their targets and events; returns how
+    /// many (at most 1,000 a call).
+    pub async fn purge_jobs_finished_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let old: Vec<String> = retract_job::Entity::find()
+            .select_only()
+            .column(retract_job::Column::Id)
+            .filter(retract_job::Column::FinishedAt.lt(cutoff))
+            .limit(1_000)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let ids = || old.iter().map(String::as_str);
+        retract_event::Entity::delete_many()
+            .filter(retract_event::Column::JobId.is_in(ids()))
+            .exec(&self.db)
+            .await?;
+        retract_target::Entity::delete_many()
+            .filter(retract_target::Column::JobId.is_in(ids()))
+            .exec(&self.db)
+            .await?;
+        Ok(retract_job::Entity::delete_many()
+            .filter(retract_job::Column::Id.is_in(ids()))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
     /// Gives a job back (a worker stopping): the next claim may take it at once.
     pub async fn release_lease(&self, job_id: &str, owner: &str) -> Result<(), StoreError> {
         retract_job::Entity::update_many()

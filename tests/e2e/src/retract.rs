@@ -20,6 +20,7 @@ use crate::{
 };
 
 on_both_backends!(
+    watchers_get_every_event_heartbeats_while_idle_and_their_deadline,
     five_hundred_mailboxes_are_retracted_and_the_stream_shows_every_one,
     a_throttling_storm_is_waited_out_without_crowding_any_mailbox,
     a_job_survives_a_restart_and_deletes_each_copy_exactly_once,
@@ -909,5 +910,95 @@ async fn a_cancelled_job_stops_and_keeps_what_it_did(backend: Backend) {
             .iter()
             .any(|e| e.action == "retract_cancelled")
     );
+    w.app.stop().await;
+}
+
+async fn watchers_get_every_event_heartbeats_while_idle_and_their_deadline(backend: Backend) {
+    let w = crowd(backend, 3, |s| s.watch_heartbeat_ms = 100).await;
+    // Microsoft stalls: the job waits inside Graph calls.
+    let hold = w.sim.hold_graph_requests();
+    // A service caller: no administrator-mailbox lookup, which the stalled Graph would hold.
+    let soc = w.app.with_token(
+        &DevToken::service("soc-automation")
+            .permission("retract.message")
+            .permission("retract.read"),
+    );
+    let job = soc
+        .retract()
+        .start_retract(pb::StartRetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&[])),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let watch = |timeout: Option<Duration>| {
+        let (client, job_id) = (soc.clone(), job.job_id.clone());
+        async move {
+            let mut request = tonic::Request::new(pb::WatchRetractRequest {
+                tenant_id: "acme".into(),
+                job_id,
+                after_sequence: 0,
+            });
+            if let Some(t) = timeout {
+                request.set_timeout(t);
+            }
+            client
+                .retract()
+                .watch_retract(request)
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    // A watcher with a short deadline is ended at it, not left hanging.
+    let mut short = watch(Some(Duration::from_millis(600))).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match short.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status.code()),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends at the deadline");
+    assert_eq!(ended, Some(Code::DeadlineExceeded));
+
+    let watchers: Vec<_> = (0..3).map(|_| watch(None)).collect();
+    let mut streams = Vec::new();
+    for w in watchers {
+        streams.push(w.await);
+    }
+    hold.until_waiting(1).await;
+    // While nothing happens, heartbeats keep the stream alive.
+    let mut first = streams.remove(0);
+    let mut saw_heartbeat = false;
+    let mut seen_first = Vec::new();
+    while !saw_heartbeat {
+        let e = first.next().await.unwrap().unwrap().event.unwrap();
+        saw_heartbeat = matches!(e.kind, Some(pb::retract_event::Kind::Heartbeat(_)));
+        seen_first.push(e);
+    }
+    hold.release();
+    let rest = until_finished(first, |r| r.event).await;
+    seen_first.extend(rest);
+    let real = |events: &[pb::RetractEvent]| -> Vec<i64> {
+        events
+            .iter()
+            .filter(|e| !matches!(e.kind, Some(pb::retract_event::Kind::Heartbeat(_))))
+            .map(|e| e.sequence)
+            .collect()
+    };
+    let reference = real(&seen_first);
+    assert!(reference.len() > 1 + 3 * 4, "{reference:?}");
+    for other in streams {
+        let events = until_finished(other, |r| r.event).await;
+        assert_eq!(real(&events), reference, "every watcher gets every event");
+    }
     w.app.stop().await;
 }
