@@ -20,6 +20,8 @@ use crate::{
 };
 
 on_both_backends!(
+    each_delete_mode_leaves_the_copies_where_microsoft_does,
+    two_replicas_never_run_one_job_at_once,
     watchers_get_every_event_heartbeats_while_idle_and_their_deadline,
     five_hundred_mailboxes_are_retracted_and_the_stream_shows_every_one,
     a_throttling_storm_is_waited_out_without_crowding_any_mailbox,
@@ -41,6 +43,8 @@ fn contoso() -> Tenant {
         .user(User::new("bob@contoso.com"))
         .user(User::new("carol@contoso.com"))
         .user(User::new("locked@contoso.com").excluded_by_access_policy())
+        .user(User::new("onprem@contoso.com").unlicensed())
+        .user(User::new("dave@contoso.com").alias("d.vader@contoso.com"))
 }
 
 /// graph-sim with Contoso and the phishing mail delivered (two copies for Alice); our tenant
@@ -56,7 +60,12 @@ async fn world(backend: Backend) -> World {
                 .to(["alice@contoso.com"])
                 .copies(2),
         )
-        .mail(Mail::new(PHISH, "ceo@evil.example").to(["bob@contoso.com", "locked@contoso.com"]))
+        .mail(Mail::new(PHISH, "ceo@evil.example").to([
+            "bob@contoso.com",
+            "locked@contoso.com",
+            "onprem@contoso.com",
+            "dave@contoso.com",
+        ]))
         .start()
         .await
         .expect("graph-sim starts");
@@ -106,7 +115,7 @@ async fn world(backend: Backend) -> World {
                     seconds: chrono::Utc::now().timestamp() - 600,
                     nanos: 0,
                 }),
-                recipients: ["alice", "bob", "carol", "locked"]
+                recipients: ["alice", "bob", "carol", "locked", "onprem", "d.vader"]
                     .iter()
                     .map(|u| format!("{u}@contoso.com"))
                     .chain(["partner@elsewhere.example".to_owned()])
@@ -196,6 +205,8 @@ async fn a_message_is_retracted_from_every_recipient_while_the_stream_shows_each
                 "bob@contoso.com",
                 "carol@contoso.com",
                 "locked@contoso.com",
+                "onprem@contoso.com",
+                "d.vader@contoso.com",
             ])),
             request_id: request_id(),
         })
@@ -242,17 +253,35 @@ async fn a_message_is_retracted_from_every_recipient_while_the_stream_shows_each
                 String::new()
             ),
             (
+                "d.vader@contoso.com".into(),
+                pb::RecipientOutcome::Deleted,
+                1,
+                1,
+                String::new()
+            ),
+            (
                 "locked@contoso.com".into(),
                 pb::RecipientOutcome::Failed,
                 0,
                 0,
                 "ErrorAccessDenied".into()
             ),
+            (
+                "onprem@contoso.com".into(),
+                pb::RecipientOutcome::Failed,
+                0,
+                0,
+                "MailboxNotEnabledForRESTAPI".into()
+            ),
         ]
     );
     let end = finished(&events);
     assert_eq!(end.state(), pb::JobState::CompletedWithErrors);
-    assert_eq!(end.counts.unwrap().copies_deleted, 3);
+    assert_eq!(
+        end.counts.unwrap().copies_deleted,
+        4,
+        "an alias reaches Dave's mailbox"
+    );
 
     for user in ["alice@contoso.com", "bob@contoso.com"] {
         assert!(
@@ -1000,5 +1029,134 @@ async fn watchers_get_every_event_heartbeats_while_idle_and_their_deadline(backe
         let events = until_finished(other, |r| r.event).await;
         assert_eq!(real(&events), reference, "every watcher gets every event");
     }
+    w.app.stop().await;
+}
+
+async fn each_delete_mode_leaves_the_copies_where_microsoft_does(backend: Backend) {
+    let w = crowd(backend, 3, |_| {}).await;
+    for (user, mode, folder) in [
+        (
+            "user0@contoso.com",
+            pb::DeleteMode::Soft,
+            Folder::RecoverableItemsDeletions,
+        ),
+        (
+            "user1@contoso.com",
+            pb::DeleteMode::Hard,
+            Folder::RecoverableItemsPurges,
+        ),
+        (
+            "user2@contoso.com",
+            pb::DeleteMode::MoveToDeletedItems,
+            Folder::DeletedItems,
+        ),
+    ] {
+        let stream = w
+            .admin()
+            .retract()
+            .retract(pb::RetractRequest {
+                tenant_id: "acme".into(),
+                options: Some(pb::RetractOptions {
+                    delete_mode: mode.into(),
+                    ..options(&[user])
+                }),
+                request_id: request_id(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let events = until_finished(stream, |r| r.event).await;
+        assert_eq!(
+            done(&events)[0].1,
+            pb::RecipientOutcome::Deleted,
+            "{mode:?}"
+        );
+        assert!(
+            w.sim.messages_in(user, Folder::Inbox).is_empty(),
+            "{user}: gone from the inbox"
+        );
+        assert_eq!(
+            w.sim.messages_in(user, folder).len(),
+            1,
+            "{user}: {mode:?} puts it in {folder:?}"
+        );
+    }
+    // Retracting again finds the soft-deleted copy only in Recoverable Items.
+    let stream = w
+        .admin()
+        .retract()
+        .retract(pb::RetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&["user0@contoso.com"])),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = until_finished(stream, |r| r.event).await;
+    assert_eq!(done(&events)[0].1, pb::RecipientOutcome::AlreadyDeleted);
+    w.app.stop().await;
+}
+
+async fn two_replicas_never_run_one_job_at_once(backend: Backend) {
+    let w = crowd(backend, 8, |s| s.mailbox_concurrency = 1).await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(30),
+        ..Default::default()
+    });
+    // A second replica on the same database, with its own engine.
+    let store = w.app.store().await;
+    let twin = retract_server::engine::Engine::new(
+        store.clone(),
+        None,
+        retract_server::engine::EngineSettings {
+            poll_interval: Duration::from_millis(10),
+            lease: Duration::from_secs(30),
+            mailbox_concurrency: 4,
+        },
+        std::sync::Arc::new(retract_server::engine::EventHub::default()),
+    );
+    let mut stream = w
+        .admin()
+        .retract()
+        .retract(pb::RetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&[])),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Once this replica holds the job, the twin starts trying to claim work every 10 ms.
+    let mut events = Vec::new();
+    loop {
+        let e = stream.next().await.unwrap().unwrap().event.unwrap();
+        let working = matches!(e.kind, Some(pb::retract_event::Kind::RecipientUpdate(_)));
+        events.push(e);
+        if working {
+            break;
+        }
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let twin_task = tokio::spawn(twin.run(stop.clone()));
+    events.extend(until_finished(stream, |r| r.event).await);
+    stop.cancel();
+    twin_task.await.unwrap();
+    // The twin has no Graph client: had it claimed the job, the job would have FAILED.
+    assert_eq!(
+        finished(&events).state(),
+        pb::JobState::Succeeded,
+        "only one replica ran it"
+    );
+    let rows = done(&events);
+    assert_eq!(rows.len(), 8);
+    let deletes = w
+        .sim
+        .graph_requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .count();
+    assert_eq!(deletes, 8, "each copy deleted once");
+    store.close().await.ok();
     w.app.stop().await;
 }
