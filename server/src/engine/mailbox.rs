@@ -123,22 +123,24 @@ impl Work {
         progress(Phase::Deleting).await?;
         let mut deleted = 0;
         let mut already_gone = 0;
-        for copy in &copies {
-            match self
-                .graph
-                .delete_copy(&self.microsoft, &mailbox, copy, self.options.delete_mode)
-                .await
-            {
+        let mut failure = None;
+        for answer in self
+            .graph
+            .delete_copies(&self.microsoft, &mailbox, &copies, self.options.delete_mode)
+            .await
+        {
+            match answer {
                 Ok(Deleted::Deleted) => deleted += 1,
                 Ok(Deleted::AlreadyGone) => already_gone += 1,
-                Err(err) => {
-                    let mut partial = failed(err).await?;
-                    partial.copies_found = found;
-                    partial.copies_deleted = deleted;
-                    partial.was_read = was_read;
-                    return Ok(partial);
-                }
+                Err(err) => failure = Some(err),
             }
+        }
+        if let Some(err) = failure {
+            let mut partial = failed(err).await?;
+            partial.copies_found = found;
+            partial.copies_deleted = deleted;
+            partial.was_read = was_read;
+            return Ok(partial);
         }
         let outcome = if deleted == 0 && already_gone > 0 {
             TargetOutcome::AlreadyDeleted

@@ -195,6 +195,16 @@ impl GraphClient {
         }
     }
 
+    /// The retry policy in force.
+    pub(super) fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The backoff before attempt `attempt + 1`.
+    pub(super) fn backoff_after(&self, attempt: u32) -> Duration {
+        self.backoff(attempt)
+    }
+
     /// Exponential backoff with jitter: between half and all of `base · 2^(attempt-1)`, capped.
     fn backoff(&self, attempt: u32) -> Duration {
         let exp = self

@@ -300,3 +300,65 @@ async fn server_errors_are_retried_within_a_budget_then_the_last_error_stands() 
         .count();
     assert_eq!(domain_calls, 1 + 4, "one success, then four attempts");
 }
+
+#[tokio::test]
+async fn several_copies_go_in_one_batch_and_throttled_items_are_retried_after_retry_after() {
+    let sim = sim_with(vec![
+        Mail::new("<b@o.example>", "eve@outside.example")
+            .to(["bob@contoso.com"])
+            .copies(3),
+    ])
+    .await;
+    sim.set_limits(Limits {
+        retry_after_secs: 1,
+        ..Limits::default()
+    });
+    let graph = client(
+        &sim,
+        RetryPolicy {
+            max_attempts: 10,
+            ..fast_retry()
+        },
+    );
+    let tenant = contoso().id().to_owned();
+    let bob = graph
+        .resolve_mailbox(&tenant, &address("bob@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let copies = graph
+        .find_copies(&tenant, &bob, &imid("<b@o.example>"))
+        .await
+        .unwrap();
+    assert_eq!(copies.len(), 3);
+    sim.start_throttle_storm(Duration::from_millis(1200));
+    let answers = graph
+        .delete_copies(&tenant, &bob, &copies, DeleteMode::Hard)
+        .await;
+    assert!(
+        answers.iter().all(|a| matches!(a, Ok(Deleted::Deleted))),
+        "{answers:?}"
+    );
+    assert_eq!(
+        sim.messages_in("bob@contoso.com", Folder::RecoverableItemsPurges)
+            .len(),
+        3
+    );
+    let requests = sim.graph_requests();
+    let batches: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/$batch"))
+        .collect();
+    assert!(
+        batches.len() >= 2,
+        "a throttled batch is sent again: {}",
+        batches.len()
+    );
+    for pair in batches.windows(2) {
+        let gap = pair[1].started.duration_since(pair[0].finished);
+        assert!(
+            gap >= Duration::from_secs(1),
+            "the retry waited for Retry-After: {gap:?}"
+        );
+    }
+}
