@@ -552,6 +552,30 @@ async fn a_watcher_resumes_from_the_middle_of_the_event_log(backend: Backend) {
         .unwrap();
     assert_eq!(got.state(), pb::JobState::Succeeded);
     assert_eq!(got.last_sequence, *real.last().unwrap());
+    // Tenant B naming its own tenant with tenant A's job id learns nothing either.
+    w.app.create_tenant("globex").await;
+    let globex = w.app.admin("eve@globex.example", "globex");
+    let not_theirs = expect_failure(
+        globex
+            .retract()
+            .get_retract_job(pb::GetRetractJobRequest {
+                tenant_id: "globex".into(),
+                job_id: job.job_id.clone(),
+            })
+            .await,
+    );
+    assert_eq!(not_theirs.code, Code::NotFound);
+    let not_theirs = expect_failure(
+        globex
+            .retract()
+            .watch_retract(pb::WatchRetractRequest {
+                tenant_id: "globex".into(),
+                job_id: job.job_id.clone(),
+                after_sequence: 0,
+            })
+            .await,
+    );
+    assert_eq!(not_theirs.code, Code::NotFound);
     let other = w
         .app
         .with_token(&DevToken::admin("eve@globex.example", "globex").all_permissions());
