@@ -60,10 +60,14 @@ impl TestApp {
         let db = TestDb::migrated(backend).await;
         let mut settings = test_settings(&db.url);
         adjust(&mut settings);
-        let app = match Application::build(settings.clone()).await {
-            Ok(app) => app,
-            Err(err) => return Err((err, db)),
-        };
+        match Application::build(settings.clone()).await {
+            Ok(app) => Ok(Self::run(app, db, settings)),
+            Err(err) => Err((err, db)),
+        }
+    }
+
+    /// Runs a built server in the background, with a lazy client to it.
+    fn run(app: Application, db: TestDb, settings: Settings) -> Self {
         let addr = app.local_addr();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
@@ -74,14 +78,14 @@ impl TestApp {
             .expect("endpoint URL")
             .connect_lazy();
         let client = Client::from_channel(channel);
-        Ok(Self {
+        Self {
             addr,
             client,
             db,
             settings,
             shutdown,
             server,
-        })
+        }
     }
 
     /// A client without a token.

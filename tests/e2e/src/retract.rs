@@ -12,10 +12,9 @@ use retract_client::{DevToken, pb};
 use tonic::Code;
 
 use crate::{
-    app::TestApp,
     db::Backend,
     on_both_backends,
-    scenarios::{CLIENT_ID, CLIENT_SECRET, PHISH, World, crowd},
+    scenarios::{CLIENT_ID, CLIENT_SECRET, PHISH, World, crowd, granted_app},
     status::expect_failure,
 };
 
@@ -69,62 +68,12 @@ async fn world(backend: Backend) -> World {
         .start()
         .await
         .expect("graph-sim starts");
-    let (graph, login) = (sim.graph_base_url(), sim.login_base_url());
-    let app = TestApp::spawn_with(backend, |s| {
-        s.graph_base_url = graph;
-        s.login_base_url = login;
-        s.graph_client_id = CLIENT_ID.to_owned();
-        s.graph_client_secret = Some(CLIENT_SECRET.into());
-        s.graph_backoff_base_ms = 20;
-        s.graph_backoff_max_ms = 200;
-        s.engine_poll_interval_ms = 50;
-        s.watch_heartbeat_ms = 200;
-    })
-    .await;
-    app.create_tenant("acme").await;
-    app.add_domain("acme", "contoso.com").await;
-    let consent_url = app
-        .service()
-        .tenants()
-        .start_grant(pb::StartGrantRequest {
-            tenant_id: "acme".into(),
-            allow_relink: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .consent_url;
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let callback = browser.get(&consent_url).send().await.unwrap().headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(reqwest::get(&callback).await.unwrap().status(), 200);
-    app.service()
-        .retract()
-        .record_delivery(pb::RecordDeliveryRequest {
-            tenant_id: "acme".into(),
-            delivery: Some(pb::Delivery {
-                internet_message_id: PHISH.into(),
-                sender: "ceo@evil.example".into(),
-                subject: "Urgent wire transfer".into(),
-                delivery_time: Some(prost_types::Timestamp {
-                    seconds: chrono::Utc::now().timestamp() - 600,
-                    nanos: 0,
-                }),
-                recipients: ["alice", "bob", "carol", "locked", "onprem", "d.vader"]
-                    .iter()
-                    .map(|u| format!("{u}@contoso.com"))
-                    .chain(["partner@elsewhere.example".to_owned()])
-                    .collect(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    let recipients = ["alice", "bob", "carol", "locked", "onprem", "d.vader"]
+        .iter()
+        .map(|u| format!("{u}@contoso.com"))
+        .chain(["partner@elsewhere.example".to_owned()])
+        .collect();
+    let app = granted_app(backend, &sim, recipients, |s| s.watch_heartbeat_ms = 200).await;
     World { sim, app }
 }
 

@@ -54,6 +54,19 @@ pub async fn crowd(
         .start()
         .await
         .expect("graph-sim starts");
+    let app = granted_app(backend, &sim, users, adjust).await;
+    World { sim, app }
+}
+
+/// Our server pointed at `sim` (fast retries and polling for tests): tenant `acme` with
+/// contoso.com granted through the real consent flow, and the phishing message recorded as
+/// delivered to `recipients`.
+pub async fn granted_app(
+    backend: Backend,
+    sim: &GraphSim,
+    recipients: Vec<String>,
+    adjust: impl FnOnce(&mut retract_server::Settings),
+) -> TestApp {
     let (graph, login) = (sim.graph_base_url(), sim.login_base_url());
     let app = TestApp::spawn_with(backend, |s| {
         s.graph_base_url = graph;
@@ -78,18 +91,22 @@ pub async fn crowd(
             allow_relink: false,
         })
         .await
-        .unwrap()
+        .expect("start grant")
         .into_inner()
         .consent_url;
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap();
-    let callback = browser.get(&consent_url).send().await.unwrap().headers()["location"]
+        .expect("http client");
+    let redirect = browser.get(&consent_url).send().await.expect("authorize");
+    let callback = redirect.headers()["location"]
         .to_str()
-        .unwrap()
+        .expect("location")
         .to_owned();
-    assert_eq!(reqwest::get(&callback).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(&callback).await.expect("callback").status(),
+        200
+    );
     app.service()
         .retract()
         .record_delivery(pb::RecordDeliveryRequest {
@@ -102,11 +119,11 @@ pub async fn crowd(
                     seconds: chrono::Utc::now().timestamp() - 600,
                     nanos: 0,
                 }),
-                recipients: users,
+                recipients,
                 ..Default::default()
             }),
         })
         .await
-        .unwrap();
-    World { sim, app }
+        .expect("record delivery");
+    app
 }
