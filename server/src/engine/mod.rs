@@ -109,8 +109,15 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    /// Works on jobs until `stop`.
+    /// Works on jobs until `stop`. Without a Graph client (no app registration configured)
+    /// this replica claims nothing: it could only fail the jobs that others can run.
     pub async fn run(self, stop: CancellationToken) {
+        if self.graph.is_none() {
+            tracing::warn!(
+                "no Microsoft Graph app registration: this replica runs no retract jobs"
+            );
+            return;
+        }
         loop {
             if stop.is_cancelled() {
                 return;

@@ -1077,11 +1077,35 @@ async fn two_replicas_never_run_one_job_at_once(backend: Backend) {
         default: graph_sim::Latency::fixed(30),
         ..Default::default()
     });
-    // A second replica on the same database, with its own engine.
+    // A second replica on the same database, with its own engine — and a Graph client that
+    // reaches nothing, so any mailbox it worked on would fail.
     let store = w.app.store().await;
+    let dead_end = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let settings = retract_server::graph::GraphSettings {
+        graph_base_url: dead_end.clone(),
+        login_base_url: dead_end,
+        client_id: "twin".into(),
+        client_secret: "twin".into(),
+        refresh_margin: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(2),
+        retry: retract_server::graph::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        },
+    };
+    let http = retract_server::graph::http_client(&settings).unwrap();
+    let tokens = std::sync::Arc::new(retract_server::graph::AppTokens::new(
+        settings.clone(),
+        http.clone(),
+    ));
     let twin = retract_server::engine::Engine::new(
         store.clone(),
-        None,
+        Some(retract_server::graph::GraphClient::new(
+            &settings, http, tokens,
+        )),
         retract_server::engine::EngineSettings {
             poll_interval: Duration::from_millis(10),
             lease: Duration::from_secs(30),
