@@ -40,7 +40,15 @@ pub fn options(
         .map_err(|e| bad("options.internet_message_id", &e.0))
         .ok();
     let mut recipients = Vec::new();
-    for (i, r) in raw.recipients.iter().enumerate().take(10_000) {
+    if raw.recipients.len() > crate::domain::NewDelivery::MAX_RECIPIENTS {
+        bad("options.recipients", "must hold at most 10,000 addresses");
+    }
+    for (i, r) in raw
+        .recipients
+        .iter()
+        .enumerate()
+        .take(crate::domain::NewDelivery::MAX_RECIPIENTS)
+    {
         match EmailAddress::parse(r) {
             Ok(a) => recipients.push(a.to_string()),
             Err(e) => bad(&format!("options.recipients[{i}]"), &e.0),

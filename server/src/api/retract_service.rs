@@ -81,6 +81,15 @@ impl RetractApi {
         let (tenant,) = (field("tenant_id", TenantId::parse(tenant_id)),).validated()?;
         ctx.check_tenant(&tenant)?;
         let (options, request_id) = jobs::options(raw, request_id)?;
+        // A repeated request re-attaches to its job even if the checks would now answer
+        // differently (a mailbox found inaccessible, the delivery purged, Graph down).
+        if let Some(job) = self
+            .store
+            .find_job_by_request(&tenant, &request_id, &options)
+            .await?
+        {
+            return Ok(job);
+        }
         let message = InternetMessageId::parse(&options.message_id)
             .map_err(|e| ApiError::Internal(e.0.into()))?;
         let delivery = self.store.get_delivery(&tenant, &message).await?;
@@ -186,6 +195,17 @@ impl RetractApi {
                 if !events.is_empty() {
                     quiet_since = tokio::time::Instant::now();
                     continue;
+                }
+                // A finished job has nothing more after its last event (or was purged).
+                match store.job(&job.id).await {
+                    Ok(current) if current.state.is_final() && last >= current.last_sequence => {
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        let _ = tx.send(Err(Status::from(ApiError::from(err)))).await;
+                        return;
+                    }
                 }
                 let until_deadline = deadline.unwrap_or_else(|| {
                     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)

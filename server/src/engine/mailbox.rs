@@ -31,6 +31,8 @@ pub struct Work {
     pub tenant: TenantId,
     pub microsoft: String,
     pub options: RetractOptions,
+    /// Set when the job is cancelled: nothing more is deleted.
+    pub cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Work {
@@ -42,7 +44,7 @@ impl Work {
     ) -> Result<TargetResult, StoreError>
     where
         F: Fn(Phase) -> Fut,
-        Fut: Future<Output = Result<JobEvent, StoreError>>,
+        Fut: Future<Output = Result<Option<JobEvent>, StoreError>>,
     {
         let failed = |err: GraphError| self.failure(&target.mailbox, err);
         progress(Phase::Resolving).await?;
@@ -85,8 +87,40 @@ impl Work {
         self.store
             .record_mailbox_status(&self.tenant, &target.mailbox, None)
             .await?;
-        let found = u32::try_from(copies.len()).unwrap_or(u32::MAX);
         let was_read = copies.iter().any(|c| c.is_read);
+        // Moving to Deleted Items: copies already there (the user's own delete, or a run
+        // interrupted after its move) are already deleted, not moved again.
+        let mut copies = copies;
+        let mut already_there = 0;
+        if self.options.delete_mode == crate::domain::DeleteMode::MoveToDeletedItems
+            && !copies.is_empty()
+        {
+            let in_deleted_items = match self
+                .graph
+                .find_copies_in_folder(&self.microsoft, &mailbox, "deleteditems", &message)
+                .await
+            {
+                Ok(found) => found
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect::<std::collections::HashSet<_>>(),
+                Err(err) => return failed(err).await,
+            };
+            let before = copies.len();
+            copies.retain(|c| !in_deleted_items.contains(&c.id));
+            already_there = u32::try_from(before - copies.len()).unwrap_or(u32::MAX);
+            if copies.is_empty() {
+                return Ok(result(
+                    TargetOutcome::AlreadyDeleted,
+                    already_there,
+                    0,
+                    was_read,
+                    None,
+                    None,
+                ));
+            }
+        }
+        let found = u32::try_from(copies.len()).unwrap_or(u32::MAX) + already_there;
         if copies.is_empty() {
             // Only a copy in Recoverable Items (an earlier soft delete, or a run interrupted
             // after its delete) counts as already deleted, not as never delivered.
@@ -117,6 +151,16 @@ impl Work {
                 0,
                 was_read,
                 None,
+                None,
+            ));
+        }
+        if self.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(result(
+                TargetOutcome::Cancelled,
+                found,
+                0,
+                was_read,
+                Some("the job was cancelled".into()),
                 None,
             ));
         }

@@ -140,10 +140,12 @@ impl Engine {
         }
     }
 
-    /// Persists an event, then lets watchers know.
-    async fn emit(&self, job: &str, kind: EventKind) -> Result<JobEvent, StoreError> {
-        let event = self.store.append_event(job, kind).await?;
-        self.hub.publish(job, event.sequence);
+    /// Persists an event (only while this worker holds the lease), then lets watchers know.
+    async fn emit(&self, job: &str, kind: EventKind) -> Result<Option<JobEvent>, StoreError> {
+        let event = self.store.append_event(job, &self.owner, kind).await?;
+        if let Some(event) = &event {
+            self.hub.publish(job, event.sequence);
+        }
         Ok(event)
     }
 
@@ -153,7 +155,12 @@ impl Engine {
             return Ok(());
         }
         let tenant = TenantId::parse(&job.tenant_id).map_err(|e| StoreError::Corrupt(e.0))?;
-        let microsoft = self.store.get_tenant(&tenant).await?.microsoft_tenant_id;
+        let microsoft = match self.store.get_tenant(&tenant).await {
+            Ok(t) => t.microsoft_tenant_id,
+            // A job whose tenant is gone can only fail; retrying it forever helps nobody.
+            Err(StoreError::NotFound { .. }) => None,
+            Err(err) => return Err(err),
+        };
         let (Some(graph), Some(microsoft)) = (self.graph.clone(), microsoft) else {
             return self
                 .finish(
@@ -167,7 +174,8 @@ impl Engine {
 
         // Work stops when the job is cancelled, the lease is lost, or the server stops.
         let halt = stop.child_token();
-        let cancelled = Arc::new(AtomicBool::new(false));
+        // A job cancelled while queued must not touch a single mailbox.
+        let cancelled = Arc::new(AtomicBool::new(job.cancel_requested));
         let guard = tokio::spawn(watch_job(
             self.store.clone(),
             job.id.clone(),
@@ -183,6 +191,7 @@ impl Engine {
             tenant: tenant.clone(),
             microsoft,
             options: job.options.clone(),
+            cancelled: cancelled.clone(),
         };
         let results = futures::stream::iter(targets)
             .map(|target| {
@@ -292,29 +301,31 @@ impl Engine {
         let summary = detail.clone();
         let event = self
             .store
-            .finish_job(&job.id, state, detail, move |counts| AuditEntry {
-                tenant_id: tenant,
-                actor: requested_by,
-                section: AuditSection::Retract,
-                action: if state == JobState::Cancelled {
-                    "retract_cancelled"
-                } else {
-                    "retract_finished"
-                },
-                target: job_id.clone(),
-                outcome: match state {
-                    JobState::Succeeded => AuditOutcome::Succeeded,
-                    JobState::CompletedWithErrors => AuditOutcome::PartiallySucceeded,
-                    _ => AuditOutcome::Failed,
-                },
-                request_id: job_id,
-                details: json!({
-                    "internet_message_id": options.message_id,
-                    "state": state.as_str(),
-                    "summary": summary,
-                    "counts": counts,
-                    "recipients": outcomes,
-                }),
+            .finish_job(&job.id, &self.owner, state, detail, move |counts| {
+                AuditEntry {
+                    tenant_id: tenant,
+                    actor: requested_by,
+                    section: AuditSection::Retract,
+                    action: if state == JobState::Cancelled {
+                        "retract_cancelled"
+                    } else {
+                        "retract_finished"
+                    },
+                    target: job_id.clone(),
+                    outcome: match state {
+                        JobState::Succeeded => AuditOutcome::Succeeded,
+                        JobState::CompletedWithErrors => AuditOutcome::PartiallySucceeded,
+                        _ => AuditOutcome::Failed,
+                    },
+                    request_id: job_id,
+                    details: json!({
+                        "internet_message_id": options.message_id,
+                        "state": state.as_str(),
+                        "summary": summary,
+                        "counts": counts,
+                        "recipients": outcomes,
+                    }),
+                }
             })
             .await?;
         self.hub.publish(&job.id, event.sequence);

@@ -148,8 +148,23 @@ impl GraphClient {
         url: &str,
         body: Option<serde_json::Value>,
     ) -> Result<reqwest::Response, GraphError> {
+        self.request_weighted(microsoft_tenant, mailbox, 1, method, url, body)
+            .await
+    }
+
+    /// Like [`Self::request`], holding `weight` of the mailbox's four slots (a `$batch` runs
+    /// up to four of its sub-requests at once).
+    pub(super) async fn request_weighted(
+        &self,
+        microsoft_tenant: &str,
+        mailbox: Option<&str>,
+        weight: u32,
+        method: Method,
+        url: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response, GraphError> {
         let _slot = match mailbox {
-            Some(m) => Some(self.mailbox_slot(m).await),
+            Some(m) => Some(self.mailbox_slot(m, weight).await),
             None => None,
         };
         let mut refreshed = false;
@@ -218,15 +233,18 @@ impl GraphClient {
         )
     }
 
-    async fn mailbox_slot(&self, mailbox: &str) -> OwnedSemaphorePermit {
+    async fn mailbox_slot(&self, mailbox: &str, weight: u32) -> OwnedSemaphorePermit {
         let semaphore = {
             let mut slots = self
                 .mailboxes
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Forget idle mailboxes so the map does not grow with every mailbox ever seen.
+            // Forget idle mailboxes so the map does not grow with every mailbox ever seen
+            // (only semaphores nobody else holds a handle to).
             if slots.len() > 10_000 {
-                slots.retain(|_, s| s.available_permits() < MAILBOX_CONCURRENCY);
+                slots.retain(|_, s| {
+                    Arc::strong_count(s) > 1 || s.available_permits() < MAILBOX_CONCURRENCY
+                });
             }
             slots
                 .entry(mailbox.to_owned())
@@ -234,7 +252,8 @@ impl GraphClient {
                 .clone()
         };
         // The semaphore is never closed, so acquiring cannot fail.
-        match semaphore.acquire_owned().await {
+        let weight = weight.clamp(1, MAILBOX_CONCURRENCY as u32);
+        match semaphore.acquire_many_owned(weight).await {
             Ok(permit) => permit,
             Err(_) => unreachable!("mailbox semaphores are never closed"),
         }

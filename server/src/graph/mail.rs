@@ -249,15 +249,23 @@ impl GraphClient {
                     .map(|&i| batch_request(&mailbox.id, &chunk[i].id, mode, i))
                     .collect();
                 let url = format!("{}/$batch", self.base);
-                let answer = self
-                    .request_json::<BatchAnswer>(
+                let weight = u32::try_from(pending.len().min(4)).unwrap_or(4);
+                let answer = match self
+                    .request_weighted(
                         microsoft_tenant,
                         Some(&mailbox.id),
+                        weight,
                         Method::POST,
                         &url,
                         Some(serde_json::json!({ "requests": requests })),
                     )
-                    .await;
+                    .await
+                {
+                    Ok(response) => response.json::<BatchAnswer>().await.map_err(|e| {
+                        GraphError::Transport(format!("unreadable batch answer: {e}"))
+                    }),
+                    Err(err) => Err(err),
+                };
                 let answer = match answer {
                     Ok(answer) => answer,
                     Err(err) => {

@@ -24,6 +24,12 @@ pub enum StoreError {
     /// A retract's request id was used before with other options.
     #[error("request id {0:?} was used before with different options")]
     RequestIdReused(String),
+    /// This worker no longer holds the job's lease (or the job already ended).
+    #[error("lost the lease of retract job {0}")]
+    LeaseLost(String),
+    /// The target had already been finished (a redo); nothing was written.
+    #[error("target already finished")]
+    AlreadyDone,
     /// The database could not be reached or gave no connection in time.
     #[error("database unavailable")]
     Unavailable(#[source] DbErr),

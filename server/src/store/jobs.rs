@@ -85,6 +85,16 @@ impl Store {
         }
     }
 
+    /// The job a request id already made, if any (`RequestIdReused` with other options).
+    pub async fn find_job_by_request(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+        options: &RetractOptions,
+    ) -> Result<Option<RetractJob>, StoreError> {
+        self.job_by_request(tenant, request_id, options).await
+    }
+
     async fn job_by_request(
         &self,
         tenant: &TenantId,
@@ -314,31 +324,37 @@ impl Store {
         &self,
         cutoff: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let old: Vec<String> = retract_job::Entity::find()
-            .select_only()
-            .column(retract_job::Column::Id)
-            .filter(retract_job::Column::FinishedAt.lt(cutoff))
-            .limit(1_000)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        if old.is_empty() {
-            return Ok(0);
-        }
-        let ids = || old.iter().map(String::as_str);
-        retract_event::Entity::delete_many()
-            .filter(retract_event::Column::JobId.is_in(ids()))
-            .exec(&self.db)
-            .await?;
-        retract_target::Entity::delete_many()
-            .filter(retract_target::Column::JobId.is_in(ids()))
-            .exec(&self.db)
-            .await?;
-        Ok(retract_job::Entity::delete_many()
-            .filter(retract_job::Column::Id.is_in(ids()))
-            .exec(&self.db)
-            .await?
-            .rows_affected)
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let old: Vec<String> = retract_job::Entity::find()
+                    .select_only()
+                    .column(retract_job::Column::Id)
+                    .filter(retract_job::Column::FinishedAt.lt(cutoff))
+                    .limit(1_000)
+                    .into_tuple()
+                    .all(txn)
+                    .await?;
+                if old.is_empty() {
+                    return Ok(0);
+                }
+                let ids = || old.iter().map(String::as_str);
+                retract_event::Entity::delete_many()
+                    .filter(retract_event::Column::JobId.is_in(ids()))
+                    .exec(txn)
+                    .await?;
+                retract_target::Entity::delete_many()
+                    .filter(retract_target::Column::JobId.is_in(ids()))
+                    .exec(txn)
+                    .await?;
+                Ok(retract_job::Entity::delete_many()
+                    .filter(retract_job::Column::Id.is_in(ids()))
+                    .exec(txn)
+                    .await?
+                    .rows_affected)
+            }
+            .boxed()
+        })
+        .await
     }
 
     /// Gives a job back (a worker stopping): the next claim may take it at once.
@@ -378,15 +394,18 @@ impl Store {
 
     /// Appends an event; a `Recipient` event with a result also finishes its target and
     /// counts it, in the same transaction.
+    /// Only `owner`, the lease holder, may write (`LeaseLost` otherwise); a result for a target
+    /// already finished writes nothing and answers `None` (a redo never counts twice).
     pub async fn append_event(
         &self,
         job_id: &str,
+        owner: &str,
         kind: EventKind,
-    ) -> Result<JobEvent, StoreError> {
-        let job_id = job_id.to_owned();
-        in_transaction(&self.db, move |txn| {
+    ) -> Result<Option<JobEvent>, StoreError> {
+        let (job_id, owner) = (job_id.to_owned(), owner.to_owned());
+        let appended = in_transaction(&self.db, move |txn| {
             async move {
-                let (sequence, mut counts) = next_sequence(txn, &job_id).await?;
+                let (sequence, mut counts) = next_sequence(txn, &job_id, &owner).await?;
                 let at = now();
                 if let EventKind::Recipient {
                     target,
@@ -394,7 +413,7 @@ impl Store {
                     ..
                 } = &kind
                 {
-                    retract_target::Entity::update_many()
+                    let finished = retract_target::Entity::update_many()
                         .col_expr(retract_target::Column::Done, Expr::value(true))
                         .col_expr(
                             retract_target::Column::Outcome,
@@ -423,8 +442,13 @@ impl Store {
                         .filter(retract_target::Column::JobId.eq(job_id.as_str()))
                         .filter(retract_target::Column::Mailbox.eq(target.mailbox.as_str()))
                         .filter(retract_target::Column::Depth.eq(i32::from(target.depth)))
+                        .filter(retract_target::Column::Done.eq(false))
                         .exec(txn)
                         .await?;
+                    if finished.rows_affected != 1 {
+                        // Already done: roll the sequence back by failing the transaction.
+                        return Err(StoreError::AlreadyDone);
+                    }
                     counts.record(result);
                     retract_job::Entity::update_many()
                         .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
@@ -442,21 +466,27 @@ impl Store {
             }
             .boxed()
         })
-        .await
+        .await;
+        match appended {
+            Ok(event) => Ok(Some(event)),
+            Err(StoreError::AlreadyDone) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Ends a job: its final state, the JobFinished event and the audit entry, together.
     pub async fn finish_job(
         &self,
         job_id: &str,
+        owner: &str,
         state: JobState,
         detail: String,
         audit: impl FnOnce(&JobCounts) -> AuditEntry + Send + 'static,
     ) -> Result<JobEvent, StoreError> {
-        let job_id = job_id.to_owned();
+        let (job_id, owner) = (job_id.to_owned(), owner.to_owned());
         in_transaction(&self.db, move |txn| {
             async move {
-                let (sequence, counts) = next_sequence(txn, &job_id).await?;
+                let (sequence, counts) = next_sequence(txn, &job_id, &owner).await?;
                 let at = now();
                 retract_job::Entity::update_many()
                     .col_expr(retract_job::Column::State, Expr::value(state.as_str()))
@@ -547,22 +577,26 @@ impl Store {
 async fn next_sequence<C: ConnectionTrait>(
     conn: &C,
     job_id: &str,
+    owner: &str,
 ) -> Result<(i64, JobCounts), StoreError> {
+    // Fenced: only the lease holder of a live job writes its events.
     let rows = retract_job::Entity::update_many()
         .col_expr(
             retract_job::Column::LastSequence,
             Expr::col(retract_job::Column::LastSequence).add(1),
         )
         .filter(retract_job::Column::Id.eq(job_id))
+        .filter(retract_job::Column::LeaseOwner.eq(owner))
+        .filter(
+            retract_job::Column::State
+                .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
+        )
         .exec_with_returning(conn)
         .await?;
     let row = rows
         .into_iter()
         .next()
-        .ok_or_else(|| StoreError::NotFound {
-            resource: "retract job",
-            id: job_id.to_owned(),
-        })?;
+        .ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))?;
     let counts = serde_json::from_value(row.counts)
         .map_err(|e| StoreError::Corrupt(format!("job counts: {e}")))?;
     Ok((row.last_sequence, counts))

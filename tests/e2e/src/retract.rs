@@ -357,6 +357,50 @@ async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(
     let first = start(options(&["bob@contoso.com"])).await.unwrap();
     let again = start(options(&["bob@contoso.com"])).await.unwrap();
     assert_eq!(first.job_id, again.job_id);
+    // Re-attaching works even when the checks would now refuse: the job itself found
+    // locked@ inaccessible, which makes it ineligible for new requests.
+    let locked_id = request_id();
+    let locked = w
+        .admin()
+        .retract()
+        .retract(pb::RetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&["locked@contoso.com"])),
+            request_id: locked_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    until_finished(locked, |r| r.event).await;
+    let reattached = w
+        .admin()
+        .retract()
+        .start_retract(pb::StartRetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&["locked@contoso.com"])),
+            request_id: locked_id,
+        })
+        .await
+        .expect("the same request id re-attaches")
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(reattached.state(), pb::JobState::CompletedWithErrors);
+    let fresh = expect_failure(
+        w.admin()
+            .retract()
+            .start_retract(pb::StartRetractRequest {
+                tenant_id: "acme".into(),
+                options: Some(options(&["locked@contoso.com"])),
+                request_id: request_id(),
+            })
+            .await,
+    );
+    assert_eq!(
+        fresh.fields,
+        ["options.recipients[0]"],
+        "a new request for it is refused"
+    );
     let reused = expect_failure(start(options(&["alice@contoso.com"])).await);
     assert_eq!(
         (reused.code, reused.reason.as_str()),
@@ -375,14 +419,11 @@ async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(
         .unwrap()
         .into_inner();
     assert_eq!(
-        listed
-            .jobs
-            .iter()
-            .map(|j| j.job_id.clone())
-            .collect::<Vec<_>>(),
-        std::slice::from_ref(&first.job_id),
-        "one job"
+        listed.jobs.len(),
+        2,
+        "bob's job and locked@'s: no job per repeat"
     );
+    assert_eq!(listed.jobs[1].job_id, first.job_id, "newest first");
     let dispatched = w
         .app
         .audit_events("acme")
@@ -390,7 +431,7 @@ async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(
         .into_iter()
         .filter(|e| e.action == "retract_dispatched")
         .count();
-    assert_eq!(dispatched, 1);
+    assert_eq!(dispatched, 2, "repeats dispatch nothing");
     w.app.stop().await;
 }
 
@@ -473,6 +514,11 @@ async fn a_watcher_resumes_from_the_middle_of_the_event_log(backend: Backend) {
         .map(|e| e.sequence)
         .collect();
     let middle = real[real.len() / 2];
+    let after_end = watch(*real.last().unwrap()).await;
+    assert!(
+        after_end.is_empty(),
+        "a finished job watched from its last event ends at once"
+    );
     let rest: Vec<i64> = watch(middle)
         .await
         .iter()
@@ -1054,6 +1100,33 @@ async fn each_delete_mode_leaves_the_copies_where_microsoft_does(backend: Backen
             "{user}: {mode:?} puts it in {folder:?}"
         );
     }
+    // Moving again finds the copy already in Deleted Items.
+    let stream = w
+        .admin()
+        .retract()
+        .retract(pb::RetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(pb::RetractOptions {
+                delete_mode: pb::DeleteMode::MoveToDeletedItems.into(),
+                ..options(&["user2@contoso.com"])
+            }),
+            request_id: request_id(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = until_finished(stream, |r| r.event).await;
+    assert_eq!(
+        done(&events)[0].1,
+        pb::RecipientOutcome::AlreadyDeleted,
+        "not moved twice"
+    );
+    assert_eq!(
+        w.sim
+            .messages_in("user2@contoso.com", Folder::DeletedItems)
+            .len(),
+        1
+    );
     // Retracting again finds the soft-deleted copy only in Recoverable Items.
     let stream = w
         .admin()
