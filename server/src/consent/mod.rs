@@ -245,7 +245,23 @@ impl Consent {
             Ok((end, signed_in)) => {
                 let relink = self.relink_refusal(&grant, &end).await?;
                 match relink {
-                    None => self.finish(&grant, end, Some(signed_in)).await,
+                    None => match self.finish(&grant, end, Some(signed_in.clone())).await {
+                        // Another consent linked the tenant elsewhere in the meantime.
+                        Err(ConsentError::Store(StoreError::LinkedElsewhere)) => {
+                            let message = format!(
+                                "tenant {} was linked to another Microsoft 365 tenant while this consent completed; start the grant with allow_relink to link it here instead",
+                                grant.tenant_id
+                            );
+                            let end =
+                                failure(GrantState::Failed, "relink_refused", &message, &unsettled);
+                            let grant = self.finish(&grant, end, Some(signed_in)).await?;
+                            Err(ConsentError::RelinkRefused {
+                                grant: Box::new(grant),
+                                message,
+                            })
+                        }
+                        other => other,
+                    },
                     Some(message) => {
                         let end =
                             failure(GrantState::Failed, "relink_refused", &message, &unsettled);

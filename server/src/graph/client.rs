@@ -265,6 +265,21 @@ fn jitter(after: Duration) -> Duration {
     Duration::from_millis(rand::rng().random_range(10..=50)) + after / 20
 }
 
+/// A `Retry-After` value: delay-seconds, or an HTTP-date (how long until then; a date in the
+/// past means now).
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+    )
+}
+
 /// Reads Graph's error JSON (`{"error":{"code","message"}}`) and `Retry-After`.
 pub(crate) async fn api_error(response: reqwest::Response) -> GraphError {
     let status = response.status().as_u16();
@@ -272,8 +287,7 @@ pub(crate) async fn api_error(response: reqwest::Response) -> GraphError {
         .headers()
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(parse_retry_after);
     let body = response.bytes().await.unwrap_or_default();
     let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
         Ok(parsed) => (parsed.error.code, parsed.error.message),
@@ -287,5 +301,28 @@ pub(crate) async fn api_error(response: reqwest::Response) -> GraphError {
         code,
         message,
         retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30))
+            .to_rfc2822()
+            .replace("+0000", "GMT");
+        let wait = parse_retry_after(&soon).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 }

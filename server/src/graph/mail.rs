@@ -377,8 +377,7 @@ fn batch_outcome(item: &BatchItem) -> Result<Deleted, GraphError> {
         .headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_secs);
+        .and_then(|(_, v)| super::client::parse_retry_after(v));
     Err(GraphError::Api {
         status: item.status,
         code,

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// This worker no longer holds the job's lease (or the job already ended).
     #[error("lost the lease of retract job {0}")]
     LeaseLost(String),
+    /// The tenant is linked to another Microsoft tenant (and relinking was not allowed).
+    #[error("the tenant is linked to another Microsoft 365 tenant")]
+    LinkedElsewhere,
     /// The target had already been finished (a redo); nothing was written.
     #[error("target already finished")]
     AlreadyDone,

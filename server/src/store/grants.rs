@@ -114,7 +114,11 @@ impl Store {
         end: GrantEnd,
         audit: AuditEntry,
     ) -> Result<Grant, StoreError> {
-        let (id, tenant) = (grant.id.clone(), grant.tenant_id.clone());
+        let (id, tenant, allow_relink) = (
+            grant.id.clone(),
+            grant.tenant_id.clone(),
+            grant.allow_relink,
+        );
         in_transaction(&self.db, move |txn| {
             async move {
                 let at = now();
@@ -148,15 +152,25 @@ impl Store {
                     .exec(txn)
                     .await?;
                 if let (true, Some(microsoft)) = (end.link, &end.microsoft_tenant_id) {
-                    tenant::Entity::update_many()
+                    let mut link = tenant::Entity::update_many()
                         .col_expr(
                             tenant::Column::MicrosoftTenantId,
                             Expr::value(microsoft.as_str()),
                         )
                         .col_expr(tenant::Column::UpdatedAt, Expr::value(at))
-                        .filter(tenant::Column::TenantId.eq(tenant.as_str()))
-                        .exec(txn)
-                        .await?;
+                        .filter(tenant::Column::TenantId.eq(tenant.as_str()));
+                    if !allow_relink {
+                        // Decided here, in the transaction: a concurrent consent from another
+                        // Microsoft tenant cannot slip in between check and write.
+                        link = link.filter(
+                            sea_orm::Condition::any()
+                                .add(tenant::Column::MicrosoftTenantId.is_null())
+                                .add(tenant::Column::MicrosoftTenantId.eq(microsoft.as_str())),
+                        );
+                    }
+                    if link.exec(txn).await?.rows_affected == 0 {
+                        return Err(StoreError::LinkedElsewhere);
+                    }
                 }
                 audit::insert(txn, audit).await?;
                 grant_from_row(row)
