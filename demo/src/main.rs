@@ -114,7 +114,9 @@ The same with buf curl (gRPC, not Connect):
   buf curl --protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\"}}' http://{addr}/retract.v1.TenantService/ListDomains
 
 Or retractctl:
-  RETRACT_TOKEN=$TOKEN cargo run -q -p retract-client --bin retractctl -- --endpoint http://{addr} list-domains acme
+  export RETRACT_TOKEN=$TOKEN RETRACT_ENDPOINT=http://{addr}
+  cargo run -q -p retract-client --bin retractctl -- options acme '{MESSAGE}'
+  cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft
 
 Mailbox contents as the simulator sees them: curl {graph}/_sim/mailboxes/alice@contoso.com
 Ctrl-C stops.",

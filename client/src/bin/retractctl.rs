@@ -74,6 +74,32 @@ enum Command {
         /// The tenant id.
         tenant_id: String,
     },
+    /// Shows who can be retracted for a delivered message (the Retract tab).
+    Options {
+        /// The tenant id.
+        tenant_id: String,
+        /// The message's internet message id, e.g. `<abc@mail.example>`.
+        message_id: String,
+    },
+    /// Retracts a delivered message and streams each mailbox's progress to the end.
+    Retract {
+        /// The tenant id.
+        tenant_id: String,
+        /// The message's internet message id.
+        message_id: String,
+        /// A recipient to retract from (repeat); default: every eligible one.
+        #[arg(long = "recipient")]
+        recipients: Vec<String>,
+        /// soft (recoverable), hard (purged) or move (to Deleted Items).
+        #[arg(long, default_value = "soft")]
+        mode: String,
+        /// Find and report only; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Idempotency key (a UUID); repeat it to re-attach to the same job.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// Lists a tenant's audit events, newest first.
     Audit {
         /// The tenant id.
@@ -205,6 +231,101 @@ async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
                     break;
                 }
                 page_token = page.next_page_token;
+            }
+        }
+        Command::Options {
+            tenant_id,
+            message_id,
+        } => {
+            let options = client
+                .retract()
+                .get_retract_options(pb::GetRetractOptionsRequest {
+                    tenant_id,
+                    internet_message_id: message_id,
+                })
+                .await?
+                .into_inner();
+            for r in options.recipients {
+                println!(
+                    "{}\t{}\t{}",
+                    r.address,
+                    r.eligibility().as_str_name(),
+                    r.detail
+                );
+            }
+        }
+        Command::Retract {
+            tenant_id,
+            message_id,
+            recipients,
+            mode,
+            dry_run,
+            request_id,
+        } => {
+            let delete_mode = match mode.as_str() {
+                "soft" => pb::DeleteMode::Soft,
+                "hard" => pb::DeleteMode::Hard,
+                "move" => pb::DeleteMode::MoveToDeletedItems,
+                other => anyhow::bail!("unknown mode {other:?}: soft, hard or move"),
+            };
+            let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let mut events = client
+                .retract()
+                .retract(pb::RetractRequest {
+                    tenant_id,
+                    options: Some(pb::RetractOptions {
+                        internet_message_id: message_id,
+                        recipients,
+                        delete_mode: delete_mode.into(),
+                        dry_run,
+                        ..Default::default()
+                    }),
+                    request_id: request_id.clone(),
+                })
+                .await?
+                .into_inner();
+            println!("request id {request_id}");
+            while let Some(item) = events.message().await? {
+                let Some(event) = item.event else { continue };
+                match event.kind {
+                    Some(pb::retract_event::Kind::JobStarted(s)) => {
+                        let job = s.job.unwrap_or_default();
+                        println!(
+                            "#{} job {} started: {} mailboxes",
+                            event.sequence,
+                            job.job_id,
+                            s.targets.len()
+                        );
+                    }
+                    Some(pb::retract_event::Kind::RecipientUpdate(u))
+                        if u.phase() == pb::RecipientPhase::Done =>
+                    {
+                        println!(
+                            "#{} {}\t{}\tcopies {}/{}{}{}",
+                            event.sequence,
+                            u.mailbox,
+                            u.outcome().as_str_name(),
+                            u.copies_deleted,
+                            u.copies_found,
+                            if u.was_read { "\tread" } else { "" },
+                            if u.detail.is_empty() {
+                                String::new()
+                            } else {
+                                format!("\t{}", u.detail)
+                            },
+                        );
+                    }
+                    Some(pb::retract_event::Kind::JobFinished(f)) => {
+                        println!(
+                            "#{} finished {}: {}",
+                            event.sequence,
+                            f.state().as_str_name(),
+                            f.detail
+                        );
+                        break;
+                    }
+                    _ => {}
+                }
             }
         }
         Command::Audit { tenant_id, section } => {
