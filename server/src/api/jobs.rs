@@ -69,9 +69,8 @@ pub fn options(
             None
         }
     };
-    let request_id = uuid::Uuid::try_parse(request_id)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| bad("request_id", "must be a UUID"))
+    let request_id = super::validate::uuid(request_id, "a request id")
+        .map_err(|e| bad("request_id", &e.0))
         .ok();
     if !violations.is_empty() {
         return Err(ApiError::InvalidArgument(violations));

@@ -14,7 +14,7 @@ use super::{
     AdminMailboxes, ApiError, FieldViolation,
     context::CallContext,
     convert, deliveries, jobs,
-    validate::{Validated as _, Violations, field, optional_text},
+    validate::{self, Validated as _, Violations, field, optional_text},
 };
 use crate::{
     domain::{
@@ -249,13 +249,6 @@ fn deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
         _ => return None,
     };
     tokio::time::Instant::now().checked_add(duration)
-}
-
-/// Validates a job id (a UUID).
-fn job_id(raw: &str) -> Result<String, ValidationError> {
-    uuid::Uuid::try_parse(raw)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ValidationError("must be a job id (a UUID)".into()))
 }
 
 /// An optional filter: empty means "no filter", anything else must parse.
@@ -514,7 +507,7 @@ impl RetractService for RetractApi {
         let r = request.get_ref();
         let (tenant, job_id) = (
             field("tenant_id", TenantId::parse(&r.tenant_id)),
-            field("job_id", job_id(&r.job_id)),
+            field("job_id", validate::uuid(&r.job_id, "a job id")),
         )
             .validated()?;
         ctx.check_tenant(&tenant)?;
@@ -543,7 +536,7 @@ impl RetractService for RetractApi {
         let r = request.get_ref();
         let (tenant, job_id) = (
             field("tenant_id", TenantId::parse(&r.tenant_id)),
-            field("job_id", job_id(&r.job_id)),
+            field("job_id", validate::uuid(&r.job_id, "a job id")),
         )
             .validated()?;
         ctx.check_tenant(&tenant)?;
@@ -614,7 +607,7 @@ impl RetractService for RetractApi {
         let r = request.get_ref();
         let (tenant, job_id, reason) = (
             field("tenant_id", TenantId::parse(&r.tenant_id)),
-            field("job_id", job_id(&r.job_id)),
+            field("job_id", validate::uuid(&r.job_id, "a job id")),
             field("reason", optional_text(&r.reason, 500)),
         )
             .validated()?;

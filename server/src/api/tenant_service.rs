@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::{
     ApiError,
     context::CallContext,
-    validate::{Validated as _, field},
+    validate::{self, Validated as _, field},
 };
 use crate::{
     auth::TenantScope,
@@ -31,13 +31,6 @@ impl TenantApi {
     pub fn new(store: Store, consent: Consent) -> Self {
         Self { store, consent }
     }
-}
-
-/// Validates a grant id (a UUID).
-fn grant_id(raw: &str) -> Result<String, ValidationError> {
-    uuid::Uuid::try_parse(raw)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ValidationError("must be a grant id (a UUID)".into()))
 }
 
 /// Validates a redirect's `state`.
@@ -313,7 +306,7 @@ impl TenantService for TenantApi {
         let r = request.into_inner();
         let (tenant, id) = (
             field("tenant_id", TenantId::parse(&r.tenant_id)),
-            field("grant_id", grant_id(&r.grant_id)),
+            field("grant_id", validate::uuid(&r.grant_id, "a grant id")),
         )
             .validated()?;
         ctx.check_tenant(&tenant)?;

@@ -83,6 +83,13 @@ impl Violations {
     }
 }
 
+/// An id that is a UUID (grants, jobs, request ids), in its canonical hyphenated form.
+pub fn uuid(raw: &str, what: &str) -> Result<String, ValidationError> {
+    ::uuid::Uuid::try_parse(raw)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ValidationError(format!("must be {what} (a UUID)")))
+}
+
 /// An optional free-text filter: empty means "no filter"; otherwise at most `max` characters
 /// and no control characters.
 pub fn optional_text(raw: &str, max: usize) -> Result<Option<String>, ValidationError> {

@@ -23,7 +23,7 @@ use secrecy::SecretString;
 pub(crate) use client::api_error;
 pub use client::{GraphClient, GraphDomain, MAILBOX_CONCURRENCY, RetryPolicy};
 pub use error::GraphError;
-pub use mail::{DeleteMode, Deleted, MailboxRef, MessageCopy, encode, odata_string};
+pub use mail::{DeleteMode, Deleted, MailboxRef, MessageCopy};
 pub(crate) use tokens::send;
 pub use tokens::{AppToken, AppTokens};
 

@@ -131,11 +131,6 @@ impl Application {
         self.local_addr
     }
 
-    /// The database handle, for embedding programs (the demo) that seed data.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Serves until `shutdown` resolves. Then health turns NOT_SERVING everywhere, streams are
     /// told to end, and open calls get `shutdown_grace_ms` to finish before they are closed.
     pub async fn run_until_stopped(

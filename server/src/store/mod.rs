@@ -136,11 +136,6 @@ impl Store {
     pub async fn close(self) -> Result<(), StoreError> {
         self.db.close().await.map_err(StoreError::from_db)
     }
-
-    /// Which database this is.
-    pub fn backend(&self) -> DatabaseBackend {
-        self.db.get_database_backend()
-    }
 }
 
 /// Connects to SQLite, retrying while another connection holds the lock that switching a new
