@@ -19,6 +19,7 @@ use crate::{
 };
 
 on_both_backends!(
+    a_call_stuck_on_microsoft_is_cut_at_the_request_timeout,
     each_delete_mode_leaves_the_copies_where_microsoft_does,
     two_replicas_never_run_one_job_at_once,
     watchers_get_every_event_heartbeats_while_idle_and_their_deadline,
@@ -1228,5 +1229,33 @@ async fn two_replicas_never_run_one_job_at_once(backend: Backend) {
         .count();
     assert_eq!(deletes, 8, "each copy deleted once");
     store.close().await.ok();
+    w.app.stop().await;
+}
+
+async fn a_call_stuck_on_microsoft_is_cut_at_the_request_timeout(backend: Backend) {
+    let w = crowd(backend, 1, |s| s.request_timeout_ms = 500).await;
+    // Microsoft stalls: the administrator-mailbox check inside StartRetract waits on it.
+    let hold = w.sim.hold_graph_requests();
+    let started = std::time::Instant::now();
+    let stuck = w
+        .admin()
+        .retract()
+        .start_retract(pb::StartRetractRequest {
+            tenant_id: "acme".into(),
+            options: Some(options(&[])),
+            request_id: request_id(),
+        })
+        .await
+        .expect_err("the server gives up on the call");
+    assert_eq!(stuck.code(), Code::Cancelled, "{stuck:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cut by the server, not by the test"
+    );
+    hold.release();
+    let health = tonic_health::pb::health_client::HealthClient::new(w.app.anonymous().channel())
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await;
+    assert!(health.is_ok(), "the server keeps serving");
     w.app.stop().await;
 }
