@@ -15,7 +15,7 @@ use crate::hold::Hold;
 use crate::identity::issue;
 use crate::identity::tokens::SigningError;
 use crate::record::{RequestRecord, Service, ThrottleEvent};
-use crate::seed::{App, Fixture, Folder, Mail, PlacedMessage, Tenant};
+use crate::seed::{App, ConversationIds, Fixture, Folder, Mail, PlacedMessage, Tenant};
 use crate::settings::{FaultSettings, LatencySettings, Limits, Settings, SignIn};
 use crate::state::{MailboxMessage, SeedError};
 
@@ -76,6 +76,9 @@ impl GraphSimBuilder {
         self.fixture.tenants.extend(more.tenants);
         self.fixture.mails.extend(more.mails);
         self.fixture.messages.extend(more.messages);
+        if more.conversation_ids != ConversationIds::default() {
+            self.fixture.conversation_ids = more.conversation_ids;
+        }
         Ok(self)
     }
 
@@ -106,6 +109,13 @@ impl GraphSimBuilder {
     /// Places one message copy in one folder.
     pub fn message(mut self, message: PlacedMessage) -> Self {
         self.fixture.messages.push(message);
+        self
+    }
+
+    /// One `conversationId` per thread in every mailbox, instead of the default per-mailbox
+    /// ids (see [`ConversationIds`]).
+    pub fn global_conversation_ids(mut self) -> Self {
+        self.fixture.conversation_ids = ConversationIds::Global;
         self
     }
 
@@ -333,6 +343,22 @@ impl GraphSim {
             .flat_map(|contents| contents.into_values().flatten())
             .filter(|m| m.internet_message_id == internet_message_id)
             .collect()
+    }
+
+    /// The `conversationId` a mail's thread has in one mailbox (any address, UPN or id of its
+    /// user); `None` for an unknown mailbox. It differs between mailboxes unless the simulator
+    /// was built with [`GraphSimBuilder::global_conversation_ids`].
+    pub fn conversation_id_in(&self, key: &str, mail: &Mail) -> Option<String> {
+        let world = self.sim.world.read();
+        let user = world.directory.user_by_any(key)?;
+        world.with_mailbox(&user.id, |m| m.conversation_id(&mail.conversation()))
+    }
+
+    /// The folder id of a well-known folder in one mailbox (what `parentFolderId` says).
+    pub fn folder_id(&self, key: &str, folder: Folder) -> Option<String> {
+        let world = self.sim.world.read();
+        let user = world.directory.user_by_any(key)?;
+        world.with_mailbox(&user.id, |m| m.folder_id(folder).to_owned())
     }
 
     /// The object id of a user (any address or UPN).

@@ -33,6 +33,19 @@ pub fn conversation_id(internet_message_id: &str) -> String {
     STANDARD.encode(bytes)
 }
 
+/// The `conversationId` a thread has in one mailbox. Exchange's ids embed the mailbox (as a real
+/// `AAQkAG…` id starts with the mailbox's GUID), so the same thread has a different id in each
+/// mailbox. Standard base64 like [`conversation_id`].
+pub fn mailbox_conversation_id(user_id: &str, thread: &str) -> String {
+    let mailbox = digest(&[b"mailbox", user_id.to_ascii_lowercase().as_bytes()]);
+    let conversation = digest(&[b"thread", thread.as_bytes()]);
+    let mut bytes = vec![0x00, 0x04, 0x24, 0x00];
+    bytes.extend_from_slice(&mailbox[..16]);
+    bytes.extend_from_slice(&[0x10, 0x00]);
+    bytes.extend_from_slice(&conversation[..16]);
+    STANDARD.encode(bytes)
+}
+
 /// Number of raw bytes in an item id: its base64url form ends in one `=` like Exchange's ids.
 const ITEM_ID_BYTES: usize = 47;
 

@@ -29,7 +29,8 @@
 //! * [`handle`] — the Rust API: [`GraphSimBuilder`] (seed, settings, start) and [`GraphSim`]
 //!   (base URLs, request log, peaks, mailbox contents, run-time settings, reset).
 //! * [`seed`] — the seed model, also the JSON fixture format: apps, tenants, domains, users,
-//!   delivered mail, placed messages.
+//!   groups, delivered mail (replies, forwards, drafts), placed messages.
+//! * [`conversation`] — Outlook's `conversationIndex`: headers, child blocks, hop counts.
 //! * [`settings`] — limits, latency, faults, sign-in behaviour, token lifetime.
 //! * `state/` — the mutable world: directory (tenants, users, consents) and mailboxes.
 //! * `identity/` — authorize, adminconsent, token endpoint, discovery, token signing.
@@ -51,6 +52,7 @@
 //! * Ids are derived from the seed, so the same fixture yields the same ids on every run.
 
 pub mod admin;
+pub mod conversation;
 mod core;
 mod faults;
 mod graph;
@@ -77,5 +79,5 @@ pub use identity::tokens::{
 pub use record::{BatchRef, Fault, RequestRecord, Service, ThrottleEvent};
 pub use seed::Folder;
 pub use settings::{Endpoint, FaultSettings, Latency, LatencySettings, Limits, Settings, SignIn};
-pub use state::{Address, MailboxMessage, SeedError};
+pub use state::{Address, InternetMessageHeader, MailboxMessage, SeedError};
 pub use throttle::ThrottleReason;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::state::{Address, DomainRecord, MailboxMessage, TenantRecord, UserRecord};
 
 /// Properties of `microsoft.graph.message` that `$select` may name.
-pub const MESSAGE_PROPERTIES: [&str; 30] = [
+pub const MESSAGE_PROPERTIES: [&str; 31] = [
     "id",
     "createdDateTime",
     "lastModifiedDateTime",
@@ -37,7 +37,11 @@ pub const MESSAGE_PROPERTIES: [&str; 30] = [
     "bccRecipients",
     "replyTo",
     "flag",
+    "internetMessageHeaders",
 ];
+
+/// Properties Graph returns only when `$select` names them.
+const SELECT_ONLY: [&str; 2] = ["uniqueBody", "internetMessageHeaders"];
 
 /// Properties of `microsoft.graph.user` that `$select` may name.
 pub const USER_PROPERTIES: [&str; 13] = [
@@ -92,16 +96,17 @@ fn message_property(message: &MailboxMessage, folder_id: &str, name: &str) -> Va
         "sentDateTime" => json!(timestamp(message.sent)),
         "changeKey" => json!(change_key(message)),
         "categories" | "replyTo" => json!([]),
-        "hasAttachments" | "isDeliveryReceiptRequested" | "isReadReceiptRequested" | "isDraft" => {
+        "hasAttachments" | "isDeliveryReceiptRequested" | "isReadReceiptRequested" => {
             json!(false)
         }
+        "isDraft" => json!(message.is_draft),
         "internetMessageId" => json!(message.internet_message_id),
         "subject" => json!(message.subject),
         "bodyPreview" => json!(message.body.chars().take(255).collect::<String>()),
         "importance" => json!("normal"),
         "parentFolderId" => json!(folder_id),
         "conversationId" => json!(message.conversation_id),
-        "conversationIndex" => json!("AQHZ"),
+        "conversationIndex" => json!(message.conversation_index),
         "isRead" => json!(message.is_read),
         "webLink" => json!(format!(
             "https://outlook.office365.com/owa/?ItemID={}&exvsurl=1&viewmodel=ReadMessageItem",
@@ -114,6 +119,14 @@ fn message_property(message: &MailboxMessage, folder_id: &str, name: &str) -> Va
         "ccRecipients" => recipients(&message.cc),
         "bccRecipients" => recipients(&message.bcc),
         "flag" => json!({ "flagStatus": "notFlagged" }),
+        "internetMessageHeaders" => message.headers.as_ref().map_or(Value::Null, |headers| {
+            Value::Array(
+                headers
+                    .iter()
+                    .map(|h| json!({ "name": h.name, "value": h.value }))
+                    .collect(),
+            )
+        }),
         _ => Value::Null,
     }
 }
@@ -122,7 +135,8 @@ fn change_key(message: &MailboxMessage) -> String {
     format!("CQAAABYAAAA{:016X}", message.serial)
 }
 
-/// A message; with `select`, only `@odata.etag`, `id` and the selected properties.
+/// A message; with `select`, only `@odata.etag`, `id` and the selected properties. Like Graph,
+/// a copy without transport headers (Sent Items, drafts) has no `internetMessageHeaders` key.
 pub fn message(
     message: &MailboxMessage,
     folder_id: &str,
@@ -140,7 +154,8 @@ pub fn message(
     };
     for name in names
         .iter()
-        .filter(|n| **n != "uniqueBody" || select.is_some())
+        .filter(|n| select.is_some() || !SELECT_ONLY.contains(n))
+        .filter(|n| **n != "internetMessageHeaders" || message.headers.is_some())
     {
         object.insert(
             (*name).to_owned(),

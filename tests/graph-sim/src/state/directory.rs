@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::seed::{App, MailboxKind};
+use crate::seed::{App, GroupKind, MailboxKind};
 
 /// A tenant with its domains and the apps its administrators consented to.
 #[derive(Clone, Debug)]
@@ -45,6 +45,16 @@ impl UserRecord {
     }
 }
 
+/// A Microsoft 365 group or distribution list: an address, not a user or mailbox.
+#[derive(Clone, Debug)]
+pub struct GroupRecord {
+    pub tenant_id: String,
+    pub mail: String,
+    pub display_name: String,
+    pub kind: GroupKind,
+    pub members: Vec<String>,
+}
+
 /// All directory objects, with the indexes the lookups need.
 #[derive(Debug, Default)]
 pub struct Directory {
@@ -54,6 +64,8 @@ pub struct Directory {
     users: HashMap<String, UserRecord>,
     user_by_upn: HashMap<String, String>,
     user_by_address: HashMap<String, String>,
+    /// Groups by lower-case address; never found by the user lookups.
+    groups: HashMap<String, GroupRecord>,
 }
 
 impl Directory {
@@ -85,7 +97,18 @@ impl Directory {
 
     pub fn has_user_key(&self, key: &str) -> bool {
         let key = key.to_ascii_lowercase();
-        self.users.contains_key(&key) || self.user_by_address.contains_key(&key)
+        self.users.contains_key(&key)
+            || self.user_by_address.contains_key(&key)
+            || self.groups.contains_key(&key)
+    }
+
+    pub fn insert_group(&mut self, group: GroupRecord) {
+        self.groups.insert(group.mail.to_ascii_lowercase(), group);
+    }
+
+    /// A group by its address (delivery expands it; Graph's `/users` lookups never find it).
+    pub fn group(&self, address: &str) -> Option<&GroupRecord> {
+        self.groups.get(&address.to_ascii_lowercase())
     }
 
     /// A tenant by id or by one of its domain names (as the identity platform accepts both).

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ids;
-use crate::seed::Folder;
+use crate::seed::{ConversationIds, Folder};
 
 /// A name and SMTP address, as in Graph's `emailAddress`.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -15,14 +15,35 @@ pub struct Address {
     pub address: String,
 }
 
+/// One RFC 5322 header, as in Graph's `internetMessageHeaders`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct InternetMessageHeader {
+    pub name: String,
+    pub value: String,
+}
+
 /// One message copy in one mailbox.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct MailboxMessage {
-    /// The item id (changes when the message is moved).
+    /// The item id (changes when the message is moved, soft-deleted or restored).
     pub id: String,
     pub folder: Folder,
     pub internet_message_id: String,
+    /// This mailbox's id of the thread (differs between mailboxes unless conversation ids are
+    /// global).
     pub conversation_id: String,
+    /// The seed's thread key, the same in every mailbox.
+    pub thread: String,
+    /// Base64 `conversationIndex`; `None` renders as `null`.
+    pub conversation_index: Option<String>,
+    /// The parent's internet message id (replies and forwards).
+    pub in_reply_to: Option<String>,
+    /// Ancestors' internet message ids, oldest first.
+    pub references: Vec<String>,
+    pub is_draft: bool,
+    /// Transport headers: only copies that were delivered have them (not the sender's Sent
+    /// Items copy, not drafts); `internetMessageHeaders` is absent otherwise.
+    pub headers: Option<Vec<InternetMessageHeader>>,
     pub subject: String,
     pub body: String,
     pub is_read: bool,
@@ -43,7 +64,13 @@ pub struct MailboxMessage {
 pub struct NewMessage {
     pub folder: Folder,
     pub internet_message_id: String,
-    pub conversation_id: String,
+    /// The thread key; the mailbox turns it into its own conversation id.
+    pub thread: String,
+    pub conversation_index: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub is_draft: bool,
+    pub headers: Option<Vec<InternetMessageHeader>>,
     pub subject: String,
     pub body: String,
     pub is_read: bool,
@@ -65,22 +92,32 @@ pub enum ItemError {
 #[derive(Debug)]
 pub struct Mailbox {
     user_id: String,
+    conversation_ids: ConversationIds,
     folder_ids: BTreeMap<Folder, String>,
     messages: Vec<MailboxMessage>,
     next_serial: u64,
 }
 
 impl Mailbox {
-    pub fn new(user_id: &str) -> Self {
+    pub fn new(user_id: &str, conversation_ids: ConversationIds) -> Self {
         let folder_ids = Folder::ALL
             .into_iter()
             .map(|f| (f, ids::folder_id(user_id, f.well_known_name())))
             .collect();
         Self {
             user_id: user_id.to_owned(),
+            conversation_ids,
             folder_ids,
             messages: Vec::new(),
             next_serial: 1,
+        }
+    }
+
+    /// This mailbox's `conversationId` for a thread.
+    pub fn conversation_id(&self, thread: &str) -> String {
+        match self.conversation_ids {
+            ConversationIds::PerMailbox => ids::mailbox_conversation_id(&self.user_id, thread),
+            ConversationIds::Global => thread.to_owned(),
         }
     }
 
@@ -113,11 +150,18 @@ impl Mailbox {
                 chrono::Duration::seconds(1) + chrono::Duration::milliseconds(serial as i64),
             )
             .unwrap_or(new.sent);
+        let conversation_id = self.conversation_id(&new.thread);
         self.messages.push(MailboxMessage {
             id: id.clone(),
             folder: new.folder,
             internet_message_id: new.internet_message_id,
-            conversation_id: new.conversation_id,
+            conversation_id,
+            thread: new.thread,
+            conversation_index: new.conversation_index,
+            in_reply_to: new.in_reply_to,
+            references: new.references,
+            is_draft: new.is_draft,
+            headers: new.headers,
             subject: new.subject,
             body: new.body,
             is_read: new.is_read,
@@ -147,42 +191,56 @@ impl Mailbox {
         found
     }
 
-    /// A message addressable by id (anything but the Recoverable Items dumpster).
+    /// A message addressable by id: any folder but Recoverable Items\Purges.
     pub fn get(&self, id: &str) -> Option<&MailboxMessage> {
         self.messages
             .iter()
-            .find(|m| m.id == id && m.folder.is_user_visible())
+            .find(|m| m.id == id && m.folder.is_addressable())
     }
 
     fn position(&self, id: &str) -> Result<usize, ItemError> {
         self.messages
             .iter()
-            .position(|m| m.id == id && m.folder.is_user_visible())
+            .position(|m| m.id == id && m.folder.is_addressable())
             .ok_or(ItemError::NotFound)
     }
 
-    /// `DELETE`: the copy goes to Recoverable Items\Deletions.
+    /// Puts the copy at `at` into `folder` under a new item id (Exchange's ids name the folder,
+    /// so every move changes them).
+    fn relocate(&mut self, at: usize, folder: Folder) -> MailboxMessage {
+        let (new_id, _) = self.next_id();
+        let message = &mut self.messages[at];
+        message.id = new_id;
+        message.folder = folder;
+        message.clone()
+    }
+
+    /// `DELETE`: the copy goes to Recoverable Items\Deletions under a new id (the old id then
+    /// answers `ErrorItemNotFound`). A copy already in Deletions goes to Purges, as a purge
+    /// from Recover Deleted Items does.
     pub fn soft_delete(&mut self, id: &str) -> Result<(), ItemError> {
         let at = self.position(id)?;
-        self.messages[at].folder = Folder::RecoverableItemsDeletions;
+        if self.messages[at].folder == Folder::RecoverableItemsDeletions {
+            self.messages[at].folder = Folder::RecoverableItemsPurges;
+        } else {
+            self.relocate(at, Folder::RecoverableItemsDeletions);
+        }
         Ok(())
     }
 
-    /// `permanentDelete`: the copy goes to Recoverable Items\Purges.
+    /// `permanentDelete` (also of a copy in Deletions): the copy goes to Recoverable
+    /// Items\Purges, where Graph cannot reach it.
     pub fn purge(&mut self, id: &str) -> Result<(), ItemError> {
         let at = self.position(id)?;
         self.messages[at].folder = Folder::RecoverableItemsPurges;
         Ok(())
     }
 
-    /// `move`: the copy gets a new id in the destination folder.
+    /// `move` (also out of Recoverable Items\Deletions, which restores the copy): the copy
+    /// gets a new id in the destination folder.
     pub fn move_to(&mut self, id: &str, destination: Folder) -> Result<MailboxMessage, ItemError> {
         let at = self.position(id)?;
-        let (new_id, _) = self.next_id();
-        let message = &mut self.messages[at];
-        message.id = new_id;
-        message.folder = destination;
-        Ok(message.clone())
+        Ok(self.relocate(at, destination))
     }
 
     /// Every copy grouped by folder (for tests).

@@ -1,17 +1,17 @@
 //! The simulated world: the directory plus one mailbox per user, built from a [`Fixture`].
 
+mod deliver;
 mod directory;
 mod mailbox;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
 
-pub use directory::{Directory, DomainRecord, TenantRecord, UserRecord};
-pub use mailbox::{Address, ItemError, Mailbox, MailboxMessage, NewMessage};
+pub use directory::{Directory, DomainRecord, GroupRecord, TenantRecord, UserRecord};
+pub use mailbox::{Address, InternetMessageHeader, ItemError, Mailbox, MailboxMessage, NewMessage};
 
-use crate::seed::{Fixture, Folder, Mail, PlacedMessage};
+use crate::seed::{Fixture, Folder};
 
 /// A fixture that cannot describe a consistent world.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,13 +34,9 @@ pub enum SeedError {
 pub struct World {
     pub directory: Directory,
     mailboxes: HashMap<String, Mutex<Mailbox>>,
-}
-
-/// When fixtures do not say when a message was sent.
-fn default_sent() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0)
-        .single()
-        .unwrap_or_else(Utc::now)
+    /// Every message delivered or placed so far, by internet message id: what a later reply or
+    /// forward naming it in `in_reply_to` inherits.
+    threads: HashMap<String, deliver::ThreadEntry>,
 }
 
 impl World {
@@ -117,14 +113,30 @@ impl World {
                 }
                 mailboxes.insert(
                     record.id.to_ascii_lowercase(),
-                    Mutex::new(Mailbox::new(&record.id)),
+                    Mutex::new(Mailbox::new(&record.id, fixture.conversation_ids)),
                 );
                 directory.insert_user(record);
+            }
+            for group in &tenant.groups {
+                if directory.has_user_key(&group.mail) {
+                    return Err(SeedError::DuplicateUser(group.mail.clone()));
+                }
+                directory.insert_group(GroupRecord {
+                    tenant_id: tenant.id.clone(),
+                    mail: group.mail.clone(),
+                    display_name: group
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| local_part(&group.mail)),
+                    kind: group.kind,
+                    members: group.members.clone(),
+                });
             }
         }
         let mut world = World {
             directory,
             mailboxes,
+            threads: HashMap::new(),
         };
         for mail in &fixture.mails {
             world.deliver(mail);
@@ -133,89 +145,6 @@ impl World {
             world.place(placed)?;
         }
         Ok(world)
-    }
-
-    fn address(&self, address: &str) -> Address {
-        let name = self
-            .directory
-            .user_by_any(address)
-            .map_or_else(|| local_part(address), |u| u.display_name.clone());
-        Address {
-            name,
-            address: address.to_owned(),
-        }
-    }
-
-    fn addresses(&self, list: &[String]) -> Vec<Address> {
-        list.iter().map(|a| self.address(a)).collect()
-    }
-
-    /// Delivers a mail: sender's copy to `sentitems`, recipients' copies to `inbox`.
-    pub fn deliver(&mut self, mail: &Mail) {
-        let sent = mail.sent.unwrap_or_else(default_sent);
-        let base = NewMessage {
-            folder: Folder::SentItems,
-            internet_message_id: mail.internet_message_id.clone(),
-            conversation_id: mail.conversation(),
-            subject: mail.subject.clone(),
-            body: mail.body.clone(),
-            is_read: true,
-            from: Some(self.address(&mail.from)),
-            to: self.addresses(&mail.to),
-            cc: self.addresses(&mail.cc),
-            bcc: self.addresses(&mail.bcc),
-            sent,
-        };
-        if mail.keep_sent_copy
-            && let Some(sender) = self.directory.user_by_any(&mail.from)
-        {
-            self.insert_into(&sender.id.clone(), base.clone());
-        }
-        let mut delivered = HashSet::new();
-        for recipient in mail.to.iter().chain(&mail.cc).chain(&mail.bcc) {
-            let Some(user) = self.directory.user_by_any(recipient) else {
-                continue;
-            };
-            let user_id = user.id.clone();
-            if !delivered.insert(user_id.to_ascii_lowercase()) {
-                continue;
-            }
-            for _ in 0..mail.copies.max(1) {
-                let copy = NewMessage {
-                    folder: Folder::Inbox,
-                    is_read: false,
-                    bcc: Vec::new(),
-                    ..base.clone()
-                };
-                self.insert_into(&user_id, copy);
-            }
-        }
-    }
-
-    fn place(&mut self, placed: &PlacedMessage) -> Result<(), SeedError> {
-        let user_id = self
-            .directory
-            .user_by_any(&placed.mailbox)
-            .map(|u| u.id.clone())
-            .ok_or_else(|| SeedError::UnknownMailbox(placed.mailbox.clone()))?;
-        let message = NewMessage {
-            folder: placed.folder,
-            internet_message_id: placed.internet_message_id.clone(),
-            conversation_id: placed
-                .conversation_id
-                .clone()
-                .unwrap_or_else(|| crate::ids::conversation_id(&placed.internet_message_id)),
-            subject: placed.subject.clone(),
-            body: String::new(),
-            is_read: placed.is_read,
-            from: placed.from.as_deref().map(|a| self.address(a)),
-            to: self.addresses(&placed.to),
-            cc: self.addresses(&placed.cc),
-            bcc: self.addresses(&placed.bcc),
-            sent: placed.sent.unwrap_or_else(default_sent),
-        };
-        self.insert_into(&user_id, message);
-        Ok(())
     }
 
     fn insert_into(&mut self, user_id: &str, message: NewMessage) {

@@ -159,3 +159,86 @@ fn handle_and_hold_can_move_between_tasks() {
     assert_send_sync::<GraphSim>();
     assert_send_sync::<graph_sim::Hold>();
 }
+
+const THREAD_FIXTURE: &str = r#"{
+  "apps": [{ "client_id": "app-1", "client_secret": "s-1" }],
+  "tenants": [{
+    "id": "11111111-2222-4333-8444-555555555555",
+    "display_name": "Tailspin",
+    "domains": [{ "name": "tailspin.com" }],
+    "consented_apps": ["app-1"],
+    "users": [
+      { "user_principal_name": "ann@tailspin.com" },
+      { "user_principal_name": "ben@tailspin.com" }
+    ],
+    "groups": [{ "mail": "all@tailspin.com", "kind": "distribution_list", "members": ["ann@tailspin.com", "ben@tailspin.com"] }]
+  }],
+  "mails": [
+    { "internet_message_id": "<t1@tailspin.com>", "from": "ceo@evil.example", "to": ["ann@tailspin.com"] },
+    { "internet_message_id": "<t2@tailspin.com>", "from": "ann@tailspin.com", "in_reply_to": "<t1@tailspin.com>", "to": ["all@tailspin.com"] },
+    { "internet_message_id": "<t3@tailspin.com>", "from": "ben@tailspin.com", "in_reply_to": "<t2@tailspin.com>", "draft": true },
+    { "internet_message_id": "<t4@tailspin.com>", "from": "ben@tailspin.com", "to": ["ann@tailspin.com"], "conversation_index": "missing" }
+  ]
+}"#;
+
+#[tokio::test]
+async fn json_fixture_and_admin_api_seed_replies_drafts_and_groups() {
+    let sim = GraphSim::builder()
+        .fixture_json(THREAD_FIXTURE)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let index = |user: &str, imid: &str| {
+        sim.copies_of(user, imid)[0]
+            .conversation_index
+            .clone()
+            .unwrap()
+    };
+    let root = index("ann@tailspin.com", "<t1@tailspin.com>");
+    let reply = index("ben@tailspin.com", "<t2@tailspin.com>");
+    let draft = sim.copies_of("ben@tailspin.com", "<t3@tailspin.com>");
+    assert_eq!(draft.len(), 1);
+    assert!(draft[0].is_draft);
+    assert_eq!(draft[0].folder, Folder::Drafts);
+    assert_eq!(
+        draft[0].references,
+        ["<t1@tailspin.com>", "<t2@tailspin.com>"]
+    );
+    let draft_index = draft[0].conversation_index.clone().unwrap();
+    assert_eq!(
+        graph_sim::conversation::hops_between(&root, &reply),
+        Some(1)
+    );
+    assert_eq!(
+        graph_sim::conversation::hops_between(&root, &draft_index),
+        Some(2)
+    );
+    assert_eq!(
+        sim.copies_of("ben@tailspin.com", "<t2@tailspin.com>")[0].thread,
+        sim.copies_of("ann@tailspin.com", "<t1@tailspin.com>")[0].thread
+    );
+    assert!(
+        sim.copies_of("ann@tailspin.com", "<t4@tailspin.com>")[0]
+            .conversation_index
+            .is_none()
+    );
+    // The admin API resolves a reply's parent the same way.
+    let response = http()
+        .post(format!("{}/_sim/mails", sim.graph_base_url()))
+        .json(&serde_json::json!({
+            "internet_message_id": "<t5@tailspin.com>",
+            "from": "ben@tailspin.com",
+            "in_reply_to": "<t2@tailspin.com>",
+            "to": ["ann@tailspin.com"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let late = index("ann@tailspin.com", "<t5@tailspin.com>");
+    assert_eq!(
+        graph_sim::conversation::hops_between(&reply, &late),
+        Some(1)
+    );
+}

@@ -2,10 +2,12 @@
 //! against a simulator on a free port.
 
 mod batch;
+mod conversations;
 mod directory;
 mod faults;
 mod fixture;
 mod identity;
 mod messages;
+mod recoverable;
 mod support;
 mod throttling;

@@ -1,12 +1,12 @@
 //! Mail calls: finding by internet message id, conversations, paging, delete modes, mailbox
 //! access errors.
 
+use graph_sim::Folder;
 use graph_sim::seed::{Mail, PlacedMessage};
-use graph_sim::{Folder, GraphSim};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{app_token, code, contoso, find, get, http, world};
+use crate::support::{app_token, code, contoso, find, get, http, post, world};
 
 #[tokio::test]
 async fn internet_message_ids_with_special_characters_match_when_encoded() {
@@ -124,16 +124,18 @@ async fn conversation_filter_finds_replies_and_refuses_orderby() {
     let sent = sim.messages_in("alice@contoso.com", Folder::SentItems);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].internet_message_id, "<conv-2@contoso.com>");
-    assert_eq!(sent[0].conversation_id, original.conversation());
+    // Alice's id of the thread: her received original and her sent forward share it.
+    let alices = sim
+        .conversation_id_in("alice@contoso.com", &original)
+        .unwrap();
+    assert_eq!(sent[0].conversation_id, alices);
+    assert_eq!(sent[0].thread, original.conversation());
     let response = http()
         .get(format!(
             "{}/v1.0/users/alice@contoso.com/messages",
             sim.graph_base_url()
         ))
-        .query(&[(
-            "$filter",
-            format!("conversationId eq '{}'", original.conversation()),
-        )])
+        .query(&[("$filter", format!("conversationId eq '{alices}'"))])
         .bearer_auth(&token)
         .send()
         .await
@@ -146,10 +148,7 @@ async fn conversation_filter_finds_replies_and_refuses_orderby() {
             sim.graph_base_url()
         ))
         .query(&[
-            (
-                "$filter",
-                format!("conversationId eq '{}'", original.conversation()),
-            ),
+            ("$filter", format!("conversationId eq '{alices}'")),
             ("$orderby", "receivedDateTime desc".to_owned()),
         ])
         .bearer_auth(&token)
@@ -200,18 +199,6 @@ async fn select_limits_the_properties() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-}
-
-async fn post(sim: &GraphSim, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let response = http()
-        .post(format!("{}/v1.0{path}", sim.graph_base_url()))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]

@@ -115,3 +115,42 @@ pub async fn find(sim: &GraphSim, token: &str, user: &str, imid: &str) -> Vec<St
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// POST JSON on Graph; returns status and JSON (Null for an empty body).
+pub async fn post(sim: &GraphSim, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let response = http()
+        .post(format!("{}/v1.0{path}", sim.graph_base_url()))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Every message a list call returns, following `@odata.nextLink` (asserting 200 on each page).
+pub async fn list_all(
+    sim: &GraphSim,
+    token: &str,
+    path: &str,
+    query: &[(&str, String)],
+) -> Vec<Value> {
+    let mut response = http()
+        .get(format!("{}/v1.0{path}", sim.graph_base_url()))
+        .query(query)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    loop {
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let body: Value = response.json().await.unwrap();
+        all.extend(body["value"].as_array().unwrap().iter().cloned());
+        let Some(next) = body["@odata.nextLink"].as_str() else {
+            return all;
+        };
+        response = http().get(next).bearer_auth(token).send().await.unwrap();
+    }
+}

@@ -3,8 +3,11 @@
 //! The same types are the JSON fixture format (`serde`) and the Rust builders, so a fixture file
 //! and a test's builder chain describe exactly the same world.
 
-use chrono::{DateTime, Utc};
+mod mail;
+
 use serde::{Deserialize, Serialize};
+
+pub use mail::{ConversationIndex, Mail, PlacedMessage, default_sent};
 
 use crate::ids;
 
@@ -26,6 +29,20 @@ pub struct Fixture {
     pub mails: Vec<Mail>,
     /// Single message copies placed directly into one mailbox folder.
     pub messages: Vec<PlacedMessage>,
+    /// Whether a thread's `conversationId` differs between mailboxes (the default) or not.
+    pub conversation_ids: ConversationIds,
+}
+
+/// How the `conversationId` of a copy is chosen.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationIds {
+    /// A function of the mailbox and the thread, as Exchange's ids can differ between
+    /// mailboxes: one mailbox's id finds nothing in another mailbox.
+    #[default]
+    PerMailbox,
+    /// The thread key itself, the same in every mailbox.
+    Global,
 }
 
 impl Fixture {
@@ -115,6 +132,9 @@ pub struct Tenant {
     pub consented_apps: Vec<String>,
     #[serde(default)]
     pub users: Vec<User>,
+    /// Microsoft 365 groups and distribution lists (directory objects without a user mailbox).
+    #[serde(default)]
+    pub groups: Vec<Group>,
 }
 
 impl Tenant {
@@ -127,6 +147,7 @@ impl Tenant {
             domains: Vec::new(),
             consented_apps: Vec::new(),
             users: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
@@ -156,6 +177,12 @@ impl Tenant {
     /// Adds a user (with a mailbox) to this tenant.
     pub fn user(mut self, user: User) -> Self {
         self.users.push(user);
+        self
+    }
+
+    /// Adds a Microsoft 365 group or distribution list.
+    pub fn group(mut self, group: Group) -> Self {
+        self.groups.push(group);
         self
     }
 
@@ -336,6 +363,66 @@ impl User {
     }
 }
 
+/// What kind of group an address is.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    /// A Microsoft 365 group: its own group mailbox (conversations, not served under
+    /// `/users`), members get a copy in their inbox.
+    #[default]
+    Microsoft365,
+    /// A distribution list: Exchange expands it to its members' inboxes.
+    DistributionList,
+}
+
+/// A group address: a directory object that is not a user. `GET /users/{address}` answers 404
+/// `Request_ResourceNotFound`, a `/users?$filter=mail eq '…'` lookup finds nothing, mail calls
+/// on it answer 404 `ErrorInvalidUser`; mail sent to it reaches each member's inbox with the
+/// group address (not the members) on the To/Cc line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// The group's SMTP address.
+    pub mail: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub kind: GroupKind,
+    /// Members' addresses (users of the tenant, other groups, or outside addresses).
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+impl Group {
+    /// A Microsoft 365 group.
+    pub fn microsoft365(mail: impl Into<String>) -> Self {
+        Self {
+            mail: mail.into(),
+            display_name: None,
+            kind: GroupKind::Microsoft365,
+            members: Vec::new(),
+        }
+    }
+
+    /// A distribution list.
+    pub fn distribution_list(mail: impl Into<String>) -> Self {
+        Self {
+            kind: GroupKind::DistributionList,
+            ..Self::microsoft365(mail)
+        }
+    }
+
+    /// Adds members.
+    pub fn members<I, S>(mut self, addresses: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.members.extend(addresses.into_iter().map(Into::into));
+        self
+    }
+}
+
 /// The well-known mail folders every simulated mailbox has.
 #[derive(
     Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord,
@@ -402,236 +489,17 @@ impl Folder {
             .find(|f| f.well_known_name().eq_ignore_ascii_case(name))
     }
 
+    /// Folders whose copies Graph can address by id: all but Recoverable Items\Purges
+    /// (Recoverable Items\Deletions can be listed, read, moved out of and purged).
+    pub fn is_addressable(self) -> bool {
+        self != Folder::RecoverableItemsPurges
+    }
+
     /// Folders `/messages` searches: everything but the Recoverable Items dumpster.
     pub fn is_user_visible(self) -> bool {
         !matches!(
             self,
             Folder::RecoverableItemsDeletions | Folder::RecoverableItemsPurges
         )
-    }
-}
-
-/// A message delivered from a sender to recipients.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Mail {
-    pub internet_message_id: String,
-    /// Derived from the internet message id when absent.
-    #[serde(default)]
-    pub conversation_id: Option<String>,
-    #[serde(default)]
-    pub subject: String,
-    #[serde(default)]
-    pub body: String,
-    pub from: String,
-    #[serde(default)]
-    pub to: Vec<String>,
-    #[serde(default)]
-    pub cc: Vec<String>,
-    #[serde(default)]
-    pub bcc: Vec<String>,
-    /// Defaults to a fixed instant so fixtures are reproducible.
-    #[serde(default)]
-    pub sent: Option<DateTime<Utc>>,
-    /// How many copies land in each recipient's inbox (several copies of one message).
-    #[serde(default = "one")]
-    pub copies: u32,
-    /// Whether the sender's copy is kept in `sentitems` (when the sender is a simulated user).
-    #[serde(default = "yes")]
-    pub keep_sent_copy: bool,
-}
-
-fn one() -> u32 {
-    1
-}
-
-impl Mail {
-    /// A message with a conversation of its own.
-    pub fn new(internet_message_id: impl Into<String>, from: impl Into<String>) -> Self {
-        let internet_message_id = internet_message_id.into();
-        Self {
-            conversation_id: Some(ids::conversation_id(&internet_message_id)),
-            internet_message_id,
-            subject: String::new(),
-            body: String::new(),
-            from: from.into(),
-            to: Vec::new(),
-            cc: Vec::new(),
-            bcc: Vec::new(),
-            sent: None,
-            copies: 1,
-            keep_sent_copy: true,
-        }
-    }
-
-    /// Sets the subject.
-    pub fn subject(mut self, subject: impl Into<String>) -> Self {
-        self.subject = subject.into();
-        self
-    }
-
-    /// Sets the plain-text body.
-    pub fn body(mut self, body: impl Into<String>) -> Self {
-        self.body = body.into();
-        self
-    }
-
-    /// Adds To recipients (each simulated one gets a copy in `inbox`).
-    pub fn to<I, S>(mut self, addresses: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.to.extend(addresses.into_iter().map(Into::into));
-        self
-    }
-
-    /// Adds Cc recipients.
-    pub fn cc<I, S>(mut self, addresses: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.cc.extend(addresses.into_iter().map(Into::into));
-        self
-    }
-
-    /// Adds Bcc recipients (only the sender's copy lists them).
-    pub fn bcc<I, S>(mut self, addresses: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.bcc.extend(addresses.into_iter().map(Into::into));
-        self
-    }
-
-    /// Sets when the mail was sent.
-    pub fn sent_at(mut self, sent: DateTime<Utc>) -> Self {
-        self.sent = Some(sent);
-        self
-    }
-
-    /// Delivers `n` copies to each recipient's inbox.
-    pub fn copies(mut self, n: u32) -> Self {
-        self.copies = n;
-        self
-    }
-
-    /// Does not keep a copy in the sender's `sentitems`.
-    pub fn without_sent_copy(mut self) -> Self {
-        self.keep_sent_copy = false;
-        self
-    }
-
-    /// The conversation id this mail has.
-    pub fn conversation(&self) -> String {
-        self.conversation_id
-            .clone()
-            .unwrap_or_else(|| ids::conversation_id(&self.internet_message_id))
-    }
-
-    /// A reply from `from` to this mail's sender: new internet message id, same conversation.
-    pub fn reply(&self, internet_message_id: impl Into<String>, from: impl Into<String>) -> Mail {
-        let mut reply = self.follow_up(internet_message_id, from, "RE: ");
-        reply.to = vec![self.from.clone()];
-        reply
-    }
-
-    /// A forward by `from` (add recipients with [`Mail::to`]): new internet message id, same
-    /// conversation.
-    pub fn forward(&self, internet_message_id: impl Into<String>, from: impl Into<String>) -> Mail {
-        self.follow_up(internet_message_id, from, "FW: ")
-    }
-
-    fn follow_up(
-        &self,
-        internet_message_id: impl Into<String>,
-        from: impl Into<String>,
-        prefix: &str,
-    ) -> Mail {
-        Mail {
-            internet_message_id: internet_message_id.into(),
-            conversation_id: Some(self.conversation()),
-            subject: format!("{prefix}{}", self.subject),
-            body: self.body.clone(),
-            from: from.into(),
-            to: Vec::new(),
-            cc: Vec::new(),
-            bcc: Vec::new(),
-            sent: self.sent.map(|s| {
-                s.checked_add_signed(chrono::Duration::minutes(5))
-                    .unwrap_or(s)
-            }),
-            copies: 1,
-            keep_sent_copy: true,
-        }
-    }
-}
-
-/// One message copy placed directly into a folder of one mailbox.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PlacedMessage {
-    /// UPN, primary address or alias of the mailbox owner.
-    pub mailbox: String,
-    #[serde(default)]
-    pub folder: Folder,
-    pub internet_message_id: String,
-    #[serde(default)]
-    pub conversation_id: Option<String>,
-    #[serde(default)]
-    pub subject: String,
-    #[serde(default)]
-    pub from: Option<String>,
-    #[serde(default)]
-    pub to: Vec<String>,
-    #[serde(default)]
-    pub cc: Vec<String>,
-    #[serde(default)]
-    pub bcc: Vec<String>,
-    #[serde(default)]
-    pub is_read: bool,
-    #[serde(default)]
-    pub sent: Option<DateTime<Utc>>,
-}
-
-impl PlacedMessage {
-    pub fn new(
-        mailbox: impl Into<String>,
-        folder: Folder,
-        internet_message_id: impl Into<String>,
-    ) -> Self {
-        Self {
-            mailbox: mailbox.into(),
-            folder,
-            internet_message_id: internet_message_id.into(),
-            conversation_id: None,
-            subject: String::new(),
-            from: None,
-            to: Vec::new(),
-            cc: Vec::new(),
-            bcc: Vec::new(),
-            is_read: false,
-            sent: None,
-        }
-    }
-
-    /// Marks the copy as read.
-    pub fn read(mut self) -> Self {
-        self.is_read = true;
-        self
-    }
-
-    /// Sets the sender.
-    pub fn from(mut self, address: impl Into<String>) -> Self {
-        self.from = Some(address.into());
-        self
-    }
-
-    /// Puts the copy into an existing conversation.
-    pub fn conversation_id(mut self, id: impl Into<String>) -> Self {
-        self.conversation_id = Some(id.into());
-        self
     }
 }
