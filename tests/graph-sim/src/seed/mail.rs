@@ -248,7 +248,8 @@ impl Mail {
     }
 
     /// A reply from `from` to this mail's sender: new internet message id, same thread, a child
-    /// conversation index, `In-Reply-To` / `References` naming this mail.
+    /// conversation index, `In-Reply-To` / `References` naming this mail. Follow-ups record
+    /// this mail's index as it is now, so finish the parent (e.g. [`Mail::sent_at`]) first.
     pub fn reply(&self, internet_message_id: impl Into<String>, from: impl Into<String>) -> Mail {
         let mut reply = self.follow_up(internet_message_id, from, "RE: ");
         reply.to = vec![self.from.clone()];
