@@ -3,12 +3,12 @@
 //! through the real consent flow, records a delivered phishing message, and prints a caller
 //! token and the commands that retract it. The production server does not link the simulator.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser;
 use graph_sim::{
-    GraphSim, SignIn,
+    GraphSim, Latency, LatencySettings, SignIn,
     seed::{App, Domain, Mail, Tenant, User},
 };
 use retract_client::{Client, DevToken, pb};
@@ -30,6 +30,31 @@ struct Cli {
     /// The SQLite file (recreated at every start).
     #[arg(long, default_value = "retract-demo.db")]
     database: String,
+    /// A browser origin allowed to call over gRPC-Web (CORS), e.g. `http://127.0.0.1:8080`;
+    /// repeat the flag for more. None by default: browsers are refused.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// PEM certificate chain: serve TLS with it (browsers then speak HTTP/2).
+    #[arg(long, requires_all = ["tls_key_file", "tls_ca_file"])]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long, requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// PEM CA certificate the demo trusts for its own calls to the TLS server (seeding).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_ca_file: Option<PathBuf>,
+    /// Also deliver the message to this many more mailboxes (user01…@contoso.com).
+    #[arg(long, default_value_t = 0)]
+    extra_recipients: usize,
+    /// Latency the simulated Microsoft Graph adds to every request once seeded, in ms.
+    #[arg(long, default_value_t = 0)]
+    graph_latency_ms: u64,
+    /// Up to this much more random latency per Graph request, in ms.
+    #[arg(long, default_value_t = 0)]
+    graph_jitter_ms: u64,
+    /// Mailboxes one retract job processes at once (default: the server's).
+    #[arg(long)]
+    mailbox_concurrency: Option<usize>,
 }
 
 #[tokio::main]
@@ -44,6 +69,13 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let users = ["alice", "bob", "carol", "dave"];
+    let extra: Vec<String> = (1..=cli.extra_recipients)
+        .map(|n| format!("user{n:02}@contoso.com"))
+        .collect();
+    let mut recipients: Vec<String> = ["alice", "bob", "carol"]
+        .map(|u| format!("{u}@contoso.com"))
+        .to_vec();
+    recipients.extend(extra.iter().cloned());
     let mut contoso = Tenant::new("Contoso")
         .domain(Domain::verified("contoso.com").default_domain())
         .user(
@@ -54,9 +86,12 @@ async fn main() -> anyhow::Result<()> {
     for user in users {
         contoso = contoso.user(User::new(format!("{user}@contoso.com")));
     }
+    for user in &extra {
+        contoso = contoso.user(User::new(user.clone()));
+    }
     let phish = Mail::new(MESSAGE, "ceo@evil.example")
         .subject("Urgent: wire transfer today")
-        .to(["alice@contoso.com", "bob@contoso.com", "carol@contoso.com"]);
+        .to(recipients.clone());
     let reply = phish
         .reply("<re-urgent@contoso.com>", "bob@contoso.com")
         .to(["dave@contoso.com"]);
@@ -78,6 +113,12 @@ async fn main() -> anyhow::Result<()> {
         graph_client_id: CLIENT_ID.to_owned(),
         graph_client_secret: Some(CLIENT_SECRET.into()),
         log_filter: "warn,retract_server=info".to_owned(),
+        cors_allowed_origins: cli.cors_origins.clone(),
+        tls_cert_file: cli.tls_cert_file.clone(),
+        tls_key_file: cli.tls_key_file.clone(),
+        mailbox_concurrency: cli
+            .mailbox_concurrency
+            .unwrap_or(Settings::default().mailbox_concurrency),
         ..Settings::default()
     };
     let app = Application::build(settings)
@@ -88,33 +129,66 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }));
 
+    let ca = match &cli.tls_ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let scheme = if ca.is_some() { "https" } else { "http" };
     let service = DevToken::service("demo-portal").all_permissions().mint()?;
-    let client = Client::connect(format!("http://{addr}"))
+    let client = connect(&format!("{scheme}://{addr}"), ca.as_deref())
         .await?
         .with_token(&service)?;
-    seed(&client).await?;
+    seed(&client, ca.as_deref(), &recipients).await?;
+    if cli.graph_latency_ms > 0 || cli.graph_jitter_ms > 0 {
+        sim.set_latency(LatencySettings {
+            default: Latency::with_jitter(cli.graph_latency_ms, cli.graph_jitter_ms),
+            ..LatencySettings::default()
+        });
+    }
+    let more = match extra.len() {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    if !cli.cors_origins.is_empty() {
+        println!(
+            "gRPC-Web (CORS) allowed from: {}",
+            cli.cors_origins.join(", ")
+        );
+    }
 
+    let (grpcurl_tls, buf_tls) = match &cli.tls_ca_file {
+        Some(ca) => (
+            format!("-cacert {}", ca.display()),
+            format!("--cacert {}", ca.display()),
+        ),
+        None => (
+            "-plaintext".to_owned(),
+            "--http2-prior-knowledge".to_owned(),
+        ),
+    };
     let admin = DevToken::admin("admin@contoso.com", "acme")
         .all_permissions()
         .mint()?;
     println!(
         "\nretract is running on {addr} (SQLite file {db}), with a simulated Microsoft 365 tenant
 Contoso at {graph}. Tenant `acme` owns contoso.com (Granted), and {MESSAGE} was delivered to
-alice, bob and carol @contoso.com.
+alice, bob and carol @contoso.com{more}.
 
 Caller token of admin@contoso.com (all permissions, 1 hour):
   export TOKEN={admin}
 
 See who can be retracted, then retract it and watch every mailbox:
-  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\",\"internet_message_id\":\"{MESSAGE}\"}}' {addr} retract.v1.RetractService/GetRetractOptions
-  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\",\"request_id\":\"{REQUEST_ID}\",\"options\":{{\"internet_message_id\":\"{MESSAGE}\",\"delete_mode\":\"DELETE_MODE_SOFT\"}}}}' {addr} retract.v1.RetractService/Retract
-  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\",\"section\":\"AUDIT_SECTION_RETRACT\"}}' {addr} retract.v1.AuditService/ListAuditEvents
+  grpcurl {grpcurl_tls} -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\",\"internet_message_id\":\"{MESSAGE}\"}}' {addr} retract.v1.RetractService/GetRetractOptions
+  grpcurl {grpcurl_tls} -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\",\"request_id\":\"{REQUEST_ID}\",\"options\":{{\"internet_message_id\":\"{MESSAGE}\",\"delete_mode\":\"DELETE_MODE_SOFT\"}}}}' {addr} retract.v1.RetractService/Retract
+  grpcurl {grpcurl_tls} -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\",\"section\":\"AUDIT_SECTION_RETRACT\"}}' {addr} retract.v1.AuditService/ListAuditEvents
 
 The same with buf curl (gRPC, not Connect):
-  buf curl --protocol grpc --http2-prior-knowledge -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\"}}' http://{addr}/retract.v1.TenantService/ListDomains
+  buf curl --protocol grpc {buf_tls} -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\"}}' {scheme}://{addr}/retract.v1.TenantService/ListDomains
 
 Or retractctl:
-  export RETRACT_TOKEN=$TOKEN RETRACT_ENDPOINT=http://{addr}
+  export RETRACT_TOKEN=$TOKEN RETRACT_ENDPOINT={scheme}://{addr}
   cargo run -q -p retract-client --bin retractctl -- options acme '{MESSAGE}'
   cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft
 
@@ -127,9 +201,25 @@ Ctrl-C stops.",
     Ok(())
 }
 
+/// A client of the demo's own server: plaintext, or TLS trusting `ca`.
+async fn connect(endpoint: &str, ca: Option<&[u8]>) -> anyhow::Result<Client> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let mut endpoint = Endpoint::from_shared(endpoint.to_owned())?;
+    if let Some(ca) = ca {
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))?;
+    }
+    let channel = endpoint
+        .connect_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .context("connecting to retract-server")?;
+    Ok(Client::from_channel(channel))
+}
+
 /// Creates tenant `acme` with contoso.com, grants permissions through the consent flow as the
 /// simulated administrator would in a browser, and records the delivery.
-async fn seed(client: &Client) -> anyhow::Result<()> {
+async fn seed(client: &Client, ca: Option<&[u8]>, recipients: &[String]) -> anyhow::Result<()> {
     client
         .tenants()
         .create_tenant(pb::CreateTenantRequest {
@@ -153,9 +243,11 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
         .await?
         .into_inner()
         .consent_url;
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let mut browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(ca) = ca {
+        browser = browser.add_root_certificate(reqwest::Certificate::from_pem(ca)?);
+    }
+    let browser = browser.build()?;
     let answer = browser.get(&consent_url).send().await?;
     let callback = answer
         .headers()
@@ -163,7 +255,7 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
         .and_then(|l| l.to_str().ok())
         .context("the simulated Microsoft did not redirect back")?
         .to_owned();
-    let page = reqwest::get(&callback).await?;
+    let page = browser.get(&callback).send().await?;
     anyhow::ensure!(
         page.status().is_success(),
         "consent callback answered {}",
@@ -181,11 +273,7 @@ async fn seed(client: &Client) -> anyhow::Result<()> {
                     seconds: chrono::Utc::now().timestamp() - 600,
                     nanos: 0,
                 }),
-                recipients: vec![
-                    "alice@contoso.com".into(),
-                    "bob@contoso.com".into(),
-                    "carol@contoso.com".into(),
-                ],
+                recipients: recipients.to_vec(),
                 ..Default::default()
             }),
         })
