@@ -1,0 +1,601 @@
+// The reference page: connect, look up a delivery, the Retract tab, a live retract that
+// survives reloads, the summary and the audit trail. Plain DOM; every value from the server
+// reaches the page through view.ts / progress.ts, and is written with textContent only.
+
+import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+
+import { retractClients, type RetractClients } from "../client.js";
+import { describeError, type RetractError } from "../errors.js";
+import { followJob, type FollowStatus } from "../follow.js";
+import { AuditSection } from "../gen/retract/v1/audit_service_pb.js";
+import { DeleteMode, RetractOptionsSchema } from "../gen/retract/v1/retract_service_pb.js";
+import {
+  applyEvent,
+  byDepth,
+  isFinished,
+  startProgress,
+  storageProgressStore,
+  type JobProgress,
+  type MailboxProgress,
+} from "../progress.js";
+import {
+  auditRow,
+  deleteModes,
+  deliveryView,
+  humanize,
+  optionSupported,
+  retractOptions,
+  type AuditRow,
+  type DeliveryView,
+} from "../view.js";
+
+// ---- small DOM helpers -------------------------------------------------------------------
+
+function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} is missing from the page`);
+  return el as T;
+}
+
+type Child = Node | string | number | null | undefined | false;
+
+function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | boolean | undefined> = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === false) continue;
+    el.setAttribute(name, value === true ? "" : value);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(typeof c === "number" ? String(c) : c);
+  }
+  return el;
+}
+
+function time(iso: string | undefined): HTMLElement | string {
+  if (!iso) return "—";
+  return h("time", { datetime: iso }, new Date(iso).toLocaleString());
+}
+
+const OUTCOME_TONE: Record<string, string> = {
+  DELETED: "ok",
+  WOULD_DELETE: "ok",
+  NOT_FOUND: "idle",
+  ALREADY_DELETED: "idle",
+  SKIPPED: "warn",
+  CANCELLED: "warn",
+  FAILED: "bad",
+};
+
+/** A mailbox's progress as a badge: the phase while working, the outcome when done. */
+function progressBadge(m: MailboxProgress | undefined): HTMLElement {
+  if (!m) return h("span", { class: "badge idle" }, "Not part of this job");
+  if (m.phase === "DONE") {
+    const label = humanize(m.outcome || "DONE");
+    return h("span", { class: `badge ${OUTCOME_TONE[m.outcome] ?? "idle"}`, title: m.detail || undefined }, label);
+  }
+  return h("span", { class: `badge ${m.phase === "PENDING" ? "idle" : "busy"}` }, humanize(m.phase) + "…");
+}
+
+// ---- state ---------------------------------------------------------------------------------
+
+const session = window.sessionStorage;
+const jobs = storageProgressStore(session, "retract.job");
+const PENDING = "retract.pending-start";
+
+interface Settings {
+  server: string;
+  token: string;
+  tenant: string;
+}
+
+let delivery: DeliveryView | undefined;
+let progress: JobProgress | undefined;
+let following: AbortController | undefined;
+
+function settings(): Settings {
+  return {
+    server: $<HTMLInputElement>("server").value.trim(),
+    token: $<HTMLTextAreaElement>("token").value.trim(),
+    tenant: $<HTMLInputElement>("tenant").value.trim(),
+  };
+}
+
+function clients(): RetractClients {
+  const s = settings();
+  return retractClients({ baseUrl: s.server, token: () => settings().token });
+}
+
+function remember(): void {
+  const s = settings();
+  session.setItem("retract.settings", JSON.stringify(s));
+}
+
+function restoreSettings(): void {
+  const query = new URLSearchParams(location.search);
+  let saved: Partial<Settings> = {};
+  try {
+    saved = JSON.parse(session.getItem("retract.settings") ?? "{}") as Partial<Settings>;
+  } catch {
+    saved = {};
+  }
+  $<HTMLInputElement>("server").value =
+    query.get("server") ?? saved.server ?? `${location.protocol}//${location.hostname}:50051`;
+  $<HTMLTextAreaElement>("token").value = saved.token ?? "";
+  $<HTMLInputElement>("tenant").value = query.get("tenant") ?? saved.tenant ?? "acme";
+  $<HTMLInputElement>("message-id").value = query.get("message") ?? session.getItem("retract.message") ?? "";
+}
+
+// ---- errors --------------------------------------------------------------------------------
+
+function showError(thrown: unknown, title = "The call failed"): RetractError {
+  const e = describeError(thrown);
+  $("error-title").textContent = title;
+  $("error-code").textContent = e.codeName;
+  $("error-message").textContent = e.message;
+  $("error-reason").textContent = e.reason;
+  $("error-reason-line").hidden = !e.reason;
+  $("error-violations").replaceChildren(
+    ...e.fieldViolations.map((v) => h("li", {}, h("code", {}, v.field), ": ", v.description)),
+    ...e.preconditionViolations.map((v) => h("li", {}, v)),
+  );
+  const retry = $("error-retry");
+  retry.hidden = e.retryAfterMs === undefined;
+  retry.textContent = e.retryAfterMs === undefined ? "" : `Try again in ${Math.ceil(e.retryAfterMs / 1000)} s.`;
+  const box = $("error");
+  box.dataset["code"] = e.codeName;
+  box.dataset["reason"] = e.reason;
+  box.hidden = false;
+  return e;
+}
+
+function clearError(): void {
+  $("error").hidden = true;
+}
+
+// ---- the delivery and its Retract tab ------------------------------------------------------
+
+async function lookUp(): Promise<boolean> {
+  clearError();
+  remember();
+  const messageId = $<HTMLInputElement>("message-id").value.trim();
+  session.setItem("retract.message", messageId);
+  const button = $<HTMLButtonElement>("lookup");
+  button.disabled = true;
+  try {
+    const response = await clients().retract.getRetractOptions({
+      tenantId: settings().tenant,
+      internetMessageId: messageId,
+    });
+    delivery = deliveryView(response);
+    renderDelivery();
+    return true;
+  } catch (e) {
+    showError(e, "The delivery could not be looked up");
+    return false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function renderDelivery(): void {
+  if (!delivery) return;
+  $("delivery").hidden = false;
+  $("delivery-subject").textContent = delivery.subject || "(no subject)";
+  $("delivery-sender").textContent = delivery.sender;
+  $("delivery-time").replaceChildren(time(delivery.deliveryTime));
+  const eligible = delivery.recipients.filter((r) => r.eligible).length;
+  $("delivery-count").textContent = `${delivery.recipientCount} (${eligible} can be retracted)`;
+  $("tabs").hidden = false;
+  renderRecipients();
+}
+
+function renderRecipients(): void {
+  if (!delivery) return;
+  // The form is locked while a job is shown (running or finished); "Retract again" unlocks it.
+  const running = progress !== undefined;
+  const rows = delivery.recipients.map((r) => {
+    const m = progress?.mailboxes[`0:${r.address}`];
+    const box = h("input", {
+      type: "checkbox",
+      class: "include",
+      value: r.address,
+      id: `include-${r.address}`,
+      "aria-label": `Include ${r.address}`,
+      disabled: !r.eligible || running,
+      checked: r.eligible && (progress ? m !== undefined : true),
+    });
+    return h(
+      "tr",
+      { "data-mailbox": r.address, "data-phase": m?.phase, "data-outcome": m?.outcome || undefined },
+      h("td", {}, box),
+      h("th", { scope: "row" }, h("label", { for: `include-${r.address}` }, r.address)),
+      h(
+        "td",
+        {},
+        h("span", { class: `badge ${r.eligible ? "ok" : "warn"}` }, humanize(r.eligibility)),
+        r.detail ? h("div", { class: "hint" }, r.detail) : null,
+      ),
+      h("td", {}, progress ? progressBadge(m) : "—", m?.detail && m.phase === "DONE" ? h("div", { class: "hint" }, m.detail) : null),
+      h("td", { class: "num" }, m && m.phase !== "PENDING" ? `${m.copiesFound} / ${m.copiesDeleted}` : "—"),
+      h("td", {}, m && m.phase === "DONE" ? (m.wasRead ? "Yes" : "No") : "—"),
+    );
+  });
+  $("recipients").querySelector("tbody")!.replaceChildren(...rows);
+  const all = $<HTMLInputElement>("include-all");
+  all.disabled = running;
+  syncIncludeAll();
+  $<HTMLButtonElement>("retract").disabled = running;
+  for (const id of ["conversations", "dry-run", "reason"]) $<HTMLInputElement>(id).disabled = running || (id === "reason" && !optionSupported("reason"));
+  $<HTMLSelectElement>("depth").disabled = running || !$<HTMLInputElement>("conversations").checked;
+  for (const radio of document.querySelectorAll<HTMLInputElement>("#delete-mode input")) radio.disabled = running;
+}
+
+function includeBoxes(): HTMLInputElement[] {
+  return [...document.querySelectorAll<HTMLInputElement>("#recipients tbody input.include")];
+}
+
+function syncIncludeAll(): void {
+  const enabled = includeBoxes().filter((b) => !b.disabled);
+  const ticked = enabled.filter((b) => b.checked);
+  const all = $<HTMLInputElement>("include-all");
+  all.checked = enabled.length > 0 && ticked.length === enabled.length;
+  all.indeterminate = ticked.length > 0 && ticked.length < enabled.length;
+}
+
+function setUpOptions(): void {
+  const group = $("delete-mode");
+  for (const mode of deleteModes()) {
+    const id = `mode-${mode.name.toLowerCase()}`;
+    const hint: Record<string, string> = {
+      SOFT: "recoverable: moved to Recoverable Items",
+      HARD: "purged",
+      MOVE_TO_DELETED_ITEMS: "the user still sees it there",
+    };
+    group.append(
+      h("input", { type: "radio", name: "delete-mode", id, value: String(mode.value), checked: mode.value === DeleteMode.SOFT }),
+      h("label", { for: id }, humanize(mode.name), hint[mode.name] ? h("span", { class: "hint" }, ` (${hint[mode.name]})`) : null),
+    );
+  }
+  const conversations = $<HTMLInputElement>("conversations");
+  conversations.addEventListener("change", () => {
+    $<HTMLSelectElement>("depth").disabled = !conversations.checked;
+  });
+  const reasonSupported = optionSupported("reason");
+  $("reason-hint").textContent = reasonSupported
+    ? "Recorded with the job in the audit trail."
+    : "This server's contract has no reason field yet: the reason is not sent.";
+  $<HTMLInputElement>("reason").disabled = !reasonSupported;
+  $<HTMLInputElement>("include-all").addEventListener("change", (e) => {
+    const on = (e.target as HTMLInputElement).checked;
+    for (const b of includeBoxes()) if (!b.disabled) b.checked = on;
+  });
+  $("recipients").addEventListener("change", (e) => {
+    if ((e.target as HTMLElement).classList.contains("include")) syncIncludeAll();
+  });
+}
+
+function form() {
+  const boxes = includeBoxes();
+  const eligible = boxes.filter((b) => !b.disabled);
+  const ticked = eligible.filter((b) => b.checked).map((b) => b.value);
+  const mode = document.querySelector<HTMLInputElement>("#delete-mode input:checked");
+  return {
+    internetMessageId: delivery?.internetMessageId ?? "",
+    recipients: ticked,
+    allEligible: ticked.length === eligible.length,
+    includeConversations: $<HTMLInputElement>("conversations").checked,
+    conversationDepth: Number($<HTMLSelectElement>("depth").value),
+    deleteMode: Number(mode?.value ?? DeleteMode.SOFT),
+    dryRun: $<HTMLInputElement>("dry-run").checked,
+    reason: $<HTMLInputElement>("reason").value,
+  };
+}
+
+// ---- retracting and following --------------------------------------------------------------
+
+interface PendingStart {
+  tenantId: string;
+  requestId: string;
+  options: JsonValue;
+}
+
+async function retract(): Promise<void> {
+  clearError();
+  const values = form();
+  if (values.recipients.length === 0) {
+    showError(new Error("Tick at least one recipient to retract from."), "Nothing to retract");
+    return;
+  }
+  const options = retractOptions(values);
+  // Saved before the call: a reload while it is in flight repeats it with the same request id,
+  // which the server answers with the same job.
+  const pending: PendingStart = {
+    tenantId: settings().tenant,
+    requestId: crypto.randomUUID(),
+    options: toJson(RetractOptionsSchema, options),
+  };
+  session.setItem(PENDING, JSON.stringify(pending));
+  await start(pending);
+}
+
+async function start(pending: PendingStart): Promise<void> {
+  $<HTMLButtonElement>("retract").disabled = true;
+  try {
+    const { job } = await clients().retract.startRetract({
+      tenantId: pending.tenantId,
+      requestId: pending.requestId,
+      options: fromJson(RetractOptionsSchema, pending.options),
+    });
+    if (!job) throw new Error("StartRetract returned no job");
+    progress = startProgress(job);
+    jobs.save(progress);
+    session.removeItem(PENDING);
+    void follow();
+  } catch (e) {
+    session.removeItem(PENDING);
+    showError(e, "The retract was not started");
+    $<HTMLButtonElement>("retract").disabled = false;
+  }
+}
+
+async function follow(): Promise<void> {
+  if (!progress) return;
+  following?.abort();
+  const controller = new AbortController();
+  following = controller;
+  render();
+  if (isFinished(progress)) {
+    void loadJobAudit();
+    return;
+  }
+  try {
+    await followJob(clients().retract, {
+      tenantId: progress.tenantId,
+      jobId: progress.jobId,
+      afterSequence: progress.lastSequence,
+      signal: controller.signal,
+      onEvent: (event) => {
+        if (!progress) return;
+        progress = applyEvent(progress, event);
+        jobs.save(progress);
+        render();
+      },
+      onStatus: renderConnection,
+    });
+    render();
+    $("summary").focus();
+    void loadJobAudit();
+  } catch (e) {
+    if (controller.signal.aborted) return;
+    showError(e, "Following the job stopped");
+  }
+}
+
+function renderConnection(s: FollowStatus): void {
+  const el = $("connection");
+  el.dataset["status"] = s.kind;
+  switch (s.kind) {
+    case "connecting":
+      el.textContent = s.afterSequence
+        ? `Re-attaching after event ${s.afterSequence}…`
+        : "Connecting…";
+      break;
+    case "live":
+      el.textContent = "Live: updates appear as each mailbox progresses.";
+      break;
+    case "reconnecting":
+      el.textContent = `Connection lost${s.error ? ` (${s.error.codeName})` : ""}; re-attaching after event ${s.afterSequence} in ${Math.ceil(s.delayMs / 100) / 10} s (attempt ${s.attempt}).`;
+      break;
+    case "finished":
+      el.textContent = "The job has finished.";
+      break;
+  }
+}
+
+function render(): void {
+  renderRecipients();
+  if (!progress) return;
+  const p = progress;
+  const section = $("progress");
+  section.hidden = false;
+  const mailboxes = Object.values(p.mailboxes);
+  const done = mailboxes.filter((m) => m.phase === "DONE").length;
+  const targets = Math.max(mailboxes.length, p.counts["targets"] ?? 0);
+  Object.assign(section.dataset, {
+    jobId: p.jobId,
+    lastSequence: String(p.lastSequence),
+    eventsApplied: String(p.eventsApplied),
+    missing: String(p.missing.length),
+    state: p.state,
+    done: String(done),
+    targets: String(targets),
+  });
+  const bar = $<HTMLProgressElement>("progress-bar");
+  bar.max = Math.max(targets, 1);
+  bar.value = done;
+  const text = `${done} of ${targets} mailboxes done — ${humanize(p.state)}.`;
+  const live = $("progress-text");
+  if (live.textContent !== text) live.textContent = text;
+
+  $("depths").querySelector("tbody")!.replaceChildren(
+    ...byDepth(p).map((d) =>
+      h(
+        "tr",
+        { "data-depth": String(d.depth) },
+        h("th", { scope: "row" }, d.depth === 0 ? "0 (the delivery)" : String(d.depth)),
+        h("td", { class: "num" }, d.mailboxes),
+        h("td", { class: "num" }, d.done),
+        h("td", { class: "num" }, d.deleted),
+        h("td", { class: "num" }, d.failed),
+        h("td", { class: "num" }, `${d.copiesFound} / ${d.copiesDeleted}`),
+        h("td", { class: "num" }, d.conversationSteps ? `${d.conversationSteps} (${d.messagesFound} found, ${d.messagesDeleted} deleted)` : "—"),
+      ),
+    ),
+  );
+  const reached = mailboxes.filter((m) => m.depth > 0);
+  $("reached").hidden = reached.length === 0;
+  $("reached").querySelector("tbody")!.replaceChildren(
+    ...reached.map((m) =>
+      h(
+        "tr",
+        { "data-mailbox": m.mailbox, "data-depth": String(m.depth) },
+        h("th", { scope: "row" }, m.mailbox),
+        h("td", { class: "num" }, m.depth),
+        h("td", {}, progressBadge(m)),
+        h("td", { class: "num" }, `${m.copiesFound} / ${m.copiesDeleted}`),
+      ),
+    ),
+  );
+  renderSummary(p);
+}
+
+const COUNT_LABELS: Record<string, string> = {
+  targets: "Mailboxes",
+  done: "Done",
+  deleted: "Deleted",
+  notFound: "No copy found",
+  alreadyDeleted: "Already deleted",
+  wouldDelete: "Would delete (dry run)",
+  failed: "Failed",
+  skipped: "Skipped",
+  cancelled: "Cancelled",
+  copiesFound: "Copies found",
+  copiesDeleted: "Copies deleted",
+};
+
+function renderSummary(p: JobProgress): void {
+  const summary = $("summary");
+  summary.hidden = !p.finished;
+  if (!p.finished) return;
+  summary.dataset["state"] = p.finished.state;
+  $("summary-state").textContent = humanize(p.finished.state) + ".";
+  $("summary-detail").textContent = p.finished.detail;
+  $("summary-counts").replaceChildren(
+    ...Object.entries(p.finished.counts).flatMap(([k, v]) => [
+      h("dt", {}, COUNT_LABELS[k] ?? humanize(k.replace(/[A-Z]/g, (c) => `_${c}`))),
+      h("dd", { "data-count": k }, v),
+    ]),
+  );
+  $("summary-job").textContent = p.jobId;
+  $("summary-events").textContent = `${p.eventsApplied} events received${p.missing.length ? `, ${p.missing.length} missing` : ", none missing"}.`;
+}
+
+function auditRows(rows: AuditRow[]): HTMLTableRowElement[] {
+  return rows.map((r) =>
+    h(
+      "tr",
+      { "data-action": r.action, "data-event-id": r.eventId },
+      h("td", {}, time(r.time)),
+      h("td", {}, h("code", {}, r.action)),
+      h("td", {}, r.actor),
+      h("td", {}, humanize(r.outcome)),
+      h("td", {}, h("details", {}, h("summary", {}, "Details"), h("pre", {}, JSON.stringify(r.details, null, 2)))),
+    ),
+  );
+}
+
+async function loadJobAudit(): Promise<void> {
+  if (!progress) return;
+  try {
+    const { events } = await clients().audit.listAuditEvents({
+      tenantId: progress.tenantId,
+      section: AuditSection.RETRACT,
+      target: progress.jobId,
+    });
+    const section = $("job-audit");
+    section.hidden = false;
+    section.querySelector("tbody")!.replaceChildren(...auditRows(events.map(auditRow)));
+    section.dataset["entries"] = String(events.length);
+  } catch (e) {
+    showError(e, "The audit entries could not be loaded");
+  }
+}
+
+async function loadTenantAudit(): Promise<void> {
+  try {
+    const { events } = await clients().audit.listAuditEvents({
+      tenantId: settings().tenant,
+      section: AuditSection.RETRACT,
+      pageSize: 20,
+    });
+    $("tenant-audit").querySelector("tbody")!.replaceChildren(...auditRows(events.map(auditRow)));
+  } catch (e) {
+    showError(e, "The audit trail could not be loaded");
+  }
+}
+
+// ---- tabs ----------------------------------------------------------------------------------
+
+function setUpTabs(): void {
+  const tabs = [...document.querySelectorAll<HTMLButtonElement>("[role=tab]")];
+  const select = (tab: HTMLButtonElement) => {
+    for (const t of tabs) {
+      const on = t === tab;
+      t.setAttribute("aria-selected", String(on));
+      t.tabIndex = on ? 0 : -1;
+      $(t.getAttribute("aria-controls")!).hidden = !on;
+    }
+    tab.focus();
+    if (tab.id === "tab-audit") void loadTenantAudit();
+  };
+  for (const [i, tab] of tabs.entries()) {
+    tab.addEventListener("click", () => select(tab));
+    tab.addEventListener("keydown", (e) => {
+      const step = e.key === "ArrowRight" ? 1 : e.key === "ArrowLeft" ? -1 : 0;
+      if (step) select(tabs[(i + step + tabs.length) % tabs.length]!);
+      if (e.key === "Home") select(tabs[0]!);
+      if (e.key === "End") select(tabs[tabs.length - 1]!);
+    });
+  }
+  $("audit-refresh").addEventListener("click", () => void loadTenantAudit());
+}
+
+// ---- start ---------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  restoreSettings();
+  setUpOptions();
+  setUpTabs();
+  $("connect-form").addEventListener("change", remember);
+  $("lookup-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    following?.abort();
+    progress = undefined;
+    jobs.clear();
+    $("progress").hidden = true;
+    $("summary").hidden = true;
+    $("job-audit").hidden = true;
+    void lookUp();
+  });
+  $("retract-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    void retract();
+  });
+  $("another").addEventListener("click", () => {
+    following?.abort();
+    progress = undefined;
+    jobs.clear();
+    for (const id of ["progress", "summary", "job-audit"]) $(id).hidden = true;
+    renderRecipients();
+  });
+
+  // After a reload: the job this tab was following, or a start that was in flight.
+  progress = jobs.load();
+  const pendingRaw = session.getItem(PENDING);
+  if (progress || pendingRaw) {
+    if ($<HTMLInputElement>("message-id").value && settings().token) await lookUp();
+    if (progress) {
+      void follow();
+    } else if (pendingRaw) {
+      await start(JSON.parse(pendingRaw) as PendingStart);
+    }
+  }
+  document.body.dataset["ready"] = "true";
+}
+
+void main();
