@@ -88,6 +88,12 @@ function demoBinary() {
   return bin;
 }
 
+// A crashed test run must not leave servers behind.
+const children = new Set();
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
 /** Starts retract-demo with `args` and waits until it is seeded; parses what it prints. */
 export async function startDemo(name, args) {
   mkdirSync(OUTPUT, { recursive: true });
@@ -95,6 +101,8 @@ export async function startDemo(name, args) {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NO_COLOR: "1" },
   });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
   let log = "";
   child.stdout.on("data", (d) => (log += d));
   child.stderr.on("data", (d) => (log += d));
