@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
@@ -38,6 +39,18 @@ const RECIPIENTS = [
 ];
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+/** axe-core's WCAG 2 A/AA violations on the page as it is now, as "rule: target" lines. */
+async function accessibilityViolations(page) {
+  await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const result = await axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  return violations;
+}
 
 describe("retract in a browser", { skip: executablePath ? false : "chromium is not installed" }, () => {
   let allowed, refused, plain, secure, tls, browser, client;
@@ -281,6 +294,7 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       t.diagnostic(`protocol to ${plain.addr}: ${protocolsTo(responses, plain.addr)}`);
       assert.deepEqual(protocolsTo(responses, plain.addr), ["http/1.1"], "HTTP/1.1 in plaintext");
       assert.deepEqual(problems, []);
+      assert.deepEqual(await accessibilityViolations(page), [], "axe-core: WCAG 2.1 A/AA");
       await page.locator("#summary").scrollIntoViewIfNeeded();
       await page.screenshot({ path: join(OUTPUT, "retract-page.png"), fullPage: true });
     } finally {
