@@ -118,18 +118,16 @@ export async function followJob(
     let error: RetractError | undefined;
     try {
       status({ kind: "connecting", afterSequence: last, attempt });
+      const from = last;
       const stream = client.watchRetract(watchRequest(tenantId, jobId, last), {
         ...(signal ? { signal } : {}),
         ...(options.streamTimeoutMs ? { timeoutMs: options.streamTimeoutMs } : {}),
+        // The server accepted the watch (response headers): live, even before the first event.
+        onHeader: () => status({ kind: "live", lastSequence: from }),
       });
-      let live = false;
       for await (const response of stream) {
         const event = response.event;
         if (!event) continue;
-        if (!live) {
-          live = true;
-          status({ kind: "live", lastSequence: last });
-        }
         const sequence = toNumber(event.sequence);
         if (event.kind.case === "heartbeat" || event.kind.case === undefined) continue;
         if (sequence <= last) continue;

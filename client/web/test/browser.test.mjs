@@ -353,6 +353,7 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       await lookUp(page, plain.token);
       await page.waitForSelector("#error:not([hidden])");
       assert.equal(await page.isVisible("#tabs"), false, "no delivery shown");
+      assert.match(await page.textContent("#error-retry"), /cors_allowed_origins lists http:\/\/127\.0\.0\.1:\d+/);
       t.diagnostic(`${refused.origin}: ${consoleErrors.find((e) => e.includes("CORS")) ?? "(no CORS message)"}`);
       assert.ok(
         consoleErrors.some((e) => e.includes("blocked by CORS policy")),

@@ -132,10 +132,25 @@ function restoreSettings(): void {
 
 // ---- errors --------------------------------------------------------------------------------
 
-function showError(thrown: unknown, title = "The call failed"): RetractError {
-  const e = describeError(thrown);
+/** Shows the error right after `near` (the control or section it concerns), announced as an alert. */
+function showError(thrown: unknown, title: string, near: string): void {
+  // A string is a check of the page itself, not a failed call.
+  const e: ErrorDetails =
+    typeof thrown === "string"
+      ? { codeName: "", message: thrown, reason: "", fieldViolations: [], preconditionViolations: [], retryAfterMs: undefined }
+      : describeError(thrown);
+  showDetails(title, near, e);
+}
+
+type ErrorDetails = Pick<
+  RetractError,
+  "codeName" | "message" | "reason" | "fieldViolations" | "preconditionViolations" | "retryAfterMs"
+>;
+
+function showDetails(title: string, near: string, e: ErrorDetails): void {
   $("error-title").textContent = title;
   $("error-code").textContent = e.codeName;
+  $("error-colon").hidden = !e.codeName;
   $("error-message").textContent = e.message;
   $("error-reason").textContent = e.reason;
   $("error-reason-line").hidden = !e.reason;
@@ -143,14 +158,22 @@ function showError(thrown: unknown, title = "The call failed"): RetractError {
     ...e.fieldViolations.map((v) => h("li", {}, h("code", {}, v.field), ": ", v.description)),
     ...e.preconditionViolations.map((v) => h("li", {}, v)),
   );
+  // A browser tells a script nothing about refused CORS or unreachable servers but "failed to fetch".
+  const unreachable = e.codeName === "UNKNOWN" && /fetch|network/i.test(e.message);
   const retry = $("error-retry");
-  retry.hidden = e.retryAfterMs === undefined;
-  retry.textContent = e.retryAfterMs === undefined ? "" : `Try again in ${Math.ceil(e.retryAfterMs / 1000)} s.`;
+  retry.hidden = e.retryAfterMs === undefined && !unreachable;
+  retry.textContent =
+    e.retryAfterMs !== undefined
+      ? `Try again in ${Math.ceil(e.retryAfterMs / 1000)} s.`
+      : unreachable
+        ? `The server did not answer this page: check its address, and that its cors_allowed_origins lists ${location.origin}.`
+        : "";
   const box = $("error");
   box.dataset["code"] = e.codeName;
   box.dataset["reason"] = e.reason;
+  $(near).after(box);
   box.hidden = false;
-  return e;
+  box.scrollIntoView({ block: "nearest" });
 }
 
 function clearError(): void {
@@ -175,7 +198,7 @@ async function lookUp(): Promise<boolean> {
     renderDelivery();
     return true;
   } catch (e) {
-    showError(e, "The delivery could not be looked up");
+    showError(e, "The delivery could not be looked up", "lookup-form");
     return false;
   } finally {
     button.disabled = false;
@@ -308,7 +331,7 @@ async function retract(): Promise<void> {
   clearError();
   const values = form();
   if (values.recipients.length === 0) {
-    showError(new Error("Tick at least one recipient to retract from."), "Nothing to retract");
+    showError("Tick at least one recipient to retract from.", "Nothing to retract", "retract");
     return;
   }
   const options = retractOptions(values);
@@ -338,7 +361,7 @@ async function start(pending: PendingStart): Promise<void> {
     void follow();
   } catch (e) {
     session.removeItem(PENDING);
-    showError(e, "The retract was not started");
+    showError(e, "The retract was not started", "retract");
     $<HTMLButtonElement>("retract").disabled = false;
   }
 }
@@ -372,7 +395,7 @@ async function follow(): Promise<void> {
     void loadJobAudit();
   } catch (e) {
     if (controller.signal.aborted) return;
-    showError(e, "Following the job stopped");
+    showError(e, "Following the job stopped", "connection");
   }
 }
 
@@ -512,7 +535,7 @@ async function loadJobAudit(): Promise<void> {
     section.querySelector("tbody")!.replaceChildren(...auditRows(events.map(auditRow)));
     section.dataset["entries"] = String(events.length);
   } catch (e) {
-    showError(e, "The audit entries could not be loaded");
+    showError(e, "The audit entries could not be loaded", "job-audit-heading");
   }
 }
 
@@ -525,7 +548,7 @@ async function loadTenantAudit(): Promise<void> {
     });
     $("tenant-audit").querySelector("tbody")!.replaceChildren(...auditRows(events.map(auditRow)));
   } catch (e) {
-    showError(e, "The audit trail could not be loaded");
+    showError(e, "The audit trail could not be loaded", "audit-refresh");
   }
 }
 
