@@ -442,8 +442,8 @@ function render(): void {
   bar.max = Math.max(targets, 1);
   bar.value = done;
   const text = `${done} of ${targets} mailboxes done — ${humanize(p.state)}.`;
-  const live = $("progress-text");
-  if (live.textContent !== text) live.textContent = text;
+  $("progress-text").textContent = text;
+  announce(text, isFinished(p));
 
   $("depths").querySelector("tbody")!.replaceChildren(
     ...byDepth(p).map((d) =>
@@ -475,6 +475,15 @@ function render(): void {
     ),
   );
   renderSummary(p);
+}
+
+// Screen readers hear the progress at most every few seconds (and at the end), not per event.
+let announced = 0;
+function announce(text: string, now: boolean): void {
+  const el = $("progress-announce");
+  if (el.textContent === text || (!now && Date.now() - announced < 5000)) return;
+  announced = Date.now();
+  el.textContent = text;
 }
 
 const COUNT_LABELS: Record<string, string> = {
