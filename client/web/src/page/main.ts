@@ -229,6 +229,7 @@ function renderRecipients(): void {
       value: r.address,
       id: `include-${r.address}`,
       "aria-label": `Include ${r.address}`,
+      "data-eligible": r.eligible ? "true" : undefined,
       disabled: !r.eligible || running,
       checked: r.eligible && (progress ? m !== undefined : true),
     });
@@ -263,7 +264,7 @@ function includeBoxes(): HTMLInputElement[] {
 }
 
 function syncIncludeAll(): void {
-  const enabled = includeBoxes().filter((b) => !b.disabled);
+  const enabled = includeBoxes().filter((b) => b.dataset["eligible"]);
   const ticked = enabled.filter((b) => b.checked);
   const all = $<HTMLInputElement>("include-all");
   all.checked = enabled.length > 0 && ticked.length === enabled.length;
@@ -295,7 +296,7 @@ function setUpOptions(): void {
   $<HTMLInputElement>("reason").disabled = !reasonSupported;
   $<HTMLInputElement>("include-all").addEventListener("change", (e) => {
     const on = (e.target as HTMLInputElement).checked;
-    for (const b of includeBoxes()) if (!b.disabled) b.checked = on;
+    for (const b of includeBoxes()) if (b.dataset["eligible"] && !b.disabled) b.checked = on;
   });
   $("recipients").addEventListener("change", (e) => {
     if ((e.target as HTMLElement).classList.contains("include")) syncIncludeAll();
@@ -304,7 +305,7 @@ function setUpOptions(): void {
 
 function form() {
   const boxes = includeBoxes();
-  const eligible = boxes.filter((b) => !b.disabled);
+  const eligible = boxes.filter((b) => b.dataset["eligible"]);
   const ticked = eligible.filter((b) => b.checked).map((b) => b.value);
   const mode = document.querySelector<HTMLInputElement>("#delete-mode input:checked");
   return {
