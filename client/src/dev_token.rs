@@ -6,11 +6,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
 /// The server's default `iss`.
-pub const DEVELOPMENT_ISSUER: &str = "retract-dev";
+pub const DEVELOPMENT_ISSUER: &str = retract_proto::development::ISSUER;
 /// The server's default `aud`.
-pub const DEVELOPMENT_AUDIENCE: &str = "retract";
+pub const DEVELOPMENT_AUDIENCE: &str = retract_proto::development::AUDIENCE;
 /// The server's default HS256 key. Public: a server using it trusts anyone.
-pub const DEVELOPMENT_SECRET: &str = "retract-development-key-do-not-use-in-production";
+pub const DEVELOPMENT_SECRET: &str = retract_proto::development::JWT_SECRET;
 
 /// How a token is signed.
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 //!   `TenantService`, `RetractService` and `AuditService`. Generated code only: conversions to
 //!   the server's domain types live in the server's `api` layer.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of every file, for server reflection.
+//! - [`development`]: the caller-token settings a development server accepts by default.
 
 /// Generated code of package `retract.v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms)]
@@ -15,6 +16,17 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of the `retract.v1` protos (with their imports), for
 /// `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("retract_descriptor");
+
+/// What a server in development mode accepts by default, and what development tools mint
+/// tokens with. Public knowledge: a server trusting these trusts anyone.
+pub mod development {
+    /// The default `iss` of caller tokens.
+    pub const ISSUER: &str = "retract-dev";
+    /// The default `aud` of caller tokens.
+    pub const AUDIENCE: &str = "retract";
+    /// The HS256 key a development server uses when no key is configured.
+    pub const JWT_SECRET: &str = "retract-development-key-do-not-use-in-production";
+}
 
 #[cfg(test)]
 mod tests {

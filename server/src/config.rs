@@ -1,8 +1,11 @@
 //! Settings: one typed struct, loaded once from defaults → an optional TOML file →
 //! `RETRACT_*` environment variables → command-line flags (later sources win).
 //!
-//! Every setting is a flag and an environment variable; `retract-server --help` lists them all.
-//! The same names (without `--`, with `_`) are the keys of the TOML file.
+//! Every setting is declared once, in the [`settings!`] table below: its documentation (which
+//! is also its `--help`), its type, its default, its flag type and its lower bound. From that
+//! one line come the [`Settings`] field, its default, the `--name` flag and the `RETRACT_NAME`
+//! variable (both listed by `retract-server --help`, with the default), and the check that
+//! refuses an out-of-range value at start. The same names are the keys of the TOML file.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -16,13 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::{KeySources, RateLimit, TokenRules},
+    engine::{EngineSettings, WatchSettings},
     graph::{GraphSettings, RetryPolicy},
     store::DatabaseOptions,
 };
 
 /// The development signing key of caller tokens. Anyone can mint tokens with it: it is for a
 /// laptop and for tests only, used when no key is configured in development mode.
-pub const DEVELOPMENT_JWT_SECRET: &str = "retract-development-key-do-not-use-in-production";
+pub const DEVELOPMENT_JWT_SECRET: &str = retract_proto::development::JWT_SECRET;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -44,410 +48,271 @@ pub enum Mode {
     Production,
 }
 
-/// Every setting of the server, resolved.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// Address of the one port serving gRPC, gRPC-Web, health and reflection.
-    pub listen_addr: SocketAddr,
-    /// `sqlite://retract.db?mode=rwc` (embedded, the default) or `postgres://…`.
-    pub database_url: String,
-    /// PostgreSQL pool size (SQLite always uses one connection).
-    pub database_max_connections: u32,
-    /// How long a query waits for a connection before the call answers UNAVAILABLE.
-    pub database_acquire_timeout_ms: u64,
-    /// How long SQLite waits on a lock held by another process.
-    pub sqlite_busy_timeout_ms: u64,
-    /// Apply pending migrations on start. Turn off where operators run `retract-migrate`.
-    pub migrate_on_start: bool,
-    /// Log format.
-    pub log_format: LogFormat,
-    /// Log filter in `tracing` syntax, e.g. `info` or `retract_server=debug,info`.
-    pub log_filter: String,
-    /// Longest time a unary call may take (a caller's shorter `grpc-timeout` wins).
-    pub request_timeout_ms: u64,
-    /// Most calls served at once across all connections; more wait.
-    pub concurrency_limit: usize,
-    /// How long shutdown waits for open calls and streams before closing them.
-    pub shutdown_grace_ms: u64,
-    /// How often the health check probes the database.
-    pub health_probe_interval_ms: u64,
-    /// How long one database probe may take before the service reports NOT_SERVING.
-    pub health_probe_timeout_ms: u64,
-    /// Browser origins allowed to call over gRPC-Web (CORS); empty allows none.
-    pub cors_allowed_origins: Vec<String>,
-    /// Required `iss` of caller tokens.
-    pub jwt_issuer: String,
-    /// Required `aud` of caller tokens.
-    pub jwt_audience: String,
-    /// HS256 secret of caller tokens (development only). In development mode with no key
-    /// configured at all, the public [`DEVELOPMENT_JWT_SECRET`] is used.
-    pub jwt_hs256_secret: Option<SecretString>,
-    /// PEM public keys of token issuers: RSA keys verify RS256, EC P-256 keys ES256.
-    pub jwt_public_key_files: Vec<PathBuf>,
-    /// A JWKS file with the issuers' public keys.
-    pub jwt_jwks_file: Option<PathBuf>,
-    /// A JWKS URL with the issuers' public keys, fetched at start and refreshed.
-    pub jwt_jwks_url: Option<String>,
-    /// Milliseconds between JWKS URL refreshes.
-    pub jwt_jwks_refresh_ms: u64,
-    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
-    pub jwt_leeway_s: u64,
-    /// `development` or `production`.
-    pub mode: Mode,
-    /// Start in production mode despite insecure settings (HS256 or the development key).
-    /// Logged loudly at every start.
-    pub allow_insecure_production: bool,
-    /// Calls per second one caller may sustain (0 turns limiting off).
-    pub rate_limit_per_second: f64,
-    /// Calls one quiet caller may make at once.
-    pub rate_limit_burst: f64,
-    /// PEM certificate chain: serve TLS with it.
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of `tls_cert_file`.
-    pub tls_key_file: Option<PathBuf>,
-    /// PEM CA certificates: require client certificates signed by them (mTLS).
-    pub tls_client_ca_file: Option<PathBuf>,
-    /// Microsoft Graph's base URL (without `/v1.0`).
-    pub graph_base_url: String,
-    /// The Microsoft identity platform's base URL (without the tenant).
-    pub login_base_url: String,
-    /// The app registration's client id; empty leaves grants unconfigured.
-    pub graph_client_id: String,
-    /// The app registration's client secret.
-    pub graph_client_secret: Option<SecretString>,
-    /// A file holding the client secret (read at start; wins over `graph_client_secret`).
-    pub graph_client_secret_file: Option<PathBuf>,
-    /// App tokens are renewed this many milliseconds before they expire.
-    pub graph_token_refresh_margin_ms: u64,
-    /// Longest single HTTP request to Microsoft, in milliseconds.
-    pub graph_request_timeout_ms: u64,
-    /// Attempts per Graph request (the first included) before its last error stands.
-    pub graph_max_attempts: u32,
-    /// First backoff after a Graph 5xx or broken connection, in milliseconds (doubles).
-    pub graph_backoff_base_ms: u64,
-    /// Longest backoff between Graph attempts, in milliseconds.
-    pub graph_backoff_max_ms: u64,
-    /// The public URL of `/consent/callback` that Microsoft redirects to; default: this
-    /// server's own address (fine on a laptop, set it behind a proxy).
-    pub consent_redirect_uri: Option<String>,
-    /// How long a consent URL stays usable, in milliseconds.
-    pub consent_ttl_ms: u64,
-    /// Consent callbacks one client address may make per second.
-    pub consent_callback_rate_per_second: f64,
-    /// Consent callbacks one client address may make at once.
-    pub consent_callback_burst: f64,
-    /// Re-verify every linked tenant's domains this often, in milliseconds; 0 turns it off.
-    pub domain_reverify_interval_ms: u64,
-    /// How often an idle retract worker looks for jobs other replicas created, in ms.
-    pub engine_poll_interval_ms: u64,
-    /// How long a claimed retract job stays a worker's without renewal, in ms.
-    pub job_lease_ms: u64,
-    /// Mailboxes of one job processed at once.
-    pub mailbox_concurrency: usize,
-    /// A Heartbeat is streamed after this many ms without events.
-    pub watch_heartbeat_ms: u64,
-    /// How long the answer "is this administrator a mailbox of the tenant?" is kept, in ms.
-    pub admin_mailbox_cache_ms: u64,
-    /// Deliveries older than this many days are removed; 0 keeps them forever.
-    pub delivery_retention_days: u32,
-    /// Finished retract jobs (and their events) older than this many days are removed; 0
-    /// keeps them forever. The audit trail keeps its own record.
-    pub job_retention_days: u32,
-    /// How often retention and the abandoned-consent sweep run, in milliseconds.
-    pub retention_sweep_interval_ms: u64,
+/// Declares every setting once (see the module docs). Each entry:
+/// `/// docs` `name: Type = default => FlagType [extra clap args], at_least MIN;`
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $name:ident: $ty:ty = $default:expr => $flag:ty $([$($arg:tt)*])? $(, at_least $min:expr)?;
+    )*) => {
+        /// Every setting of the server, resolved.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Settings {
+            $( $(#[doc = $doc])+ pub $name: $ty, )*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Self { $( $name: $default, )* }
+            }
+        }
+
+        /// Command-line flags and their environment variables. Unset flags leave the value of
+        /// the earlier sources in place.
+        #[derive(Debug, Default, Parser, Serialize)]
+        #[command(
+            name = "retract-server",
+            version,
+            about = "retract: takes delivered email back out of Microsoft 365 mailboxes."
+        )]
+        pub struct Cli {
+            /// Optional TOML file with any of the settings below (keys as the flag names, with `_`).
+            #[arg(long, env = "RETRACT_CONFIG")]
+            #[serde(skip)]
+            pub config: Option<PathBuf>,
+            $(
+                #[arg(
+                    long,
+                    env = env_name(stringify!($name)),
+                    help = help_text(&[$($doc),+], &Settings::default().$name)
+                    $(, $($arg)*)?
+                )]
+                #[serde(skip_serializing_if = "Unset::is_unset")]
+                #[allow(missing_docs)]
+                pub $name: $flag,
+            )*
+        }
+
+        impl Settings {
+            /// Refuses a setting below its lower bound.
+            fn check_bounds(&self) -> Result<(), ConfigError> {
+                $($(
+                    if self.$name < $min {
+                        return Err(ConfigError(format!(
+                            "{} must be at least {}, not {}",
+                            stringify!($name),
+                            $min,
+                            self.$name
+                        )));
+                    }
+                )?)*
+                Ok(())
+            }
+        }
+    };
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            database_url: "sqlite://retract.db?mode=rwc".to_owned(),
-            database_max_connections: 10,
-            database_acquire_timeout_ms: 5_000,
-            sqlite_busy_timeout_ms: 5_000,
-            migrate_on_start: true,
-            log_format: LogFormat::Human,
-            log_filter: "info".to_owned(),
-            request_timeout_ms: 30_000,
-            concurrency_limit: 1_024,
-            shutdown_grace_ms: 10_000,
-            health_probe_interval_ms: 5_000,
-            health_probe_timeout_ms: 2_000,
-            cors_allowed_origins: Vec::new(),
-            jwt_issuer: "retract-dev".to_owned(),
-            jwt_audience: "retract".to_owned(),
-            jwt_hs256_secret: None,
-            jwt_public_key_files: Vec::new(),
-            jwt_jwks_file: None,
-            jwt_jwks_url: None,
-            jwt_jwks_refresh_ms: 300_000,
-            jwt_leeway_s: 30,
-            mode: Mode::Development,
-            allow_insecure_production: false,
-            rate_limit_per_second: 50.0,
-            rate_limit_burst: 200.0,
-            tls_cert_file: None,
-            tls_key_file: None,
-            tls_client_ca_file: None,
-            graph_base_url: "https://graph.microsoft.com".to_owned(),
-            login_base_url: "https://login.microsoftonline.com".to_owned(),
-            graph_client_id: String::new(),
-            graph_client_secret: None,
-            graph_client_secret_file: None,
-            graph_token_refresh_margin_ms: 300_000,
-            graph_request_timeout_ms: 30_000,
-            graph_max_attempts: 6,
-            graph_backoff_base_ms: 500,
-            graph_backoff_max_ms: 30_000,
-            consent_redirect_uri: None,
-            consent_ttl_ms: 600_000,
-            consent_callback_rate_per_second: 1.0,
-            consent_callback_burst: 20.0,
-            domain_reverify_interval_ms: 0,
-            engine_poll_interval_ms: 500,
-            job_lease_ms: 30_000,
-            mailbox_concurrency: 64,
-            watch_heartbeat_ms: 15_000,
-            admin_mailbox_cache_ms: 300_000,
-            delivery_retention_days: 90,
-            job_retention_days: 90,
-            retention_sweep_interval_ms: 3_600_000,
-        }
+/// `RETRACT_` and the setting's name in capitals.
+fn env_name(setting: &str) -> String {
+    format!("RETRACT_{}", setting.to_ascii_uppercase())
+}
+
+/// A setting's documentation as one `--help` line, with its default when it has one.
+fn help_text(doc: &[&str], default: &dyn ShowDefault) -> String {
+    let text = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+    match default.shown() {
+        Some(value) => format!("{text} [default: {value}]"),
+        None => text,
     }
 }
 
-/// Command-line flags and their environment variables. Unset flags leave the value of the
-/// earlier sources in place.
-#[derive(Debug, Default, Parser, Serialize)]
-#[command(
-    name = "retract-server",
-    version,
-    about = "retract: takes delivered email back out of Microsoft 365 mailboxes."
-)]
-pub struct Cli {
-    /// Optional TOML file with any of the settings below (keys as the flag names, with `_`).
-    #[arg(long, env = "RETRACT_CONFIG")]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
-    /// Address of the gRPC port [default: 127.0.0.1:50051]
-    #[arg(long, env = "RETRACT_LISTEN_ADDR")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub listen_addr: Option<SocketAddr>,
-    /// Database URL [default: sqlite://retract.db?mode=rwc]
-    #[arg(long, env = "RETRACT_DATABASE_URL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
-    /// PostgreSQL pool size [default: 10]
-    #[arg(long, env = "RETRACT_DATABASE_MAX_CONNECTIONS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_max_connections: Option<u32>,
-    /// Milliseconds a query waits for a connection [default: 5000]
-    #[arg(long, env = "RETRACT_DATABASE_ACQUIRE_TIMEOUT_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_acquire_timeout_ms: Option<u64>,
-    /// Milliseconds SQLite waits on another process's lock [default: 5000]
-    #[arg(long, env = "RETRACT_SQLITE_BUSY_TIMEOUT_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sqlite_busy_timeout_ms: Option<u64>,
-    /// Apply pending migrations on start [default: true]
-    #[arg(long, env = "RETRACT_MIGRATE_ON_START")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub migrate_on_start: Option<bool>,
-    /// Log format [default: human]
-    #[arg(long, env = "RETRACT_LOG_FORMAT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_format: Option<LogFormat>,
-    /// Log filter, e.g. `info` or `retract_server=debug,info` [default: info]
-    #[arg(long, env = "RETRACT_LOG_FILTER")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_filter: Option<String>,
-    /// Longest unary call in milliseconds [default: 30000]
-    #[arg(long, env = "RETRACT_REQUEST_TIMEOUT_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_timeout_ms: Option<u64>,
-    /// Most calls served at once [default: 1024]
-    #[arg(long, env = "RETRACT_CONCURRENCY_LIMIT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub concurrency_limit: Option<usize>,
-    /// Milliseconds shutdown waits for open calls and streams [default: 10000]
-    #[arg(long, env = "RETRACT_SHUTDOWN_GRACE_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shutdown_grace_ms: Option<u64>,
-    /// Milliseconds between database health probes [default: 5000]
-    #[arg(long, env = "RETRACT_HEALTH_PROBE_INTERVAL_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub health_probe_interval_ms: Option<u64>,
-    /// Milliseconds one database probe may take [default: 2000]
-    #[arg(long, env = "RETRACT_HEALTH_PROBE_TIMEOUT_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub health_probe_timeout_ms: Option<u64>,
-    /// Browser origin allowed over gRPC-Web; repeat the flag, or comma-separate in the variable
-    #[arg(long, env = "RETRACT_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub cors_allowed_origins: Vec<String>,
-    /// Required `iss` of caller tokens [default: retract-dev]
-    #[arg(long, env = "RETRACT_JWT_ISSUER")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwt_issuer: Option<String>,
-    /// Required `aud` of caller tokens [default: retract]
-    #[arg(long, env = "RETRACT_JWT_AUDIENCE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwt_audience: Option<String>,
-    /// HS256 secret of caller tokens, development only [default: the public development key when no key is configured]
-    #[arg(long, env = "RETRACT_JWT_HS256_SECRET", hide_env_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwt_hs256_secret: Option<String>,
-    /// PEM public key of a token issuer (RSA → RS256, EC P-256 → ES256); repeat, or comma-separate in the variable
-    #[arg(
-        long = "jwt-public-key-file",
-        env = "RETRACT_JWT_PUBLIC_KEY_FILES",
-        value_delimiter = ','
-    )]
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub jwt_public_key_files: Vec<PathBuf>,
-    /// JWKS file with the token issuers' public keys
-    #[arg(long, env = "RETRACT_JWT_JWKS_FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwt_jwks_file: Option<PathBuf>,
-    /// JWKS URL with the token issuers' public keys, fetched at start and refreshed
-    #[arg(long, env = "RETRACT_JWT_JWKS_URL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwt_jwks_url: Option<String>,
-    /// Milliseconds between JWKS URL refreshes [default: 300000]
-    #[arg(long, env = "RETRACT_JWT_JWKS_REFRESH_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwt_jwks_refresh_ms: Option<u64>,
-    /// Clock skew tolerated on token times, in seconds [default: 30]
-    #[arg(long, env = "RETRACT_JWT_LEEWAY_S")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jwt_leeway_s: Option<u64>,
-    /// development or production; production refuses HS256 and the development key [default: development]
-    #[arg(long, env = "RETRACT_MODE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<Mode>,
-    /// Start in production mode despite insecure settings (logged loudly) [default: false]
-    #[arg(long, env = "RETRACT_ALLOW_INSECURE_PRODUCTION")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_insecure_production: Option<bool>,
-    /// Calls per second one caller may sustain; 0 turns limiting off [default: 50]
-    #[arg(long, env = "RETRACT_RATE_LIMIT_PER_SECOND")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate_limit_per_second: Option<f64>,
-    /// Calls one quiet caller may make at once [default: 200]
-    #[arg(long, env = "RETRACT_RATE_LIMIT_BURST")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate_limit_burst: Option<f64>,
-    /// PEM certificate chain: serve TLS
-    #[arg(long, env = "RETRACT_TLS_CERT_FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key of the certificate
-    #[arg(long, env = "RETRACT_TLS_KEY_FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_key_file: Option<PathBuf>,
-    /// PEM CA certificates: require client certificates they signed (mTLS)
-    #[arg(long, env = "RETRACT_TLS_CLIENT_CA_FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls_client_ca_file: Option<PathBuf>,
-    /// Microsoft Graph base URL [default: https://graph.microsoft.com]
-    #[arg(long, env = "RETRACT_GRAPH_BASE_URL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub graph_base_url: Option<String>,
-    /// Microsoft identity platform base URL [default: https://login.microsoftonline.com]
-    #[arg(long, env = "RETRACT_LOGIN_BASE_URL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub login_base_url: Option<String>,
-    /// The app registration's client id (grants are unavailable without it)
-    #[arg(long, env = "RETRACT_GRAPH_CLIENT_ID")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub graph_client_id: Option<String>,
-    /// The app registration's client secret (prefer the file or the variable)
-    #[arg(long, env = "RETRACT_GRAPH_CLIENT_SECRET", hide_env_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub graph_client_secret: Option<String>,
-    /// File holding the app registration's client secret
-    #[arg(long, env = "RETRACT_GRAPH_CLIENT_SECRET_FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub graph_client_secret_file: Option<PathBuf>,
-    /// Milliseconds before expiry that app tokens are renewed [default: 300000]
-    #[arg(long, env = "RETRACT_GRAPH_TOKEN_REFRESH_MARGIN_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub graph_token_refresh_margin_ms: Option<u64>,
-    /// Longest HTTP request to Microsoft in milliseconds [default: 30000]
-    #[arg(long, env = "RETRACT_GRAPH_REQUEST_TIMEOUT_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub graph_request_timeout_ms: Option<u64>,
-    /// Attempts per Graph request before its last error stands [default: 6]
-    #[arg(long, env = "RETRACT_GRAPH_MAX_ATTEMPTS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub graph_max_attempts: Option<u32>,
-    /// First backoff after a Graph 5xx, in milliseconds; doubles [default: 500]
-    #[arg(long, env = "RETRACT_GRAPH_BACKOFF_BASE_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub graph_backoff_base_ms: Option<u64>,
-    /// Longest backoff between Graph attempts, in milliseconds [default: 30000]
-    #[arg(long, env = "RETRACT_GRAPH_BACKOFF_MAX_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub graph_backoff_max_ms: Option<u64>,
-    /// Public URL of /consent/callback registered with the app [default: this server's address]
-    #[arg(long, env = "RETRACT_CONSENT_REDIRECT_URI")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consent_redirect_uri: Option<String>,
-    /// Milliseconds a consent URL stays usable [default: 600000]
-    #[arg(long, env = "RETRACT_CONSENT_TTL_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consent_ttl_ms: Option<u64>,
-    /// Consent callbacks per second from one client address [default: 1]
-    #[arg(long, env = "RETRACT_CONSENT_CALLBACK_RATE_PER_SECOND")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consent_callback_rate_per_second: Option<f64>,
-    /// Consent callbacks at once from one client address [default: 20]
-    #[arg(long, env = "RETRACT_CONSENT_CALLBACK_BURST")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consent_callback_burst: Option<f64>,
-    /// Milliseconds between re-verifications of every linked tenant; 0 = off [default: 0]
-    #[arg(long, env = "RETRACT_DOMAIN_REVERIFY_INTERVAL_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain_reverify_interval_ms: Option<u64>,
-    /// Milliseconds an idle retract worker waits before looking for jobs again [default: 500]
-    #[arg(long, env = "RETRACT_ENGINE_POLL_INTERVAL_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub engine_poll_interval_ms: Option<u64>,
-    /// Milliseconds a claimed retract job stays a worker's without renewal [default: 30000]
-    #[arg(long, env = "RETRACT_JOB_LEASE_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_lease_ms: Option<u64>,
-    /// Mailboxes of one retract job processed at once [default: 64]
-    #[arg(long, env = "RETRACT_MAILBOX_CONCURRENCY")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mailbox_concurrency: Option<usize>,
-    /// Milliseconds without events before a Heartbeat is streamed [default: 15000]
-    #[arg(long, env = "RETRACT_WATCH_HEARTBEAT_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub watch_heartbeat_ms: Option<u64>,
-    /// Milliseconds an administrator-mailbox check is remembered [default: 300000]
-    #[arg(long, env = "RETRACT_ADMIN_MAILBOX_CACHE_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_mailbox_cache_ms: Option<u64>,
-    /// Days deliveries are kept; 0 keeps them forever [default: 90]
-    #[arg(long, env = "RETRACT_DELIVERY_RETENTION_DAYS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delivery_retention_days: Option<u32>,
-    /// Days finished retract jobs and their events are kept; 0 keeps them forever [default: 90]
-    #[arg(long, env = "RETRACT_JOB_RETENTION_DAYS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_retention_days: Option<u32>,
-    /// Milliseconds between retention sweeps [default: 3600000]
-    #[arg(long, env = "RETRACT_RETENTION_SWEEP_INTERVAL_MS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retention_sweep_interval_ms: Option<u64>,
+/// How a default reads in `--help`; `None` for "nothing" (empty, unset).
+trait ShowDefault {
+    fn shown(&self) -> Option<String>;
+}
+
+macro_rules! shown_by_display {
+    ($($t:ty),*) => {$(
+        impl ShowDefault for $t {
+            fn shown(&self) -> Option<String> {
+                Some(self.to_string())
+            }
+        }
+    )*};
+}
+
+shown_by_display!(SocketAddr, u32, u64, usize, f64, bool);
+
+impl ShowDefault for String {
+    fn shown(&self) -> Option<String> {
+        Some(self.clone()).filter(|s| !s.is_empty())
+    }
+}
+
+impl<T> ShowDefault for Option<T> {
+    fn shown(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<T> ShowDefault for Vec<T> {
+    fn shown(&self) -> Option<String> {
+        None
+    }
+}
+
+impl ShowDefault for LogFormat {
+    fn shown(&self) -> Option<String> {
+        self.to_possible_value().map(|v| v.get_name().to_owned())
+    }
+}
+
+impl ShowDefault for Mode {
+    fn shown(&self) -> Option<String> {
+        self.to_possible_value().map(|v| v.get_name().to_owned())
+    }
+}
+
+/// Whether a flag was left unset (so the earlier sources' value stands).
+trait Unset {
+    fn is_unset(&self) -> bool;
+}
+
+impl<T> Unset for Option<T> {
+    fn is_unset(&self) -> bool {
+        self.is_none()
+    }
+}
+
+impl<T> Unset for Vec<T> {
+    fn is_unset(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+settings! {
+    /// Address of the one port serving gRPC, gRPC-Web, health and reflection.
+    listen_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 50051)) => Option<SocketAddr>;
+    /// Database URL: `sqlite://retract.db?mode=rwc` (embedded) or `postgres://…`.
+    database_url: String = "sqlite://retract.db?mode=rwc".to_owned() => Option<String>;
+    /// PostgreSQL pool size (SQLite always uses one connection).
+    database_max_connections: u32 = 10 => Option<u32>, at_least 1;
+    /// Milliseconds a query waits for a connection before the call answers UNAVAILABLE.
+    database_acquire_timeout_ms: u64 = 5_000 => Option<u64>, at_least 1;
+    /// Milliseconds SQLite waits on a lock held by another process.
+    sqlite_busy_timeout_ms: u64 = 5_000 => Option<u64>;
+    /// Apply pending migrations on start; turn off where operators run `retract-migrate`.
+    migrate_on_start: bool = true => Option<bool>;
+    /// Log format: `human` or `json` (one object a line, for log collectors).
+    log_format: LogFormat = LogFormat::Human => Option<LogFormat>;
+    /// Log filter in `tracing` syntax, e.g. `info` or `retract_server=debug,info`.
+    log_filter: String = "info".to_owned() => Option<String>;
+    /// Longest unary call in milliseconds (a caller's shorter `grpc-timeout` wins).
+    request_timeout_ms: u64 = 30_000 => Option<u64>, at_least 1;
+    /// Most calls served at once across all connections; more wait.
+    concurrency_limit: usize = 1_024 => Option<usize>, at_least 1;
+    /// Milliseconds shutdown waits for open calls and streams before closing them.
+    shutdown_grace_ms: u64 = 10_000 => Option<u64>;
+    /// Milliseconds between database health probes.
+    health_probe_interval_ms: u64 = 5_000 => Option<u64>, at_least 10;
+    /// Milliseconds one database probe may take before the service reports NOT_SERVING.
+    health_probe_timeout_ms: u64 = 2_000 => Option<u64>, at_least 1;
+    /// Browser origins allowed over gRPC-Web (CORS); repeat the flag, or comma-separate in
+    /// the variable. Empty allows none.
+    cors_allowed_origins: Vec<String> = Vec::new() => Vec<String> [value_delimiter = ','];
+    /// Required `iss` of caller tokens.
+    jwt_issuer: String = retract_proto::development::ISSUER.to_owned() => Option<String>;
+    /// Required `aud` of caller tokens.
+    jwt_audience: String = retract_proto::development::AUDIENCE.to_owned() => Option<String>;
+    /// HS256 secret of caller tokens, development only. In development mode with no key
+    /// configured at all, the public development key is used.
+    jwt_hs256_secret: Option<SecretString> = None => Option<String> [hide_env_values = true];
+    /// PEM public keys of token issuers (RSA keys verify RS256, EC P-256 keys ES256); repeat
+    /// the flag, or comma-separate in the variable.
+    jwt_public_key_files: Vec<PathBuf> = Vec::new() => Vec<PathBuf> [value_delimiter = ',', visible_alias = "jwt-public-key-file"];
+    /// A JWKS file with the token issuers' public keys.
+    jwt_jwks_file: Option<PathBuf> = None => Option<PathBuf>;
+    /// A JWKS URL with the token issuers' public keys, fetched at start and refreshed.
+    jwt_jwks_url: Option<String> = None => Option<String>;
+    /// Milliseconds between JWKS URL refreshes.
+    jwt_jwks_refresh_ms: u64 = 300_000 => Option<u64>, at_least 100;
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    jwt_leeway_s: u64 = 30 => Option<u64>;
+    /// `development` or `production`; production refuses HS256 and the development key.
+    mode: Mode = Mode::Development => Option<Mode>;
+    /// Start in production mode despite insecure settings (HS256 or the development key);
+    /// logged loudly at every start.
+    allow_insecure_production: bool = false => Option<bool>;
+    /// Calls per second one caller may sustain (0 turns limiting off).
+    rate_limit_per_second: f64 = 50.0 => Option<f64>;
+    /// Calls one quiet caller may make at once.
+    rate_limit_burst: f64 = 200.0 => Option<f64>;
+    /// PEM certificate chain: serve TLS with it.
+    tls_cert_file: Option<PathBuf> = None => Option<PathBuf>;
+    /// PEM private key of `tls_cert_file`.
+    tls_key_file: Option<PathBuf> = None => Option<PathBuf>;
+    /// PEM CA certificates: require client certificates signed by them (mTLS).
+    tls_client_ca_file: Option<PathBuf> = None => Option<PathBuf>;
+    /// Microsoft Graph's base URL (without `/v1.0`).
+    graph_base_url: String = "https://graph.microsoft.com".to_owned() => Option<String>;
+    /// The Microsoft identity platform's base URL (without the tenant).
+    login_base_url: String = "https://login.microsoftonline.com".to_owned() => Option<String>;
+    /// The app registration's client id; empty leaves grants and retracts unavailable.
+    graph_client_id: String = String::new() => Option<String>;
+    /// The app registration's client secret (prefer the file or the variable to the flag).
+    graph_client_secret: Option<SecretString> = None => Option<String> [hide_env_values = true];
+    /// A file holding the client secret (read at start; wins over `graph_client_secret`).
+    graph_client_secret_file: Option<PathBuf> = None => Option<PathBuf>;
+    /// App tokens are renewed this many milliseconds before they expire.
+    graph_token_refresh_margin_ms: u64 = 300_000 => Option<u64>;
+    /// Longest single HTTP request to Microsoft, in milliseconds.
+    graph_request_timeout_ms: u64 = 30_000 => Option<u64>, at_least 1;
+    /// Attempts per Graph request (the first included) before its last error stands.
+    graph_max_attempts: u32 = 6 => Option<u32>, at_least 1;
+    /// First backoff after a Graph 5xx or broken connection, in milliseconds (doubles).
+    graph_backoff_base_ms: u64 = 500 => Option<u64>;
+    /// Longest backoff between Graph attempts, in milliseconds.
+    graph_backoff_max_ms: u64 = 30_000 => Option<u64>;
+    /// The public URL of `/consent/callback` that Microsoft redirects to; default: this
+    /// server's own address (fine on a laptop, set it behind a proxy).
+    consent_redirect_uri: Option<String> = None => Option<String>;
+    /// How long a consent URL stays usable, in milliseconds.
+    consent_ttl_ms: u64 = 600_000 => Option<u64>;
+    /// Consent callbacks one client address may make per second.
+    consent_callback_rate_per_second: f64 = 1.0 => Option<f64>;
+    /// Consent callbacks one client address may make at once.
+    consent_callback_burst: f64 = 20.0 => Option<f64>;
+    /// Re-verify every linked tenant's domains this often, in milliseconds; 0 turns it off.
+    domain_reverify_interval_ms: u64 = 0 => Option<u64>;
+    /// How often an idle retract worker looks for jobs other replicas created, in ms.
+    engine_poll_interval_ms: u64 = 500 => Option<u64>, at_least 10;
+    /// How long a claimed retract job stays a worker's without renewal, in ms.
+    job_lease_ms: u64 = 30_000 => Option<u64>, at_least 300;
+    /// Mailboxes of one retract job worked on at once (each mailbox itself gets at most
+    /// Graph's 4 concurrent requests).
+    mailbox_concurrency: usize = 64 => Option<usize>, at_least 1;
+    /// A Heartbeat is streamed after this many ms without events.
+    watch_heartbeat_ms: u64 = 15_000 => Option<u64>, at_least 10;
+    /// How long the answer "is this administrator a mailbox of the tenant?" is kept, in ms.
+    admin_mailbox_cache_ms: u64 = 300_000 => Option<u64>;
+    /// Deliveries older than this many days are removed; 0 keeps them forever.
+    delivery_retention_days: u32 = 90 => Option<u32>;
+    /// Finished retract jobs (and their events) older than this many days are removed; 0
+    /// keeps them forever. The audit trail keeps its own record.
+    job_retention_days: u32 = 90 => Option<u32>;
+    /// How often retention and the abandoned-consent sweep run, in milliseconds.
+    retention_sweep_interval_ms: u64 = 3_600_000 => Option<u64>, at_least 10;
 }
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(String);
+
+fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
 
 impl Settings {
     /// Resolves the settings from the process's arguments and environment.
@@ -472,8 +337,8 @@ impl Settings {
         DatabaseOptions {
             url: self.database_url.clone(),
             max_connections: self.database_max_connections,
-            acquire_timeout: Duration::from_millis(self.database_acquire_timeout_ms),
-            sqlite_busy_timeout: Duration::from_millis(self.sqlite_busy_timeout_ms),
+            acquire_timeout: millis(self.database_acquire_timeout_ms),
+            sqlite_busy_timeout: millis(self.sqlite_busy_timeout_ms),
         }
     }
 
@@ -483,6 +348,71 @@ impl Settings {
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
             leeway: Duration::from_secs(self.jwt_leeway_s),
+        }
+    }
+
+    /// How the retract engine runs.
+    pub fn engine(&self) -> EngineSettings {
+        EngineSettings {
+            poll_interval: millis(self.engine_poll_interval_ms),
+            lease: millis(self.job_lease_ms),
+            mailboxes_in_flight: self.mailbox_concurrency,
+            admin_mailbox_ttl: millis(self.admin_mailbox_cache_ms),
+        }
+    }
+
+    /// How job watches behave.
+    pub fn watch(&self) -> WatchSettings {
+        WatchSettings {
+            heartbeat: millis(self.watch_heartbeat_ms),
+            poll: millis(self.engine_poll_interval_ms),
+        }
+    }
+
+    /// Named durations of the server's own timers.
+    pub fn request_timeout(&self) -> Duration {
+        millis(self.request_timeout_ms)
+    }
+
+    /// How long shutdown waits for open calls and streams.
+    pub fn shutdown_grace(&self) -> Duration {
+        millis(self.shutdown_grace_ms)
+    }
+
+    /// Database health probing: how often, and how long one probe may take.
+    pub fn health_probe(&self) -> (Duration, Duration) {
+        (
+            millis(self.health_probe_interval_ms),
+            millis(self.health_probe_timeout_ms),
+        )
+    }
+
+    /// Between JWKS URL refreshes.
+    pub fn jwks_refresh(&self) -> Duration {
+        millis(self.jwt_jwks_refresh_ms)
+    }
+
+    /// Between periodic re-verifications; `None` when turned off.
+    pub fn domain_reverify_interval(&self) -> Option<Duration> {
+        (self.domain_reverify_interval_ms > 0).then(|| millis(self.domain_reverify_interval_ms))
+    }
+
+    /// Between retention sweeps.
+    pub fn retention_sweep_interval(&self) -> Duration {
+        millis(self.retention_sweep_interval_ms)
+    }
+
+    /// How long a consent URL stays usable.
+    pub fn consent_ttl(&self) -> Duration {
+        millis(self.consent_ttl_ms)
+    }
+
+    /// What is kept how long; `None` keeps forever.
+    pub fn retention(&self) -> crate::retention::Retention {
+        let days = |d: u32| (d > 0).then(|| chrono::Duration::days(i64::from(d)));
+        crate::retention::Retention {
+            deliveries: days(self.delivery_retention_days),
+            jobs: days(self.job_retention_days),
         }
     }
 
@@ -542,12 +472,12 @@ impl Settings {
             login_base_url: self.login_base_url.clone(),
             client_id: self.graph_client_id.clone(),
             client_secret: secret,
-            refresh_margin: Duration::from_millis(self.graph_token_refresh_margin_ms),
-            request_timeout: Duration::from_millis(self.graph_request_timeout_ms.max(1)),
+            refresh_margin: millis(self.graph_token_refresh_margin_ms),
+            request_timeout: millis(self.graph_request_timeout_ms),
             retry: RetryPolicy {
-                max_attempts: self.graph_max_attempts.max(1),
-                base_backoff: Duration::from_millis(self.graph_backoff_base_ms),
-                max_backoff: Duration::from_millis(self.graph_backoff_max_ms),
+                max_attempts: self.graph_max_attempts,
+                base_backoff: millis(self.graph_backoff_base_ms),
+                max_backoff: millis(self.graph_backoff_max_ms),
             },
         }))
     }
@@ -572,6 +502,7 @@ impl Settings {
     /// public key, or with an HS256 secret (the development key included), unless
     /// `allow_insecure_production` says so; TLS halves without the other half.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.check_bounds()?;
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err(ConfigError(
                 "tls_cert_file and tls_key_file go together".to_owned(),
@@ -690,13 +621,7 @@ mod tests {
 
     #[test]
     fn tls_settings_come_in_pairs() {
-        let with = |args: &[&str]| {
-            let mut argv = vec!["retract-server"];
-            argv.extend_from_slice(args);
-            Settings::from_cli(&Cli::try_parse_from(argv).unwrap())
-                .unwrap()
-                .check()
-        };
+        let with = |args: &[&str]| settings_from(args).check();
         assert!(with(&["--tls-cert-file", "c.pem"]).is_err());
         assert!(with(&["--tls-client-ca-file", "ca.pem"]).is_err());
         assert!(
@@ -749,12 +674,76 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_is_a_flag_and_a_variable_and_help_shows_its_default() {
+        use clap::CommandFactory as _;
+        let help = Cli::command().render_long_help().to_string();
+        for (flag, variable, default) in [
+            (
+                "--listen-addr",
+                "RETRACT_LISTEN_ADDR",
+                Some("127.0.0.1:50051"),
+            ),
+            ("--job-lease-ms", "RETRACT_JOB_LEASE_MS", Some("30000")),
+            ("--mode", "RETRACT_MODE", Some("development")),
+            ("--log-format", "RETRACT_LOG_FORMAT", Some("human")),
+            ("--jwt-issuer", "RETRACT_JWT_ISSUER", Some("retract-dev")),
+            (
+                "--jwt-public-key-files",
+                "RETRACT_JWT_PUBLIC_KEY_FILES",
+                None,
+            ),
+            ("--graph-client-secret", "RETRACT_GRAPH_CLIENT_SECRET", None),
+            (
+                "--retention-sweep-interval-ms",
+                "RETRACT_RETENTION_SWEEP_INTERVAL_MS",
+                Some("3600000"),
+            ),
+        ] {
+            let at = help
+                .find(&format!("{flag} "))
+                .unwrap_or_else(|| panic!("{flag} missing from --help"));
+            let end = help[at + 1..]
+                .find("\n      -")
+                .map_or(help.len(), |e| at + 1 + e);
+            let entry = &help[at..end];
+            assert!(entry.contains(variable), "{flag}: {entry}");
+            if let Some(default) = default {
+                assert!(
+                    entry.contains(&format!("[default: {default}]")),
+                    "{flag}: {entry}"
+                );
+            }
+        }
+        // The singular spelling the flag had keeps working.
+        let cli =
+            Cli::try_parse_from(["retract-server", "--jwt-public-key-file", "a.pem"]).unwrap();
+        assert_eq!(cli.jwt_public_key_files, [PathBuf::from("a.pem")]);
+    }
+
+    #[test]
+    fn values_below_their_bound_are_refused_at_start_not_clamped() {
+        let with = |args: &[&str]| settings_from(args).check();
+        let err = with(&["--job-lease-ms", "299"]).unwrap_err().to_string();
+        assert!(err.contains("job_lease_ms must be at least 300"), "{err}");
+        assert!(with(&["--mailbox-concurrency", "0"]).is_err());
+        assert!(with(&["--graph-max-attempts", "0"]).is_err());
+        assert!(with(&["--job-lease-ms", "300", "--mailbox-concurrency", "1"]).is_ok());
+    }
+
+    #[test]
     fn secrets_do_not_appear_in_debug_output() {
         let s = Settings {
             jwt_hs256_secret: Some(SecretString::from("hunter2-secret")),
             ..Settings::default()
         };
         assert!(!format!("{s:?}").contains("hunter2-secret"));
+    }
+
+    /// The settings `retract-server ARGS` resolves to.
+    fn settings_from(args: &[&str]) -> Settings {
+        let mut argv = vec!["retract-server"];
+        argv.extend_from_slice(args);
+        Settings::from_cli(&Cli::try_parse_from(argv).unwrap()).unwrap()
     }
 
     fn tempfile_in_target(name: &str) -> (PathBuf, std::fs::File) {

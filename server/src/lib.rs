@@ -6,10 +6,14 @@
 //! # Layout
 //! - [`config`]: the one settings struct (defaults → TOML → `RETRACT_*` env → flags).
 //! - [`domain`]: validated types (`TenantId`, `DomainName`, page tokens, audit vocabulary).
-//! - [`api`]: the tonic services; proto ⇄ domain conversion and the one error → `Status` table.
+//! - [`api`]: the tonic services; proto ⇄ domain conversion and the one error → `Status` table,
+//!   nothing else.
 //! - [`auth`]: bearer JWT → `Caller`, and the per-RPC permission table.
-//! - [`engine`]: retract jobs: workers, leases, per-mailbox work, the event log.
-//! - [`graph`]: Microsoft Graph and the identity platform (app-token cache, typed errors).
+//! - [`consent`]: Grant Permissions: admin consent, the browser callback, domain verification.
+//! - [`engine`]: retract jobs: accepting them, workers, leases, per-mailbox work, the event
+//!   log, and watches that follow a job.
+//! - [`graph`]: Microsoft Graph and the identity platform (app-token cache, typed errors,
+//!   mailbox operations, the administrator-mailbox check).
 //! - [`store`]: sea-orm persistence on SQLite or PostgreSQL, audit written in the same
 //!   transaction as each change.
 //! - [`health`]: database-aware `grpc.health.v1` status.

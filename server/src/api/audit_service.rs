@@ -10,7 +10,7 @@ use super::{
     validate::{Validated as _, field, optional_text},
 };
 use crate::{
-    domain::{AuditFilter, PageRequest, PageSize, PageToken, TenantId},
+    domain::{AuditFilter, PageRequest, PageSize, PageToken},
     store::Store,
 };
 
@@ -25,18 +25,15 @@ impl AuditApi {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
-}
 
-#[tonic::async_trait]
-impl AuditService for AuditApi {
-    async fn list_audit_events(
+    async fn list(
         &self,
         request: Request<pb::ListAuditEventsRequest>,
-    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+    ) -> Result<pb::ListAuditEventsResponse, ApiError> {
         let ctx = CallContext::of(&request)?;
         let r = request.into_inner();
         let (tenant, section, action, actor, target, occurred_after, occurred_before, size) = (
-            field("tenant_id", TenantId::parse(&r.tenant_id)),
+            ctx.tenant(&r.tenant_id),
             field("section", convert::audit_section(r.section)),
             field("action", optional_text(&r.action, 64)),
             field("actor", optional_text(&r.actor, 320)),
@@ -51,8 +48,7 @@ impl AuditService for AuditApi {
             ),
             field("page_size", PageSize::parse(r.page_size)),
         )
-            .validated()?;
-        ctx.check_tenant(&tenant)?;
+            .validated_for(&ctx)?;
         let filter = AuditFilter {
             section,
             action,
@@ -70,12 +66,21 @@ impl AuditService for AuditApi {
         let page = self
             .store
             .list_audit_events(&tenant, &filter, &PageRequest { size, after })
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         let next_page_token = page.next_page_token(&query, |event| event.id);
-        Ok(Response::new(pb::ListAuditEventsResponse {
+        Ok(pb::ListAuditEventsResponse {
             events: page.items.into_iter().map(Into::into).collect(),
             next_page_token,
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        Ok(Response::new(self.list(request).await?))
     }
 }

@@ -40,6 +40,12 @@ impl CallContext {
         Ok(Self { caller, request_id })
     }
 
+    /// The request's `tenant_id` field, parsed (checked against the caller by
+    /// [`super::validate::Validated::validated_for`]).
+    pub fn tenant(&self, raw: &str) -> Result<TenantId, super::FieldViolation> {
+        super::validate::field("tenant_id", TenantId::parse(raw))
+    }
+
     /// Refuses a caller whose token does not cover `tenant`. Checked before any lookup, so a
     /// caller learns nothing about other tenants' resources (PERMISSION_DENIED before NOT_FOUND).
     pub fn check_tenant(&self, tenant: &TenantId) -> Result<(), ApiError> {

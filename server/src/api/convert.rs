@@ -5,8 +5,8 @@ use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
 use retract_proto::v1 as pb;
 
 use crate::domain::{
-    AuditEvent, AuditOutcome, AuditSection, Delivery, Domain, DomainOutcome, Eligibility, Grant,
-    GrantState, RecordOutcome, RetractStatus, Tenant, ValidationError,
+    AuditEvent, AuditOutcome, AuditSection, Delivery, Domain, DomainOutcome, Eligibility,
+    EmailAddress, Grant, GrantState, RecordOutcome, RetractStatus, Tenant, ValidationError,
 };
 
 /// A time as a protobuf timestamp.
@@ -65,7 +65,10 @@ impl From<Tenant> for pb::Tenant {
         Self {
             tenant_id: t.id.to_string(),
             display_name: t.display_name.as_str().to_owned(),
-            microsoft_tenant_id: t.microsoft_tenant_id.unwrap_or_default(),
+            microsoft_tenant_id: t
+                .microsoft_tenant_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
             create_time: Some(timestamp(t.created_at)),
             update_time: Some(timestamp(t.updated_at)),
         }
@@ -106,20 +109,17 @@ impl From<&DomainOutcome> for pb::DomainOutcome {
     }
 }
 
-impl From<Grant> for pb::Grant {
-    fn from(g: Grant) -> Self {
-        let state = match g.state {
-            // An attempt nobody came back to in time reads as expired.
-            GrantState::AwaitingConsent if chrono::Utc::now() > g.expires_at => {
-                pb::GrantState::Expired
-            }
-            GrantState::AwaitingConsent | GrantState::Completing => pb::GrantState::AwaitingConsent,
-            GrantState::Succeeded => pb::GrantState::Succeeded,
-            GrantState::PartiallySucceeded => pb::GrantState::PartiallySucceeded,
-            GrantState::Failed => pb::GrantState::Failed,
-            GrantState::Expired => pb::GrantState::Expired,
-        };
-        Self {
+/// A consent attempt as it stands at `now` (see [`Grant::state_at`]).
+pub fn grant(g: Grant, now: DateTime<Utc>) -> pb::Grant {
+    let state = match g.state_at(now) {
+        GrantState::AwaitingConsent | GrantState::Completing => pb::GrantState::AwaitingConsent,
+        GrantState::Succeeded => pb::GrantState::Succeeded,
+        GrantState::PartiallySucceeded => pb::GrantState::PartiallySucceeded,
+        GrantState::Failed => pb::GrantState::Failed,
+        GrantState::Expired => pb::GrantState::Expired,
+    };
+    {
+        pb::Grant {
             domain_outcomes: g.domain_outcomes.iter().map(Into::into).collect(),
             grant_id: g.id,
             tenant_id: g.tenant_id.to_string(),
@@ -128,7 +128,10 @@ impl From<Grant> for pb::Grant {
             create_time: Some(timestamp(g.created_at)),
             expire_time: Some(timestamp(g.expires_at)),
             complete_time: g.completed_at.map(timestamp),
-            microsoft_tenant_id: g.microsoft_tenant_id.unwrap_or_default(),
+            microsoft_tenant_id: g
+                .microsoft_tenant_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
             error: g.error.unwrap_or_default(),
             error_description: g.error_description.unwrap_or_default(),
         }
@@ -138,11 +141,11 @@ impl From<Grant> for pb::Grant {
 impl From<Delivery> for pb::Delivery {
     fn from(d: Delivery) -> Self {
         Self {
-            internet_message_id: d.message_id,
-            sender: d.sender,
-            subject: d.subject,
+            internet_message_id: d.message_id.to_string(),
+            sender: d.sender.to_string(),
+            subject: d.subject.as_str().to_owned(),
             delivery_time: Some(timestamp(d.delivered_at)),
-            recipients: d.recipients,
+            recipients: d.recipients.iter().map(ToString::to_string).collect(),
             record_time: Some(timestamp(d.recorded_at)),
             update_time: Some(timestamp(d.updated_at)),
             recipient_count: i32::try_from(d.recipient_count).unwrap_or(i32::MAX),
@@ -161,7 +164,7 @@ impl From<RecordOutcome> for pb::RecordOutcome {
 }
 
 /// One row of the Retract tab.
-pub fn recipient_option(address: &str, eligibility: &Eligibility) -> pb::RecipientOption {
+pub fn recipient_option(address: &EmailAddress, eligibility: &Eligibility) -> pb::RecipientOption {
     let (eligibility, detail) = match eligibility {
         Eligibility::Eligible => (pb::Eligibility::Eligible, String::new()),
         Eligibility::DomainNotManaged => (
@@ -172,7 +175,7 @@ pub fn recipient_option(address: &str, eligibility: &Eligibility) -> pb::Recipie
         Eligibility::PermissionIssue(why) => (pb::Eligibility::PermissionIssue, why.clone()),
     };
     pb::RecipientOption {
-        address: address.to_owned(),
+        address: address.to_string(),
         eligibility: eligibility.into(),
         detail,
     }

@@ -1,6 +1,6 @@
 //! Reading delivered messages out of requests.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use retract_proto::v1 as pb;
 
@@ -85,26 +85,4 @@ pub fn parse(violations: &mut Violations, prefix: &str, d: &pb::Delivery) -> Opt
 fn plausible(t: chrono::DateTime<chrono::Utc>) -> bool {
     let earliest = chrono::DateTime::from_timestamp(631_152_000, 0).unwrap_or_default(); // 1990-01-01
     t >= earliest && t <= chrono::Utc::now() + chrono::Duration::days(1)
-}
-
-/// Folds repeats of one message within a batch into one delivery (in first-seen order), and
-/// says for each input which merged delivery it became.
-pub fn merge_repeats(batch: Vec<NewDelivery>) -> (Vec<NewDelivery>, Vec<usize>) {
-    let mut merged: Vec<NewDelivery> = Vec::with_capacity(batch.len());
-    let mut position: HashMap<String, usize> = HashMap::new();
-    let mut index_of = Vec::with_capacity(batch.len());
-    for delivery in batch {
-        match position.get(delivery.message_id.as_str()) {
-            Some(&i) => {
-                merged[i].absorb(delivery);
-                index_of.push(i);
-            }
-            None => {
-                position.insert(delivery.message_id.as_str().to_owned(), merged.len());
-                index_of.push(merged.len());
-                merged.push(delivery);
-            }
-        }
-    }
-    (merged, index_of)
 }

@@ -5,7 +5,12 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use crate::{auth::AuthError, consent::ConsentError, store::StoreError};
+use crate::{
+    auth::{AuthError, AuthRejection},
+    consent::ConsentError,
+    graph::GraphError,
+    store::StoreError,
+};
 
 /// `google.rpc.ErrorInfo.domain` of every error this service sends.
 pub const ERROR_DOMAIN: &str = "retract";
@@ -72,6 +77,12 @@ pub enum ApiError {
     /// The capability is not built yet.
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),
+    /// The caller's deadline passed before the call (a watch) ended.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// The server is shutting down; the same call to another replica, or later, works.
+    #[error("{0}")]
+    ShuttingDown(String),
     /// A dependency (the database, Microsoft 365) is unavailable; retrying later may work.
     /// Carries the ErrorInfo reason naming which.
     #[error("service temporarily unavailable; retry later")]
@@ -104,14 +115,41 @@ impl From<ConsentError> for ApiError {
             ConsentError::RelinkRefused { .. } => precondition("RELINK_REFUSED", &err),
             ConsentError::NotLinked(_) => precondition("TENANT_NOT_LINKED", &err),
             ConsentError::NotConfigured => precondition("GRAPH_NOT_CONFIGURED", &err),
-            ConsentError::Unreachable(cause) => {
-                tracing::warn!(error = %cause, "Microsoft 365 unreachable");
-                Self::Unavailable("MICROSOFT_UNAVAILABLE")
-            }
+            ConsentError::Unreachable(cause) => cause.into(),
             ConsentError::Store(store) => store.into(),
             ConsentError::Interrupted(why) => Self::Internal(why.into()),
         }
     }
+}
+
+impl From<GraphError> for ApiError {
+    fn from(err: GraphError) -> Self {
+        tracing::warn!(error = %err, "Microsoft 365 did not answer as needed");
+        Self::Unavailable("MICROSOFT_UNAVAILABLE")
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        Self::Unauthenticated(err)
+    }
+}
+
+impl From<AuthRejection> for ApiError {
+    fn from(rejection: AuthRejection) -> Self {
+        match rejection {
+            AuthRejection::Unauthenticated(err) => Self::Unauthenticated(err),
+            AuthRejection::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            AuthRejection::PermissionDenied { reason, message } => {
+                Self::PermissionDenied { reason, message }
+            }
+        }
+    }
+}
+
+/// The auth layer's answer to a call it turns away (see [`crate::auth::Reject`]).
+pub fn rejection_status(rejection: AuthRejection) -> Status {
+    ApiError::from(rejection).into()
 }
 
 impl From<StoreError> for ApiError {
@@ -188,6 +226,15 @@ impl From<ApiError> for Status {
             ApiError::Unimplemented(_) => {
                 info(&mut details, "NOT_IMPLEMENTED");
                 Code::Unimplemented
+            }
+            ApiError::DeadlineExceeded(_) => {
+                info(&mut details, "DEADLINE_EXCEEDED");
+                Code::DeadlineExceeded
+            }
+            ApiError::ShuttingDown(_) => {
+                info(&mut details, "SERVER_STOPPING");
+                details.set_retry_info(Some(std::time::Duration::from_secs(1)));
+                Code::Unavailable
             }
             ApiError::Unavailable(reason) => {
                 info(&mut details, reason);

@@ -1,227 +1,145 @@
-//! Retract requests: reading and checking them, and turning jobs and events into proto.
-
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+//! Retract requests, jobs and events on the wire: reading `RetractOptions` and filters out of
+//! requests, and turning jobs, events and the engine's errors into proto and `ApiError`.
 
 use retract_proto::v1 as pb;
 
-use super::{ApiError, FieldViolation, convert::timestamp};
+use super::{
+    ApiError, FieldViolation,
+    convert::timestamp,
+    validate::{self, Validated as _, Violations, field},
+};
 use crate::{
     domain::{
-        DeleteMode, Delivery, Domain, Eligibility, EmailAddress, EventKind, JobCounts, JobEvent,
-        JobState, Phase, RetractJob, RetractOptions, Target, TargetOutcome, TargetResult,
+        DeleteMode, EmailAddress, EventKind, InternetMessageId, JobCounts, JobEvent, JobState,
+        NewDelivery, Phase, RetractJob, RetractOptions, Target, TargetOutcome, ValidationError,
     },
-    graph::GraphClient,
+    engine::{DispatchError, PlanError, WatchEnd, Watched},
 };
 
-/// Deepest conversation a retract may follow.
-pub const MAX_DEPTH: i32 = 5;
-
-/// Reads a request's options; conversations answer UNIMPLEMENTED until they are built.
+/// Reads a request's options and its idempotency key (the request id, a UUID).
 pub fn options(
     raw: Option<&pb::RetractOptions>,
     request_id: &str,
 ) -> Result<(RetractOptions, String), ApiError> {
-    let mut violations = Vec::new();
-    let mut bad = |field: &str, description: &str| {
-        violations.push(FieldViolation {
-            field: field.to_owned(),
-            description: description.to_owned(),
-        });
-    };
     let Some(raw) = raw else {
-        bad("options", "is required");
-        return Err(ApiError::InvalidArgument(violations));
+        return Err(ApiError::InvalidArgument(vec![FieldViolation {
+            field: "options".into(),
+            description: "is required".into(),
+        }]));
     };
-    let message = crate::domain::InternetMessageId::parse(&raw.internet_message_id)
-        .map_err(|e| bad("options.internet_message_id", &e.0))
-        .ok();
-    let mut recipients = Vec::new();
-    if raw.recipients.len() > crate::domain::NewDelivery::MAX_RECIPIENTS {
-        bad("options.recipients", "must hold at most 10,000 addresses");
-    }
-    for (i, r) in raw
-        .recipients
-        .iter()
-        .enumerate()
-        .take(crate::domain::NewDelivery::MAX_RECIPIENTS)
-    {
-        match EmailAddress::parse(r) {
-            Ok(a) => recipients.push(a.to_string()),
-            Err(e) => bad(&format!("options.recipients[{i}]"), &e.0),
-        }
-    }
-    if !(0..=MAX_DEPTH).contains(&raw.conversation_depth) {
-        bad("options.conversation_depth", "must be 0 to 5");
-    }
-    let delete_mode = match pb::DeleteMode::try_from(raw.delete_mode) {
-        Ok(pb::DeleteMode::Soft) => Some(DeleteMode::Soft),
-        Ok(pb::DeleteMode::Hard) => Some(DeleteMode::Hard),
-        Ok(pb::DeleteMode::MoveToDeletedItems) => Some(DeleteMode::MoveToDeletedItems),
-        _ => {
-            bad(
-                "options.delete_mode",
-                "must be SOFT, HARD or MOVE_TO_DELETED_ITEMS",
-            );
-            None
-        }
-    };
-    let request_id = super::validate::uuid(request_id, "a request id")
-        .map_err(|e| bad("request_id", &e.0))
-        .ok();
-    if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations));
-    }
+    let (message_id, recipients, conversation_depth, delete_mode, request_id) = (
+        field(
+            "options.internet_message_id",
+            InternetMessageId::parse(&raw.internet_message_id),
+        ),
+        recipients(&raw.recipients),
+        field(
+            "options.conversation_depth",
+            RetractOptions::depth(raw.conversation_depth),
+        ),
+        field("options.delete_mode", delete_mode(raw.delete_mode)),
+        field("request_id", validate::uuid(request_id, "a request id")),
+    )
+        .validated()?;
     if raw.include_conversations {
         return Err(ApiError::Unimplemented(
-            "Retracting conversations (replies and forwards, issue #7)",
+            "Retracting conversations (replies and forwards, issue #11)",
         ));
     }
-    recipients.sort();
-    recipients.dedup();
-    match (message, delete_mode, request_id) {
-        (Some(message), Some(delete_mode), Some(request_id)) => Ok((
-            RetractOptions {
-                message_id: message.to_string(),
-                recipients,
-                include_conversations: false,
-                conversation_depth: u8::try_from(raw.conversation_depth).unwrap_or(0),
-                delete_mode,
-                dry_run: raw.dry_run,
-                skip_ineligible: raw.skip_ineligible,
-            },
-            request_id,
+    Ok((
+        RetractOptions {
+            message_id,
+            recipients,
+            include_conversations: false,
+            conversation_depth,
+            delete_mode,
+            dry_run: raw.dry_run,
+            skip_ineligible: raw.skip_ineligible,
+        },
+        request_id,
+    ))
+}
+
+/// The requested recipients, sorted and deduplicated, every bad one named.
+fn recipients(raw: &[String]) -> Result<Vec<EmailAddress>, Violations> {
+    let mut violations = Violations::default();
+    if raw.len() > NewDelivery::MAX_RECIPIENTS {
+        violations.push("options.recipients", "must hold at most 10,000 addresses");
+    }
+    let mut parsed: Vec<EmailAddress> = raw
+        .iter()
+        .take(NewDelivery::MAX_RECIPIENTS)
+        .enumerate()
+        .filter_map(|(i, r)| {
+            violations.check(&format!("options.recipients[{i}]"), EmailAddress::parse(r))
+        })
+        .collect();
+    parsed.sort();
+    parsed.dedup();
+    violations.or_value(Some(parsed))
+}
+
+fn delete_mode(raw: i32) -> Result<DeleteMode, ValidationError> {
+    match pb::DeleteMode::try_from(raw) {
+        Ok(pb::DeleteMode::Soft) => Ok(DeleteMode::Soft),
+        Ok(pb::DeleteMode::Hard) => Ok(DeleteMode::Hard),
+        Ok(pb::DeleteMode::MoveToDeletedItems) => Ok(DeleteMode::MoveToDeletedItems),
+        _ => Err(ValidationError(
+            "must be SOFT, HARD or MOVE_TO_DELETED_ITEMS".into(),
         )),
-        _ => Err(ApiError::Internal("validated fields missing".into())),
     }
 }
 
-/// The mailboxes a retract visits: the requested recipients (or every eligible one), each
-/// checked against the delivery and its eligibility. Ineligible requested recipients are a
-/// field violation, or — when asked — settled as SKIPPED.
-pub fn targets(
-    options: &RetractOptions,
-    delivery: &Delivery,
-    domains: &[Domain],
-    problems: &HashMap<String, (String, String)>,
-) -> Result<Vec<(Target, Option<TargetResult>)>, ApiError> {
-    let delivered: HashSet<&str> = delivery.recipients.iter().map(String::as_str).collect();
-    let requested: Vec<&str> = if options.recipients.is_empty() {
-        delivery.recipients.iter().map(String::as_str).collect()
-    } else {
-        options.recipients.iter().map(String::as_str).collect()
-    };
-    let mut violations = Vec::new();
-    let mut targets = Vec::new();
-    for (i, address) in requested.iter().enumerate() {
-        let field = format!("options.recipients[{i}]");
-        if !delivered.contains(address) {
-            violations.push(FieldViolation {
-                field,
-                description: "is not a recipient of this delivery".into(),
-            });
-            continue;
-        }
-        let target = Target {
-            mailbox: (*address).to_owned(),
-            depth: 0,
-        };
-        let why_not = match Eligibility::assess(address, domains, problems) {
-            Eligibility::Eligible => None,
-            Eligibility::DomainNotManaged => {
-                Some("the recipient's domain is not a registered domain of this tenant".to_owned())
-            }
-            Eligibility::DomainNotGranted(why) | Eligibility::PermissionIssue(why) => Some(why),
-        };
-        match why_not {
-            None => targets.push((target, None)),
-            // "Every eligible recipient" leaves the others out quietly.
-            Some(_) if options.recipients.is_empty() => {}
-            Some(why) if options.skip_ineligible => targets.push((
-                target,
-                Some(TargetResult {
-                    outcome: TargetOutcome::Skipped,
-                    copies_found: 0,
-                    copies_deleted: 0,
-                    was_read: false,
-                    detail: Some(why),
-                    graph_code: None,
-                }),
-            )),
-            Some(why) => violations.push(FieldViolation {
-                field,
-                description: format!("is not eligible: {why}"),
-            }),
-        }
+fn proto_delete_mode(mode: DeleteMode) -> pb::DeleteMode {
+    match mode {
+        DeleteMode::Soft => pb::DeleteMode::Soft,
+        DeleteMode::Hard => pb::DeleteMode::Hard,
+        DeleteMode::MoveToDeletedItems => pb::DeleteMode::MoveToDeletedItems,
     }
-    if !violations.is_empty() {
-        return Err(ApiError::InvalidArgument(violations));
-    }
-    if targets.is_empty() {
-        return Err(ApiError::FailedPrecondition {
-            reason: "NO_ELIGIBLE_RECIPIENT",
-            message: "no recipient of this delivery can be retracted".into(),
-        });
-    }
-    Ok(targets)
 }
 
-/// Remembers, for a few minutes, whether an administrator's address is a mailbox of the
-/// tenant's Microsoft 365 ("a USS administrator user that matches a registered mailbox").
-pub struct AdminMailboxes {
-    ttl: Duration,
-    known: Mutex<HashMap<(String, String), (bool, Instant)>>,
-}
-
-impl AdminMailboxes {
-    /// A cache keeping answers for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            known: Mutex::new(HashMap::new()),
+impl From<DispatchError> for ApiError {
+    fn from(err: DispatchError) -> Self {
+        let message = err.to_string();
+        match err {
+            DispatchError::Plan(PlanError::Refused(refusals)) => Self::InvalidArgument(
+                refusals
+                    .into_iter()
+                    .map(|r| FieldViolation {
+                        field: format!("options.recipients[{}]", r.index),
+                        description: r.reason,
+                    })
+                    .collect(),
+            ),
+            DispatchError::Plan(PlanError::NoEligibleRecipient) => Self::FailedPrecondition {
+                reason: "NO_ELIGIBLE_RECIPIENT",
+                message: "no recipient of this delivery can be retracted".into(),
+            },
+            DispatchError::TenantNotLinked => Self::FailedPrecondition {
+                reason: "TENANT_NOT_LINKED",
+                message,
+            },
+            DispatchError::GraphNotConfigured => Self::FailedPrecondition {
+                reason: "GRAPH_NOT_CONFIGURED",
+                message,
+            },
+            DispatchError::AdministratorWithoutMailbox(_) => Self::PermissionDenied {
+                reason: "ADMIN_MAILBOX_NOT_FOUND",
+                message,
+            },
+            DispatchError::Microsoft(graph) => graph.into(),
+            DispatchError::Store(store) => store.into(),
         }
     }
+}
 
-    /// Whether `email` is a mailbox of `microsoft_tenant`.
-    pub async fn exists(
-        &self,
-        graph: &GraphClient,
-        microsoft_tenant: &str,
-        email: &str,
-    ) -> Result<bool, ApiError> {
-        let key = (microsoft_tenant.to_owned(), email.to_ascii_lowercase());
-        if let Some((answer, at)) = self
-            .known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(*answer);
+impl From<WatchEnd> for ApiError {
+    fn from(end: WatchEnd) -> Self {
+        match end {
+            WatchEnd::DeadlineExceeded => Self::DeadlineExceeded(end.to_string()),
+            WatchEnd::ServerStopping => Self::ShuttingDown(end.to_string()),
+            WatchEnd::Store(store) => store.into(),
         }
-        let Ok(address) = EmailAddress::parse(email) else {
-            return Ok(false);
-        };
-        let answer = graph
-            .resolve_mailbox(microsoft_tenant, &address)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "cannot check the administrator's mailbox");
-                ApiError::Unavailable("MICROSOFT_UNAVAILABLE")
-            })?
-            .is_some();
-        let mut known = self
-            .known
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if known.len() > 10_000 {
-            known.clear();
-        }
-        known.insert(key, (answer, Instant::now()));
-        Ok(answer)
     }
 }
 
@@ -255,7 +173,7 @@ pub fn state(s: JobState) -> pb::JobState {
 }
 
 /// Reads a state filter: UNSPECIFIED means any.
-pub fn state_filter(raw: i32) -> Result<Option<JobState>, crate::domain::ValidationError> {
+pub fn state_filter(raw: i32) -> Result<Option<JobState>, ValidationError> {
     Ok(match pb::JobState::try_from(raw) {
         Ok(pb::JobState::Unspecified) => None,
         Ok(pb::JobState::Queued) => Some(JobState::Queued),
@@ -264,36 +182,27 @@ pub fn state_filter(raw: i32) -> Result<Option<JobState>, crate::domain::Validat
         Ok(pb::JobState::CompletedWithErrors) => Some(JobState::CompletedWithErrors),
         Ok(pb::JobState::Failed) => Some(JobState::Failed),
         Ok(pb::JobState::Cancelled) => Some(JobState::Cancelled),
-        Err(_) => {
-            return Err(crate::domain::ValidationError(format!(
-                "{raw} is not a JobState"
-            )));
-        }
+        Err(_) => return Err(ValidationError(format!("{raw} is not a JobState"))),
     })
 }
 
 impl From<RetractJob> for pb::RetractJob {
     fn from(j: RetractJob) -> Self {
-        let o = &j.options;
+        let o = j.options;
         Self {
             options: Some(pb::RetractOptions {
-                internet_message_id: o.message_id.clone(),
-                recipients: o.recipients.clone(),
+                internet_message_id: o.message_id.to_string(),
+                recipients: o.recipients.iter().map(ToString::to_string).collect(),
                 include_conversations: o.include_conversations,
                 conversation_depth: i32::from(o.conversation_depth),
-                delete_mode: match o.delete_mode {
-                    DeleteMode::Soft => pb::DeleteMode::Soft,
-                    DeleteMode::Hard => pb::DeleteMode::Hard,
-                    DeleteMode::MoveToDeletedItems => pb::DeleteMode::MoveToDeletedItems,
-                }
-                .into(),
+                delete_mode: proto_delete_mode(o.delete_mode).into(),
                 dry_run: o.dry_run,
                 skip_ineligible: o.skip_ineligible,
             }),
             counts: Some(counts(&j.counts)),
             state: state(j.state).into(),
-            job_id: j.id,
-            tenant_id: j.tenant_id,
+            job_id: j.id.to_string(),
+            tenant_id: j.tenant_id.to_string(),
             request_id: j.request_id,
             requested_by: j.requested_by,
             create_time: Some(timestamp(j.created_at)),
@@ -306,7 +215,7 @@ impl From<RetractJob> for pb::RetractJob {
 
 fn target(t: &Target) -> pb::RetractTarget {
     pb::RetractTarget {
-        mailbox: t.mailbox.clone(),
+        mailbox: t.mailbox.to_string(),
         depth: i32::from(t.depth),
     }
 }
@@ -323,8 +232,29 @@ fn outcome(o: TargetOutcome) -> pb::RecipientOutcome {
     }
 }
 
-/// An event as streamed; `job` fills JobStarted's job.
-pub fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
+fn phase(p: Phase) -> pb::RecipientPhase {
+    match p {
+        Phase::Resolving => pb::RecipientPhase::Resolving,
+        Phase::Searching => pb::RecipientPhase::Searching,
+        Phase::Deleting => pb::RecipientPhase::Deleting,
+        Phase::Done => pb::RecipientPhase::Done,
+    }
+}
+
+/// What a watch yields, as streamed; `job` fills JobStarted's job.
+pub fn watched(w: Watched, job: &pb::RetractJob) -> pb::RetractEvent {
+    match w {
+        Watched::Event(e) => event(&e, job),
+        Watched::Heartbeat { sequence } => pb::RetractEvent {
+            job_id: job.job_id.clone(),
+            sequence,
+            time: Some(timestamp(crate::domain::now())),
+            kind: Some(pb::retract_event::Kind::Heartbeat(pb::Heartbeat {})),
+        },
+    }
+}
+
+fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
     use pb::retract_event::Kind;
     let kind = match &e.kind {
         EventKind::JobStarted { targets } => Kind::JobStarted(pb::JobStarted {
@@ -333,33 +263,23 @@ pub fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
         }),
         EventKind::Recipient {
             target: t,
-            phase,
+            phase: p,
             result,
         } => {
             let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+            let result = result.as_ref();
             Kind::RecipientUpdate(pb::RecipientUpdate {
-                mailbox: t.mailbox.clone(),
+                mailbox: t.mailbox.to_string(),
                 depth: i32::from(t.depth),
-                phase: match phase {
-                    Phase::Resolving => pb::RecipientPhase::Resolving,
-                    Phase::Searching => pb::RecipientPhase::Searching,
-                    Phase::Deleting => pb::RecipientPhase::Deleting,
-                    Phase::Done => pb::RecipientPhase::Done,
-                }
-                .into(),
+                phase: phase(*p).into(),
                 outcome: result
-                    .as_ref()
                     .map_or(pb::RecipientOutcome::Unspecified, |r| outcome(r.outcome))
                     .into(),
-                copies_found: result.as_ref().map_or(0, |r| n(r.copies_found)),
-                copies_deleted: result.as_ref().map_or(0, |r| n(r.copies_deleted)),
-                was_read: result.as_ref().is_some_and(|r| r.was_read),
-                detail: result
-                    .as_ref()
-                    .and_then(|r| r.detail.clone())
-                    .unwrap_or_default(),
+                copies_found: result.map_or(0, |r| n(r.copies_found)),
+                copies_deleted: result.map_or(0, |r| n(r.copies_deleted)),
+                was_read: result.is_some_and(|r| r.was_read),
+                detail: result.and_then(|r| r.detail.clone()).unwrap_or_default(),
                 graph_error_code: result
-                    .as_ref()
                     .and_then(|r| r.graph_code.clone())
                     .unwrap_or_default(),
             })
@@ -375,19 +295,9 @@ pub fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
         }),
     };
     pb::RetractEvent {
-        job_id: e.job_id.clone(),
+        job_id: e.job_id.to_string(),
         sequence: e.sequence,
         time: Some(timestamp(e.at)),
         kind: Some(kind),
-    }
-}
-
-/// A keep-alive repeating the latest sequence number.
-pub fn heartbeat(job_id: &str, sequence: i64) -> pb::RetractEvent {
-    pb::RetractEvent {
-        job_id: job_id.to_owned(),
-        sequence,
-        time: Some(timestamp(crate::domain::now())),
-        kind: Some(pb::retract_event::Kind::Heartbeat(pb::Heartbeat {})),
     }
 }

@@ -7,7 +7,10 @@
 //! - `context`: the caller and request id of a call, tenant checks, audit entries.
 //! - `convert`: domain → proto conversions (timestamps, JSON details).
 //! - `deliveries`: reading delivered messages out of requests.
-//! - `tenant_service`, `retract_service`, `audit_service`: one file per service.
+//! - `jobs`: retract options, jobs and events on the wire, and the engine's errors as
+//!   `ApiError` (the engine itself plans, dispatches and watches).
+//! - `tenant_service`, `retract_service`, `audit_service`: one file per service; each RPC is
+//!   an inner function answering `Result<_, ApiError>` and a one-line trait method.
 
 mod audit_service;
 mod context;
@@ -20,7 +23,6 @@ mod tenant_service;
 mod validate;
 
 pub use audit_service::AuditApi;
-pub use error::{ApiError, FieldViolation};
-pub use jobs::AdminMailboxes;
-pub use retract_service::{RetractApi, WatchSettings};
+pub use error::{ApiError, FieldViolation, rejection_status};
+pub use retract_service::RetractApi;
 pub use tenant_service::TenantApi;

@@ -1,4 +1,5 @@
-//! `retract.v1.TenantService`: tenants and domains (grants arrive with issue #5).
+//! `retract.v1.TenantService`: tenants, their domains with their retract status, and the
+//! Grant Permissions flow (admin consent, completion, re-verification).
 
 use retract_proto::v1::{self as pb, tenant_service_server::TenantService};
 use serde_json::json;
@@ -7,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::{
     ApiError,
     context::CallContext,
+    convert,
     validate::{self, Validated as _, field},
 };
 use crate::{
@@ -14,7 +16,7 @@ use crate::{
     consent::{Actor, CompletionParams, Consent},
     domain::{
         AuditSection, DisplayName, DomainName, NewTenant, PageRequest, PageSize, PageToken,
-        TenantId, ValidationError,
+        TenantId, ValidationError, now,
     },
     store::Store,
 };
@@ -30,6 +32,238 @@ impl TenantApi {
     /// Serves tenants from `store` and grants through `consent`.
     pub fn new(store: Store, consent: Consent) -> Self {
         Self { store, consent }
+    }
+
+    async fn create(
+        &self,
+        request: Request<pb::CreateTenantRequest>,
+    ) -> Result<pb::CreateTenantResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (id, display_name) = (
+            ctx.tenant(&r.tenant_id),
+            field("display_name", DisplayName::parse(&r.display_name)),
+        )
+            .validated_for(&ctx)?;
+        let audit = ctx.audit(
+            &id,
+            AuditSection::Tenants,
+            "tenant_created",
+            id.as_str(),
+            json!({ "display_name": display_name.as_str() }),
+        );
+        let tenant = self
+            .store
+            .create_tenant(NewTenant { id, display_name }, audit)
+            .await?;
+        Ok(pb::CreateTenantResponse {
+            tenant: Some(tenant.into()),
+        })
+    }
+
+    async fn tenant(
+        &self,
+        request: Request<pb::GetTenantRequest>,
+    ) -> Result<pb::GetTenantResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let (id,) = (ctx.tenant(&request.get_ref().tenant_id),).validated_for(&ctx)?;
+        let tenant = self.store.get_tenant(&id).await?;
+        Ok(pb::GetTenantResponse {
+            tenant: Some(tenant.into()),
+        })
+    }
+
+    async fn tenants(
+        &self,
+        request: Request<pb::ListTenantsRequest>,
+    ) -> Result<pb::ListTenantsResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let query = tenants_query();
+        let (size, after) = (
+            field("page_size", PageSize::parse(r.page_size)),
+            field(
+                "page_token",
+                PageToken::decode::<String>(&query, &r.page_token),
+            ),
+        )
+            .validated()?;
+        // A service caller limited to some tenants sees only those, filtered in the query so
+        // pages and tokens never carry other tenants' ids.
+        let only = match &ctx.caller.tenants {
+            TenantScope::All => None,
+            TenantScope::Only(tenants) => Some(tenants),
+        };
+        let page = self
+            .store
+            .list_tenants(only, &PageRequest { size, after })
+            .await?;
+        let next_page_token = page.next_page_token(&query, |tenant| tenant.id.to_string());
+        let tenants = page.items.into_iter().map(Into::into).collect();
+        Ok(pb::ListTenantsResponse {
+            tenants,
+            next_page_token,
+        })
+    }
+
+    async fn add(
+        &self,
+        request: Request<pb::AddDomainRequest>,
+    ) -> Result<pb::AddDomainResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (tenant, name) = (
+            ctx.tenant(&r.tenant_id),
+            field("domain", DomainName::parse(&r.domain)),
+        )
+            .validated_for(&ctx)?;
+        let audit = ctx.audit(
+            &tenant,
+            AuditSection::Domains,
+            "domain_added",
+            name.as_str(),
+            json!({ "domain": name.as_str(), "as_entered": r.domain }),
+        );
+        let domain = self.store.add_domain(&tenant, &name, audit).await?;
+        Ok(pb::AddDomainResponse {
+            domain: Some(domain.into()),
+        })
+    }
+
+    async fn remove(
+        &self,
+        request: Request<pb::RemoveDomainRequest>,
+    ) -> Result<pb::RemoveDomainResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (tenant, name) = (
+            ctx.tenant(&r.tenant_id),
+            field("domain", DomainName::parse(&r.domain)),
+        )
+            .validated_for(&ctx)?;
+        let audit = ctx.audit(
+            &tenant,
+            AuditSection::Domains,
+            "domain_removed",
+            name.as_str(),
+            json!({ "domain": name.as_str() }),
+        );
+        let domain = self.store.remove_domain(&tenant, &name, audit).await?;
+        Ok(pb::RemoveDomainResponse {
+            domain: Some(domain.into()),
+        })
+    }
+
+    async fn domains(
+        &self,
+        request: Request<pb::ListDomainsRequest>,
+    ) -> Result<pb::ListDomainsResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (tenant, size) = (
+            ctx.tenant(&r.tenant_id),
+            field("page_size", PageSize::parse(r.page_size)),
+        )
+            .validated_for(&ctx)?;
+        let query = domains_query(&tenant);
+        let (after,) = (field(
+            "page_token",
+            PageToken::decode::<String>(&query, &r.page_token),
+        ),)
+            .validated()?;
+        // An unknown tenant answers NOT_FOUND rather than an empty list.
+        self.store.get_tenant(&tenant).await?;
+        let page = self
+            .store
+            .list_domains(&tenant, &PageRequest { size, after })
+            .await?;
+        let next_page_token = page.next_page_token(&query, |domain| domain.name.to_string());
+        Ok(pb::ListDomainsResponse {
+            domains: page.items.into_iter().map(Into::into).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn grant_start(
+        &self,
+        request: Request<pb::StartGrantRequest>,
+    ) -> Result<pb::StartGrantResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (tenant,) = (ctx.tenant(&r.tenant_id),).validated_for(&ctx)?;
+        let actor = Actor {
+            name: ctx.caller.actor().to_owned(),
+            request_id: ctx.request_id.clone(),
+        };
+        let (grant, consent_url) = self.consent.start(&tenant, r.allow_relink, &actor).await?;
+        Ok(pb::StartGrantResponse {
+            grant: Some(convert::grant(grant, now())),
+            consent_url,
+        })
+    }
+
+    async fn grant_complete(
+        &self,
+        request: Request<pb::CompleteGrantRequest>,
+    ) -> Result<pb::CompleteGrantResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (state, code, error, error_description) = (
+            field("state", consent_state(&r.state)),
+            field("code", redirect_param(&r.code)),
+            field("error", redirect_param(&r.error)),
+            field("error_description", redirect_param(&r.error_description)),
+        )
+            .validated()?;
+        // Whoever holds the state completes the attempt, but a caller scoped to other tenants
+        // learns nothing from it.
+        if let Some(tenant) = self.consent.tenant_of_state(&state).await? {
+            ctx.check_tenant(&tenant)?;
+        }
+        let params = CompletionParams {
+            state,
+            code,
+            error,
+            error_description,
+        };
+        let grant = self.consent.complete(&params).await?;
+        Ok(pb::CompleteGrantResponse {
+            grant: Some(convert::grant(grant, now())),
+        })
+    }
+
+    async fn grant(
+        &self,
+        request: Request<pb::GetGrantRequest>,
+    ) -> Result<pb::GetGrantResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (tenant, id) = (
+            ctx.tenant(&r.tenant_id),
+            field("grant_id", validate::uuid(&r.grant_id, "a grant id")),
+        )
+            .validated_for(&ctx)?;
+        let grant = self.store.get_grant(&tenant, &id).await?;
+        Ok(pb::GetGrantResponse {
+            grant: Some(convert::grant(grant, now())),
+        })
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyDomainsRequest>,
+    ) -> Result<pb::VerifyDomainsResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let (tenant,) = (ctx.tenant(&request.get_ref().tenant_id),).validated_for(&ctx)?;
+        let actor = Actor {
+            name: ctx.caller.actor().to_owned(),
+            request_id: ctx.request_id.clone(),
+        };
+        self.consent.verify(&tenant, &actor).await?;
+        let domains = self.store.all_domains(&tenant).await?;
+        Ok(pb::VerifyDomainsResponse {
+            domains: domains.into_iter().map(Into::into).collect(),
+        })
     }
 }
 
@@ -67,285 +301,69 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let r = request.into_inner();
-        let (id, display_name) = (
-            field("tenant_id", TenantId::parse(&r.tenant_id)),
-            field("display_name", DisplayName::parse(&r.display_name)),
-        )
-            .validated()?;
-        ctx.check_tenant(&id)?;
-        let audit = ctx.audit(
-            &id,
-            AuditSection::Tenants,
-            "tenant_created",
-            id.as_str(),
-            json!({ "display_name": display_name.as_str() }),
-        );
-        let tenant = self
-            .store
-            .create_tenant(NewTenant { id, display_name }, audit)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::CreateTenantResponse {
-            tenant: Some(tenant.into()),
-        }))
+        Ok(Response::new(self.create(request).await?))
     }
 
     async fn get_tenant(
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let (id,) = (field(
-            "tenant_id",
-            TenantId::parse(&request.get_ref().tenant_id),
-        ),)
-            .validated()?;
-        ctx.check_tenant(&id)?;
-        let tenant = self.store.get_tenant(&id).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::GetTenantResponse {
-            tenant: Some(tenant.into()),
-        }))
+        Ok(Response::new(self.tenant(request).await?))
     }
 
     async fn list_tenants(
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let r = request.into_inner();
-        let query = tenants_query();
-        let (size, after) = (
-            field("page_size", PageSize::parse(r.page_size)),
-            field(
-                "page_token",
-                PageToken::decode::<String>(&query, &r.page_token),
-            ),
-        )
-            .validated()?;
-        // A service caller limited to some tenants sees only those, filtered in the query so
-        // pages and tokens never carry other tenants' ids.
-        let only = match &ctx.caller.tenants {
-            TenantScope::All => None,
-            TenantScope::Only(tenants) => Some(tenants),
-        };
-        let page = self
-            .store
-            .list_tenants(only, &PageRequest { size, after })
-            .await
-            .map_err(ApiError::from)?;
-        let next_page_token = page.next_page_token(&query, |tenant| tenant.id.to_string());
-        let tenants = page.items.into_iter().map(Into::into).collect();
-        Ok(Response::new(pb::ListTenantsResponse {
-            tenants,
-            next_page_token,
-        }))
+        Ok(Response::new(self.tenants(request).await?))
     }
 
     async fn add_domain(
         &self,
         request: Request<pb::AddDomainRequest>,
     ) -> Result<Response<pb::AddDomainResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let r = request.into_inner();
-        let (tenant, name) = (
-            field("tenant_id", TenantId::parse(&r.tenant_id)),
-            field("domain", DomainName::parse(&r.domain)),
-        )
-            .validated()?;
-        ctx.check_tenant(&tenant)?;
-        let audit = ctx.audit(
-            &tenant,
-            AuditSection::Domains,
-            "domain_added",
-            name.as_str(),
-            json!({ "domain": name.as_str(), "as_entered": r.domain }),
-        );
-        let domain = self
-            .store
-            .add_domain(&tenant, &name, audit)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::AddDomainResponse {
-            domain: Some(domain.into()),
-        }))
+        Ok(Response::new(self.add(request).await?))
     }
 
     async fn remove_domain(
         &self,
         request: Request<pb::RemoveDomainRequest>,
     ) -> Result<Response<pb::RemoveDomainResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let r = request.into_inner();
-        let (tenant, name) = (
-            field("tenant_id", TenantId::parse(&r.tenant_id)),
-            field("domain", DomainName::parse(&r.domain)),
-        )
-            .validated()?;
-        ctx.check_tenant(&tenant)?;
-        let audit = ctx.audit(
-            &tenant,
-            AuditSection::Domains,
-            "domain_removed",
-            name.as_str(),
-            json!({ "domain": name.as_str() }),
-        );
-        let domain = self
-            .store
-            .remove_domain(&tenant, &name, audit)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::RemoveDomainResponse {
-            domain: Some(domain.into()),
-        }))
+        Ok(Response::new(self.remove(request).await?))
     }
 
     async fn list_domains(
         &self,
         request: Request<pb::ListDomainsRequest>,
     ) -> Result<Response<pb::ListDomainsResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let r = request.into_inner();
-        let (tenant, size) = (
-            field("tenant_id", TenantId::parse(&r.tenant_id)),
-            field("page_size", PageSize::parse(r.page_size)),
-        )
-            .validated()?;
-        ctx.check_tenant(&tenant)?;
-        let query = domains_query(&tenant);
-        let (after,) = (field(
-            "page_token",
-            PageToken::decode::<String>(&query, &r.page_token),
-        ),)
-            .validated()?;
-        // An unknown tenant answers NOT_FOUND rather than an empty list.
-        self.store
-            .get_tenant(&tenant)
-            .await
-            .map_err(ApiError::from)?;
-        let page = self
-            .store
-            .list_domains(&tenant, &PageRequest { size, after })
-            .await
-            .map_err(ApiError::from)?;
-        let next_page_token = page.next_page_token(&query, |domain| domain.name.to_string());
-        Ok(Response::new(pb::ListDomainsResponse {
-            domains: page.items.into_iter().map(Into::into).collect(),
-            next_page_token,
-        }))
+        Ok(Response::new(self.domains(request).await?))
     }
 
     async fn start_grant(
         &self,
         request: Request<pb::StartGrantRequest>,
     ) -> Result<Response<pb::StartGrantResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let r = request.into_inner();
-        let (tenant,) = (field("tenant_id", TenantId::parse(&r.tenant_id)),).validated()?;
-        ctx.check_tenant(&tenant)?;
-        let actor = Actor {
-            name: ctx.caller.actor().to_owned(),
-            request_id: ctx.request_id.clone(),
-        };
-        let (grant, consent_url) = self
-            .consent
-            .start(&tenant, r.allow_relink, &actor)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::StartGrantResponse {
-            grant: Some(grant.into()),
-            consent_url,
-        }))
+        Ok(Response::new(self.grant_start(request).await?))
     }
 
     async fn complete_grant(
         &self,
         request: Request<pb::CompleteGrantRequest>,
     ) -> Result<Response<pb::CompleteGrantResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let r = request.into_inner();
-        let (state, code, error, error_description) = (
-            field("state", consent_state(&r.state)),
-            field("code", redirect_param(&r.code)),
-            field("error", redirect_param(&r.error)),
-            field("error_description", redirect_param(&r.error_description)),
-        )
-            .validated()?;
-        // Whoever holds the state completes the attempt, but a caller scoped to other tenants
-        // learns nothing from it.
-        if let Some(tenant) = self
-            .consent
-            .tenant_of_state(&state)
-            .await
-            .map_err(ApiError::from)?
-        {
-            ctx.check_tenant(&tenant)?;
-        }
-        let params = CompletionParams {
-            state,
-            code,
-            error,
-            error_description,
-        };
-        let grant = self
-            .consent
-            .complete(&params)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::CompleteGrantResponse {
-            grant: Some(grant.into()),
-        }))
+        Ok(Response::new(self.grant_complete(request).await?))
     }
 
     async fn get_grant(
         &self,
         request: Request<pb::GetGrantRequest>,
     ) -> Result<Response<pb::GetGrantResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let r = request.into_inner();
-        let (tenant, id) = (
-            field("tenant_id", TenantId::parse(&r.tenant_id)),
-            field("grant_id", validate::uuid(&r.grant_id, "a grant id")),
-        )
-            .validated()?;
-        ctx.check_tenant(&tenant)?;
-        let grant = self
-            .store
-            .get_grant(&tenant, &id)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::GetGrantResponse {
-            grant: Some(grant.into()),
-        }))
+        Ok(Response::new(self.grant(request).await?))
     }
 
     async fn verify_domains(
         &self,
         request: Request<pb::VerifyDomainsRequest>,
     ) -> Result<Response<pb::VerifyDomainsResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let (tenant,) = (field(
-            "tenant_id",
-            TenantId::parse(&request.get_ref().tenant_id),
-        ),)
-            .validated()?;
-        ctx.check_tenant(&tenant)?;
-        let actor = Actor {
-            name: ctx.caller.actor().to_owned(),
-            request_id: ctx.request_id.clone(),
-        };
-        self.consent
-            .verify(&tenant, &actor)
-            .await
-            .map_err(ApiError::from)?;
-        let domains = self
-            .store
-            .all_domains(&tenant)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Response::new(pb::VerifyDomainsResponse {
-            domains: domains.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(self.verify(request).await?))
     }
 }

@@ -1,8 +1,8 @@
 //! Validating a whole request at once: every field is checked, and all violations come back
 //! together in one `INVALID_ARGUMENT` with a `BadRequest` naming each field.
 
-use super::{ApiError, FieldViolation};
-use crate::domain::ValidationError;
+use super::{ApiError, FieldViolation, context::CallContext};
+use crate::domain::{TenantId, ValidationError};
 
 /// Names the field a parse result belongs to.
 pub fn field<T>(name: &str, result: Result<T, ValidationError>) -> Result<T, FieldViolation> {
@@ -12,24 +12,85 @@ pub fn field<T>(name: &str, result: Result<T, ValidationError>) -> Result<T, Fie
     })
 }
 
+/// What a field's check can refuse: one violation, or several (a nested message, a list).
+pub trait IntoViolations {
+    /// Adds the violations to `all`.
+    fn into_violations(self, all: &mut Vec<FieldViolation>);
+}
+
+impl IntoViolations for FieldViolation {
+    fn into_violations(self, all: &mut Vec<FieldViolation>) {
+        all.push(self);
+    }
+}
+
+impl From<FieldViolation> for Violations {
+    fn from(violation: FieldViolation) -> Self {
+        Self(vec![violation])
+    }
+}
+
+impl IntoViolations for Violations {
+    fn into_violations(self, all: &mut Vec<FieldViolation>) {
+        all.extend(self.0);
+    }
+}
+
 /// A tuple of per-field results that becomes the tuple of values, or every violation.
-pub trait Validated {
+pub trait Validated: Sized {
     /// The values when every field is valid.
     type Output;
     /// All values, or `INVALID_ARGUMENT` listing every violation.
     fn validated(self) -> Result<Self::Output, ApiError>;
+
+    /// All values of a request whose first field is its tenant, once the caller is allowed
+    /// on that tenant: `INVALID_ARGUMENT` first, then `PERMISSION_DENIED` before any lookup.
+    fn validated_for(self, ctx: &CallContext) -> Result<Self::Output, ApiError>
+    where
+        Self::Output: TenantFirst,
+    {
+        let values = self.validated()?;
+        ctx.check_tenant(values.tenant())?;
+        Ok(values)
+    }
 }
 
+/// A tuple of request values that starts with the tenant the request acts on.
+pub trait TenantFirst {
+    /// That tenant.
+    fn tenant(&self) -> &TenantId;
+}
+
+macro_rules! impl_tenant_first {
+    ($($t:ident),*) => {
+        impl<$($t),*> TenantFirst for (TenantId, $($t,)*) {
+            fn tenant(&self) -> &TenantId {
+                &self.0
+            }
+        }
+    };
+}
+
+impl_tenant_first!();
+impl_tenant_first!(B);
+impl_tenant_first!(B, C);
+impl_tenant_first!(B, C, D);
+impl_tenant_first!(B, C, D, E);
+impl_tenant_first!(B, C, D, E, F);
+impl_tenant_first!(B, C, D, E, F, G);
+impl_tenant_first!(B, C, D, E, F, G, H);
+impl_tenant_first!(B, C, D, E, F, G, H, I);
+
 macro_rules! impl_validated {
-    ($($t:ident),+) => {
-        impl<$($t),+> Validated for ($(Result<$t, FieldViolation>,)+) {
+    ($($t:ident $e:ident),+) => {
+        impl<$($t, $e: IntoViolations),+> Validated for ($(Result<$t, $e>,)+) {
             type Output = ($($t,)+);
 
             #[allow(non_snake_case)]
             fn validated(self) -> Result<Self::Output, ApiError> {
                 let ($($t,)+) = self;
                 let mut violations = Vec::new();
-                $( let $t = $t.map_err(|v| violations.push(v)); )+
+                $( let $t = $t.map_err(|v| v.into_violations(&mut violations)); )+
                 match ($($t,)+) {
                     ($(Ok($t),)+) => Ok(($($t,)+)),
                     _ => Err(ApiError::InvalidArgument(violations)),
@@ -39,15 +100,15 @@ macro_rules! impl_validated {
     };
 }
 
-impl_validated!(A);
-impl_validated!(A, B);
-impl_validated!(A, B, C);
-impl_validated!(A, B, C, D);
-impl_validated!(A, B, C, D, E);
-impl_validated!(A, B, C, D, E, F);
-impl_validated!(A, B, C, D, E, F, G);
-impl_validated!(A, B, C, D, E, F, G, H);
-impl_validated!(A, B, C, D, E, F, G, H, I);
+impl_validated!(A EA);
+impl_validated!(A EA, B EB);
+impl_validated!(A EA, B EB, C EC);
+impl_validated!(A EA, B EB, C EC, D ED);
+impl_validated!(A EA, B EB, C EC, D ED, E EE);
+impl_validated!(A EA, B EB, C EC, D ED, E EE, F EF);
+impl_validated!(A EA, B EB, C EC, D ED, E EE, F EF, G EG);
+impl_validated!(A EA, B EB, C EC, D ED, E EE, F EF, G EG, H EH);
+impl_validated!(A EA, B EB, C EC, D ED, E EE, F EF, G EG, H EH, I EI);
 
 /// Collects violations of a request whose shape is not a fixed tuple (nested and repeated
 /// fields); at most [`Violations::MAX`] are kept so an error stays readable.
@@ -73,21 +134,18 @@ impl Violations {
         result.map_err(|e| self.push(field, &e.0)).ok()
     }
 
-    /// `INVALID_ARGUMENT` listing every violation, if any.
-    pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::InvalidArgument(self.0))
+    /// `value` when nothing was refused, else these violations (for [`Validated`] tuples).
+    pub fn or_value<T>(self, value: Option<T>) -> Result<T, Self> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => Err(self),
         }
     }
 }
 
-/// An id that is a UUID (grants, jobs, request ids), in its canonical hyphenated form.
+/// An id that is a UUID (grants, request ids), in its canonical hyphenated form.
 pub fn uuid(raw: &str, what: &str) -> Result<String, ValidationError> {
-    ::uuid::Uuid::try_parse(raw)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ValidationError(format!("must be {what} (a UUID)")))
+    crate::domain::canonical_uuid(raw, &format!("{what} (a UUID)"))
 }
 
 /// An optional free-text filter: empty means "no filter"; otherwise at most `max` characters

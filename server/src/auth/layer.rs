@@ -14,7 +14,28 @@ use super::{
     AuthError, JwtVerifier, RateLimiter,
     permissions::{self, Rule},
 };
-use crate::api::ApiError;
+
+/// Why the layer turned a call away.
+#[derive(Debug)]
+pub enum AuthRejection {
+    /// No valid credentials.
+    Unauthenticated(AuthError),
+    /// The caller is over its rate limit.
+    RateLimited {
+        /// How long until a call would be accepted.
+        retry_after: std::time::Duration,
+    },
+    /// Valid credentials, but not allowed to call this method.
+    PermissionDenied {
+        /// ErrorInfo reason, UPPER_SNAKE.
+        reason: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+}
+
+/// Turns a rejection into the call's answer (the API layer's one error table).
+pub type Reject = fn(AuthRejection) -> Status;
 
 /// Verifies `authorization: Bearer <JWT>` on every method but health and reflection, checks
 /// the method's permission rule and the caller's rate, and inserts the [`super::Caller`] into
@@ -24,15 +45,18 @@ use crate::api::ApiError;
 pub struct AuthLayer {
     verifier: Arc<JwtVerifier>,
     limiter: Arc<RateLimiter>,
+    reject: Reject,
     require_client_certificate: bool,
 }
 
 impl AuthLayer {
-    /// A layer verifying with `verifier` and limiting with `limiter`.
-    pub fn new(verifier: Arc<JwtVerifier>, limiter: Arc<RateLimiter>) -> Self {
+    /// A layer verifying with `verifier`, limiting with `limiter`, answering refusals with
+    /// `reject`.
+    pub fn new(verifier: Arc<JwtVerifier>, limiter: Arc<RateLimiter>, reject: Reject) -> Self {
         Self {
             verifier,
             limiter,
+            reject,
             require_client_certificate: false,
         }
     }
@@ -65,6 +89,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             verifier: self.verifier.clone(),
             limiter: self.limiter.clone(),
+            reject: self.reject,
             require_client_certificate: self.require_client_certificate,
         }
     }
@@ -76,11 +101,12 @@ pub struct AuthService<S> {
     inner: S,
     verifier: Arc<JwtVerifier>,
     limiter: Arc<RateLimiter>,
+    reject: Reject,
     require_client_certificate: bool,
 }
 
 impl<S> AuthService<S> {
-    fn authorize<B>(&self, request: &Request<B>) -> Result<super::Caller, ApiError> {
+    fn authorize<B>(&self, request: &Request<B>) -> Result<super::Caller, AuthRejection> {
         let path = request.uri().path();
         let header = request
             .headers()
@@ -89,18 +115,18 @@ impl<S> AuthService<S> {
         let caller = self
             .verifier
             .verify_header(header)
-            .map_err(ApiError::Unauthenticated)?;
+            .map_err(AuthRejection::Unauthenticated)?;
         self.limiter
             .check(&caller.subject)
-            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+            .map_err(|retry_after| AuthRejection::RateLimited { retry_after })?;
         match permissions::rule_for(path) {
-            None => Err(ApiError::PermissionDenied {
+            None => Err(AuthRejection::PermissionDenied {
                 reason: "UNKNOWN_METHOD",
                 message: format!("no permission rule covers {path}"),
             }),
             Some(Rule::TenantMember) => Ok(caller),
             Some(Rule::Requires(permission)) if caller.has(permission) => Ok(caller),
-            Some(Rule::Requires(permission)) => Err(ApiError::PermissionDenied {
+            Some(Rule::Requires(permission)) => Err(AuthRejection::PermissionDenied {
                 reason: "MISSING_PERMISSION",
                 message: format!(
                     "this call requires the `{}` permission",
@@ -132,7 +158,7 @@ where
             && !permissions::is_browser_page(path)
             && !has_client_certificate(&request)
         {
-            let status = Status::from(ApiError::Unauthenticated(
+            let status = (self.reject)(AuthRejection::Unauthenticated(
                 AuthError::MissingClientCertificate,
             ));
             return Box::pin(async move { Ok(status.into_http()) });
@@ -143,7 +169,7 @@ where
                     request.extensions_mut().insert(caller);
                 }
                 Err(err) => {
-                    let status = Status::from(err);
+                    let status = (self.reject)(err);
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
             }
@@ -152,11 +178,5 @@ where
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
         Box::pin(ready.call(request))
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(err: AuthError) -> Self {
-        Self::Unauthenticated(err)
     }
 }

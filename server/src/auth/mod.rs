@@ -24,5 +24,5 @@ pub use caller::{Caller, Permission, TenantScope};
 pub use jwks::KeySources;
 pub use jwt::{AuthError, JwtVerifier, TokenRules};
 pub use keys::{KeyError, KeySet};
-pub use layer::AuthLayer;
+pub use layer::{AuthLayer, AuthRejection, Reject};
 pub use rate_limit::{RateLimit, RateLimiter};

@@ -15,7 +15,7 @@ mod callback;
 mod microsoft;
 pub mod verification;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
@@ -28,7 +28,7 @@ use crate::{
         AuditEntry, AuditOutcome, AuditSection, DomainName, DomainOutcome, EmailAddress, Grant,
         GrantEnd, GrantState, MicrosoftTenantId, NewGrant, RetractStatus, TenantId,
     },
-    graph::{AppTokens, GraphClient, GraphError, GraphSettings},
+    graph::{GraphClient, GraphError, GraphSettings},
     store::{Store, StoreError},
 };
 
@@ -95,7 +95,7 @@ pub struct Consent {
     store: Store,
     settings: ConsentSettings,
     http: reqwest::Client,
-    graph: Option<(GraphClient, Arc<AppTokens>)>,
+    graph: Option<GraphClient>,
 }
 
 fn state_hash(state: &str) -> String {
@@ -103,19 +103,14 @@ fn state_hash(state: &str) -> String {
 }
 
 impl Consent {
-    /// The flow over `store`, calling Microsoft with `http` and the shared app-token cache.
+    /// The flow over `store`, calling the identity platform with `http` and Graph with
+    /// `graph` (the process's one Graph client; `None` without an app registration).
     pub fn new(
         store: Store,
         settings: ConsentSettings,
         http: reqwest::Client,
-        tokens: Option<Arc<AppTokens>>,
+        graph: Option<GraphClient>,
     ) -> Self {
-        let graph = match (&settings.graph, tokens) {
-            (Some(g), Some(tokens)) => {
-                Some((GraphClient::new(g, http.clone(), tokens.clone()), tokens))
-            }
-            _ => None,
-        };
         Self {
             store,
             settings,
@@ -132,10 +127,7 @@ impl Consent {
     }
 
     fn graph(&self) -> Result<&GraphClient, ConsentError> {
-        self.graph
-            .as_ref()
-            .map(|(g, _)| g)
-            .ok_or(ConsentError::NotConfigured)
+        self.graph.as_ref().ok_or(ConsentError::NotConfigured)
     }
 
     /// Starts an attempt for `tenant`: returns it and the URL for the administrator's browser.
@@ -352,7 +344,7 @@ impl Consent {
             return Err(foreign());
         };
         let outcomes = self
-            .verify_against(microsoft.as_str(), domains)
+            .verify_against(&microsoft, domains)
             .await
             .map_err(Proof::from)?;
         let admin_domain_granted = outcomes
@@ -385,7 +377,7 @@ impl Consent {
     /// refuses the app means consent was withdrawn (or never given): every domain FAILED.
     async fn verify_against(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
         domains: &[DomainName],
     ) -> Result<Vec<DomainOutcome>, GraphError> {
         let graph = self
@@ -406,11 +398,8 @@ impl Consent {
         end: &GrantEnd,
     ) -> Result<Option<String>, ConsentError> {
         let tenant = self.store.get_tenant(&grant.tenant_id).await?;
-        let proven = end
-            .microsoft_tenant_id
-            .as_ref()
-            .map(MicrosoftTenantId::as_str);
-        Ok(match (tenant.microsoft_tenant_id.as_deref(), proven) {
+        let proven = end.microsoft_tenant_id.as_ref();
+        Ok(match (tenant.microsoft_tenant_id.as_ref(), proven) {
             (Some(linked), Some(proven)) if linked != proven && !grant.allow_relink => {
                 Some(format!(
                     "tenant {} is linked to Microsoft 365 tenant {linked}; this consent came from {proven}. Start the grant with allow_relink to link it there instead",

@@ -139,8 +139,22 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    /// A stable description of the filter, for page-token fingerprints.
+    /// A stable description of the filter, for page-token fingerprints: every filter by
+    /// name, empty when unset, times as RFC 3339.
     pub fn fingerprint(&self) -> String {
-        format!("{self:?}")
+        let time = crate::domain::time_field;
+        super::page::fingerprint_fields(&[
+            (
+                "section",
+                self.section
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+            ),
+            ("action", self.action.clone().unwrap_or_default()),
+            ("actor", self.actor.clone().unwrap_or_default()),
+            ("target", self.target.clone().unwrap_or_default()),
+            ("occurred_after", time(self.occurred_after)),
+            ("occurred_before", time(self.occurred_before)),
+        ])
     }
 }

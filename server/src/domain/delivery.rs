@@ -1,6 +1,6 @@
 //! Delivered messages: what the gateway records and what a retract can act on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
@@ -65,6 +65,28 @@ impl NewDelivery {
     }
 }
 
+/// Folds repeats of one message within a batch into one delivery (in first-seen order), and
+/// says for each input which merged delivery it became.
+pub fn merge_repeats(batch: Vec<NewDelivery>) -> (Vec<NewDelivery>, Vec<usize>) {
+    let mut merged: Vec<NewDelivery> = Vec::with_capacity(batch.len());
+    let mut position: HashMap<String, usize> = HashMap::new();
+    let mut index_of = Vec::with_capacity(batch.len());
+    for delivery in batch {
+        match position.get(delivery.message_id.as_str()) {
+            Some(&i) => {
+                merged[i].absorb(delivery);
+                index_of.push(i);
+            }
+            None => {
+                position.insert(delivery.message_id.as_str().to_owned(), merged.len());
+                index_of.push(merged.len());
+                merged.push(delivery);
+            }
+        }
+    }
+    (merged, index_of)
+}
+
 /// What recording a delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordOutcome {
@@ -80,11 +102,11 @@ pub enum RecordOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// The message's `Message-ID`.
-    pub message_id: String,
+    pub message_id: InternetMessageId,
     /// Its sender.
-    pub sender: String,
+    pub sender: EmailAddress,
     /// Its subject.
-    pub subject: String,
+    pub subject: Subject,
     /// When it was first delivered.
     pub delivered_at: DateTime<Utc>,
     /// When retract first recorded it.
@@ -92,7 +114,7 @@ pub struct Delivery {
     /// When recipients were last merged in.
     pub updated_at: DateTime<Utc>,
     /// Its recipients (possibly only the first ones, see `recipient_count`).
-    pub recipients: Vec<String>,
+    pub recipients: Vec<EmailAddress>,
     /// How many recipients it has.
     pub recipient_count: u32,
 }
@@ -115,9 +137,28 @@ pub struct DeliveryFilter {
 }
 
 impl DeliveryFilter {
-    /// A stable description for page-token fingerprints.
+    /// A stable description for page-token fingerprints: every filter by name, empty
+    /// when unset, times as RFC 3339.
     pub fn fingerprint(&self) -> String {
-        format!("{self:?}")
+        let text = |v: Option<&str>| v.unwrap_or_default().to_owned();
+        let time = crate::domain::time_field;
+        super::page::fingerprint_fields(&[
+            (
+                "message_id",
+                text(self.message_id.as_ref().map(InternetMessageId::as_str)),
+            ),
+            (
+                "sender",
+                text(self.sender.as_ref().map(EmailAddress::as_str)),
+            ),
+            (
+                "recipient",
+                text(self.recipient.as_ref().map(EmailAddress::as_str)),
+            ),
+            ("subject_contains", text(self.subject_contains.as_deref())),
+            ("delivered_after", time(self.delivered_after)),
+            ("delivered_before", time(self.delivered_before)),
+        ])
     }
 }
 
@@ -138,11 +179,11 @@ impl Eligibility {
     /// Whether `address` can be retracted, given the tenant's domains and the known mailbox
     /// problems (address → Graph code and detail).
     pub fn assess(
-        address: &str,
+        address: &EmailAddress,
         domains: &[super::Domain],
-        problems: &std::collections::HashMap<String, (String, String)>,
+        problems: &std::collections::HashMap<EmailAddress, (String, String)>,
     ) -> Self {
-        let domain_part = address.rsplit_once('@').map_or("", |(_, d)| d);
+        let domain_part = address.domain();
         let Some(domain) = domains.iter().find(|d| d.name.as_str() == domain_part) else {
             return Self::DomainNotManaged;
         };

@@ -13,9 +13,7 @@ pub struct MicrosoftTenantId(String);
 impl MicrosoftTenantId {
     /// Parses a GUID in any of its usual spellings.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        uuid::Uuid::try_parse(raw)
-            .map(|u| Self(u.hyphenated().to_string()))
-            .map_err(|_| ValidationError::new("must be a Microsoft 365 tenant id (a GUID)"))
+        super::canonical_uuid(raw, "a Microsoft 365 tenant id (a GUID)").map(Self)
     }
 
     /// The canonical text.
@@ -154,13 +152,24 @@ pub struct Grant {
     /// When it finished.
     pub completed_at: Option<DateTime<Utc>>,
     /// The Microsoft tenant the consent proved.
-    pub microsoft_tenant_id: Option<String>,
+    pub microsoft_tenant_id: Option<MicrosoftTenantId>,
     /// Error code when it failed.
     pub error: Option<String>,
     /// Human-readable failure.
     pub error_description: Option<String>,
     /// Each domain's outcome.
     pub domain_outcomes: Vec<DomainOutcome>,
+}
+
+impl Grant {
+    /// The attempt's state as of `now`: one nobody came back to before it expired reads as
+    /// expired, whatever the sweep has got round to.
+    pub fn state_at(&self, now: DateTime<Utc>) -> GrantState {
+        match self.state {
+            GrantState::AwaitingConsent if now > self.expires_at => GrantState::Expired,
+            state => state,
+        }
+    }
 }
 
 /// How an attempt ends.

@@ -14,17 +14,47 @@ mod tenant;
 pub use audit::{
     AuditEntry, AuditEvent, AuditFilter, AuditOutcome, AuditSection, StoredAuditEntry,
 };
-pub use delivery::{Delivery, DeliveryFilter, Eligibility, NewDelivery, RecordOutcome, Subject};
+pub use delivery::{
+    Delivery, DeliveryFilter, Eligibility, NewDelivery, RecordOutcome, Subject, merge_repeats,
+};
 pub use domain_name::DomainName;
 pub use email::EmailAddress;
 pub use grant::{DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, NewGrant};
 pub use message_id::InternetMessageId;
-pub use page::{PageRequest, PageSize, PageToken};
+pub use page::{PageRequest, PageSize, PageToken, fingerprint_fields, time_field};
 pub use retract::{
-    DeleteMode, EventKind, JobCounts, JobEvent, JobState, Phase, RetractJob, RetractOptions,
-    Target, TargetOutcome, TargetResult,
+    DeleteMode, EventKind, JobCounts, JobEvent, JobId, JobState, Phase, RetractJob, RetractOptions,
+    Target, TargetOutcome, TargetRecord, TargetResult,
 };
 pub use tenant::{DisplayName, Domain, NewTenant, RetractStatus, Tenant, TenantId};
+
+/// Stores validated text types as their text and reads them back through their `parse`, so a
+/// value read from the database is the same type, checked the same way, as one read from a
+/// request.
+macro_rules! stored_as_text {
+    ($($t:ty),* $(,)?) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = <String as serde::Deserialize>::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+stored_as_text!(
+    EmailAddress,
+    InternetMessageId,
+    TenantId,
+    MicrosoftTenantId,
+    DomainName,
+    JobId
+);
 
 /// Why a value was refused; the `api` layer pairs it with the offending field's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +65,13 @@ impl ValidationError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
+}
+
+/// A UUID in its canonical text (lowercase, hyphenated), or `what` it must be.
+pub(crate) fn canonical_uuid(raw: &str, what: &str) -> Result<String, ValidationError> {
+    uuid::Uuid::try_parse(raw)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ValidationError(format!("must be {what}")))
 }
 
 /// The current time, truncated to microseconds so that it reads back identically from

@@ -99,6 +99,17 @@ impl PageToken {
     }
 }
 
+/// Describes a listing's filters for [`PageToken`]: every filter by name, unset ones empty,
+/// encoded as a JSON array so no value can imitate another filter.
+pub fn fingerprint_fields(fields: &[(&str, String)]) -> String {
+    serde_json::to_string(fields).unwrap_or_default()
+}
+
+/// A time filter's value in [`fingerprint_fields`]: RFC 3339, empty when unset.
+pub fn time_field(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
 fn fingerprint(query: &str) -> String {
     let digest = Sha256::digest(query.as_bytes());
     URL_SAFE_NO_PAD.encode(&digest[..12])

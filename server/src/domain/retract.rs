@@ -1,8 +1,39 @@
 //! Retract jobs: what was asked, where each mailbox stands, and the event log watchers read.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+
+use super::{EmailAddress, InternetMessageId, TenantId, ValidationError};
+
+/// A retract job's id: a UUID, canonical lowercase and hyphenated.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(String);
+
+impl JobId {
+    /// A new, time-ordered id (UUID v7).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().hyphenated().to_string())
+    }
+
+    /// Parses a job id.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        super::canonical_uuid(raw, "a job id (a UUID)").map(Self)
+    }
+
+    /// The canonical text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// How a retract removes each copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,9 +51,9 @@ pub enum DeleteMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetractOptions {
     /// The delivery's message id.
-    pub message_id: String,
-    /// The recipients asked for (empty: every eligible one), normalised.
-    pub recipients: Vec<String>,
+    pub message_id: InternetMessageId,
+    /// The recipients asked for (empty: every eligible one), sorted and deduplicated.
+    pub recipients: Vec<EmailAddress>,
     /// Follow replies and forwards.
     pub include_conversations: bool,
     /// How far (0-5).
@@ -36,6 +67,17 @@ pub struct RetractOptions {
 }
 
 impl RetractOptions {
+    /// The deepest conversation a retract may follow.
+    pub const MAX_DEPTH: u8 = 5;
+
+    /// Reads a requested conversation depth (0 to [`Self::MAX_DEPTH`]).
+    pub fn depth(raw: i32) -> Result<u8, ValidationError> {
+        u8::try_from(raw)
+            .ok()
+            .filter(|d| *d <= Self::MAX_DEPTH)
+            .ok_or_else(|| ValidationError::new("must be 0 to 5"))
+    }
+
     /// A fingerprint of the options, to tell a repeated request id with other options.
     pub fn fingerprint(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
@@ -127,6 +169,21 @@ impl TargetOutcome {
             Self::Cancelled => "cancelled",
         }
     }
+
+    /// Reads a stored value.
+    pub fn from_stored(value: &str) -> Option<Self> {
+        [
+            Self::Deleted,
+            Self::NotFound,
+            Self::AlreadyDeleted,
+            Self::WouldDelete,
+            Self::Failed,
+            Self::Skipped,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == value)
+    }
 }
 
 /// Where the work on one mailbox stands.
@@ -209,10 +266,19 @@ pub struct TargetResult {
 /// A mailbox a job visits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
-    /// The address.
-    pub mailbox: String,
+    /// The mailbox's address.
+    pub mailbox: EmailAddress,
     /// 0 for a requested recipient.
     pub depth: u8,
+}
+
+/// A target with where it stands: unfinished (`result` is `None`) or finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetRecord {
+    /// The mailbox and its depth.
+    pub target: Target,
+    /// How it ended, once it has.
+    pub result: Option<TargetResult>,
 }
 
 /// What happened in a job.
@@ -226,11 +292,11 @@ pub enum EventKind {
     },
     /// Progress on one mailbox.
     Recipient {
-        /// Which.
+        /// The mailbox the update is about.
         target: Target,
-        /// Where it stands.
+        /// How far its work has come.
         phase: Phase,
-        /// How it ended, when done.
+        /// How it ended, once `phase` is `Done`.
         result: Option<TargetResult>,
     },
     /// The job ended.
@@ -239,7 +305,7 @@ pub enum EventKind {
         state: JobState,
         /// The final counters.
         counts: JobCounts,
-        /// A summary.
+        /// A one-line, human-readable summary.
         detail: String,
     },
 }
@@ -247,13 +313,13 @@ pub enum EventKind {
 /// One stored event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobEvent {
-    /// The job.
-    pub job_id: String,
+    /// The job it belongs to.
+    pub job_id: JobId,
     /// 1, 2, 3, … without gaps.
     pub sequence: i64,
-    /// When.
+    /// When it was written.
     pub at: DateTime<Utc>,
-    /// What.
+    /// What happened.
     pub kind: EventKind,
 }
 
@@ -261,9 +327,9 @@ pub struct JobEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetractJob {
     /// Its id.
-    pub id: String,
-    /// Its tenant.
-    pub tenant_id: String,
+    pub id: JobId,
+    /// The tenant it acts for.
+    pub tenant_id: TenantId,
     /// What it does.
     pub options: RetractOptions,
     /// The idempotency key.

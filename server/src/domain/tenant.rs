@@ -100,8 +100,8 @@ pub struct Tenant {
     pub id: TenantId,
     /// The operator-facing name.
     pub display_name: DisplayName,
-    /// The Microsoft 365 tenant GUID proven by a consent, once granted.
-    pub microsoft_tenant_id: Option<String>,
+    /// The Microsoft 365 tenant proven by a consent, once granted.
+    pub microsoft_tenant_id: Option<super::MicrosoftTenantId>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

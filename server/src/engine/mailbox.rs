@@ -5,10 +5,10 @@ use std::future::Future;
 
 use crate::{
     domain::{
-        EmailAddress, InternetMessageId, JobEvent, Phase, RetractOptions, Target, TargetOutcome,
+        EmailAddress, JobEvent, MicrosoftTenantId, Phase, RetractOptions, Target, TargetOutcome,
         TargetResult, TenantId,
     },
-    graph::{Deleted, GraphClient, GraphError},
+    graph::{Deleted, Folder, GraphClient, GraphError},
     store::{Store, StoreError},
 };
 
@@ -29,7 +29,7 @@ pub struct Work {
     pub graph: GraphClient,
     pub store: Store,
     pub tenant: TenantId,
-    pub microsoft: String,
+    pub microsoft: MicrosoftTenantId,
     pub options: RetractOptions,
     /// Set when the job is cancelled: nothing more is deleted.
     pub cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -48,20 +48,12 @@ impl Work {
     {
         let failed = |err: GraphError| self.failure(&target.mailbox, err);
         progress(Phase::Resolving).await?;
-        let (Ok(address), Ok(message)) = (
-            EmailAddress::parse(&target.mailbox),
-            InternetMessageId::parse(&self.options.message_id),
-        ) else {
-            return Ok(result(
-                TargetOutcome::Failed,
-                0,
-                0,
-                false,
-                Some("invalid stored address or message id".into()),
-                None,
-            ));
-        };
-        let mailbox = match self.graph.resolve_mailbox(&self.microsoft, &address).await {
+        let message = &self.options.message_id;
+        let mailbox = match self
+            .graph
+            .resolve_mailbox(&self.microsoft, &target.mailbox)
+            .await
+        {
             Ok(Some(mailbox)) => mailbox,
             Ok(None) => {
                 return Ok(result(
@@ -78,7 +70,7 @@ impl Work {
         progress(Phase::Searching).await?;
         let copies = match self
             .graph
-            .find_copies(&self.microsoft, &mailbox, &message)
+            .find_copies(&self.microsoft, &mailbox, None, message)
             .await
         {
             Ok(copies) => copies,
@@ -97,7 +89,12 @@ impl Work {
         {
             let in_deleted_items = match self
                 .graph
-                .find_copies_in_folder(&self.microsoft, &mailbox, "deleteditems", &message)
+                .find_copies(
+                    &self.microsoft,
+                    &mailbox,
+                    Some(Folder::DeletedItems),
+                    message,
+                )
                 .await
             {
                 Ok(found) => found
@@ -126,11 +123,11 @@ impl Work {
             // after its delete) counts as already deleted, not as never delivered.
             let recoverable = match self
                 .graph
-                .find_copies_in_folder(
+                .find_copies(
                     &self.microsoft,
                     &mailbox,
-                    "recoverableitemsdeletions",
-                    &message,
+                    Some(Folder::RecoverableItemsDeletions),
+                    message,
                 )
                 .await
             {
@@ -195,7 +192,11 @@ impl Work {
     }
 
     /// A FAILED outcome for `err`, remembering permission problems for the Retract tab.
-    async fn failure(&self, mailbox: &str, err: GraphError) -> Result<TargetResult, StoreError> {
+    async fn failure(
+        &self,
+        mailbox: &EmailAddress,
+        err: GraphError,
+    ) -> Result<TargetResult, StoreError> {
         let code = err.code().map(str::to_owned);
         let known = PERMISSION_CODES
             .iter()

@@ -1,14 +1,24 @@
-//! The retract engine: workers claim jobs through a database lease, visit each mailbox
-//! (resolve it, find every copy, delete each in the requested mode), and record every step as
-//! an event before anyone can see it.
+//! The retract engine: accepting a retract, workers that claim jobs through a database lease
+//! and visit each mailbox (resolve it, find every copy, delete each in the requested mode),
+//! every step recorded as an event before anyone can see it, and watches that follow a job.
 //!
 //! # Layout
-//! - [`Engine`]: the worker loop, one job at a time per worker, many mailboxes at once.
+//! - `dispatch`: [`Engine::dispatch`], the checks before a job exists and the job itself.
+//! - `plan`: the targets a job starts with, checked against the delivery and eligibility.
+//! - [`Engine`] (here): the worker loop, one job at a time per worker, many mailboxes at once.
 //! - `mailbox`: the work on one mailbox and how Graph's answers become outcomes.
+//! - `watcher`: [`Watcher`], stored then live events of a job, Heartbeats, deadlines.
 //! - [`EventHub`]: wakes watchers in this process when a job has new events (watchers on
 //!   other replicas poll the store).
 
+mod dispatch;
 mod mailbox;
+mod plan;
+mod watcher;
+
+pub use dispatch::{Dispatch, DispatchError};
+pub use plan::{PlanError, Refusal};
+pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
 
 use std::{
     collections::HashMap,
@@ -26,10 +36,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{
-        AuditEntry, AuditOutcome, AuditSection, EventKind, JobEvent, JobState, Phase,
-        TargetOutcome, TargetResult, TenantId,
+        AuditEntry, AuditOutcome, AuditSection, EventKind, JobEvent, JobId, JobState, Phase,
+        RetractJob, TargetOutcome, TargetRecord, TargetResult,
     },
-    graph::GraphClient,
+    graph::{AdminMailboxes, GraphClient},
     store::{Store, StoreError},
 };
 
@@ -40,19 +50,22 @@ pub struct EngineSettings {
     pub poll_interval: Duration,
     /// How long a claimed job stays this worker's without renewal.
     pub lease: Duration,
-    /// Mailboxes of one job processed at once.
-    pub mailbox_concurrency: usize,
+    /// Mailboxes of one job worked on at once (each mailbox itself is held to Graph's
+    /// [`crate::graph::REQUESTS_PER_MAILBOX`]).
+    pub mailboxes_in_flight: usize,
+    /// How long the answer "is this administrator a mailbox of the tenant?" is kept.
+    pub admin_mailbox_ttl: Duration,
 }
 
 /// Wakes this process's watchers of a job when it has a new event.
 #[derive(Default)]
 pub struct EventHub {
-    jobs: Mutex<HashMap<String, watch::Sender<i64>>>,
+    jobs: Mutex<HashMap<JobId, watch::Sender<i64>>>,
 }
 
 impl EventHub {
     /// Announces that `job` has events up to `sequence`.
-    pub fn publish(&self, job: &str, sequence: i64) {
+    pub fn publish(&self, job: &JobId, sequence: i64) {
         let jobs = self
             .jobs
             .lock()
@@ -63,13 +76,13 @@ impl EventHub {
     }
 
     /// A receiver that changes whenever `job` has a new event.
-    pub fn subscribe(&self, job: &str) -> watch::Receiver<i64> {
+    pub fn subscribe(&self, job: &JobId) -> watch::Receiver<i64> {
         let mut jobs = self
             .jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         jobs.retain(|_, s| s.receiver_count() > 0);
-        jobs.entry(job.to_owned())
+        jobs.entry(job.clone())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
     }
@@ -79,7 +92,9 @@ impl EventHub {
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
+    /// `None` without an app registration: such a replica accepts no retract and runs none.
     graph: Option<GraphClient>,
+    admins: Option<Arc<AdminMailboxes>>,
     settings: EngineSettings,
     hub: Arc<EventHub>,
     wake: Arc<Notify>,
@@ -94,9 +109,13 @@ impl Engine {
         settings: EngineSettings,
         hub: Arc<EventHub>,
     ) -> Self {
+        let admins = graph
+            .clone()
+            .map(|g| Arc::new(AdminMailboxes::new(g, settings.admin_mailbox_ttl)));
         Self {
             store,
             graph,
+            admins,
             settings,
             hub,
             wake: Arc::new(Notify::new()),
@@ -124,10 +143,25 @@ impl Engine {
             }
             match self.store.claim_job(&self.owner, self.settings.lease).await {
                 Ok(Some(job)) => {
-                    if let Err(err) = self.process(&job, &stop).await {
-                        tracing::warn!(%job, error = %err, "retract job interrupted; it resumes when its lease expires");
+                    let outcome = self.process(&job, &stop).await;
+                    if let Err(err) = &outcome {
+                        tracing::warn!(%job, error = %err, "retract job interrupted; giving it back");
                     }
-                    continue;
+                    let unfinished = match self.store.job_for_worker(&job).await {
+                        Ok(current) => !current.state.is_final(),
+                        Err(_) => true,
+                    };
+                    if unfinished {
+                        // Stopped, interrupted or lost midway: give the job back so that
+                        // another replica (or this one, after a pause) resumes it at once
+                        // rather than after the lease. A lost lease releases nothing.
+                        if let Err(err) = self.store.release_lease(&job, &self.owner).await {
+                            tracing::warn!(%job, error = %err, "cannot release a retract job's lease; it resumes when the lease expires");
+                        }
+                    }
+                    if outcome.is_ok() {
+                        continue;
+                    }
                 }
                 Ok(None) => {}
                 Err(err) => tracing::warn!(error = %err, "cannot claim retract jobs"),
@@ -141,7 +175,7 @@ impl Engine {
     }
 
     /// Persists an event (only while this worker holds the lease), then lets watchers know.
-    async fn emit(&self, job: &str, kind: EventKind) -> Result<Option<JobEvent>, StoreError> {
+    async fn emit(&self, job: &JobId, kind: EventKind) -> Result<Option<JobEvent>, StoreError> {
         let event = self.store.append_event(job, &self.owner, kind).await?;
         if let Some(event) = &event {
             self.hub.publish(job, event.sequence);
@@ -149,12 +183,12 @@ impl Engine {
         Ok(event)
     }
 
-    async fn process(&self, job_id: &str, stop: &CancellationToken) -> Result<(), StoreError> {
-        let job = self.store.job(job_id).await?;
+    async fn process(&self, job_id: &JobId, stop: &CancellationToken) -> Result<(), StoreError> {
+        let job = self.store.job_for_worker(job_id).await?;
         if job.state.is_final() {
             return Ok(());
         }
-        let tenant = TenantId::parse(&job.tenant_id).map_err(|e| StoreError::Corrupt(e.0))?;
+        let tenant = job.tenant_id.clone();
         let microsoft = match self.store.get_tenant(&tenant).await {
             Ok(t) => t.microsoft_tenant_id,
             // A job whose tenant is gone can only fail; retrying it forever helps nobody.
@@ -172,8 +206,10 @@ impl Engine {
                 .await;
         };
 
-        // Work stops when the job is cancelled, the lease is lost, or the server stops.
+        // Work stops when the job is cancelled, the lease is lost, or the server stops; and
+        // the lease task stops on every way out of this function.
         let halt = stop.child_token();
+        let _halt_on_exit = halt.clone().drop_guard();
         // A job cancelled while queued must not touch a single mailbox.
         let cancelled = Arc::new(AtomicBool::new(job.cancel_requested));
         let guard = tokio::spawn(watch_job(
@@ -195,7 +231,7 @@ impl Engine {
         };
         let results = futures::stream::iter(targets)
             .map(|target| {
-                let (work, halt, cancelled, job_id) = (&work, &halt, &cancelled, job.id.as_str());
+                let (work, halt, cancelled, job_id) = (&work, &halt, &cancelled, &job.id);
                 async move {
                     if cancelled.load(Ordering::Relaxed) {
                         let result = TargetResult {
@@ -245,7 +281,7 @@ impl Engine {
                     .map(drop)
                 }
             })
-            .buffer_unordered(self.settings.mailbox_concurrency.max(1))
+            .buffer_unordered(self.settings.mailboxes_in_flight.max(1))
             .collect::<Vec<Result<(), StoreError>>>()
             .await;
         let was_cancelled = cancelled.load(Ordering::Relaxed);
@@ -258,7 +294,7 @@ impl Engine {
             // Stopped or lost the lease midway: the next claim resumes the rest.
             return Ok(());
         }
-        let counts = self.store.job(&job.id).await?.counts;
+        let counts = self.store.job_for_worker(&job.id).await?.counts;
         let (state, detail) = if was_cancelled {
             (
                 JobState::Cancelled,
@@ -287,12 +323,18 @@ impl Engine {
 
     async fn finish(
         &self,
-        job: &crate::domain::RetractJob,
+        job: &RetractJob,
         state: JobState,
         detail: String,
     ) -> Result<(), StoreError> {
-        let outcomes = self.store.target_outcomes(&job.id).await?;
-        let tenant = TenantId::parse(&job.tenant_id).map_err(|e| StoreError::Corrupt(e.0))?;
+        let outcomes: Vec<serde_json::Value> = self
+            .store
+            .job_targets(&job.id)
+            .await?
+            .iter()
+            .map(audit_outcome)
+            .collect();
+        let tenant = job.tenant_id.clone();
         let (job_id, requested_by, options) = (
             job.id.clone(),
             job.requested_by.clone(),
@@ -311,13 +353,13 @@ impl Engine {
                     } else {
                         "retract_finished"
                     },
-                    target: job_id.clone(),
+                    target: job_id.to_string(),
                     outcome: match state {
                         JobState::Succeeded => AuditOutcome::Succeeded,
                         JobState::CompletedWithErrors => AuditOutcome::PartiallySucceeded,
                         _ => AuditOutcome::Failed,
                     },
-                    request_id: job_id,
+                    request_id: job_id.to_string(),
                     details: json!({
                         "internet_message_id": options.message_id,
                         "state": state.as_str(),
@@ -333,11 +375,26 @@ impl Engine {
     }
 }
 
+/// One target's line in the `retract_finished` audit entry.
+fn audit_outcome(record: &TargetRecord) -> serde_json::Value {
+    let result = record.result.as_ref();
+    json!({
+        "mailbox": record.target.mailbox,
+        "depth": record.target.depth,
+        "outcome": result.map(|r| r.outcome.as_str()),
+        "copies_found": result.map_or(0, |r| r.copies_found),
+        "copies_deleted": result.map_or(0, |r| r.copies_deleted),
+        "was_read": result.is_some_and(|r| r.was_read),
+        "detail": result.and_then(|r| r.detail.clone()),
+        "graph_code": result.and_then(|r| r.graph_code.clone()),
+    })
+}
+
 /// While a job runs: renews its lease and notices cancellation; cancels `halt` when the lease
 /// is lost.
 async fn watch_job(
     store: Store,
-    job: String,
+    job: JobId,
     owner: String,
     settings: EngineSettings,
     halt: CancellationToken,
@@ -350,7 +407,7 @@ async fn watch_job(
             () = halt.cancelled() => return,
             () = tokio::time::sleep(settings.poll_interval.min(renew_every)) => {}
         }
-        if let Ok(current) = store.job(&job).await
+        if let Ok(current) = store.job_for_worker(&job).await
             && current.cancel_requested
         {
             cancelled.store(true, Ordering::Relaxed);

@@ -14,6 +14,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{AppTokens, GraphError, GraphSettings};
+use crate::domain::MicrosoftTenantId;
 
 /// A domain of a Microsoft 365 tenant (`GET /domains`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -50,26 +51,14 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Graph allows an app four concurrent requests per mailbox.
-pub const MAILBOX_CONCURRENCY: usize = 4;
+/// Graph allows an app four concurrent requests per mailbox ("MailboxConcurrency").
+pub const REQUESTS_PER_MAILBOX: usize = 4;
 
 #[derive(Deserialize)]
 struct Page<T> {
     value: Vec<T>,
     #[serde(rename = "@odata.nextLink")]
     next_link: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    #[serde(default)]
-    message: String,
 }
 
 /// Graph v1.0 with app tokens.
@@ -97,7 +86,7 @@ impl GraphClient {
     /// The domains of `microsoft_tenant`.
     pub async fn list_domains(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
     ) -> Result<Vec<GraphDomain>, GraphError> {
         self.get_all(microsoft_tenant, None, &format!("{}/domains", self.base))
             .await
@@ -106,7 +95,7 @@ impl GraphClient {
     /// Every item of a collection, following `@odata.nextLink` as an opaque URL.
     pub(super) async fn get_all<T: DeserializeOwned>(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
         mailbox: Option<&str>,
         first: &str,
     ) -> Result<Vec<T>, GraphError> {
@@ -125,7 +114,7 @@ impl GraphClient {
     /// A request whose answer is JSON.
     pub(super) async fn request_json<T: DeserializeOwned>(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
         mailbox: Option<&str>,
         method: Method,
         url: &str,
@@ -142,7 +131,7 @@ impl GraphClient {
     /// out of attempts. A mailbox's requests share four slots, as Graph allows.
     pub(super) async fn request(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
         mailbox: Option<&str>,
         method: Method,
         url: &str,
@@ -156,7 +145,7 @@ impl GraphClient {
     /// up to four of its sub-requests at once).
     pub(super) async fn request_weighted(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
         mailbox: Option<&str>,
         weight: u32,
         method: Method,
@@ -189,22 +178,9 @@ impl GraphClient {
                 refreshed = true;
                 continue;
             }
-            let wait = match &error {
-                GraphError::Api {
-                    status: 429 | 503,
-                    retry_after: Some(after),
-                    ..
-                } => *after + jitter(*after),
-                GraphError::Api {
-                    status: 429 | 500 | 502 | 503 | 504,
-                    ..
-                }
-                | GraphError::Transport(_) => self.backoff(attempt),
-                _ => return Err(error),
-            };
-            if attempt >= self.retry.max_attempts {
+            let Some(wait) = self.retry_wait(&error, attempt) else {
                 return Err(error);
-            }
+            };
             tracing::debug!(attempt, ?wait, error = %error, "retrying a Graph request");
             tokio::time::sleep(wait).await;
         }
@@ -215,9 +191,27 @@ impl GraphClient {
         self.retry
     }
 
-    /// The backoff before attempt `attempt + 1`.
-    pub(super) fn backoff_after(&self, attempt: u32) -> Duration {
-        self.backoff(attempt)
+    /// The one retry rule for Graph answers: how long to wait before attempt `attempt + 1`,
+    /// or `None` when `error` is final or the attempts are used up. Throttling (429, and 503
+    /// with `Retry-After`) waits what Graph asked plus a little; other 5xx answers and broken
+    /// connections back off exponentially.
+    pub(super) fn retry_wait(&self, error: &GraphError, attempt: u32) -> Option<Duration> {
+        if attempt >= self.retry.max_attempts {
+            return None;
+        }
+        match error {
+            GraphError::Api {
+                status: 429 | 503,
+                retry_after: Some(after),
+                ..
+            } => Some(*after + jitter(*after)),
+            GraphError::Api {
+                status: 429 | 500 | 502 | 503 | 504,
+                ..
+            }
+            | GraphError::Transport(_) => Some(self.backoff(attempt)),
+            _ => None,
+        }
     }
 
     /// Exponential backoff with jitter: between half and all of `base · 2^(attempt-1)`, capped.
@@ -243,16 +237,16 @@ impl GraphClient {
             // (only semaphores nobody else holds a handle to).
             if slots.len() > 10_000 {
                 slots.retain(|_, s| {
-                    Arc::strong_count(s) > 1 || s.available_permits() < MAILBOX_CONCURRENCY
+                    Arc::strong_count(s) > 1 || s.available_permits() < REQUESTS_PER_MAILBOX
                 });
             }
             slots
                 .entry(mailbox.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(MAILBOX_CONCURRENCY)))
+                .or_insert_with(|| Arc::new(Semaphore::new(REQUESTS_PER_MAILBOX)))
                 .clone()
         };
         // The semaphore is never closed, so acquiring cannot fail.
-        let weight = weight.clamp(1, MAILBOX_CONCURRENCY as u32);
+        let weight = weight.clamp(1, REQUESTS_PER_MAILBOX as u32);
         match semaphore.acquire_many_owned(weight).await {
             Ok(permit) => permit,
             Err(_) => unreachable!("mailbox semaphores are never closed"),
@@ -280,7 +274,7 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     )
 }
 
-/// Reads Graph's error JSON (`{"error":{"code","message"}}`) and `Retry-After`.
+/// Reads an error answer's `Retry-After` and body (see [`GraphError::from_answer`]).
 pub(crate) async fn api_error(response: reqwest::Response) -> GraphError {
     let status = response.status().as_u16();
     let retry_after = response
@@ -289,19 +283,9 @@ pub(crate) async fn api_error(response: reqwest::Response) -> GraphError {
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
     let body = response.bytes().await.unwrap_or_default();
-    let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(parsed) => (parsed.error.code, parsed.error.message),
-        Err(_) => (
-            format!("Http{status}"),
-            String::from_utf8_lossy(&body).chars().take(200).collect(),
-        ),
-    };
-    GraphError::Api {
-        status,
-        code,
-        message,
-        retry_after,
-    }
+    let body = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    GraphError::from_answer(status, retry_after, &body)
 }
 
 #[cfg(test)]

@@ -46,6 +46,30 @@ impl GraphError {
         }
     }
 
+    /// Graph's error answer, the one decoder for direct and `$batch` answers alike: `code`
+    /// and `message` from `{"error":{"code","message"}}`; a body that is not Graph's error
+    /// JSON gives `Http{status}` and the start of its text.
+    pub(crate) fn from_answer(
+        status: u16,
+        retry_after: Option<Duration>,
+        body: &serde_json::Value,
+    ) -> Self {
+        let text = |pointer: &str| body.pointer(pointer).and_then(serde_json::Value::as_str);
+        let code = text("/error/code").map_or_else(|| format!("Http{status}"), str::to_owned);
+        let message = text("/error/message")
+            .or_else(|| body.as_str())
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        Self::Api {
+            status,
+            code,
+            message,
+            retry_after,
+        }
+    }
+
     /// Graph's `error.code`, if Graph answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {

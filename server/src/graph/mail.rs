@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{GraphClient, GraphError};
 pub use crate::domain::DeleteMode;
-use crate::domain::{EmailAddress, InternetMessageId};
+use crate::domain::{EmailAddress, InternetMessageId, MicrosoftTenantId};
 
 /// Bytes percent-encoded in query values and path segments: all but RFC 3986 unreserved.
 const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -25,6 +25,44 @@ pub fn encode(value: &str) -> String {
 /// An OData string literal: quoted, with every `'` doubled.
 pub fn odata_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Well-known folders a retract looks into beyond the mailbox-wide search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folder {
+    /// Deleted Items (`deleteditems`), where MOVE_TO_DELETED_ITEMS puts copies.
+    DeletedItems,
+    /// Recoverable Items\Deletions (`recoverableitemsdeletions`), where DELETE puts copies;
+    /// the mailbox-wide `/messages` search does not cover it.
+    RecoverableItemsDeletions,
+}
+
+impl Folder {
+    /// Graph's well-known folder name.
+    pub fn well_known_name(self) -> &'static str {
+        match self {
+            Self::DeletedItems => "deleteditems",
+            Self::RecoverableItemsDeletions => "recoverableitemsdeletions",
+        }
+    }
+}
+
+/// How each delete mode is asked of Graph, relative to the message's URL: method, path
+/// suffix, JSON body. The single-request and the `$batch` paths both read it.
+fn delete_call(mode: DeleteMode) -> (Method, &'static str, Option<serde_json::Value>) {
+    match mode {
+        DeleteMode::Soft => (Method::DELETE, "", None),
+        DeleteMode::Hard => (
+            Method::POST,
+            "/permanentDelete",
+            Some(serde_json::json!({})),
+        ),
+        DeleteMode::MoveToDeletedItems => (
+            Method::POST,
+            "/move",
+            Some(serde_json::json!({ "destinationId": Folder::DeletedItems.well_known_name() })),
+        ),
+    }
 }
 
 /// A mailbox found in the Microsoft tenant.
@@ -84,7 +122,7 @@ impl GraphClient {
     /// user has the address.
     pub async fn resolve_mailbox(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
         address: &EmailAddress,
     ) -> Result<Option<MailboxRef>, GraphError> {
         let direct = format!(
@@ -118,39 +156,24 @@ impl GraphClient {
         }))
     }
 
-    /// Every copy of `message` in `mailbox`, all folders, every page.
+    /// Every copy of `message` in `mailbox`, every page: in all user-visible folders, or in
+    /// one well-known `folder`.
     pub async fn find_copies(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
         mailbox: &MailboxRef,
+        folder: Option<Folder>,
         message: &InternetMessageId,
     ) -> Result<Vec<MessageCopy>, GraphError> {
         let filter = format!("internetMessageId eq {}", odata_string(message.as_str()));
+        let scope = match folder {
+            None => String::new(),
+            Some(folder) => format!("/mailFolders/{}", folder.well_known_name()),
+        };
         let url = format!(
-            "{}/users/{}/messages?$filter={}&$select=id,isRead,parentFolderId,conversationId",
+            "{}/users/{}{scope}/messages?$filter={}&$select=id,isRead,parentFolderId,conversationId",
             self.base,
             encode(&mailbox.id),
-            encode(&filter)
-        );
-        self.get_all(microsoft_tenant, Some(&mailbox.id), &url)
-            .await
-    }
-
-    /// Copies of `message` in one well-known folder (e.g. `recoverableitemsdeletions`, which
-    /// the mailbox-wide search does not cover).
-    pub async fn find_copies_in_folder(
-        &self,
-        microsoft_tenant: &str,
-        mailbox: &MailboxRef,
-        folder: &str,
-        message: &InternetMessageId,
-    ) -> Result<Vec<MessageCopy>, GraphError> {
-        let filter = format!("internetMessageId eq {}", odata_string(message.as_str()));
-        let url = format!(
-            "{}/users/{}/mailFolders/{}/messages?$filter={}&$select=id,isRead,parentFolderId,conversationId",
-            self.base,
-            encode(&mailbox.id),
-            encode(folder),
             encode(&filter)
         );
         self.get_all(microsoft_tenant, Some(&mailbox.id), &url)
@@ -160,38 +183,24 @@ impl GraphClient {
     /// Deletes one copy in `mode`.
     pub async fn delete_copy(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
         mailbox: &MailboxRef,
         copy: &MessageCopy,
         mode: DeleteMode,
     ) -> Result<Deleted, GraphError> {
-        let item = format!(
-            "{}/users/{}/messages/{}",
+        let (method, suffix, body) = delete_call(mode);
+        let url = format!(
+            "{}/users/{}/messages/{}{suffix}",
             self.base,
             encode(&mailbox.id),
             encode(&copy.id)
         );
-        let (method, url, body) = match mode {
-            DeleteMode::Soft => (Method::DELETE, item, None),
-            DeleteMode::Hard => (
-                Method::POST,
-                format!("{item}/permanentDelete"),
-                Some(serde_json::json!({})),
-            ),
-            DeleteMode::MoveToDeletedItems => (
-                Method::POST,
-                format!("{item}/move"),
-                Some(serde_json::json!({ "destinationId": "deleteditems" })),
-            ),
-        };
         match self
             .request(microsoft_tenant, Some(&mailbox.id), method, &url, body)
             .await
         {
             Ok(_) => Ok(Deleted::Deleted),
-            Err(GraphError::Api {
-                status: 404, code, ..
-            }) if code == "ErrorItemNotFound" => Ok(Deleted::AlreadyGone),
+            Err(err) if is_item_gone(&err) => Ok(Deleted::AlreadyGone),
             Err(err) => Err(err),
         }
     }
@@ -222,7 +231,7 @@ impl GraphClient {
     /// backoff, within the retry budget; each copy's own answer comes back.
     pub async fn delete_copies(
         &self,
-        microsoft_tenant: &str,
+        microsoft_tenant: &MicrosoftTenantId,
         mailbox: &MailboxRef,
         copies: &[MessageCopy],
         mode: DeleteMode,
@@ -286,18 +295,15 @@ impl GraphClient {
                     else {
                         continue;
                     };
-                    let outcome = batch_outcome(&item);
-                    match outcome {
-                        Err(GraphError::Api {
-                            status: 429 | 500 | 502 | 503 | 504,
-                            retry_after,
-                            ..
-                        }) if attempt < self.retry_policy().max_attempts => {
-                            wait = wait
-                                .max(retry_after.unwrap_or_else(|| self.backoff_after(attempt)));
-                            retry.push(i);
-                        }
-                        other => results[offset + i] = Some(other),
+                    match batch_outcome(&item) {
+                        Err(err) => match self.retry_wait(&err, attempt) {
+                            Some(after) => {
+                                wait = wait.max(after);
+                                retry.push(i);
+                            }
+                            None => results[offset + i] = Some(Err(err)),
+                        },
+                        done => results[offset + i] = Some(done),
                     }
                 }
                 // Sub-requests the answer did not mention are retried too.
@@ -315,7 +321,7 @@ impl GraphClient {
                         }
                         break;
                     }
-                    tokio::time::sleep(wait + std::time::Duration::from_millis(20)).await;
+                    tokio::time::sleep(wait).await;
                 }
                 pending = retry;
             }
@@ -335,55 +341,44 @@ impl GraphClient {
 
 fn batch_request(user: &str, message: &str, mode: DeleteMode, id: usize) -> serde_json::Value {
     // Batch URLs are relative to the version: `/users/…`, not `/v1.0/users/…`.
-    let item = format!("/users/{}/messages/{}", encode(user), encode(message));
-    let json = serde_json::json!({ "Content-Type": "application/json" });
-    match mode {
-        DeleteMode::Soft => {
-            serde_json::json!({ "id": id.to_string(), "method": "DELETE", "url": item })
-        }
-        DeleteMode::Hard => serde_json::json!({
-            "id": id.to_string(), "method": "POST", "url": format!("{item}/permanentDelete"),
-            "body": {}, "headers": json,
-        }),
-        DeleteMode::MoveToDeletedItems => serde_json::json!({
-            "id": id.to_string(), "method": "POST", "url": format!("{item}/move"),
-            "body": { "destinationId": "deleteditems" }, "headers": json,
-        }),
+    let (method, suffix, body) = delete_call(mode);
+    let url = format!(
+        "/users/{}/messages/{}{suffix}",
+        encode(user),
+        encode(message)
+    );
+    let mut request =
+        serde_json::json!({ "id": id.to_string(), "method": method.as_str(), "url": url });
+    if let Some(body) = body {
+        request["body"] = body;
+        request["headers"] = serde_json::json!({ "Content-Type": "application/json" });
     }
+    request
 }
 
 fn batch_outcome(item: &BatchItem) -> Result<Deleted, GraphError> {
     if (200..300).contains(&item.status) {
         return Ok(Deleted::Deleted);
     }
-    let code = item
-        .body
-        .as_ref()
-        .and_then(|b| b.pointer("/error/code"))
-        .and_then(|c| c.as_str())
-        .unwrap_or_default()
-        .to_owned();
-    if item.status == 404 && code == "ErrorItemNotFound" {
-        return Ok(Deleted::AlreadyGone);
-    }
-    let message = item
-        .body
-        .as_ref()
-        .and_then(|b| b.pointer("/error/message"))
-        .and_then(|c| c.as_str())
-        .unwrap_or_default()
-        .to_owned();
     let retry_after = item
         .headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
         .and_then(|(_, v)| super::client::parse_retry_after(v));
-    Err(GraphError::Api {
-        status: item.status,
-        code,
-        message,
+    let error = GraphError::from_answer(
+        item.status,
         retry_after,
-    })
+        item.body.as_ref().unwrap_or(&serde_json::Value::Null),
+    );
+    if is_item_gone(&error) {
+        return Ok(Deleted::AlreadyGone);
+    }
+    Err(error)
+}
+
+/// Graph's answer for a message that is no longer there.
+fn is_item_gone(err: &GraphError) -> bool {
+    matches!(err, GraphError::Api { status: 404, code, .. } if code == "ErrorItemNotFound")
 }
 
 #[cfg(test)]

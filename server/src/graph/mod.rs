@@ -7,10 +7,12 @@
 //! - `client`: [`GraphClient`], authenticated Graph calls: four in flight per mailbox at most,
 //!   `Retry-After` honoured, backoff with jitter, one token refresh on 401.
 //! - `mail`: finding mailboxes and message copies, deleting copies (OData values escaped).
+//! - `admin`: [`AdminMailboxes`], whether an administrator has a mailbox in the tenant.
 //!
 //! Both base URLs come from configuration, so the same code talks to Microsoft or to
 //! `graph-sim` in tests.
 
+mod admin;
 mod client;
 mod error;
 mod mail;
@@ -20,10 +22,11 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+pub use admin::AdminMailboxes;
 pub(crate) use client::api_error;
-pub use client::{GraphClient, GraphDomain, MAILBOX_CONCURRENCY, RetryPolicy};
+pub use client::{GraphClient, GraphDomain, REQUESTS_PER_MAILBOX, RetryPolicy};
 pub use error::GraphError;
-pub use mail::{DeleteMode, Deleted, MailboxRef, MessageCopy};
+pub use mail::{DeleteMode, Deleted, Folder, MailboxRef, MessageCopy};
 pub(crate) use tokens::send;
 pub use tokens::{AppToken, AppTokens};
 

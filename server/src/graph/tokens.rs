@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
 
 use super::{GRAPH_DEFAULT_SCOPE, GraphError, GraphSettings};
+use crate::domain::MicrosoftTenantId;
 
 /// A bearer token for Graph calls in one Microsoft tenant.
 #[derive(Clone)]
@@ -40,7 +41,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<AppToken>>>;
 pub struct AppTokens {
     settings: GraphSettings,
     http: reqwest::Client,
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<MicrosoftTenantId, Slot>>,
     serial: std::sync::atomic::AtomicU64,
 }
 
@@ -55,20 +56,17 @@ impl AppTokens {
         }
     }
 
-    fn slot(&self, microsoft_tenant: &str) -> Slot {
+    fn slot(&self, microsoft_tenant: &MicrosoftTenantId) -> Slot {
         let mut slots = self
             .slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        slots
-            .entry(microsoft_tenant.to_owned())
-            .or_default()
-            .clone()
+        slots.entry(microsoft_tenant.clone()).or_default().clone()
     }
 
     /// A valid token for `microsoft_tenant`, fetched only if the cached one is missing or due
     /// for renewal.
-    pub async fn get(&self, microsoft_tenant: &str) -> Result<AppToken, GraphError> {
+    pub async fn get(&self, microsoft_tenant: &MicrosoftTenantId) -> Result<AppToken, GraphError> {
         let slot = self.slot(microsoft_tenant);
         let mut cached = slot.lock().await;
         if let Some(token) = cached.as_ref()
@@ -82,7 +80,7 @@ impl AppTokens {
     }
 
     /// Forgets `rejected` (Graph answered 401 with it) unless a fresher token replaced it.
-    pub async fn invalidate(&self, microsoft_tenant: &str, rejected: &AppToken) {
+    pub async fn invalidate(&self, microsoft_tenant: &MicrosoftTenantId, rejected: &AppToken) {
         let slot = self.slot(microsoft_tenant);
         let mut cached = slot.lock().await;
         if cached.as_ref().is_some_and(|t| t.serial == rejected.serial) {
@@ -90,12 +88,12 @@ impl AppTokens {
         }
     }
 
-    async fn fetch(&self, microsoft_tenant: &str) -> Result<AppToken, GraphError> {
+    async fn fetch(&self, microsoft_tenant: &MicrosoftTenantId) -> Result<AppToken, GraphError> {
         let token_url = format!(
             "{}/{}/oauth2/v2.0/token",
             self.settings.login_base_url.trim_end_matches('/'),
             percent_encoding::utf8_percent_encode(
-                microsoft_tenant,
+                microsoft_tenant.as_str(),
                 percent_encoding::NON_ALPHANUMERIC
             )
         );

@@ -26,13 +26,12 @@ use tower_http::{
 use tracing::Level;
 
 use crate::{
-    api::{AdminMailboxes, AuditApi, RetractApi, TenantApi, WatchSettings},
-    auth::{AuthLayer, JwtVerifier, KeyError, KeySet, RateLimiter},
+    api::{AuditApi, RetractApi, TenantApi, rejection_status},
+    auth::{AuthLayer, JwtVerifier, KeyError, RateLimiter},
     config::{ConfigError, Mode, Settings},
     consent::{CallbackService, Consent, ConsentSettings},
-    engine::{Engine, EngineSettings, EventHub},
-    graph::AppTokens,
-    graph::GraphClient,
+    engine::{Engine, EventHub, Watcher},
+    graph::{AppTokens, GraphClient},
     health,
     store::{Store, StoreError},
 };
@@ -68,21 +67,25 @@ pub enum StartupError {
     Serve(#[from] tonic::transport::Error),
 }
 
-/// A built, bound, not yet running server.
+/// A built, bound, not yet running server: every part made and wired, nothing started.
 pub struct Application {
     settings: Settings,
     store: Store,
     listener: TcpListener,
     local_addr: SocketAddr,
-    keys: KeySet,
     http: reqwest::Client,
+    verifier: Arc<JwtVerifier>,
     consent: Consent,
-    graph: Option<GraphClient>,
+    engine: Engine,
+    retract_api: RetractApi,
+    /// Tells open streams to end (shutdown).
+    stopping: CancellationToken,
 }
 
 impl Application {
     /// Connects to the database (creating an SQLite file if needed), migrates it unless told
-    /// not to, and binds the listen address.
+    /// not to, binds the listen address, and wires the parts: one Graph client shared by
+    /// consent and the engine, the engine, the watcher, the services.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         settings.check()?;
         // sea-orm's rustls brings ring and reqwest's aws-lc-rs: name one provider for the process.
@@ -99,6 +102,7 @@ impl Application {
                  never expose this server to real callers"
             );
         }
+        let verifier = Arc::new(JwtVerifier::new(&settings.token_rules(), keys));
         let store = Store::connect(&settings.database()).await?;
         if settings.migrate_on_start {
             store.migrate().await?;
@@ -113,16 +117,48 @@ impl Application {
             addr: settings.listen_addr,
             source,
         })?;
-        let (consent, graph) = consent_flow(&settings, &store, &http, local_addr)?;
+        let graph_settings = settings.graph()?;
+        let (graph_http, graph) = match &graph_settings {
+            Some(g) => {
+                let graph_http = crate::graph::http_client(g)
+                    .map_err(|e| StartupError::Config(e.to_string()))?;
+                let tokens = Arc::new(AppTokens::new(g.clone(), graph_http.clone()));
+                let graph = GraphClient::new(g, graph_http.clone(), tokens);
+                (graph_http, Some(graph))
+            }
+            None => {
+                tracing::warn!(
+                    "no Microsoft Graph app registration configured (graph_client_id): grants and retracts are unavailable"
+                );
+                (http.clone(), None)
+            }
+        };
+        let consent = Consent::new(
+            store.clone(),
+            ConsentSettings {
+                graph: graph_settings,
+                redirect_uri: redirect_uri(&settings, local_addr),
+                ttl: settings.consent_ttl(),
+            },
+            graph_http,
+            graph.clone(),
+        );
+        let hub = Arc::new(EventHub::default());
+        let engine = Engine::new(store.clone(), graph, settings.engine(), hub.clone());
+        let stopping = CancellationToken::new();
+        let watcher = Watcher::new(store.clone(), hub, settings.watch(), stopping.clone());
+        let retract_api = RetractApi::new(store.clone(), engine.clone(), watcher);
         Ok(Self {
             settings,
             store,
             listener,
             local_addr,
-            keys,
             http,
+            verifier,
             consent,
-            graph,
+            engine,
+            retract_api,
+            stopping,
         })
     }
 
@@ -131,8 +167,10 @@ impl Application {
         self.local_addr
     }
 
-    /// Serves until `shutdown` resolves. Then health turns NOT_SERVING everywhere, streams are
-    /// told to end, and open calls get `shutdown_grace_ms` to finish before they are closed.
+    /// Starts the background work (health probe, key refresh, re-verification, retention,
+    /// the engine) and serves until `shutdown` resolves. Then health turns NOT_SERVING
+    /// everywhere, streams are told to end, the engine gives its job back, and open calls
+    /// get `shutdown_grace_ms` to finish before they are closed.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -142,21 +180,44 @@ impl Application {
             store,
             listener,
             local_addr,
-            keys,
             http,
+            verifier,
             consent,
-            graph,
+            engine,
+            retract_api,
+            stopping,
         } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::set_all(&reporter, ServingStatus::NotServing).await;
-        let probe_stop = CancellationToken::new();
+        let background = CancellationToken::new();
+        let (probe_every, probe_timeout) = settings.health_probe();
         let probe = tokio::spawn(health::follow_database(
             store.clone(),
             reporter.clone(),
-            Duration::from_millis(settings.health_probe_interval_ms),
-            Duration::from_millis(settings.health_probe_timeout_ms),
-            probe_stop.clone(),
+            probe_every,
+            probe_timeout,
+            background.clone(),
         ));
+        tokio::spawn(settings.key_sources().refresh(
+            http,
+            verifier.clone(),
+            settings.jwks_refresh(),
+            background.clone(),
+        ));
+        if let Some(every) = settings.domain_reverify_interval() {
+            tokio::spawn(
+                consent
+                    .clone()
+                    .reverify_periodically(every, background.clone()),
+            );
+        }
+        tokio::spawn(crate::retention::sweep_periodically(
+            store.clone(),
+            settings.retention(),
+            settings.retention_sweep_interval(),
+            background.clone(),
+        ));
+        let engine_task = tokio::spawn(engine.run(background.clone()));
 
         let reflection_v1 = reflection()
             .build_v1()
@@ -164,71 +225,18 @@ impl Application {
         let reflection_v1alpha = reflection()
             .build_v1alpha()
             .map_err(|e| StartupError::Config(format!("reflection: {e}")))?;
-
-        let verifier = Arc::new(JwtVerifier::new(&settings.token_rules(), keys));
         let limiter = Arc::new(RateLimiter::new(settings.rate_limit()));
-        tokio::spawn(settings.key_sources().refresh(
-            http,
-            verifier.clone(),
-            Duration::from_millis(settings.jwt_jwks_refresh_ms.max(100)),
-            probe_stop.clone(),
-        ));
         let layers = tower::ServiceBuilder::new()
             .layer(trace_layer())
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                settings.concurrency_limit.max(1),
+                settings.concurrency_limit,
             ))
             .layer(cors_layer(&settings.cors_allowed_origins)?)
             .layer(
-                AuthLayer::new(verifier, limiter)
+                AuthLayer::new(verifier, limiter, rejection_status)
                     .requiring_client_certificates(settings.tls_client_ca_file.is_some()),
             )
             .into_inner();
-
-        let stopping = CancellationToken::new();
-        if settings.domain_reverify_interval_ms > 0 {
-            tokio::spawn(consent.clone().reverify_periodically(
-                Duration::from_millis(settings.domain_reverify_interval_ms),
-                probe_stop.clone(),
-            ));
-        }
-        let days = |d: u32| (d > 0).then(|| chrono::Duration::days(i64::from(d)));
-        let keep = crate::retention::Retention {
-            deliveries: days(settings.delivery_retention_days),
-            jobs: days(settings.job_retention_days),
-        };
-        tokio::spawn(crate::retention::sweep_periodically(
-            store.clone(),
-            keep,
-            Duration::from_millis(settings.retention_sweep_interval_ms.max(10)),
-            probe_stop.clone(),
-        ));
-        let hub = Arc::new(EventHub::default());
-        let engine = Engine::new(
-            store.clone(),
-            graph.clone(),
-            EngineSettings {
-                poll_interval: Duration::from_millis(settings.engine_poll_interval_ms.max(10)),
-                lease: Duration::from_millis(settings.job_lease_ms.max(300)),
-                mailbox_concurrency: settings.mailbox_concurrency.max(1),
-            },
-            hub.clone(),
-        );
-        let engine_task = tokio::spawn(engine.clone().run(probe_stop.clone()));
-        let retract_api = RetractApi::new(
-            store.clone(),
-            engine,
-            graph,
-            hub,
-            Arc::new(AdminMailboxes::new(Duration::from_millis(
-                settings.admin_mailbox_cache_ms,
-            ))),
-            WatchSettings {
-                heartbeat: Duration::from_millis(settings.watch_heartbeat_ms.max(10)),
-                poll: Duration::from_millis(settings.engine_poll_interval_ms.max(10)),
-            },
-            stopping.clone(),
-        );
         let callback = CallbackService::new(
             consent.clone(),
             Arc::new(RateLimiter::new(settings.consent_callback_rate_limit())),
@@ -241,7 +249,7 @@ impl Application {
         }
         let router = server
             .accept_http1(true)
-            .timeout(Duration::from_millis(settings.request_timeout_ms))
+            .timeout(settings.request_timeout())
             .layer(layers)
             .add_service(web(health_service))
             .add_service(web(reflection_v1))
@@ -261,7 +269,7 @@ impl Application {
             async move {
                 shutdown.await;
                 tracing::info!("shutdown requested: draining");
-                probe_stop.cancel();
+                background.cancel();
                 if let Err(err) = probe.await {
                     tracing::warn!(error = %err, "health probe task ended abnormally");
                 }
@@ -286,7 +294,7 @@ impl Application {
         };
         let serve =
             router.serve_with_incoming_shutdown(incoming, stopping.clone().cancelled_owned());
-        let grace = Duration::from_millis(settings.shutdown_grace_ms);
+        let grace = settings.shutdown_grace();
         let result = tokio::select! {
             result = serve => result.map_err(StartupError::from),
             () = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => {
@@ -296,7 +304,8 @@ impl Application {
         };
         // Connections run in their own tasks; cut whatever is still open.
         sever.cancel();
-        // The engine stops between mailboxes; what it has not done resumes on the next start.
+        // The engine stops between mailboxes and gives its job back; what it has not done
+        // resumes on another replica (or on the next start) at once.
         if tokio::time::timeout(grace, engine_task).await.is_err() {
             tracing::warn!("the retract engine did not stop within the grace period");
         }
@@ -306,58 +315,24 @@ impl Application {
     }
 }
 
-/// The consent flow, with the app-token cache when an app registration is configured. The
-/// redirect URI defaults to this server's own callback address.
-fn consent_flow(
-    settings: &Settings,
-    store: &Store,
-    http: &reqwest::Client,
-    local_addr: SocketAddr,
-) -> Result<(Consent, Option<GraphClient>), StartupError> {
-    let graph = settings.graph()?;
-    let (http, tokens) = match &graph {
-        Some(g) => {
-            let graph_http =
-                crate::graph::http_client(g).map_err(|e| StartupError::Config(e.to_string()))?;
-            let tokens = Arc::new(AppTokens::new(g.clone(), graph_http.clone()));
-            (graph_http, Some(tokens))
-        }
-        None => {
-            tracing::warn!(
-                "no Microsoft Graph app registration configured (graph_client_id): grants are unavailable"
-            );
-            (http.clone(), None)
-        }
-    };
+/// Where Microsoft sends the administrator back: `consent_redirect_uri`, or this server's own
+/// callback address. Listening on every address (0.0.0.0) says nothing about where browsers
+/// reach us: default to localhost then, and set consent_redirect_uri behind a proxy.
+fn redirect_uri(settings: &Settings, local_addr: SocketAddr) -> String {
+    if let Some(uri) = &settings.consent_redirect_uri {
+        return uri.clone();
+    }
     let scheme = if settings.tls_cert_file.is_some() {
         "https"
     } else {
         "http"
     };
-    // Listening on every address (0.0.0.0) says nothing about where browsers reach us:
-    // default to localhost then, and set consent_redirect_uri behind a proxy.
     let host = if local_addr.ip().is_unspecified() {
         format!("localhost:{}", local_addr.port())
     } else {
         local_addr.to_string()
     };
-    let redirect_uri = settings
-        .consent_redirect_uri
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{host}{}", CallbackService::PATH));
-    let consent_settings = ConsentSettings {
-        graph,
-        redirect_uri,
-        ttl: Duration::from_millis(settings.consent_ttl_ms),
-    };
-    let client = match (&consent_settings.graph, &tokens) {
-        (Some(g), Some(t)) => Some(GraphClient::new(g, http.clone(), t.clone())),
-        _ => None,
-    };
-    Ok((
-        Consent::new(store.clone(), consent_settings, http, tokens),
-        client,
-    ))
+    format!("{scheme}://{host}{}", CallbackService::PATH)
 }
 
 /// The TLS configuration, when a certificate is configured; with a client CA, clients must

@@ -14,11 +14,11 @@ use sea_orm::{
 use super::{
     Page, Store, StoreError,
     entities::{delivery, delivery_recipient, mailbox_status},
-    in_transaction,
+    in_transaction, parse_stored,
 };
 use crate::domain::{
-    Delivery, DeliveryFilter, InternetMessageId, NewDelivery, PageRequest, RecordOutcome, TenantId,
-    now,
+    Delivery, DeliveryFilter, EmailAddress, InternetMessageId, NewDelivery, PageRequest,
+    RecordOutcome, Subject, TenantId, now,
 };
 
 /// Rows per multi-row INSERT (SQLite allows 32,766 bound values per statement).
@@ -157,7 +157,7 @@ impl Store {
                 resource: "delivery",
                 id: message_id.to_string(),
             })?;
-        let recipients = delivery_recipient::Entity::find()
+        let recipients: Vec<String> = delivery_recipient::Entity::find()
             .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()))
             .order_by_asc(delivery_recipient::Column::Address)
             .all(&self.db)
@@ -165,7 +165,7 @@ impl Store {
             .into_iter()
             .map(|r| r.address)
             .collect();
-        Ok(delivery_from_row(row, recipients))
+        delivery_from_row(&row, &recipients)
     }
 
     /// A tenant's deliveries matching `filter`, newest first, each with at most
@@ -226,7 +226,7 @@ impl Store {
         let page = Page::from_overfetch(rows, page.size.get());
         let mut items = Vec::with_capacity(page.items.len());
         for row in page.items {
-            let recipients = delivery_recipient::Entity::find()
+            let recipients: Vec<String> = delivery_recipient::Entity::find()
                 .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()))
                 .order_by_asc(delivery_recipient::Column::Address)
                 .limit(SEARCH_RECIPIENTS)
@@ -236,7 +236,7 @@ impl Store {
                 .map(|r| r.address)
                 .collect();
             let id = row.id.clone();
-            items.push((delivery_from_row(row, recipients), id));
+            items.push((delivery_from_row(&row, &recipients)?, id));
         }
         Ok(Page {
             items,
@@ -276,14 +276,14 @@ impl Store {
     pub async fn record_mailbox_status(
         &self,
         tenant: &TenantId,
-        address: &str,
+        address: &EmailAddress,
         problem: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
         match problem {
             Some((code, detail)) => {
                 let row = mailbox_status::ActiveModel {
                     tenant_id: Set(tenant.as_str().to_owned()),
-                    address: Set(address.to_owned()),
+                    address: Set(address.to_string()),
                     graph_code: Set(code.to_owned()),
                     detail: Set(detail.to_owned()),
                     observed_at: Set(now()),
@@ -307,7 +307,7 @@ impl Store {
             None => {
                 mailbox_status::Entity::delete_many()
                     .filter(mailbox_status::Column::TenantId.eq(tenant.as_str()))
-                    .filter(mailbox_status::Column::Address.eq(address))
+                    .filter(mailbox_status::Column::Address.eq(address.as_str()))
                     .exec(&self.db)
                     .await?;
             }
@@ -319,19 +319,21 @@ impl Store {
     pub async fn mailbox_problems(
         &self,
         tenant: &TenantId,
-        addresses: &[String],
-    ) -> Result<HashMap<String, (String, String)>, StoreError> {
+        addresses: &[EmailAddress],
+    ) -> Result<HashMap<EmailAddress, (String, String)>, StoreError> {
         let mut problems = HashMap::new();
         for chunk in addresses.chunks(IN_CHUNK) {
             let rows = mailbox_status::Entity::find()
                 .filter(mailbox_status::Column::TenantId.eq(tenant.as_str()))
-                .filter(mailbox_status::Column::Address.is_in(chunk.iter().map(String::as_str)))
+                .filter(
+                    mailbox_status::Column::Address.is_in(chunk.iter().map(EmailAddress::as_str)),
+                )
                 .all(&self.db)
                 .await?;
-            problems.extend(
-                rows.into_iter()
-                    .map(|r| (r.address, (r.graph_code, r.detail))),
-            );
+            for r in rows {
+                let address = parse_stored("mailbox address", &r.address, EmailAddress::parse)?;
+                problems.insert(address, (r.graph_code, r.detail));
+            }
         }
         Ok(problems)
     }
@@ -406,15 +408,22 @@ fn escape_like(text: &str) -> String {
         .replace('_', "\\_")
 }
 
-fn delivery_from_row(row: delivery::Model, recipients: Vec<String>) -> Delivery {
-    Delivery {
-        message_id: row.internet_message_id,
-        sender: row.sender,
-        subject: row.subject,
+fn delivery_from_row(row: &delivery::Model, recipients: &[String]) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        message_id: parse_stored(
+            "delivery message id",
+            &row.internet_message_id,
+            InternetMessageId::parse,
+        )?,
+        sender: parse_stored("delivery sender", &row.sender, EmailAddress::parse)?,
+        subject: parse_stored("delivery subject", &row.subject, Subject::parse)?,
         delivered_at: row.delivered_at,
         recorded_at: row.recorded_at,
         updated_at: row.updated_at,
-        recipients,
+        recipients: recipients
+            .iter()
+            .map(|r| parse_stored("delivery recipient", r, EmailAddress::parse))
+            .collect::<Result<_, _>>()?,
         recipient_count: u32::try_from(row.recipient_count).unwrap_or(0),
-    }
+    })
 }

@@ -30,9 +30,6 @@ pub enum StoreError {
     /// The tenant is linked to another Microsoft tenant (and relinking was not allowed).
     #[error("the tenant is linked to another Microsoft 365 tenant")]
     LinkedElsewhere,
-    /// The target had already been finished (a redo); nothing was written.
-    #[error("target already finished")]
-    AlreadyDone,
     /// The database could not be reached or gave no connection in time.
     #[error("database unavailable")]
     Unavailable(#[source] DbErr),
@@ -65,6 +62,16 @@ impl StoreError {
             _ => Self::from_db(err),
         }
     }
+}
+
+/// Reads a stored text back into its domain type; a value this version cannot parse is
+/// `Corrupt`, naming `what`.
+pub(crate) fn parse_stored<T>(
+    what: &str,
+    raw: &str,
+    parse: fn(&str) -> Result<T, crate::domain::ValidationError>,
+) -> Result<T, StoreError> {
+    parse(raw).map_err(|e| StoreError::Corrupt(format!("{what} {raw:?}: {e}")))
 }
 
 impl From<DbErr> for StoreError {

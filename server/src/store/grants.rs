@@ -8,10 +8,11 @@ use sea_orm::{
 use super::{
     Store, StoreError, audit,
     entities::{domain, grant, tenant},
-    in_transaction,
+    in_transaction, parse_stored,
 };
 use crate::domain::{
-    AuditEntry, DomainOutcome, Grant, GrantEnd, GrantState, NewGrant, RetractStatus, TenantId, now,
+    AuditEntry, DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, NewGrant,
+    RetractStatus, TenantId, now,
 };
 
 /// A consent attempt claimed by its redirect, with the verifier needed to redeem its code.
@@ -339,7 +340,11 @@ fn grant_from_row(row: grant::Model) -> Result<Grant, StoreError> {
         created_at: row.created_at,
         expires_at: row.expires_at,
         completed_at: row.completed_at,
-        microsoft_tenant_id: row.microsoft_tenant_id,
+        microsoft_tenant_id: row
+            .microsoft_tenant_id
+            .as_deref()
+            .map(|id| parse_stored("Microsoft tenant id", id, MicrosoftTenantId::parse))
+            .transpose()?,
         error: row.error,
         error_description: row.error_description,
     })

@@ -16,18 +16,19 @@ use sea_orm::{
 use super::{
     Page, Store, StoreError, audit,
     entities::{retract_event, retract_job, retract_target},
-    in_transaction,
+    in_transaction, parse_stored,
 };
 use crate::domain::{
-    AuditEntry, EventKind, InternetMessageId, JobCounts, JobEvent, JobState, PageRequest, Phase,
-    RetractJob, RetractOptions, Target, TargetResult, TenantId, now,
+    AuditEntry, EmailAddress, EventKind, InternetMessageId, JobCounts, JobEvent, JobId, JobState,
+    PageRequest, Phase, RetractJob, RetractOptions, Target, TargetOutcome, TargetRecord,
+    TargetResult, TenantId, now,
 };
 
 /// A job to create.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     /// Its id.
-    pub id: String,
+    pub id: JobId,
     /// The caller's idempotency key.
     pub request_id: String,
     /// What it does.
@@ -54,6 +55,31 @@ pub struct JobFilter {
 /// The keyset cursor of ListRetractJobs: newest first.
 pub type JobCursor = (DateTime<Utc>, String);
 
+impl JobFilter {
+    /// A stable description for page-token fingerprints: every filter by name, empty when
+    /// unset, times as RFC 3339.
+    pub fn fingerprint(&self) -> String {
+        let time = crate::domain::time_field;
+        crate::domain::fingerprint_fields(&[
+            (
+                "state",
+                self.state
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+            ),
+            (
+                "message_id",
+                self.message_id
+                    .as_ref()
+                    .map(|m| m.as_str().to_owned())
+                    .unwrap_or_default(),
+            ),
+            ("created_after", time(self.created_after)),
+            ("created_before", time(self.created_before)),
+        ])
+    }
+}
+
 impl Store {
     /// Creates a job with its targets, its JobStarted event (and one event per target
     /// settled up front) and the audit entry, or returns the job this request id already
@@ -65,7 +91,7 @@ impl Store {
         audit: AuditEntry,
     ) -> Result<(RetractJob, bool), StoreError> {
         if let Some(found) = self
-            .job_by_request(tenant, &new.request_id, &new.options)
+            .job_by_request_id(tenant, &new.request_id, &new.options)
             .await?
         {
             return Ok((found, false));
@@ -73,7 +99,7 @@ impl Store {
         let created = self.insert_job(tenant, new.clone(), audit).await;
         match created {
             Err(StoreError::AlreadyExists { .. }) => match self
-                .job_by_request(tenant, &new.request_id, &new.options)
+                .job_by_request_id(tenant, &new.request_id, &new.options)
                 .await?
             {
                 Some(found) => Ok((found, false)),
@@ -86,16 +112,7 @@ impl Store {
     }
 
     /// The job a request id already made, if any (`RequestIdReused` with other options).
-    pub async fn find_job_by_request(
-        &self,
-        tenant: &TenantId,
-        request_id: &str,
-        options: &RetractOptions,
-    ) -> Result<Option<RetractJob>, StoreError> {
-        self.job_by_request(tenant, request_id, options).await
-    }
-
-    async fn job_by_request(
+    pub async fn job_by_request_id(
         &self,
         tenant: &TenantId,
         request_id: &str,
@@ -143,10 +160,10 @@ impl Store {
                     target_rows.push(target_row(&new.id, target, settled.as_ref()));
                 }
                 let row = retract_job::ActiveModel {
-                    id: Set(new.id.clone()),
+                    id: Set(new.id.to_string()),
                     tenant_id: Set(tenant.as_str().to_owned()),
                     request_id: Set(new.request_id.clone()),
-                    internet_message_id: Set(new.options.message_id.clone()),
+                    internet_message_id: Set(new.options.message_id.to_string()),
                     options_hash: Set(new.options.fingerprint()),
                     options: Set(to_json(&new.options)?),
                     requested_by: Set(new.requested_by.clone()),
@@ -188,27 +205,32 @@ impl Store {
         .await
     }
 
-    /// One of a tenant's jobs.
-    pub async fn get_job(&self, tenant: &TenantId, id: &str) -> Result<RetractJob, StoreError> {
-        retract_job::Entity::find_by_id(id)
+    /// One of `tenant`'s jobs: what callers may see (another tenant's job is `NotFound`).
+    pub async fn tenant_job(
+        &self,
+        tenant: &TenantId,
+        id: &JobId,
+    ) -> Result<RetractJob, StoreError> {
+        retract_job::Entity::find_by_id(id.as_str())
             .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
             .one(&self.db)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 resource: "retract job",
-                id: id.to_owned(),
+                id: id.to_string(),
             })
             .and_then(job_from_row)
     }
 
-    /// A job by id alone (workers).
-    pub async fn job(&self, id: &str) -> Result<RetractJob, StoreError> {
-        retract_job::Entity::find_by_id(id)
+    /// A job by id alone, whatever its tenant: for the engine and watchers, which hold a job
+    /// id the store or a tenant check gave them.
+    pub async fn job_for_worker(&self, id: &JobId) -> Result<RetractJob, StoreError> {
+        retract_job::Entity::find_by_id(id.as_str())
             .one(&self.db)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 resource: "retract job",
-                id: id.to_owned(),
+                id: id.to_string(),
             })
             .and_then(job_from_row)
     }
@@ -262,7 +284,7 @@ impl Store {
         &self,
         owner: &str,
         lease: Duration,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<JobId>, StoreError> {
         let at = now();
         let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
         let backend = self.db.get_database_backend();
@@ -292,7 +314,11 @@ impl Store {
             ))
             .await?;
         Ok(match row {
-            Some(row) => Some(row.try_get::<String>("", "id")?),
+            Some(row) => Some(parse_stored(
+                "job id",
+                &row.try_get::<String>("", "id")?,
+                JobId::parse,
+            )?),
             None => None,
         })
     }
@@ -300,7 +326,7 @@ impl Store {
     /// Extends the lease `owner` holds on a job; `false` when it lost it.
     pub async fn renew_lease(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         owner: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
@@ -311,7 +337,7 @@ impl Store {
                 retract_job::Column::LeaseExpiresAt,
                 Expr::value(Some(until)),
             )
-            .filter(retract_job::Column::Id.eq(job_id))
+            .filter(retract_job::Column::Id.eq(job_id.as_str()))
             .filter(retract_job::Column::LeaseOwner.eq(owner))
             .exec(&self.db)
             .await?;
@@ -358,7 +384,7 @@ impl Store {
     }
 
     /// Gives a job back (a worker stopping): the next claim may take it at once.
-    pub async fn release_lease(&self, job_id: &str, owner: &str) -> Result<(), StoreError> {
+    pub async fn release_lease(&self, job_id: &JobId, owner: &str) -> Result<(), StoreError> {
         retract_job::Entity::update_many()
             .col_expr(
                 retract_job::Column::LeaseExpiresAt,
@@ -368,7 +394,7 @@ impl Store {
                 retract_job::Column::LeaseOwner,
                 Expr::value(Option::<String>::None),
             )
-            .filter(retract_job::Column::Id.eq(job_id))
+            .filter(retract_job::Column::Id.eq(job_id.as_str()))
             .filter(retract_job::Column::LeaseOwner.eq(owner))
             .exec(&self.db)
             .await?;
@@ -376,20 +402,14 @@ impl Store {
     }
 
     /// The targets of a job not finished yet.
-    pub async fn unfinished_targets(&self, job_id: &str) -> Result<Vec<Target>, StoreError> {
+    pub async fn unfinished_targets(&self, job_id: &JobId) -> Result<Vec<Target>, StoreError> {
         let rows = retract_target::Entity::find()
-            .filter(retract_target::Column::JobId.eq(job_id))
+            .filter(retract_target::Column::JobId.eq(job_id.as_str()))
             .filter(retract_target::Column::Done.eq(false))
             .order_by_asc(retract_target::Column::Mailbox)
             .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Target {
-                mailbox: r.mailbox,
-                depth: u8::try_from(r.depth).unwrap_or(0),
-            })
-            .collect())
+        rows.iter().map(target_from_row).collect()
     }
 
     /// Appends an event; a `Recipient` event with a result also finishes its target and
@@ -398,57 +418,30 @@ impl Store {
     /// already finished writes nothing and answers `None` (a redo never counts twice).
     pub async fn append_event(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         owner: &str,
         kind: EventKind,
     ) -> Result<Option<JobEvent>, StoreError> {
-        let (job_id, owner) = (job_id.to_owned(), owner.to_owned());
-        let appended = in_transaction(&self.db, move |txn| {
+        let (job_id, owner) = (job_id.clone(), owner.to_owned());
+        in_transaction(&self.db, move |txn| {
             async move {
-                let (sequence, mut counts) = next_sequence(txn, &job_id, &owner).await?;
-                let at = now();
-                if let EventKind::Recipient {
-                    target,
-                    result: Some(result),
-                    ..
-                } = &kind
-                {
-                    let finished = retract_target::Entity::update_many()
-                        .col_expr(retract_target::Column::Done, Expr::value(true))
-                        .col_expr(
-                            retract_target::Column::Outcome,
-                            Expr::value(Some(result.outcome.as_str())),
-                        )
-                        .col_expr(
-                            retract_target::Column::CopiesFound,
-                            Expr::value(i32::try_from(result.copies_found).unwrap_or(i32::MAX)),
-                        )
-                        .col_expr(
-                            retract_target::Column::CopiesDeleted,
-                            Expr::value(i32::try_from(result.copies_deleted).unwrap_or(i32::MAX)),
-                        )
-                        .col_expr(
-                            retract_target::Column::WasRead,
-                            Expr::value(result.was_read),
-                        )
-                        .col_expr(
-                            retract_target::Column::Detail,
-                            Expr::value(result.detail.clone()),
-                        )
-                        .col_expr(
-                            retract_target::Column::GraphCode,
-                            Expr::value(result.graph_code.clone()),
-                        )
-                        .filter(retract_target::Column::JobId.eq(job_id.as_str()))
-                        .filter(retract_target::Column::Mailbox.eq(target.mailbox.as_str()))
-                        .filter(retract_target::Column::Depth.eq(i32::from(target.depth)))
-                        .filter(retract_target::Column::Done.eq(false))
-                        .exec(txn)
-                        .await?;
-                    if finished.rows_affected != 1 {
-                        // Already done: roll the sequence back by failing the transaction.
-                        return Err(StoreError::AlreadyDone);
+                // A result first finishes its target; a target finished before (a redo) takes
+                // no sequence number and changes nothing.
+                let finished = match &kind {
+                    EventKind::Recipient {
+                        target,
+                        result: Some(result),
+                        ..
+                    } => {
+                        if !finish_target(txn, &job_id, target, result).await? {
+                            return Ok(None);
+                        }
+                        Some(result)
                     }
+                    _ => None,
+                };
+                let (sequence, mut counts) = next_sequence(txn, &job_id, &owner).await?;
+                if let Some(result) = finished {
                     counts.record(result);
                     retract_job::Entity::update_many()
                         .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
@@ -456,34 +449,30 @@ impl Store {
                         .exec(txn)
                         .await?;
                 }
+                let at = now();
                 insert_event(txn, &job_id, sequence, at, &kind).await?;
-                Ok(JobEvent {
+                Ok(Some(JobEvent {
                     job_id,
                     sequence,
                     at,
                     kind,
-                })
+                }))
             }
             .boxed()
         })
-        .await;
-        match appended {
-            Ok(event) => Ok(Some(event)),
-            Err(StoreError::AlreadyDone) => Ok(None),
-            Err(err) => Err(err),
-        }
+        .await
     }
 
     /// Ends a job: its final state, the JobFinished event and the audit entry, together.
     pub async fn finish_job(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         owner: &str,
         state: JobState,
         detail: String,
         audit: impl FnOnce(&JobCounts) -> AuditEntry + Send + 'static,
     ) -> Result<JobEvent, StoreError> {
-        let (job_id, owner) = (job_id.to_owned(), owner.to_owned());
+        let (job_id, owner) = (job_id.clone(), owner.to_owned());
         in_transaction(&self.db, move |txn| {
             async move {
                 let (sequence, counts) = next_sequence(txn, &job_id, &owner).await?;
@@ -528,12 +517,12 @@ impl Store {
     /// A job's events after `after`, in order, at most `limit`.
     pub async fn events_after(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         after: i64,
         limit: u64,
     ) -> Result<Vec<JobEvent>, StoreError> {
         let rows = retract_event::Entity::find()
-            .filter(retract_event::Column::JobId.eq(job_id))
+            .filter(retract_event::Column::JobId.eq(job_id.as_str()))
             .filter(retract_event::Column::Sequence.gt(after))
             .order_by_asc(retract_event::Column::Sequence)
             .limit(limit)
@@ -544,7 +533,7 @@ impl Store {
                 Ok(JobEvent {
                     kind: serde_json::from_value(r.payload)
                         .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?,
-                    job_id: r.job_id,
+                    job_id: job_id.clone(),
                     sequence: r.sequence,
                     at: r.occurred_at,
                 })
@@ -556,11 +545,11 @@ impl Store {
     pub async fn request_cancel(
         &self,
         tenant: &TenantId,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<bool, StoreError> {
         let updated = retract_job::Entity::update_many()
             .col_expr(retract_job::Column::CancelRequested, Expr::value(true))
-            .filter(retract_job::Column::Id.eq(job_id))
+            .filter(retract_job::Column::Id.eq(job_id.as_str()))
             .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
             .filter(
                 retract_job::Column::State
@@ -576,7 +565,7 @@ impl Store {
 /// reads its counters.
 async fn next_sequence<C: ConnectionTrait>(
     conn: &C,
-    job_id: &str,
+    job_id: &JobId,
     owner: &str,
 ) -> Result<(i64, JobCounts), StoreError> {
     // Fenced: only the lease holder of a live job writes its events.
@@ -585,7 +574,7 @@ async fn next_sequence<C: ConnectionTrait>(
             retract_job::Column::LastSequence,
             Expr::col(retract_job::Column::LastSequence).add(1),
         )
-        .filter(retract_job::Column::Id.eq(job_id))
+        .filter(retract_job::Column::Id.eq(job_id.as_str()))
         .filter(retract_job::Column::LeaseOwner.eq(owner))
         .filter(
             retract_job::Column::State
@@ -596,21 +585,50 @@ async fn next_sequence<C: ConnectionTrait>(
     let row = rows
         .into_iter()
         .next()
-        .ok_or_else(|| StoreError::LeaseLost(job_id.to_owned()))?;
+        .ok_or_else(|| StoreError::LeaseLost(job_id.to_string()))?;
     let counts = serde_json::from_value(row.counts)
         .map_err(|e| StoreError::Corrupt(format!("job counts: {e}")))?;
     Ok((row.last_sequence, counts))
 }
 
+/// Marks a target finished with `result`; `false` when it was finished already.
+async fn finish_target<C: ConnectionTrait>(
+    conn: &C,
+    job_id: &JobId,
+    target: &Target,
+    result: &TargetResult,
+) -> Result<bool, StoreError> {
+    use retract_target::Column;
+    let clamp = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    let finished = retract_target::Entity::update_many()
+        .col_expr(Column::Done, Expr::value(true))
+        .col_expr(Column::Outcome, Expr::value(Some(result.outcome.as_str())))
+        .col_expr(Column::CopiesFound, Expr::value(clamp(result.copies_found)))
+        .col_expr(
+            Column::CopiesDeleted,
+            Expr::value(clamp(result.copies_deleted)),
+        )
+        .col_expr(Column::WasRead, Expr::value(result.was_read))
+        .col_expr(Column::Detail, Expr::value(result.detail.clone()))
+        .col_expr(Column::GraphCode, Expr::value(result.graph_code.clone()))
+        .filter(Column::JobId.eq(job_id.as_str()))
+        .filter(Column::Mailbox.eq(target.mailbox.as_str()))
+        .filter(Column::Depth.eq(i32::from(target.depth)))
+        .filter(Column::Done.eq(false))
+        .exec(conn)
+        .await?;
+    Ok(finished.rows_affected == 1)
+}
+
 async fn insert_event<C: ConnectionTrait>(
     conn: &C,
-    job_id: &str,
+    job_id: &JobId,
     sequence: i64,
     at: DateTime<Utc>,
     kind: &EventKind,
 ) -> Result<(), StoreError> {
     retract_event::Entity::insert(retract_event::ActiveModel {
-        job_id: Set(job_id.to_owned()),
+        job_id: Set(job_id.to_string()),
         sequence: Set(sequence),
         occurred_at: Set(at),
         payload: Set(to_json(kind)?),
@@ -621,13 +639,13 @@ async fn insert_event<C: ConnectionTrait>(
 }
 
 fn target_row(
-    job_id: &str,
+    job_id: &JobId,
     target: &Target,
     settled: Option<&TargetResult>,
 ) -> retract_target::ActiveModel {
     retract_target::ActiveModel {
-        job_id: Set(job_id.to_owned()),
-        mailbox: Set(target.mailbox.clone()),
+        job_id: Set(job_id.to_string()),
+        mailbox: Set(target.mailbox.to_string()),
         depth: Set(i32::from(target.depth)),
         done: Set(settled.is_some()),
         outcome: Set(settled.map(|r| r.outcome.as_str().to_owned())),
@@ -651,8 +669,8 @@ fn job_from_row(row: retract_job::Model) -> Result<RetractJob, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("job counts: {e}")))?,
         state: JobState::from_stored(&row.state)
             .ok_or_else(|| StoreError::Corrupt(format!("job state {:?}", row.state)))?,
-        id: row.id,
-        tenant_id: row.tenant_id,
+        id: parse_stored("job id", &row.id, JobId::parse)?,
+        tenant_id: parse_stored("job tenant", &row.tenant_id, TenantId::parse)?,
         request_id: row.request_id,
         requested_by: row.requested_by,
         created_at: row.created_at,
@@ -663,32 +681,42 @@ fn job_from_row(row: retract_job::Model) -> Result<RetractJob, StoreError> {
     })
 }
 
+fn target_from_row(row: &retract_target::Model) -> Result<Target, StoreError> {
+    Ok(Target {
+        mailbox: parse_stored("target mailbox", &row.mailbox, EmailAddress::parse)?,
+        depth: u8::try_from(row.depth)
+            .map_err(|_| StoreError::Corrupt(format!("target depth {}", row.depth)))?,
+    })
+}
+
+fn record_from_row(row: &retract_target::Model) -> Result<TargetRecord, StoreError> {
+    let result = match (&row.outcome, row.done) {
+        (Some(outcome), true) => Some(TargetResult {
+            outcome: TargetOutcome::from_stored(outcome)
+                .ok_or_else(|| StoreError::Corrupt(format!("target outcome {outcome:?}")))?,
+            copies_found: u32::try_from(row.copies_found).unwrap_or(0),
+            copies_deleted: u32::try_from(row.copies_deleted).unwrap_or(0),
+            was_read: row.was_read,
+            detail: row.detail.clone(),
+            graph_code: row.graph_code.clone(),
+        }),
+        _ => None,
+    };
+    Ok(TargetRecord {
+        target: target_from_row(row)?,
+        result,
+    })
+}
+
 impl Store {
-    /// Every target of a job with its outcome (for the audit trail's per-recipient answer).
-    pub async fn target_outcomes(
-        &self,
-        job_id: &str,
-    ) -> Result<Vec<serde_json::Value>, StoreError> {
+    /// Every target of a job with where it stands, by depth then mailbox.
+    pub async fn job_targets(&self, job_id: &JobId) -> Result<Vec<TargetRecord>, StoreError> {
         let rows = retract_target::Entity::find()
-            .filter(retract_target::Column::JobId.eq(job_id))
+            .filter(retract_target::Column::JobId.eq(job_id.as_str()))
             .order_by_asc(retract_target::Column::Depth)
             .order_by_asc(retract_target::Column::Mailbox)
             .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                serde_json::json!({
-                    "mailbox": r.mailbox,
-                    "depth": r.depth,
-                    "outcome": r.outcome,
-                    "copies_found": r.copies_found,
-                    "copies_deleted": r.copies_deleted,
-                    "was_read": r.was_read,
-                    "detail": r.detail,
-                    "graph_code": r.graph_code,
-                })
-            })
-            .collect())
+        rows.iter().map(record_from_row).collect()
     }
 }

@@ -23,6 +23,7 @@ use sea_orm::{
 
 pub use deliveries::{DeliveryCursor, SEARCH_RECIPIENTS};
 pub use error::StoreError;
+use error::parse_stored;
 pub use grants::ClaimedGrant;
 pub use jobs::{JobCursor, JobFilter, NewJob};
 

@@ -3,8 +3,10 @@
 use futures::FutureExt as _;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{Page, Store, StoreError, audit, entities::tenant, in_transaction};
-use crate::domain::{AuditEntry, DisplayName, NewTenant, PageRequest, Tenant, TenantId, now};
+use super::{Page, Store, StoreError, audit, entities::tenant, in_transaction, parse_stored};
+use crate::domain::{
+    AuditEntry, DisplayName, MicrosoftTenantId, NewTenant, PageRequest, Tenant, TenantId, now,
+};
 
 impl Store {
     /// Creates a tenant and writes `audit` with it. `AlreadyExists` when the id is taken.
@@ -28,7 +30,7 @@ impl Store {
                     .await
                     .map_err(StoreError::on_insert("tenant", new.id.as_str()))?;
                 audit::insert(txn, audit).await?;
-                tenant_from_row(row)
+                tenant_from_row(&row)
             }
             .boxed()
         })
@@ -44,7 +46,7 @@ impl Store {
                 resource: "tenant",
                 id: id.to_string(),
             })
-            .and_then(tenant_from_row)
+            .and_then(|row| tenant_from_row(&row))
     }
 
     /// Tenants ordered by id, after the id `page.after`; only those in `only` when given.
@@ -65,21 +67,22 @@ impl Store {
             .limit(page.size.get() + 1)
             .all(&self.db)
             .await?;
-        let tenants = rows
-            .into_iter()
-            .map(tenant_from_row)
-            .collect::<Result<_, _>>()?;
+        let tenants = rows.iter().map(tenant_from_row).collect::<Result<_, _>>()?;
         Ok(Page::from_overfetch(tenants, page.size.get()))
     }
 }
 
-fn tenant_from_row(row: tenant::Model) -> Result<Tenant, StoreError> {
+fn tenant_from_row(row: &tenant::Model) -> Result<Tenant, StoreError> {
     Ok(Tenant {
         id: TenantId::parse(&row.tenant_id)
             .map_err(|e| StoreError::Corrupt(format!("tenant id {:?}: {e}", row.tenant_id)))?,
         display_name: DisplayName::parse(&row.display_name)
             .map_err(|e| StoreError::Corrupt(format!("tenant display name: {e}")))?,
-        microsoft_tenant_id: row.microsoft_tenant_id,
+        microsoft_tenant_id: row
+            .microsoft_tenant_id
+            .as_deref()
+            .map(|id| parse_stored("Microsoft tenant id", id, MicrosoftTenantId::parse))
+            .transpose()?,
         created_at: row.created_at,
         updated_at: row.updated_at,
     })

@@ -5,7 +5,7 @@ use chrono::{Duration, Utc};
 use prost_types::Timestamp;
 use retract_client::{Client, DevToken, pb};
 use retract_server::domain::{
-    AuditEntry, AuditOutcome, AuditSection, DomainName, DomainOutcome, TenantId,
+    AuditEntry, AuditOutcome, AuditSection, DomainName, DomainOutcome, EmailAddress, TenantId,
 };
 use tonic::Code;
 
@@ -465,7 +465,7 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
     store
         .record_mailbox_status(
             &tenant,
-            "locked@acme.example",
+            &EmailAddress::parse("locked@acme.example").unwrap(),
             Some(("ErrorAccessDenied", "Access to OData is disabled.")),
         )
         .await
@@ -519,7 +519,11 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
     );
 
     store
-        .record_mailbox_status(&tenant, "locked@acme.example", None)
+        .record_mailbox_status(
+            &tenant,
+            &EmailAddress::parse("locked@acme.example").unwrap(),
+            None,
+        )
         .await
         .unwrap();
     let options = reader

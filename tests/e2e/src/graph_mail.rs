@@ -9,7 +9,7 @@ use graph_sim::{
     seed::{App, Domain, Mail, Tenant, User},
 };
 use retract_server::{
-    domain::{EmailAddress, InternetMessageId},
+    domain::{EmailAddress, InternetMessageId, MicrosoftTenantId},
     graph::{
         AppTokens, DeleteMode, Deleted, GraphClient, GraphError, GraphSettings, RetryPolicy,
         http_client,
@@ -88,14 +88,17 @@ async fn every_copy_is_found_whatever_its_id_holds_and_nothing_else() {
         .collect();
     let sim = sim_with(mails).await;
     let graph = client(&sim, fast_retry());
-    let tenant = contoso().id().to_owned();
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
     let bob = graph
         .resolve_mailbox(&tenant, &address("bob@contoso.com"))
         .await
         .unwrap()
         .unwrap();
     for id in hostile {
-        let copies = graph.find_copies(&tenant, &bob, &imid(id)).await.unwrap();
+        let copies = graph
+            .find_copies(&tenant, &bob, None, &imid(id))
+            .await
+            .unwrap();
         assert_eq!(
             copies.len(),
             3,
@@ -107,7 +110,7 @@ async fn every_copy_is_found_whatever_its_id_holds_and_nothing_else() {
         assert_eq!(ids.len(), 3);
     }
     let none = graph
-        .find_copies(&tenant, &bob, &imid("<x')or(true@evil>"))
+        .find_copies(&tenant, &bob, None, &imid("<x')or(true@evil>"))
         .await
         .unwrap();
     assert!(none.is_empty(), "an injected condition matches nothing");
@@ -122,7 +125,7 @@ async fn each_delete_mode_leaves_the_copy_where_microsoft_does() {
     ])
     .await;
     let graph = client(&sim, fast_retry());
-    let tenant = contoso().id().to_owned();
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
     let bob = graph
         .resolve_mailbox(&tenant, &address("bob@contoso.com"))
         .await
@@ -133,7 +136,10 @@ async fn each_delete_mode_leaves_the_copy_where_microsoft_does() {
         ("<hard@o.example>", DeleteMode::Hard),
         ("<move@o.example>", DeleteMode::MoveToDeletedItems),
     ] {
-        let copies = graph.find_copies(&tenant, &bob, &imid(id)).await.unwrap();
+        let copies = graph
+            .find_copies(&tenant, &bob, None, &imid(id))
+            .await
+            .unwrap();
         assert_eq!(copies.len(), 1);
         assert_eq!(
             graph
@@ -173,7 +179,7 @@ async fn each_delete_mode_leaves_the_copy_where_microsoft_does() {
 async fn aliases_are_looked_up_only_when_the_address_itself_is_unknown() {
     let sim = sim_with(vec![]).await;
     let graph = client(&sim, fast_retry());
-    let tenant = contoso().id().to_owned();
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
     let direct = graph
         .resolve_mailbox(&tenant, &address("alice@contoso.com"))
         .await
@@ -214,7 +220,7 @@ async fn microsofts_permission_answers_are_typed() {
     ])
     .await;
     let graph = client(&sim, fast_retry());
-    let tenant = contoso().id().to_owned();
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
     for (who, code) in [
         ("locked@contoso.com", "ErrorAccessDenied"),
         ("onprem@contoso.com", "MailboxNotEnabledForRESTAPI"),
@@ -225,7 +231,7 @@ async fn microsofts_permission_answers_are_typed() {
             .unwrap()
             .unwrap();
         let err = graph
-            .find_copies(&tenant, &mailbox, &imid("<m@o.example>"))
+            .find_copies(&tenant, &mailbox, None, &imid("<m@o.example>"))
             .await
             .unwrap_err();
         assert_eq!(err.code(), Some(code), "{who}: {err}");
@@ -249,7 +255,7 @@ async fn throttling_is_waited_out_and_never_retried_early() {
             ..fast_retry()
         },
     );
-    let tenant = contoso().id().to_owned();
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
     let bob = graph
         .resolve_mailbox(&tenant, &address("bob@contoso.com"))
         .await
@@ -257,7 +263,7 @@ async fn throttling_is_waited_out_and_never_retried_early() {
         .unwrap();
     sim.start_throttle_storm(Duration::from_millis(1500));
     let copies = graph
-        .find_copies(&tenant, &bob, &imid("<t@o.example>"))
+        .find_copies(&tenant, &bob, None, &imid("<t@o.example>"))
         .await
         .expect("succeeds after the storm");
     assert_eq!(copies.len(), 1);
@@ -285,7 +291,7 @@ async fn throttling_is_waited_out_and_never_retried_early() {
 async fn server_errors_are_retried_within_a_budget_then_the_last_error_stands() {
     let sim = sim_with(vec![]).await;
     let graph = client(&sim, fast_retry());
-    let tenant = contoso().id().to_owned();
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
     graph.list_domains(&tenant).await.unwrap();
     sim.set_faults(graph_sim::FaultSettings {
         error_502: 1.0,
@@ -320,14 +326,14 @@ async fn several_copies_go_in_one_batch_and_throttled_items_are_retried_after_re
             ..fast_retry()
         },
     );
-    let tenant = contoso().id().to_owned();
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
     let bob = graph
         .resolve_mailbox(&tenant, &address("bob@contoso.com"))
         .await
         .unwrap()
         .unwrap();
     let copies = graph
-        .find_copies(&tenant, &bob, &imid("<b@o.example>"))
+        .find_copies(&tenant, &bob, None, &imid("<b@o.example>"))
         .await
         .unwrap();
     assert_eq!(copies.len(), 3);

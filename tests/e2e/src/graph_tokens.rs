@@ -8,17 +8,20 @@ use graph_sim::{
     GraphSim, RequestRecord, Service,
     seed::{App, Domain, Tenant},
 };
-use retract_server::graph::{AppTokens, GraphClient, GraphError, GraphSettings, http_client};
+use retract_server::{
+    domain::MicrosoftTenantId,
+    graph::{AppTokens, GraphClient, GraphError, GraphSettings, http_client},
+};
 
 const CLIENT_ID: &str = "retract-app";
 const CLIENT_SECRET: &str = "retract-secret";
 
-async fn contoso_sim() -> (GraphSim, String) {
+async fn contoso_sim() -> (GraphSim, MicrosoftTenantId) {
     let contoso = Tenant::new("Contoso")
         .domain(Domain::verified("contoso.com"))
         .domain(Domain::unverified("contoso-lab.com"))
         .consent(CLIENT_ID);
-    let tenant_id = contoso.id().to_owned();
+    let tenant_id = MicrosoftTenantId::parse(contoso.id()).unwrap();
     let sim = GraphSim::builder()
         .app(App::new(CLIENT_ID, CLIENT_SECRET))
         .tenant(contoso)
@@ -160,7 +163,7 @@ async fn microsofts_refusals_come_back_with_their_reasons() {
         Ok(_) => panic!("expected a refusal, got a token"),
     }
 
-    let fabrikam = Tenant::new("Fabrikam").id().to_owned();
+    let fabrikam = MicrosoftTenantId::parse(Tenant::new("Fabrikam").id()).unwrap();
     let (tokens, _) = graph(&settings(&sim, CLIENT_SECRET, Duration::from_secs(60)));
     let err = tokens
         .get(&fabrikam)

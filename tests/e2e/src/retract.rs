@@ -146,23 +146,15 @@ fn finished(events: &[pb::RetractEvent]) -> pb::JobFinished {
 async fn a_message_is_retracted_from_every_recipient_while_the_stream_shows_each(backend: Backend) {
     let w = world(backend).await;
     let stream = w
-        .admin()
-        .retract()
-        .retract(pb::RetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(options(&[
-                "alice@contoso.com",
-                "bob@contoso.com",
-                "carol@contoso.com",
-                "locked@contoso.com",
-                "onprem@contoso.com",
-                "d.vader@contoso.com",
-            ])),
-            request_id: request_id(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .retract(options(&[
+            "alice@contoso.com",
+            "bob@contoso.com",
+            "carol@contoso.com",
+            "locked@contoso.com",
+            "onprem@contoso.com",
+            "d.vader@contoso.com",
+        ]))
+        .await;
     let events = until_finished(stream, |r| r.event).await;
     let sequences: Vec<i64> = events
         .iter()
@@ -294,19 +286,11 @@ async fn a_message_is_retracted_from_every_recipient_while_the_stream_shows_each
 async fn a_dry_run_finds_and_deletes_nothing(backend: Backend) {
     let w = world(backend).await;
     let stream = w
-        .admin()
-        .retract()
-        .retract(pb::RetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(pb::RetractOptions {
-                dry_run: true,
-                ..options(&["alice@contoso.com"])
-            }),
-            request_id: request_id(),
+        .retract(pb::RetractOptions {
+            dry_run: true,
+            ..options(&["alice@contoso.com"])
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     let events = until_finished(stream, |r| r.event).await;
     assert_eq!(
         done(&events),
@@ -387,16 +371,7 @@ async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(
         .job
         .unwrap();
     assert_eq!(reattached.state(), pb::JobState::CompletedWithErrors);
-    let fresh = expect_failure(
-        w.admin()
-            .retract()
-            .start_retract(pb::StartRetractRequest {
-                tenant_id: "acme".into(),
-                options: Some(options(&["locked@contoso.com"])),
-                request_id: request_id(),
-            })
-            .await,
-    );
+    let fresh = expect_failure(w.try_start(options(&["locked@contoso.com"])).await);
     assert_eq!(
         fresh.fields,
         ["options.recipients[0]"],
@@ -480,18 +455,8 @@ async fn an_administrator_without_a_mailbox_cannot_retract(backend: Backend) {
 async fn a_watcher_resumes_from_the_middle_of_the_event_log(backend: Backend) {
     let w = world(backend).await;
     let job = w
-        .admin()
-        .retract()
-        .start_retract(pb::StartRetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(options(&["alice@contoso.com", "bob@contoso.com"])),
-            request_id: request_id(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+        .start(options(&["alice@contoso.com", "bob@contoso.com"]))
+        .await;
     let watch = |after: i64| {
         let (client, job_id) = (w.admin(), job.job_id.clone());
         async move {
@@ -591,18 +556,12 @@ async fn a_watcher_resumes_from_the_middle_of_the_event_log(backend: Backend) {
 async fn ineligible_recipients_are_refused_or_skipped_on_request(backend: Backend) {
     let w = world(backend).await;
     let refused = expect_failure(
-        w.admin()
-            .retract()
-            .start_retract(pb::StartRetractRequest {
-                tenant_id: "acme".into(),
-                options: Some(options(&[
-                    "partner@elsewhere.example",
-                    "bob@contoso.com",
-                    "stranger@contoso.com",
-                ])),
-                request_id: request_id(),
-            })
-            .await,
+        w.try_start(options(&[
+            "partner@elsewhere.example",
+            "bob@contoso.com",
+            "stranger@contoso.com",
+        ]))
+        .await,
     );
     assert_eq!(refused.code, Code::InvalidArgument);
     assert_eq!(
@@ -611,35 +570,21 @@ async fn ineligible_recipients_are_refused_or_skipped_on_request(backend: Backen
         "sorted: partner@…, stranger@…"
     );
     let conversations = expect_failure(
-        w.admin()
-            .retract()
-            .start_retract(pb::StartRetractRequest {
-                tenant_id: "acme".into(),
-                options: Some(pb::RetractOptions {
-                    include_conversations: true,
-                    conversation_depth: 1,
-                    ..options(&[])
-                }),
-                request_id: request_id(),
-            })
-            .await,
+        w.try_start(pb::RetractOptions {
+            include_conversations: true,
+            conversation_depth: 1,
+            ..options(&[])
+        })
+        .await,
     );
     assert_eq!(conversations.code, Code::Unimplemented);
 
     let stream = w
-        .admin()
-        .retract()
-        .retract(pb::RetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(pb::RetractOptions {
-                skip_ineligible: true,
-                ..options(&["partner@elsewhere.example", "bob@contoso.com"])
-            }),
-            request_id: request_id(),
+        .retract(pb::RetractOptions {
+            skip_ineligible: true,
+            ..options(&["partner@elsewhere.example", "bob@contoso.com"])
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     let events = until_finished(stream, |r| r.event).await;
     assert_eq!(
         done(&events),
@@ -669,17 +614,7 @@ async fn five_hundred_mailboxes_are_retracted_and_the_stream_shows_every_one(bac
         default: graph_sim::Latency::fixed(20),
         ..Default::default()
     });
-    let stream = w
-        .admin()
-        .retract()
-        .retract(pb::RetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(options(&[])),
-            request_id: request_id(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let stream = w.retract(options(&[])).await;
     let events = until_finished(stream, |r| r.event).await;
     let rows = done(&events);
     assert_eq!(rows.len(), 500, "every recipient in the stream");
@@ -723,17 +658,7 @@ async fn a_throttling_storm_is_waited_out_without_crowding_any_mailbox(backend: 
         ..Default::default()
     });
     w.sim.start_throttle_storm(Duration::from_millis(1500));
-    let stream = w
-        .admin()
-        .retract()
-        .retract(pb::RetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(options(&[])),
-            request_id: request_id(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let stream = w.retract(options(&[])).await;
     let events = until_finished(stream, |r| r.event).await;
     assert!(
         done(&events)
@@ -785,31 +710,9 @@ async fn a_job_survives_a_restart_and_deletes_each_copy_exactly_once(backend: Ba
         default: graph_sim::Latency::fixed(150),
         ..Default::default()
     });
-    let job = w
-        .admin()
-        .retract()
-        .start_retract(pb::StartRetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(options(&[])),
-            request_id: request_id(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = w.start(options(&[])).await;
     // Wait until some mailboxes are done, then stop the server mid-job.
-    let mut progress = w
-        .admin()
-        .retract()
-        .watch_retract(pb::WatchRetractRequest {
-            tenant_id: "acme".into(),
-            job_id: job.job_id.clone(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut progress = w.watch(job.job_id.clone(), 0).await;
     let mut done_before = 0;
     while done_before < 2 {
         let e = progress.next().await.unwrap().unwrap().event.unwrap();
@@ -823,20 +726,7 @@ async fn a_job_survives_a_restart_and_deletes_each_copy_exactly_once(backend: Ba
     let World { sim, app } = w;
     let app = app.restart().await;
     let w = World { sim, app };
-    let events = until_finished(
-        w.admin()
-            .retract()
-            .watch_retract(pb::WatchRetractRequest {
-                tenant_id: "acme".into(),
-                job_id: job.job_id.clone(),
-                after_sequence: 0,
-            })
-            .await
-            .unwrap()
-            .into_inner(),
-        |r| r.event,
-    )
-    .await;
+    let events = until_finished(w.watch(job.job_id.clone(), 0).await, |r| r.event).await;
     let rows = done(&events);
     assert_eq!(rows.len(), 12, "every mailbox finished once: {rows:?}");
     assert!(
@@ -875,30 +765,8 @@ async fn a_cancelled_job_stops_and_keeps_what_it_did(backend: Backend) {
         default: graph_sim::Latency::fixed(100),
         ..Default::default()
     });
-    let job = w
-        .admin()
-        .retract()
-        .start_retract(pb::StartRetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(options(&[])),
-            request_id: request_id(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
-    let mut progress = w
-        .admin()
-        .retract()
-        .watch_retract(pb::WatchRetractRequest {
-            tenant_id: "acme".into(),
-            job_id: job.job_id.clone(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let job = w.start(options(&[])).await;
+    let mut progress = w.watch(job.job_id.clone(), 0).await;
     loop {
         let e = progress.next().await.unwrap().unwrap().event.unwrap();
         if let Some(pb::retract_event::Kind::RecipientUpdate(u)) = e.kind
@@ -1072,19 +940,11 @@ async fn each_delete_mode_leaves_the_copies_where_microsoft_does(backend: Backen
         ),
     ] {
         let stream = w
-            .admin()
-            .retract()
-            .retract(pb::RetractRequest {
-                tenant_id: "acme".into(),
-                options: Some(pb::RetractOptions {
-                    delete_mode: mode.into(),
-                    ..options(&[user])
-                }),
-                request_id: request_id(),
+            .retract(pb::RetractOptions {
+                delete_mode: mode.into(),
+                ..options(&[user])
             })
-            .await
-            .unwrap()
-            .into_inner();
+            .await;
         let events = until_finished(stream, |r| r.event).await;
         assert_eq!(
             done(&events)[0].1,
@@ -1103,19 +963,11 @@ async fn each_delete_mode_leaves_the_copies_where_microsoft_does(backend: Backen
     }
     // Moving again finds the copy already in Deleted Items.
     let stream = w
-        .admin()
-        .retract()
-        .retract(pb::RetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(pb::RetractOptions {
-                delete_mode: pb::DeleteMode::MoveToDeletedItems.into(),
-                ..options(&["user2@contoso.com"])
-            }),
-            request_id: request_id(),
+        .retract(pb::RetractOptions {
+            delete_mode: pb::DeleteMode::MoveToDeletedItems.into(),
+            ..options(&["user2@contoso.com"])
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
     let events = until_finished(stream, |r| r.event).await;
     assert_eq!(
         done(&events)[0].1,
@@ -1129,17 +981,7 @@ async fn each_delete_mode_leaves_the_copies_where_microsoft_does(backend: Backen
         1
     );
     // Retracting again finds the soft-deleted copy only in Recoverable Items.
-    let stream = w
-        .admin()
-        .retract()
-        .retract(pb::RetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(options(&["user0@contoso.com"])),
-            request_id: request_id(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let stream = w.retract(options(&["user0@contoso.com"])).await;
     let events = until_finished(stream, |r| r.event).await;
     assert_eq!(done(&events)[0].1, pb::RecipientOutcome::AlreadyDeleted);
     w.app.stop().await;
@@ -1183,21 +1025,12 @@ async fn two_replicas_never_run_one_job_at_once(backend: Backend) {
         retract_server::engine::EngineSettings {
             poll_interval: Duration::from_millis(10),
             lease: Duration::from_secs(30),
-            mailbox_concurrency: 4,
+            mailboxes_in_flight: 4,
+            admin_mailbox_ttl: Duration::from_secs(60),
         },
         std::sync::Arc::new(retract_server::engine::EventHub::default()),
     );
-    let mut stream = w
-        .admin()
-        .retract()
-        .retract(pb::RetractRequest {
-            tenant_id: "acme".into(),
-            options: Some(options(&[])),
-            request_id: request_id(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = w.retract(options(&[])).await;
     // Once this replica holds the job, the twin starts trying to claim work every 10 ms.
     let mut events = Vec::new();
     loop {

@@ -7,6 +7,7 @@ use graph_sim::{
     seed::{App, Domain, Mail, Tenant, User},
 };
 use retract_client::{Client, pb};
+use tonic::{Status, Streaming};
 
 use crate::{app::TestApp, db::Backend};
 
@@ -29,6 +30,64 @@ impl World {
     /// The security administrator: a human with a mailbox in Contoso.
     pub fn admin(&self) -> Client {
         self.app.admin("admin@contoso.com", "acme")
+    }
+
+    /// The administrator presses Retract on tenant `acme` (a new request id) and follows the
+    /// job's stream.
+    pub async fn retract(&self, options: pb::RetractOptions) -> Streaming<pb::RetractResponse> {
+        self.admin()
+            .retract()
+            .retract(pb::RetractRequest {
+                tenant_id: "acme".into(),
+                options: Some(options),
+                request_id: uuid::Uuid::new_v4().to_string(),
+            })
+            .await
+            .expect("the retract starts")
+            .into_inner()
+    }
+
+    /// The administrator starts a retract on tenant `acme` (a new request id), as it answers.
+    pub async fn try_start(
+        &self,
+        options: pb::RetractOptions,
+    ) -> Result<tonic::Response<pb::StartRetractResponse>, Status> {
+        self.admin()
+            .retract()
+            .start_retract(pb::StartRetractRequest {
+                tenant_id: "acme".into(),
+                options: Some(options),
+                request_id: uuid::Uuid::new_v4().to_string(),
+            })
+            .await
+    }
+
+    /// The administrator starts a retract on tenant `acme`; the job it made.
+    pub async fn start(&self, options: pb::RetractOptions) -> pb::RetractJob {
+        self.try_start(options)
+            .await
+            .expect("the retract starts")
+            .into_inner()
+            .job
+            .expect("StartRetract answers with the job")
+    }
+
+    /// The administrator watches `job_id` of tenant `acme` from after `after_sequence`.
+    pub async fn watch(
+        &self,
+        job_id: String,
+        after_sequence: i64,
+    ) -> Streaming<pb::WatchRetractResponse> {
+        self.admin()
+            .retract()
+            .watch_retract(pb::WatchRetractRequest {
+                tenant_id: "acme".into(),
+                job_id,
+                after_sequence,
+            })
+            .await
+            .expect("the watch starts")
+            .into_inner()
     }
 }
 

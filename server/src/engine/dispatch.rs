@@ -1,0 +1,143 @@
+//! Accepting a retract: the checks a request must pass before a job exists, its plan, and the
+//! job with its `retract_dispatched` audit entry — or the job its request id made before.
+
+use serde_json::json;
+
+use super::{
+    Engine,
+    plan::{self, PlanError},
+};
+use crate::{
+    domain::{
+        AuditEntry, AuditOutcome, AuditSection, EmailAddress, JobId, RetractJob, RetractOptions,
+        TenantId,
+    },
+    graph::GraphError,
+    store::{NewJob, StoreError},
+};
+
+/// A retract request, validated, with who asks for it.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    /// The tenant it acts for (already checked against the caller).
+    pub tenant: TenantId,
+    /// What to retract.
+    pub options: RetractOptions,
+    /// The caller's idempotency key (a UUID).
+    pub request_id: String,
+    /// The name the audit trail records for the caller.
+    pub requested_by: String,
+    /// A human administrator's address, which must be a mailbox of the tenant's Microsoft
+    /// 365; `None` for service callers. A claim that is not an address cannot be one.
+    pub administrator: Option<Result<EmailAddress, String>>,
+    /// The call's `x-request-id`, for the audit entry.
+    pub trace_id: String,
+}
+
+/// Why a retract was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The requested recipients cannot be planned.
+    #[error("the recipients cannot be retracted")]
+    Plan(PlanError),
+    /// The tenant has no Microsoft 365 tenant linked yet.
+    #[error("the tenant is not linked to Microsoft 365 yet; grant permissions first")]
+    TenantNotLinked,
+    /// This replica has no Graph app registration.
+    #[error("the Microsoft Graph app registration is not configured")]
+    GraphNotConfigured,
+    /// The administrator's address is not a mailbox of the tenant.
+    #[error(
+        "{0} is not a mailbox of this tenant's Microsoft 365; retracting needs an administrator with a mailbox there"
+    )]
+    AdministratorWithoutMailbox(String),
+    /// Microsoft could not answer the administrator check.
+    #[error("cannot check the administrator's mailbox: {0}")]
+    Microsoft(#[from] GraphError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Engine {
+    /// Checks `dispatch` and creates its job, or returns the job its request id made before.
+    /// A repeated request re-attaches even if the checks would now answer differently (a
+    /// mailbox found inaccessible, the delivery purged, Microsoft down).
+    pub async fn dispatch(&self, dispatch: Dispatch) -> Result<RetractJob, DispatchError> {
+        let Dispatch {
+            tenant,
+            options,
+            request_id,
+            requested_by,
+            administrator,
+            trace_id,
+        } = dispatch;
+        if let Some(job) = self
+            .store
+            .job_by_request_id(&tenant, &request_id, &options)
+            .await?
+        {
+            return Ok(job);
+        }
+        let delivery = self
+            .store
+            .get_delivery(&tenant, &options.message_id)
+            .await?;
+        let domains = self.store.all_domains(&tenant).await?;
+        let problems = self
+            .store
+            .mailbox_problems(&tenant, &delivery.recipients)
+            .await?;
+        let targets = plan::initial_targets(&options, &delivery, &domains, &problems)
+            .map_err(DispatchError::Plan)?;
+        let microsoft = self
+            .store
+            .get_tenant(&tenant)
+            .await?
+            .microsoft_tenant_id
+            .ok_or(DispatchError::TenantNotLinked)?;
+        let admins = self
+            .admins
+            .as_ref()
+            .ok_or(DispatchError::GraphNotConfigured)?;
+        match administrator {
+            None => {}
+            Some(Err(claim)) => return Err(DispatchError::AdministratorWithoutMailbox(claim)),
+            Some(Ok(email)) if !admins.exists(&microsoft, &email).await? => {
+                return Err(DispatchError::AdministratorWithoutMailbox(
+                    email.to_string(),
+                ));
+            }
+            Some(Ok(_)) => {}
+        }
+        let job_id = JobId::generate();
+        let audit = AuditEntry {
+            tenant_id: tenant.clone(),
+            actor: requested_by.clone(),
+            section: AuditSection::Retract,
+            action: "retract_dispatched",
+            target: job_id.to_string(),
+            outcome: AuditOutcome::Succeeded,
+            request_id: trace_id,
+            details: json!({
+                "job_id": job_id,
+                "internet_message_id": options.message_id,
+                "recipients": targets.iter().map(|(t, _)| &t.mailbox).collect::<Vec<_>>(),
+                "options": options,
+                "request_id": request_id,
+            }),
+        };
+        let new = NewJob {
+            id: job_id,
+            request_id,
+            options,
+            requested_by,
+            targets,
+        };
+        let (job, created) = self.store.create_job(&tenant, new, audit).await?;
+        if created {
+            self.wake();
+        }
+        Ok(job)
+    }
+}
