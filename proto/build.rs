@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "retract/v1/tenant_service.proto",
     "retract/v1/retract_service.proto",
     "retract/v1/audit_service.proto",
+    "retract/v1/errors.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -19,6 +19,7 @@ mod m20261127_000001_tenants_domains_audit;
 mod m20261127_000002_grants;
 mod m20261127_000003_deliveries;
 mod m20261127_000004_retract_jobs;
+mod m20261201_000005_job_read_model;
 
 /// The ordered list of retract's migrations.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_grants::Migration),
             Box::new(m20261127_000003_deliveries::Migration),
             Box::new(m20261127_000004_retract_jobs::Migration),
+            Box::new(m20261201_000005_job_read_model::Migration),
         ]
     }
 }

@@ -224,7 +224,7 @@ async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
                         "{}\t{}\t{}",
                         d.name,
                         d.retract_status().as_str_name(),
-                        d.status_reason
+                        d.status_detail
                     );
                 }
                 if page.next_page_token.is_empty() {
@@ -242,6 +242,7 @@ async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
                 .get_retract_options(pb::GetRetractOptionsRequest {
                     tenant_id,
                     internet_message_id: message_id,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();
@@ -305,8 +306,8 @@ async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
                             event.sequence,
                             u.mailbox,
                             u.outcome().as_str_name(),
-                            u.copies_deleted,
-                            u.copies_found,
+                            u.copies_deleted_count,
+                            u.copies_found_count,
                             if u.was_read { "\tread" } else { "" },
                             if u.detail.is_empty() {
                                 String::new()

@@ -35,7 +35,7 @@ impl AuditApi {
         let (tenant, section, action, actor, target, occurred_after, occurred_before, size) = (
             ctx.tenant(&r.tenant_id),
             field("section", convert::audit_section(r.section)),
-            field("action", optional_text(&r.action, 64)),
+            field("action", convert::audit_action(r.action)),
             field("actor", optional_text(&r.actor, 320)),
             field("target", optional_text(&r.target, 1024)),
             field(

@@ -5,7 +5,7 @@ use tonic::Request;
 use super::ApiError;
 use crate::{
     auth::Caller,
-    domain::{AuditEntry, AuditOutcome, AuditSection, TenantId},
+    domain::{AuditAction, AuditDetails, AuditEntry, AuditOutcome, TenantId},
 };
 
 /// Metadata key of the request id shared with callers and the audit trail.
@@ -52,10 +52,7 @@ impl CallContext {
         if self.caller.may_access(tenant) {
             Ok(())
         } else {
-            Err(ApiError::PermissionDenied {
-                reason: "TENANT_NOT_ALLOWED",
-                message: format!("the caller may not act on tenant {tenant:?}"),
-            })
+            Err(tenant_not_allowed(tenant))
         }
     }
 
@@ -63,20 +60,27 @@ impl CallContext {
     pub fn audit(
         &self,
         tenant: &TenantId,
-        section: AuditSection,
-        action: &'static str,
+        action: AuditAction,
         target: impl Into<String>,
-        details: serde_json::Value,
+        details: AuditDetails,
     ) -> AuditEntry {
         AuditEntry {
             tenant_id: tenant.clone(),
             actor: self.caller.actor().to_owned(),
-            section,
             action,
             target: target.into(),
             outcome: AuditOutcome::Succeeded,
-            request_id: self.request_id.clone(),
+            correlation_id: self.request_id.clone(),
             details,
         }
     }
+}
+
+/// The refusal of a caller whose token does not cover `tenant`.
+pub fn tenant_not_allowed(tenant: &TenantId) -> ApiError {
+    ApiError::denied(
+        super::error::Reason::TenantNotAllowed,
+        format!("the caller may not act on tenant {tenant:?}"),
+        vec![("tenant_id", tenant.to_string())],
+    )
 }

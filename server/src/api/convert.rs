@@ -1,12 +1,16 @@
 //! Domain ⇄ proto conversions.
 
 use chrono::{DateTime, Utc};
-use prost_types::{ListValue, Struct, Timestamp, Value, value::Kind};
+use prost_types::Timestamp;
 use retract_proto::v1 as pb;
 
-use crate::domain::{
-    AuditEvent, AuditOutcome, AuditSection, Delivery, Domain, DomainOutcome, Eligibility,
-    EmailAddress, Grant, GrantState, RecordOutcome, RetractStatus, Tenant, ValidationError,
+use crate::{
+    domain::{
+        AuditAction, AuditDetails, AuditEvent, AuditOutcome, AuditSection, Delivery, Domain,
+        DomainOutcome, Eligibility, EmailAddress, Grant, GrantState, RecordOutcome, RetractStatus,
+        Tenant, ValidationError,
+    },
+    store::LastRetract,
 };
 
 /// A time as a protobuf timestamp.
@@ -28,36 +32,6 @@ pub fn optional_time(ts: Option<&Timestamp>) -> Result<Option<DateTime<Utc>>, Va
     DateTime::from_timestamp(ts.seconds, nanos)
         .map(Some)
         .ok_or_else(|| ValidationError("is out of the supported time range".into()))
-}
-
-/// JSON details as a `google.protobuf.Struct` (non-objects are wrapped as `{"value": …}`).
-pub fn json_struct(json: &serde_json::Value) -> Struct {
-    match json_value(json).kind {
-        Some(Kind::StructValue(s)) => s,
-        other => Struct {
-            fields: [("value".to_owned(), Value { kind: other })].into(),
-        },
-    }
-}
-
-fn json_value(json: &serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    let kind = match json {
-        J::Null => Kind::NullValue(0),
-        J::Bool(b) => Kind::BoolValue(*b),
-        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        J::String(s) => Kind::StringValue(s.clone()),
-        J::Array(items) => Kind::ListValue(ListValue {
-            values: items.iter().map(json_value).collect(),
-        }),
-        J::Object(map) => Kind::StructValue(Struct {
-            fields: map
-                .iter()
-                .map(|(k, v)| (k.clone(), json_value(v)))
-                .collect(),
-        }),
-    };
-    Value { kind: Some(kind) }
 }
 
 impl From<Tenant> for pb::Tenant {
@@ -92,7 +66,7 @@ impl From<Domain> for pb::Domain {
             name: d.name.to_string(),
             tenant_id: d.tenant_id.to_string(),
             retract_status: pb::RetractStatus::from(d.retract_status).into(),
-            status_reason: d.status_reason.unwrap_or_default(),
+            status_detail: d.status_reason.unwrap_or_default(),
             last_check_time: d.last_checked_at.map(timestamp),
             create_time: Some(timestamp(d.created_at)),
         }
@@ -104,7 +78,7 @@ impl From<&DomainOutcome> for pb::DomainOutcome {
         Self {
             domain: o.domain.clone(),
             retract_status: pb::RetractStatus::from(o.retract_status()).into(),
-            reason: o.reason.clone().unwrap_or_default(),
+            detail: o.reason.clone().unwrap_or_default(),
         }
     }
 }
@@ -124,7 +98,7 @@ pub fn grant(g: Grant, now: DateTime<Utc>) -> pb::Grant {
             grant_id: g.id,
             tenant_id: g.tenant_id.to_string(),
             state: state.into(),
-            started_by: g.started_by,
+            requested_by: g.requested_by,
             create_time: Some(timestamp(g.created_at)),
             expire_time: Some(timestamp(g.expires_at)),
             complete_time: g.completed_at.map(timestamp),
@@ -163,8 +137,15 @@ impl From<RecordOutcome> for pb::RecordOutcome {
     }
 }
 
-/// One row of the Retract tab.
-pub fn recipient_option(address: &EmailAddress, eligibility: &Eligibility) -> pb::RecipientOption {
+/// One row of the Retract tab: the recipient, whether it can be retracted, the last job that
+/// reached it, and whether the message was delivered to it again (at `last_delivered_at`)
+/// after that job was created.
+pub fn recipient_option(
+    address: &EmailAddress,
+    eligibility: &Eligibility,
+    last: Option<&LastRetract>,
+    last_delivered_at: Option<DateTime<Utc>>,
+) -> pb::RecipientOption {
     let (eligibility, detail) = match eligibility {
         Eligibility::Eligible => (pb::Eligibility::Eligible, String::new()),
         Eligibility::DomainNotManaged => (
@@ -178,6 +159,15 @@ pub fn recipient_option(address: &EmailAddress, eligibility: &Eligibility) -> pb
         address: address.to_string(),
         eligibility: eligibility.into(),
         detail,
+        last_retract: last.map(|l| pb::LastRetract {
+            job_id: l.job_id.to_string(),
+            outcome: l.outcome.map(|o| super::jobs::proto_outcome(o).into()),
+            create_time: Some(timestamp(l.created_at)),
+        }),
+        delivered_after_last_retract: matches!(
+            (last, last_delivered_at),
+            (Some(l), Some(delivered)) if delivered > l.created_at
+        ),
     }
 }
 
@@ -212,26 +202,146 @@ pub fn audit_section(raw: i32) -> Result<Option<AuditSection>, ValidationError> 
     }
 }
 
+impl From<AuditAction> for pb::AuditAction {
+    fn from(a: AuditAction) -> Self {
+        match a {
+            AuditAction::TenantCreated => Self::TenantCreated,
+            AuditAction::DomainAdded => Self::DomainAdded,
+            AuditAction::DomainRemoved => Self::DomainRemoved,
+            AuditAction::GrantStarted => Self::GrantStarted,
+            AuditAction::GrantCompleted => Self::GrantCompleted,
+            AuditAction::GrantFailed => Self::GrantFailed,
+            AuditAction::GrantExpired => Self::GrantExpired,
+            AuditAction::DomainsVerified => Self::DomainsVerified,
+            AuditAction::RetractDispatched => Self::RetractDispatched,
+            AuditAction::RetractCancelRequested => Self::RetractCancelRequested,
+            AuditAction::RetractFinished => Self::RetractFinished,
+            AuditAction::RetractCancelled => Self::RetractCancelled,
+        }
+    }
+}
+
+/// Reads a request's action filter: UNSPECIFIED means any action.
+pub fn audit_action(raw: i32) -> Result<Option<AuditAction>, ValidationError> {
+    let action = pb::AuditAction::try_from(raw)
+        .map_err(|_| ValidationError(format!("{raw} is not an AuditAction")))?;
+    Ok(AuditAction::ALL
+        .into_iter()
+        .find(|a| pb::AuditAction::from(*a) == action))
+}
+
+fn domain_outcomes(outcomes: &[DomainOutcome]) -> Vec<pb::DomainOutcome> {
+    outcomes.iter().map(Into::into).collect()
+}
+
+fn audit_details(details: AuditDetails) -> pb::audit_event::Details {
+    use pb::audit_event::Details as D;
+    let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    match details {
+        AuditDetails::TenantCreated { display_name } => {
+            D::TenantCreated(pb::TenantCreatedDetails { display_name })
+        }
+        AuditDetails::DomainChanged { domain, as_entered } => {
+            D::DomainChanged(pb::DomainChangedDetails {
+                domain,
+                as_entered: as_entered.unwrap_or_default(),
+            })
+        }
+        AuditDetails::GrantStarted {
+            grant_id,
+            allow_relink,
+            expires_at,
+        } => D::GrantStarted(pb::GrantStartedDetails {
+            grant_id,
+            allow_relink,
+            expire_time: Some(timestamp(expires_at)),
+        }),
+        AuditDetails::GrantFinished {
+            grant_id,
+            microsoft_tenant_id,
+            signed_in_administrator,
+            error,
+            error_description,
+            domain_outcomes: outcomes,
+        } => D::GrantFinished(pb::GrantFinishedDetails {
+            grant_id,
+            microsoft_tenant_id: microsoft_tenant_id.unwrap_or_default(),
+            signed_in_administrator: signed_in_administrator.unwrap_or_default(),
+            error: error.unwrap_or_default(),
+            error_description: error_description.unwrap_or_default(),
+            domain_outcomes: domain_outcomes(&outcomes),
+        }),
+        AuditDetails::DomainsVerified {
+            microsoft_tenant_id,
+            domain_outcomes: outcomes,
+        } => D::DomainsVerified(pb::DomainsVerifiedDetails {
+            microsoft_tenant_id,
+            domain_outcomes: domain_outcomes(&outcomes),
+        }),
+        AuditDetails::RetractDispatched {
+            job_id,
+            options,
+            request_id,
+            mailboxes,
+            mailbox_count,
+        } => D::RetractDispatched(pb::RetractDispatchedDetails {
+            job_id: job_id.to_string(),
+            options: Some(super::jobs::proto_options(&options)),
+            request_id,
+            mailboxes: mailboxes.iter().map(ToString::to_string).collect(),
+            mailbox_count: n(mailbox_count),
+        }),
+        AuditDetails::RetractCancelRequested { job_id, reason } => {
+            D::RetractCancelRequested(pb::RetractCancelRequestedDetails {
+                job_id: job_id.to_string(),
+                reason: reason.unwrap_or_default(),
+            })
+        }
+        AuditDetails::RetractFinished {
+            job_id,
+            internet_message_id,
+            state,
+            detail,
+            counts,
+            depths,
+            targets,
+            target_count,
+        } => D::RetractFinished(pb::RetractFinishedDetails {
+            job_id: job_id.to_string(),
+            internet_message_id: internet_message_id.to_string(),
+            state: super::jobs::state(state).into(),
+            detail,
+            counts: Some(super::jobs::proto_counts(&counts)),
+            depths: depths.iter().map(super::jobs::depth_summary).collect(),
+            targets: targets.iter().map(super::jobs::target_status).collect(),
+            target_count: n(target_count),
+        }),
+    }
+}
+
 impl From<AuditEvent> for pb::AuditEvent {
     fn from(e: AuditEvent) -> Self {
         let entry = e.entry;
         Self {
             event_id: e.id.to_string(),
             occur_time: Some(timestamp(e.occurred_at)),
-            tenant_id: entry.tenant_id,
+            tenant_id: entry.tenant_id.to_string(),
             actor: entry.actor,
             section: entry
                 .section
                 .map_or(pb::AuditSection::Unspecified, Into::into)
                 .into(),
-            action: entry.action,
+            action: entry
+                .action
+                .map_or(pb::AuditAction::Unspecified, Into::into)
+                .into(),
             target: entry.target,
             outcome: entry
                 .outcome
                 .map_or(pb::AuditOutcome::Unspecified, Into::into)
                 .into(),
-            request_id: entry.request_id,
-            details: Some(json_struct(&entry.details)),
+            correlation_id: entry.correlation_id,
+            details: entry.details.map(audit_details),
         }
     }
 }
@@ -239,26 +349,6 @@ impl From<AuditEvent> for pb::AuditEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_details_become_a_struct_with_nested_values() {
-        let s =
-            json_struct(&serde_json::json!({"domain": "a.example", "n": 2, "list": [true, null]}));
-        assert_eq!(
-            s.fields["domain"].kind,
-            Some(Kind::StringValue("a.example".into()))
-        );
-        assert_eq!(s.fields["n"].kind, Some(Kind::NumberValue(2.0)));
-        let Some(Kind::ListValue(list)) = &s.fields["list"].kind else {
-            panic!("list")
-        };
-        assert_eq!(list.values.len(), 2);
-        let wrapped = json_struct(&serde_json::json!("plain"));
-        assert_eq!(
-            wrapped.fields["value"].kind,
-            Some(Kind::StringValue("plain".into()))
-        );
-    }
 
     #[test]
     fn request_timestamps_are_checked() {

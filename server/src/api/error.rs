@@ -1,7 +1,10 @@
-//! The API's one error type and the one place it becomes a `tonic::Status`.
+//! The API's one error type and the one place it becomes a `tonic::Status`: every
+//! `ErrorInfo.reason` is a `retract.v1.ErrorReason` (so the contract documents each one),
+//! with the metadata keys its documentation names.
 
 use std::collections::HashMap;
 
+pub use retract_proto::v1::ErrorReason as Reason;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
@@ -13,7 +16,7 @@ use crate::{
 };
 
 /// `google.rpc.ErrorInfo.domain` of every error this service sends.
-pub const ERROR_DOMAIN: &str = "retract";
+pub const ERROR_DOMAIN: &str = "retract.email-security.internal";
 
 /// One invalid request field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,27 +27,42 @@ pub struct FieldViolation {
     pub description: String,
 }
 
+/// `ErrorInfo.metadata` of one error: the keys its reason documents.
+pub type Metadata = Vec<(&'static str, String)>;
+
 /// Why a call failed, as the caller should learn it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// One or more fields are invalid; every violation is listed.
     #[error("invalid request: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
+    /// A value is valid but outside what the resource holds (a sequence beyond a job's last).
+    #[error("{message}")]
+    OutOfRange {
+        /// ErrorInfo reason.
+        reason: Reason,
+        /// Human-readable explanation.
+        message: String,
+        /// ErrorInfo metadata.
+        metadata: Metadata,
+    },
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(AuthError),
     /// Valid credentials, but not allowed to do this.
     #[error("{message}")]
     PermissionDenied {
-        /// ErrorInfo reason, UPPER_SNAKE.
-        reason: &'static str,
+        /// ErrorInfo reason.
+        reason: Reason,
         /// Human-readable explanation.
         message: String,
+        /// ErrorInfo metadata.
+        metadata: Metadata,
     },
     /// The named resource does not exist.
     #[error("{resource} {id:?} not found")]
     NotFound {
-        /// The kind of resource.
+        /// The kind of resource, as the store names it.
         resource: &'static str,
         /// Its id.
         id: String,
@@ -52,7 +70,7 @@ pub enum ApiError {
     /// The resource exists already.
     #[error("{resource} {id:?} already exists")]
     AlreadyExists {
-        /// The kind of resource.
+        /// The kind of resource, as the store names it.
         resource: &'static str,
         /// Its id.
         id: String,
@@ -66,10 +84,12 @@ pub enum ApiError {
     /// The system is not in the state the call needs.
     #[error("{message}")]
     FailedPrecondition {
-        /// ErrorInfo reason, UPPER_SNAKE.
-        reason: &'static str,
+        /// ErrorInfo reason.
+        reason: Reason,
         /// Human-readable explanation.
         message: String,
+        /// ErrorInfo metadata.
+        metadata: Metadata,
     },
     /// A retract request id was used before with other options.
     #[error("request id {0:?} was used before with different options")]
@@ -84,9 +104,9 @@ pub enum ApiError {
     #[error("{0}")]
     ShuttingDown(String),
     /// A dependency (the database, Microsoft 365) is unavailable; retrying later may work.
-    /// Carries the ErrorInfo reason naming which.
+    /// Carries the reason naming which.
     #[error("service temporarily unavailable; retry later")]
-    Unavailable(&'static str),
+    Unavailable(Reason),
     /// A bug or unexpected failure; the cause is logged, not sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -100,21 +120,102 @@ fn describe(violations: &[FieldViolation]) -> String {
         .join("; ")
 }
 
+impl ApiError {
+    /// FAILED_PRECONDITION with `reason`.
+    pub fn precondition(reason: Reason, message: impl Into<String>, metadata: Metadata) -> Self {
+        Self::FailedPrecondition {
+            reason,
+            message: message.into(),
+            metadata,
+        }
+    }
+
+    /// PERMISSION_DENIED with `reason`.
+    pub fn denied(reason: Reason, message: impl Into<String>, metadata: Metadata) -> Self {
+        Self::PermissionDenied {
+            reason,
+            message: message.into(),
+            metadata,
+        }
+    }
+}
+
+/// What a store resource is called on the wire: its NOT_FOUND and ALREADY_EXISTS reasons and
+/// its message type (`ResourceInfo.resource_type`).
+pub fn resource_kind(resource: &str) -> (Reason, Reason, &'static str) {
+    match resource {
+        "tenant" => (
+            Reason::TenantNotFound,
+            Reason::TenantAlreadyExists,
+            "retract.v1.Tenant",
+        ),
+        "domain" => (
+            Reason::DomainNotFound,
+            Reason::DomainAlreadyExists,
+            "retract.v1.Domain",
+        ),
+        "delivery" => (
+            Reason::DeliveryNotFound,
+            Reason::Internal,
+            "retract.v1.Delivery",
+        ),
+        "grant" => (Reason::GrantNotFound, Reason::Internal, "retract.v1.Grant"),
+        "retract job" => (
+            Reason::RetractJobNotFound,
+            Reason::RetractJobAlreadyExists,
+            "retract.v1.RetractJob",
+        ),
+        _ => (Reason::Internal, Reason::Internal, "retract.v1.Unknown"),
+    }
+}
+
+/// The reason of an authentication failure.
+pub fn auth_reason(err: AuthError) -> Reason {
+    match err {
+        AuthError::MissingToken => Reason::MissingCredentials,
+        AuthError::MalformedHeader | AuthError::MalformedToken => Reason::MalformedCredentials,
+        AuthError::InvalidSignature => Reason::InvalidSignature,
+        AuthError::Expired => Reason::TokenExpired,
+        AuthError::NotYetValid => Reason::TokenNotYetValid,
+        AuthError::WrongIssuer => Reason::WrongIssuer,
+        AuthError::WrongAudience => Reason::WrongAudience,
+        AuthError::MissingClaim => Reason::MissingClaim,
+        AuthError::MissingClientCertificate => Reason::ClientCertificateRequired,
+    }
+}
+
+/// A reason's name in `ErrorInfo.reason`: the enum value without its `ERROR_REASON_` prefix.
+pub fn reason_name(reason: Reason) -> &'static str {
+    let name = reason.as_str_name();
+    name.strip_prefix("ERROR_REASON_").unwrap_or(name)
+}
+
 impl From<ConsentError> for ApiError {
     fn from(err: ConsentError) -> Self {
-        let precondition = |reason, err: &ConsentError| Self::FailedPrecondition {
-            reason,
-            message: err.to_string(),
-        };
+        let message = err.to_string();
         match err {
             ConsentError::UnknownState => Self::InvalidArgument(vec![FieldViolation {
                 field: "state".to_owned(),
                 description: "is unknown or was already used".to_owned(),
             }]),
-            ConsentError::Expired(_) => precondition("CONSENT_EXPIRED", &err),
-            ConsentError::RelinkRefused { .. } => precondition("RELINK_REFUSED", &err),
-            ConsentError::NotLinked(_) => precondition("TENANT_NOT_LINKED", &err),
-            ConsentError::NotConfigured => precondition("GRAPH_NOT_CONFIGURED", &err),
+            ConsentError::Expired(grant) => Self::precondition(
+                Reason::ConsentExpired,
+                message,
+                vec![("grant_id", grant.id.clone())],
+            ),
+            ConsentError::RelinkRefused { grant, .. } => Self::precondition(
+                Reason::RelinkRefused,
+                message,
+                vec![("tenant_id", grant.tenant_id.to_string())],
+            ),
+            ConsentError::NotLinked(tenant) => Self::precondition(
+                Reason::TenantNotLinked,
+                message,
+                vec![("tenant_id", tenant.to_string())],
+            ),
+            ConsentError::NotConfigured => {
+                Self::precondition(Reason::GraphNotConfigured, message, Vec::new())
+            }
             ConsentError::Unreachable(cause) => cause.into(),
             ConsentError::Store(store) => store.into(),
             ConsentError::Interrupted(why) => Self::Internal(why.into()),
@@ -125,7 +226,7 @@ impl From<ConsentError> for ApiError {
 impl From<GraphError> for ApiError {
     fn from(err: GraphError) -> Self {
         tracing::warn!(error = %err, "Microsoft 365 did not answer as needed");
-        Self::Unavailable("MICROSOFT_UNAVAILABLE")
+        Self::Unavailable(Reason::MicrosoftUnavailable)
     }
 }
 
@@ -140,9 +241,16 @@ impl From<AuthRejection> for ApiError {
         match rejection {
             AuthRejection::Unauthenticated(err) => Self::Unauthenticated(err),
             AuthRejection::RateLimited { retry_after } => Self::RateLimited { retry_after },
-            AuthRejection::PermissionDenied { reason, message } => {
-                Self::PermissionDenied { reason, message }
-            }
+            AuthRejection::MissingPermission { permission } => Self::denied(
+                Reason::MissingPermission,
+                format!("this call requires the `{permission}` permission"),
+                vec![("permission", permission.to_owned())],
+            ),
+            AuthRejection::UnknownMethod { method } => Self::denied(
+                Reason::UnknownMethod,
+                format!("no permission rule covers {method}"),
+                vec![("method", method)],
+            ),
         }
     }
 }
@@ -160,93 +268,281 @@ impl From<StoreError> for ApiError {
             StoreError::RequestIdReused(id) => Self::RequestIdReused(id),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
-                Self::Unavailable("DATABASE_UNAVAILABLE")
+                Self::Unavailable(Reason::DatabaseUnavailable)
             }
             other => Self::Internal(Box::new(other)),
         }
     }
 }
 
-fn upper_snake(resource: &str) -> String {
-    resource.to_ascii_uppercase().replace([' ', '-'], "_")
-}
-
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
         let message = err.to_string();
-        let info = |details: &mut ErrorDetails, reason: &str| {
-            details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
-        };
         let mut details = ErrorDetails::new();
-        let code = match &err {
+        let mut info = |reason: Reason, metadata: Metadata| {
+            let metadata: HashMap<String, String> = metadata
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            details.set_error_info(reason_name(reason), ERROR_DOMAIN, metadata);
+        };
+        let (code, retry_after) = match err {
             ApiError::InvalidArgument(violations) => {
-                info(&mut details, "INVALID_ARGUMENT");
+                info(
+                    Reason::InvalidArgument,
+                    vec![("field_count", violations.len().to_string())],
+                );
                 for v in violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                    details.add_bad_request_violation(v.field, v.description);
                 }
-                Code::InvalidArgument
+                (Code::InvalidArgument, None)
+            }
+            ApiError::OutOfRange {
+                reason, metadata, ..
+            } => {
+                info(reason, metadata);
+                (Code::OutOfRange, None)
             }
             ApiError::Unauthenticated(auth) => {
-                info(&mut details, auth.reason());
-                Code::Unauthenticated
+                info(auth_reason(auth), Vec::new());
+                (Code::Unauthenticated, None)
             }
-            ApiError::PermissionDenied { reason, .. } => {
-                info(&mut details, reason);
-                Code::PermissionDenied
+            ApiError::PermissionDenied {
+                reason, metadata, ..
+            } => {
+                info(reason, metadata);
+                (Code::PermissionDenied, None)
             }
             ApiError::NotFound { resource, id } => {
+                let (reason, _, resource_type) = resource_kind(resource);
                 info(
-                    &mut details,
-                    &format!("{}_NOT_FOUND", upper_snake(resource)),
+                    reason,
+                    vec![
+                        ("resource_type", resource_type.to_owned()),
+                        ("resource_name", id.clone()),
+                    ],
                 );
-                details.set_resource_info(*resource, id.clone(), "", "not found");
-                Code::NotFound
+                details.set_resource_info(resource_type, id, "", "not found");
+                (Code::NotFound, None)
             }
             ApiError::AlreadyExists { resource, id } => {
+                let (_, reason, resource_type) = resource_kind(resource);
                 info(
-                    &mut details,
-                    &format!("{}_ALREADY_EXISTS", upper_snake(resource)),
+                    reason,
+                    vec![
+                        ("resource_type", resource_type.to_owned()),
+                        ("resource_name", id.clone()),
+                    ],
                 );
-                details.set_resource_info(*resource, id.clone(), "", "already exists");
-                Code::AlreadyExists
+                details.set_resource_info(resource_type, id, "", "already exists");
+                (Code::AlreadyExists, None)
             }
-            ApiError::FailedPrecondition { reason, .. } => {
-                info(&mut details, reason);
-                Code::FailedPrecondition
+            ApiError::FailedPrecondition {
+                reason, metadata, ..
+            } => {
+                info(reason, metadata);
+                (Code::FailedPrecondition, None)
             }
-            ApiError::RequestIdReused(_) => {
-                info(&mut details, "REQUEST_ID_REUSED");
-                Code::AlreadyExists
+            ApiError::RequestIdReused(id) => {
+                info(Reason::RequestIdReused, vec![("request_id", id)]);
+                (Code::AlreadyExists, None)
             }
             ApiError::RateLimited { retry_after } => {
-                info(&mut details, "RATE_LIMITED");
-                details.set_retry_info(Some(*retry_after));
-                Code::ResourceExhausted
+                info(Reason::RateLimited, Vec::new());
+                (Code::ResourceExhausted, Some(retry_after))
             }
-            ApiError::Unimplemented(_) => {
-                info(&mut details, "NOT_IMPLEMENTED");
-                Code::Unimplemented
+            ApiError::Unimplemented(capability) => {
+                info(
+                    Reason::NotImplemented,
+                    vec![("capability", capability.to_owned())],
+                );
+                (Code::Unimplemented, None)
             }
             ApiError::DeadlineExceeded(_) => {
-                info(&mut details, "DEADLINE_EXCEEDED");
-                Code::DeadlineExceeded
+                info(Reason::DeadlineExceeded, Vec::new());
+                (Code::DeadlineExceeded, None)
             }
             ApiError::ShuttingDown(_) => {
-                info(&mut details, "SERVER_STOPPING");
-                details.set_retry_info(Some(std::time::Duration::from_secs(1)));
-                Code::Unavailable
+                info(Reason::ServerStopping, Vec::new());
+                (Code::Unavailable, Some(std::time::Duration::from_secs(1)))
             }
             ApiError::Unavailable(reason) => {
-                info(&mut details, reason);
-                details.set_retry_info(Some(std::time::Duration::from_secs(1)));
-                Code::Unavailable
+                info(reason, Vec::new());
+                (Code::Unavailable, Some(std::time::Duration::from_secs(1)))
             }
             ApiError::Internal(cause) => {
                 tracing::error!(error = %cause, cause = ?cause, "internal error");
-                info(&mut details, "INTERNAL");
-                Code::Internal
+                info(Reason::Internal, Vec::new());
+                (Code::Internal, None)
             }
         };
+        if let Some(after) = retry_after {
+            details.set_retry_info(Some(after));
+        }
         Status::with_error_details(code, message, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use prost::Message as _;
+    use tonic_types::StatusExt as _;
+
+    use super::*;
+
+    /// Each ErrorReason value with the metadata keys its comment in `errors.proto` documents
+    /// (`Metadata: \`a\`, \`b\`.` or `Metadata: none.`).
+    fn documented() -> HashMap<String, BTreeSet<String>> {
+        let set = prost_types::FileDescriptorSet::decode(retract_proto::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set decodes");
+        let file = set
+            .file
+            .iter()
+            .find(|f| f.name() == "retract/v1/errors.proto")
+            .expect("errors.proto is in the descriptor set");
+        let info = file
+            .source_code_info
+            .as_ref()
+            .expect("the descriptor set keeps comments");
+        let reasons = file
+            .enum_type
+            .iter()
+            .position(|e| e.name() == "ErrorReason")
+            .expect("ErrorReason is declared");
+        let mut out = HashMap::new();
+        for (i, value) in file.enum_type[reasons].value.iter().enumerate() {
+            // Path of an enum value: [5 (enum_type), enum index, 2 (value), value index].
+            let path = [
+                5,
+                i32::try_from(reasons).unwrap(),
+                2,
+                i32::try_from(i).unwrap(),
+            ];
+            let comment = info
+                .location
+                .iter()
+                .find(|l| l.path == path)
+                .and_then(|l| l.leading_comments.clone())
+                .unwrap_or_default()
+                .replace('\n', " ");
+            let keys = comment
+                .split_once("Metadata:")
+                .map(|(_, rest)| {
+                    rest.split('`')
+                        .skip(1)
+                        .step_by(2)
+                        .map(str::to_owned)
+                        .collect::<BTreeSet<_>>()
+                })
+                .unwrap_or_else(|| panic!("{} documents no metadata: {comment:?}", value.name()));
+            out.insert(
+                value
+                    .name()
+                    .strip_prefix("ERROR_REASON_")
+                    .unwrap_or(value.name())
+                    .to_owned(),
+                keys,
+            );
+        }
+        out
+    }
+
+    /// One error of every kind the server can send, every resource and every auth failure.
+    fn every_error() -> Vec<ApiError> {
+        let mut errors = vec![
+            ApiError::InvalidArgument(vec![FieldViolation {
+                field: "tenant_id".into(),
+                description: "x".into(),
+            }]),
+            ApiError::OutOfRange {
+                reason: Reason::SequenceOutOfRange,
+                message: "x".into(),
+                metadata: vec![("job_id", "j".into()), ("last_sequence", "3".into())],
+            },
+            ApiError::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+            },
+            ApiError::RequestIdReused("r".into()),
+            ApiError::Unimplemented("x"),
+            ApiError::DeadlineExceeded("x".into()),
+            ApiError::ShuttingDown("x".into()),
+            ApiError::Unavailable(Reason::DatabaseUnavailable),
+            ApiError::Unavailable(Reason::MicrosoftUnavailable),
+            ApiError::Internal("x".into()),
+            ApiError::from(AuthRejection::MissingPermission {
+                permission: "retract.message",
+            }),
+            ApiError::from(AuthRejection::UnknownMethod {
+                method: "/x.Y/Z".into(),
+            }),
+            ApiError::from(ConsentError::NotConfigured),
+            ApiError::from(ConsentError::NotLinked(
+                crate::domain::TenantId::parse("acme").unwrap(),
+            )),
+        ];
+        for resource in ["tenant", "domain", "delivery", "grant", "retract job"] {
+            errors.push(ApiError::NotFound {
+                resource,
+                id: "x".into(),
+            });
+        }
+        for resource in ["tenant", "domain", "retract job"] {
+            errors.push(ApiError::AlreadyExists {
+                resource,
+                id: "x".into(),
+            });
+        }
+        for auth in [
+            AuthError::MissingToken,
+            AuthError::MalformedHeader,
+            AuthError::InvalidSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::WrongIssuer,
+            AuthError::WrongAudience,
+            AuthError::MissingClaim,
+            AuthError::MissingClientCertificate,
+        ] {
+            errors.push(ApiError::Unauthenticated(auth));
+        }
+        errors.extend(crate::api::jobs::every_dispatch_error());
+        errors.push(crate::api::context::tenant_not_allowed(
+            &crate::domain::TenantId::parse("acme").unwrap(),
+        ));
+        errors
+    }
+
+    #[test]
+    fn every_reason_the_server_sends_is_documented_with_its_metadata() {
+        let documented = documented();
+        for err in every_error() {
+            let what = format!("{err:?}");
+            let status = Status::from(err);
+            let info = status
+                .get_error_details()
+                .error_info()
+                .cloned()
+                .unwrap_or_else(|| panic!("{what}: no ErrorInfo"));
+            assert_eq!(info.domain, ERROR_DOMAIN, "{what}");
+            let keys = documented
+                .get(&info.reason)
+                .unwrap_or_else(|| panic!("{what}: reason {} is not in errors.proto", info.reason));
+            let sent: BTreeSet<String> = info.metadata.keys().cloned().collect();
+            assert_eq!(&sent, keys, "{what}: metadata keys");
+            assert_ne!(info.reason, "UNSPECIFIED", "{what}");
+        }
+    }
+
+    #[test]
+    fn missing_resources_name_their_message_type() {
+        let status = Status::from(ApiError::NotFound {
+            resource: "retract job",
+            id: "0190".into(),
+        });
+        let resource = status.get_error_details().resource_info().cloned().unwrap();
+        assert_eq!(resource.resource_type, "retract.v1.RetractJob");
+        assert_eq!(resource.resource_name, "0190");
     }
 }

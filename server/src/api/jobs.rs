@@ -6,12 +6,14 @@ use retract_proto::v1 as pb;
 use super::{
     ApiError, FieldViolation,
     convert::timestamp,
-    validate::{self, Validated as _, Violations, field},
+    error::Reason,
+    validate::{self, Validated as _, Violations, field, optional_text},
 };
 use crate::{
     domain::{
-        DeleteMode, EmailAddress, EventKind, InternetMessageId, JobCounts, JobEvent, JobState,
-        NewDelivery, Phase, RetractJob, RetractOptions, Target, TargetOutcome, ValidationError,
+        DeleteMode, DepthSummary, EmailAddress, EventKind, InternetMessageId, JobCounts, JobEvent,
+        JobFailure, JobId, JobKind, JobState, NewDelivery, Phase, RetractJob, RetractOptions,
+        Target, TargetOutcome, TargetRecord, TenantId, ValidationError,
     },
     engine::{DispatchError, PlanError, WatchEnd, Watched},
 };
@@ -27,7 +29,7 @@ pub fn options(
             description: "is required".into(),
         }]));
     };
-    let (message_id, recipients, conversation_depth, delete_mode, request_id) = (
+    let (message_id, recipients, conversation_depth, delete_mode, reason, request_id) = (
         field(
             "options.internet_message_id",
             InternetMessageId::parse(&raw.internet_message_id),
@@ -35,15 +37,24 @@ pub fn options(
         recipients(&raw.recipients),
         field(
             "options.conversation_depth",
-            RetractOptions::depth(raw.conversation_depth),
+            conversation_depth(raw.include_conversations, raw.conversation_depth),
         ),
         field("options.delete_mode", delete_mode(raw.delete_mode)),
+        field(
+            "options.reason",
+            optional_text(&raw.reason, RetractOptions::MAX_REASON_CHARS),
+        ),
         field("request_id", validate::uuid(request_id, "a request id")),
     )
         .validated()?;
     if raw.include_conversations {
         return Err(ApiError::Unimplemented(
             "Retracting conversations (replies and forwards, issue #11)",
+        ));
+    }
+    if raw.include_sender_copy {
+        return Err(ApiError::Unimplemented(
+            "Retracting the internal sender's copy (issue #11)",
         ));
     }
     Ok((
@@ -55,6 +66,8 @@ pub fn options(
             delete_mode,
             dry_run: raw.dry_run,
             skip_ineligible: raw.skip_ineligible,
+            include_sender_copy: false,
+            reason,
         },
         request_id,
     ))
@@ -79,6 +92,18 @@ fn recipients(raw: &[String]) -> Result<Vec<EmailAddress>, Violations> {
     violations.or_value(Some(parsed))
 }
 
+/// The depth a retract follows: 1-5 with conversations (0 means 1), 0 without.
+fn conversation_depth(conversations: bool, raw: i32) -> Result<u8, ValidationError> {
+    let depth = RetractOptions::depth(raw)?;
+    match (conversations, depth) {
+        (true, 0) => Ok(1),
+        (false, 1..) => Err(ValidationError(
+            "must be 0 unless include_conversations is set".into(),
+        )),
+        (_, depth) => Ok(depth),
+    }
+}
+
 fn delete_mode(raw: i32) -> Result<DeleteMode, ValidationError> {
     match pb::DeleteMode::try_from(raw) {
         Ok(pb::DeleteMode::Soft) => Ok(DeleteMode::Soft),
@@ -98,39 +123,69 @@ fn proto_delete_mode(mode: DeleteMode) -> pb::DeleteMode {
     }
 }
 
-impl From<DispatchError> for ApiError {
-    fn from(err: DispatchError) -> Self {
-        let message = err.to_string();
-        match err {
-            DispatchError::Plan(PlanError::Refused(refusals)) => Self::InvalidArgument(
-                refusals
-                    .into_iter()
-                    .map(|r| FieldViolation {
-                        field: format!("options.recipients[{}]", r.index),
-                        description: r.reason,
-                    })
-                    .collect(),
-            ),
-            DispatchError::Plan(PlanError::NoEligibleRecipient) => Self::FailedPrecondition {
-                reason: "NO_ELIGIBLE_RECIPIENT",
-                message: "no recipient of this delivery can be retracted".into(),
-            },
-            DispatchError::TenantNotLinked => Self::FailedPrecondition {
-                reason: "TENANT_NOT_LINKED",
-                message,
-            },
-            DispatchError::GraphNotConfigured => Self::FailedPrecondition {
-                reason: "GRAPH_NOT_CONFIGURED",
-                message,
-            },
-            DispatchError::AdministratorWithoutMailbox(_) => Self::PermissionDenied {
-                reason: "ADMIN_MAILBOX_NOT_FOUND",
-                message,
-            },
-            DispatchError::Microsoft(graph) => graph.into(),
-            DispatchError::Store(store) => store.into(),
+/// A dispatch refusal as the caller sees it; `tenant` and `message` fill the metadata.
+pub fn dispatch_error(
+    err: DispatchError,
+    tenant: &TenantId,
+    message_id: Option<&InternetMessageId>,
+    job: Option<&JobId>,
+) -> ApiError {
+    let message = err.to_string();
+    let tenant_md = || vec![("tenant_id", tenant.to_string())];
+    match err {
+        DispatchError::Plan(PlanError::Refused(refusals)) => ApiError::InvalidArgument(
+            refusals
+                .into_iter()
+                .map(|r| FieldViolation {
+                    field: format!("options.recipients[{}]", r.index),
+                    description: r.reason,
+                })
+                .collect(),
+        ),
+        DispatchError::Plan(PlanError::NoEligibleRecipient) => ApiError::precondition(
+            Reason::NoEligibleRecipient,
+            "no recipient of this delivery can be retracted",
+            vec![(
+                "internet_message_id",
+                message_id.map(ToString::to_string).unwrap_or_default(),
+            )],
+        ),
+        DispatchError::TenantNotLinked => {
+            ApiError::precondition(Reason::TenantNotLinked, message, tenant_md())
         }
+        DispatchError::GraphNotConfigured => {
+            ApiError::precondition(Reason::GraphNotConfigured, message, Vec::new())
+        }
+        DispatchError::AdministratorWithoutMailbox(_) => {
+            ApiError::denied(Reason::AdminMailboxNotFound, message, tenant_md())
+        }
+        DispatchError::JobFinished(state) => ApiError::precondition(
+            Reason::JobFinished,
+            message,
+            vec![
+                ("job_id", job.map(ToString::to_string).unwrap_or_default()),
+                ("state", state.to_owned()),
+            ],
+        ),
+        DispatchError::Microsoft(graph) => graph.into(),
+        DispatchError::Store(store) => store.into(),
     }
+}
+
+/// One of each dispatch refusal (for the test that every reason is documented).
+#[cfg(test)]
+pub fn every_dispatch_error() -> Vec<ApiError> {
+    let tenant = TenantId::parse("acme").unwrap();
+    [
+        DispatchError::Plan(PlanError::NoEligibleRecipient),
+        DispatchError::TenantNotLinked,
+        DispatchError::GraphNotConfigured,
+        DispatchError::AdministratorWithoutMailbox("a@b.example".into()),
+        DispatchError::JobFinished("succeeded"),
+    ]
+    .into_iter()
+    .map(|e| dispatch_error(e, &tenant, None, None))
+    .collect()
 }
 
 impl From<WatchEnd> for ApiError {
@@ -143,20 +198,23 @@ impl From<WatchEnd> for ApiError {
     }
 }
 
-fn counts(c: &JobCounts) -> pb::JobCounts {
+/// The counters as they travel.
+pub fn proto_counts(c: &JobCounts) -> pb::JobCounts {
     let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     pb::JobCounts {
-        targets: n(c.targets),
-        done: n(c.done),
-        deleted: n(c.deleted),
-        not_found: n(c.not_found),
-        already_deleted: n(c.already_deleted),
-        would_delete: n(c.would_delete),
-        failed: n(c.failed),
-        skipped: n(c.skipped),
-        cancelled: n(c.cancelled),
-        copies_found: n(c.copies_found),
-        copies_deleted: n(c.copies_deleted),
+        target_count: n(c.targets),
+        done_count: n(c.done),
+        deleted_count: n(c.deleted),
+        not_found_count: n(c.not_found),
+        already_deleted_count: n(c.already_deleted),
+        would_delete_count: n(c.would_delete),
+        failed_count: n(c.failed),
+        skipped_count: n(c.skipped),
+        cancelled_count: n(c.cancelled),
+        copies_found_count: n(c.copies_found),
+        copies_deleted_count: n(c.copies_deleted),
+        restored_count: n(c.restored),
+        read_before_retract_count: n(c.read_before_retract),
     }
 }
 
@@ -186,20 +244,33 @@ pub fn state_filter(raw: i32) -> Result<Option<JobState>, ValidationError> {
     })
 }
 
+fn failure(f: &JobFailure) -> pb::JobFailure {
+    pb::JobFailure {
+        code: f.code.clone(),
+        detail: f.detail.clone(),
+    }
+}
+
+/// The options as they travel.
+pub fn proto_options(o: &RetractOptions) -> pb::RetractOptions {
+    pb::RetractOptions {
+        internet_message_id: o.message_id.to_string(),
+        recipients: o.recipients.iter().map(ToString::to_string).collect(),
+        include_conversations: o.include_conversations,
+        conversation_depth: i32::from(o.conversation_depth),
+        delete_mode: proto_delete_mode(o.delete_mode).into(),
+        dry_run: o.dry_run,
+        skip_ineligible: o.skip_ineligible,
+        include_sender_copy: o.include_sender_copy,
+        reason: o.reason.clone().unwrap_or_default(),
+    }
+}
+
 impl From<RetractJob> for pb::RetractJob {
     fn from(j: RetractJob) -> Self {
-        let o = j.options;
         Self {
-            options: Some(pb::RetractOptions {
-                internet_message_id: o.message_id.to_string(),
-                recipients: o.recipients.iter().map(ToString::to_string).collect(),
-                include_conversations: o.include_conversations,
-                conversation_depth: i32::from(o.conversation_depth),
-                delete_mode: proto_delete_mode(o.delete_mode).into(),
-                dry_run: o.dry_run,
-                skip_ineligible: o.skip_ineligible,
-            }),
-            counts: Some(counts(&j.counts)),
+            options: Some(proto_options(&j.options)),
+            counts: Some(proto_counts(&j.counts)),
             state: state(j.state).into(),
             job_id: j.id.to_string(),
             tenant_id: j.tenant_id.to_string(),
@@ -209,8 +280,94 @@ impl From<RetractJob> for pb::RetractJob {
             start_time: j.started_at.map(timestamp),
             finish_time: j.finished_at.map(timestamp),
             last_sequence: j.last_sequence,
+            kind: match j.kind {
+                JobKind::Retract => pb::JobKind::Retract,
+                JobKind::Restore => pb::JobKind::Restore,
+            }
+            .into(),
+            restores_job_id: j
+                .restores_job_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            failure: j.failure.as_ref().map(failure),
+            cancellation: j.cancellation.map(|c| pb::Cancellation {
+                requested_by: c.requested_by,
+                reason: c.reason.unwrap_or_default(),
+                request_time: Some(timestamp(c.requested_at)),
+            }),
+            message: j.message.map(|m| pb::MessageSnapshot {
+                subject: m.subject,
+                sender: m.sender,
+                delivery_time: Some(timestamp(m.delivered_at)),
+            }),
         }
     }
+}
+
+/// The job as it was when it started: what never changes, with the counters it started with.
+fn job_at_start(job: &pb::RetractJob, started: &JobCounts, sequence: i64) -> pb::RetractJob {
+    pb::RetractJob {
+        state: pb::JobState::Queued.into(),
+        counts: Some(proto_counts(started)),
+        start_time: None,
+        finish_time: None,
+        last_sequence: sequence,
+        failure: None,
+        cancellation: None,
+        ..job.clone()
+    }
+}
+
+/// A row of the per-recipient table.
+pub fn target_status(record: &TargetRecord) -> pb::TargetStatus {
+    let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    let result = record.result.as_ref();
+    pb::TargetStatus {
+        mailbox: record.target.mailbox.to_string(),
+        depth: i32::from(record.target.depth),
+        outcome: result.map(|r| outcome(r.outcome).into()),
+        copies_found_count: result.map_or(0, |r| n(r.copies_found)),
+        copies_deleted_count: result.map_or(0, |r| n(r.copies_deleted)),
+        was_read: result.is_some_and(|r| r.was_read),
+        detail: result.and_then(|r| r.detail.clone()).unwrap_or_default(),
+        graph_error_code: result
+            .and_then(|r| r.graph_code.clone())
+            .unwrap_or_default(),
+        discovered_from: record
+            .discovered_from
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    }
+}
+
+/// The per-depth summary as it travels.
+pub fn depth_summary(d: &DepthSummary) -> pb::DepthSummary {
+    let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    pb::DepthSummary {
+        depth: i32::from(d.depth),
+        mailbox_count: n(d.mailboxes),
+        copies_retracted_count: n(d.copies_retracted),
+        read_before_retract_count: n(d.read_before_retract),
+    }
+}
+
+/// Reads a ListRetractTargets outcome filter: UNSPECIFIED selects unfinished targets.
+pub fn outcome_filter(raw: i32) -> Result<Option<TargetOutcome>, ValidationError> {
+    Ok(match pb::RecipientOutcome::try_from(raw) {
+        Ok(pb::RecipientOutcome::Unspecified) => None,
+        Ok(pb::RecipientOutcome::Deleted) => Some(TargetOutcome::Deleted),
+        Ok(pb::RecipientOutcome::NotFound) => Some(TargetOutcome::NotFound),
+        Ok(pb::RecipientOutcome::AlreadyDeleted) => Some(TargetOutcome::AlreadyDeleted),
+        Ok(pb::RecipientOutcome::WouldDelete) => Some(TargetOutcome::WouldDelete),
+        Ok(pb::RecipientOutcome::Failed) => Some(TargetOutcome::Failed),
+        Ok(pb::RecipientOutcome::Skipped) => Some(TargetOutcome::Skipped),
+        Ok(pb::RecipientOutcome::Cancelled) => Some(TargetOutcome::Cancelled),
+        Ok(pb::RecipientOutcome::Restored) => Some(TargetOutcome::Restored),
+        Err(_) => {
+            return Err(ValidationError(format!("{raw} is not a RecipientOutcome")));
+        }
+    })
 }
 
 fn target(t: &Target) -> pb::RetractTarget {
@@ -229,7 +386,13 @@ fn outcome(o: TargetOutcome) -> pb::RecipientOutcome {
         TargetOutcome::Failed => pb::RecipientOutcome::Failed,
         TargetOutcome::Skipped => pb::RecipientOutcome::Skipped,
         TargetOutcome::Cancelled => pb::RecipientOutcome::Cancelled,
+        TargetOutcome::Restored => pb::RecipientOutcome::Restored,
     }
+}
+
+/// The proto of an outcome.
+pub fn proto_outcome(o: TargetOutcome) -> pb::RecipientOutcome {
+    outcome(o)
 }
 
 fn phase(p: Phase) -> pb::RecipientPhase {
@@ -248,7 +411,7 @@ pub fn watched(w: Watched, job: &pb::RetractJob) -> pb::RetractEvent {
         Watched::Heartbeat { sequence } => pb::RetractEvent {
             job_id: job.job_id.clone(),
             sequence,
-            time: Some(timestamp(crate::domain::now())),
+            occur_time: Some(timestamp(crate::domain::now())),
             kind: Some(pb::retract_event::Kind::Heartbeat(pb::Heartbeat {})),
         },
     }
@@ -257,8 +420,8 @@ pub fn watched(w: Watched, job: &pb::RetractJob) -> pb::RetractEvent {
 fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
     use pb::retract_event::Kind;
     let kind = match &e.kind {
-        EventKind::JobStarted { targets } => Kind::JobStarted(pb::JobStarted {
-            job: Some(job.clone()),
+        EventKind::JobStarted { targets, counts } => Kind::JobStarted(pb::JobStarted {
+            job: Some(job_at_start(job, counts, e.sequence)),
             targets: targets.iter().map(target).collect(),
         }),
         EventKind::Recipient {
@@ -272,11 +435,9 @@ fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
                 mailbox: t.mailbox.to_string(),
                 depth: i32::from(t.depth),
                 phase: phase(*p).into(),
-                outcome: result
-                    .map_or(pb::RecipientOutcome::Unspecified, |r| outcome(r.outcome))
-                    .into(),
-                copies_found: result.map_or(0, |r| n(r.copies_found)),
-                copies_deleted: result.map_or(0, |r| n(r.copies_deleted)),
+                outcome: result.map(|r| outcome(r.outcome).into()),
+                copies_found_count: result.map_or(0, |r| n(r.copies_found)),
+                copies_deleted_count: result.map_or(0, |r| n(r.copies_deleted)),
                 was_read: result.is_some_and(|r| r.was_read),
                 detail: result.and_then(|r| r.detail.clone()).unwrap_or_default(),
                 graph_error_code: result
@@ -288,16 +449,20 @@ fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
             state: s,
             counts: c,
             detail,
+            depths,
+            failure: f,
         } => Kind::JobFinished(pb::JobFinished {
             state: state(*s).into(),
-            counts: Some(counts(c)),
+            counts: Some(proto_counts(c)),
             detail: detail.clone(),
+            depths: depths.iter().map(depth_summary).collect(),
+            failure: f.as_ref().map(failure),
         }),
     };
     pb::RetractEvent {
         job_id: e.job_id.to_string(),
         sequence: e.sequence,
-        time: Some(timestamp(e.at)),
+        occur_time: Some(timestamp(e.at)),
         kind: Some(kind),
     }
 }

@@ -10,20 +10,27 @@ use retract_proto::v1::{self as pb, retract_service_server::RetractService};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use tonic_types::StatusExt as _;
+
 use super::{
     ApiError, FieldViolation,
     context::CallContext,
-    convert, deliveries, jobs,
-    validate::{Validated as _, Violations, field, optional_text},
+    convert, deliveries,
+    error::Reason,
+    jobs,
+    validate::{self, Validated as _, Violations, field, optional_text},
 };
 use crate::{
+    auth::{AuthRejection, Permission},
     domain::{
-        DeliveryFilter, Eligibility, EmailAddress, InternetMessageId, JobId, NewDelivery,
-        PageRequest, PageSize, PageToken, RecordOutcome, RetractJob, ValidationError,
-        merge_repeats,
+        DeliveryFilter, EmailAddress, InternetMessageId, JobId, JobState, NewDelivery, PageRequest,
+        PageSize, PageToken, RecordOutcome, RetractJob, RetractOptions, TargetOutcome, TenantId,
+        ValidationError, merge_repeats,
     },
-    engine::{Dispatch, Engine, Watcher},
-    store::{DeliveryCursor, JobCursor, JobFilter, Store},
+    engine::{Dispatch, DispatchError, Engine, Watcher},
+    store::{
+        CancelRequest, DeliveryCursor, JobCursor, JobFilter, Store, TargetCursor, TargetFilter,
+    },
 };
 
 /// The RetractService implementation.
@@ -57,20 +64,48 @@ impl RetractApi {
     ) -> Result<RetractJob, ApiError> {
         let (tenant,) = (ctx.tenant(tenant_id),).validated_for(ctx)?;
         let (options, request_id) = jobs::options(options, request_id)?;
-        let administrator = ctx
-            .caller
-            .email
-            .as_deref()
-            .map(|e| EmailAddress::parse(e).map_err(|_| e.to_owned()));
+        let message_id = options.message_id.clone();
         let dispatch = Dispatch {
-            tenant,
+            tenant: tenant.clone(),
             options,
             request_id,
             requested_by: ctx.caller.actor().to_owned(),
-            administrator,
+            administrator: administrator(ctx),
             trace_id: ctx.request_id.clone(),
         };
-        Ok(self.engine.dispatch(dispatch).await?)
+        self.engine
+            .dispatch(dispatch)
+            .await
+            .map_err(|e| jobs::dispatch_error(e, &tenant, Some(&message_id), None))
+    }
+
+    async fn retract_stream(
+        &self,
+        request: Request<pb::RetractRequest>,
+    ) -> Result<EventStream<pb::RetractResponse>, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let until = deadline(&request);
+        let r = request.get_ref();
+        let job = self
+            .start(&ctx, &r.tenant_id, r.options.as_ref(), &r.request_id)
+            .await?;
+        Ok(self.follow(job, 0, until, |event| pb::RetractResponse {
+            event: Some(event),
+        }))
+    }
+
+    async fn start_job(
+        &self,
+        request: Request<pb::StartRetractRequest>,
+    ) -> Result<pb::StartRetractResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let job = self
+            .start(&ctx, &r.tenant_id, r.options.as_ref(), &r.request_id)
+            .await?;
+        Ok(pb::StartRetractResponse {
+            job: Some(job.into()),
+        })
     }
 
     /// The events of `job` after `after`, as `wrap` makes them into stream items.
@@ -194,12 +229,12 @@ impl RetractApi {
             field("recipient", optional(&r.recipient, EmailAddress::parse)),
             field("subject_contains", optional_text(&r.subject_contains, 200)),
             field(
-                "delivered_after",
-                convert::optional_time(r.delivered_after.as_ref()),
+                "delivery_after",
+                convert::optional_time(r.delivery_after.as_ref()),
             ),
             field(
-                "delivered_before",
-                convert::optional_time(r.delivered_before.as_ref()),
+                "delivery_before",
+                convert::optional_time(r.delivery_before.as_ref()),
             ),
             field("page_size", PageSize::parse(r.page_size)),
         )
@@ -235,32 +270,89 @@ impl RetractApi {
     ) -> Result<pb::GetRetractOptionsResponse, ApiError> {
         let ctx = CallContext::of(&request)?;
         let r = request.into_inner();
-        let (tenant, message_id) = (
+        let (tenant, message_id, size) = (
             ctx.tenant(&r.tenant_id),
             field(
                 "internet_message_id",
                 InternetMessageId::parse(&r.internet_message_id),
             ),
+            field("page_size", recipients_page_size(r.page_size)),
         )
             .validated_for(&ctx)?;
-        let delivery = self.store.get_delivery(&tenant, &message_id).await?;
-        let domains = self.store.all_domains(&tenant).await?;
-        let problems = self
-            .store
-            .mailbox_problems(&tenant, &delivery.recipients)
+        let query = format!("GetRetractOptions tenant={tenant} message={message_id}");
+        let (after,) = (field(
+            "page_token",
+            PageToken::decode::<EmailAddress>(&query, &r.page_token),
+        ),)
+            .validated()?;
+        let tab = self
+            .engine
+            .retract_tab(&tenant, &message_id, &PageRequest { size, after })
             .await?;
-        let recipients = delivery
+        let precondition = self.precondition(&ctx, &tenant).await?;
+        let next_page_token = tab
             .recipients
-            .iter()
-            .map(|address| {
-                let eligibility = Eligibility::assess(address, &domains, &problems);
-                convert::recipient_option(address, &eligibility)
-            })
-            .collect();
+            .next_page_token(&query, |row| row.address.clone());
         Ok(pb::GetRetractOptionsResponse {
-            delivery: Some(delivery.into()),
-            recipients,
+            delivery: Some(tab.delivery.into()),
+            recipients: tab
+                .recipients
+                .items
+                .iter()
+                .map(|row| {
+                    convert::recipient_option(
+                        &row.address,
+                        &row.eligibility,
+                        row.last_retract.as_ref(),
+                        row.last_delivered_at,
+                    )
+                })
+                .collect(),
+            caller_can_retract: Some(precondition),
+            conversations_available: false,
+            max_conversation_depth: i32::from(RetractOptions::MAX_DEPTH),
+            next_page_token,
         })
+    }
+
+    /// Whether this caller could press Retract on `tenant` now, as StartRetract would answer.
+    async fn precondition(
+        &self,
+        ctx: &CallContext,
+        tenant: &TenantId,
+    ) -> Result<pb::RetractPrecondition, ApiError> {
+        let refused = |err: ApiError| -> Result<pb::RetractPrecondition, ApiError> {
+            let status = Status::from(err);
+            let code = status
+                .get_error_details()
+                .error_info()
+                .map(|i| i.reason.clone())
+                .unwrap_or_default();
+            Ok(pb::RetractPrecondition {
+                allowed: false,
+                code,
+                detail: status.message().to_owned(),
+            })
+        };
+        if !ctx.caller.has(Permission::RetractMessage) {
+            return refused(ApiError::from(AuthRejection::MissingPermission {
+                permission: Permission::RetractMessage.as_str(),
+            }));
+        }
+        match self
+            .engine
+            .check_dispatcher(tenant, administrator(ctx))
+            .await
+        {
+            Ok(_) => Ok(pb::RetractPrecondition {
+                allowed: true,
+                code: String::new(),
+                detail: String::new(),
+            }),
+            // The database failing is this call's failure, not an answer about the caller.
+            Err(DispatchError::Store(err)) => Err(err.into()),
+            Err(err) => refused(jobs::dispatch_error(err, tenant, None, None)),
+        }
     }
 
     async fn watch(
@@ -270,13 +362,26 @@ impl RetractApi {
         let ctx = CallContext::of(&request)?;
         let until = deadline(&request);
         let r = request.get_ref();
-        let (tenant, job_id, after) = (
+        let (tenant, job_id) = (
             ctx.tenant(&r.tenant_id),
             field("job_id", JobId::parse(&r.job_id)),
-            field("after_sequence", not_negative(r.after_sequence)),
         )
             .validated_for(&ctx)?;
+        let (after,) = (field("after_sequence", not_negative(r.after_sequence)),).validated()?;
         let job = self.store.tenant_job(&tenant, &job_id).await?;
+        if after > job.last_sequence {
+            return Err(ApiError::OutOfRange {
+                reason: Reason::SequenceOutOfRange,
+                message: format!(
+                    "after_sequence {after} is beyond the job's last event ({})",
+                    job.last_sequence
+                ),
+                metadata: vec![
+                    ("job_id", job.id.to_string()),
+                    ("last_sequence", job.last_sequence.to_string()),
+                ],
+            });
+        }
         Ok(
             self.follow(job, after, until, |event| pb::WatchRetractResponse {
                 event: Some(event),
@@ -307,9 +412,10 @@ impl RetractApi {
     ) -> Result<pb::ListRetractJobsResponse, ApiError> {
         let ctx = CallContext::of(&request)?;
         let r = request.into_inner();
-        let (tenant, state, message_id, created_after, created_before, size) = (
+        let (tenant, states, requested_by, message_id, created_after, created_before, size) = (
             ctx.tenant(&r.tenant_id),
-            field("state", jobs::state_filter(r.state)),
+            field("states", states(&r.states)),
+            field("requested_by", optional_text(&r.requested_by, 320)),
             field(
                 "internet_message_id",
                 optional(&r.internet_message_id, InternetMessageId::parse),
@@ -326,7 +432,8 @@ impl RetractApi {
         )
             .validated_for(&ctx)?;
         let filter = JobFilter {
-            state,
+            states,
+            requested_by,
             message_id,
             created_after,
             created_before,
@@ -360,19 +467,78 @@ impl RetractApi {
             field("reason", optional_text(&r.reason, 500)),
         )
             .validated_for(&ctx)?;
-        let job = self.store.tenant_job(&tenant, &job_id).await?;
-        if job.state.is_final() {
-            return Err(ApiError::FailedPrecondition {
-                reason: "JOB_FINISHED",
-                message: format!("the job already ended {}", job.state.as_str()),
-            });
-        }
-        self.store.request_cancel(&tenant, &job_id).await?;
-        tracing::info!(job = %job_id, actor = ctx.caller.actor(), reason = reason.as_deref().unwrap_or(""), "retract job cancellation requested");
-        self.engine.wake();
-        let job = self.store.tenant_job(&tenant, &job_id).await?;
+        let request = CancelRequest {
+            requested_by: ctx.caller.actor().to_owned(),
+            reason,
+        };
+        let job = self
+            .engine
+            .cancel(&tenant, &job_id, request, ctx.request_id.clone())
+            .await
+            .map_err(|e| jobs::dispatch_error(e, &tenant, None, Some(&job_id)))?;
+        tracing::info!(job = %job_id, actor = ctx.caller.actor(), "retract job cancellation requested");
         Ok(pb::CancelRetractJobResponse {
             job: Some(job.into()),
+        })
+    }
+
+    async fn restore(
+        &self,
+        request: Request<pb::RestoreRetractJobRequest>,
+    ) -> Result<EventStream<pb::RestoreRetractJobResponse>, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.get_ref();
+        let (_tenant, _job, _request_id, _reason) = (
+            ctx.tenant(&r.tenant_id),
+            field("job_id", JobId::parse(&r.job_id)),
+            field("request_id", validate::uuid(&r.request_id, "a request id")),
+            field(
+                "reason",
+                optional_text(&r.reason, RetractOptions::MAX_REASON_CHARS),
+            ),
+        )
+            .validated_for(&ctx)?;
+        Err(ApiError::Unimplemented(
+            "Restoring a retract job (issue #11)",
+        ))
+    }
+
+    async fn list_targets(
+        &self,
+        request: Request<pb::ListRetractTargetsRequest>,
+    ) -> Result<pb::ListRetractTargetsResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let (tenant, job_id, outcomes, depth, size) = (
+            ctx.tenant(&r.tenant_id),
+            field("job_id", JobId::parse(&r.job_id)),
+            field("outcomes", outcomes(&r.outcomes)),
+            field("depth", r.depth.map(RetractOptions::depth).transpose()),
+            field("page_size", PageSize::parse(r.page_size)),
+        )
+            .validated_for(&ctx)?;
+        let filter = TargetFilter { outcomes, depth };
+        let query = format!(
+            "ListRetractTargets tenant={tenant} job={job_id} {}",
+            filter.fingerprint()
+        );
+        let (after,) = (field(
+            "page_token",
+            PageToken::decode::<TargetCursor>(&query, &r.page_token),
+        ),)
+            .validated()?;
+        // The tenant check of the job, before its targets are read.
+        self.store.tenant_job(&tenant, &job_id).await?;
+        let (page, as_of) = self
+            .store
+            .list_targets(&job_id, &filter, &PageRequest { size, after })
+            .await?;
+        let next_page_token =
+            page.next_page_token(&query, |t| (t.target.depth, t.target.mailbox.to_string()));
+        Ok(pb::ListRetractTargetsResponse {
+            targets: page.items.iter().map(jobs::target_status).collect(),
+            next_page_token,
+            as_of_sequence: as_of,
         })
     }
 }
@@ -406,6 +572,51 @@ fn optional<T>(
     }
 }
 
+/// The administrator a caller is, for the mailbox check: its email claim, parsed (a claim
+/// that is not an address cannot be a mailbox); `None` for service callers.
+fn administrator(ctx: &CallContext) -> Option<Result<EmailAddress, String>> {
+    ctx.caller
+        .email
+        .as_deref()
+        .map(|e| EmailAddress::parse(e).map_err(|_| e.to_owned()))
+}
+
+/// The Retract tab lists up to 1,000 recipients a page (default 1,000).
+fn recipients_page_size(raw: i32) -> Result<PageSize, ValidationError> {
+    if raw == 0 {
+        Ok(PageSize::max())
+    } else {
+        PageSize::parse(raw)
+    }
+}
+
+fn states(raw: &[i32]) -> Result<Vec<JobState>, ValidationError> {
+    let mut states = Vec::new();
+    for s in raw {
+        match jobs::state_filter(*s)? {
+            Some(state) if !states.contains(&state) => states.push(state),
+            Some(_) => {}
+            None => {
+                return Err(ValidationError(
+                    "must not contain JOB_STATE_UNSPECIFIED".into(),
+                ));
+            }
+        }
+    }
+    Ok(states)
+}
+
+fn outcomes(raw: &[i32]) -> Result<Vec<Option<TargetOutcome>>, ValidationError> {
+    let mut outcomes = Vec::new();
+    for o in raw {
+        let outcome = jobs::outcome_filter(*o)?;
+        if !outcomes.contains(&outcome) {
+            outcomes.push(outcome);
+        }
+    }
+    Ok(outcomes)
+}
+
 fn not_negative(sequence: i64) -> Result<i64, ValidationError> {
     if sequence < 0 {
         Err(ValidationError("must not be negative".into()))
@@ -418,6 +629,7 @@ fn not_negative(sequence: i64) -> Result<i64, ValidationError> {
 impl RetractService for RetractApi {
     type RetractStream = EventStream<pb::RetractResponse>;
     type WatchRetractStream = EventStream<pb::WatchRetractResponse>;
+    type RestoreRetractJobStream = EventStream<pb::RestoreRetractJobResponse>;
 
     async fn record_delivery(
         &self,
@@ -451,29 +663,14 @@ impl RetractService for RetractApi {
         &self,
         request: Request<pb::RetractRequest>,
     ) -> Result<Response<Self::RetractStream>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let until = deadline(&request);
-        let r = request.get_ref();
-        let job = self
-            .start(&ctx, &r.tenant_id, r.options.as_ref(), &r.request_id)
-            .await?;
-        Ok(Response::new(self.follow(job, 0, until, |event| {
-            pb::RetractResponse { event: Some(event) }
-        })))
+        Ok(Response::new(self.retract_stream(request).await?))
     }
 
     async fn start_retract(
         &self,
         request: Request<pb::StartRetractRequest>,
     ) -> Result<Response<pb::StartRetractResponse>, Status> {
-        let ctx = CallContext::of(&request)?;
-        let r = request.get_ref();
-        let job = self
-            .start(&ctx, &r.tenant_id, r.options.as_ref(), &r.request_id)
-            .await?;
-        Ok(Response::new(pb::StartRetractResponse {
-            job: Some(job.into()),
-        }))
+        Ok(Response::new(self.start_job(request).await?))
     }
 
     async fn watch_retract(
@@ -502,5 +699,19 @@ impl RetractService for RetractApi {
         request: Request<pb::CancelRetractJobRequest>,
     ) -> Result<Response<pb::CancelRetractJobResponse>, Status> {
         Ok(Response::new(self.cancel(request).await?))
+    }
+
+    async fn list_retract_targets(
+        &self,
+        request: Request<pb::ListRetractTargetsRequest>,
+    ) -> Result<Response<pb::ListRetractTargetsResponse>, Status> {
+        Ok(Response::new(self.list_targets(request).await?))
+    }
+
+    async fn restore_retract_job(
+        &self,
+        request: Request<pb::RestoreRetractJobRequest>,
+    ) -> Result<Response<Self::RestoreRetractJobStream>, Status> {
+        Ok(Response::new(self.restore(request).await?))
     }
 }

@@ -2,7 +2,6 @@
 //! Grant Permissions flow (admin consent, completion, re-verification).
 
 use retract_proto::v1::{self as pb, tenant_service_server::TenantService};
-use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -15,8 +14,8 @@ use crate::{
     auth::TenantScope,
     consent::{Actor, CompletionParams, Consent},
     domain::{
-        AuditSection, DisplayName, DomainName, NewTenant, PageRequest, PageSize, PageToken,
-        TenantId, ValidationError, now,
+        AuditAction, AuditDetails, DisplayName, DomainName, NewTenant, PageRequest, PageSize,
+        PageToken, TenantId, ValidationError, now,
     },
     store::Store,
 };
@@ -47,10 +46,11 @@ impl TenantApi {
             .validated_for(&ctx)?;
         let audit = ctx.audit(
             &id,
-            AuditSection::Tenants,
-            "tenant_created",
+            AuditAction::TenantCreated,
             id.as_str(),
-            json!({ "display_name": display_name.as_str() }),
+            AuditDetails::TenantCreated {
+                display_name: display_name.as_str().to_owned(),
+            },
         );
         let tenant = self
             .store
@@ -119,10 +119,12 @@ impl TenantApi {
             .validated_for(&ctx)?;
         let audit = ctx.audit(
             &tenant,
-            AuditSection::Domains,
-            "domain_added",
+            AuditAction::DomainAdded,
             name.as_str(),
-            json!({ "domain": name.as_str(), "as_entered": r.domain }),
+            AuditDetails::DomainChanged {
+                domain: name.to_string(),
+                as_entered: Some(r.domain.clone()),
+            },
         );
         let domain = self.store.add_domain(&tenant, &name, audit).await?;
         Ok(pb::AddDomainResponse {
@@ -143,10 +145,12 @@ impl TenantApi {
             .validated_for(&ctx)?;
         let audit = ctx.audit(
             &tenant,
-            AuditSection::Domains,
-            "domain_removed",
+            AuditAction::DomainRemoved,
             name.as_str(),
-            json!({ "domain": name.as_str() }),
+            AuditDetails::DomainChanged {
+                domain: name.to_string(),
+                as_entered: None,
+            },
         );
         let domain = self.store.remove_domain(&tenant, &name, audit).await?;
         Ok(pb::RemoveDomainResponse {

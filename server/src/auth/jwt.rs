@@ -59,23 +59,6 @@ pub enum AuthError {
     MissingClientCertificate,
 }
 
-impl AuthError {
-    /// The `google.rpc.ErrorInfo` reason.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::MissingToken => "MISSING_CREDENTIALS",
-            Self::MalformedHeader | Self::MalformedToken => "MALFORMED_CREDENTIALS",
-            Self::InvalidSignature => "INVALID_SIGNATURE",
-            Self::Expired => "TOKEN_EXPIRED",
-            Self::NotYetValid => "TOKEN_NOT_YET_VALID",
-            Self::WrongIssuer => "WRONG_ISSUER",
-            Self::WrongAudience => "WRONG_AUDIENCE",
-            Self::MissingClaim => "MISSING_CLAIM",
-            Self::MissingClientCertificate => "CLIENT_CERTIFICATE_REQUIRED",
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct Claims {
     sub: String,

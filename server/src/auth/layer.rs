@@ -25,12 +25,15 @@ pub enum AuthRejection {
         /// How long until a call would be accepted.
         retry_after: std::time::Duration,
     },
-    /// Valid credentials, but not allowed to call this method.
-    PermissionDenied {
-        /// ErrorInfo reason, UPPER_SNAKE.
-        reason: &'static str,
-        /// Human-readable explanation.
-        message: String,
+    /// Valid credentials without the permission the method needs.
+    MissingPermission {
+        /// The permission's claim value, e.g. `retract.message`.
+        permission: &'static str,
+    },
+    /// No permission rule covers the method.
+    UnknownMethod {
+        /// The method's path.
+        method: String,
     },
 }
 
@@ -120,18 +123,13 @@ impl<S> AuthService<S> {
             .check(&caller.subject)
             .map_err(|retry_after| AuthRejection::RateLimited { retry_after })?;
         match permissions::rule_for(path) {
-            None => Err(AuthRejection::PermissionDenied {
-                reason: "UNKNOWN_METHOD",
-                message: format!("no permission rule covers {path}"),
+            None => Err(AuthRejection::UnknownMethod {
+                method: path.to_owned(),
             }),
             Some(Rule::TenantMember) => Ok(caller),
             Some(Rule::Requires(permission)) if caller.has(permission) => Ok(caller),
-            Some(Rule::Requires(permission)) => Err(AuthRejection::PermissionDenied {
-                reason: "MISSING_PERMISSION",
-                message: format!(
-                    "this call requires the `{}` permission",
-                    permission.as_str()
-                ),
+            Some(Rule::Requires(permission)) => Err(AuthRejection::MissingPermission {
+                permission: permission.as_str(),
             }),
         }
     }

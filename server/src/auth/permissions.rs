@@ -48,13 +48,14 @@ pub fn rule_for(path: &str) -> Option<Rule> {
         ("retract.v1.RetractService", "RecordDelivery" | "RecordDeliveries") => {
             Requires(DeliveriesWrite)
         }
-        ("retract.v1.RetractService", "Retract" | "StartRetract" | "CancelRetractJob") => {
-            Requires(RetractMessage)
-        }
+        (
+            "retract.v1.RetractService",
+            "Retract" | "StartRetract" | "CancelRetractJob" | "RestoreRetractJob",
+        ) => Requires(RetractMessage),
         (
             "retract.v1.RetractService",
             "SearchDeliveries" | "GetRetractOptions" | "WatchRetract" | "GetRetractJob"
-            | "ListRetractJobs",
+            | "ListRetractJobs" | "ListRetractTargets",
         ) => Requires(RetractRead),
         ("retract.v1.AuditService", "ListAuditEvents") => Requires(AuditRead),
         _ => return None,
@@ -83,7 +84,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 21, "the contract has 21 RPCs");
+        assert_eq!(checked, 23, "the contract has 23 RPCs");
     }
 
     #[test]

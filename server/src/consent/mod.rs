@@ -18,15 +18,15 @@ pub mod verification;
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 pub use callback::{CallbackService, CompletionParams};
 
 use crate::{
     domain::{
-        AuditEntry, AuditOutcome, AuditSection, DomainName, DomainOutcome, EmailAddress, Grant,
-        GrantEnd, GrantState, MicrosoftTenantId, NewGrant, RetractStatus, TenantId,
+        AuditAction, AuditDetails, AuditEntry, AuditOutcome, DomainName, DomainOutcome,
+        EmailAddress, Grant, GrantEnd, GrantState, MicrosoftTenantId, NewGrant, RetractStatus,
+        TenantId,
     },
     graph::{GraphClient, GraphError, GraphSettings},
     store::{Store, StoreError},
@@ -148,19 +148,22 @@ impl Consent {
             state_hash: state_hash(&authorization.state),
             pkce_verifier: authorization.pkce_verifier,
             allow_relink,
-            started_by: actor.name.clone(),
+            requested_by: actor.name.clone(),
             request_id: actor.request_id.clone(),
             expires_at: crate::domain::now() + ttl,
         };
         let audit = AuditEntry {
             tenant_id: tenant.clone(),
             actor: actor.name.clone(),
-            section: AuditSection::Domains,
-            action: "grant_started",
+            action: AuditAction::GrantStarted,
             target: new.id.clone(),
             outcome: AuditOutcome::Succeeded,
-            request_id: actor.request_id.clone(),
-            details: json!({ "grant_id": new.id, "allow_relink": allow_relink, "expires_at": new.expires_at }),
+            correlation_id: actor.request_id.clone(),
+            details: AuditDetails::GrantStarted {
+                grant_id: new.id.clone(),
+                allow_relink,
+                expires_at: new.expires_at,
+            },
         };
         let grant = self.store.create_grant(new, audit).await?;
         Ok((grant, authorization.url))
@@ -417,28 +420,30 @@ impl Consent {
         signed_in: Option<String>,
     ) -> Result<Grant, ConsentError> {
         let (action, outcome) = match end.state {
-            GrantState::Succeeded => ("grant_completed", AuditOutcome::Succeeded),
-            GrantState::PartiallySucceeded => ("grant_completed", AuditOutcome::PartiallySucceeded),
-            GrantState::Expired => ("grant_expired", AuditOutcome::Failed),
-            _ => ("grant_failed", AuditOutcome::Failed),
+            GrantState::Succeeded => (AuditAction::GrantCompleted, AuditOutcome::Succeeded),
+            GrantState::PartiallySucceeded => (
+                AuditAction::GrantCompleted,
+                AuditOutcome::PartiallySucceeded,
+            ),
+            GrantState::Expired => (AuditAction::GrantExpired, AuditOutcome::Failed),
+            _ => (AuditAction::GrantFailed, AuditOutcome::Failed),
         };
         let audit = AuditEntry {
             tenant_id: grant.tenant_id.clone(),
             // The browser carries no token: the administrator who started the attempt acts.
-            actor: grant.started_by.clone(),
-            section: AuditSection::Domains,
+            actor: grant.requested_by.clone(),
             action,
             target: grant.id.clone(),
             outcome,
-            request_id: grant.request_id.clone(),
-            details: json!({
-                "grant_id": grant.id,
-                "microsoft_tenant_id": end.microsoft_tenant_id.as_ref().map(ToString::to_string),
-                "signed_in_administrator": signed_in,
-                "error": end.error,
-                "error_description": end.error_description,
-                "domains": end.domain_outcomes,
-            }),
+            correlation_id: grant.request_id.clone(),
+            details: AuditDetails::GrantFinished {
+                grant_id: grant.id.clone(),
+                microsoft_tenant_id: end.microsoft_tenant_id.as_ref().map(ToString::to_string),
+                signed_in_administrator: signed_in,
+                error: end.error.clone(),
+                error_description: end.error_description.clone(),
+                domain_outcomes: end.domain_outcomes.clone(),
+            },
         };
         Ok(self.store.finish_grant(grant, end, audit).await?)
     }
@@ -468,16 +473,18 @@ impl Consent {
         let audit = AuditEntry {
             tenant_id: tenant.clone(),
             actor: actor.name.clone(),
-            section: AuditSection::Domains,
-            action: "domains_verified",
+            action: AuditAction::DomainsVerified,
             target: tenant.to_string(),
             outcome: match granted {
                 0 if !outcomes.is_empty() => AuditOutcome::Failed,
                 n if n == outcomes.len() => AuditOutcome::Succeeded,
                 _ => AuditOutcome::PartiallySucceeded,
             },
-            request_id: actor.request_id.clone(),
-            details: json!({ "microsoft_tenant_id": linked, "domains": outcomes }),
+            correlation_id: actor.request_id.clone(),
+            details: AuditDetails::DomainsVerified {
+                microsoft_tenant_id: linked.to_string(),
+                domain_outcomes: outcomes.clone(),
+            },
         };
         self.store
             .record_verification(tenant, outcomes.clone(), audit)

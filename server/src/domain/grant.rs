@@ -123,7 +123,7 @@ pub struct NewGrant {
     /// Whether a different Microsoft tenant may replace the linked one.
     pub allow_relink: bool,
     /// The authenticated caller who pressed the button.
-    pub started_by: String,
+    pub requested_by: String,
     /// The request id of that call.
     pub request_id: String,
     /// When the state stops being accepted.
@@ -142,7 +142,7 @@ pub struct Grant {
     /// Whether relinking was allowed.
     pub allow_relink: bool,
     /// Who started it.
-    pub started_by: String,
+    pub requested_by: String,
     /// The request id of the start.
     pub request_id: String,
     /// When it started.

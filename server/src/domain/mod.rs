@@ -12,7 +12,8 @@ mod retract;
 mod tenant;
 
 pub use audit::{
-    AuditEntry, AuditEvent, AuditFilter, AuditOutcome, AuditSection, StoredAuditEntry,
+    AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditEvent, AuditFilter,
+    AuditOutcome, AuditSection, StoredAuditEntry,
 };
 pub use delivery::{
     Delivery, DeliveryFilter, Eligibility, NewDelivery, RecordOutcome, Subject, merge_repeats,
@@ -23,8 +24,9 @@ pub use grant::{DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, N
 pub use message_id::InternetMessageId;
 pub use page::{PageRequest, PageSize, PageToken, fingerprint_fields, time_field};
 pub use retract::{
-    DeleteMode, EventKind, JobCounts, JobEvent, JobId, JobState, Phase, RetractJob, RetractOptions,
-    Target, TargetOutcome, TargetRecord, TargetResult,
+    Cancellation, DeleteMode, DepthSummary, EventKind, JobCounts, JobEvent, JobFailure, JobId,
+    JobKind, JobState, MessageSnapshot, Phase, RetractJob, RetractOptions, Target, TargetOutcome,
+    TargetRecord, TargetResult,
 };
 pub use tenant::{DisplayName, Domain, NewTenant, RetractStatus, Tenant, TenantId};
 

@@ -64,11 +64,20 @@ pub struct RetractOptions {
     pub dry_run: bool,
     /// Skip ineligible recipients instead of refusing.
     pub skip_ineligible: bool,
+    /// Also retract the internal sender's Sent Items copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_sender_copy: bool,
+    /// Why the message is retracted (free text for the audit trail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl RetractOptions {
     /// The deepest conversation a retract may follow.
     pub const MAX_DEPTH: u8 = 5;
+
+    /// Longest `reason`, in characters.
+    pub const MAX_REASON_CHARS: usize = 500;
 
     /// Reads a requested conversation depth (0 to [`Self::MAX_DEPTH`]).
     pub fn depth(raw: i32) -> Result<u8, ValidationError> {
@@ -154,6 +163,8 @@ pub enum TargetOutcome {
     Skipped,
     /// Not attempted: the job was cancelled.
     Cancelled,
+    /// RESTORE jobs: every removed copy is back.
+    Restored,
 }
 
 impl TargetOutcome {
@@ -167,6 +178,7 @@ impl TargetOutcome {
             Self::Failed => "failed",
             Self::Skipped => "skipped",
             Self::Cancelled => "cancelled",
+            Self::Restored => "restored",
         }
     }
 
@@ -180,6 +192,7 @@ impl TargetOutcome {
             Self::Failed,
             Self::Skipped,
             Self::Cancelled,
+            Self::Restored,
         ]
         .into_iter()
         .find(|o| o.as_str() == value)
@@ -225,14 +238,23 @@ pub struct JobCounts {
     pub copies_found: u32,
     /// Copies deleted.
     pub copies_deleted: u32,
+    /// Mailboxes whose copies were put back (RESTORE jobs).
+    #[serde(default)]
+    pub restored: u32,
+    /// Mailboxes whose recipient had read the message before it was retracted.
+    #[serde(default)]
+    pub read_before_retract: u32,
 }
 
 impl JobCounts {
     /// Counts one finished mailbox.
     pub fn record(&mut self, result: &TargetResult) {
-        self.done += 1;
-        self.copies_found += result.copies_found;
-        self.copies_deleted += result.copies_deleted;
+        self.done = self.done.saturating_add(1);
+        self.copies_found = self.copies_found.saturating_add(result.copies_found);
+        self.copies_deleted = self.copies_deleted.saturating_add(result.copies_deleted);
+        if result.was_read {
+            self.read_before_retract = self.read_before_retract.saturating_add(1);
+        }
         let slot = match result.outcome {
             TargetOutcome::Deleted => &mut self.deleted,
             TargetOutcome::NotFound => &mut self.not_found,
@@ -241,8 +263,102 @@ impl JobCounts {
             TargetOutcome::Failed => &mut self.failed,
             TargetOutcome::Skipped => &mut self.skipped,
             TargetOutcome::Cancelled => &mut self.cancelled,
+            TargetOutcome::Restored => &mut self.restored,
         };
-        *slot += 1;
+        *slot = slot.saturating_add(1);
+    }
+}
+
+/// The counters of one depth of a finished job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepthSummary {
+    /// The depth.
+    pub depth: u8,
+    /// Mailboxes at this depth.
+    pub mailboxes: u32,
+    /// Copies retracted from them.
+    pub copies_retracted: u32,
+    /// Of those mailboxes, how many recipients had read the message before it was retracted.
+    pub read_before_retract: u32,
+}
+
+impl DepthSummary {
+    /// The per-depth summary of `targets`, depth 0 first.
+    pub fn of(targets: &[TargetRecord]) -> Vec<Self> {
+        let mut by_depth: std::collections::BTreeMap<u8, Self> = std::collections::BTreeMap::new();
+        for record in targets {
+            let depth = record.target.depth;
+            let entry = by_depth.entry(depth).or_insert(Self {
+                depth,
+                ..Self::default()
+            });
+            entry.mailboxes = entry.mailboxes.saturating_add(1);
+            if let Some(result) = &record.result {
+                entry.copies_retracted =
+                    entry.copies_retracted.saturating_add(result.copies_deleted);
+                if result.was_read {
+                    entry.read_before_retract = entry.read_before_retract.saturating_add(1);
+                }
+            }
+        }
+        by_depth.into_values().collect()
+    }
+}
+
+/// Why a job ended FAILED.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFailure {
+    /// UPPER_SNAKE, e.g. `TENANT_NOT_LINKED`.
+    pub code: String,
+    /// Human-readable.
+    pub detail: String,
+}
+
+/// A cancellation asked for a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancellation {
+    /// Who asked (the audit trail's actor name).
+    pub requested_by: String,
+    /// Why, as they said it.
+    pub reason: Option<String>,
+    /// When.
+    pub requested_at: DateTime<Utc>,
+}
+
+/// The retracted message as recorded when the job was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageSnapshot {
+    /// The subject.
+    pub subject: String,
+    /// The sender address.
+    pub sender: String,
+    /// When it was first delivered.
+    pub delivered_at: DateTime<Utc>,
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Removes copies of a message.
+    Retract,
+    /// Puts back what a finished retract removed.
+    Restore,
+}
+
+impl JobKind {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retract => "retract",
+            Self::Restore => "restore",
+        }
+    }
+
+    /// Reads a stored value.
+    pub fn from_stored(value: &str) -> Option<Self> {
+        [Self::Retract, Self::Restore]
+            .into_iter()
+            .find(|k| k.as_str() == value)
     }
 }
 
@@ -273,12 +389,16 @@ pub struct Target {
 }
 
 /// A target with where it stands: unfinished (`result` is `None`) or finished.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetRecord {
     /// The mailbox and its depth.
     pub target: Target,
     /// How it ended, once it has.
     pub result: Option<TargetResult>,
+    /// For a mailbox reached through a conversation: the visited mailbox whose sent message
+    /// reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovered_from: Option<EmailAddress>,
 }
 
 /// What happened in a job.
@@ -289,6 +409,9 @@ pub enum EventKind {
     JobStarted {
         /// The mailboxes it visits first.
         targets: Vec<Target>,
+        /// The counters when it started (targets, and those settled up front).
+        #[serde(default)]
+        counts: JobCounts,
     },
     /// Progress on one mailbox.
     Recipient {
@@ -307,6 +430,12 @@ pub enum EventKind {
         counts: JobCounts,
         /// A one-line, human-readable summary.
         detail: String,
+        /// The counters by depth.
+        #[serde(default)]
+        depths: Vec<DepthSummary>,
+        /// Why it failed, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<JobFailure>,
     },
 }
 
@@ -350,4 +479,17 @@ pub struct RetractJob {
     pub last_sequence: i64,
     /// Whether cancellation was asked for.
     pub cancel_requested: bool,
+    /// What the job does.
+    pub kind: JobKind,
+    /// For a RESTORE job: the retract it undoes.
+    pub restores_job_id: Option<JobId>,
+    /// Why it ended FAILED.
+    pub failure: Option<JobFailure>,
+    /// The cancellation asked for it.
+    pub cancellation: Option<Cancellation>,
+    /// The message as recorded when the job was created (absent for jobs created before
+    /// snapshots were kept).
+    pub message: Option<MessageSnapshot>,
+    /// The correlation id of the call that dispatched it.
+    pub correlation_id: String,
 }

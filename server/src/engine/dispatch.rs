@@ -1,19 +1,17 @@
 //! Accepting a retract: the checks a request must pass before a job exists, its plan, and the
 //! job with its `retract_dispatched` audit entry — or the job its request id made before.
 
-use serde_json::json;
-
 use super::{
     Engine,
     plan::{self, PlanError},
 };
 use crate::{
     domain::{
-        AuditEntry, AuditOutcome, AuditSection, EmailAddress, JobId, RetractJob, RetractOptions,
-        TenantId,
+        AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, EmailAddress,
+        JobId, MessageSnapshot, MicrosoftTenantId, RetractJob, RetractOptions, TenantId,
     },
     graph::GraphError,
-    store::{NewJob, StoreError},
+    store::{CancelRequest, NewJob, StoreError},
 };
 
 /// A retract request, validated, with who asks for it.
@@ -54,6 +52,9 @@ pub enum DispatchError {
     /// Microsoft could not answer the administrator check.
     #[error("cannot check the administrator's mailbox: {0}")]
     Microsoft(#[from] GraphError),
+    /// The job has ended already (cancelling it).
+    #[error("the job already ended {0}")]
+    JobFinished(&'static str),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -90,9 +91,59 @@ impl Engine {
             .await?;
         let targets = plan::initial_targets(&options, &delivery, &domains, &problems)
             .map_err(DispatchError::Plan)?;
+        self.check_dispatcher(&tenant, administrator).await?;
+        let job_id = JobId::generate();
+        let audit = AuditEntry {
+            tenant_id: tenant.clone(),
+            actor: requested_by.clone(),
+            action: AuditAction::RetractDispatched,
+            target: job_id.to_string(),
+            outcome: AuditOutcome::Succeeded,
+            correlation_id: trace_id.clone(),
+            details: AuditDetails::RetractDispatched {
+                job_id: job_id.clone(),
+                options: options.clone(),
+                request_id: request_id.clone(),
+                mailboxes: targets
+                    .iter()
+                    .take(AUDIT_TARGETS_MAX)
+                    .map(|(t, _)| t.mailbox.clone())
+                    .collect(),
+                mailbox_count: u32::try_from(targets.len()).unwrap_or(u32::MAX),
+            },
+        };
+        let new = NewJob {
+            id: job_id,
+            request_id,
+            options,
+            requested_by,
+            targets,
+            message: MessageSnapshot {
+                subject: delivery.subject.as_str().to_owned(),
+                sender: delivery.sender.to_string(),
+                delivered_at: delivery.delivered_at,
+            },
+            correlation_id: trace_id,
+        };
+        let (job, created) = self.store.create_job(&tenant, new, audit).await?;
+        if created {
+            self.wake();
+        }
+        Ok(job)
+    }
+
+    /// Whether a caller may dispatch a retract on `tenant` now: the tenant is linked to
+    /// Microsoft 365, this replica has a Graph app registration, and a human administrator
+    /// (`administrator`, when the caller is one) has a mailbox there. The same checks
+    /// [`Engine::dispatch`] makes; the Retract tab shows their answer before the click.
+    pub async fn check_dispatcher(
+        &self,
+        tenant: &TenantId,
+        administrator: Option<Result<EmailAddress, String>>,
+    ) -> Result<MicrosoftTenantId, DispatchError> {
         let microsoft = self
             .store
-            .get_tenant(&tenant)
+            .get_tenant(tenant)
             .await?
             .microsoft_tenant_id
             .ok_or(DispatchError::TenantNotLinked)?;
@@ -110,34 +161,43 @@ impl Engine {
             }
             Some(Ok(_)) => {}
         }
-        let job_id = JobId::generate();
+        Ok(microsoft)
+    }
+
+    /// Asks `job` of `tenant` to stop (work done stays done; the engine ends the rest
+    /// CANCELLED) and audits who asked and why. The job as it is after the request.
+    pub async fn cancel(
+        &self,
+        tenant: &TenantId,
+        job: &JobId,
+        request: CancelRequest,
+        trace_id: String,
+    ) -> Result<RetractJob, DispatchError> {
+        let current = self.store.tenant_job(tenant, job).await?;
+        if current.state.is_final() {
+            return Err(DispatchError::JobFinished(current.state.as_str()));
+        }
         let audit = AuditEntry {
             tenant_id: tenant.clone(),
-            actor: requested_by.clone(),
-            section: AuditSection::Retract,
-            action: "retract_dispatched",
-            target: job_id.to_string(),
+            actor: request.requested_by.clone(),
+            action: AuditAction::RetractCancelRequested,
+            target: job.to_string(),
             outcome: AuditOutcome::Succeeded,
-            request_id: trace_id,
-            details: json!({
-                "job_id": job_id,
-                "internet_message_id": options.message_id,
-                "recipients": targets.iter().map(|(t, _)| &t.mailbox).collect::<Vec<_>>(),
-                "options": options,
-                "request_id": request_id,
-            }),
+            correlation_id: trace_id,
+            details: AuditDetails::RetractCancelRequested {
+                job_id: job.clone(),
+                reason: request.reason.clone(),
+            },
         };
-        let new = NewJob {
-            id: job_id,
-            request_id,
-            options,
-            requested_by,
-            targets,
-        };
-        let (job, created) = self.store.create_job(&tenant, new, audit).await?;
-        if created {
-            self.wake();
+        if !self
+            .store
+            .request_cancel(tenant, job, request, audit)
+            .await?
+        {
+            let ended = self.store.tenant_job(tenant, job).await?;
+            return Err(DispatchError::JobFinished(ended.state.as_str()));
         }
-        Ok(job)
+        self.wake();
+        Ok(self.store.tenant_job(tenant, job).await?)
     }
 }

@@ -17,7 +17,7 @@ mod plan;
 mod watcher;
 
 pub use dispatch::{Dispatch, DispatchError};
-pub use plan::{PlanError, Refusal};
+pub use plan::{PlanError, Refusal, RetractTab, TabRow};
 pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
 
 use std::{
@@ -30,17 +30,17 @@ use std::{
 };
 
 use futures::StreamExt as _;
-use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{
-        AuditEntry, AuditOutcome, AuditSection, EventKind, JobEvent, JobId, JobState, Phase,
-        RetractJob, TargetOutcome, TargetRecord, TargetResult,
+        AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, DepthSummary,
+        EventKind, JobEvent, JobFailure, JobId, JobState, Phase, RetractJob, TargetOutcome,
+        TargetRecord, TargetResult,
     },
     graph::{AdminMailboxes, GraphClient},
-    store::{Store, StoreError},
+    store::{JobEnd, Store, StoreError},
 };
 
 /// How the engine runs.
@@ -145,21 +145,23 @@ impl Engine {
                 Ok(Some(job)) => {
                     let outcome = self.process(&job, &stop).await;
                     if let Err(err) = &outcome {
-                        tracing::warn!(%job, error = %err, "retract job interrupted; giving it back");
+                        // The lease stays ours until it expires: a back-off before this or
+                        // another replica tries the job again, and newer jobs go first.
+                        tracing::warn!(%job, error = %err, "retract job interrupted; it resumes when its lease expires");
                     }
-                    let unfinished = match self.store.job_for_worker(&job).await {
-                        Ok(current) => !current.state.is_final(),
-                        Err(_) => true,
-                    };
-                    if unfinished {
-                        // Stopped, interrupted or lost midway: give the job back so that
-                        // another replica (or this one, after a pause) resumes it at once
-                        // rather than after the lease. A lost lease releases nothing.
+                    let finished = matches!(
+                        self.store.job_for_worker(&job).await,
+                        Ok(current) if current.state.is_final()
+                    );
+                    if !finished && stop.is_cancelled() {
+                        // Shutting down midway: give the job back so that another replica
+                        // resumes it at once rather than after the lease. A lost lease
+                        // releases nothing.
                         if let Err(err) = self.store.release_lease(&job, &self.owner).await {
                             tracing::warn!(%job, error = %err, "cannot release a retract job's lease; it resumes when the lease expires");
                         }
                     }
-                    if outcome.is_ok() {
+                    if finished {
                         continue;
                     }
                 }
@@ -196,12 +198,17 @@ impl Engine {
             Err(err) => return Err(err),
         };
         let (Some(graph), Some(microsoft)) = (self.graph.clone(), microsoft) else {
+            let failure = JobFailure {
+                code: "TENANT_NOT_LINKED".to_owned(),
+                detail: "the tenant is not linked to Microsoft 365 (grant permissions first)"
+                    .to_owned(),
+            };
             return self
                 .finish(
                     &job,
                     JobState::Failed,
-                    "the tenant is not linked to Microsoft 365 (grant permissions first)"
-                        .to_owned(),
+                    failure.detail.clone(),
+                    Some(failure),
                 )
                 .await;
         };
@@ -318,7 +325,7 @@ impl Engine {
                 ),
             )
         };
-        self.finish(&job, state, detail).await
+        self.finish(&job, state, detail, None).await
     }
 
     async fn finish(
@@ -326,68 +333,58 @@ impl Engine {
         job: &RetractJob,
         state: JobState,
         detail: String,
+        failure: Option<JobFailure>,
     ) -> Result<(), StoreError> {
-        let outcomes: Vec<serde_json::Value> = self
-            .store
-            .job_targets(&job.id)
-            .await?
-            .iter()
-            .map(audit_outcome)
-            .collect();
+        let targets = self.store.job_targets(&job.id).await?;
+        let depths = DepthSummary::of(&targets);
+        let target_count = u32::try_from(targets.len()).unwrap_or(u32::MAX);
+        let listed: Vec<TargetRecord> = targets.into_iter().take(AUDIT_TARGETS_MAX).collect();
         let tenant = job.tenant_id.clone();
-        let (job_id, requested_by, options) = (
+        let (job_id, requested_by, message, correlation_id) = (
             job.id.clone(),
             job.requested_by.clone(),
-            job.options.clone(),
+            job.options.message_id.clone(),
+            job.correlation_id.clone(),
         );
-        let summary = detail.clone();
+        let end = JobEnd {
+            state,
+            detail: detail.clone(),
+            failure,
+            depths: depths.clone(),
+        };
         let event = self
             .store
-            .finish_job(&job.id, &self.owner, state, detail, move |counts| {
-                AuditEntry {
-                    tenant_id: tenant,
-                    actor: requested_by,
-                    section: AuditSection::Retract,
-                    action: if state == JobState::Cancelled {
-                        "retract_cancelled"
-                    } else {
-                        "retract_finished"
-                    },
-                    target: job_id.to_string(),
-                    outcome: match state {
-                        JobState::Succeeded => AuditOutcome::Succeeded,
-                        JobState::CompletedWithErrors => AuditOutcome::PartiallySucceeded,
-                        _ => AuditOutcome::Failed,
-                    },
-                    request_id: job_id.to_string(),
-                    details: json!({
-                        "internet_message_id": options.message_id,
-                        "state": state.as_str(),
-                        "summary": summary,
-                        "counts": counts,
-                        "recipients": outcomes,
-                    }),
-                }
+            .finish_job(&job.id, &self.owner, end, move |counts| AuditEntry {
+                tenant_id: tenant,
+                actor: requested_by,
+                action: if state == JobState::Cancelled {
+                    AuditAction::RetractCancelled
+                } else {
+                    AuditAction::RetractFinished
+                },
+                target: job_id.to_string(),
+                outcome: match state {
+                    JobState::Succeeded => AuditOutcome::Succeeded,
+                    JobState::CompletedWithErrors => AuditOutcome::PartiallySucceeded,
+                    _ => AuditOutcome::Failed,
+                },
+                // The finish belongs to the call that dispatched the job.
+                correlation_id,
+                details: AuditDetails::RetractFinished {
+                    job_id,
+                    internet_message_id: message,
+                    state,
+                    detail,
+                    counts: *counts,
+                    depths,
+                    targets: listed,
+                    target_count,
+                },
             })
             .await?;
         self.hub.publish(&job.id, event.sequence);
         Ok(())
     }
-}
-
-/// One target's line in the `retract_finished` audit entry.
-fn audit_outcome(record: &TargetRecord) -> serde_json::Value {
-    let result = record.result.as_ref();
-    json!({
-        "mailbox": record.target.mailbox,
-        "depth": record.target.depth,
-        "outcome": result.map(|r| r.outcome.as_str()),
-        "copies_found": result.map_or(0, |r| r.copies_found),
-        "copies_deleted": result.map_or(0, |r| r.copies_deleted),
-        "was_read": result.is_some_and(|r| r.was_read),
-        "detail": result.and_then(|r| r.detail.clone()),
-        "graph_code": result.and_then(|r| r.graph_code.clone()),
-    })
 }
 
 /// While a job runs: renews its lease and notices cancellation; cancels `halt` when the lease

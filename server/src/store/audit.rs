@@ -5,10 +5,10 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::{Page, Store, StoreError, entities::audit_event};
+use super::{Page, Store, StoreError, entities::audit_event, parse_stored};
 use crate::domain::{
-    AuditEntry, AuditEvent, AuditFilter, AuditOutcome, AuditSection, PageRequest, StoredAuditEntry,
-    TenantId, now,
+    AuditAction, AuditEntry, AuditEvent, AuditFilter, AuditOutcome, AuditSection, PageRequest,
+    StoredAuditEntry, TenantId, now,
 };
 
 /// Appends `entry` on `conn` (the transaction of the change it describes).
@@ -21,12 +21,13 @@ pub(super) async fn insert<C: ConnectionTrait>(
         occurred_at: Set(now()),
         tenant_id: Set(entry.tenant_id.as_str().to_owned()),
         actor: Set(entry.actor),
-        section: Set(entry.section.as_str().to_owned()),
-        action: Set(entry.action.to_owned()),
+        section: Set(entry.action.section().as_str().to_owned()),
+        action: Set(entry.action.as_str().to_owned()),
         target: Set(entry.target),
         outcome: Set(entry.outcome.as_str().to_owned()),
-        request_id: Set(entry.request_id),
-        details: Set(entry.details),
+        request_id: Set(entry.correlation_id),
+        details: Set(serde_json::to_value(&entry.details)
+            .map_err(|e| StoreError::Corrupt(format!("audit details: {e}")))?),
     };
     audit_event::Entity::insert(row).exec(conn).await?;
     Ok(())
@@ -45,7 +46,7 @@ impl Store {
         if let Some(section) = filter.section {
             query = query.filter(Column::Section.eq(section.as_str()));
         }
-        if let Some(action) = &filter.action {
+        if let Some(action) = filter.action {
             query = query.filter(Column::Action.eq(action.as_str()));
         }
         if let Some(actor) = &filter.actor {
@@ -68,24 +69,30 @@ impl Store {
             .limit(page.size.get() + 1)
             .all(&self.db)
             .await?;
-        let events = rows.into_iter().map(event_from_row).collect();
+        let events = rows
+            .into_iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_overfetch(events, page.size.get()))
     }
 }
 
-fn event_from_row(row: audit_event::Model) -> AuditEvent {
-    AuditEvent {
+fn event_from_row(row: audit_event::Model) -> Result<AuditEvent, StoreError> {
+    // The trail is append-only and outlives versions: details this version cannot read are
+    // shown as absent, not refused.
+    let details = serde_json::from_value(row.details).ok();
+    Ok(AuditEvent {
         id: row.id,
         occurred_at: row.occurred_at,
         entry: StoredAuditEntry {
             section: AuditSection::from_stored(&row.section),
             outcome: AuditOutcome::from_stored(&row.outcome),
-            tenant_id: row.tenant_id,
+            action: AuditAction::from_stored(&row.action),
+            tenant_id: parse_stored("audit tenant", &row.tenant_id, TenantId::parse)?,
             actor: row.actor,
-            action: row.action,
             target: row.target,
-            request_id: row.request_id,
-            details: row.details,
+            correlation_id: row.request_id,
+            details,
         },
-    }
+    })
 }

@@ -68,7 +68,7 @@ impl Store {
                         recipient_rows.extend(
                             item.recipients
                                 .iter()
-                                .map(|r| recipient(&id, &tenant, r.as_str())),
+                                .map(|r| recipient(&id, &tenant, r.as_str(), item.delivered_at)),
                         );
                         new_rows.push(delivery::ActiveModel {
                             id: Set(id),
@@ -94,12 +94,48 @@ impl Store {
                         .map(|r| r.as_str())
                         .filter(|r| !have.contains(*r))
                         .collect();
+                    // Known recipients the message reached again later (a quarantine
+                    // re-release): their latest delivery time moves on.
+                    let again: Vec<&str> = item
+                        .recipients
+                        .iter()
+                        .map(|r| r.as_str())
+                        .filter(|r| have.contains(*r))
+                        .collect();
+                    if !again.is_empty() && item.delivered_at > row.delivered_at {
+                        for chunk in again.chunks(IN_CHUNK) {
+                            delivery_recipient::Entity::update_many()
+                                .col_expr(
+                                    delivery_recipient::Column::LastDeliveredAt,
+                                    Expr::value(Some(item.delivered_at)),
+                                )
+                                .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()))
+                                .filter(
+                                    delivery_recipient::Column::Address
+                                        .is_in(chunk.iter().copied()),
+                                )
+                                .filter(
+                                    Condition::any()
+                                        .add(delivery_recipient::Column::LastDeliveredAt.is_null())
+                                        .add(
+                                            delivery_recipient::Column::LastDeliveredAt
+                                                .lt(item.delivered_at),
+                                        ),
+                                )
+                                .exec(txn)
+                                .await?;
+                        }
+                    }
                     let earlier = item.delivered_at < row.delivered_at;
                     if added.is_empty() && !earlier {
                         outcomes.push(RecordOutcome::Unchanged);
                         continue;
                     }
-                    recipient_rows.extend(added.iter().map(|r| recipient(&row.id, &tenant, r)));
+                    recipient_rows.extend(
+                        added
+                            .iter()
+                            .map(|r| recipient(&row.id, &tenant, r, item.delivered_at)),
+                    );
                     have.extend(added.iter().map(|r| (*r).to_owned()));
                     delivery::Entity::update_many()
                         .col_expr(
@@ -166,6 +202,43 @@ impl Store {
             .map(|r| r.address)
             .collect();
         delivery_from_row(&row, &recipients)
+    }
+
+    /// One page of a delivery's recipients by address, each with the latest delivery time
+    /// reported for it (`None` for recipients recorded before that was kept).
+    pub async fn delivery_recipients(
+        &self,
+        tenant: &TenantId,
+        message_id: &InternetMessageId,
+        page: &PageRequest<EmailAddress>,
+    ) -> Result<Page<(EmailAddress, Option<DateTime<Utc>>)>, StoreError> {
+        let row = delivery::Entity::find()
+            .filter(delivery::Column::TenantId.eq(tenant.as_str()))
+            .filter(delivery::Column::InternetMessageId.eq(message_id.as_str()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                resource: "delivery",
+                id: message_id.to_string(),
+            })?;
+        let mut query = delivery_recipient::Entity::find()
+            .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()));
+        if let Some(after) = &page.after {
+            query = query.filter(delivery_recipient::Column::Address.gt(after.as_str()));
+        }
+        let rows = query
+            .order_by_asc(delivery_recipient::Column::Address)
+            .limit(page.size.get() + 1)
+            .all(&self.db)
+            .await?;
+        let recipients = rows
+            .into_iter()
+            .map(|r| {
+                let address = parse_stored("delivery recipient", &r.address, EmailAddress::parse)?;
+                Ok((address, r.last_delivered_at))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Page::from_overfetch(recipients, page.size.get()))
     }
 
     /// A tenant's deliveries matching `filter`, newest first, each with at most
@@ -384,11 +457,13 @@ fn recipient(
     delivery_id: &str,
     tenant: &TenantId,
     address: &str,
+    delivered_at: DateTime<Utc>,
 ) -> delivery_recipient::ActiveModel {
     delivery_recipient::ActiveModel {
         delivery_id: Set(delivery_id.to_owned()),
         tenant_id: Set(tenant.as_str().to_owned()),
         address: Set(address.to_owned()),
+        last_delivered_at: Set(Some(delivered_at)),
     }
 }
 

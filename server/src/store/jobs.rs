@@ -2,7 +2,7 @@
 //! sequence number in the transaction that writes it (the job row's counter), so sequences
 //! have no gaps; workers claim jobs through a lease.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt as _;
@@ -19,9 +19,9 @@ use super::{
     in_transaction, parse_stored,
 };
 use crate::domain::{
-    AuditEntry, EmailAddress, EventKind, InternetMessageId, JobCounts, JobEvent, JobId, JobState,
-    PageRequest, Phase, RetractJob, RetractOptions, Target, TargetOutcome, TargetRecord,
-    TargetResult, TenantId, now,
+    AuditEntry, Cancellation, DepthSummary, EmailAddress, EventKind, InternetMessageId, JobCounts,
+    JobEvent, JobFailure, JobId, JobKind, JobState, MessageSnapshot, PageRequest, Phase,
+    RetractJob, RetractOptions, Target, TargetOutcome, TargetRecord, TargetResult, TenantId, now,
 };
 
 /// A job to create.
@@ -37,13 +37,82 @@ pub struct NewJob {
     pub requested_by: String,
     /// The mailboxes to visit, with a result for those settled up front (skipped).
     pub targets: Vec<(Target, Option<TargetResult>)>,
+    /// The message as recorded now.
+    pub message: MessageSnapshot,
+    /// The correlation id of the dispatching call.
+    pub correlation_id: String,
 }
+
+/// How a job ends.
+#[derive(Debug, Clone)]
+pub struct JobEnd {
+    /// The final state.
+    pub state: JobState,
+    /// A one-line summary.
+    pub detail: String,
+    /// Why it failed, when FAILED.
+    pub failure: Option<JobFailure>,
+    /// The counters by depth.
+    pub depths: Vec<DepthSummary>,
+}
+
+/// A cancellation to record.
+#[derive(Debug, Clone)]
+pub struct CancelRequest {
+    /// Who asks.
+    pub requested_by: String,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// ListRetractTargets filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetFilter {
+    /// Only these outcomes (`None`: unfinished); empty = any.
+    pub outcomes: Vec<Option<TargetOutcome>>,
+    /// Only this depth.
+    pub depth: Option<u8>,
+}
+
+impl TargetFilter {
+    /// A stable description for page-token fingerprints.
+    pub fn fingerprint(&self) -> String {
+        let outcomes: Vec<&str> = self
+            .outcomes
+            .iter()
+            .map(|o| o.map_or("unfinished", TargetOutcome::as_str))
+            .collect();
+        crate::domain::fingerprint_fields(&[
+            ("outcomes", outcomes.join(",")),
+            (
+                "depth",
+                self.depth.map(|d| d.to_string()).unwrap_or_default(),
+            ),
+        ])
+    }
+}
+
+/// The newest retract job that reached a recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastRetract {
+    /// The job.
+    pub job_id: JobId,
+    /// How the recipient's mailbox ended in it; `None` while unfinished.
+    pub outcome: Option<TargetOutcome>,
+    /// When the job was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The keyset cursor of ListRetractTargets: by depth, then mailbox.
+pub type TargetCursor = (u8, String);
 
 /// ListRetractJobs filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
-    /// Only in this state.
-    pub state: Option<JobState>,
+    /// Only in one of these states; empty = any.
+    pub states: Vec<JobState>,
+    /// Only requested by this caller.
+    pub requested_by: Option<String>,
     /// Only for this message.
     pub message_id: Option<InternetMessageId>,
     /// Created at or after.
@@ -62,10 +131,16 @@ impl JobFilter {
         let time = crate::domain::time_field;
         crate::domain::fingerprint_fields(&[
             (
-                "state",
-                self.state
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
+                "states",
+                self.states
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "requested_by",
+                self.requested_by.clone().unwrap_or_default(),
             ),
             (
                 "message_id",
@@ -144,9 +219,7 @@ impl Store {
                     targets: u32::try_from(new.targets.len()).unwrap_or(u32::MAX),
                     ..JobCounts::default()
                 };
-                let mut events = vec![EventKind::JobStarted {
-                    targets: new.targets.iter().map(|(t, _)| t.clone()).collect(),
-                }];
+                let mut events = Vec::new();
                 let mut target_rows = Vec::new();
                 for (target, settled) in &new.targets {
                     if let Some(result) = settled {
@@ -159,6 +232,13 @@ impl Store {
                     }
                     target_rows.push(target_row(&new.id, target, settled.as_ref()));
                 }
+                events.insert(
+                    0,
+                    EventKind::JobStarted {
+                        targets: new.targets.iter().map(|(t, _)| t.clone()).collect(),
+                        counts,
+                    },
+                );
                 let row = retract_job::ActiveModel {
                     id: Set(new.id.to_string()),
                     tenant_id: Set(tenant.as_str().to_owned()),
@@ -177,6 +257,16 @@ impl Store {
                     created_at: Set(at),
                     started_at: Set(None),
                     finished_at: Set(None),
+                    kind: Set(JobKind::Retract.as_str().to_owned()),
+                    restores_job_id: Set(None),
+                    failure_code: Set(None),
+                    cancel_requested_by: Set(None),
+                    cancel_reason: Set(None),
+                    cancel_requested_at: Set(None),
+                    message_subject: Set(Some(new.message.subject.clone())),
+                    message_sender: Set(Some(new.message.sender.clone())),
+                    message_delivered_at: Set(Some(new.message.delivered_at)),
+                    correlation_id: Set(Some(new.correlation_id.clone())),
                 };
                 let row = retract_job::Entity::insert(row)
                     .exec_with_returning(txn)
@@ -244,8 +334,11 @@ impl Store {
     ) -> Result<Page<RetractJob>, StoreError> {
         use retract_job::Column;
         let mut query = retract_job::Entity::find().filter(Column::TenantId.eq(tenant.as_str()));
-        if let Some(state) = filter.state {
-            query = query.filter(Column::State.eq(state.as_str()));
+        if !filter.states.is_empty() {
+            query = query.filter(Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
+        }
+        if let Some(requested_by) = &filter.requested_by {
+            query = query.filter(Column::RequestedBy.eq(requested_by.as_str()));
         }
         if let Some(id) = &filter.message_id {
             query = query.filter(Column::InternetMessageId.eq(id.as_str()));
@@ -425,30 +518,28 @@ impl Store {
         let (job_id, owner) = (job_id.clone(), owner.to_owned());
         in_transaction(&self.db, move |txn| {
             async move {
-                // A result first finishes its target; a target finished before (a redo) takes
-                // no sequence number and changes nothing.
-                let finished = match &kind {
-                    EventKind::Recipient {
-                        target,
-                        result: Some(result),
-                        ..
-                    } => {
-                        if !finish_target(txn, &job_id, target, result).await? {
-                            return Ok(None);
-                        }
-                        Some(result)
+                // Locks in one order: the job row first (fenced by the lease), then the
+                // target. A result finishes its target; a target finished before (a redo)
+                // takes no sequence number and changes nothing.
+                let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
+                if let EventKind::Recipient {
+                    target,
+                    result: Some(result),
+                    ..
+                } = &kind
+                {
+                    if !finish_target(txn, &job_id, target, result).await? {
+                        return Ok(None);
                     }
-                    _ => None,
-                };
-                let (sequence, mut counts) = next_sequence(txn, &job_id, &owner).await?;
-                if let Some(result) = finished {
                     counts.record(result);
-                    retract_job::Entity::update_many()
-                        .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
-                        .filter(retract_job::Column::Id.eq(job_id.as_str()))
-                        .exec(txn)
-                        .await?;
                 }
+                let sequence = last + 1;
+                retract_job::Entity::update_many()
+                    .col_expr(retract_job::Column::LastSequence, Expr::value(sequence))
+                    .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
+                    .filter(retract_job::Column::Id.eq(job_id.as_str()))
+                    .exec(txn)
+                    .await?;
                 let at = now();
                 insert_event(txn, &job_id, sequence, at, &kind).await?;
                 Ok(Some(JobEvent {
@@ -468,10 +559,15 @@ impl Store {
         &self,
         job_id: &JobId,
         owner: &str,
-        state: JobState,
-        detail: String,
+        end: JobEnd,
         audit: impl FnOnce(&JobCounts) -> AuditEntry + Send + 'static,
     ) -> Result<JobEvent, StoreError> {
+        let JobEnd {
+            state,
+            detail,
+            failure,
+            depths,
+        } = end;
         let (job_id, owner) = (job_id.clone(), owner.to_owned());
         in_transaction(&self.db, move |txn| {
             async move {
@@ -484,6 +580,10 @@ impl Store {
                         Expr::value(Some(detail.clone())),
                     )
                     .col_expr(retract_job::Column::FinishedAt, Expr::value(Some(at)))
+                    .col_expr(
+                        retract_job::Column::FailureCode,
+                        Expr::value(failure.as_ref().map(|f| f.code.clone())),
+                    )
                     .col_expr(
                         retract_job::Column::LeaseOwner,
                         Expr::value(Option::<String>::None),
@@ -499,6 +599,8 @@ impl Store {
                     state,
                     counts,
                     detail,
+                    depths,
+                    failure,
                 };
                 insert_event(txn, &job_id, sequence, at, &kind).await?;
                 audit::insert(txn, audit(&counts)).await?;
@@ -541,24 +643,84 @@ impl Store {
             .collect()
     }
 
-    /// Asks a job to stop. `false` when it had already ended.
+    /// Asks a job to stop, with who asked and why, and writes `audit` with it. `false` (and
+    /// nothing written) when the job had already ended. A second request is recorded in the
+    /// audit trail; the job keeps the first requester.
     pub async fn request_cancel(
         &self,
         tenant: &TenantId,
         job_id: &JobId,
+        request: CancelRequest,
+        audit: AuditEntry,
     ) -> Result<bool, StoreError> {
-        let updated = retract_job::Entity::update_many()
-            .col_expr(retract_job::Column::CancelRequested, Expr::value(true))
-            .filter(retract_job::Column::Id.eq(job_id.as_str()))
-            .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
-            .filter(
-                retract_job::Column::State
-                    .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
-            )
-            .exec(&self.db)
-            .await?;
-        Ok(updated.rows_affected == 1)
+        let (tenant, job_id) = (tenant.clone(), job_id.clone());
+        in_transaction(&self.db, move |txn| {
+            async move {
+                use retract_job::Column;
+                let live = || {
+                    Condition::all()
+                        .add(Column::Id.eq(job_id.as_str()))
+                        .add(Column::TenantId.eq(tenant.as_str()))
+                        .add(
+                            Column::State
+                                .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
+                        )
+                };
+                let updated = retract_job::Entity::update_many()
+                    .col_expr(Column::CancelRequested, Expr::value(true))
+                    .filter(live())
+                    .exec(txn)
+                    .await?;
+                if updated.rows_affected != 1 {
+                    return Ok(false);
+                }
+                retract_job::Entity::update_many()
+                    .col_expr(
+                        Column::CancelRequestedBy,
+                        Expr::value(Some(request.requested_by)),
+                    )
+                    .col_expr(Column::CancelReason, Expr::value(request.reason))
+                    .col_expr(Column::CancelRequestedAt, Expr::value(Some(now())))
+                    .filter(live())
+                    .filter(Column::CancelRequestedAt.is_null())
+                    .exec(txn)
+                    .await?;
+                audit::insert(txn, audit).await?;
+                Ok(true)
+            }
+            .boxed()
+        })
+        .await
     }
+}
+
+/// Locks the job's row until the transaction ends (fenced: only the lease holder of a live
+/// job), and reads its latest sequence number and counters.
+async fn lock_job<C: ConnectionTrait>(
+    conn: &C,
+    job_id: &JobId,
+    owner: &str,
+) -> Result<(i64, JobCounts), StoreError> {
+    let rows = retract_job::Entity::update_many()
+        .col_expr(
+            retract_job::Column::LastSequence,
+            Expr::col(retract_job::Column::LastSequence),
+        )
+        .filter(retract_job::Column::Id.eq(job_id.as_str()))
+        .filter(retract_job::Column::LeaseOwner.eq(owner))
+        .filter(
+            retract_job::Column::State
+                .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
+        )
+        .exec_with_returning(conn)
+        .await?;
+    let row = rows
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::LeaseLost(job_id.to_string()))?;
+    let counts = serde_json::from_value(row.counts)
+        .map_err(|e| StoreError::Corrupt(format!("job counts: {e}")))?;
+    Ok((row.last_sequence, counts))
 }
 
 /// Takes the job's next sequence number (locking its row until the transaction ends) and
@@ -646,6 +808,7 @@ fn target_row(
     retract_target::ActiveModel {
         job_id: Set(job_id.to_string()),
         mailbox: Set(target.mailbox.to_string()),
+        discovered_from: Set(None),
         depth: Set(i32::from(target.depth)),
         done: Set(settled.is_some()),
         outcome: Set(settled.map(|r| r.outcome.as_str().to_owned())),
@@ -678,6 +841,38 @@ fn job_from_row(row: retract_job::Model) -> Result<RetractJob, StoreError> {
         finished_at: row.finished_at,
         last_sequence: row.last_sequence,
         cancel_requested: row.cancel_requested,
+        kind: JobKind::from_stored(&row.kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("job kind {:?}", row.kind)))?,
+        restores_job_id: row
+            .restores_job_id
+            .as_deref()
+            .map(|id| parse_stored("restored job id", id, JobId::parse))
+            .transpose()?,
+        failure: match (row.state.as_str(), row.failure_code) {
+            ("failed", code) => Some(JobFailure {
+                code: code.unwrap_or_else(|| "FAILED".to_owned()),
+                detail: row.detail.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        },
+        cancellation: row.cancel_requested.then(|| Cancellation {
+            requested_by: row.cancel_requested_by.unwrap_or_default(),
+            reason: row.cancel_reason,
+            requested_at: row.cancel_requested_at.unwrap_or(row.created_at),
+        }),
+        message: match (
+            row.message_subject,
+            row.message_sender,
+            row.message_delivered_at,
+        ) {
+            (Some(subject), Some(sender), Some(delivered_at)) => Some(MessageSnapshot {
+                subject,
+                sender,
+                delivered_at,
+            }),
+            _ => None,
+        },
+        correlation_id: row.correlation_id.unwrap_or_default(),
     })
 }
 
@@ -705,10 +900,121 @@ fn record_from_row(row: &retract_target::Model) -> Result<TargetRecord, StoreErr
     Ok(TargetRecord {
         target: target_from_row(row)?,
         result,
+        discovered_from: row
+            .discovered_from
+            .as_deref()
+            .map(|a| parse_stored("discovered-from mailbox", a, EmailAddress::parse))
+            .transpose()?,
     })
 }
 
 impl Store {
+    /// One page of a job's targets matching `filter`, by depth then mailbox, with the
+    /// job's latest sequence read before them (so the page reflects at least that much).
+    pub async fn list_targets(
+        &self,
+        job_id: &JobId,
+        filter: &TargetFilter,
+        page: &PageRequest<TargetCursor>,
+    ) -> Result<(Page<TargetRecord>, i64), StoreError> {
+        use retract_target::Column;
+        let as_of = self.job_for_worker(job_id).await?.last_sequence;
+        let mut query = retract_target::Entity::find().filter(Column::JobId.eq(job_id.as_str()));
+        if !filter.outcomes.is_empty() {
+            let mut any = Condition::any();
+            let finished: Vec<&str> = filter
+                .outcomes
+                .iter()
+                .flatten()
+                .map(|o| o.as_str())
+                .collect();
+            if !finished.is_empty() {
+                any = any.add(
+                    Condition::all()
+                        .add(Column::Done.eq(true))
+                        .add(Column::Outcome.is_in(finished)),
+                );
+            }
+            if filter.outcomes.iter().any(Option::is_none) {
+                any = any.add(Column::Done.eq(false));
+            }
+            query = query.filter(any);
+        }
+        if let Some(depth) = filter.depth {
+            query = query.filter(Column::Depth.eq(i32::from(depth)));
+        }
+        if let Some((depth, mailbox)) = &page.after {
+            let depth = i32::from(*depth);
+            query = query.filter(
+                Condition::any().add(Column::Depth.gt(depth)).add(
+                    Condition::all()
+                        .add(Column::Depth.eq(depth))
+                        .add(Column::Mailbox.gt(mailbox.as_str())),
+                ),
+            );
+        }
+        let rows = query
+            .order_by_asc(Column::Depth)
+            .order_by_asc(Column::Mailbox)
+            .limit(page.size.get() + 1)
+            .all(&self.db)
+            .await?;
+        let records = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((Page::from_overfetch(records, page.size.get()), as_of))
+    }
+
+    /// For each of `addresses` that a retract job of `tenant` for `message` reached at
+    /// depth 0: the newest such job (of the last 100), how the mailbox ended in it (`None`
+    /// while unfinished), and when the job was created.
+    pub async fn last_retracts(
+        &self,
+        tenant: &TenantId,
+        message: &InternetMessageId,
+        addresses: &[EmailAddress],
+    ) -> Result<HashMap<EmailAddress, LastRetract>, StoreError> {
+        let jobs = retract_job::Entity::find()
+            .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
+            .filter(retract_job::Column::InternetMessageId.eq(message.as_str()))
+            .filter(retract_job::Column::Kind.eq(JobKind::Retract.as_str()))
+            .order_by_desc(retract_job::Column::CreatedAt)
+            .limit(100)
+            .all(&self.db)
+            .await?;
+        let mut last = HashMap::new();
+        for job in jobs {
+            let pending: Vec<&str> = addresses
+                .iter()
+                .filter(|a| !last.contains_key(*a))
+                .map(EmailAddress::as_str)
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let id = parse_stored("job id", &job.id, JobId::parse)?;
+            for chunk in pending.chunks(500) {
+                let rows = retract_target::Entity::find()
+                    .filter(retract_target::Column::JobId.eq(job.id.as_str()))
+                    .filter(retract_target::Column::Depth.eq(0))
+                    .filter(retract_target::Column::Mailbox.is_in(chunk.iter().copied()))
+                    .all(&self.db)
+                    .await?;
+                for row in rows {
+                    let record = record_from_row(&row)?;
+                    last.entry(record.target.mailbox)
+                        .or_insert_with(|| LastRetract {
+                            job_id: id.clone(),
+                            outcome: record.result.map(|r| r.outcome),
+                            created_at: job.created_at,
+                        });
+                }
+            }
+        }
+        Ok(last)
+    }
+
     /// Every target of a job with where it stands, by depth then mailbox.
     pub async fn job_targets(&self, job_id: &JobId) -> Result<Vec<TargetRecord>, StoreError> {
         let rows = retract_target::Entity::find()

@@ -25,7 +25,9 @@ pub use deliveries::{DeliveryCursor, SEARCH_RECIPIENTS};
 pub use error::StoreError;
 use error::parse_stored;
 pub use grants::ClaimedGrant;
-pub use jobs::{JobCursor, JobFilter, NewJob};
+pub use jobs::{
+    CancelRequest, JobCursor, JobEnd, JobFilter, LastRetract, NewJob, TargetCursor, TargetFilter,
+};
 
 /// How to reach the database.
 #[derive(Debug, Clone)]

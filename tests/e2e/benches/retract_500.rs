@@ -45,7 +45,7 @@ async fn main() {
     while let Some(item) = stream.next().await {
         match item.expect("event").event.and_then(|e| e.kind) {
             Some(pb::retract_event::Kind::JobFinished(f)) => {
-                deleted = f.counts.map_or(0, |c| c.deleted);
+                deleted = f.counts.map_or(0, |c| c.deleted_count);
                 break;
             }
             _ => continue,

@@ -227,3 +227,11 @@ impl TestApp {
         self.stop_within(Duration::from_secs(10)).await;
     }
 }
+
+/// An audit event's action as the trail stores it, e.g. `retract_finished`.
+pub fn action(e: &pb::AuditEvent) -> String {
+    e.action()
+        .as_str_name()
+        .trim_start_matches("AUDIT_ACTION_")
+        .to_ascii_lowercase()
+}

@@ -5,7 +5,8 @@ use chrono::{Duration, Utc};
 use prost_types::Timestamp;
 use retract_client::{Client, DevToken, pb};
 use retract_server::domain::{
-    AuditEntry, AuditOutcome, AuditSection, DomainName, DomainOutcome, EmailAddress, TenantId,
+    AuditAction, AuditDetails, AuditEntry, AuditOutcome, DomainName, DomainOutcome, EmailAddress,
+    TenantId,
 };
 use tonic::Code;
 
@@ -415,8 +416,8 @@ async fn deliveries_are_found_by_every_filter_newest_first_across_pages(backend:
         ["<m4@v.example>"]
     );
     let window = by(pb::SearchDeliveriesRequest {
-        delivered_after: ts(base + Duration::minutes(2)),
-        delivered_before: ts(base + Duration::minutes(4)),
+        delivery_after: ts(base + Duration::minutes(2)),
+        delivery_before: ts(base + Duration::minutes(4)),
         ..Default::default()
     })
     .await
@@ -452,12 +453,14 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
             AuditEntry {
                 tenant_id: tenant.clone(),
                 actor: "test".into(),
-                section: AuditSection::Domains,
-                action: "domains_verified",
+                action: AuditAction::DomainsVerified,
                 target: "acme".into(),
                 outcome: AuditOutcome::Succeeded,
-                request_id: "t".into(),
-                details: serde_json::json!({}),
+                correlation_id: "t".into(),
+                details: AuditDetails::DomainsVerified {
+                    microsoft_tenant_id: "0b7c2a5e-0000-4000-8000-000000000001".into(),
+                    domain_outcomes: Vec::new(),
+                },
             },
         )
         .await
@@ -492,6 +495,7 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
         .get_retract_options(pb::GetRetractOptionsRequest {
             tenant_id: "acme".into(),
             internet_message_id: "<phish@evil.example>".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -531,6 +535,7 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
         .get_retract_options(pb::GetRetractOptionsRequest {
             tenant_id: "acme".into(),
             internet_message_id: "<phish@evil.example>".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -547,6 +552,7 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
             .get_retract_options(pb::GetRetractOptionsRequest {
                 tenant_id: "acme".into(),
                 internet_message_id: "<nope@x>".into(),
+                ..Default::default()
             })
             .await,
     );

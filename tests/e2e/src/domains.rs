@@ -3,7 +3,7 @@
 use retract_client::pb;
 use tonic::Code;
 
-use crate::{app::TestApp, db::Backend, on_both_backends, status::expect_failure};
+use crate::{app::TestApp, app::action, db::Backend, on_both_backends, status::expect_failure};
 
 on_both_backends!(
     a_domain_is_added_listed_and_removed,
@@ -75,7 +75,7 @@ async fn a_domain_is_added_listed_and_removed(backend: Backend) {
         .audit_events("acme")
         .await
         .into_iter()
-        .map(|e| (e.action, e.target, e.actor, e.section))
+        .map(|e| (action(&e), e.target, e.actor, e.section))
         .collect();
     let domains = pb::AuditSection::Domains as i32;
     assert_eq!(

@@ -9,7 +9,7 @@ use graph_sim::{
 use retract_client::pb;
 use tonic::Code;
 
-use crate::{app::TestApp, db::Backend, on_both_backends, status::expect_failure};
+use crate::{app::TestApp, app::action, db::Backend, on_both_backends, status::expect_failure};
 
 on_both_backends!(
     an_administrator_grants_and_each_domain_shows_what_microsoft_says,
@@ -108,7 +108,7 @@ impl World {
             .into_inner()
             .domains
             .into_iter()
-            .map(|d| (d.name.clone(), d.retract_status(), d.status_reason))
+            .map(|d| (d.name.clone(), d.retract_status(), d.status_detail))
             .collect()
     }
 
@@ -145,8 +145,8 @@ impl World {
             .audit_events("acme")
             .await
             .into_iter()
-            .filter(|e| e.section() == pb::AuditSection::Domains && e.action.starts_with("grant"))
-            .map(|e| (e.action, e.actor))
+            .filter(|e| e.section() == pb::AuditSection::Domains && action(e).starts_with("grant"))
+            .map(|e| (action(&e), e.actor))
             .collect()
     }
 }
@@ -257,7 +257,7 @@ async fn an_administrator_grants_and_each_domain_shows_what_microsoft_says(backe
         .audit_events("acme")
         .await
         .into_iter()
-        .find(|e| e.action == "grant_completed")
+        .find(|e| action(e) == "grant_completed")
         .unwrap();
     assert_eq!(completed.outcome(), pb::AuditOutcome::PartiallySucceeded);
     let details = serde_json::to_string(&format!("{:?}", completed.details)).unwrap();
@@ -483,7 +483,7 @@ async fn verify_domains_sees_consent_revoked_in_microsoft_365(backend: Backend) 
     let events = w.app.audit_events("acme").await;
     let verifications: Vec<_> = events
         .iter()
-        .filter(|e| e.action == "domains_verified")
+        .filter(|e| action(e) == "domains_verified")
         .collect();
     assert_eq!(verifications.len(), 2);
     assert_eq!(verifications[0].outcome(), pb::AuditOutcome::Failed);
@@ -576,7 +576,7 @@ async fn periodic_reverification_notices_revoked_consent(backend: Backend) {
         .audit_events("acme")
         .await
         .into_iter()
-        .filter(|e| e.action == "domains_verified")
+        .filter(|e| action(e) == "domains_verified")
         .map(|e| e.actor)
         .collect();
     assert!(

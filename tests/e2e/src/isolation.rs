@@ -40,10 +40,12 @@ enum Rpc {
     GetRetractJob,
     ListRetractJobs,
     CancelRetractJob,
+    ListRetractTargets,
+    RestoreRetractJob,
     ListAuditEvents,
 }
 
-const ALL: [Rpc; 21] = [
+const ALL: [Rpc; 23] = [
     Rpc::CreateTenant,
     Rpc::GetTenant,
     Rpc::ListTenants,
@@ -64,6 +66,8 @@ const ALL: [Rpc; 21] = [
     Rpc::GetRetractJob,
     Rpc::ListRetractJobs,
     Rpc::CancelRetractJob,
+    Rpc::ListRetractTargets,
+    Rpc::RestoreRetractJob,
     Rpc::ListAuditEvents,
 ];
 
@@ -78,8 +82,8 @@ impl Rpc {
             | VerifyDomains => "domains.manage",
             RecordDelivery | RecordDeliveries => "deliveries.write",
             SearchDeliveries | GetRetractOptions | WatchRetract | GetRetractJob
-            | ListRetractJobs => "retract.read",
-            Retract | StartRetract | CancelRetractJob => "retract.message",
+            | ListRetractJobs | ListRetractTargets => "retract.read",
+            Retract | StartRetract | CancelRetractJob | RestoreRetractJob => "retract.message",
             ListAuditEvents => "audit.read",
         })
     }
@@ -182,6 +186,7 @@ impl Rpc {
                 .get_retract_options(pb::GetRetractOptionsRequest {
                     tenant_id: t,
                     internet_message_id: "<probe@attacker.example>".into(),
+                    ..Default::default()
                 })
                 .await
                 .map(drop),
@@ -225,6 +230,23 @@ impl Rpc {
                 .cancel_retract_job(pb::CancelRetractJobRequest {
                     tenant_id: t,
                     job_id: "0b7e2f5c-3c1a-4f0e-9a51-6a9d3b1e2c41".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            Rpc::ListRetractTargets => retract
+                .list_retract_targets(pb::ListRetractTargetsRequest {
+                    tenant_id: t,
+                    job_id: "0b7e2f5c-3c1a-4f0e-9a51-6a9d3b1e2c41".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+            Rpc::RestoreRetractJob => retract
+                .restore_retract_job(pb::RestoreRetractJobRequest {
+                    tenant_id: t,
+                    job_id: "0b7e2f5c-3c1a-4f0e-9a51-6a9d3b1e2c41".into(),
+                    request_id: "6a0ee4c2-7c1e-4c62-9d7e-2f4b5a6c7d8e".into(),
                     ..Default::default()
                 })
                 .await

@@ -38,6 +38,8 @@ mod isolation;
 #[cfg(test)]
 mod issuer_keys;
 #[cfg(test)]
+mod job_read_model;
+#[cfg(test)]
 mod migrations;
 #[cfg(test)]
 mod operations;

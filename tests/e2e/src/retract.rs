@@ -12,6 +12,7 @@ use retract_client::{DevToken, pb};
 use tonic::Code;
 
 use crate::{
+    app::action,
     db::Backend,
     on_both_backends,
     scenarios::{CLIENT_ID, CLIENT_SECRET, PHISH, World, crowd, granted_app},
@@ -50,7 +51,7 @@ fn contoso() -> Tenant {
 /// graph-sim with Contoso and the phishing mail delivered (two copies for Alice); our tenant
 /// `acme` granted through the real consent flow; the delivery recorded with Carol, who
 /// never got a copy, and a recipient outside the managed domains.
-async fn world(backend: Backend) -> World {
+pub(crate) async fn world(backend: Backend) -> World {
     let sim = GraphSim::builder()
         .app(App::new(CLIENT_ID, CLIENT_SECRET))
         .tenant(contoso())
@@ -78,7 +79,7 @@ async fn world(backend: Backend) -> World {
     World { sim, app }
 }
 
-fn options(recipients: &[&str]) -> pb::RetractOptions {
+pub(crate) fn options(recipients: &[&str]) -> pb::RetractOptions {
     pb::RetractOptions {
         internet_message_id: PHISH.into(),
         recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
@@ -92,7 +93,7 @@ fn request_id() -> String {
 }
 
 /// Reads a stream to its JobFinished event.
-async fn until_finished<T>(
+pub(crate) async fn until_finished<T>(
     mut stream: tonic::Streaming<T>,
     event: impl Fn(T) -> Option<pb::RetractEvent>,
 ) -> Vec<pb::RetractEvent> {
@@ -124,8 +125,8 @@ fn done(events: &[pb::RetractEvent]) -> Vec<(String, pb::RecipientOutcome, i32, 
                 Some((
                     u.mailbox.clone(),
                     u.outcome(),
-                    u.copies_found,
-                    u.copies_deleted,
+                    u.copies_found_count,
+                    u.copies_deleted_count,
                     u.graph_error_code.clone(),
                 ))
             }
@@ -220,7 +221,7 @@ async fn a_message_is_retracted_from_every_recipient_while_the_stream_shows_each
     let end = finished(&events);
     assert_eq!(end.state(), pb::JobState::CompletedWithErrors);
     assert_eq!(
-        end.counts.unwrap().copies_deleted,
+        end.counts.unwrap().copies_deleted_count,
         4,
         "an alias reaches Dave's mailbox"
     );
@@ -247,6 +248,7 @@ async fn a_message_is_retracted_from_every_recipient_while_the_stream_shows_each
         .get_retract_options(pb::GetRetractOptionsRequest {
             tenant_id: "acme".into(),
             internet_message_id: PHISH.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -265,21 +267,33 @@ async fn a_message_is_retracted_from_every_recipient_while_the_stream_shows_each
     let audit = w.app.audit_events("acme").await;
     let dispatched = audit
         .iter()
-        .find(|e| e.action == "retract_dispatched")
+        .find(|e| action(e) == "retract_dispatched")
         .expect("dispatched");
     assert_eq!(dispatched.actor, "admin@contoso.com");
     assert_eq!(dispatched.section(), pb::AuditSection::Retract);
     let finished_entry = audit
         .iter()
-        .find(|e| e.action == "retract_finished")
+        .find(|e| action(e) == "retract_finished")
         .expect("finished");
-    let details = format!("{:?}", finished_entry.details);
-    assert!(
-        details.contains("alice@contoso.com")
-            && details.contains("deleted")
-            && details.contains("ErrorAccessDenied"),
-        "{details}"
+    let Some(pb::audit_event::Details::RetractFinished(details)) = &finished_entry.details else {
+        panic!("retract_finished carries its typed details")
+    };
+    let outcome_of = |mailbox: &str| {
+        details
+            .targets
+            .iter()
+            .find(|t| t.mailbox == mailbox)
+            .unwrap_or_else(|| panic!("{mailbox} is in the audit entry"))
+    };
+    assert_eq!(
+        outcome_of("alice@contoso.com").outcome(),
+        pb::RecipientOutcome::Deleted
     );
+    assert_eq!(
+        outcome_of("locked@contoso.com").graph_error_code,
+        "ErrorAccessDenied"
+    );
+    assert_eq!(details.state(), pb::JobState::CompletedWithErrors);
     w.app.stop().await;
 }
 
@@ -405,7 +419,7 @@ async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(
         .audit_events("acme")
         .await
         .into_iter()
-        .filter(|e| e.action == "retract_dispatched")
+        .filter(|e| action(e) == "retract_dispatched")
         .count();
     assert_eq!(dispatched, 2, "repeats dispatch nothing");
     w.app.stop().await;
@@ -642,11 +656,18 @@ async fn five_hundred_mailboxes_are_retracted_and_the_stream_shows_every_one(bac
     let audit = w.app.audit_events("acme").await;
     let finished_entry = audit
         .iter()
-        .find(|e| e.action == "retract_finished")
+        .find(|e| action(e) == "retract_finished")
         .expect("finished");
+    let Some(pb::audit_event::Details::RetractFinished(details)) = &finished_entry.details else {
+        panic!("retract_finished carries its typed details")
+    };
+    assert_eq!(details.target_count, 500);
     assert!(
-        format!("{:?}", finished_entry.details).contains("user499@contoso.com"),
-        "the audit names every recipient"
+        details
+            .targets
+            .iter()
+            .any(|t| t.mailbox == "user499@contoso.com"),
+        "the audit names every recipient (500 ≤ the cap of 1,000)"
     );
     w.app.stop().await;
 }
@@ -796,8 +817,11 @@ async fn a_cancelled_job_stops_and_keeps_what_it_did(backend: Backend) {
     let end = finished(&events);
     assert_eq!(end.state(), pb::JobState::Cancelled);
     let counts = end.counts.unwrap();
-    assert!(counts.cancelled > 0 && counts.deleted >= 1, "{counts:?}");
-    assert_eq!(counts.deleted + counts.cancelled, 10);
+    assert!(
+        counts.cancelled_count > 0 && counts.deleted_count >= 1,
+        "{counts:?}"
+    );
+    assert_eq!(counts.deleted_count + counts.cancelled_count, 10);
     let deleted = (0..10)
         .filter(|i| {
             !w.sim
@@ -808,7 +832,10 @@ async fn a_cancelled_job_stops_and_keeps_what_it_did(backend: Backend) {
                 .is_empty()
         })
         .count();
-    assert_eq!(deleted as i32, counts.deleted, "what was done stays done");
+    assert_eq!(
+        deleted as i32, counts.deleted_count,
+        "what was done stays done"
+    );
     let again = expect_failure(
         w.admin()
             .retract()
@@ -825,7 +852,7 @@ async fn a_cancelled_job_stops_and_keeps_what_it_did(backend: Backend) {
             .audit_events("acme")
             .await
             .iter()
-            .any(|e| e.action == "retract_cancelled")
+            .any(|e| action(e) == "retract_cancelled")
     );
     w.app.stop().await;
 }

@@ -65,7 +65,7 @@ async fn a_tenant_id_is_never_reused(backend: Backend) {
     );
     assert_eq!(failure.code, Code::AlreadyExists);
     assert_eq!(failure.reason, "TENANT_ALREADY_EXISTS");
-    assert_eq!(failure.domain, "retract");
+    assert_eq!(failure.domain, "retract.email-security.internal");
     let events = app.audit_events("acme").await;
     assert_eq!(
         events.len(),

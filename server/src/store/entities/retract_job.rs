@@ -23,6 +23,16 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    pub kind: String,
+    pub restores_job_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub cancel_requested_by: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub cancel_requested_at: Option<DateTimeUtc>,
+    pub message_subject: Option<String>,
+    pub message_sender: Option<String>,
+    pub message_delivered_at: Option<DateTimeUtc>,
+    pub correlation_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

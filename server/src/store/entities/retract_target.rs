@@ -18,6 +18,7 @@ pub struct Model {
     pub was_read: bool,
     pub detail: Option<String>,
     pub graph_code: Option<String>,
+    pub discovered_from: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
