@@ -282,6 +282,9 @@ settings! {
     graph_backoff_base_ms: u64 = 500 => Option<u64>;
     /// Longest backoff between Graph attempts, in milliseconds.
     graph_backoff_max_ms: u64 = 30_000 => Option<u64>;
+    /// Longest `Retry-After` from Microsoft that is waited for, in milliseconds; a longer
+    /// one fails the request with Microsoft's answer.
+    graph_max_retry_after_ms: u64 = 300_000 => Option<u64>;
     /// The public URL of `/consent/callback` that Microsoft redirects to; default: this
     /// server's own address (fine on a laptop, set it behind a proxy).
     consent_redirect_uri: Option<String> = None => Option<String>;
@@ -513,6 +516,7 @@ impl Settings {
                 max_attempts: self.graph_max_attempts,
                 base_backoff: millis(self.graph_backoff_base_ms),
                 max_backoff: millis(self.graph_backoff_max_ms),
+                max_retry_after: millis(self.graph_max_retry_after_ms),
             },
         }))
     }

@@ -39,6 +39,9 @@ pub struct RetryPolicy {
     pub base_backoff: Duration,
     /// The longest backoff.
     pub max_backoff: Duration,
+    /// The longest `Retry-After` waited for; Microsoft asking for more fails the request
+    /// (its error stands, with the wait asked for) instead of holding a mailbox for hours.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -47,6 +50,7 @@ impl Default for RetryPolicy {
             max_attempts: 6,
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }
@@ -204,7 +208,7 @@ impl GraphClient {
                 status: 429 | 503,
                 retry_after: Some(after),
                 ..
-            } => Some(*after + jitter(*after)),
+            } => (*after <= self.retry.max_retry_after).then(|| after.saturating_add(jitter(*after))),
             GraphError::Api {
                 status: 429 | 500 | 502 | 503 | 504,
                 ..
@@ -259,19 +263,26 @@ fn jitter(after: Duration) -> Duration {
     Duration::from_millis(rand::rng().random_range(10..=50)) + after / 20
 }
 
+/// The longest `Retry-After` believed; anything above (a day and more, or a number too big
+/// for any clock) is read as this, so time arithmetic on it cannot overflow.
+pub(crate) const RETRY_AFTER_CEILING: Duration = Duration::from_secs(86_400);
+
 /// A `Retry-After` value: delay-seconds, or an HTTP-date (how long until then; a date in the
-/// past means now).
+/// past means now), at most [`RETRY_AFTER_CEILING`].
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits beyond u64 are a huge delay, not a missing one.
+        value
+            .parse::<u64>()
+            .map_or(RETRY_AFTER_CEILING, Duration::from_secs)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
         (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
             .to_std()
-            .unwrap_or_default(),
-    )
+            .unwrap_or_default()
+    };
+    Some(wait.min(RETRY_AFTER_CEILING))
 }
 
 /// Reads an error answer's `Retry-After` and body (see [`GraphError::from_answer`]).
@@ -308,5 +319,21 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn absurd_retry_after_values_are_capped_not_overflowed() {
+        for huge in [
+            "18446744073709551615",
+            "99999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                parse_retry_after(huge),
+                Some(RETRY_AFTER_CEILING),
+                "{huge}"
+            );
+        }
+        assert_eq!(parse_retry_after("-5"), None);
     }
 }

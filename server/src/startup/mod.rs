@@ -217,7 +217,7 @@ impl Application {
             settings.retention_sweep_interval(),
             background.clone(),
         ));
-        let engine_task = tokio::spawn(engine.run(background.clone()));
+        let engine_task = tokio::spawn(engine.run_supervised(background.clone()));
 
         let reflection_v1 = reflection()
             .build_v1()

@@ -60,6 +60,7 @@ fn fast_retry() -> RetryPolicy {
         max_attempts: 4,
         base_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
+        ..RetryPolicy::default()
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Settings {
     pub sign_in: SignIn,
     /// Lifetime of issued access and id tokens.
     pub token_lifetime_ms: u64,
+    /// The `expires_in` the token endpoint announces instead of the real lifetime (an identity
+    /// platform that misbehaves, e.g. `u64::MAX`); `None` tells the truth.
+    pub token_expires_in_secs: Option<u64>,
     /// Lifetime of authorization codes.
     pub code_lifetime_ms: u64,
     /// Default page size of message and user collections.
@@ -37,6 +40,7 @@ impl Default for Settings {
             faults: FaultSettings::default(),
             sign_in: SignIn::Decline,
             token_lifetime_ms: 3_599_000,
+            token_expires_in_secs: None,
             code_lifetime_ms: 600_000,
             page_size: 10,
             shuffle_batch_responses: true,
