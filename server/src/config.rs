@@ -290,6 +290,9 @@ settings! {
     consent_redirect_uri: Option<String> = None => Option<String>;
     /// How long a consent URL stays usable, in milliseconds.
     consent_ttl_ms: u64 = 600_000 => Option<u64>;
+    /// A consent attempt still completing this many milliseconds after its URL expired was
+    /// interrupted (crash, redeploy): the sweep fails it and its PENDING domains.
+    consent_completion_timeout_ms: u64 = 900_000 => Option<u64>;
     /// Consent callbacks one client address may make per second.
     consent_callback_rate_per_second: f64 = 1.0 => Option<f64>;
     /// Consent callbacks one client address may make at once.
@@ -424,6 +427,7 @@ impl Settings {
         crate::retention::Retention {
             deliveries: days(self.delivery_retention_days),
             jobs: days(self.job_retention_days),
+            consent_completion: millis(self.consent_completion_timeout_ms),
         }
     }
 
