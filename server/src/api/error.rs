@@ -158,6 +158,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { resource, id } => Self::NotFound { resource, id },
             StoreError::AlreadyExists { resource, id } => Self::AlreadyExists { resource, id },
             StoreError::RequestIdReused(id) => Self::RequestIdReused(id),
+            too_many @ StoreError::TooManyRecipients { .. } => Self::FailedPrecondition {
+                reason: "TOO_MANY_RECIPIENTS",
+                message: too_many.to_string(),
+            },
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 Self::Unavailable("DATABASE_UNAVAILABLE")
@@ -181,7 +185,7 @@ impl From<ApiError> for Status {
         let code = match &err {
             ApiError::InvalidArgument(violations) => {
                 info(&mut details, "INVALID_ARGUMENT");
-                for v in violations {
+                for v in violations.iter().take(super::validate::Violations::MAX) {
                     details.add_bad_request_violation(v.field.clone(), v.description.clone());
                 }
                 Code::InvalidArgument
@@ -247,6 +251,40 @@ impl From<ApiError> for Status {
                 Code::Internal
             }
         };
-        Status::with_error_details(code, message, details)
+        Status::with_error_details(code, bounded_message(message), details)
+    }
+}
+
+/// The longest `grpc-message` sent (proxies refuse headers of tens of kilobytes).
+pub const MAX_STATUS_MESSAGE: usize = 2_048;
+
+/// `message` cut to [`MAX_STATUS_MESSAGE`] bytes at a character boundary, marked when cut.
+fn bounded_message(message: String) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_STATUS_MESSAGE - 3;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_with_thousands_of_violations_stays_small_enough_for_proxies() {
+        let violations: Vec<FieldViolation> = (0..10_000)
+            .map(|i| FieldViolation {
+                field: format!("delivery.recipients[{i}]"),
+                description: "is not an email address (e.g. someone@example.com)".to_owned(),
+            })
+            .collect();
+        let status = Status::from(ApiError::InvalidArgument(violations));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().len() <= MAX_STATUS_MESSAGE, "{}", status.message().len());
+        assert!(status.details().len() < 16 * 1024, "{}", status.details().len());
     }
 }

@@ -45,14 +45,7 @@ impl CompletionParams {
     /// Microsoft's free text made storable and bounded: no control characters (PostgreSQL
     /// refuses NUL), at most 1,000 characters each.
     pub fn sanitized(&self) -> Self {
-        let clean = |v: &Option<String>| {
-            v.as_ref().map(|t| {
-                t.chars()
-                    .filter(|c| !c.is_control())
-                    .take(1000)
-                    .collect::<String>()
-            })
-        };
+        let clean = |v: &Option<String>| v.as_deref().map(|t| crate::text::printable(t, 1000));
         Self {
             state: self.state.clone(),
             code: self.code.clone(),

@@ -55,6 +55,39 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Most pages of one collection followed (at Graph's default of 10 a page, 10,000 items).
+pub const MAX_PAGES: usize = 1_000;
+
+/// The largest Graph answer read (a page of 1,000 messages with every field is far less).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads an answer's body, refusing one larger than [`MAX_ANSWER_BYTES`].
+pub(crate) async fn bounded_body(mut response: reqwest::Response) -> Result<Vec<u8>, GraphError> {
+    let too_large = || {
+        GraphError::Transport(format!(
+            "Graph's answer exceeds {MAX_ANSWER_BYTES} bytes; not read"
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| GraphError::Transport(format!("unreadable Graph answer: {e}")))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Graph allows an app four concurrent requests per mailbox ("MailboxConcurrency").
 pub const REQUESTS_PER_MAILBOX: usize = 4;
 
@@ -105,14 +138,48 @@ impl GraphClient {
     ) -> Result<Vec<T>, GraphError> {
         let mut items = Vec::new();
         let mut next = Some(first.to_owned());
+        let mut pages = 0;
         while let Some(url) = next {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(GraphError::Transport(format!(
+                    "Graph kept paging past {MAX_PAGES} pages; not followed further"
+                )));
+            }
+            if !self.is_graph_url(&url) {
+                // Following it would send the tenant's app token to whoever it names.
+                return Err(GraphError::Transport(
+                    "Graph's @odata.nextLink points outside the configured Graph base URL; not followed"
+                        .to_owned(),
+                ));
+            }
             let page: Page<T> = self
                 .request_json(microsoft_tenant, mailbox, Method::GET, &url, None)
                 .await?;
             items.extend(page.value);
+            if page.next_link.as_deref() == Some(url.as_str()) {
+                return Err(GraphError::Transport(
+                    "Graph's @odata.nextLink names the page it came with; not followed".to_owned(),
+                ));
+            }
             next = page.next_link;
         }
         Ok(items)
+    }
+
+    /// Whether `url` lies under the configured Graph base URL (same scheme, host and port,
+    /// path under `/v1.0/`): the only place the app token is sent.
+    fn is_graph_url(&self, url: &str) -> bool {
+        let (Ok(base), Ok(url)) = (reqwest::Url::parse(&self.base), reqwest::Url::parse(url)) else {
+            return false;
+        };
+        let base_path = format!("{}/", base.path().trim_end_matches('/'));
+        url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.path().starts_with(&base_path)
     }
 
     /// A request whose answer is JSON.
@@ -124,10 +191,11 @@ impl GraphClient {
         url: &str,
         body: Option<serde_json::Value>,
     ) -> Result<T, GraphError> {
-        self.request(microsoft_tenant, mailbox, method, url, body)
-            .await?
-            .json::<T>()
-            .await
+        let response = self
+            .request(microsoft_tenant, mailbox, method, url, body)
+            .await?;
+        let body = bounded_body(response).await?;
+        serde_json::from_slice(&body)
             .map_err(|e| GraphError::Transport(format!("unreadable Graph answer: {e}")))
     }
 
@@ -293,7 +361,7 @@ pub(crate) async fn api_error(response: reqwest::Response) -> GraphError {
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
-    let body = response.bytes().await.unwrap_or_default();
+    let body = bounded_body(response).await.unwrap_or_default();
     let body = serde_json::from_slice(&body)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
     GraphError::from_answer(status, retry_after, &body)

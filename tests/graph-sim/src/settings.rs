@@ -24,6 +24,11 @@ pub struct Settings {
     pub token_expires_in_secs: Option<u64>,
     /// Lifetime of authorization codes.
     pub code_lifetime_ms: u64,
+    /// Base URL (scheme, host, port) message `@odata.nextLink`s point at instead of the
+    /// simulator's own (a misbehaving or tampered answer sending clients elsewhere).
+    pub next_link_base: Option<String>,
+    /// Message `@odata.nextLink`s name the page they came with (paging never ends).
+    pub next_link_loops: bool,
     /// Default page size of message and user collections.
     pub page_size: usize,
     /// Whether `$batch` answers are shuffled (Graph does not promise any order).
@@ -42,6 +47,8 @@ impl Default for Settings {
             token_lifetime_ms: 3_599_000,
             token_expires_in_secs: None,
             code_lifetime_ms: 600_000,
+            next_link_base: None,
+            next_link_loops: false,
             page_size: 10,
             shuffle_batch_responses: true,
             max_recorded_requests: 2_000_000,
