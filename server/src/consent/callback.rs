@@ -28,7 +28,7 @@ use crate::{
 
 /// The redirect's query parameters. Others Microsoft may add (`session_state`, `tenant`,
 /// `admin_consent`, `scope`) are ignored: in particular a `tenant` parameter is never trusted.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 pub struct CompletionParams {
     /// The single-use state.
     #[serde(default)]
@@ -39,6 +39,18 @@ pub struct CompletionParams {
     pub error: Option<String>,
     /// Microsoft's description of the failure.
     pub error_description: Option<String>,
+}
+
+/// Redacted: the state and the code complete the consent for whoever holds them.
+impl std::fmt::Debug for CompletionParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompletionParams")
+            .field("state", &"[REDACTED]")
+            .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .finish()
+    }
 }
 
 impl CompletionParams {
@@ -243,6 +255,19 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::escape;
+
+    #[test]
+    fn the_state_and_the_code_do_not_appear_in_debug_output() {
+        let params = super::CompletionParams {
+            state: "state-secret".into(),
+            code: Some("code-secret".into()),
+            error: Some("access_denied".into()),
+            error_description: None,
+        };
+        let printed = format!("{params:?}");
+        assert!(!printed.contains("state-secret") && !printed.contains("code-secret"), "{printed}");
+        assert!(printed.contains("access_denied"), "{printed}");
+    }
 
     #[test]
     fn microsofts_text_cannot_inject_markup() {
