@@ -683,7 +683,13 @@ mod tests {
             "the explicit opt-in starts (logged at ERROR)"
         );
         assert!(
-            with(&["--listen-addr", "0.0.0.0:50051", "--jwt-hs256-secret", "own"]).is_ok(),
+            with(&[
+                "--listen-addr",
+                "0.0.0.0:50051",
+                "--jwt-hs256-secret",
+                "own"
+            ])
+            .is_ok(),
             "a key of the operator's own is not the public one"
         );
         assert!(
@@ -704,7 +710,10 @@ mod tests {
     fn help_says_the_development_key_is_loopback_only() {
         use clap::CommandFactory as _;
         let help = Cli::command().render_long_help().to_string();
-        assert!(help.contains("--allow-development-key-on-network"), "{help}");
+        assert!(
+            help.contains("--allow-development-key-on-network"),
+            "{help}"
+        );
         assert!(help.contains("loopback"), "{help}");
     }
 

@@ -13,8 +13,7 @@ use crate::store::Store;
 pub const CONSENT_ABANDONED: &str = "consent attempt expired; press Grant Permissions again";
 
 /// Why a domain failed when its consent attempt was interrupted while completing.
-pub const CONSENT_INTERRUPTED: &str =
-    "the consent could not be completed (the service was interrupted); press Grant Permissions again";
+pub const CONSENT_INTERRUPTED: &str = "the consent could not be completed (the service was interrupted); press Grant Permissions again";
 
 /// How long things are kept; `None` keeps them forever.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +47,10 @@ pub async fn sweep_periodically(
             .await
         {
             Ok(0) => {}
-            Ok(failed) => tracing::warn!(failed, "failed consent attempts interrupted while completing"),
+            Ok(failed) => tracing::warn!(
+                failed,
+                "failed consent attempts interrupted while completing"
+            ),
             Err(err) => {
                 tracing::warn!(error = %err, "interrupted-consent sweep failed; trying again later");
             }

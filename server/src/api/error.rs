@@ -284,7 +284,15 @@ mod tests {
             .collect();
         let status = Status::from(ApiError::InvalidArgument(violations));
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().len() <= MAX_STATUS_MESSAGE, "{}", status.message().len());
-        assert!(status.details().len() < 16 * 1024, "{}", status.details().len());
+        assert!(
+            status.message().len() <= MAX_STATUS_MESSAGE,
+            "{}",
+            status.message().len()
+        );
+        assert!(
+            status.details().len() < 16 * 1024,
+            "{}",
+            status.details().len()
+        );
     }
 }

@@ -265,7 +265,10 @@ mod tests {
             error_description: None,
         };
         let printed = format!("{params:?}");
-        assert!(!printed.contains("state-secret") && !printed.contains("code-secret"), "{printed}");
+        assert!(
+            !printed.contains("state-secret") && !printed.contains("code-secret"),
+            "{printed}"
+        );
         assert!(printed.contains("access_denied"), "{printed}");
     }
 

@@ -240,7 +240,12 @@ mod secrecy_tests {
             id_token: Some("eyJ-id-secret".into()),
         };
         let printed = format!("{signed_in:?} {authorization:?} {id_token:?}");
-        for secret in ["access-secret", "state-secret", "verifier-secret", "id-secret"] {
+        for secret in [
+            "access-secret",
+            "state-secret",
+            "verifier-secret",
+            "id-secret",
+        ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
         assert!(printed.contains("tid"), "{printed}");

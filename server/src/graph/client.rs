@@ -170,7 +170,8 @@ impl GraphClient {
     /// Whether `url` lies under the configured Graph base URL (same scheme, host and port,
     /// path under `/v1.0/`): the only place the app token is sent.
     fn is_graph_url(&self, url: &str) -> bool {
-        let (Ok(base), Ok(url)) = (reqwest::Url::parse(&self.base), reqwest::Url::parse(url)) else {
+        let (Ok(base), Ok(url)) = (reqwest::Url::parse(&self.base), reqwest::Url::parse(url))
+        else {
             return false;
         };
         let base_path = format!("{}/", base.path().trim_end_matches('/'));
@@ -276,7 +277,9 @@ impl GraphClient {
                 status: 429 | 503,
                 retry_after: Some(after),
                 ..
-            } => (*after <= self.retry.max_retry_after).then(|| after.saturating_add(jitter(*after))),
+            } => {
+                (*after <= self.retry.max_retry_after).then(|| after.saturating_add(jitter(*after)))
+            }
             GraphError::Api {
                 status: 429 | 500 | 502 | 503 | 504,
                 ..
@@ -396,11 +399,7 @@ mod tests {
             "99999999999999999999999999",
             "Fri, 31 Dec 9999 23:59:59 GMT",
         ] {
-            assert_eq!(
-                parse_retry_after(huge),
-                Some(RETRY_AFTER_CEILING),
-                "{huge}"
-            );
+            assert_eq!(parse_retry_after(huge), Some(RETRY_AFTER_CEILING), "{huge}");
         }
         assert_eq!(parse_retry_after("-5"), None);
     }

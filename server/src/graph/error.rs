@@ -60,10 +60,8 @@ impl GraphError {
         body: &serde_json::Value,
     ) -> Self {
         let text = |pointer: &str| body.pointer(pointer).and_then(serde_json::Value::as_str);
-        let code = text("/error/code").map_or_else(
-            || format!("Http{status}"),
-            |c| printable(c, 100),
-        );
+        let code =
+            text("/error/code").map_or_else(|| format!("Http{status}"), |c| printable(c, 100));
         let message = text("/error/message")
             .or_else(|| body.as_str())
             .map_or_else(String::new, |m| printable(m, 200));
@@ -90,8 +88,10 @@ mod tests {
 
     #[test]
     fn graph_error_texts_lose_control_characters() {
-        let body = serde_json::json!({"error": {"code": "Error\u{0}X", "message": "bad\u{0}\r\nthing"}});
-        let GraphError::Api { code, message, .. } = GraphError::from_answer(400, None, &body) else {
+        let body =
+            serde_json::json!({"error": {"code": "Error\u{0}X", "message": "bad\u{0}\r\nthing"}});
+        let GraphError::Api { code, message, .. } = GraphError::from_answer(400, None, &body)
+        else {
             panic!("an API error")
         };
         assert_eq!((code.as_str(), message.as_str()), ("ErrorX", "badthing"));

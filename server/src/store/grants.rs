@@ -12,8 +12,8 @@ use super::{
     in_transaction, parse_stored,
 };
 use crate::domain::{
-    AuditEntry, AuditOutcome, AuditSection, DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, NewGrant,
-    RetractStatus, TenantId, now,
+    AuditEntry, AuditOutcome, AuditSection, DomainOutcome, Grant, GrantEnd, GrantState,
+    MicrosoftTenantId, NewGrant, RetractStatus, TenantId, now,
 };
 
 /// A consent attempt claimed by its redirect, with the verifier needed to redeem its code.

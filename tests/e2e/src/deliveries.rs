@@ -645,14 +645,21 @@ async fn a_merged_recipient_list_stops_at_ten_thousand(backend: Backend) {
     let found = search(&app, pb::SearchDeliveriesRequest::default())
         .await
         .unwrap();
-    assert_eq!(found.deliveries[0].recipient_count, 10_000, "nothing merged");
+    assert_eq!(
+        found.deliveries[0].recipient_count, 10_000,
+        "nothing merged"
+    );
     app.stop().await;
 }
 
 async fn filter_times_outside_1970_to_9999_are_invalid_arguments(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_tenant("acme").await;
-    record(&app, delivery("<m@v.example>", &["a@acme.example"], Utc::now())).await;
+    record(
+        &app,
+        delivery("<m@v.example>", &["a@acme.example"], Utc::now()),
+    )
+    .await;
     let year_10000 = Some(Timestamp {
         seconds: 253_402_300_800,
         nanos: 0,
@@ -671,7 +678,10 @@ async fn filter_times_outside_1970_to_9999_are_invalid_arguments(backend: Backen
         )
         .await,
     );
-    assert_eq!((f.code, f.fields.as_slice()), (Code::InvalidArgument, &["delivered_after".to_owned()][..]));
+    assert_eq!(
+        (f.code, f.fields.as_slice()),
+        (Code::InvalidArgument, &["delivered_after".to_owned()][..])
+    );
     let f = expect_failure(
         search(
             &app,
@@ -682,7 +692,10 @@ async fn filter_times_outside_1970_to_9999_are_invalid_arguments(backend: Backen
         )
         .await,
     );
-    assert_eq!((f.code, f.fields.as_slice()), (Code::InvalidArgument, &["delivered_before".to_owned()][..]));
+    assert_eq!(
+        (f.code, f.fields.as_slice()),
+        (Code::InvalidArgument, &["delivered_before".to_owned()][..])
+    );
     let f = expect_failure(
         app.service()
             .retract()
@@ -713,7 +726,15 @@ async fn ten_thousand_bad_recipients_give_an_error_a_proxy_accepts(backend: Back
         .await
         .expect_err("refused");
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().len() <= 2_048, "{} bytes", status.message().len());
-    assert!(status.details().len() <= 16 * 1024, "{} bytes of details", status.details().len());
+    assert!(
+        status.message().len() <= 2_048,
+        "{} bytes",
+        status.message().len()
+    );
+    assert!(
+        status.details().len() <= 16 * 1024,
+        "{} bytes of details",
+        status.details().len()
+    );
     app.stop().await;
 }

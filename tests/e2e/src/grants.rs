@@ -710,7 +710,9 @@ async fn a_consent_interrupted_while_completing_is_failed_by_the_sweep(backend: 
         .expect("the state is spent");
     assert!(!claimed.pkce_verifier.is_empty());
 
-    let db = sea_orm::Database::connect(w.app.database_url()).await.unwrap();
+    let db = sea_orm::Database::connect(w.app.database_url())
+        .await
+        .unwrap();
     let verifier = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),
@@ -750,6 +752,9 @@ async fn a_consent_interrupted_while_completing_is_failed_by_the_sweep(backend: 
     // The browser retrying the redirect changes nothing.
     let (status, _) = land(&callback).await;
     assert_eq!(status, 400);
-    assert_eq!(w.grant(&grant.grant_id).await.state(), pb::GrantState::Failed);
+    assert_eq!(
+        w.grant(&grant.grant_id).await.state(),
+        pb::GrantState::Failed
+    );
     w.app.stop().await;
 }

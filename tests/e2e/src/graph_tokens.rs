@@ -181,7 +181,10 @@ async fn an_absurd_expires_in_is_believed_for_a_day_at_most_instead_of_overflowi
     let (sim, tenant) = contoso_sim().await;
     sim.update_settings(|s| s.token_expires_in_secs = Some(u64::MAX));
     let (tokens, client) = graph(&settings(&sim, CLIENT_SECRET, Duration::from_secs(60)));
-    tokens.get(&tenant).await.expect("a token despite expires_in = u64::MAX");
+    tokens
+        .get(&tenant)
+        .await
+        .expect("a token despite expires_in = u64::MAX");
     tokens.get(&tenant).await.expect("the cached token");
     assert_eq!(token_requests(&sim).len(), 1, "the token is cached");
     assert!(!client.list_domains(&tenant).await.unwrap().is_empty());

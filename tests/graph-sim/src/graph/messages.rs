@@ -207,11 +207,7 @@ fn next_link(
         .next_link_base
         .clone()
         .unwrap_or_else(|| cx.sim.graph_base().to_owned());
-    format!(
-        "{}{path}?{}",
-        base,
-        odata::encode_query(&pairs)
-    )
+    format!("{}{path}?{}", base, odata::encode_query(&pairs))
 }
 
 fn check_id(id: &str) -> Result<(), GraphError> {
