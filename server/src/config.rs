@@ -192,7 +192,10 @@ impl<T> Unset for Vec<T> {
 }
 
 settings! {
-    /// Address of the one port serving gRPC, gRPC-Web, health and reflection.
+    /// Address of the one port serving gRPC, gRPC-Web, health and reflection. In development
+    /// mode with no caller-token key configured, only a loopback address is accepted (anyone
+    /// can mint tokens with the public development key) unless
+    /// `allow_development_key_on_network`.
     listen_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 50051)) => Option<SocketAddr>;
     /// Database URL: `sqlite://retract.db?mode=rwc` (embedded) or `postgres://…`.
     database_url: String = "sqlite://retract.db?mode=rwc".to_owned() => Option<String>;
@@ -240,10 +243,15 @@ settings! {
     /// Clock skew tolerated on `exp`/`nbf`, in seconds.
     jwt_leeway_s: u64 = 30 => Option<u64>;
     /// `development` or `production`; production refuses HS256 and the development key.
+    /// Development with no key configured uses the public development key, on a loopback
+    /// `listen_addr` only.
     mode: Mode = Mode::Development => Option<Mode>;
     /// Start in production mode despite insecure settings (HS256 or the development key);
     /// logged loudly at every start.
     allow_insecure_production: bool = false => Option<bool>;
+    /// Accept the public development key on a non-loopback `listen_addr` (anyone who reaches
+    /// the port can then mint a token for every tenant); logged at ERROR at every start.
+    allow_development_key_on_network: bool = false => Option<bool>;
     /// Calls per second one caller may sustain (0 turns limiting off).
     rate_limit_per_second: f64 = 50.0 => Option<f64>;
     /// Calls one quiet caller may make at once.
@@ -274,11 +282,17 @@ settings! {
     graph_backoff_base_ms: u64 = 500 => Option<u64>;
     /// Longest backoff between Graph attempts, in milliseconds.
     graph_backoff_max_ms: u64 = 30_000 => Option<u64>;
+    /// Longest `Retry-After` from Microsoft that is waited for, in milliseconds; a longer
+    /// one fails the request with Microsoft's answer.
+    graph_max_retry_after_ms: u64 = 300_000 => Option<u64>;
     /// The public URL of `/consent/callback` that Microsoft redirects to; default: this
     /// server's own address (fine on a laptop, set it behind a proxy).
     consent_redirect_uri: Option<String> = None => Option<String>;
     /// How long a consent URL stays usable, in milliseconds.
     consent_ttl_ms: u64 = 600_000 => Option<u64>;
+    /// A consent attempt still completing this many milliseconds after its URL expired was
+    /// interrupted (crash, redeploy): the sweep fails it and its PENDING domains.
+    consent_completion_timeout_ms: u64 = 900_000 => Option<u64>;
     /// Consent callbacks one client address may make per second.
     consent_callback_rate_per_second: f64 = 1.0 => Option<f64>;
     /// Consent callbacks one client address may make at once.
@@ -413,7 +427,38 @@ impl Settings {
         crate::retention::Retention {
             deliveries: days(self.delivery_retention_days),
             jobs: days(self.job_retention_days),
+            consent_completion: millis(self.consent_completion_timeout_ms),
         }
+    }
+
+    /// Whether caller tokens are verified with the public development key.
+    pub fn uses_development_key(&self) -> bool {
+        self.no_keys_configured()
+            && (self.mode == Mode::Development || self.allow_insecure_production)
+    }
+
+    /// Refuses the public development key on an address other hosts can reach, unless the
+    /// operator opted in (then logged at ERROR).
+    fn check_development_key_exposure(&self) -> Result<(), ConfigError> {
+        if !self.uses_development_key() || self.listen_addr.ip().is_loopback() {
+            return Ok(());
+        }
+        if !self.allow_development_key_on_network {
+            return Err(ConfigError(format!(
+                "refusing to start: listen_addr {} is reachable from the network and caller \
+                 tokens would be verified with the public development key (anyone could mint \
+                 a token for every tenant); configure a key (production: jwt_public_key_files, \
+                 jwt_jwks_file or jwt_jwks_url), listen on a loopback address, or pass \
+                 --allow-development-key-on-network true",
+                self.listen_addr
+            )));
+        }
+        tracing::error!(
+            listen_addr = %self.listen_addr,
+            "INSECURE START (--allow-development-key-on-network): the public development key \
+             is accepted on a network address; anyone who reaches it can act on every tenant"
+        );
+        Ok(())
     }
 
     /// Whether no key source at all is configured.
@@ -429,10 +474,7 @@ impl Settings {
     pub fn key_sources(&self) -> KeySources {
         let hs256_secret = match (&self.jwt_hs256_secret, self.mode) {
             (Some(secret), _) => Some(secret.clone()),
-            (None, mode)
-                if self.no_keys_configured()
-                    && (mode == Mode::Development || self.allow_insecure_production) =>
-            {
+            (None, _) if self.uses_development_key() => {
                 Some(SecretString::from(DEVELOPMENT_JWT_SECRET))
             }
             (None, _) => None,
@@ -478,6 +520,7 @@ impl Settings {
                 max_attempts: self.graph_max_attempts,
                 base_backoff: millis(self.graph_backoff_base_ms),
                 max_backoff: millis(self.graph_backoff_max_ms),
+                max_retry_after: millis(self.graph_max_retry_after_ms),
             },
         }))
     }
@@ -524,6 +567,7 @@ impl Settings {
                 "rate limits must be finite and not negative".to_owned(),
             ));
         }
+        self.check_development_key_exposure()?;
         if self.mode == Mode::Production {
             let mut problems = Vec::new();
             if self.jwt_hs256_secret.is_some() {
@@ -617,6 +661,60 @@ mod tests {
                 .check()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn the_development_key_is_refused_on_a_network_address_unless_opted_in() {
+        let with = |args: &[&str]| settings_from(args).check();
+        for addr in ["0.0.0.0:50051", "[::]:50051", "192.0.2.7:50051"] {
+            let err = with(&["--listen-addr", addr]).unwrap_err().to_string();
+            assert!(err.contains("public development key"), "{addr}: {err}");
+        }
+        assert!(with(&["--listen-addr", "127.0.0.1:50051"]).is_ok());
+        assert!(with(&["--listen-addr", "[::1]:50051"]).is_ok());
+        assert!(
+            with(&[
+                "--listen-addr",
+                "0.0.0.0:50051",
+                "--allow-development-key-on-network",
+                "true"
+            ])
+            .is_ok(),
+            "the explicit opt-in starts (logged at ERROR)"
+        );
+        assert!(
+            with(&[
+                "--listen-addr",
+                "0.0.0.0:50051",
+                "--jwt-hs256-secret",
+                "own"
+            ])
+            .is_ok(),
+            "a key of the operator's own is not the public one"
+        );
+        assert!(
+            with(&[
+                "--listen-addr",
+                "0.0.0.0:50051",
+                "--mode",
+                "production",
+                "--allow-insecure-production",
+                "true"
+            ])
+            .is_err(),
+            "the production escape hatch does not expose the development key either"
+        );
+    }
+
+    #[test]
+    fn help_says_the_development_key_is_loopback_only() {
+        use clap::CommandFactory as _;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("--allow-development-key-on-network"),
+            "{help}"
+        );
+        assert!(help.contains("loopback"), "{help}");
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod retention;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 
 pub use config::Settings;
 pub use startup::{Application, StartupError};

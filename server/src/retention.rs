@@ -12,6 +12,9 @@ use crate::store::Store;
 /// Why a domain failed when its consent attempt was abandoned.
 pub const CONSENT_ABANDONED: &str = "consent attempt expired; press Grant Permissions again";
 
+/// Why a domain failed when its consent attempt was interrupted while completing.
+pub const CONSENT_INTERRUPTED: &str = "the consent could not be completed (the service was interrupted); press Grant Permissions again";
+
 /// How long things are kept; `None` keeps them forever.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
@@ -19,6 +22,8 @@ pub struct Retention {
     pub deliveries: Option<chrono::Duration>,
     /// Finished retract jobs and their events, by finish time.
     pub jobs: Option<chrono::Duration>,
+    /// A consent attempt still completing this long after its URL expired was interrupted.
+    pub consent_completion: Duration,
 }
 
 /// Ends abandoned consent attempts and removes what is past `keep`, now and then every
@@ -35,6 +40,19 @@ pub async fn sweep_periodically(
             Ok(expired) => tracing::info!(expired, "ended abandoned consent attempts"),
             Err(err) => {
                 tracing::warn!(error = %err, "consent attempt sweep failed; trying again later");
+            }
+        }
+        match store
+            .fail_interrupted_grants(keep.consent_completion, CONSENT_INTERRUPTED)
+            .await
+        {
+            Ok(0) => {}
+            Ok(failed) => tracing::warn!(
+                failed,
+                "failed consent attempts interrupted while completing"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "interrupted-consent sweep failed; trying again later");
             }
         }
         if let Some(keep) = keep.deliveries {

@@ -22,9 +22,20 @@ pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
     }
 }
 
-/// An optional request timestamp: unset means "no bound".
+/// The earliest request time accepted: 1970-01-01T00:00:00Z.
+pub const EARLIEST_SECONDS: i64 = 0;
+/// The latest request time accepted: 9999-12-31T23:59:59Z (what both databases store and
+/// sort correctly).
+pub const LATEST_SECONDS: i64 = 253_402_300_799;
+
+/// An optional request timestamp: unset means "no bound"; set, within 1970–9999.
 pub fn optional_time(ts: Option<&Timestamp>) -> Result<Option<DateTime<Utc>>, ValidationError> {
     let Some(ts) = ts else { return Ok(None) };
+    if !(EARLIEST_SECONDS..=LATEST_SECONDS).contains(&ts.seconds) {
+        return Err(ValidationError(
+            "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z".into(),
+        ));
+    }
     let nanos = u32::try_from(ts.nanos)
         .ok()
         .filter(|n| *n < 1_000_000_000)
@@ -372,5 +383,14 @@ mod tests {
             }))
             .is_err()
         );
+    }
+
+    #[test]
+    fn request_times_outside_1970_to_9999_are_refused() {
+        let at = |seconds| optional_time(Some(&Timestamp { seconds, nanos: 0 }));
+        assert!(at(-1).is_err(), "before 1970");
+        assert!(at(LATEST_SECONDS + 1).is_err(), "year 10000");
+        assert!(at(0).is_ok());
+        assert!(at(LATEST_SECONDS).is_ok());
     }
 }

@@ -266,6 +266,11 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { resource, id } => Self::NotFound { resource, id },
             StoreError::AlreadyExists { resource, id } => Self::AlreadyExists { resource, id },
             StoreError::RequestIdReused(id) => Self::RequestIdReused(id),
+            StoreError::TooManyRecipients { message_id, max } => Self::precondition(
+                Reason::TooManyRecipients,
+                format!("delivery {message_id} would have more than {max} recipients"),
+                vec![("internet_message_id", message_id)],
+            ),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 Self::Unavailable(Reason::DatabaseUnavailable)
@@ -292,7 +297,10 @@ impl From<ApiError> for Status {
                     Reason::InvalidArgument,
                     vec![("field_count", violations.len().to_string())],
                 );
-                for v in violations {
+                for v in violations
+                    .into_iter()
+                    .take(super::validate::Violations::MAX)
+                {
                     details.add_bad_request_violation(v.field, v.description);
                 }
                 (Code::InvalidArgument, None)
@@ -379,8 +387,23 @@ impl From<ApiError> for Status {
         if let Some(after) = retry_after {
             details.set_retry_info(Some(after));
         }
-        Status::with_error_details(code, message, details)
+        Status::with_error_details(code, bounded_message(message), details)
     }
+}
+
+/// The longest `grpc-message` sent (proxies refuse headers of tens of kilobytes).
+pub const MAX_STATUS_MESSAGE: usize = 2_048;
+
+/// `message` cut to [`MAX_STATUS_MESSAGE`] bytes at a character boundary, marked when cut.
+fn bounded_message(message: String) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_STATUS_MESSAGE - 3;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end])
 }
 
 #[cfg(test)]
@@ -544,5 +567,27 @@ mod tests {
         let resource = status.get_error_details().resource_info().cloned().unwrap();
         assert_eq!(resource.resource_type, "retract.v1.RetractJob");
         assert_eq!(resource.resource_name, "0190");
+    }
+
+    #[test]
+    fn an_error_with_thousands_of_violations_stays_small_enough_for_proxies() {
+        let violations: Vec<FieldViolation> = (0..10_000)
+            .map(|i| FieldViolation {
+                field: format!("delivery.recipients[{i}]"),
+                description: "is not an email address (e.g. someone@example.com)".to_owned(),
+            })
+            .collect();
+        let status = Status::from(ApiError::InvalidArgument(violations));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().len() <= MAX_STATUS_MESSAGE,
+            "{}",
+            status.message().len()
+        );
+        assert!(
+            status.details().len() < 16 * 1024,
+            "{}",
+            status.details().len()
+        );
     }
 }

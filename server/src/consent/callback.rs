@@ -28,7 +28,7 @@ use crate::{
 
 /// The redirect's query parameters. Others Microsoft may add (`session_state`, `tenant`,
 /// `admin_consent`, `scope`) are ignored: in particular a `tenant` parameter is never trusted.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 pub struct CompletionParams {
     /// The single-use state.
     #[serde(default)]
@@ -41,18 +41,23 @@ pub struct CompletionParams {
     pub error_description: Option<String>,
 }
 
+/// Redacted: the state and the code complete the consent for whoever holds them.
+impl std::fmt::Debug for CompletionParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompletionParams")
+            .field("state", &"[REDACTED]")
+            .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .finish()
+    }
+}
+
 impl CompletionParams {
     /// Microsoft's free text made storable and bounded: no control characters (PostgreSQL
     /// refuses NUL), at most 1,000 characters each.
     pub fn sanitized(&self) -> Self {
-        let clean = |v: &Option<String>| {
-            v.as_ref().map(|t| {
-                t.chars()
-                    .filter(|c| !c.is_control())
-                    .take(1000)
-                    .collect::<String>()
-            })
-        };
+        let clean = |v: &Option<String>| v.as_deref().map(|t| crate::text::printable(t, 1000));
         Self {
             state: self.state.clone(),
             code: self.code.clone(),
@@ -250,6 +255,22 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::escape;
+
+    #[test]
+    fn the_state_and_the_code_do_not_appear_in_debug_output() {
+        let params = super::CompletionParams {
+            state: "state-secret".into(),
+            code: Some("code-secret".into()),
+            error: Some("access_denied".into()),
+            error_description: None,
+        };
+        let printed = format!("{params:?}");
+        assert!(
+            !printed.contains("state-secret") && !printed.contains("code-secret"),
+            "{printed}"
+        );
+        assert!(printed.contains("access_denied"), "{printed}");
+    }
 
     #[test]
     fn microsofts_text_cannot_inject_markup() {

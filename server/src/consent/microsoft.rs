@@ -18,11 +18,23 @@ use serde::{Deserialize, Serialize};
 use crate::graph::{GRAPH_DEFAULT_SCOPE, GraphError, GraphSettings};
 
 /// The token endpoint's answer with OpenID Connect's `id_token`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct IdTokenField {
     #[serde(default)]
     id_token: Option<String>,
 }
+
+/// Redacted: an id token is a bearer credential of the signed-in administrator.
+impl std::fmt::Debug for IdTokenField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenField")
+            .field("id_token", &self.id_token.as_ref().map(|_| REDACTED))
+            .finish()
+    }
+}
+
+/// What secrets print as.
+const REDACTED: &str = "[REDACTED]";
 
 impl ExtraTokenFields for IdTokenField {}
 
@@ -45,6 +57,7 @@ type ConsentClient = Client<
 const ANY_ORGANIZATION: &str = "organizations";
 
 /// A consent URL and the secrets bound to it.
+#[derive(Clone)]
 pub struct Authorization {
     /// Where to send the administrator's browser.
     pub url: String,
@@ -55,7 +68,7 @@ pub struct Authorization {
 }
 
 /// Who signed in and for which Microsoft tenant, as the code redemption proves it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SignedIn {
     /// The Microsoft tenant (`tid` of the id token).
     pub microsoft_tenant_id: String,
@@ -63,6 +76,28 @@ pub struct SignedIn {
     pub object_id: Option<String>,
     /// The delegated access token, to ask Graph `/me`.
     pub access_token: String,
+}
+
+/// Redacted: the delegated access token acts as the administrator.
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("microsoft_tenant_id", &self.microsoft_tenant_id)
+            .field("object_id", &self.object_id)
+            .field("access_token", &REDACTED)
+            .finish()
+    }
+}
+
+/// Redacted: the state and the verifier are what completing the consent takes.
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization")
+            .field("url", &"[REDACTED: carries the state]")
+            .field("state", &REDACTED)
+            .field("pkce_verifier", &REDACTED)
+            .finish()
+    }
 }
 
 /// `GET /me`.
@@ -183,4 +218,36 @@ pub async fn me(
         .json::<Me>()
         .await
         .map_err(|e| GraphError::Transport(format!("unreadable /me: {e}")))
+}
+
+#[cfg(test)]
+mod secrecy_tests {
+    use super::*;
+
+    #[test]
+    fn tokens_states_and_verifiers_do_not_appear_in_debug_output() {
+        let signed_in = SignedIn {
+            microsoft_tenant_id: "tid".into(),
+            object_id: None,
+            access_token: "eyJ-access-secret".into(),
+        };
+        let authorization = Authorization {
+            url: "https://login.example/authorize?state=state-secret".into(),
+            state: "state-secret".into(),
+            pkce_verifier: "verifier-secret".into(),
+        };
+        let id_token = IdTokenField {
+            id_token: Some("eyJ-id-secret".into()),
+        };
+        let printed = format!("{signed_in:?} {authorization:?} {id_token:?}");
+        for secret in [
+            "access-secret",
+            "state-secret",
+            "verifier-secret",
+            "id-secret",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("tid"), "{printed}");
+    }
 }

@@ -110,7 +110,7 @@ impl DomainOutcome {
 }
 
 /// A consent attempt to store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewGrant {
     /// Its id.
     pub id: String,
@@ -128,6 +128,22 @@ pub struct NewGrant {
     pub request_id: String,
     /// When the state stops being accepted.
     pub expires_at: DateTime<Utc>,
+}
+
+/// Redacted: the verifier redeems the attempt's code.
+impl std::fmt::Debug for NewGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewGrant")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("state_hash", &self.state_hash)
+            .field("pkce_verifier", &"[REDACTED]")
+            .field("allow_relink", &self.allow_relink)
+            .field("requested_by", &self.requested_by)
+            .field("request_id", &self.request_id)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// A stored consent attempt.
@@ -192,6 +208,21 @@ pub struct GrantEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pkce_verifier_does_not_appear_in_debug_output() {
+        let grant = NewGrant {
+            id: "g".into(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            state_hash: "h".into(),
+            pkce_verifier: "verifier-secret".into(),
+            allow_relink: false,
+            requested_by: "a@b.example".into(),
+            request_id: "r".into(),
+            expires_at: chrono::Utc::now(),
+        };
+        assert!(!format!("{grant:?}").contains("verifier-secret"));
+    }
 
     #[test]
     fn microsoft_tenant_ids_are_canonical_guids() {

@@ -7,6 +7,8 @@
 //! - `plan`: the targets a job starts with, checked against the delivery and eligibility.
 //! - [`Engine`] (here): the worker loop, one job at a time per worker, many mailboxes at once.
 //! - `mailbox`: the work on one mailbox and how Graph's answers become outcomes.
+//! - `supervisor`: panics caught — a job that panicked is failed, the loop restarted,
+//!   both visible in [`EngineHealth`].
 //! - `watcher`: [`Watcher`], stored then live events of a job, Heartbeats, deadlines.
 //! - [`EventHub`]: wakes watchers in this process when a job has new events (watchers on
 //!   other replicas poll the store).
@@ -14,10 +16,12 @@
 mod dispatch;
 mod mailbox;
 mod plan;
+mod supervisor;
 mod watcher;
 
 pub use dispatch::{Dispatch, DispatchError};
 pub use plan::{PlanError, Refusal, RetractTab, TabRow};
+pub use supervisor::EngineHealth;
 pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
 
 use std::{
@@ -99,6 +103,7 @@ pub struct Engine {
     hub: Arc<EventHub>,
     wake: Arc<Notify>,
     owner: String,
+    health: Arc<EngineHealth>,
 }
 
 impl Engine {
@@ -120,6 +125,7 @@ impl Engine {
             hub,
             wake: Arc::new(Notify::new()),
             owner: format!("worker-{}", uuid::Uuid::new_v4()),
+            health: Arc::default(),
         }
     }
 
@@ -143,7 +149,7 @@ impl Engine {
             }
             match self.store.claim_job(&self.owner, self.settings.lease).await {
                 Ok(Some(job)) => {
-                    let outcome = self.process(&job, &stop).await;
+                    let outcome = self.process_supervised(&job, &stop).await;
                     if let Err(err) = &outcome {
                         // The lease stays ours until it expires: a back-off before this or
                         // another replica tries the job again, and newer jobs go first.

@@ -39,6 +39,9 @@ pub struct RetryPolicy {
     pub base_backoff: Duration,
     /// The longest backoff.
     pub max_backoff: Duration,
+    /// The longest `Retry-After` waited for; Microsoft asking for more fails the request
+    /// (its error stands, with the wait asked for) instead of holding a mailbox for hours.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -47,8 +50,42 @@ impl Default for RetryPolicy {
             max_attempts: 6,
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
         }
     }
+}
+
+/// Most pages of one collection followed (at Graph's default of 10 a page, 10,000 items).
+pub const MAX_PAGES: usize = 1_000;
+
+/// The largest Graph answer read (a page of 1,000 messages with every field is far less).
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads an answer's body, refusing one larger than [`MAX_ANSWER_BYTES`].
+pub(crate) async fn bounded_body(mut response: reqwest::Response) -> Result<Vec<u8>, GraphError> {
+    let too_large = || {
+        GraphError::Transport(format!(
+            "Graph's answer exceeds {MAX_ANSWER_BYTES} bytes; not read"
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| GraphError::Transport(format!("unreadable Graph answer: {e}")))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Graph allows an app four concurrent requests per mailbox ("MailboxConcurrency").
@@ -101,14 +138,49 @@ impl GraphClient {
     ) -> Result<Vec<T>, GraphError> {
         let mut items = Vec::new();
         let mut next = Some(first.to_owned());
+        let mut pages = 0;
         while let Some(url) = next {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(GraphError::Transport(format!(
+                    "Graph kept paging past {MAX_PAGES} pages; not followed further"
+                )));
+            }
+            if !self.is_graph_url(&url) {
+                // Following it would send the tenant's app token to whoever it names.
+                return Err(GraphError::Transport(
+                    "Graph's @odata.nextLink points outside the configured Graph base URL; not followed"
+                        .to_owned(),
+                ));
+            }
             let page: Page<T> = self
                 .request_json(microsoft_tenant, mailbox, Method::GET, &url, None)
                 .await?;
             items.extend(page.value);
+            if page.next_link.as_deref() == Some(url.as_str()) {
+                return Err(GraphError::Transport(
+                    "Graph's @odata.nextLink names the page it came with; not followed".to_owned(),
+                ));
+            }
             next = page.next_link;
         }
         Ok(items)
+    }
+
+    /// Whether `url` lies under the configured Graph base URL (same scheme, host and port,
+    /// path under `/v1.0/`): the only place the app token is sent.
+    fn is_graph_url(&self, url: &str) -> bool {
+        let (Ok(base), Ok(url)) = (reqwest::Url::parse(&self.base), reqwest::Url::parse(url))
+        else {
+            return false;
+        };
+        let base_path = format!("{}/", base.path().trim_end_matches('/'));
+        url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default()
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.path().starts_with(&base_path)
     }
 
     /// A request whose answer is JSON.
@@ -120,10 +192,11 @@ impl GraphClient {
         url: &str,
         body: Option<serde_json::Value>,
     ) -> Result<T, GraphError> {
-        self.request(microsoft_tenant, mailbox, method, url, body)
-            .await?
-            .json::<T>()
-            .await
+        let response = self
+            .request(microsoft_tenant, mailbox, method, url, body)
+            .await?;
+        let body = bounded_body(response).await?;
+        serde_json::from_slice(&body)
             .map_err(|e| GraphError::Transport(format!("unreadable Graph answer: {e}")))
     }
 
@@ -204,7 +277,9 @@ impl GraphClient {
                 status: 429 | 503,
                 retry_after: Some(after),
                 ..
-            } => Some(*after + jitter(*after)),
+            } => {
+                (*after <= self.retry.max_retry_after).then(|| after.saturating_add(jitter(*after)))
+            }
             GraphError::Api {
                 status: 429 | 500 | 502 | 503 | 504,
                 ..
@@ -259,19 +334,26 @@ fn jitter(after: Duration) -> Duration {
     Duration::from_millis(rand::rng().random_range(10..=50)) + after / 20
 }
 
+/// The longest `Retry-After` believed; anything above (a day and more, or a number too big
+/// for any clock) is read as this, so time arithmetic on it cannot overflow.
+pub(crate) const RETRY_AFTER_CEILING: Duration = Duration::from_secs(86_400);
+
 /// A `Retry-After` value: delay-seconds, or an HTTP-date (how long until then; a date in the
-/// past means now).
+/// past means now), at most [`RETRY_AFTER_CEILING`].
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits beyond u64 are a huge delay, not a missing one.
+        value
+            .parse::<u64>()
+            .map_or(RETRY_AFTER_CEILING, Duration::from_secs)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
         (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
             .to_std()
-            .unwrap_or_default(),
-    )
+            .unwrap_or_default()
+    };
+    Some(wait.min(RETRY_AFTER_CEILING))
 }
 
 /// Reads an error answer's `Retry-After` and body (see [`GraphError::from_answer`]).
@@ -282,7 +364,7 @@ pub(crate) async fn api_error(response: reqwest::Response) -> GraphError {
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
-    let body = response.bytes().await.unwrap_or_default();
+    let body = bounded_body(response).await.unwrap_or_default();
     let body = serde_json::from_slice(&body)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
     GraphError::from_answer(status, retry_after, &body)
@@ -308,5 +390,17 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn absurd_retry_after_values_are_capped_not_overflowed() {
+        for huge in [
+            "18446744073709551615",
+            "99999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(parse_retry_after(huge), Some(RETRY_AFTER_CEILING), "{huge}");
+        }
+        assert_eq!(parse_retry_after("-5"), None);
     }
 }

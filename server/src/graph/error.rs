@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::text::printable;
+
 /// Why a call to Microsoft failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
@@ -39,8 +41,11 @@ impl GraphError {
     ) -> Self {
         match err {
             oauth2::RequestTokenError::ServerResponse(refusal) => Self::TokenRefused {
-                error: refusal.error().as_ref().to_owned(),
-                description: refusal.error_description().cloned().unwrap_or_default(),
+                error: printable(refusal.error().as_ref(), 100),
+                description: printable(
+                    refusal.error_description().map_or("", String::as_str),
+                    1_000,
+                ),
             },
             other => Self::Transport(other.to_string()),
         }
@@ -55,13 +60,11 @@ impl GraphError {
         body: &serde_json::Value,
     ) -> Self {
         let text = |pointer: &str| body.pointer(pointer).and_then(serde_json::Value::as_str);
-        let code = text("/error/code").map_or_else(|| format!("Http{status}"), str::to_owned);
+        let code =
+            text("/error/code").map_or_else(|| format!("Http{status}"), |c| printable(c, 100));
         let message = text("/error/message")
             .or_else(|| body.as_str())
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
+            .map_or_else(String::new, |m| printable(m, 200));
         Self::Api {
             status,
             code,
@@ -76,5 +79,21 @@ impl GraphError {
             Self::Api { code, .. } => Some(code),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_error_texts_lose_control_characters() {
+        let body =
+            serde_json::json!({"error": {"code": "Error\u{0}X", "message": "bad\u{0}\r\nthing"}});
+        let GraphError::Api { code, message, .. } = GraphError::from_answer(400, None, &body)
+        else {
+            panic!("an API error")
+        };
+        assert_eq!((code.as_str(), message.as_str()), ("ErrorX", "badthing"));
     }
 }

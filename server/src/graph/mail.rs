@@ -270,9 +270,13 @@ impl GraphClient {
                     )
                     .await
                 {
-                    Ok(response) => response.json::<BatchAnswer>().await.map_err(|e| {
-                        GraphError::Transport(format!("unreadable batch answer: {e}"))
-                    }),
+                    Ok(response) => super::client::bounded_body(response)
+                        .await
+                        .and_then(|body| {
+                            serde_json::from_slice::<BatchAnswer>(&body).map_err(|e| {
+                                GraphError::Transport(format!("unreadable batch answer: {e}"))
+                            })
+                        }),
                     Err(err) => Err(err),
                 };
                 let answer = match answer {

@@ -35,6 +35,9 @@ impl AppToken {
     }
 }
 
+/// The longest app-token lifetime believed, whatever `expires_in` says.
+const LONGEST_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+
 type Slot = Arc<tokio::sync::Mutex<Option<AppToken>>>;
 
 /// The app-token cache.
@@ -70,7 +73,9 @@ impl AppTokens {
         let slot = self.slot(microsoft_tenant);
         let mut cached = slot.lock().await;
         if let Some(token) = cached.as_ref()
-            && Instant::now() + self.settings.refresh_margin < token.expires_at
+            && Instant::now()
+                .checked_add(self.settings.refresh_margin)
+                .is_some_and(|renew_at| renew_at < token.expires_at)
         {
             return Ok(token.clone());
         }
@@ -114,10 +119,15 @@ impl AppTokens {
             .request_async(&|request| send(http.clone(), request))
             .await
             .map_err(GraphError::from_token_request)?;
-        let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
+        // Microsoft's lifetimes are 60–90 minutes; believe no more than a day of whatever
+        // `expires_in` says, so that no number from the wire can overflow the clock.
+        let lifetime = response
+            .expires_in()
+            .unwrap_or(Duration::from_secs(3600))
+            .min(LONGEST_TOKEN_LIFETIME);
         Ok(AppToken {
             secret: SecretString::from(response.access_token().secret().clone()),
-            expires_at: started + lifetime,
+            expires_at: started.checked_add(lifetime).unwrap_or(started),
             serial: self
                 .serial
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),

@@ -217,7 +217,7 @@ impl Application {
             settings.retention_sweep_interval(),
             background.clone(),
         ));
-        let engine_task = tokio::spawn(engine.run(background.clone()));
+        let engine_task = tokio::spawn(engine.run_supervised(background.clone()));
 
         let reflection_v1 = reflection()
             .build_v1()
@@ -257,9 +257,15 @@ impl Application {
             .add_service(web(TenantServiceServer::new(TenantApi::new(
                 store.clone(),
                 consent,
-            ))))
-            .add_service(web(RetractServiceServer::new(retract_api)))
-            .add_service(web(AuditServiceServer::new(AuditApi::new(store.clone()))))
+            ))
+            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)))
+            .add_service(web(RetractServiceServer::new(retract_api)
+                .max_encoding_message_size(MAX_RESPONSE_BYTES)
+                .max_decoding_message_size(MAX_REQUEST_BYTES)))
+            .add_service(web(AuditServiceServer::new(AuditApi::new(store.clone()))
+                .max_encoding_message_size(MAX_RESPONSE_BYTES)
+                .max_decoding_message_size(MAX_REQUEST_BYTES)))
             // A browser page, not gRPC: outside gRPC-Web, which refuses plain HTTP/1.1.
             .add_service(callback);
 
@@ -360,6 +366,11 @@ fn tls_config(
 }
 
 /// A gRPC service that browsers can also call over gRPC-Web (HTTP/1.1).
+/// The largest response message sent (a full page of audit events is far below it).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// The largest request message read (tonic's default, stated: a RecordDeliveries batch fits).
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
 fn web<S>(service: S) -> tonic_web::GrpcWebService<S> {
     tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), service)
 }

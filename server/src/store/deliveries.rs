@@ -63,7 +63,14 @@ impl Store {
                 let mut recipient_rows = Vec::new();
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for item in batch {
+                    let too_many = || StoreError::TooManyRecipients {
+                        message_id: item.message_id.to_string(),
+                        max: NewDelivery::MAX_RECIPIENTS,
+                    };
                     let Some(row) = existing.get(item.message_id.as_str()) else {
+                        if item.recipients.len() > NewDelivery::MAX_RECIPIENTS {
+                            return Err(too_many());
+                        }
                         let id = uuid::Uuid::now_v7().to_string();
                         recipient_rows.extend(
                             item.recipients
@@ -94,6 +101,9 @@ impl Store {
                         .map(|r| r.as_str())
                         .filter(|r| !have.contains(*r))
                         .collect();
+                    if have.len() + added.len() > NewDelivery::MAX_RECIPIENTS {
+                        return Err(too_many());
+                    }
                     // Known recipients the message reached again later (a quarantine
                     // re-release): their latest delivery time moves on.
                     let again: Vec<&str> = item

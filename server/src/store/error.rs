@@ -27,6 +27,14 @@ pub enum StoreError {
     /// This worker no longer holds the job's lease (or the job already ended).
     #[error("lost the lease of retract job {0}")]
     LeaseLost(String),
+    /// A delivery would have more recipients than one may have (merged reports included).
+    #[error("delivery {message_id} would have more than {max} recipients")]
+    TooManyRecipients {
+        /// The internet message id.
+        message_id: String,
+        /// The most a delivery may have.
+        max: usize,
+    },
     /// The tenant is linked to another Microsoft tenant (and relinking was not allowed).
     #[error("the tenant is linked to another Microsoft 365 tenant")]
     LinkedElsewhere,

@@ -7,12 +7,13 @@ use sea_orm::{
 
 use super::{
     Store, StoreError, audit,
+    bounds::{FREE_TEXT, GRANT_ERROR, bounded},
     entities::{domain, grant, tenant},
     in_transaction, parse_stored,
 };
 use crate::domain::{
-    AuditEntry, DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, NewGrant,
-    RetractStatus, TenantId, now,
+    AuditAction, AuditDetails, AuditEntry, AuditOutcome, DomainOutcome, Grant, GrantEnd,
+    GrantState, MicrosoftTenantId, NewGrant, RetractStatus, TenantId, now,
 };
 
 /// A consent attempt claimed by its redirect, with the verifier needed to redeem its code.
@@ -84,26 +85,105 @@ impl Store {
     }
 
     /// Spends the state with this hash: atomically moves its attempt from AWAITING_CONSENT to
-    /// COMPLETING, so a replayed or concurrent redirect finds nothing. `None` when no attempt
-    /// awaits this state (unknown, or already used).
+    /// COMPLETING, so a replayed or concurrent redirect finds nothing, and clears the stored
+    /// PKCE verifier (handed back once, here: nothing is left behind if the completion is
+    /// interrupted). `None` when no attempt awaits this state (unknown, or already used).
     pub async fn claim_grant(&self, state_hash: &str) -> Result<Option<ClaimedGrant>, StoreError> {
-        let rows = grant::Entity::update_many()
+        let Some(row) = grant::Entity::find()
+            .filter(grant::Column::StateHash.eq(state_hash))
+            .filter(grant::Column::Status.eq(GrantState::AwaitingConsent.as_str()))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let claimed = grant::Entity::update_many()
             .col_expr(
                 grant::Column::Status,
                 Expr::value(GrantState::Completing.as_str()),
             )
-            .filter(grant::Column::StateHash.eq(state_hash))
+            .col_expr(grant::Column::PkceVerifier, Expr::value(""))
+            .filter(grant::Column::Id.eq(row.id.as_str()))
             .filter(grant::Column::Status.eq(GrantState::AwaitingConsent.as_str()))
-            .exec_with_returning(&self.db)
+            .exec(&self.db)
             .await?;
-        let Some(row) = rows.into_iter().next() else {
+        if claimed.rows_affected == 0 {
+            // A concurrent redirect spent it between the read and the claim.
             return Ok(None);
-        };
+        }
         let pkce_verifier = row.pkce_verifier.clone();
+        let mut grant = grant_from_row(row)?;
+        grant.state = GrantState::Completing;
         Ok(Some(ClaimedGrant {
-            grant: grant_from_row(row)?,
+            grant,
             pkce_verifier,
         }))
+    }
+
+    /// Ends attempts whose completion was interrupted (a crash or redeploy while Microsoft
+    /// was being asked, or an error that never reached `finish_grant`): COMPLETING attempts
+    /// whose consent URL expired more than `grace` ago become FAILED with `reason`, their
+    /// tenants' PENDING domains FAILED too (unless another attempt of that tenant is still
+    /// running), each with a `grant_failed` audit entry. Returns how many were ended.
+    pub async fn fail_interrupted_grants(
+        &self,
+        grace: std::time::Duration,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let reason = bounded(reason, FREE_TEXT);
+        let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let at = now();
+                let Some(cutoff) = at.checked_sub_signed(grace) else {
+                    return Ok(0);
+                };
+                let failed = grant::Entity::update_many()
+                    .col_expr(
+                        grant::Column::Status,
+                        Expr::value(GrantState::Failed.as_str()),
+                    )
+                    .col_expr(grant::Column::CompletedAt, Expr::value(Some(at)))
+                    .col_expr(grant::Column::PkceVerifier, Expr::value(""))
+                    .col_expr(grant::Column::Error, Expr::value(Some("interrupted")))
+                    .col_expr(
+                        grant::Column::ErrorDescription,
+                        Expr::value(Some(reason.clone())),
+                    )
+                    .filter(grant::Column::Status.eq(GrantState::Completing.as_str()))
+                    .filter(grant::Column::ExpiresAt.lt(cutoff))
+                    .exec_with_returning(txn)
+                    .await?;
+                for row in &failed {
+                    let tenant = parse_stored("grant tenant id", &row.tenant_id, TenantId::parse)?;
+                    audit::insert(
+                        txn,
+                        AuditEntry {
+                            tenant_id: tenant,
+                            actor: row.started_by.clone(),
+                            action: AuditAction::GrantFailed,
+                            target: row.id.clone(),
+                            outcome: AuditOutcome::Failed,
+                            correlation_id: row.request_id.clone(),
+                            details: AuditDetails::GrantFinished {
+                                grant_id: row.id.clone(),
+                                microsoft_tenant_id: None,
+                                signed_in_administrator: None,
+                                error: Some("interrupted".to_owned()),
+                                error_description: Some(reason.clone()),
+                                domain_outcomes: Vec::new(),
+                            },
+                        },
+                    )
+                    .await?;
+                }
+                let tenants = failed.iter().map(|g| g.tenant_id.clone()).collect();
+                fail_pending_domains(txn, tenants, &reason).await?;
+                Ok(failed.len() as u64)
+            }
+            .boxed()
+        })
+        .await
     }
 
     /// Ends a claimed attempt: records its outcome, applies each domain outcome to the tenant's
@@ -126,7 +206,6 @@ impl Store {
                 let outcomes = serde_json::to_value(&end.domain_outcomes)
                     .map_err(|e| StoreError::Corrupt(format!("domain outcomes: {e}")))?;
                 let row = grant::ActiveModel {
-                    id: Set(id.clone()),
                     status: Set(end.state.as_str().to_owned()),
                     // Spent: the verifier is never needed again.
                     pkce_verifier: Set(String::new()),
@@ -135,12 +214,27 @@ impl Store {
                         .microsoft_tenant_id
                         .as_ref()
                         .map(ToString::to_string)),
-                    error: Set(end.error.clone()),
-                    error_description: Set(end.error_description.clone()),
+                    error: Set(end.error.as_deref().map(|e| bounded(e, GRANT_ERROR))),
+                    error_description: Set(end
+                        .error_description
+                        .as_deref()
+                        .map(|d| bounded(d, FREE_TEXT))),
                     domain_outcomes: Set(outcomes),
                     ..Default::default()
                 };
-                let row = grant::Entity::update(row).exec(txn).await?;
+                // Only a COMPLETING attempt ends here: one the sweep already failed stays so.
+                let row = grant::Entity::update_many()
+                    .set(row)
+                    .filter(grant::Column::Id.eq(id.as_str()))
+                    .filter(grant::Column::Status.eq(GrantState::Completing.as_str()))
+                    .exec_with_returning(txn)
+                    .await?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| StoreError::NotFound {
+                        resource: "completing grant",
+                        id: id.clone(),
+                    })?;
                 apply_outcomes(txn, &tenant, &end.domain_outcomes).await?;
                 domain::Entity::update_many()
                     .col_expr(
@@ -217,37 +311,8 @@ impl Store {
                     .filter(grant::Column::ExpiresAt.lt(at))
                     .exec_with_returning(txn)
                     .await?;
-                let mut tenants: Vec<String> =
-                    expired.iter().map(|g| g.tenant_id.clone()).collect();
-                tenants.sort();
-                tenants.dedup();
-                for tenant in tenants {
-                    let running = grant::Entity::find()
-                        .filter(grant::Column::TenantId.eq(tenant.as_str()))
-                        .filter(grant::Column::Status.is_in([
-                            GrantState::AwaitingConsent.as_str(),
-                            GrantState::Completing.as_str(),
-                        ]))
-                        .one(txn)
-                        .await?;
-                    if running.is_some() {
-                        continue;
-                    }
-                    domain::Entity::update_many()
-                        .col_expr(
-                            domain::Column::RetractStatus,
-                            Expr::value(RetractStatus::Failed.as_str()),
-                        )
-                        .col_expr(
-                            domain::Column::StatusReason,
-                            Expr::value(Some(reason.clone())),
-                        )
-                        .col_expr(domain::Column::UpdatedAt, Expr::value(at))
-                        .filter(domain::Column::TenantId.eq(tenant.as_str()))
-                        .filter(domain::Column::RetractStatus.eq(RetractStatus::Pending.as_str()))
-                        .exec(txn)
-                        .await?;
-                }
+                let tenants = expired.iter().map(|g| g.tenant_id.clone()).collect();
+                fail_pending_domains(txn, tenants, &reason).await?;
                 Ok(expired.len() as u64)
             }
             .boxed()
@@ -299,6 +364,46 @@ impl Store {
     }
 }
 
+/// Puts the PENDING domains of `tenants` to FAILED with `reason`, except for tenants with an
+/// attempt still running.
+async fn fail_pending_domains<C: ConnectionTrait>(
+    txn: &C,
+    mut tenants: Vec<String>,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let at = now();
+    tenants.sort();
+    tenants.dedup();
+    for tenant in tenants {
+        let running = grant::Entity::find()
+            .filter(grant::Column::TenantId.eq(tenant.as_str()))
+            .filter(grant::Column::Status.is_in([
+                GrantState::AwaitingConsent.as_str(),
+                GrantState::Completing.as_str(),
+            ]))
+            .one(txn)
+            .await?;
+        if running.is_some() {
+            continue;
+        }
+        domain::Entity::update_many()
+            .col_expr(
+                domain::Column::RetractStatus,
+                Expr::value(RetractStatus::Failed.as_str()),
+            )
+            .col_expr(
+                domain::Column::StatusReason,
+                Expr::value(Some(reason.to_owned())),
+            )
+            .col_expr(domain::Column::UpdatedAt, Expr::value(at))
+            .filter(domain::Column::TenantId.eq(tenant.as_str()))
+            .filter(domain::Column::RetractStatus.eq(RetractStatus::Pending.as_str()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn apply_outcomes<C: ConnectionTrait>(
     conn: &C,
     tenant: &TenantId,
@@ -313,7 +418,7 @@ async fn apply_outcomes<C: ConnectionTrait>(
             )
             .col_expr(
                 domain::Column::StatusReason,
-                Expr::value(outcome.reason.clone()),
+                Expr::value(outcome.reason.as_deref().map(|r| bounded(r, FREE_TEXT))),
             )
             .col_expr(domain::Column::LastCheckedAt, Expr::value(Some(at)))
             .col_expr(domain::Column::UpdatedAt, Expr::value(at))

@@ -5,6 +5,7 @@
 //! as the change ([`audit::insert`]).
 
 mod audit;
+mod bounds;
 mod deliveries;
 mod domains;
 mod entities;

@@ -168,6 +168,11 @@ impl TestApp {
         .expect("connect to the test database")
     }
 
+    /// The database's URL, for raw checks of what no RPC shows (e.g. that a secret is gone).
+    pub fn database_url(&self) -> &str {
+        &self.db.url
+    }
+
     /// Takes the database away from the server until the outage ends.
     pub async fn database_outage(&self) -> Outage {
         self.db.outage().await

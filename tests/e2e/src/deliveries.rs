@@ -21,6 +21,9 @@ on_both_backends!(
     deliveries_are_found_by_every_filter_newest_first_across_pages,
     the_retract_tab_says_who_can_be_retracted_and_why_not,
     deliveries_past_retention_are_removed,
+    a_merged_recipient_list_stops_at_ten_thousand,
+    filter_times_outside_1970_to_9999_are_invalid_arguments,
+    ten_thousand_bad_recipients_give_an_error_a_proxy_accepts,
 );
 
 fn ts(at: chrono::DateTime<Utc>) -> Option<Timestamp> {
@@ -609,6 +612,135 @@ async fn deliveries_past_retention_are_removed(backend: Backend) {
     assert!(
         gone.is_ok(),
         "the old delivery is swept, the recent one kept"
+    );
+    app.stop().await;
+}
+
+async fn a_merged_recipient_list_stops_at_ten_thousand(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let at = Utc::now();
+    let first: Vec<String> = (0..10_000)
+        .map(|i| format!("user{i}@acme.example"))
+        .collect();
+    let r = record(
+        &app,
+        pb::Delivery {
+            recipients: first,
+            ..delivery("<released@v.example>", &[], at)
+        },
+    )
+    .await;
+    assert_eq!(r.delivery.unwrap().recipient_count, 10_000);
+    // The quarantine releases the same message to one more recipient.
+    let f = expect_failure(
+        gateway(&app)
+            .retract()
+            .record_delivery(pb::RecordDeliveryRequest {
+                tenant_id: "acme".into(),
+                delivery: Some(delivery(
+                    "<released@v.example>",
+                    &["one-more@acme.example"],
+                    at,
+                )),
+            })
+            .await,
+    );
+    assert_eq!(f.code, Code::FailedPrecondition, "{f:?}");
+    assert_eq!(f.reason, "TOO_MANY_RECIPIENTS");
+    let found = search(&app, pb::SearchDeliveriesRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        found.deliveries[0].recipient_count, 10_000,
+        "nothing merged"
+    );
+    app.stop().await;
+}
+
+async fn filter_times_outside_1970_to_9999_are_invalid_arguments(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    record(
+        &app,
+        delivery("<m@v.example>", &["a@acme.example"], Utc::now()),
+    )
+    .await;
+    let year_10000 = Some(Timestamp {
+        seconds: 253_402_300_800,
+        nanos: 0,
+    });
+    let before_1970 = Some(Timestamp {
+        seconds: -1,
+        nanos: 0,
+    });
+    let f = expect_failure(
+        search(
+            &app,
+            pb::SearchDeliveriesRequest {
+                delivery_after: year_10000,
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(
+        (f.code, f.fields.as_slice()),
+        (Code::InvalidArgument, &["delivery_after".to_owned()][..])
+    );
+    let f = expect_failure(
+        search(
+            &app,
+            pb::SearchDeliveriesRequest {
+                delivery_before: before_1970,
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(
+        (f.code, f.fields.as_slice()),
+        (Code::InvalidArgument, &["delivery_before".to_owned()][..])
+    );
+    let f = expect_failure(
+        app.service()
+            .retract()
+            .list_retract_jobs(pb::ListRetractJobsRequest {
+                tenant_id: "acme".into(),
+                create_before: year_10000,
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(f.code, Code::InvalidArgument, "{f:?}");
+    app.stop().await;
+}
+
+async fn ten_thousand_bad_recipients_give_an_error_a_proxy_accepts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let bad: Vec<String> = (0..10_000).map(|i| format!("not an address {i}")).collect();
+    let status = gateway(&app)
+        .retract()
+        .record_delivery(pb::RecordDeliveryRequest {
+            tenant_id: "acme".into(),
+            delivery: Some(pb::Delivery {
+                recipients: bad,
+                ..delivery("<m@v.example>", &[], Utc::now())
+            }),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().len() <= 2_048,
+        "{} bytes",
+        status.message().len()
+    );
+    assert!(
+        status.details().len() <= 16 * 1024,
+        "{} bytes of details",
+        status.details().len()
     );
     app.stop().await;
 }

@@ -22,6 +22,8 @@ on_both_backends!(
     a_ui_completes_the_grant_through_the_rpc,
     verify_domains_sees_consent_revoked_in_microsoft_365,
     a_linked_tenant_is_not_silently_relinked,
+    an_overlong_error_from_microsoft_fails_the_grant_instead_of_leaving_it_completing,
+    a_consent_interrupted_while_completing_is_failed_by_the_sweep,
 );
 
 const CLIENT_ID: &str = "6a1c1f2e-7a55-4a8e-9f53-2b7f2f1c0d11";
@@ -656,6 +658,103 @@ async fn an_abandoned_attempt_does_not_leave_domains_pending(backend: Backend) {
     assert_eq!(
         w.grant(&grant.grant_id).await.state(),
         pb::GrantState::Expired
+    );
+    w.app.stop().await;
+}
+
+async fn an_overlong_error_from_microsoft_fails_the_grant_instead_of_leaving_it_completing(
+    backend: Backend,
+) {
+    let w = world(backend, |_| {}).await;
+    let error = format!("server_error_{}", "x".repeat(987));
+    w.sim.set_sign_in(SignIn::Error {
+        error: error.clone(),
+        description: format!("AADSTS50000: {}", "y".repeat(5_000)),
+    });
+    let (grant, consent_url) = w.start_grant(false).await;
+    let (status, page) = land(&consent_redirect(&consent_url).await).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Permissions were not granted"), "{page}");
+    let done = w.grant(&grant.grant_id).await;
+    assert_eq!(done.state(), pb::GrantState::Failed);
+    assert_eq!(done.error, error.chars().take(128).collect::<String>());
+    assert!(done.error_description.starts_with("AADSTS50000"));
+    for (domain, status, _) in w.domains().await {
+        assert_eq!(status, pb::RetractStatus::Failed, "{domain}");
+    }
+    w.app.stop().await;
+}
+
+async fn a_consent_interrupted_while_completing_is_failed_by_the_sweep(backend: Backend) {
+    use sea_orm::{ConnectionTrait as _, Statement};
+    use sha2::Digest as _;
+
+    let w = world(backend, |s| {
+        s.consent_ttl_ms = 1_000;
+        s.consent_completion_timeout_ms = 1;
+        s.retention_sweep_interval_ms = 50;
+    })
+    .await;
+    let (grant, consent_url) = w.start_grant(false).await;
+    let callback = consent_redirect(&consent_url).await;
+    // The redirect arrived and spent the state; then the server went away (a crash, a
+    // redeploy) before Microsoft answered.
+    let state = query_param(&callback, "state");
+    let claimed = w
+        .app
+        .store()
+        .await
+        .claim_grant(&hex::encode(sha2::Sha256::digest(state.as_bytes())))
+        .await
+        .unwrap()
+        .expect("the state is spent");
+    assert!(!claimed.pkce_verifier.is_empty());
+
+    let db = sea_orm::Database::connect(w.app.database_url())
+        .await
+        .unwrap();
+    let verifier = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT pkce_verifier FROM grants WHERE id = '{}'",
+                grant.grant_id
+            ),
+        ))
+        .await
+        .unwrap()
+        .expect("the grant row");
+    assert_eq!(
+        verifier.try_get::<String>("", "pkce_verifier").unwrap(),
+        "",
+        "the verifier is not kept once the state is spent"
+    );
+    db.close().await.ok();
+
+    let done = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            let g = w.grant(&grant.grant_id).await;
+            if g.state() != pb::GrantState::AwaitingConsent {
+                return g;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the sweep ends the interrupted attempt");
+    assert_eq!(done.state(), pb::GrantState::Failed);
+    assert_eq!(done.error, "interrupted");
+    for (domain, status, reason) in w.domains().await {
+        assert_eq!(status, pb::RetractStatus::Failed, "{domain}");
+        assert!(reason.contains("interrupted"), "{domain}: {reason}");
+    }
+    assert_eq!(w.audit_actions().await[0].0, "grant_failed");
+    // The browser retrying the redirect changes nothing.
+    let (status, _) = land(&callback).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        w.grant(&grant.grant_id).await.state(),
+        pb::GrantState::Failed
     );
     w.app.stop().await;
 }

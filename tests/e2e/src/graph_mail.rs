@@ -60,6 +60,7 @@ fn fast_retry() -> RetryPolicy {
         max_attempts: 4,
         base_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
+        ..RetryPolicy::default()
     }
 }
 
@@ -367,4 +368,75 @@ async fn several_copies_go_in_one_batch_and_throttled_items_are_retried_after_re
             "the retry waited for Retry-After: {gap:?}"
         );
     }
+}
+
+/// A listener on 127.0.0.1 that counts the connections made to it (a stranger's host).
+async fn stranger() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let visits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = visits.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (base, visits)
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_host_is_not_followed_and_gets_no_token() {
+    let sim = sim_with(vec![
+        Mail::new("<many@contoso.com>", "eve@outside.example")
+            .to(["bob@contoso.com"])
+            .copies(3),
+    ])
+    .await;
+    let (elsewhere, visits) = stranger().await;
+    sim.update_settings(|s| s.next_link_base = Some(elsewhere));
+    let graph = client(&sim, fast_retry());
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
+    let bob = graph
+        .resolve_mailbox(&tenant, &address("bob@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let err = graph
+        .find_copies(&tenant, &bob, None, &imid("<many@contoso.com>"))
+        .await
+        .expect_err("the second page lies elsewhere");
+    assert!(err.to_string().contains("nextLink"), "{err}");
+    assert_eq!(
+        visits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing (no token) was sent to the other host"
+    );
+}
+
+#[tokio::test]
+async fn a_next_link_that_never_advances_ends_the_paging() {
+    let sim = sim_with(vec![
+        Mail::new("<loop@contoso.com>", "eve@outside.example")
+            .to(["bob@contoso.com"])
+            .copies(3),
+    ])
+    .await;
+    sim.update_settings(|s| s.next_link_loops = true);
+    let graph = client(&sim, fast_retry());
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
+    let bob = graph
+        .resolve_mailbox(&tenant, &address("bob@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        graph.find_copies(&tenant, &bob, None, &imid("<loop@contoso.com>")),
+    )
+    .await
+    .expect("paging ends")
+    .expect_err("an endless collection is an error");
+    assert!(err.to_string().contains("nextLink"), "{err}");
+    assert!(sim.graph_requests().len() < 20, "stopped at once");
 }

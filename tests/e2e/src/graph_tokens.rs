@@ -175,3 +175,58 @@ async fn microsofts_refusals_come_back_with_their_reasons() {
     };
     assert!(description.contains("AADSTS"), "{description}");
 }
+
+#[tokio::test]
+async fn an_absurd_expires_in_is_believed_for_a_day_at_most_instead_of_overflowing_the_clock() {
+    let (sim, tenant) = contoso_sim().await;
+    sim.update_settings(|s| s.token_expires_in_secs = Some(u64::MAX));
+    let (tokens, client) = graph(&settings(&sim, CLIENT_SECRET, Duration::from_secs(60)));
+    tokens
+        .get(&tenant)
+        .await
+        .expect("a token despite expires_in = u64::MAX");
+    tokens.get(&tenant).await.expect("the cached token");
+    assert_eq!(token_requests(&sim).len(), 1, "the token is cached");
+    assert!(!client.list_domains(&tenant).await.unwrap().is_empty());
+
+    // A margin longer than any clock can add still just means "renew now".
+    let (tokens, _) = graph(&settings(&sim, CLIENT_SECRET, Duration::MAX));
+    tokens.get(&tenant).await.expect("a token");
+    tokens.get(&tenant).await.expect("another token");
+    assert_eq!(token_requests(&sim).len(), 3);
+}
+
+#[tokio::test]
+async fn a_retry_after_of_u64_max_fails_the_request_with_microsofts_answer() {
+    let (sim, tenant) = contoso_sim().await;
+    sim.set_limits(graph_sim::Limits {
+        retry_after_secs: u64::MAX,
+        ..Default::default()
+    });
+    sim.set_faults(graph_sim::FaultSettings {
+        throttle_429: 1.0,
+        endpoints: vec![graph_sim::Endpoint::Domains],
+        ..Default::default()
+    });
+    let (_, client) = graph(&settings(&sim, CLIENT_SECRET, Duration::from_secs(60)));
+    let err = tokio::time::timeout(Duration::from_secs(10), client.list_domains(&tenant))
+        .await
+        .expect("answers at once instead of waiting for ever")
+        .expect_err("throttled");
+    match err {
+        GraphError::Api {
+            status: 429,
+            retry_after: Some(after),
+            ..
+        } => assert!(after >= Duration::from_secs(3600), "{after:?}"),
+        other => panic!("expected the 429, got {other:?}"),
+    }
+    assert_eq!(
+        sim.graph_requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/domains"))
+            .count(),
+        1,
+        "no retry that Microsoft would only throttle again"
+    );
+}

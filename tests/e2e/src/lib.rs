@@ -34,6 +34,8 @@ mod graph_mail;
 #[cfg(test)]
 mod graph_tokens;
 #[cfg(test)]
+mod hostile_microsoft;
+#[cfg(test)]
 mod isolation;
 #[cfg(test)]
 mod issuer_keys;

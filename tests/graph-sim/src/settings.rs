@@ -19,8 +19,16 @@ pub struct Settings {
     pub sign_in: SignIn,
     /// Lifetime of issued access and id tokens.
     pub token_lifetime_ms: u64,
+    /// The `expires_in` the token endpoint announces instead of the real lifetime (an identity
+    /// platform that misbehaves, e.g. `u64::MAX`); `None` tells the truth.
+    pub token_expires_in_secs: Option<u64>,
     /// Lifetime of authorization codes.
     pub code_lifetime_ms: u64,
+    /// Base URL (scheme, host, port) message `@odata.nextLink`s point at instead of the
+    /// simulator's own (a misbehaving or tampered answer sending clients elsewhere).
+    pub next_link_base: Option<String>,
+    /// Message `@odata.nextLink`s name the page they came with (paging never ends).
+    pub next_link_loops: bool,
     /// Default page size of message and user collections.
     pub page_size: usize,
     /// Whether `$batch` answers are shuffled (Graph does not promise any order).
@@ -37,7 +45,10 @@ impl Default for Settings {
             faults: FaultSettings::default(),
             sign_in: SignIn::Decline,
             token_lifetime_ms: 3_599_000,
+            token_expires_in_secs: None,
             code_lifetime_ms: 600_000,
+            next_link_base: None,
+            next_link_loops: false,
             page_size: 10,
             shuffle_batch_responses: true,
             max_recorded_requests: 2_000_000,

@@ -137,6 +137,11 @@ async fn list_in(
     }
     body.insert("value".into(), Value::Array(page));
     if skip + page_size < total && page_size > 0 {
+        let next_skip = if cx.sim.settings.read().next_link_loops {
+            skip
+        } else {
+            skip + page_size
+        };
         body.insert(
             "@odata.nextLink".into(),
             json!(next_link(
@@ -144,7 +149,7 @@ async fn list_in(
                 &user,
                 folder.as_deref(),
                 &options,
-                skip + page_size
+                next_skip
             )),
         );
     }
@@ -195,11 +200,14 @@ fn next_link(
         pairs.push(("$top", t.to_string()));
     }
     pairs.push(("$skip", skip.to_string()));
-    format!(
-        "{}{path}?{}",
-        cx.sim.graph_base(),
-        odata::encode_query(&pairs)
-    )
+    let base = cx
+        .sim
+        .settings
+        .read()
+        .next_link_base
+        .clone()
+        .unwrap_or_else(|| cx.sim.graph_base().to_owned());
+    format!("{}{path}?{}", base, odata::encode_query(&pairs))
 }
 
 fn check_id(id: &str) -> Result<(), GraphError> {

@@ -186,12 +186,21 @@ fn client_credentials(
     let lifetime = issue::lifetime_secs(&cx.sim);
     let token =
         issue::app_token(&cx.sim, &tenant_id, &app, lifetime).map_err(|e| signing_failed(&e))?;
+    let announced = announced_expires_in(&cx.sim, lifetime);
     Ok(json_ok(&json!({
         "token_type": "Bearer",
-        "expires_in": lifetime,
-        "ext_expires_in": lifetime,
+        "expires_in": announced,
+        "ext_expires_in": announced,
         "access_token": token,
     })))
+}
+
+/// The `expires_in` to announce: the real lifetime, or the configured misbehaviour.
+fn announced_expires_in(sim: &crate::core::Sim, lifetime: i64) -> serde_json::Value {
+    match sim.settings.read().token_expires_in_secs {
+        Some(secs) => json!(secs),
+        None => json!(lifetime),
+    }
 }
 
 fn signing_failed(error: &super::tokens::SigningError) -> AadError {

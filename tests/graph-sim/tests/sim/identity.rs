@@ -474,6 +474,26 @@ async fn token_endpoint_faults_apply_only_when_named() {
 }
 
 #[tokio::test]
+async fn a_misbehaving_token_endpoint_can_announce_any_expires_in() {
+    let sim = world().start().await.unwrap();
+    sim.update_settings(|s| s.token_expires_in_secs = Some(u64::MAX));
+    let (status, body) = token_request(
+        &sim,
+        contoso().id(),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["expires_in"], u64::MAX);
+    assert!(body["access_token"].is_string());
+}
+
+#[tokio::test]
 async fn offline_access_yields_a_refresh_token_that_works_once() {
     let sim = world()
         .sign_in(SignIn::approve_as("alice@contoso.com"))
