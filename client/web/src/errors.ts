@@ -2,6 +2,8 @@
 // the server always sends (ErrorInfo with an UPPER_SNAKE reason; BadRequest field violations on
 // INVALID_ARGUMENT; RetryInfo on RESOURCE_EXHAUSTED / UNAVAILABLE). The details travel in the
 // `grpc-status-details-bin` header or trailer, which the server exposes to browsers through CORS.
+// Every ErrorInfo reason is a value of `retract.v1.ErrorReason` (errors.proto) without its
+// `ERROR_REASON_` prefix, in the domain `retract.email-security.internal`: branch on `errorReason`.
 
 import { Code, ConnectError } from "@connectrpc/connect";
 
@@ -11,6 +13,21 @@ import {
   PreconditionFailureSchema,
   RetryInfoSchema,
 } from "./gen/google/rpc/error_details_pb.js";
+import { ErrorReason, ErrorReasonSchema } from "./gen/retract/v1/errors_pb.js";
+
+export { ErrorReason };
+
+/** `google.rpc.ErrorInfo.domain` of every error the retract service sends. */
+export const ERROR_DOMAIN = "retract.email-security.internal";
+
+/**
+ * An ErrorInfo reason (`TENANT_NOT_LINKED`) as the ErrorReason enum; UNSPECIFIED when it is
+ * empty or not one this client knows. Also takes a RetractPrecondition `code`.
+ */
+export function errorReason(reason: string): ErrorReason {
+  const value = ErrorReasonSchema.values.find((v) => v.name === `ERROR_REASON_${reason}`);
+  return value ? (value.number as ErrorReason) : ErrorReason.UNSPECIFIED;
+}
 
 export interface FieldViolation {
   readonly field: string;
@@ -26,6 +43,11 @@ export interface RetractError {
   readonly message: string;
   /** `google.rpc.ErrorInfo.reason`, e.g. `MISSING_CREDENTIALS`; empty when absent. */
   readonly reason: string;
+  /**
+   * The reason as the ErrorReason enum, for typed checks (`e.errorReason ===
+   * ErrorReason.TOKEN_EXPIRED`); UNSPECIFIED when absent, unknown, or not of ERROR_DOMAIN.
+   */
+  readonly errorReason: ErrorReason;
   /** `google.rpc.ErrorInfo.domain`. */
   readonly domain: string;
   /** `google.rpc.ErrorInfo.metadata`. */
@@ -58,6 +80,7 @@ export function describeError(thrown: unknown): RetractError {
     codeName: codeName(error.code),
     message: error.rawMessage,
     reason: info?.reason ?? "",
+    errorReason: info && info.domain === ERROR_DOMAIN ? errorReason(info.reason) : ErrorReason.UNSPECIFIED,
     domain: info?.domain ?? "",
     metadata: { ...(info?.metadata ?? {}) },
     fieldViolations: badRequest.flatMap((b) =>
