@@ -1,40 +1,42 @@
 // Following a retract job: WatchRetract from the last sequence seen, again and again, until its
 // JobFinished event. A dropped connection, a server restart, a stream cut by a proxy or a
-// reloaded page (pass the stored `afterSequence`) all end the same way: the helper re-attaches
-// from the last event it delivered, the server replays what happened meanwhile, and every
-// event reaches `onEvent` exactly once and in order.
+// reloaded page all end the same way: the helper re-attaches from the last event it delivered,
+// the server replays what happened meanwhile, and every event reaches `onEvent` exactly once
+// and in order. After a reload, `resumeJob` draws the job's table from ListRetractTargets and
+// says where to follow it from, instead of replaying the job from its first event.
+//
+// Sequence numbers are int64 with `jstype = JS_STRING` in the contract: decimal strings here,
+// compared as numbers (`seq`).
 
-import { create, ScalarType, type DescField } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 
 import { describeError, isRetryable, type RetractError } from "./errors.js";
 import {
   RetractService,
-  WatchRetractRequestSchema,
   type JobFinished,
+  type ListRetractTargetsResponse,
   type RetractEvent,
-  type WatchRetractRequest,
 } from "./gen/retract/v1/retract_service_pb.js";
-import { toNumber } from "./progress.js";
+import { seq, snapshotProgress, type JobProgress } from "./progress.js";
 
 export type FollowStatus =
-  | { readonly kind: "connecting"; readonly afterSequence: number; readonly attempt: number }
-  | { readonly kind: "live"; readonly lastSequence: number }
+  | { readonly kind: "connecting"; readonly afterSequence: string; readonly attempt: number }
+  | { readonly kind: "live"; readonly lastSequence: string }
   | {
       readonly kind: "reconnecting";
-      readonly afterSequence: number;
+      readonly afterSequence: string;
       readonly attempt: number;
       readonly delayMs: number;
       /** Why the previous stream ended; undefined when it ended without JobFinished. */
       readonly error: RetractError | undefined;
     }
-  | { readonly kind: "finished"; readonly lastSequence: number };
+  | { readonly kind: "finished"; readonly lastSequence: string };
 
 export interface FollowOptions {
   readonly tenantId: string;
   readonly jobId: string;
-  /** Events up to this sequence were already seen (0 = follow from the start). */
-  readonly afterSequence?: number;
+  /** Events up to this sequence were already seen ("0" or unset = follow from the start). */
+  readonly afterSequence?: string;
   /** Each event after `afterSequence`, once, in sequence order (no heartbeats). */
   readonly onEvent: (event: RetractEvent) => void;
   /** Connection state changes, for a "live / reconnecting" indicator. */
@@ -52,32 +54,8 @@ export interface FollowOptions {
 }
 
 export interface FollowResult {
-  readonly lastSequence: number;
+  readonly lastSequence: string;
   readonly finished: JobFinished;
-}
-
-/** `n` as the value of a 64-bit (bigint, or string with JS_STRING) or 32-bit field. */
-function int64Value(field: DescField, n: number): unknown {
-  if (field.fieldKind !== "scalar") return n;
-  switch (field.scalar) {
-    case ScalarType.INT64:
-    case ScalarType.UINT64:
-    case ScalarType.SINT64:
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64:
-      return field.longAsString ? String(n) : BigInt(n);
-    default:
-      return n;
-  }
-}
-
-function watchRequest(tenantId: string, jobId: string, afterSequence: number): WatchRetractRequest {
-  const request = create(WatchRetractRequestSchema, { tenantId, jobId });
-  request.afterSequence = int64Value(
-    WatchRetractRequestSchema.field.afterSequence,
-    afterSequence,
-  ) as WatchRetractRequest["afterSequence"];
-  return request;
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -112,14 +90,14 @@ export async function followJob(
   const status = options.onStatus ?? (() => {});
   const base = options.baseDelayMs ?? 250;
   const max = options.maxDelayMs ?? 5000;
-  let last = options.afterSequence ?? 0;
+  let last = seq(options.afterSequence);
   let attempt = 0;
   for (;;) {
     let error: RetractError | undefined;
     try {
-      status({ kind: "connecting", afterSequence: last, attempt });
-      const from = last;
-      const stream = client.watchRetract(watchRequest(tenantId, jobId, last), {
+      status({ kind: "connecting", afterSequence: String(last), attempt });
+      const from = String(last);
+      const stream = client.watchRetract({ tenantId, jobId, afterSequence: String(last) }, {
         ...(signal ? { signal } : {}),
         ...(options.streamTimeoutMs ? { timeoutMs: options.streamTimeoutMs } : {}),
         // The server accepted the watch (response headers): live, even before the first event.
@@ -128,16 +106,16 @@ export async function followJob(
       for await (const response of stream) {
         const event = response.event;
         if (!event) continue;
-        const sequence = toNumber(event.sequence);
         if (event.kind.case === "heartbeat" || event.kind.case === undefined) continue;
+        const sequence = seq(event.sequence);
         if (sequence <= last) continue;
-        if (sequence !== last + 1) throw new SequenceGap(`expected ${last + 1}, got ${sequence}`);
+        if (sequence !== last + 1n) throw new SequenceGap(`expected ${last + 1n}, got ${sequence}`);
         attempt = 0;
         last = sequence;
         onEvent(event);
         if (event.kind.case === "jobFinished") {
-          status({ kind: "finished", lastSequence: last });
-          return { lastSequence: last, finished: event.kind.value };
+          status({ kind: "finished", lastSequence: String(last) });
+          return { lastSequence: String(last), finished: event.kind.value };
         }
       }
       // The stream ended before the job did (deadline, server shutdown, proxy): re-attach.
@@ -153,7 +131,44 @@ export async function followJob(
       throw error?.cause ?? new ConnectError("the stream kept ending early", Code.Unavailable);
     }
     const delayMs = Math.max(error?.retryAfterMs ?? 0, Math.min(max, base * 2 ** (attempt - 1)));
-    status({ kind: "reconnecting", afterSequence: last, attempt, delayMs, error });
+    status({ kind: "reconnecting", afterSequence: String(last), attempt, delayMs, error });
     await sleep(delayMs, signal);
   }
+}
+
+export interface ResumeOptions {
+  readonly tenantId: string;
+  readonly jobId: string;
+  readonly signal?: AbortSignal;
+  /** Targets per ListRetractTargets page; default 1000 (the most the server returns). */
+  readonly pageSize?: number;
+}
+
+/**
+ * A job's progress as the server has it now, for a page that was reloaded: every page of
+ * ListRetractTargets, then GetRetractJob. Follow it with `followJob` from the result's `lastSequence`
+ * (the smallest `as_of_sequence` of the pages) and fold the events with `applyEvent`, which
+ * skips the updates a listed row already reflects. Rejects with the ConnectError of a failed call.
+ */
+export async function resumeJob(
+  client: Client<typeof RetractService>,
+  options: ResumeOptions,
+): Promise<JobProgress> {
+  const { tenantId, jobId, signal } = options;
+  const call = signal ? { signal } : {};
+  const pages: ListRetractTargetsResponse[] = [];
+  let pageToken = "";
+  do {
+    const page = await client.listRetractTargets(
+      { tenantId, jobId, pageSize: options.pageSize ?? 1000, pageToken },
+      call,
+    );
+    pages.push(page);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  // After the listing: a job that finished meanwhile shows here with its last sequence, and
+  // snapshotProgress then follows from just before JobFinished instead of after it.
+  const { job } = await client.getRetractJob({ tenantId, jobId }, call);
+  if (!job) throw new ConnectError("GetRetractJob returned no job", Code.Internal);
+  return snapshotProgress(job, pages);
 }

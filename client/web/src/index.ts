@@ -4,6 +4,9 @@
 //   const { job } = await retract.startRetract({ tenantId, requestId, options });
 //   let progress = startProgress(job!);
 //   await followJob(retract, { tenantId, jobId: job!.jobId, onEvent: (e) => (progress = applyEvent(progress, e)) });
+//   // After a reload: the table from ListRetractTargets, then the events after its sequence.
+//   progress = await resumeJob(retract, { tenantId, jobId });
+//   await followJob(retract, { tenantId, jobId, afterSequence: progress.lastSequence, onEvent: … });
 //
 // The generated messages and service descriptors are under ./gen (`npm run generate`).
 

@@ -2,20 +2,26 @@
 //
 // This file and view.ts are where the UI reads fields of the generated messages: when the
 // `retract.v1` contract changes, `npm run generate` and `npm run typecheck` point here.
-// Everything the page shows is built from `JobProgress`, and a page reload restores it from
-// storage and follows the job from `lastSequence` on, so no event is applied twice or missed.
+// Everything the page shows is built from `JobProgress`. A page keeps only the job and its last
+// sequence in storage; after a reload it draws the per-recipient table from ListRetractTargets
+// (`snapshotProgress`) and follows the job from the listing's sequence, applying each event once
+// and skipping mailbox updates a listed row already reflects.
 
-import { toJson, type DescEnum } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type DescEnum } from "@bufbuild/protobuf";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 
 import {
   JobCountsSchema,
+  JobKindSchema,
   JobStateSchema,
   RecipientOutcomeSchema,
   RecipientPhaseSchema,
+  type DepthSummary as DepthSummaryMessage,
   type JobCounts,
+  type JobFailure,
   type RetractEvent,
   type RetractJob,
+  type TargetStatus,
 } from "./gen/retract/v1/retract_service_pb.js";
 
 /** An enum value as its proto name without the shared prefix: `RECIPIENT_PHASE_DONE` → `DONE`. */
@@ -26,103 +32,274 @@ export function enumName(desc: DescEnum, value: number): string {
   return prefix && v.name.startsWith(prefix) ? v.name.slice(prefix.length) : v.name;
 }
 
-/** A 64-bit sequence number of the contract (bigint today; string with JS_STRING) as a number. */
-export function toNumber(value: bigint | number | string): number {
-  return typeof value === "number" ? value : Number(value);
+/**
+ * A sequence number of the contract (int64 with `jstype = JS_STRING`: a decimal string) as a
+ * bigint, for comparing. Sequences stay far below 2^53, but comparing strings would put "10"
+ * before "9".
+ */
+export function seq(value: string | number | bigint | undefined): bigint {
+  if (value === undefined || value === "") return 0n;
+  return typeof value === "bigint" ? value : BigInt(value);
 }
 
-/** The job's counters by their JSON names (`targets`, `done`, `deleted`, `copiesFound`, …). */
-export type Counts = Record<string, number>;
+/** `a` compared with `b` as sequence numbers: negative, 0 or positive. */
+export function compareSequences(a: string | number | bigint, b: string | number | bigint): number {
+  const [x, y] = [seq(a), seq(b)];
+  return x < y ? -1 : x > y ? 1 : 0;
+}
 
-function counts(c: JobCounts | undefined): Counts {
-  if (!c) return {};
-  const json = toJson(JobCountsSchema, c, { alwaysEmitImplicit: true }) as Record<string, unknown>;
-  return Object.fromEntries(Object.entries(json).map(([k, v]) => [k, Number(v)]));
+/** The smallest of some sequence numbers, as a string ("0" for none). */
+export function minSequence(values: readonly string[]): string {
+  if (values.length === 0) return "0";
+  return values.reduce((a, b) => (compareSequences(a, b) <= 0 ? a : b));
+}
+
+function iso(t: Timestamp | undefined): string {
+  return t ? timestampDate(t).toISOString() : "";
+}
+
+/** The names of JobCounts' counters: `targetCount`, `doneCount`, … `readBeforeRetractCount`. */
+export type CountName = Exclude<keyof JobCounts, "$typeName" | "$unknown">;
+
+/** A job's counters as plain numbers, by their field names. */
+export type Counts = Readonly<Record<CountName, number>>;
+
+/** Every counter, in the contract's order (for display). */
+export const COUNT_NAMES: readonly CountName[] = JobCountsSchema.fields.map((f) => f.localName as CountName);
+
+export function counts(c: JobCounts | undefined): Counts {
+  const out = {} as Record<CountName, number>;
+  for (const name of COUNT_NAMES) out[name] = c ? c[name] : 0;
+  return out;
+}
+
+export interface Failure {
+  readonly code: string;
+  readonly detail: string;
+}
+
+function failure(f: JobFailure | undefined): Failure | undefined {
+  return f && (f.code || f.detail) ? { code: f.code, detail: f.detail } : undefined;
 }
 
 export interface MailboxProgress {
   readonly mailbox: string;
   readonly depth: number;
-  /** `PENDING` until the first update, then RecipientPhase names: `RESOLVING` … `DONE`. */
+  /**
+   * `PENDING` until the first update (or, after a reload, while ListRetractTargets says the
+   * mailbox is unfinished), then RecipientPhase names: `RESOLVING` … `DONE`.
+   */
   readonly phase: string;
   /** RecipientOutcome name once done (`DELETED`, `NOT_FOUND`, …); empty before. */
   readonly outcome: string;
-  readonly copiesFound: number;
-  readonly copiesDeleted: number;
+  readonly copiesFoundCount: number;
+  readonly copiesDeletedCount: number;
   readonly wasRead: boolean;
   readonly detail: string;
   readonly graphErrorCode: string;
+  /** For a mailbox reached through a conversation: the mailbox whose sent message reached it. */
+  readonly discoveredFrom: string;
   /** How many updates this mailbox received. */
   readonly updates: number;
+  /**
+   * The sequence this row is as of: the event that last changed it, or the `as_of_sequence`
+   * of the listing it came from. Updates at or before it are not applied again.
+   */
+  readonly sequence: string;
 }
 
 export interface ConversationStep {
-  readonly sequence: number;
-  readonly conversationId: string;
-  readonly depth: number;
+  readonly sequence: string;
   readonly mailbox: string;
-  readonly messagesFound: number;
-  readonly messagesDeleted: number;
-  readonly discoveredMailboxes: readonly string[];
+  readonly depth: number;
+  readonly conversationId: string;
+  readonly messagesFoundCount: number;
+  readonly messagesRetractedCount: number;
+  readonly messagesLeftCount: number;
+  readonly discovered: readonly { readonly mailbox: string; readonly hop: number }[];
+  readonly unfollowed: readonly { readonly address: string; readonly hop: number; readonly code: string }[];
+  readonly failure?: Failure;
+}
+
+/** One row of JobFinished's per-depth summary. */
+export interface FinishedDepth {
+  readonly depth: number;
+  readonly mailboxCount: number;
+  readonly copiesRetractedCount: number;
+  readonly readBeforeRetractCount: number;
+}
+
+export function finishedDepths(depths: readonly DepthSummaryMessage[]): FinishedDepth[] {
+  return depths.map((d) => ({
+    depth: d.depth,
+    mailboxCount: d.mailboxCount,
+    copiesRetractedCount: d.copiesRetractedCount,
+    readBeforeRetractCount: d.readBeforeRetractCount,
+  }));
 }
 
 export interface JobProgress {
-  readonly version: 1;
+  readonly version: 2;
   readonly tenantId: string;
   readonly jobId: string;
+  /** JobKind name: `RETRACT` or `RESTORE`. */
+  readonly kind: string;
   readonly internetMessageId: string;
   readonly requestedBy: string;
+  /** The retract's reason as asked (RetractOptions.reason); may be empty. */
+  readonly reason: string;
+  /** The message as recorded when the job was created. */
+  readonly message?: { readonly subject: string; readonly sender: string; readonly deliveryTime: string };
   /** JobState name: `QUEUED`, `RUNNING`, `SUCCEEDED`, `COMPLETED_WITH_ERRORS`, `FAILED`, `CANCELLED`. */
   readonly state: string;
-  /** The last event applied; follow the job again after it. */
-  readonly lastSequence: number;
-  /** Events applied (heartbeats excluded). Equals `lastSequence` when nothing was missed. */
+  /** Set once a cancellation was asked for. */
+  readonly cancellation?: { readonly requestedBy: string; readonly reason: string; readonly requestTime: string };
+  /** The last event applied (or the listing's sequence): follow the job again after it. */
+  readonly lastSequence: string;
+  /**
+   * Where the events applied here start: "0" when the progress was folded from the job's first
+   * event on; after a reload, the sequence of the ListRetractTargets listing it was drawn from.
+   * `fromSequence + eventsApplied == lastSequence` when no event was missed.
+   */
+  readonly fromSequence: string;
+  /** Events applied after `fromSequence` (heartbeats excluded). */
   readonly eventsApplied: number;
   /** Sequence numbers that never arrived (should stay empty: the server has no gaps). */
-  readonly missing: readonly number[];
+  readonly missing: readonly string[];
   /** Mailboxes by `depth:address`, in the order they appeared. */
   readonly mailboxes: Readonly<Record<string, MailboxProgress>>;
+  /**
+   * The conversation steps applied here (ListRetractTargets does not list them: after a reload,
+   * the steps since; JobFinished's `depths` are the job's own per-depth totals).
+   */
   readonly conversations: readonly ConversationStep[];
-  /** The counters as of the job's start, or its end once finished. */
+  /** The counters as of the job's start (or the listing), its end once finished. */
   readonly counts: Counts;
   /** Set by JobFinished, the last event of a job. */
-  readonly finished?: { readonly state: string; readonly counts: Counts; readonly detail: string };
+  readonly finished?: {
+    readonly state: string;
+    readonly counts: Counts;
+    readonly detail: string;
+    readonly depths: readonly FinishedDepth[];
+    readonly failure?: Failure;
+  };
+  /** Why the job ended FAILED. */
+  readonly failure?: Failure;
   /** Time of the latest event, ISO 8601. */
   readonly lastEventTime?: string;
 }
 
-const mailboxKey = (depth: number, mailbox: string) => `${depth}:${mailbox}`;
+export const mailboxKey = (depth: number, mailbox: string) => `${depth}:${mailbox}`;
 
-function pending(mailbox: string, depth: number): MailboxProgress {
+function pending(mailbox: string, depth: number, sequence: string): MailboxProgress {
   return {
     mailbox,
     depth,
     phase: "PENDING",
     outcome: "",
-    copiesFound: 0,
-    copiesDeleted: 0,
+    copiesFoundCount: 0,
+    copiesDeletedCount: 0,
     wasRead: false,
     detail: "",
     graphErrorCode: "",
+    discoveredFrom: "",
     updates: 0,
+    sequence,
+  };
+}
+
+/** What a RetractJob says about the job, as JobProgress fields. */
+function jobFields(job: RetractJob) {
+  const cancellation = job.cancellation;
+  const message = job.message;
+  const fail = failure(job.failure);
+  return {
+    tenantId: job.tenantId,
+    jobId: job.jobId,
+    kind: enumName(JobKindSchema, job.kind),
+    internetMessageId: job.options?.internetMessageId ?? "",
+    requestedBy: job.requestedBy,
+    reason: job.options?.reason ?? "",
+    state: enumName(JobStateSchema, job.state),
+    counts: counts(job.counts),
+    ...(message
+      ? { message: { subject: message.subject, sender: message.sender, deliveryTime: iso(message.deliveryTime) } }
+      : {}),
+    ...(cancellation
+      ? {
+          cancellation: {
+            requestedBy: cancellation.requestedBy,
+            reason: cancellation.reason,
+            requestTime: iso(cancellation.requestTime),
+          },
+        }
+      : {}),
+    ...(fail ? { failure: fail } : {}),
   };
 }
 
 /** The progress of a job just returned by StartRetract / GetRetractJob, before any event. */
 export function startProgress(job: RetractJob): JobProgress {
   return {
-    version: 1,
-    tenantId: job.tenantId,
-    jobId: job.jobId,
-    internetMessageId: job.options?.internetMessageId ?? "",
-    requestedBy: job.requestedBy,
-    state: enumName(JobStateSchema, job.state),
-    lastSequence: 0,
+    version: 2,
+    ...jobFields(job),
+    lastSequence: "0",
+    fromSequence: "0",
     eventsApplied: 0,
     missing: [],
     mailboxes: {},
     conversations: [],
-    counts: counts(job.counts),
+  };
+}
+
+/** Whether a JobState name is one a job ends in. */
+export function isFinalState(state: string): boolean {
+  return ["SUCCEEDED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELLED"].includes(state);
+}
+
+/**
+ * The progress of a job drawn from ListRetractTargets (every page) and GetRetractJob, for a
+ * page that reloads: follow the job after `lastSequence` (the smallest `as_of_sequence` of the
+ * pages) and apply its events; `applyEvent` skips what a row already reflects.
+ *
+ * For a finished job `lastSequence` is one before its last event, so following it replays
+ * JobFinished (the summary's detail and per-depth totals) and ends.
+ */
+export function snapshotProgress(
+  job: RetractJob,
+  pages: readonly { readonly targets: readonly TargetStatus[]; readonly asOfSequence: string }[],
+): JobProgress {
+  const mailboxes: Record<string, MailboxProgress> = {};
+  for (const page of pages) {
+    for (const t of page.targets) {
+      const done = t.outcome !== undefined;
+      mailboxes[mailboxKey(t.depth, t.mailbox)] = {
+        ...pending(t.mailbox, t.depth, page.asOfSequence),
+        phase: done ? "DONE" : "PENDING",
+        outcome: t.outcome !== undefined ? enumName(RecipientOutcomeSchema, t.outcome) : "",
+        copiesFoundCount: t.copiesFoundCount,
+        copiesDeletedCount: t.copiesDeletedCount,
+        wasRead: t.wasRead,
+        detail: t.detail,
+        graphErrorCode: t.graphErrorCode,
+        discoveredFrom: t.discoveredFrom,
+      };
+    }
+  }
+  let from = minSequence(pages.map((p) => p.asOfSequence));
+  const fields = jobFields(job);
+  if (isFinalState(fields.state) && compareSequences(from, job.lastSequence) >= 0) {
+    from = String(seq(job.lastSequence) - 1n);
+  }
+  return {
+    version: 2,
+    ...fields,
+    lastSequence: from,
+    fromSequence: from,
+    eventsApplied: 0,
+    missing: [],
+    mailboxes,
+    conversations: [],
   };
 }
 
@@ -134,17 +311,20 @@ export function isFinished(p: JobProgress): boolean {
 /**
  * `p` with `event` applied. Heartbeats and events at or before `lastSequence` (a replay after
  * re-attaching) change nothing; a sequence past `lastSequence + 1` records the ones skipped.
+ * A mailbox update at or before the sequence its row is as of (a row listed by
+ * ListRetractTargets) changes nothing either, so a replay after a listing is idempotent.
  */
 export function applyEvent(p: JobProgress, event: RetractEvent): JobProgress {
-  const sequence = toNumber(event.sequence);
   if (event.kind.case === "heartbeat" || event.kind.case === undefined) return p;
-  if (sequence <= p.lastSequence) return p;
+  const sequence = seq(event.sequence);
+  if (sequence <= seq(p.lastSequence)) return p;
   const missing = [...p.missing];
-  for (let s = p.lastSequence + 1; s < sequence; s++) missing.push(s);
-  const time = event.time ? timestampDate(event.time).toISOString() : p.lastEventTime;
+  for (let s = seq(p.lastSequence) + 1n; s < sequence; s++) missing.push(String(s));
+  const time = event.occurTime ? iso(event.occurTime) : p.lastEventTime;
+  const at = String(sequence);
   const next: JobProgress = {
     ...p,
-    lastSequence: sequence,
+    lastSequence: at,
     eventsApplied: p.eventsApplied + 1,
     missing,
     ...(time ? { lastEventTime: time } : {}),
@@ -155,40 +335,32 @@ export function applyEvent(p: JobProgress, event: RetractEvent): JobProgress {
       const mailboxes = { ...next.mailboxes };
       for (const t of targets) {
         const key = mailboxKey(t.depth, t.mailbox);
-        mailboxes[key] ??= pending(t.mailbox, t.depth);
+        mailboxes[key] ??= pending(t.mailbox, t.depth, at);
       }
-      return {
-        ...next,
-        mailboxes,
-        ...(job
-          ? {
-              state: enumName(JobStateSchema, job.state),
-              requestedBy: job.requestedBy,
-              internetMessageId: job.options?.internetMessageId ?? next.internetMessageId,
-              counts: counts(job.counts),
-            }
-          : {}),
-      };
+      return { ...next, mailboxes, ...(job ? { ...jobFields(job), state: enumName(JobStateSchema, job.state) } : {}) };
     }
     case "recipientUpdate": {
       const u = event.kind.value;
       const key = mailboxKey(u.depth, u.mailbox);
-      const before = next.mailboxes[key] ?? pending(u.mailbox, u.depth);
+      const before = next.mailboxes[key] ?? pending(u.mailbox, u.depth, "0");
+      const running = next.state === "QUEUED" ? "RUNNING" : next.state;
+      if (sequence <= seq(before.sequence)) return { ...next, state: running };
       return {
         ...next,
-        state: next.state === "QUEUED" ? "RUNNING" : next.state,
+        state: running,
         mailboxes: {
           ...next.mailboxes,
           [key]: {
             ...before,
             phase: enumName(RecipientPhaseSchema, u.phase),
-            outcome: u.outcome ? enumName(RecipientOutcomeSchema, u.outcome) : "",
-            copiesFound: u.copiesFound,
-            copiesDeleted: u.copiesDeleted,
+            outcome: u.outcome !== undefined ? enumName(RecipientOutcomeSchema, u.outcome) : "",
+            copiesFoundCount: u.copiesFoundCount,
+            copiesDeletedCount: u.copiesDeletedCount,
             wasRead: u.wasRead,
             detail: u.detail,
             graphErrorCode: u.graphErrorCode,
             updates: before.updates + 1,
+            sequence: at,
           },
         },
       };
@@ -196,17 +368,21 @@ export function applyEvent(p: JobProgress, event: RetractEvent): JobProgress {
     case "conversationUpdate": {
       const c = event.kind.value;
       const mailboxes = { ...next.mailboxes };
-      for (const m of c.discoveredMailboxes) {
-        mailboxes[mailboxKey(c.depth + 1, m)] ??= pending(m, c.depth + 1);
+      for (const d of c.discovered) {
+        mailboxes[mailboxKey(d.hop, d.mailbox)] ??= { ...pending(d.mailbox, d.hop, "0"), discoveredFrom: c.mailbox };
       }
+      const fail = failure(c.failure);
       const step: ConversationStep = {
-        sequence,
-        conversationId: c.conversationId,
-        depth: c.depth,
+        sequence: at,
         mailbox: c.mailbox,
-        messagesFound: c.messagesFound,
-        messagesDeleted: c.messagesDeleted,
-        discoveredMailboxes: [...c.discoveredMailboxes],
+        depth: c.depth,
+        conversationId: c.conversationId,
+        messagesFoundCount: c.messagesFoundCount,
+        messagesRetractedCount: c.messagesRetractedCount,
+        messagesLeftCount: c.messagesLeftCount,
+        discovered: c.discovered.map((d) => ({ mailbox: d.mailbox, hop: d.hop })),
+        unfollowed: c.unfollowed.map((u) => ({ address: u.address, hop: u.hop, code: u.code })),
+        ...(fail ? { failure: fail } : {}),
       };
       return { ...next, mailboxes, conversations: [...next.conversations, step] };
     }
@@ -214,27 +390,34 @@ export function applyEvent(p: JobProgress, event: RetractEvent): JobProgress {
       const f = event.kind.value;
       const state = enumName(JobStateSchema, f.state);
       const final = counts(f.counts);
-      return { ...next, state, counts: final, finished: { state, counts: final, detail: f.detail } };
+      const fail = failure(f.failure);
+      return {
+        ...next,
+        state,
+        counts: final,
+        ...(fail ? { failure: fail } : {}),
+        finished: { state, counts: final, detail: f.detail, depths: finishedDepths(f.depths), ...(fail ? { failure: fail } : {}) },
+      };
     }
   }
 }
 
-export interface DepthSummary {
+export interface DepthProgress {
   readonly depth: number;
   readonly mailboxes: number;
   readonly done: number;
   readonly deleted: number;
   readonly failed: number;
-  readonly copiesFound: number;
-  readonly copiesDeleted: number;
+  readonly copiesFoundCount: number;
+  readonly copiesDeletedCount: number;
   readonly conversationSteps: number;
-  readonly messagesFound: number;
-  readonly messagesDeleted: number;
+  readonly messagesFoundCount: number;
+  readonly messagesRetractedCount: number;
 }
 
 /** Per conversation depth (0 = the original recipients): mailboxes and how far they got. */
-export function byDepth(p: JobProgress): DepthSummary[] {
-  const rows = new Map<number, DepthSummary>();
+export function byDepth(p: JobProgress): DepthProgress[] {
+  const rows = new Map<number, DepthProgress>();
   const row = (depth: number) =>
     rows.get(depth) ?? {
       depth,
@@ -242,11 +425,11 @@ export function byDepth(p: JobProgress): DepthSummary[] {
       done: 0,
       deleted: 0,
       failed: 0,
-      copiesFound: 0,
-      copiesDeleted: 0,
+      copiesFoundCount: 0,
+      copiesDeletedCount: 0,
       conversationSteps: 0,
-      messagesFound: 0,
-      messagesDeleted: 0,
+      messagesFoundCount: 0,
+      messagesRetractedCount: 0,
     };
   for (const m of Object.values(p.mailboxes)) {
     const r = row(m.depth);
@@ -256,8 +439,8 @@ export function byDepth(p: JobProgress): DepthSummary[] {
       done: r.done + (m.phase === "DONE" ? 1 : 0),
       deleted: r.deleted + (m.outcome === "DELETED" ? 1 : 0),
       failed: r.failed + (m.outcome === "FAILED" ? 1 : 0),
-      copiesFound: r.copiesFound + m.copiesFound,
-      copiesDeleted: r.copiesDeleted + m.copiesDeleted,
+      copiesFoundCount: r.copiesFoundCount + m.copiesFoundCount,
+      copiesDeletedCount: r.copiesDeletedCount + m.copiesDeletedCount,
     });
   }
   for (const c of p.conversations) {
@@ -265,16 +448,27 @@ export function byDepth(p: JobProgress): DepthSummary[] {
     rows.set(c.depth, {
       ...r,
       conversationSteps: r.conversationSteps + 1,
-      messagesFound: r.messagesFound + c.messagesFound,
-      messagesDeleted: r.messagesDeleted + c.messagesDeleted,
+      messagesFoundCount: r.messagesFoundCount + c.messagesFoundCount,
+      messagesRetractedCount: r.messagesRetractedCount + c.messagesRetractedCount,
     });
   }
   return [...rows.values()].sort((a, b) => a.depth - b.depth);
 }
 
-/** Where a page keeps the job it follows, so a reload re-attaches instead of starting over. */
+/**
+ * What a page keeps of the job it follows, so a reload re-attaches instead of starting over:
+ * the job and the last sequence seen (a decimal string, as the contract has it). The table
+ * itself is not kept: after a reload ListRetractTargets draws it again (`resumeJob`).
+ */
+export interface FollowedJob {
+  readonly version: 2;
+  readonly tenantId: string;
+  readonly jobId: string;
+  readonly lastSequence: string;
+}
+
 export interface ProgressStore {
-  load(): JobProgress | undefined;
+  load(): FollowedJob | undefined;
   save(progress: JobProgress): void;
   clear(): void;
 }
@@ -286,14 +480,22 @@ export function storageProgressStore(storage: Storage, key = "retract.job"): Pro
       const raw = storage.getItem(key);
       if (!raw) return undefined;
       try {
-        const value = JSON.parse(raw) as JobProgress;
-        return value.version === 1 && value.jobId ? value : undefined;
+        const value = JSON.parse(raw) as Partial<FollowedJob>;
+        return value.version === 2 && value.jobId && value.tenantId && typeof value.lastSequence === "string"
+          ? (value as FollowedJob)
+          : undefined;
       } catch {
         return undefined;
       }
     },
     save(progress) {
-      storage.setItem(key, JSON.stringify(progress));
+      const followed: FollowedJob = {
+        version: 2,
+        tenantId: progress.tenantId,
+        jobId: progress.jobId,
+        lastSequence: progress.lastSequence,
+      };
+      storage.setItem(key, JSON.stringify(followed));
     },
     clear() {
       storage.removeItem(key);
