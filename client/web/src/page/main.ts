@@ -6,7 +6,7 @@ import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
 
 import { retractClients, type RetractClients } from "../client.js";
 import { describeError, type RetractError } from "../errors.js";
-import { followJob, type FollowStatus } from "../follow.js";
+import { followJob, resumeJob, type FollowStatus } from "../follow.js";
 import { AuditSection } from "../gen/retract/v1/audit_service_pb.js";
 import { DeleteMode, RetractOptionsSchema } from "../gen/retract/v1/retract_service_pb.js";
 import {
@@ -15,18 +15,24 @@ import {
   isFinished,
   startProgress,
   storageProgressStore,
+  type FollowedJob,
   type JobProgress,
   type MailboxProgress,
 } from "../progress.js";
 import {
   auditRow,
+  countLabel,
   deleteModes,
   deliveryView,
+  depthTable,
   humanize,
-  optionSupported,
+  MAX_REASON_CHARS,
   retractOptions,
+  type AuditDetailsView,
   type AuditRow,
   type DeliveryView,
+  type DetailTable,
+  type RecipientRow,
 } from "../view.js";
 
 // ---- small DOM helpers -------------------------------------------------------------------
@@ -79,6 +85,27 @@ function progressBadge(m: MailboxProgress | undefined): HTMLElement {
     return h("span", { class: `badge ${OUTCOME_TONE[m.outcome] ?? "idle"}`, title: m.detail || undefined }, label);
   }
   return h("span", { class: `badge ${m.phase === "PENDING" ? "idle" : "busy"}` }, humanize(m.phase) + "…");
+}
+
+/** Where the last retract left a recipient, from the Retract tab (GetRetractOptions). */
+function lastRetractCell(r: RecipientRow): HTMLElement | string {
+  const last = r.lastRetract;
+  if (!last) return "—";
+  // The job shown below: its Progress column is live, this lookup is not.
+  if (progress && last.jobId === progress.jobId) {
+    return h("div", { class: "last-retract", "data-job-id": last.jobId, "data-this-job": "true" }, h("span", { class: "badge busy" }, "This job"));
+  }
+  const outcome = last.outcome;
+  return h(
+    "div",
+    { class: "last-retract", "data-job-id": last.jobId, "data-outcome": outcome || undefined },
+    h("span", { class: `badge ${outcome ? (OUTCOME_TONE[outcome] ?? "idle") : "busy"}` }, outcome ? humanize(outcome) : "In progress"),
+    " ",
+    time(last.createTime),
+    r.deliveredAfterLastRetract
+      ? h("div", { class: "note", "data-delivered-again": "true" }, "Delivered again after this retract: that copy is still there.")
+      : null,
+  );
 }
 
 // ---- state ---------------------------------------------------------------------------------
@@ -137,14 +164,14 @@ function showError(thrown: unknown, title: string, near: string): void {
   // A string is a check of the page itself, not a failed call.
   const e: ErrorDetails =
     typeof thrown === "string"
-      ? { codeName: "", message: thrown, reason: "", fieldViolations: [], preconditionViolations: [], retryAfterMs: undefined }
+      ? { codeName: "", message: thrown, reason: "", domain: "", fieldViolations: [], preconditionViolations: [], retryAfterMs: undefined }
       : describeError(thrown);
   showDetails(title, near, e);
 }
 
 type ErrorDetails = Pick<
   RetractError,
-  "codeName" | "message" | "reason" | "fieldViolations" | "preconditionViolations" | "retryAfterMs"
+  "codeName" | "message" | "reason" | "domain" | "fieldViolations" | "preconditionViolations" | "retryAfterMs"
 >;
 
 function showDetails(title: string, near: string, e: ErrorDetails): void {
@@ -171,6 +198,7 @@ function showDetails(title: string, near: string, e: ErrorDetails): void {
   const box = $("error");
   box.dataset["code"] = e.codeName;
   box.dataset["reason"] = e.reason;
+  box.dataset["errorDomain"] = e.domain;
   $(near).after(box);
   box.hidden = false;
   box.scrollIntoView({ block: "nearest" });
@@ -245,17 +273,39 @@ function renderRecipients(): void {
         r.detail ? h("div", { class: "hint" }, r.detail) : null,
       ),
       h("td", {}, progress ? progressBadge(m) : "—", m?.detail && m.phase === "DONE" ? h("div", { class: "hint" }, m.detail) : null),
-      h("td", { class: "num" }, m && m.phase !== "PENDING" ? `${m.copiesFound} / ${m.copiesDeleted}` : "—"),
+      h("td", { class: "num" }, m && (m.phase !== "PENDING" || m.copiesFoundCount) ? `${m.copiesFoundCount} / ${m.copiesDeletedCount}` : "—"),
       h("td", {}, m && m.phase === "DONE" ? (m.wasRead ? "Yes" : "No") : "—"),
+      h("td", {}, lastRetractCell(r)),
     );
   });
   $("recipients").querySelector("tbody")!.replaceChildren(...rows);
   const all = $<HTMLInputElement>("include-all");
   all.disabled = running;
   syncIncludeAll();
-  $<HTMLButtonElement>("retract").disabled = running;
-  for (const id of ["conversations", "dry-run", "reason"]) $<HTMLInputElement>(id).disabled = running || (id === "reason" && !optionSupported("reason"));
-  $<HTMLSelectElement>("depth").disabled = running || !$<HTMLInputElement>("conversations").checked;
+  // Said before the click: whether this caller may retract here at all, and why not.
+  const can = delivery.callerCanRetract;
+  $<HTMLButtonElement>("retract").disabled = running || !can.allowed;
+  const refusal = $("retract-precondition");
+  refusal.hidden = can.allowed;
+  refusal.dataset["code"] = can.code;
+  refusal.textContent = can.allowed ? "" : `You cannot retract here: ${can.detail || humanize(can.code)}${can.code ? ` (${can.code})` : ""}.`;
+  const more = $("more-recipients");
+  more.hidden = !delivery.moreRecipients;
+  more.textContent = delivery.moreRecipients
+    ? `The first ${delivery.recipients.length} of ${delivery.recipientCount} recipients are shown; with every box ticked the retract takes every eligible recipient.`
+    : "";
+  // Conversations stay visible but off while the server cannot follow them.
+  const conversations = $<HTMLInputElement>("conversations");
+  if (!delivery.conversationsAvailable) conversations.checked = false;
+  conversations.disabled = running || !delivery.conversationsAvailable;
+  $("conversations-unavailable").hidden = delivery.conversationsAvailable;
+  for (const option of $<HTMLSelectElement>("depth").options) {
+    const tooDeep = Number(option.value) > Math.max(delivery.maxConversationDepth, 1);
+    option.hidden = tooDeep;
+    option.disabled = tooDeep;
+  }
+  for (const id of ["dry-run", "reason"]) $<HTMLInputElement>(id).disabled = running;
+  $<HTMLSelectElement>("depth").disabled = running || !conversations.checked;
   for (const radio of document.querySelectorAll<HTMLInputElement>("#delete-mode input")) radio.disabled = running;
 }
 
@@ -289,11 +339,8 @@ function setUpOptions(): void {
   conversations.addEventListener("change", () => {
     $<HTMLSelectElement>("depth").disabled = !conversations.checked;
   });
-  const reasonSupported = optionSupported("reason");
-  $("reason-hint").textContent = reasonSupported
-    ? "Recorded with the job in the audit trail."
-    : "This server's contract has no reason field yet: the reason is not sent.";
-  $<HTMLInputElement>("reason").disabled = !reasonSupported;
+  $("reason-hint").textContent = `Why you retract it, recorded with the job in the audit trail (at most ${MAX_REASON_CHARS} characters).`;
+  $<HTMLInputElement>("reason").maxLength = MAX_REASON_CHARS;
   $<HTMLInputElement>("include-all").addEventListener("change", (e) => {
     const on = (e.target as HTMLInputElement).checked;
     for (const b of includeBoxes()) if (b.dataset["eligible"] && !b.disabled) b.checked = on;
@@ -373,10 +420,6 @@ async function follow(): Promise<void> {
   const controller = new AbortController();
   following = controller;
   render();
-  if (isFinished(progress)) {
-    void loadJobAudit();
-    return;
-  }
   try {
     await followJob(clients().retract, {
       tenantId: progress.tenantId,
@@ -405,7 +448,7 @@ function renderConnection(s: FollowStatus): void {
   el.dataset["status"] = s.kind;
   switch (s.kind) {
     case "connecting":
-      el.textContent = s.afterSequence
+      el.textContent = s.afterSequence !== "0"
         ? `Re-attaching after event ${s.afterSequence}…`
         : "Connecting…";
       break;
@@ -429,10 +472,11 @@ function render(): void {
   section.hidden = false;
   const mailboxes = Object.values(p.mailboxes);
   const done = mailboxes.filter((m) => m.phase === "DONE").length;
-  const targets = Math.max(mailboxes.length, p.counts["targets"] ?? 0);
+  const targets = Math.max(mailboxes.length, p.counts.targetCount);
   Object.assign(section.dataset, {
     jobId: p.jobId,
-    lastSequence: String(p.lastSequence),
+    lastSequence: p.lastSequence,
+    fromSequence: p.fromSequence,
     eventsApplied: String(p.eventsApplied),
     missing: String(p.missing.length),
     state: p.state,
@@ -443,6 +487,13 @@ function render(): void {
   bar.max = Math.max(targets, 1);
   bar.value = done;
   const text = `${done} of ${targets} mailboxes done — ${humanize(p.state)}.`;
+  $("progress-job").textContent = [
+    p.message ? `“${p.message.subject || "(no subject)"}” from ${p.message.sender}` : p.internetMessageId,
+    p.requestedBy && `requested by ${p.requestedBy}`,
+    p.reason && `reason: “${p.reason}”`,
+  ]
+    .filter(Boolean)
+    .join(", ");
   $("progress-text").textContent = text;
   announce(text, isFinished(p));
 
@@ -456,8 +507,8 @@ function render(): void {
         h("td", { class: "num" }, d.done),
         h("td", { class: "num" }, d.deleted),
         h("td", { class: "num" }, d.failed),
-        h("td", { class: "num" }, `${d.copiesFound} / ${d.copiesDeleted}`),
-        h("td", { class: "num" }, d.conversationSteps ? `${d.conversationSteps} (${d.messagesFound} found, ${d.messagesDeleted} deleted)` : "—"),
+        h("td", { class: "num" }, `${d.copiesFoundCount} / ${d.copiesDeletedCount}`),
+        h("td", { class: "num" }, d.conversationSteps ? `${d.conversationSteps} (${d.messagesFoundCount} found, ${d.messagesRetractedCount} retracted)` : "—"),
       ),
     ),
   );
@@ -471,7 +522,7 @@ function render(): void {
         h("th", { scope: "row" }, m.mailbox),
         h("td", { class: "num" }, m.depth),
         h("td", {}, progressBadge(m)),
-        h("td", { class: "num" }, `${m.copiesFound} / ${m.copiesDeleted}`),
+        h("td", { class: "num" }, `${m.copiesFoundCount} / ${m.copiesDeletedCount}`),
       ),
     ),
   );
@@ -487,20 +538,6 @@ function announce(text: string, now: boolean): void {
   el.textContent = text;
 }
 
-const COUNT_LABELS: Record<string, string> = {
-  targets: "Mailboxes",
-  done: "Done",
-  deleted: "Deleted",
-  notFound: "No copy found",
-  alreadyDeleted: "Already deleted",
-  wouldDelete: "Would delete (dry run)",
-  failed: "Failed",
-  skipped: "Skipped",
-  cancelled: "Cancelled",
-  copiesFound: "Copies found",
-  copiesDeleted: "Copies deleted",
-};
-
 function renderSummary(p: JobProgress): void {
   const summary = $("summary");
   summary.hidden = !p.finished;
@@ -508,14 +545,66 @@ function renderSummary(p: JobProgress): void {
   summary.dataset["state"] = p.finished.state;
   $("summary-state").textContent = humanize(p.finished.state) + ".";
   $("summary-detail").textContent = p.finished.detail;
+  const failure = p.finished.failure;
+  $("summary-failure").hidden = !failure;
+  $("summary-failure").textContent = failure ? `Failed: ${failure.detail} (${failure.code})` : "";
+  const cancel = p.cancellation;
+  $("summary-cancellation").hidden = !cancel;
+  $("summary-cancellation").textContent = cancel
+    ? `Cancelled by ${cancel.requestedBy}${cancel.reason ? `: “${cancel.reason}”` : ""}.`
+    : "";
+  // Zero counters of other kinds of job (restored, would delete on a real run, …) are left out.
   $("summary-counts").replaceChildren(
-    ...Object.entries(p.finished.counts).flatMap(([k, v]) => [
-      h("dt", {}, COUNT_LABELS[k] ?? humanize(k.replace(/[A-Z]/g, (c) => `_${c}`))),
-      h("dd", { "data-count": k }, v),
-    ]),
+    ...Object.entries(p.finished.counts)
+      .filter(([k, v]) => v !== 0 || k === "targetCount" || k === "failedCount")
+      .flatMap(([k, v]) => [h("dt", {}, countLabel(k)), h("dd", { "data-count": k }, v)]),
+  );
+  $("summary-depths").querySelector("tbody")!.replaceChildren(
+    ...tableRows(depthTable(p.finished.depths), (row) => ({ "data-depth": String(row[0]) })),
   );
   $("summary-job").textContent = p.jobId;
-  $("summary-events").textContent = `${p.eventsApplied} events received${p.missing.length ? `, ${p.missing.length} missing` : ", none missing"}.`;
+  const resumed = p.fromSequence !== "0" ? ` after the reload (the table was listed as of event ${p.fromSequence})` : "";
+  $("summary-events").textContent = `${p.eventsApplied} events received${resumed}${p.missing.length ? `, ${p.missing.length} missing` : ", none missing"}.`;
+}
+
+/** The body rows of a DetailTable, the first column as row headers. */
+function tableRows(
+  t: DetailTable,
+  attrs: (row: readonly (string | number)[]) => Record<string, string> = () => ({}),
+): HTMLTableRowElement[] {
+  return t.rows.map((row) =>
+    h("tr", attrs(row), ...row.map((cell, i) => (i === 0 ? h("th", { scope: "row" }, cell) : h("td", { class: typeof cell === "number" ? "num" : undefined }, cell)))),
+  );
+}
+
+function detailTable(t: DetailTable): HTMLTableElement {
+  return h(
+    "table",
+    { "data-table": t.key },
+    h("caption", {}, t.caption),
+    h("thead", {}, h("tr", {}, ...t.columns.map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, ...tableRows(t, (row) => (t.key === "depths" ? { "data-depth": String(row[0]) } : {}))),
+  );
+}
+
+/** An entry's typed details: a one-line summary that opens on the facts and tables. */
+function detailsView(d: AuditDetailsView, r: AuditRow): HTMLElement {
+  if (!d.kind) return h("span", { class: "hint" }, d.summary);
+  return h(
+    "details",
+    { class: "audit-details", "data-details": d.kind },
+    h("summary", {}, d.summary),
+    h(
+      "dl",
+      { class: "facts" },
+      ...d.facts.flatMap((f) => [h("dt", {}, f.label), h("dd", { "data-field": f.key }, f.value)]),
+      h("dt", {}, "Target"),
+      h("dd", { "data-field": "target" }, r.target || "—"),
+      h("dt", {}, "Correlation id"),
+      h("dd", { "data-field": "correlationId" }, h("code", {}, r.correlationId || "—")),
+    ),
+    ...d.tables.map(detailTable),
+  );
 }
 
 function auditRows(rows: AuditRow[]): HTMLTableRowElement[] {
@@ -524,10 +613,10 @@ function auditRows(rows: AuditRow[]): HTMLTableRowElement[] {
       "tr",
       { "data-action": r.action, "data-event-id": r.eventId },
       h("td", {}, time(r.time)),
-      h("td", {}, h("code", {}, r.action)),
+      h("td", {}, r.actionLabel, h("code", { class: "action-code" }, r.action)),
       h("td", {}, r.actor),
       h("td", {}, humanize(r.outcome)),
-      h("td", {}, h("details", {}, h("summary", {}, "Details"), h("pre", {}, JSON.stringify(r.details, null, 2)))),
+      h("td", {}, detailsView(r.details, r)),
     ),
   );
 }
@@ -560,6 +649,22 @@ async function loadTenantAudit(): Promise<void> {
   } catch (e) {
     showError(e, "The audit trail could not be loaded", "audit-refresh");
   }
+}
+
+/**
+ * After a reload: the job's table as ListRetractTargets has it now, then its events from the
+ * listing's sequence on (not a replay of the whole job).
+ */
+async function resume(followed: FollowedJob): Promise<void> {
+  try {
+    progress = await resumeJob(clients().retract, { tenantId: followed.tenantId, jobId: followed.jobId });
+  } catch (e) {
+    jobs.clear();
+    showError(e, "The job this page was following could not be loaded", "retract");
+    return;
+  }
+  jobs.save(progress);
+  void follow();
 }
 
 // ---- tabs ----------------------------------------------------------------------------------
@@ -615,15 +720,17 @@ async function main(): Promise<void> {
     jobs.clear();
     for (const id of ["progress", "summary", "job-audit"]) $(id).hidden = true;
     renderRecipients();
+    // Again from the server: the Last retract column now names the job just shown.
+    void lookUp();
   });
 
   // After a reload: the job this tab was following, or a start that was in flight.
-  progress = jobs.load();
+  const followed = jobs.load();
   const pendingRaw = session.getItem(PENDING);
-  if (progress || pendingRaw) {
+  if (followed || pendingRaw) {
     if ($<HTMLInputElement>("message-id").value && settings().token) await lookUp();
-    if (progress) {
-      void follow();
+    if (followed) {
+      await resume(followed);
     } else if (pendingRaw) {
       await start(JSON.parse(pendingRaw) as PendingStart);
     }
