@@ -6,6 +6,7 @@
 // Under CI=true a missing Chromium fails the run; elsewhere the browser tests are skipped.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -16,6 +17,7 @@ import { chromium } from "playwright-core";
 import {
   MESSAGE,
   OUTPUT,
+  REPO,
   WEB,
   findChromium,
   holdGraph,
@@ -38,7 +40,18 @@ const RECIPIENTS = [
   ...Array.from({ length: 9 }, (_, i) => `user${String(i + 1).padStart(2, "0")}@contoso.com`),
 ];
 
+const REASON = "Phishing: fake wire-transfer request (ticket SEC-4711)";
+
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+/** A development caller token with only `permissions`, minted by retractctl (built with the demo). */
+function token(email, permissions) {
+  const bin = process.env.RETRACTCTL_BIN ?? join(REPO, "target/debug/retractctl");
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`cargo build -p retract-client --bins\` first`);
+  const args = ["token", "--subject", email, "--email", email, "--tenant", "acme"];
+  for (const p of permissions) args.push("--permission", p);
+  return execFileSync(bin, args, { encoding: "utf8" }).trim();
+}
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
 /** axe-core's WCAG 2 A/AA violations on the page as it is now, as "rule: target" lines. */
@@ -134,6 +147,7 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       targets: Number(el.dataset.targets ?? 0),
       state: el.dataset.state ?? "",
       lastSequence: Number(el.dataset.lastSequence ?? 0),
+      fromSequence: Number(el.dataset.fromSequence ?? 0),
       eventsApplied: Number(el.dataset.eventsApplied ?? 0),
       missing: Number(el.dataset.missing ?? 0),
       jobId: el.dataset.jobId ?? "",
@@ -177,6 +191,7 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       jobId: job.jobId,
       baseDelayMs: 50,
       onEvent: (e) => {
+        assert.equal(typeof e.sequence, "string", "int64 with jstype = JS_STRING");
         sequences.push(Number(e.sequence));
         progress = client.applyEvent(progress, e);
       },
@@ -186,12 +201,12 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
     assert.equal(cuts, 2, "two streams were cut");
     assert.ok(statuses.filter((s) => s === "reconnecting").length >= 2, `re-attached: ${statuses.join(" ")}`);
     assert.deepEqual(sequences, Array.from({ length: sequences.length }, (_, i) => i + 1), "1, 2, 3, … once each");
-    assert.equal(result.lastSequence, sequences.at(-1));
+    assert.equal(result.lastSequence, String(sequences.at(-1)));
     assert.equal(progress.finished?.state, "SUCCEEDED");
     assert.equal(progress.missing.length, 0);
     assert.equal(Object.values(progress.mailboxes).filter((m) => m.outcome === "WOULD_DELETE").length, 12);
     const { job: after } = await api.retract.getRetractJob({ tenantId: "acme", jobId: job.jobId });
-    assert.equal(Number(after.lastSequence), result.lastSequence, "the server's last sequence");
+    assert.equal(after.lastSequence, result.lastSequence, "the server's last sequence");
   });
 
   test("the page retracts over gRPC-Web on HTTP/1.1: live progress, a reload mid-job, summary, audit", async (t) => {
@@ -203,15 +218,19 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       assert.equal(await page.locator("#recipients tbody input.include:checked").count(), RECIPIENTS.length);
       assert.equal(await page.textContent("#delivery-subject"), "Urgent: wire transfer today");
 
-      // The conversation controls are wired: depth only with conversations. The server answers
-      // UNIMPLEMENTED for conversations today, so this retract goes without them.
+      // The server cannot follow conversations yet (conversations_available = false): the
+      // controls stay, disabled, with a note. This caller may retract (caller_can_retract).
+      assert.equal(await page.isDisabled("#conversations"), true);
       assert.equal(await page.isDisabled("#depth"), true);
-      await page.check("#conversations");
-      assert.equal(await page.isDisabled("#depth"), false);
-      await page.selectOption("#depth", "2");
-      await page.uncheck("#conversations");
+      assert.equal(await page.isVisible("#conversations-unavailable"), true);
+      assert.equal(await page.isVisible("#retract-precondition"), false);
+      assert.equal(await page.isDisabled("#retract"), false);
       assert.equal(await page.isChecked("#mode-soft"), true);
+      // The last retract of each recipient is the first test's dry run.
+      assert.equal(await page.locator('#recipients .last-retract[data-outcome="WOULD_DELETE"]').count(), RECIPIENTS.length);
 
+      assert.equal(await page.isDisabled("#reason"), false, "the reason is a field of the contract");
+      await page.fill("#reason", REASON);
       await page.click("#retract");
       const distinct = new Set();
       const watch = async (until, what, ms = 30_000) => {
@@ -236,10 +255,13 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
         await page.waitForSelector("body[data-ready=true]");
         await page.waitForSelector("#progress:not([hidden])");
         const restored = await progressOf(page);
-        t.diagnostic(`reloaded at ${beforeReload.done}/${beforeReload.targets} done, event ${beforeReload.lastSequence}; restored event ${restored.lastSequence}`);
+        t.diagnostic(`reloaded at ${beforeReload.done}/${beforeReload.targets} done, event ${beforeReload.lastSequence}; listed as of event ${restored.fromSequence}`);
         assert.equal(restored.jobId, beforeReload.jobId, "the same job after the reload");
-        assert.ok(restored.lastSequence >= beforeReload.lastSequence, "progress survived the reload");
-        assert.ok(restored.done >= beforeReload.done);
+        // The table after the reload is ListRetractTargets', as of a sequence at least the page's.
+        assert.ok(restored.fromSequence >= beforeReload.lastSequence, "the listing is not older than the page was");
+        assert.ok(restored.lastSequence >= restored.fromSequence, "followed from the listing's sequence");
+        assert.ok(restored.done >= beforeReload.done, "the listing has every mailbox done before the reload");
+        assert.equal(restored.targets, RECIPIENTS.length);
         assert.equal(await page.isVisible("#summary"), false, "not finished yet");
         await page.waitForSelector("#connection[data-status=live]");
         await holdGraph(plain.graph, false);
@@ -253,31 +275,59 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       // Progress arrived incrementally: the page showed several different "mailboxes done" counts
       // while the job ran, not just the end.
       const before = [...distinct].filter((done) => done < RECIPIENTS.length);
-      t.diagnostic(`"mailboxes done" counts seen while running: ${before.join(", ")}; ${end.eventsApplied} events, last ${end.lastSequence}, ${end.missing} missing`);
+      t.diagnostic(`"mailboxes done" counts seen while running: ${before.join(", ")}; listed as of ${end.fromSequence}, then ${end.eventsApplied} events, last ${end.lastSequence}, ${end.missing} missing`);
       assert.ok(before.length >= 3, `several distinct updates before the end: ${[...distinct].join(", ")}`);
       assert.equal(await page.getAttribute("#summary", "data-state"), "SUCCEEDED");
-      assert.equal(await page.textContent('#summary-counts [data-count="deleted"]'), String(RECIPIENTS.length));
+      assert.equal(await page.textContent('#summary-counts [data-count="deletedCount"]'), String(RECIPIENTS.length));
+      assert.equal(await page.textContent('#summary-counts [data-count="copiesDeletedCount"]'), String(RECIPIENTS.length));
+      assert.equal(await page.textContent('#summary-depths tr[data-depth="0"] td:nth-of-type(1)'), String(RECIPIENTS.length), "JobFinished.depths");
       assert.equal(end.missing, 0, "no event missed");
-      assert.equal(end.eventsApplied, end.lastSequence, "every sequence number applied once, across the reload");
+      assert.ok(end.fromSequence > 0, "the table after the reload came from ListRetractTargets");
+      assert.equal(end.fromSequence + end.eventsApplied, end.lastSequence, "every sequence after the listing applied once");
+      assert.match(await page.textContent("#progress-job"), /Urgent: wire transfer today/, "the job's message snapshot");
       for (const address of RECIPIENTS) {
         assert.equal(await page.getAttribute(`#recipients tr[data-mailbox="${address}"]`, "data-outcome"), "DELETED", address);
       }
+      // The lookup after the reload named this job as the last retract: the page says so
+      // instead of the lookup's stale outcome.
+      assert.equal(await page.locator(`#recipients .last-retract[data-this-job][data-job-id="${end.jobId}"]`).count(), RECIPIENTS.length);
       assert.equal(await page.textContent('#depths tr[data-depth="0"] td:nth-of-type(2)'), String(RECIPIENTS.length));
 
       // The server agrees: its last sequence is the page's, and a replay from 0 has as many events.
       const api = client.retractClients({ baseUrl: `http://${plain.addr}`, token: plain.token });
       const { job } = await api.retract.getRetractJob({ tenantId: "acme", jobId: end.jobId });
       assert.equal(Number(job.lastSequence), end.lastSequence);
+      assert.equal(job.options.reason, REASON, "the reason travelled as RetractOptions.reason");
       let replayed = 0;
       for await (const r of api.retract.watchRetract({ tenantId: "acme", jobId: end.jobId })) {
         if (r.event?.kind.case !== "heartbeat") replayed += 1;
       }
-      assert.equal(replayed, end.eventsApplied);
+      assert.equal(replayed, end.lastSequence);
+      const listed = await api.retract.listRetractTargets({ tenantId: "acme", jobId: end.jobId, pageSize: 1000 });
+      assert.equal(listed.targets.length, RECIPIENTS.length);
+      assert.equal(listed.asOfSequence, job.lastSequence);
 
-      // The job's audit entries: its dispatch and its end.
+      // The job's audit entries: its dispatch (with the options asked, the reason among them)
+      // and its end (with the per-depth summary), as typed details.
       await page.waitForSelector("#job-audit:not([hidden])");
-      const actions = await page.$$eval("#job-audit tbody tr", (rows) => rows.map((r) => r.dataset.action));
-      assert.deepEqual(new Set(actions), new Set(["retract_dispatched", "retract_finished"]));
+      const actions = await page.$$eval("#job-audit table.audit > tbody > tr", (rows) => rows.map((r) => r.dataset.action));
+      assert.deepEqual(new Set(actions), new Set(["RETRACT_DISPATCHED", "RETRACT_FINISHED"]));
+      const dispatched = '#job-audit tr[data-action="RETRACT_DISPATCHED"] [data-details="retractDispatched"]';
+      const field = (entry, key) => page.textContent(`${entry} [data-field="${key}"]`);
+      assert.equal(await field(dispatched, "reason"), REASON);
+      assert.equal(await field(dispatched, "deleteMode"), "Soft");
+      assert.equal(await field(dispatched, "dryRun"), "No");
+      assert.equal(await field(dispatched, "recipients"), "Every eligible recipient");
+      assert.equal(await field(dispatched, "conversations"), "Not followed");
+      assert.equal(await field(dispatched, "jobId"), end.jobId);
+      assert.match(await page.textContent(`${dispatched} > summary`), /reason: “Phishing/);
+      const finished = '#job-audit tr[data-action="RETRACT_FINISHED"] [data-details="retractFinished"]';
+      assert.equal(await field(finished, "state"), "Succeeded");
+      const depth0 = await page.$$eval(`${finished} table[data-table="depths"] tbody tr`, (rows) =>
+        rows.map((r) => [...r.children].map((c) => c.textContent)),
+      );
+      assert.deepEqual(depth0, [["0", String(RECIPIENTS.length), String(RECIPIENTS.length), "0"]], "per-depth summary");
+      assert.equal(await page.locator(`${finished} table[data-table="targets"] tbody tr`).count(), RECIPIENTS.length);
 
       // The simulated mailboxes: every copy soft-deleted (recoverable), the reply to dave untouched.
       for (const address of RECIPIENTS) {
@@ -295,8 +345,17 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       assert.deepEqual(protocolsTo(responses, plain.addr), ["http/1.1"], "HTTP/1.1 in plaintext");
       assert.deepEqual(problems, []);
       assert.deepEqual(await accessibilityViolations(page), [], "axe-core: WCAG 2.1 A/AA");
+      // Open the entries' details for the screenshot.
+      for (const summary of await page.locator("#job-audit details > summary").all()) await summary.click();
+      assert.deepEqual(await accessibilityViolations(page), [], "axe-core, with the audit details open");
       await page.locator("#summary").scrollIntoViewIfNeeded();
       await page.screenshot({ path: join(OUTPUT, "retract-page.png"), fullPage: true });
+
+      // Retract again: the Retract tab, looked up again, names this job as each recipient's last retract.
+      await page.click("#another");
+      await page.locator(`#recipients .last-retract[data-job-id="${end.jobId}"]`).nth(RECIPIENTS.length - 1).waitFor();
+      assert.equal(await page.locator('#recipients .last-retract[data-outcome="DELETED"]').count(), RECIPIENTS.length);
+      assert.equal(await page.locator("#recipients [data-delivered-again]").count(), 0);
     } finally {
       await context.close();
     }
@@ -325,6 +384,22 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
     }
   });
 
+  test("the page says before the click when the caller may not retract (caller_can_retract)", async () => {
+    const { page, context, problems } = await openPage(allowed.origin, `http://${plain.addr}`);
+    try {
+      await lookUp(page, token("reader@contoso.com", ["retract.read", "audit.read"]));
+      await page.locator("#recipients tbody tr").nth(RECIPIENTS.length - 1).waitFor();
+      assert.equal(await page.isDisabled("#retract"), true);
+      assert.equal(await page.isVisible("#retract-precondition"), true);
+      assert.equal(await page.getAttribute("#retract-precondition", "data-code"), "MISSING_PERMISSION");
+      assert.match(await page.textContent("#retract-precondition"), /retract\.message/);
+      assert.deepEqual(problems, []);
+      await page.screenshot({ path: join(OUTPUT, "retract-page-not-allowed.png"), fullPage: true });
+    } finally {
+      await context.close();
+    }
+  });
+
   test("the page shows decoded error details: ErrorInfo reason and field violations", async () => {
     const { page, context } = await openPage(allowed.origin, `http://${plain.addr}`);
     try {
@@ -340,6 +415,7 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       await page.click("#lookup");
       await page.waitForSelector("#error[data-code=INVALID_ARGUMENT]");
       assert.equal(await page.getAttribute("#error", "data-reason"), "INVALID_ARGUMENT");
+      assert.equal(await page.getAttribute("#error", "data-error-domain"), "retract.email-security.internal");
       const violations = await page.$$eval("#error-violations li", (li) => li.map((l) => l.textContent));
       assert.ok(violations.some((v) => v.startsWith("internet_message_id")), `field violations: ${violations}`);
     } finally {
