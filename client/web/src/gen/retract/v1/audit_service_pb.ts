@@ -5,14 +5,334 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { JsonObject, Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { DepthSummary, JobCounts, JobState, RetractOptions, TargetStatus } from "./retract_service_pb.js";
+import { file_retract_v1_retract_service } from "./retract_service_pb.js";
+import type { DomainOutcome } from "./tenant_service_pb.js";
+import { file_retract_v1_tenant_service } from "./tenant_service_pb.js";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file retract/v1/audit_service.proto.
  */
 export const file_retract_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5yZXRyYWN0L3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SCnJldHJhY3QudjEipAIKCkF1ZGl0RXZlbnQSEAoIZXZlbnRfaWQYASABKAkSLgoKb2NjdXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVuYW50X2lkGAMgASgJEg0KBWFjdG9yGAQgASgJEikKB3NlY3Rpb24YBSABKA4yGC5yZXRyYWN0LnYxLkF1ZGl0U2VjdGlvbhIOCgZhY3Rpb24YBiABKAkSDgoGdGFyZ2V0GAcgASgJEikKB291dGNvbWUYCCABKA4yGC5yZXRyYWN0LnYxLkF1ZGl0T3V0Y29tZRISCgpyZXF1ZXN0X2lkGAkgASgJEigKB2RldGFpbHMYCiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Io8CChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIpCgdzZWN0aW9uGAIgASgOMhgucmV0cmFjdC52MS5BdWRpdFNlY3Rpb24SDgoGYWN0aW9uGAMgASgJEg0KBWFjdG9yGAQgASgJEg4KBnRhcmdldBgFIAEoCRIvCgtvY2N1cl9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMb2NjdXJfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSJaChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRImCgZldmVudHMYASADKAsyFi5yZXRyYWN0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKn4KDEF1ZGl0U2VjdGlvbhIdChlBVURJVF9TRUNUSU9OX1VOU1BFQ0lGSUVEEAASGQoVQVVESVRfU0VDVElPTl9URU5BTlRTEAESGQoVQVVESVRfU0VDVElPTl9ET01BSU5TEAISGQoVQVVESVRfU0VDVElPTl9SRVRSQUNUEAMqiwEKDEF1ZGl0T3V0Y29tZRIdChlBVURJVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGwoXQVVESVRfT1VUQ09NRV9TVUNDRUVERUQQARIlCiFBVURJVF9PVVRDT01FX1BBUlRJQUxMWV9TVUNDRUVERUQQAhIYChRBVURJVF9PVVRDT01FX0ZBSUxFRBADMmoKDEF1ZGl0U2VydmljZRJaCg9MaXN0QXVkaXRFdmVudHMSIi5yZXRyYWN0LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIy5yZXRyYWN0LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch5yZXRyYWN0L3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SCnJldHJhY3QudjEiLAoUVGVuYW50Q3JlYXRlZERldGFpbHMSFAoMZGlzcGxheV9uYW1lGAEgASgJIjoKFERvbWFpbkNoYW5nZWREZXRhaWxzEg4KBmRvbWFpbhgBIAEoCRISCgphc19lbnRlcmVkGAIgASgJIm4KE0dyYW50U3RhcnRlZERldGFpbHMSEAoIZ3JhbnRfaWQYASABKAkSFAoMYWxsb3dfcmVsaW5rGAIgASgIEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLEAQoUR3JhbnRGaW5pc2hlZERldGFpbHMSEAoIZ3JhbnRfaWQYASABKAkSGwoTbWljcm9zb2Z0X3RlbmFudF9pZBgCIAEoCRIfChdzaWduZWRfaW5fYWRtaW5pc3RyYXRvchgDIAEoCRINCgVlcnJvchgEIAEoCRIZChFlcnJvcl9kZXNjcmlwdGlvbhgFIAEoCRIyCg9kb21haW5fb3V0Y29tZXMYBiADKAsyGS5yZXRyYWN0LnYxLkRvbWFpbk91dGNvbWUiaQoWRG9tYWluc1ZlcmlmaWVkRGV0YWlscxIbChNtaWNyb3NvZnRfdGVuYW50X2lkGAEgASgJEjIKD2RvbWFpbl9vdXRjb21lcxgCIAMoCzIZLnJldHJhY3QudjEuRG9tYWluT3V0Y29tZSKVAQoYUmV0cmFjdERpc3BhdGNoZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIrCgdvcHRpb25zGAIgASgLMhoucmV0cmFjdC52MS5SZXRyYWN0T3B0aW9ucxISCgpyZXF1ZXN0X2lkGAMgASgJEhEKCW1haWxib3hlcxgEIAMoCRIVCg1tYWlsYm94X2NvdW50GAUgASgFIj8KHVJldHJhY3RDYW5jZWxSZXF1ZXN0ZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkijAIKFlJldHJhY3RGaW5pc2hlZERldGFpbHMSDgoGam9iX2lkGAEgASgJEhsKE2ludGVybmV0X21lc3NhZ2VfaWQYAiABKAkSIwoFc3RhdGUYAyABKA4yFC5yZXRyYWN0LnYxLkpvYlN0YXRlEg4KBmRldGFpbBgEIAEoCRIlCgZjb3VudHMYBSABKAsyFS5yZXRyYWN0LnYxLkpvYkNvdW50cxIoCgZkZXB0aHMYBiADKAsyGC5yZXRyYWN0LnYxLkRlcHRoU3VtbWFyeRIpCgd0YXJnZXRzGAcgAygLMhgucmV0cmFjdC52MS5UYXJnZXRTdGF0dXMSFAoMdGFyZ2V0X2NvdW50GAggASgFIrkGCgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEi4KCm9jY3VyX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXRlbmFudF9pZBgDIAEoCRINCgVhY3RvchgEIAEoCRIpCgdzZWN0aW9uGAUgASgOMhgucmV0cmFjdC52MS5BdWRpdFNlY3Rpb24SJwoGYWN0aW9uGAYgASgOMhcucmV0cmFjdC52MS5BdWRpdEFjdGlvbhIOCgZ0YXJnZXQYByABKAkSKQoHb3V0Y29tZRgIIAEoDjIYLnJldHJhY3QudjEuQXVkaXRPdXRjb21lEhYKDmNvcnJlbGF0aW9uX2lkGAkgASgJEjoKDnRlbmFudF9jcmVhdGVkGAsgASgLMiAucmV0cmFjdC52MS5UZW5hbnRDcmVhdGVkRGV0YWlsc0gAEjoKDmRvbWFpbl9jaGFuZ2VkGAwgASgLMiAucmV0cmFjdC52MS5Eb21haW5DaGFuZ2VkRGV0YWlsc0gAEjgKDWdyYW50X3N0YXJ0ZWQYDSABKAsyHy5yZXRyYWN0LnYxLkdyYW50U3RhcnRlZERldGFpbHNIABI6Cg5ncmFudF9maW5pc2hlZBgOIAEoCzIgLnJldHJhY3QudjEuR3JhbnRGaW5pc2hlZERldGFpbHNIABI+ChBkb21haW5zX3ZlcmlmaWVkGA8gASgLMiIucmV0cmFjdC52MS5Eb21haW5zVmVyaWZpZWREZXRhaWxzSAASQgoScmV0cmFjdF9kaXNwYXRjaGVkGBAgASgLMiQucmV0cmFjdC52MS5SZXRyYWN0RGlzcGF0Y2hlZERldGFpbHNIABJNChhyZXRyYWN0X2NhbmNlbF9yZXF1ZXN0ZWQYESABKAsyKS5yZXRyYWN0LnYxLlJldHJhY3RDYW5jZWxSZXF1ZXN0ZWREZXRhaWxzSAASPgoQcmV0cmFjdF9maW5pc2hlZBgSIAEoCzIiLnJldHJhY3QudjEuUmV0cmFjdEZpbmlzaGVkRGV0YWlsc0gAQgkKB2RldGFpbHNKBAgKEAtSDmRldGFpbHNfc3RydWN0IqgCChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIpCgdzZWN0aW9uGAIgASgOMhgucmV0cmFjdC52MS5BdWRpdFNlY3Rpb24SJwoGYWN0aW9uGAMgASgOMhcucmV0cmFjdC52MS5BdWRpdEFjdGlvbhINCgVhY3RvchgEIAEoCRIOCgZ0YXJnZXQYBSABKAkSLwoLb2NjdXJfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDG9jY3VyX2JlZm9yZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAggASgFEhIKCnBhZ2VfdG9rZW4YCSABKAkiWgoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJgoGZXZlbnRzGAEgAygLMhYucmV0cmFjdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSp+CgxBdWRpdFNlY3Rpb24SHQoZQVVESVRfU0VDVElPTl9VTlNQRUNJRklFRBAAEhkKFUFVRElUX1NFQ1RJT05fVEVOQU5UUxABEhkKFUFVRElUX1NFQ1RJT05fRE9NQUlOUxACEhkKFUFVRElUX1NFQ1RJT05fUkVUUkFDVBADKosBCgxBdWRpdE91dGNvbWUSHQoZQVVESVRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhsKF0FVRElUX09VVENPTUVfU1VDQ0VFREVEEAESJQohQVVESVRfT1VUQ09NRV9QQVJUSUFMTFlfU1VDQ0VFREVEEAISGAoUQVVESVRfT1VUQ09NRV9GQUlMRUQQAyrHAwoLQXVkaXRBY3Rpb24SHAoYQVVESVRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASHwobQVVESVRfQUNUSU9OX1RFTkFOVF9DUkVBVEVEEAESHQoZQVVESVRfQUNUSU9OX0RPTUFJTl9BRERFRBACEh8KG0FVRElUX0FDVElPTl9ET01BSU5fUkVNT1ZFRBADEh4KGkFVRElUX0FDVElPTl9HUkFOVF9TVEFSVEVEEAQSIAocQVVESVRfQUNUSU9OX0dSQU5UX0NPTVBMRVRFRBAFEh0KGUFVRElUX0FDVElPTl9HUkFOVF9GQUlMRUQQBhIeChpBVURJVF9BQ1RJT05fR1JBTlRfRVhQSVJFRBAHEiEKHUFVRElUX0FDVElPTl9ET01BSU5TX1ZFUklGSUVEEAgSIwofQVVESVRfQUNUSU9OX1JFVFJBQ1RfRElTUEFUQ0hFRBAJEikKJUFVRElUX0FDVElPTl9SRVRSQUNUX0NBTkNFTF9SRVFVRVNURUQQChIhCh1BVURJVF9BQ1RJT05fUkVUUkFDVF9GSU5JU0hFRBALEiIKHkFVRElUX0FDVElPTl9SRVRSQUNUX0NBTkNFTExFRBAMMmoKDEF1ZGl0U2VydmljZRJaCg9MaXN0QXVkaXRFdmVudHMSIi5yZXRyYWN0LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIy5yZXRyYWN0LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_retract_v1_retract_service, file_retract_v1_tenant_service]);
+
+/**
+ * Details of TENANT_CREATED.
+ *
+ * @generated from message retract.v1.TenantCreatedDetails
+ */
+export type TenantCreatedDetails = Message<"retract.v1.TenantCreatedDetails"> & {
+  /**
+   * The tenant's display name.
+   *
+   * @generated from field: string display_name = 1;
+   */
+  displayName: string;
+};
+
+/**
+ * Describes the message retract.v1.TenantCreatedDetails.
+ * Use `create(TenantCreatedDetailsSchema)` to create a new message.
+ */
+export const TenantCreatedDetailsSchema: GenMessage<TenantCreatedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 0);
+
+/**
+ * Details of DOMAIN_ADDED and DOMAIN_REMOVED.
+ *
+ * @generated from message retract.v1.DomainChangedDetails
+ */
+export type DomainChangedDetails = Message<"retract.v1.DomainChangedDetails"> & {
+  /**
+   * The domain, normalised.
+   *
+   * @generated from field: string domain = 1;
+   */
+  domain: string;
+
+  /**
+   * The name as the caller entered it (DOMAIN_ADDED).
+   *
+   * @generated from field: string as_entered = 2;
+   */
+  asEntered: string;
+};
+
+/**
+ * Describes the message retract.v1.DomainChangedDetails.
+ * Use `create(DomainChangedDetailsSchema)` to create a new message.
+ */
+export const DomainChangedDetailsSchema: GenMessage<DomainChangedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 1);
+
+/**
+ * Details of GRANT_STARTED.
+ *
+ * @generated from message retract.v1.GrantStartedDetails
+ */
+export type GrantStartedDetails = Message<"retract.v1.GrantStartedDetails"> & {
+  /**
+   * The consent attempt.
+   *
+   * @generated from field: string grant_id = 1;
+   */
+  grantId: string;
+
+  /**
+   * Whether a different Microsoft 365 tenant may replace the linked one.
+   *
+   * @generated from field: bool allow_relink = 2;
+   */
+  allowRelink: boolean;
+
+  /**
+   * When the consent URL stops being accepted.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message retract.v1.GrantStartedDetails.
+ * Use `create(GrantStartedDetailsSchema)` to create a new message.
+ */
+export const GrantStartedDetailsSchema: GenMessage<GrantStartedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 2);
+
+/**
+ * Details of GRANT_COMPLETED, GRANT_FAILED and GRANT_EXPIRED.
+ *
+ * @generated from message retract.v1.GrantFinishedDetails
+ */
+export type GrantFinishedDetails = Message<"retract.v1.GrantFinishedDetails"> & {
+  /**
+   * The consent attempt.
+   *
+   * @generated from field: string grant_id = 1;
+   */
+  grantId: string;
+
+  /**
+   * The Microsoft 365 tenant the consent proved; empty when none.
+   *
+   * @generated from field: string microsoft_tenant_id = 2;
+   */
+  microsoftTenantId: string;
+
+  /**
+   * The administrator who signed in to consent (their user principal name); empty when none.
+   *
+   * @generated from field: string signed_in_administrator = 3;
+   */
+  signedInAdministrator: string;
+
+  /**
+   * Microsoft's error code or ours, on failure.
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+
+  /**
+   * A human-readable description of the failure.
+   *
+   * @generated from field: string error_description = 5;
+   */
+  errorDescription: string;
+
+  /**
+   * Each domain's outcome.
+   *
+   * @generated from field: repeated retract.v1.DomainOutcome domain_outcomes = 6;
+   */
+  domainOutcomes: DomainOutcome[];
+};
+
+/**
+ * Describes the message retract.v1.GrantFinishedDetails.
+ * Use `create(GrantFinishedDetailsSchema)` to create a new message.
+ */
+export const GrantFinishedDetailsSchema: GenMessage<GrantFinishedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 3);
+
+/**
+ * Details of DOMAINS_VERIFIED.
+ *
+ * @generated from message retract.v1.DomainsVerifiedDetails
+ */
+export type DomainsVerifiedDetails = Message<"retract.v1.DomainsVerifiedDetails"> & {
+  /**
+   * The linked Microsoft 365 tenant.
+   *
+   * @generated from field: string microsoft_tenant_id = 1;
+   */
+  microsoftTenantId: string;
+
+  /**
+   * Each domain's outcome.
+   *
+   * @generated from field: repeated retract.v1.DomainOutcome domain_outcomes = 2;
+   */
+  domainOutcomes: DomainOutcome[];
+};
+
+/**
+ * Describes the message retract.v1.DomainsVerifiedDetails.
+ * Use `create(DomainsVerifiedDetailsSchema)` to create a new message.
+ */
+export const DomainsVerifiedDetailsSchema: GenMessage<DomainsVerifiedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 4);
+
+/**
+ * Details of RETRACT_DISPATCHED.
+ *
+ * @generated from message retract.v1.RetractDispatchedDetails
+ */
+export type RetractDispatchedDetails = Message<"retract.v1.RetractDispatchedDetails"> & {
+  /**
+   * The job created.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * What was asked (its `reason` is the caller's why).
+   *
+   * @generated from field: retract.v1.RetractOptions options = 2;
+   */
+  options?: RetractOptions | undefined;
+
+  /**
+   * The caller's idempotency key.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+
+  /**
+   * The first mailboxes the job visits (at most 1,000; see `mailbox_count`).
+   *
+   * @generated from field: repeated string mailboxes = 4;
+   */
+  mailboxes: string[];
+
+  /**
+   * How many mailboxes the job starts with.
+   *
+   * @generated from field: int32 mailbox_count = 5;
+   */
+  mailboxCount: number;
+};
+
+/**
+ * Describes the message retract.v1.RetractDispatchedDetails.
+ * Use `create(RetractDispatchedDetailsSchema)` to create a new message.
+ */
+export const RetractDispatchedDetailsSchema: GenMessage<RetractDispatchedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 5);
+
+/**
+ * Details of RETRACT_CANCEL_REQUESTED.
+ *
+ * @generated from message retract.v1.RetractCancelRequestedDetails
+ */
+export type RetractCancelRequestedDetails = Message<"retract.v1.RetractCancelRequestedDetails"> & {
+  /**
+   * The job.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * Why, as the canceller said it; may be empty.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message retract.v1.RetractCancelRequestedDetails.
+ * Use `create(RetractCancelRequestedDetailsSchema)` to create a new message.
+ */
+export const RetractCancelRequestedDetailsSchema: GenMessage<RetractCancelRequestedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 6);
+
+/**
+ * Details of RETRACT_FINISHED and RETRACT_CANCELLED.
+ *
+ * @generated from message retract.v1.RetractFinishedDetails
+ */
+export type RetractFinishedDetails = Message<"retract.v1.RetractFinishedDetails"> & {
+  /**
+   * The job.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The retracted message.
+   *
+   * @generated from field: string internet_message_id = 2;
+   */
+  internetMessageId: string;
+
+  /**
+   * The final state.
+   *
+   * @generated from field: retract.v1.JobState state = 3;
+   */
+  state: JobState;
+
+  /**
+   * A human-readable summary.
+   *
+   * @generated from field: string detail = 4;
+   */
+  detail: string;
+
+  /**
+   * The final counters.
+   *
+   * @generated from field: retract.v1.JobCounts counts = 5;
+   */
+  counts?: JobCounts | undefined;
+
+  /**
+   * The counters by depth.
+   *
+   * @generated from field: repeated retract.v1.DepthSummary depths = 6;
+   */
+  depths: DepthSummary[];
+
+  /**
+   * Each mailbox with how it ended, by depth then mailbox: at most the first 1,000 (see
+   * `target_count`; ListRetractTargets lists them all while the job is kept).
+   *
+   * @generated from field: repeated retract.v1.TargetStatus targets = 7;
+   */
+  targets: TargetStatus[];
+
+  /**
+   * How many targets the job had.
+   *
+   * @generated from field: int32 target_count = 8;
+   */
+  targetCount: number;
+};
+
+/**
+ * Describes the message retract.v1.RetractFinishedDetails.
+ * Use `create(RetractFinishedDetailsSchema)` to create a new message.
+ */
+export const RetractFinishedDetailsSchema: GenMessage<RetractFinishedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 7);
 
 /**
  * One entry of the audit trail.
@@ -57,11 +377,11 @@ export type AuditEvent = Message<"retract.v1.AuditEvent"> & {
   section: AuditSection;
 
   /**
-   * What was done, lower_snake_case, e.g. `tenant_created`, `domain_added`, `retract_dispatched`.
+   * What was done.
    *
-   * @generated from field: string action = 6;
+   * @generated from field: retract.v1.AuditAction action = 6;
    */
-  action: string;
+  action: AuditAction;
 
   /**
    * What it was done to, e.g. the tenant id, a domain name, a job id.
@@ -78,19 +398,84 @@ export type AuditEvent = Message<"retract.v1.AuditEvent"> & {
   outcome: AuditOutcome;
 
   /**
-   * The request id of the call that did it (the `x-request-id` metadata, or one the server made).
+   * The correlation id of the call that did it (the caller's `x-request-id` metadata, or one
+   * the server made); for a job's finish, the correlation id of the call that dispatched it.
+   * Not a retract's idempotency key (that is the details' `request_id`).
    *
-   * @generated from field: string request_id = 9;
+   * @generated from field: string correlation_id = 9;
    */
-  requestId: string;
+  correlationId: string;
 
   /**
-   * Structured details: the "expandable entry" (e.g. a retract's options and per-recipient
-   * outcomes, a grant's per-domain results).
+   * The "expandable entry": the action's typed details.
    *
-   * @generated from field: google.protobuf.Struct details = 10;
+   * @generated from oneof retract.v1.AuditEvent.details
    */
-  details?: JsonObject | undefined;
+  details: {
+    /**
+     * TENANT_CREATED.
+     *
+     * @generated from field: retract.v1.TenantCreatedDetails tenant_created = 11;
+     */
+    value: TenantCreatedDetails;
+    case: "tenantCreated";
+  } | {
+    /**
+     * DOMAIN_ADDED, DOMAIN_REMOVED.
+     *
+     * @generated from field: retract.v1.DomainChangedDetails domain_changed = 12;
+     */
+    value: DomainChangedDetails;
+    case: "domainChanged";
+  } | {
+    /**
+     * GRANT_STARTED.
+     *
+     * @generated from field: retract.v1.GrantStartedDetails grant_started = 13;
+     */
+    value: GrantStartedDetails;
+    case: "grantStarted";
+  } | {
+    /**
+     * GRANT_COMPLETED, GRANT_FAILED, GRANT_EXPIRED.
+     *
+     * @generated from field: retract.v1.GrantFinishedDetails grant_finished = 14;
+     */
+    value: GrantFinishedDetails;
+    case: "grantFinished";
+  } | {
+    /**
+     * DOMAINS_VERIFIED.
+     *
+     * @generated from field: retract.v1.DomainsVerifiedDetails domains_verified = 15;
+     */
+    value: DomainsVerifiedDetails;
+    case: "domainsVerified";
+  } | {
+    /**
+     * RETRACT_DISPATCHED.
+     *
+     * @generated from field: retract.v1.RetractDispatchedDetails retract_dispatched = 16;
+     */
+    value: RetractDispatchedDetails;
+    case: "retractDispatched";
+  } | {
+    /**
+     * RETRACT_CANCEL_REQUESTED.
+     *
+     * @generated from field: retract.v1.RetractCancelRequestedDetails retract_cancel_requested = 17;
+     */
+    value: RetractCancelRequestedDetails;
+    case: "retractCancelRequested";
+  } | {
+    /**
+     * RETRACT_FINISHED, RETRACT_CANCELLED.
+     *
+     * @generated from field: retract.v1.RetractFinishedDetails retract_finished = 18;
+     */
+    value: RetractFinishedDetails;
+    case: "retractFinished";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -98,7 +483,7 @@ export type AuditEvent = Message<"retract.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 0);
+  messageDesc(file_retract_v1_audit_service, 8);
 
 /**
  * Request of ListAuditEvents. Filters combine with AND; empty filters match everything.
@@ -107,7 +492,7 @@ export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
  */
 export type ListAuditEventsRequest = Message<"retract.v1.ListAuditEventsRequest"> & {
   /**
-   * The tenant whose events to list.
+   * Required. The tenant whose events to list.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -121,11 +506,11 @@ export type ListAuditEventsRequest = Message<"retract.v1.ListAuditEventsRequest"
   section: AuditSection;
 
   /**
-   * Only events with exactly this action.
+   * Only events of this action.
    *
-   * @generated from field: string action = 3;
+   * @generated from field: retract.v1.AuditAction action = 3;
    */
-  action: string;
+  action: AuditAction;
 
   /**
    * Only events by exactly this actor.
@@ -175,7 +560,7 @@ export type ListAuditEventsRequest = Message<"retract.v1.ListAuditEventsRequest"
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 1);
+  messageDesc(file_retract_v1_audit_service, 9);
 
 /**
  * Response of ListAuditEvents.
@@ -203,7 +588,7 @@ export type ListAuditEventsResponse = Message<"retract.v1.ListAuditEventsRespons
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 2);
+  messageDesc(file_retract_v1_audit_service, 10);
 
 /**
  * The part of the product an audit event belongs to (the "section" filter of the admin audit).
@@ -286,6 +671,113 @@ export enum AuditOutcome {
  */
 export const AuditOutcomeSchema: GenEnum<AuditOutcome> = /*@__PURE__*/
   enumDesc(file_retract_v1_audit_service, 1);
+
+/**
+ * What was done. Stored and filtered by these values.
+ *
+ * @generated from enum retract.v1.AuditAction
+ */
+export enum AuditAction {
+  /**
+   * Not set: in a filter, any action.
+   *
+   * @generated from enum value: AUDIT_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A tenant account was created (section TENANTS; details: tenant_created).
+   *
+   * @generated from enum value: AUDIT_ACTION_TENANT_CREATED = 1;
+   */
+  TENANT_CREATED = 1,
+
+  /**
+   * A domain was registered to the tenant (DOMAINS; details: domain_changed).
+   *
+   * @generated from enum value: AUDIT_ACTION_DOMAIN_ADDED = 2;
+   */
+  DOMAIN_ADDED = 2,
+
+  /**
+   * A domain was removed from the tenant (DOMAINS; details: domain_changed).
+   *
+   * @generated from enum value: AUDIT_ACTION_DOMAIN_REMOVED = 3;
+   */
+  DOMAIN_REMOVED = 3,
+
+  /**
+   * Grant Permissions was pressed: a consent attempt started (DOMAINS; details: grant_started).
+   *
+   * @generated from enum value: AUDIT_ACTION_GRANT_STARTED = 4;
+   */
+  GRANT_STARTED = 4,
+
+  /**
+   * A consent attempt completed, every or some domains granted (DOMAINS; details:
+   * grant_finished).
+   *
+   * @generated from enum value: AUDIT_ACTION_GRANT_COMPLETED = 5;
+   */
+  GRANT_COMPLETED = 5,
+
+  /**
+   * A consent attempt failed (DOMAINS; details: grant_finished).
+   *
+   * @generated from enum value: AUDIT_ACTION_GRANT_FAILED = 6;
+   */
+  GRANT_FAILED = 6,
+
+  /**
+   * A consent attempt expired before the administrator came back (DOMAINS; details:
+   * grant_finished).
+   *
+   * @generated from enum value: AUDIT_ACTION_GRANT_EXPIRED = 7;
+   */
+  GRANT_EXPIRED = 7,
+
+  /**
+   * The tenant's domains were re-verified against Microsoft 365 (DOMAINS; details:
+   * domains_verified).
+   *
+   * @generated from enum value: AUDIT_ACTION_DOMAINS_VERIFIED = 8;
+   */
+  DOMAINS_VERIFIED = 8,
+
+  /**
+   * A retract was dispatched: its job was created (RETRACT; details: retract_dispatched).
+   *
+   * @generated from enum value: AUDIT_ACTION_RETRACT_DISPATCHED = 9;
+   */
+  RETRACT_DISPATCHED = 9,
+
+  /**
+   * Cancelling a retract job was asked for (RETRACT; details: retract_cancel_requested).
+   *
+   * @generated from enum value: AUDIT_ACTION_RETRACT_CANCEL_REQUESTED = 10;
+   */
+  RETRACT_CANCEL_REQUESTED = 10,
+
+  /**
+   * A retract job finished (RETRACT; details: retract_finished).
+   *
+   * @generated from enum value: AUDIT_ACTION_RETRACT_FINISHED = 11;
+   */
+  RETRACT_FINISHED = 11,
+
+  /**
+   * A retract job ended cancelled (RETRACT; details: retract_finished).
+   *
+   * @generated from enum value: AUDIT_ACTION_RETRACT_CANCELLED = 12;
+   */
+  RETRACT_CANCELLED = 12,
+}
+
+/**
+ * Describes the enum retract.v1.AuditAction.
+ */
+export const AuditActionSchema: GenEnum<AuditAction> = /*@__PURE__*/
+  enumDesc(file_retract_v1_audit_service, 2);
 
 /**
  * AuditService reads the append-only audit trail: every change an administrator or service

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file retract/v1/retract_service.proto.
  */
 export const file_retract_v1_retract_service: GenFile = /*@__PURE__*/
-  fileDesc("CiByZXRyYWN0L3YxL3JldHJhY3Rfc2VydmljZS5wcm90bxIKcmV0cmFjdC52MSKKAgoIRGVsaXZlcnkSGwoTaW50ZXJuZXRfbWVzc2FnZV9pZBgBIAEoCRIOCgZzZW5kZXIYAiABKAkSDwoHc3ViamVjdBgDIAEoCRIxCg1kZWxpdmVyeV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZWNpcGllbnRzGAUgAygJEi8KC3JlY29yZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPcmVjaXBpZW50X2NvdW50GAggASgFIlIKFVJlY29yZERlbGl2ZXJ5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSJgoIZGVsaXZlcnkYAiABKAsyFC5yZXRyYWN0LnYxLkRlbGl2ZXJ5ImwKFlJlY29yZERlbGl2ZXJ5UmVzcG9uc2USJgoIZGVsaXZlcnkYASABKAsyFC5yZXRyYWN0LnYxLkRlbGl2ZXJ5EioKB291dGNvbWUYAiABKA4yGS5yZXRyYWN0LnYxLlJlY29yZE91dGNvbWUiVgoXUmVjb3JkRGVsaXZlcmllc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEigKCmRlbGl2ZXJpZXMYAiADKAsyFC5yZXRyYWN0LnYxLkRlbGl2ZXJ5Io0BChhSZWNvcmREZWxpdmVyaWVzUmVzcG9uc2USKwoIb3V0Y29tZXMYASADKA4yGS5yZXRyYWN0LnYxLlJlY29yZE91dGNvbWUSFQoNY3JlYXRlZF9jb3VudBgCIAEoBRIUCgxtZXJnZWRfY291bnQYAyABKAUSFwoPdW5jaGFuZ2VkX2NvdW50GAQgASgFIpgCChdTZWFyY2hEZWxpdmVyaWVzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSGwoTaW50ZXJuZXRfbWVzc2FnZV9pZBgCIAEoCRIOCgZzZW5kZXIYAyABKAkSEQoJcmVjaXBpZW50GAQgASgJEhgKEHN1YmplY3RfY29udGFpbnMYBSABKAkSMwoPZGVsaXZlcmVkX2FmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBkZWxpdmVyZWRfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSJdChhTZWFyY2hEZWxpdmVyaWVzUmVzcG9uc2USKAoKZGVsaXZlcmllcxgBIAMoCzIULnJldHJhY3QudjEuRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImAKD1JlY2lwaWVudE9wdGlvbhIPCgdhZGRyZXNzGAEgASgJEiwKC2VsaWdpYmlsaXR5GAIgASgOMhcucmV0cmFjdC52MS5FbGlnaWJpbGl0eRIOCgZkZXRhaWwYAyABKAkiSgoYR2V0UmV0cmFjdE9wdGlvbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIbChNpbnRlcm5ldF9tZXNzYWdlX2lkGAIgASgJInQKGUdldFJldHJhY3RPcHRpb25zUmVzcG9uc2USJgoIZGVsaXZlcnkYASABKAsyFC5yZXRyYWN0LnYxLkRlbGl2ZXJ5Ei8KCnJlY2lwaWVudHMYAiADKAsyGy5yZXRyYWN0LnYxLlJlY2lwaWVudE9wdGlvbiLTAQoOUmV0cmFjdE9wdGlvbnMSGwoTaW50ZXJuZXRfbWVzc2FnZV9pZBgBIAEoCRISCgpyZWNpcGllbnRzGAIgAygJEh0KFWluY2x1ZGVfY29udmVyc2F0aW9ucxgDIAEoCBIaChJjb252ZXJzYXRpb25fZGVwdGgYBCABKAUSKwoLZGVsZXRlX21vZGUYBSABKA4yFi5yZXRyYWN0LnYxLkRlbGV0ZU1vZGUSDwoHZHJ5X3J1bhgGIAEoCBIXCg9za2lwX2luZWxpZ2libGUYByABKAgi3wEKCUpvYkNvdW50cxIPCgd0YXJnZXRzGAEgASgFEgwKBGRvbmUYAiABKAUSDwoHZGVsZXRlZBgDIAEoBRIRCglub3RfZm91bmQYBCABKAUSFwoPYWxyZWFkeV9kZWxldGVkGAUgASgFEhQKDHdvdWxkX2RlbGV0ZRgGIAEoBRIOCgZmYWlsZWQYByABKAUSDwoHc2tpcHBlZBgIIAEoBRIRCgljYW5jZWxsZWQYCSABKAUSFAoMY29waWVzX2ZvdW5kGAogASgFEhYKDmNvcGllc19kZWxldGVkGAsgASgFIvsCCgpSZXRyYWN0Sm9iEg4KBmpvYl9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSKwoHb3B0aW9ucxgDIAEoCzIaLnJldHJhY3QudjEuUmV0cmFjdE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgEIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYBSABKAkSIwoFc3RhdGUYBiABKA4yFC5yZXRyYWN0LnYxLkpvYlN0YXRlEiUKBmNvdW50cxgHIAEoCzIVLnJldHJhY3QudjEuSm9iQ291bnRzEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbGFzdF9zZXF1ZW5jZRgLIAEoAyIvCg1SZXRyYWN0VGFyZ2V0Eg8KB21haWxib3gYASABKAkSDQoFZGVwdGgYAiABKAUiXQoKSm9iU3RhcnRlZBIjCgNqb2IYASABKAsyFi5yZXRyYWN0LnYxLlJldHJhY3RKb2ISKgoHdGFyZ2V0cxgCIAMoCzIZLnJldHJhY3QudjEuUmV0cmFjdFRhcmdldCL1AQoPUmVjaXBpZW50VXBkYXRlEg8KB21haWxib3gYASABKAkSDQoFZGVwdGgYAiABKAUSKQoFcGhhc2UYAyABKA4yGi5yZXRyYWN0LnYxLlJlY2lwaWVudFBoYXNlEi0KB291dGNvbWUYBCABKA4yHC5yZXRyYWN0LnYxLlJlY2lwaWVudE91dGNvbWUSFAoMY29waWVzX2ZvdW5kGAUgASgFEhYKDmNvcGllc19kZWxldGVkGAYgASgFEhAKCHdhc19yZWFkGAcgASgIEg4KBmRldGFpbBgIIAEoCRIYChBncmFwaF9lcnJvcl9jb2RlGAkgASgJIp0BChJDb252ZXJzYXRpb25VcGRhdGUSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg0KBWRlcHRoGAIgASgFEg8KB21haWxib3gYAyABKAkSFgoObWVzc2FnZXNfZm91bmQYBCABKAUSGAoQbWVzc2FnZXNfZGVsZXRlZBgFIAEoBRIcChRkaXNjb3ZlcmVkX21haWxib3hlcxgGIAMoCSILCglIZWFydGJlYXQiaQoLSm9iRmluaXNoZWQSIwoFc3RhdGUYASABKA4yFC5yZXRyYWN0LnYxLkpvYlN0YXRlEiUKBmNvdW50cxgCIAEoCzIVLnJldHJhY3QudjEuSm9iQ291bnRzEg4KBmRldGFpbBgDIAEoCSLmAgoMUmV0cmFjdEV2ZW50Eg4KBmpvYl9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoAxIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgtqb2Jfc3RhcnRlZBgEIAEoCzIWLnJldHJhY3QudjEuSm9iU3RhcnRlZEgAEjcKEHJlY2lwaWVudF91cGRhdGUYBSABKAsyGy5yZXRyYWN0LnYxLlJlY2lwaWVudFVwZGF0ZUgAEj0KE2NvbnZlcnNhdGlvbl91cGRhdGUYBiABKAsyHi5yZXRyYWN0LnYxLkNvbnZlcnNhdGlvblVwZGF0ZUgAEioKCWhlYXJ0YmVhdBgHIAEoCzIVLnJldHJhY3QudjEuSGVhcnRiZWF0SAASLwoMam9iX2ZpbmlzaGVkGAggASgLMhcucmV0cmFjdC52MS5Kb2JGaW5pc2hlZEgAQgYKBGtpbmQiZAoOUmV0cmFjdFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEisKB29wdGlvbnMYAiABKAsyGi5yZXRyYWN0LnYxLlJldHJhY3RPcHRpb25zEhIKCnJlcXVlc3RfaWQYAyABKAkiOgoPUmV0cmFjdFJlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgucmV0cmFjdC52MS5SZXRyYWN0RXZlbnQiaQoTU3RhcnRSZXRyYWN0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSKwoHb3B0aW9ucxgCIAEoCzIaLnJldHJhY3QudjEuUmV0cmFjdE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChRTdGFydFJldHJhY3RSZXNwb25zZRIjCgNqb2IYASABKAsyFi5yZXRyYWN0LnYxLlJldHJhY3RKb2IiUAoTV2F0Y2hSZXRyYWN0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAMgASgDIj8KFFdhdGNoUmV0cmFjdFJlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgucmV0cmFjdC52MS5SZXRyYWN0RXZlbnQiOQoUR2V0UmV0cmFjdEpvYlJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCSI8ChVHZXRSZXRyYWN0Sm9iUmVzcG9uc2USIwoDam9iGAEgASgLMhYucmV0cmFjdC52MS5SZXRyYWN0Sm9iIvkBChZMaXN0UmV0cmFjdEpvYnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIjCgVzdGF0ZRgCIAEoDjIULnJldHJhY3QudjEuSm9iU3RhdGUSGwoTaW50ZXJuZXRfbWVzc2FnZV9pZBgDIAEoCRIwCgxjcmVhdGVfYWZ0ZXIYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNyZWF0ZV9iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIlgKF0xpc3RSZXRyYWN0Sm9ic1Jlc3BvbnNlEiQKBGpvYnMYASADKAsyFi5yZXRyYWN0LnYxLlJldHJhY3RKb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkwKF0NhbmNlbFJldHJhY3RKb2JSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIj8KGENhbmNlbFJldHJhY3RKb2JSZXNwb25zZRIjCgNqb2IYASABKAsyFi5yZXRyYWN0LnYxLlJldHJhY3RKb2IqhAEKDVJlY29yZE91dGNvbWUSHgoaUkVDT1JEX09VVENPTUVfVU5TUEVDSUZJRUQQABIaChZSRUNPUkRfT1VUQ09NRV9DUkVBVEVEEAESGQoVUkVDT1JEX09VVENPTUVfTUVSR0VEEAISHAoYUkVDT1JEX09VVENPTUVfVU5DSEFOR0VEEAMqrgEKC0VsaWdpYmlsaXR5EhsKF0VMSUdJQklMSVRZX1VOU1BFQ0lGSUVEEAASGAoURUxJR0lCSUxJVFlfRUxJR0lCTEUQARIiCh5FTElHSUJJTElUWV9ET01BSU5fTk9UX01BTkFHRUQQAhIiCh5FTElHSUJJTElUWV9ET01BSU5fTk9UX0dSQU5URUQQAxIgChxFTElHSUJJTElUWV9QRVJNSVNTSU9OX0lTU1VFEAQqfAoKRGVsZXRlTW9kZRIbChdERUxFVEVfTU9ERV9VTlNQRUNJRklFRBAAEhQKEERFTEVURV9NT0RFX1NPRlQQARIUChBERUxFVEVfTU9ERV9IQVJEEAISJQohREVMRVRFX01PREVfTU9WRV9UT19ERUxFVEVEX0lURU1TEAMqvwEKCEpvYlN0YXRlEhkKFUpPQl9TVEFURV9VTlNQRUNJRklFRBAAEhQKEEpPQl9TVEFURV9RVUVVRUQQARIVChFKT0JfU1RBVEVfUlVOTklORxACEhcKE0pPQl9TVEFURV9TVUNDRUVERUQQAxIjCh9KT0JfU1RBVEVfQ09NUExFVEVEX1dJVEhfRVJST1JTEAQSFAoQSk9CX1NUQVRFX0ZBSUxFRBAFEhcKE0pPQl9TVEFURV9DQU5DRUxMRUQQBiqnAQoOUmVjaXBpZW50UGhhc2USHwobUkVDSVBJRU5UX1BIQVNFX1VOU1BFQ0lGSUVEEAASHQoZUkVDSVBJRU5UX1BIQVNFX1JFU09MVklORxABEh0KGVJFQ0lQSUVOVF9QSEFTRV9TRUFSQ0hJTkcQAhIcChhSRUNJUElFTlRfUEhBU0VfREVMRVRJTkcQAxIYChRSRUNJUElFTlRfUEhBU0VfRE9ORRAEKp4CChBSZWNpcGllbnRPdXRjb21lEiEKHVJFQ0lQSUVOVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASHQoZUkVDSVBJRU5UX09VVENPTUVfREVMRVRFRBABEh8KG1JFQ0lQSUVOVF9PVVRDT01FX05PVF9GT1VORBACEiUKIVJFQ0lQSUVOVF9PVVRDT01FX0FMUkVBRFlfREVMRVRFRBADEiIKHlJFQ0lQSUVOVF9PVVRDT01FX1dPVUxEX0RFTEVURRAEEhwKGFJFQ0lQSUVOVF9PVVRDT01FX0ZBSUxFRBAFEh0KGVJFQ0lQSUVOVF9PVVRDT01FX1NLSVBQRUQQBhIfChtSRUNJUElFTlRfT1VUQ09NRV9DQU5DRUxMRUQQBzKIBwoOUmV0cmFjdFNlcnZpY2USVwoOUmVjb3JkRGVsaXZlcnkSIS5yZXRyYWN0LnYxLlJlY29yZERlbGl2ZXJ5UmVxdWVzdBoiLnJldHJhY3QudjEuUmVjb3JkRGVsaXZlcnlSZXNwb25zZRJdChBSZWNvcmREZWxpdmVyaWVzEiMucmV0cmFjdC52MS5SZWNvcmREZWxpdmVyaWVzUmVxdWVzdBokLnJldHJhY3QudjEuUmVjb3JkRGVsaXZlcmllc1Jlc3BvbnNlEl0KEFNlYXJjaERlbGl2ZXJpZXMSIy5yZXRyYWN0LnYxLlNlYXJjaERlbGl2ZXJpZXNSZXF1ZXN0GiQucmV0cmFjdC52MS5TZWFyY2hEZWxpdmVyaWVzUmVzcG9uc2USYAoRR2V0UmV0cmFjdE9wdGlvbnMSJC5yZXRyYWN0LnYxLkdldFJldHJhY3RPcHRpb25zUmVxdWVzdBolLnJldHJhY3QudjEuR2V0UmV0cmFjdE9wdGlvbnNSZXNwb25zZRJECgdSZXRyYWN0EhoucmV0cmFjdC52MS5SZXRyYWN0UmVxdWVzdBobLnJldHJhY3QudjEuUmV0cmFjdFJlc3BvbnNlMAESUQoMU3RhcnRSZXRyYWN0Eh8ucmV0cmFjdC52MS5TdGFydFJldHJhY3RSZXF1ZXN0GiAucmV0cmFjdC52MS5TdGFydFJldHJhY3RSZXNwb25zZRJTCgxXYXRjaFJldHJhY3QSHy5yZXRyYWN0LnYxLldhdGNoUmV0cmFjdFJlcXVlc3QaIC5yZXRyYWN0LnYxLldhdGNoUmV0cmFjdFJlc3BvbnNlMAESVAoNR2V0UmV0cmFjdEpvYhIgLnJldHJhY3QudjEuR2V0UmV0cmFjdEpvYlJlcXVlc3QaIS5yZXRyYWN0LnYxLkdldFJldHJhY3RKb2JSZXNwb25zZRJaCg9MaXN0UmV0cmFjdEpvYnMSIi5yZXRyYWN0LnYxLkxpc3RSZXRyYWN0Sm9ic1JlcXVlc3QaIy5yZXRyYWN0LnYxLkxpc3RSZXRyYWN0Sm9ic1Jlc3BvbnNlEl0KEENhbmNlbFJldHJhY3RKb2ISIy5yZXRyYWN0LnYxLkNhbmNlbFJldHJhY3RKb2JSZXF1ZXN0GiQucmV0cmFjdC52MS5DYW5jZWxSZXRyYWN0Sm9iUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiByZXRyYWN0L3YxL3JldHJhY3Rfc2VydmljZS5wcm90bxIKcmV0cmFjdC52MSKKAgoIRGVsaXZlcnkSGwoTaW50ZXJuZXRfbWVzc2FnZV9pZBgBIAEoCRIOCgZzZW5kZXIYAiABKAkSDwoHc3ViamVjdBgDIAEoCRIxCg1kZWxpdmVyeV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZWNpcGllbnRzGAUgAygJEi8KC3JlY29yZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPcmVjaXBpZW50X2NvdW50GAggASgFIlIKFVJlY29yZERlbGl2ZXJ5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSJgoIZGVsaXZlcnkYAiABKAsyFC5yZXRyYWN0LnYxLkRlbGl2ZXJ5ImwKFlJlY29yZERlbGl2ZXJ5UmVzcG9uc2USJgoIZGVsaXZlcnkYASABKAsyFC5yZXRyYWN0LnYxLkRlbGl2ZXJ5EioKB291dGNvbWUYAiABKA4yGS5yZXRyYWN0LnYxLlJlY29yZE91dGNvbWUiVgoXUmVjb3JkRGVsaXZlcmllc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEigKCmRlbGl2ZXJpZXMYAiADKAsyFC5yZXRyYWN0LnYxLkRlbGl2ZXJ5Io0BChhSZWNvcmREZWxpdmVyaWVzUmVzcG9uc2USKwoIb3V0Y29tZXMYASADKA4yGS5yZXRyYWN0LnYxLlJlY29yZE91dGNvbWUSFQoNY3JlYXRlZF9jb3VudBgCIAEoBRIUCgxtZXJnZWRfY291bnQYAyABKAUSFwoPdW5jaGFuZ2VkX2NvdW50GAQgASgFIpYCChdTZWFyY2hEZWxpdmVyaWVzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSGwoTaW50ZXJuZXRfbWVzc2FnZV9pZBgCIAEoCRIOCgZzZW5kZXIYAyABKAkSEQoJcmVjaXBpZW50GAQgASgJEhgKEHN1YmplY3RfY29udGFpbnMYBSABKAkSMgoOZGVsaXZlcnlfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2RlbGl2ZXJ5X2JlZm9yZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAggASgFEhIKCnBhZ2VfdG9rZW4YCSABKAkiXQoYU2VhcmNoRGVsaXZlcmllc1Jlc3BvbnNlEigKCmRlbGl2ZXJpZXMYASADKAsyFC5yZXRyYWN0LnYxLkRlbGl2ZXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKOAQoLTGFzdFJldHJhY3QSDgoGam9iX2lkGAEgASgJEjIKB291dGNvbWUYAiABKA4yHC5yZXRyYWN0LnYxLlJlY2lwaWVudE91dGNvbWVIAIgBARIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCgoIX291dGNvbWUitQEKD1JlY2lwaWVudE9wdGlvbhIPCgdhZGRyZXNzGAEgASgJEiwKC2VsaWdpYmlsaXR5GAIgASgOMhcucmV0cmFjdC52MS5FbGlnaWJpbGl0eRIOCgZkZXRhaWwYAyABKAkSLQoMbGFzdF9yZXRyYWN0GAQgASgLMhcucmV0cmFjdC52MS5MYXN0UmV0cmFjdBIkChxkZWxpdmVyZWRfYWZ0ZXJfbGFzdF9yZXRyYWN0GAUgASgIIkQKE1JldHJhY3RQcmVjb25kaXRpb24SDwoHYWxsb3dlZBgBIAEoCBIMCgRjb2RlGAIgASgJEg4KBmRldGFpbBgDIAEoCSJxChhHZXRSZXRyYWN0T3B0aW9uc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhsKE2ludGVybmV0X21lc3NhZ2VfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiiwIKGUdldFJldHJhY3RPcHRpb25zUmVzcG9uc2USJgoIZGVsaXZlcnkYASABKAsyFC5yZXRyYWN0LnYxLkRlbGl2ZXJ5Ei8KCnJlY2lwaWVudHMYAiADKAsyGy5yZXRyYWN0LnYxLlJlY2lwaWVudE9wdGlvbhI7ChJjYWxsZXJfY2FuX3JldHJhY3QYAyABKAsyHy5yZXRyYWN0LnYxLlJldHJhY3RQcmVjb25kaXRpb24SHwoXY29udmVyc2F0aW9uc19hdmFpbGFibGUYBCABKAgSHgoWbWF4X2NvbnZlcnNhdGlvbl9kZXB0aBgFIAEoBRIXCg9uZXh0X3BhZ2VfdG9rZW4YBiABKAkigAIKDlJldHJhY3RPcHRpb25zEhsKE2ludGVybmV0X21lc3NhZ2VfaWQYASABKAkSEgoKcmVjaXBpZW50cxgCIAMoCRIdChVpbmNsdWRlX2NvbnZlcnNhdGlvbnMYAyABKAgSGgoSY29udmVyc2F0aW9uX2RlcHRoGAQgASgFEisKC2RlbGV0ZV9tb2RlGAUgASgOMhYucmV0cmFjdC52MS5EZWxldGVNb2RlEg8KB2RyeV9ydW4YBiABKAgSFwoPc2tpcF9pbmVsaWdpYmxlGAcgASgIEhsKE2luY2x1ZGVfc2VuZGVyX2NvcHkYCCABKAgSDgoGcmVhc29uGAkgASgJItsCCglKb2JDb3VudHMSFAoMdGFyZ2V0X2NvdW50GAEgASgFEhIKCmRvbmVfY291bnQYAiABKAUSFQoNZGVsZXRlZF9jb3VudBgDIAEoBRIXCg9ub3RfZm91bmRfY291bnQYBCABKAUSHQoVYWxyZWFkeV9kZWxldGVkX2NvdW50GAUgASgFEhoKEndvdWxkX2RlbGV0ZV9jb3VudBgGIAEoBRIUCgxmYWlsZWRfY291bnQYByABKAUSFQoNc2tpcHBlZF9jb3VudBgIIAEoBRIXCg9jYW5jZWxsZWRfY291bnQYCSABKAUSGgoSY29waWVzX2ZvdW5kX2NvdW50GAogASgFEhwKFGNvcGllc19kZWxldGVkX2NvdW50GAsgASgFEhYKDnJlc3RvcmVkX2NvdW50GAwgASgFEiEKGXJlYWRfYmVmb3JlX3JldHJhY3RfY291bnQYDSABKAUiKgoKSm9iRmFpbHVyZRIMCgRjb2RlGAEgASgJEg4KBmRldGFpbBgCIAEoCSJmCgxDYW5jZWxsYXRpb24SFAoMcmVxdWVzdGVkX2J5GAEgASgJEg4KBnJlYXNvbhgCIAEoCRIwCgxyZXF1ZXN0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImUKD01lc3NhZ2VTbmFwc2hvdBIPCgdzdWJqZWN0GAEgASgJEg4KBnNlbmRlchgCIAEoCRIxCg1kZWxpdmVyeV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLCBAoKUmV0cmFjdEpvYhIOCgZqb2JfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEisKB29wdGlvbnMYAyABKAsyGi5yZXRyYWN0LnYxLlJldHJhY3RPcHRpb25zEhIKCnJlcXVlc3RfaWQYBCABKAkSFAoMcmVxdWVzdGVkX2J5GAUgASgJEiMKBXN0YXRlGAYgASgOMhQucmV0cmFjdC52MS5Kb2JTdGF0ZRIlCgZjb3VudHMYByABKAsyFS5yZXRyYWN0LnYxLkpvYkNvdW50cxIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKDWxhc3Rfc2VxdWVuY2UYCyABKANCAjABEiEKBGtpbmQYDCABKA4yEy5yZXRyYWN0LnYxLkpvYktpbmQSFwoPcmVzdG9yZXNfam9iX2lkGA0gASgJEicKB2ZhaWx1cmUYDiABKAsyFi5yZXRyYWN0LnYxLkpvYkZhaWx1cmUSLgoMY2FuY2VsbGF0aW9uGA8gASgLMhgucmV0cmFjdC52MS5DYW5jZWxsYXRpb24SLAoHbWVzc2FnZRgQIAEoCzIbLnJldHJhY3QudjEuTWVzc2FnZVNuYXBzaG90Ii8KDVJldHJhY3RUYXJnZXQSDwoHbWFpbGJveBgBIAEoCRINCgVkZXB0aBgCIAEoBSJdCgpKb2JTdGFydGVkEiMKA2pvYhgBIAEoCzIWLnJldHJhY3QudjEuUmV0cmFjdEpvYhIqCgd0YXJnZXRzGAIgAygLMhkucmV0cmFjdC52MS5SZXRyYWN0VGFyZ2V0IpICCg9SZWNpcGllbnRVcGRhdGUSDwoHbWFpbGJveBgBIAEoCRINCgVkZXB0aBgCIAEoBRIpCgVwaGFzZRgDIAEoDjIaLnJldHJhY3QudjEuUmVjaXBpZW50UGhhc2USMgoHb3V0Y29tZRgEIAEoDjIcLnJldHJhY3QudjEuUmVjaXBpZW50T3V0Y29tZUgAiAEBEhoKEmNvcGllc19mb3VuZF9jb3VudBgFIAEoBRIcChRjb3BpZXNfZGVsZXRlZF9jb3VudBgGIAEoBRIQCgh3YXNfcmVhZBgHIAEoCBIOCgZkZXRhaWwYCCABKAkSGAoQZ3JhcGhfZXJyb3JfY29kZRgJIAEoCUIKCghfb3V0Y29tZSJBChNVbmZvbGxvd2VkUmVjaXBpZW50Eg8KB2FkZHJlc3MYASABKAkSCwoDaG9wGAIgASgFEgwKBGNvZGUYAyABKAkiMQoRRGlzY292ZXJlZE1haWxib3gSDwoHbWFpbGJveBgBIAEoCRILCgNob3AYAiABKAUiuwIKEkNvbnZlcnNhdGlvblVwZGF0ZRIPCgdtYWlsYm94GAEgASgJEg0KBWRlcHRoGAIgASgFEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCRIcChRtZXNzYWdlc19mb3VuZF9jb3VudBgEIAEoBRIgChhtZXNzYWdlc19yZXRyYWN0ZWRfY291bnQYBSABKAUSGwoTbWVzc2FnZXNfbGVmdF9jb3VudBgGIAEoBRIxCgpkaXNjb3ZlcmVkGAcgAygLMh0ucmV0cmFjdC52MS5EaXNjb3ZlcmVkTWFpbGJveBIzCgp1bmZvbGxvd2VkGAggAygLMh8ucmV0cmFjdC52MS5VbmZvbGxvd2VkUmVjaXBpZW50EicKB2ZhaWx1cmUYCSABKAsyFi5yZXRyYWN0LnYxLkpvYkZhaWx1cmUiCwoJSGVhcnRiZWF0IncKDERlcHRoU3VtbWFyeRINCgVkZXB0aBgBIAEoBRIVCg1tYWlsYm94X2NvdW50GAIgASgFEh4KFmNvcGllc19yZXRyYWN0ZWRfY291bnQYAyABKAUSIQoZcmVhZF9iZWZvcmVfcmV0cmFjdF9jb3VudBgEIAEoBSK8AQoLSm9iRmluaXNoZWQSIwoFc3RhdGUYASABKA4yFC5yZXRyYWN0LnYxLkpvYlN0YXRlEiUKBmNvdW50cxgCIAEoCzIVLnJldHJhY3QudjEuSm9iQ291bnRzEg4KBmRldGFpbBgDIAEoCRIoCgZkZXB0aHMYBCADKAsyGC5yZXRyYWN0LnYxLkRlcHRoU3VtbWFyeRInCgdmYWlsdXJlGAUgASgLMhYucmV0cmFjdC52MS5Kb2JGYWlsdXJlIvACCgxSZXRyYWN0RXZlbnQSDgoGam9iX2lkGAEgASgJEhQKCHNlcXVlbmNlGAIgASgDQgIwARIuCgpvY2N1cl90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCgtqb2Jfc3RhcnRlZBgEIAEoCzIWLnJldHJhY3QudjEuSm9iU3RhcnRlZEgAEjcKEHJlY2lwaWVudF91cGRhdGUYBSABKAsyGy5yZXRyYWN0LnYxLlJlY2lwaWVudFVwZGF0ZUgAEj0KE2NvbnZlcnNhdGlvbl91cGRhdGUYBiABKAsyHi5yZXRyYWN0LnYxLkNvbnZlcnNhdGlvblVwZGF0ZUgAEioKCWhlYXJ0YmVhdBgHIAEoCzIVLnJldHJhY3QudjEuSGVhcnRiZWF0SAASLwoMam9iX2ZpbmlzaGVkGAggASgLMhcucmV0cmFjdC52MS5Kb2JGaW5pc2hlZEgAQgYKBGtpbmQiZAoOUmV0cmFjdFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEisKB29wdGlvbnMYAiABKAsyGi5yZXRyYWN0LnYxLlJldHJhY3RPcHRpb25zEhIKCnJlcXVlc3RfaWQYAyABKAkiOgoPUmV0cmFjdFJlc3BvbnNlEicKBWV2ZW50GAEgASgLMhgucmV0cmFjdC52MS5SZXRyYWN0RXZlbnQiaQoTU3RhcnRSZXRyYWN0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSKwoHb3B0aW9ucxgCIAEoCzIaLnJldHJhY3QudjEuUmV0cmFjdE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgDIAEoCSI7ChRTdGFydFJldHJhY3RSZXNwb25zZRIjCgNqb2IYASABKAsyFi5yZXRyYWN0LnYxLlJldHJhY3RKb2IiVAoTV2F0Y2hSZXRyYWN0UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhoKDmFmdGVyX3NlcXVlbmNlGAMgASgDQgIwASI/ChRXYXRjaFJldHJhY3RSZXNwb25zZRInCgVldmVudBgBIAEoCzIYLnJldHJhY3QudjEuUmV0cmFjdEV2ZW50IjkKFEdldFJldHJhY3RKb2JSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkiPAoVR2V0UmV0cmFjdEpvYlJlc3BvbnNlEiMKA2pvYhgBIAEoCzIWLnJldHJhY3QudjEuUmV0cmFjdEpvYiKdAgoWTGlzdFJldHJhY3RKb2JzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSJAoGc3RhdGVzGAggAygOMhQucmV0cmFjdC52MS5Kb2JTdGF0ZRIUCgxyZXF1ZXN0ZWRfYnkYCSABKAkSGwoTaW50ZXJuZXRfbWVzc2FnZV9pZBgDIAEoCRIwCgxjcmVhdGVfYWZ0ZXIYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNyZWF0ZV9iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJSgQIAhADUgVzdGF0ZSJYChdMaXN0UmV0cmFjdEpvYnNSZXNwb25zZRIkCgRqb2JzGAEgAygLMhYucmV0cmFjdC52MS5SZXRyYWN0Sm9iEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJMChdDYW5jZWxSZXRyYWN0Sm9iUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSI/ChhDYW5jZWxSZXRyYWN0Sm9iUmVzcG9uc2USIwoDam9iGAEgASgLMhYucmV0cmFjdC52MS5SZXRyYWN0Sm9iIv0BCgxUYXJnZXRTdGF0dXMSDwoHbWFpbGJveBgBIAEoCRINCgVkZXB0aBgCIAEoBRIyCgdvdXRjb21lGAMgASgOMhwucmV0cmFjdC52MS5SZWNpcGllbnRPdXRjb21lSACIAQESGgoSY29waWVzX2ZvdW5kX2NvdW50GAQgASgFEhwKFGNvcGllc19kZWxldGVkX2NvdW50GAUgASgFEhAKCHdhc19yZWFkGAYgASgIEg4KBmRldGFpbBgHIAEoCRIYChBncmFwaF9lcnJvcl9jb2RlGAggASgJEhcKD2Rpc2NvdmVyZWRfZnJvbRgJIAEoCUIKCghfb3V0Y29tZSKzAQoZTGlzdFJldHJhY3RUYXJnZXRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEi4KCG91dGNvbWVzGAMgAygOMhwucmV0cmFjdC52MS5SZWNpcGllbnRPdXRjb21lEhIKBWRlcHRoGAQgASgFSACIAQESEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAlCCAoGX2RlcHRoInwKGkxpc3RSZXRyYWN0VGFyZ2V0c1Jlc3BvbnNlEikKB3RhcmdldHMYASADKAsyGC5yZXRyYWN0LnYxLlRhcmdldFN0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSGgoOYXNfb2Zfc2VxdWVuY2UYAyABKANCAjABImEKGFJlc3RvcmVSZXRyYWN0Sm9iUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGam9iX2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJIkQKGVJlc3RvcmVSZXRyYWN0Sm9iUmVzcG9uc2USJwoFZXZlbnQYASABKAsyGC5yZXRyYWN0LnYxLlJldHJhY3RFdmVudCqEAQoNUmVjb3JkT3V0Y29tZRIeChpSRUNPUkRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhoKFlJFQ09SRF9PVVRDT01FX0NSRUFURUQQARIZChVSRUNPUkRfT1VUQ09NRV9NRVJHRUQQAhIcChhSRUNPUkRfT1VUQ09NRV9VTkNIQU5HRUQQAyquAQoLRWxpZ2liaWxpdHkSGwoXRUxJR0lCSUxJVFlfVU5TUEVDSUZJRUQQABIYChRFTElHSUJJTElUWV9FTElHSUJMRRABEiIKHkVMSUdJQklMSVRZX0RPTUFJTl9OT1RfTUFOQUdFRBACEiIKHkVMSUdJQklMSVRZX0RPTUFJTl9OT1RfR1JBTlRFRBADEiAKHEVMSUdJQklMSVRZX1BFUk1JU1NJT05fSVNTVUUQBCp8CgpEZWxldGVNb2RlEhsKF0RFTEVURV9NT0RFX1VOU1BFQ0lGSUVEEAASFAoQREVMRVRFX01PREVfU09GVBABEhQKEERFTEVURV9NT0RFX0hBUkQQAhIlCiFERUxFVEVfTU9ERV9NT1ZFX1RPX0RFTEVURURfSVRFTVMQAyq/AQoISm9iU3RhdGUSGQoVSk9CX1NUQVRFX1VOU1BFQ0lGSUVEEAASFAoQSk9CX1NUQVRFX1FVRVVFRBABEhUKEUpPQl9TVEFURV9SVU5OSU5HEAISFwoTSk9CX1NUQVRFX1NVQ0NFRURFRBADEiMKH0pPQl9TVEFURV9DT01QTEVURURfV0lUSF9FUlJPUlMQBBIUChBKT0JfU1RBVEVfRkFJTEVEEAUSFwoTSk9CX1NUQVRFX0NBTkNFTExFRBAGKk8KB0pvYktpbmQSGAoUSk9CX0tJTkRfVU5TUEVDSUZJRUQQABIUChBKT0JfS0lORF9SRVRSQUNUEAESFAoQSk9CX0tJTkRfUkVTVE9SRRACKqcBCg5SZWNpcGllbnRQaGFzZRIfChtSRUNJUElFTlRfUEhBU0VfVU5TUEVDSUZJRUQQABIdChlSRUNJUElFTlRfUEhBU0VfUkVTT0xWSU5HEAESHQoZUkVDSVBJRU5UX1BIQVNFX1NFQVJDSElORxACEhwKGFJFQ0lQSUVOVF9QSEFTRV9ERUxFVElORxADEhgKFFJFQ0lQSUVOVF9QSEFTRV9ET05FEAQqvgIKEFJlY2lwaWVudE91dGNvbWUSIQodUkVDSVBJRU5UX09VVENPTUVfVU5TUEVDSUZJRUQQABIdChlSRUNJUElFTlRfT1VUQ09NRV9ERUxFVEVEEAESHwobUkVDSVBJRU5UX09VVENPTUVfTk9UX0ZPVU5EEAISJQohUkVDSVBJRU5UX09VVENPTUVfQUxSRUFEWV9ERUxFVEVEEAMSIgoeUkVDSVBJRU5UX09VVENPTUVfV09VTERfREVMRVRFEAQSHAoYUkVDSVBJRU5UX09VVENPTUVfRkFJTEVEEAUSHQoZUkVDSVBJRU5UX09VVENPTUVfU0tJUFBFRBAGEh8KG1JFQ0lQSUVOVF9PVVRDT01FX0NBTkNFTExFRBAHEh4KGlJFQ0lQSUVOVF9PVVRDT01FX1JFU1RPUkVEEAgy0QgKDlJldHJhY3RTZXJ2aWNlElcKDlJlY29yZERlbGl2ZXJ5EiEucmV0cmFjdC52MS5SZWNvcmREZWxpdmVyeVJlcXVlc3QaIi5yZXRyYWN0LnYxLlJlY29yZERlbGl2ZXJ5UmVzcG9uc2USXQoQUmVjb3JkRGVsaXZlcmllcxIjLnJldHJhY3QudjEuUmVjb3JkRGVsaXZlcmllc1JlcXVlc3QaJC5yZXRyYWN0LnYxLlJlY29yZERlbGl2ZXJpZXNSZXNwb25zZRJdChBTZWFyY2hEZWxpdmVyaWVzEiMucmV0cmFjdC52MS5TZWFyY2hEZWxpdmVyaWVzUmVxdWVzdBokLnJldHJhY3QudjEuU2VhcmNoRGVsaXZlcmllc1Jlc3BvbnNlEmAKEUdldFJldHJhY3RPcHRpb25zEiQucmV0cmFjdC52MS5HZXRSZXRyYWN0T3B0aW9uc1JlcXVlc3QaJS5yZXRyYWN0LnYxLkdldFJldHJhY3RPcHRpb25zUmVzcG9uc2USRAoHUmV0cmFjdBIaLnJldHJhY3QudjEuUmV0cmFjdFJlcXVlc3QaGy5yZXRyYWN0LnYxLlJldHJhY3RSZXNwb25zZTABElEKDFN0YXJ0UmV0cmFjdBIfLnJldHJhY3QudjEuU3RhcnRSZXRyYWN0UmVxdWVzdBogLnJldHJhY3QudjEuU3RhcnRSZXRyYWN0UmVzcG9uc2USUwoMV2F0Y2hSZXRyYWN0Eh8ucmV0cmFjdC52MS5XYXRjaFJldHJhY3RSZXF1ZXN0GiAucmV0cmFjdC52MS5XYXRjaFJldHJhY3RSZXNwb25zZTABElQKDUdldFJldHJhY3RKb2ISIC5yZXRyYWN0LnYxLkdldFJldHJhY3RKb2JSZXF1ZXN0GiEucmV0cmFjdC52MS5HZXRSZXRyYWN0Sm9iUmVzcG9uc2USWgoPTGlzdFJldHJhY3RKb2JzEiIucmV0cmFjdC52MS5MaXN0UmV0cmFjdEpvYnNSZXF1ZXN0GiMucmV0cmFjdC52MS5MaXN0UmV0cmFjdEpvYnNSZXNwb25zZRJjChJMaXN0UmV0cmFjdFRhcmdldHMSJS5yZXRyYWN0LnYxLkxpc3RSZXRyYWN0VGFyZ2V0c1JlcXVlc3QaJi5yZXRyYWN0LnYxLkxpc3RSZXRyYWN0VGFyZ2V0c1Jlc3BvbnNlEl0KEENhbmNlbFJldHJhY3RKb2ISIy5yZXRyYWN0LnYxLkNhbmNlbFJldHJhY3RKb2JSZXF1ZXN0GiQucmV0cmFjdC52MS5DYW5jZWxSZXRyYWN0Sm9iUmVzcG9uc2USYgoRUmVzdG9yZVJldHJhY3RKb2ISJC5yZXRyYWN0LnYxLlJlc3RvcmVSZXRyYWN0Sm9iUmVxdWVzdBolLnJldHJhY3QudjEuUmVzdG9yZVJldHJhY3RKb2JSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A message delivered into Microsoft 365 mailboxes through Email Security.
@@ -50,29 +50,29 @@ export type Delivery = Message<"retract.v1.Delivery"> & {
   deliveryTime?: Timestamp | undefined;
 
   /**
-   * The recipient addresses, lowercased and deduplicated; at most 10,000. SearchDeliveries
-   * returns at most the first 100 (see `recipient_count`); GetRetractOptions lists them all.
+   * The recipient addresses, lowercased and deduplicated; 1 to 10,000. In responses at most
+   * the first 100 (see `recipient_count`; GetRetractOptions pages through all of them).
    *
    * @generated from field: repeated string recipients = 5;
    */
   recipients: string[];
 
   /**
-   * When retract first recorded this delivery.
+   * Output only. When retract first recorded this delivery.
    *
    * @generated from field: google.protobuf.Timestamp record_time = 6;
    */
   recordTime?: Timestamp | undefined;
 
   /**
-   * When retract last merged new recipients into it.
+   * Output only. When retract last merged new recipients into it.
    *
    * @generated from field: google.protobuf.Timestamp update_time = 7;
    */
   updateTime?: Timestamp | undefined;
 
   /**
-   * How many recipients the delivery has (set by the server).
+   * Output only. How many recipients the delivery has.
    *
    * @generated from field: int32 recipient_count = 8;
    */
@@ -93,14 +93,14 @@ export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
  */
 export type RecordDeliveryRequest = Message<"retract.v1.RecordDeliveryRequest"> & {
   /**
-   * The tenant the message was delivered for.
+   * Required. The tenant the message was delivered for.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * The delivered message (`record_time` and `update_time` are ignored).
+   * Required. The delivered message (`record_time` and `update_time` are ignored).
    *
    * @generated from field: retract.v1.Delivery delivery = 2;
    */
@@ -149,14 +149,14 @@ export const RecordDeliveryResponseSchema: GenMessage<RecordDeliveryResponse> = 
  */
 export type RecordDeliveriesRequest = Message<"retract.v1.RecordDeliveriesRequest"> & {
   /**
-   * The tenant the messages were delivered for.
+   * Required. The tenant the messages were delivered for.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * 1 to 1,000 delivered messages (`record_time` and `update_time` are ignored).
+   * Required. 1 to 1,000 delivered messages (`record_time` and `update_time` are ignored).
    *
    * @generated from field: repeated retract.v1.Delivery deliveries = 2;
    */
@@ -219,7 +219,7 @@ export const RecordDeliveriesResponseSchema: GenMessage<RecordDeliveriesResponse
  */
 export type SearchDeliveriesRequest = Message<"retract.v1.SearchDeliveriesRequest"> & {
   /**
-   * The tenant whose deliveries to search.
+   * Required. The tenant whose deliveries to search.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -254,18 +254,18 @@ export type SearchDeliveriesRequest = Message<"retract.v1.SearchDeliveriesReques
   subjectContains: string;
 
   /**
-   * Only deliveries delivered at or after this time.
+   * Only deliveries whose `delivery_time` is at or after this time.
    *
-   * @generated from field: google.protobuf.Timestamp delivered_after = 6;
+   * @generated from field: google.protobuf.Timestamp delivery_after = 6;
    */
-  deliveredAfter?: Timestamp | undefined;
+  deliveryAfter?: Timestamp | undefined;
 
   /**
-   * Only deliveries delivered before this time.
+   * Only deliveries whose `delivery_time` is before this time.
    *
-   * @generated from field: google.protobuf.Timestamp delivered_before = 7;
+   * @generated from field: google.protobuf.Timestamp delivery_before = 7;
    */
-  deliveredBefore?: Timestamp | undefined;
+  deliveryBefore?: Timestamp | undefined;
 
   /**
    * Maximum deliveries to return: default 50, at most 1000; negative is an error.
@@ -318,6 +318,41 @@ export const SearchDeliveriesResponseSchema: GenMessage<SearchDeliveriesResponse
   messageDesc(file_retract_v1_retract_service, 6);
 
 /**
+ * The last retract job that reached one recipient of a delivery.
+ *
+ * @generated from message retract.v1.LastRetract
+ */
+export type LastRetract = Message<"retract.v1.LastRetract"> & {
+  /**
+   * The job.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * How the recipient's mailbox ended in it; unset while the job still works on it.
+   *
+   * @generated from field: optional retract.v1.RecipientOutcome outcome = 2;
+   */
+  outcome?: RecipientOutcome | undefined;
+
+  /**
+   * When the job was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message retract.v1.LastRetract.
+ * Use `create(LastRetractSchema)` to create a new message.
+ */
+export const LastRetractSchema: GenMessage<LastRetract> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 7);
+
+/**
  * One row of the Retract tab.
  *
  * @generated from message retract.v1.RecipientOption
@@ -343,6 +378,23 @@ export type RecipientOption = Message<"retract.v1.RecipientOption"> & {
    * @generated from field: string detail = 3;
    */
   detail: string;
+
+  /**
+   * The last job that retracted (or is retracting) this recipient's copy of the delivery;
+   * unset when none did.
+   *
+   * @generated from field: retract.v1.LastRetract last_retract = 4;
+   */
+  lastRetract?: LastRetract | undefined;
+
+  /**
+   * The message was delivered to this recipient again after `last_retract` was created (a
+   * quarantine re-release recorded with a later delivery time): that copy is not retracted.
+   * A recipient merged into the delivery after a retract has no `last_retract` at all.
+   *
+   * @generated from field: bool delivered_after_last_retract = 5;
+   */
+  deliveredAfterLastRetract: boolean;
 };
 
 /**
@@ -350,7 +402,43 @@ export type RecipientOption = Message<"retract.v1.RecipientOption"> & {
  * Use `create(RecipientOptionSchema)` to create a new message.
  */
 export const RecipientOptionSchema: GenMessage<RecipientOption> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 7);
+  messageDesc(file_retract_v1_retract_service, 8);
+
+/**
+ * Whether the caller may press Retract on this tenant now, and why not.
+ *
+ * @generated from message retract.v1.RetractPrecondition
+ */
+export type RetractPrecondition = Message<"retract.v1.RetractPrecondition"> & {
+  /**
+   * The caller can start a retract here.
+   *
+   * @generated from field: bool allowed = 1;
+   */
+  allowed: boolean;
+
+  /**
+   * When not allowed: the ErrorReason (without its prefix) StartRetract would answer, e.g.
+   * `ADMIN_MAILBOX_NOT_FOUND`, `MISSING_PERMISSION`, `TENANT_NOT_LINKED`.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * When not allowed: a human-readable explanation.
+   *
+   * @generated from field: string detail = 3;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message retract.v1.RetractPrecondition.
+ * Use `create(RetractPreconditionSchema)` to create a new message.
+ */
+export const RetractPreconditionSchema: GenMessage<RetractPrecondition> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 9);
 
 /**
  * Request of GetRetractOptions.
@@ -359,18 +447,32 @@ export const RecipientOptionSchema: GenMessage<RecipientOption> = /*@__PURE__*/
  */
 export type GetRetractOptionsRequest = Message<"retract.v1.GetRetractOptionsRequest"> & {
   /**
-   * The tenant the delivery belongs to.
+   * Required. The tenant the delivery belongs to.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * The delivery's internet message id.
+   * Required. The delivery's internet message id.
    *
    * @generated from field: string internet_message_id = 2;
    */
   internetMessageId: string;
+
+  /**
+   * Maximum recipients to return: default 1000, at most 1000; negative is an error.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of a previous call for the same delivery; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -378,7 +480,7 @@ export type GetRetractOptionsRequest = Message<"retract.v1.GetRetractOptionsRequ
  * Use `create(GetRetractOptionsRequestSchema)` to create a new message.
  */
 export const GetRetractOptionsRequestSchema: GenMessage<GetRetractOptionsRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 8);
+  messageDesc(file_retract_v1_retract_service, 10);
 
 /**
  * Response of GetRetractOptions.
@@ -387,18 +489,47 @@ export const GetRetractOptionsRequestSchema: GenMessage<GetRetractOptionsRequest
  */
 export type GetRetractOptionsResponse = Message<"retract.v1.GetRetractOptionsResponse"> & {
   /**
-   * The delivery.
+   * The delivery (its `recipients` are the first 100; see `recipients` below for all).
    *
    * @generated from field: retract.v1.Delivery delivery = 1;
    */
   delivery?: Delivery | undefined;
 
   /**
-   * Every recipient of the delivery with its eligibility.
+   * One page of the delivery's recipients, by address, with their eligibility.
    *
    * @generated from field: repeated retract.v1.RecipientOption recipients = 2;
    */
   recipients: RecipientOption[];
+
+  /**
+   * Whether this caller can retract here (permission, linked tenant, the administrator's
+   * mailbox), so the UI can say so before the click.
+   *
+   * @generated from field: retract.v1.RetractPrecondition caller_can_retract = 3;
+   */
+  callerCanRetract?: RetractPrecondition | undefined;
+
+  /**
+   * Whether retracting conversations (replies and forwards) is available.
+   *
+   * @generated from field: bool conversations_available = 4;
+   */
+  conversationsAvailable: boolean;
+
+  /**
+   * The deepest `conversation_depth` a retract may ask for.
+   *
+   * @generated from field: int32 max_conversation_depth = 5;
+   */
+  maxConversationDepth: number;
+
+  /**
+   * Pass as `page_token` for the next page of recipients; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 6;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -406,7 +537,7 @@ export type GetRetractOptionsResponse = Message<"retract.v1.GetRetractOptionsRes
  * Use `create(GetRetractOptionsResponseSchema)` to create a new message.
  */
 export const GetRetractOptionsResponseSchema: GenMessage<GetRetractOptionsResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 9);
+  messageDesc(file_retract_v1_retract_service, 11);
 
 /**
  * What a retract asks for.
@@ -415,7 +546,7 @@ export const GetRetractOptionsResponseSchema: GenMessage<GetRetractOptionsRespon
  */
 export type RetractOptions = Message<"retract.v1.RetractOptions"> & {
   /**
-   * The internet message id of the delivery to retract.
+   * Required. The internet message id of the delivery to retract.
    *
    * @generated from field: string internet_message_id = 1;
    */
@@ -423,28 +554,33 @@ export type RetractOptions = Message<"retract.v1.RetractOptions"> & {
 
   /**
    * Recipients to retract from: a subset of the delivery's recipients; empty = all eligible.
+   * These are the hop-0 mailboxes; following conversations never adds an unselected
+   * original recipient's hop-0 copy.
    *
    * @generated from field: repeated string recipients = 2;
    */
   recipients: string[];
 
   /**
-   * Also retract replies and forwards of the message inside the tenant's managed domains.
+   * Also retract replies and forwards of the message (its descendants, by Graph's
+   * `conversationIndex`) inside the tenant's managed, granted domains.
    *
    * @generated from field: bool include_conversations = 3;
    */
   includeConversations: boolean;
 
   /**
-   * How far to follow conversations, 0-5: 1 = replies/forwards found in the original
-   * recipients' mailboxes, 2 = also in the mailboxes those reached, and so on.
+   * How many hops to follow, 1-5 (0 with conversations on means 1; more than 0 with
+   * conversations off is refused): a mailbox reached at depth d loses its in-scope copies of
+   * hops 1..conversation_depth, and recipients of the replies and forwards it sent are
+   * visited at their hop. Increasing the depth increases the time a retract takes.
    *
    * @generated from field: int32 conversation_depth = 4;
    */
   conversationDepth: number;
 
   /**
-   * How each copy is removed.
+   * Required. How each copy is removed.
    *
    * @generated from field: retract.v1.DeleteMode delete_mode = 5;
    */
@@ -463,6 +599,21 @@ export type RetractOptions = Message<"retract.v1.RetractOptions"> & {
    * @generated from field: bool skip_ineligible = 7;
    */
   skipIneligible: boolean;
+
+  /**
+   * Also retract the internal sender's Sent Items copy of the original, when the sender is a
+   * mailbox of a managed, granted domain (a compromised internal account).
+   *
+   * @generated from field: bool include_sender_copy = 8;
+   */
+  includeSenderCopy: boolean;
+
+  /**
+   * Why the message is retracted, shown in the audit trail; at most 500 characters.
+   *
+   * @generated from field: string reason = 9;
+   */
+  reason: string;
 };
 
 /**
@@ -470,10 +621,10 @@ export type RetractOptions = Message<"retract.v1.RetractOptions"> & {
  * Use `create(RetractOptionsSchema)` to create a new message.
  */
 export const RetractOptionsSchema: GenMessage<RetractOptions> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 10);
+  messageDesc(file_retract_v1_retract_service, 12);
 
 /**
- * Counters of a retract job.
+ * Counters of a retract job (all counts are of mailboxes unless they say copies).
  *
  * @generated from message retract.v1.JobCounts
  */
@@ -481,79 +632,93 @@ export type JobCounts = Message<"retract.v1.JobCounts"> & {
   /**
    * Mailboxes the job will visit (grows as conversations discover more).
    *
-   * @generated from field: int32 targets = 1;
+   * @generated from field: int32 target_count = 1;
    */
-  targets: number;
+  targetCount: number;
 
   /**
    * Mailboxes finished, whatever the outcome.
    *
-   * @generated from field: int32 done = 2;
+   * @generated from field: int32 done_count = 2;
    */
-  done: number;
+  doneCount: number;
 
   /**
    * Mailboxes whose copies were deleted.
    *
-   * @generated from field: int32 deleted = 3;
+   * @generated from field: int32 deleted_count = 3;
    */
-  deleted: number;
+  deletedCount: number;
 
   /**
    * Mailboxes where no copy was found.
    *
-   * @generated from field: int32 not_found = 4;
+   * @generated from field: int32 not_found_count = 4;
    */
-  notFound: number;
+  notFoundCount: number;
 
   /**
    * Mailboxes where the copies were already gone.
    *
-   * @generated from field: int32 already_deleted = 5;
+   * @generated from field: int32 already_deleted_count = 5;
    */
-  alreadyDeleted: number;
+  alreadyDeletedCount: number;
 
   /**
    * Mailboxes that would have been deleted in a dry run.
    *
-   * @generated from field: int32 would_delete = 6;
+   * @generated from field: int32 would_delete_count = 6;
    */
-  wouldDelete: number;
+  wouldDeleteCount: number;
 
   /**
    * Mailboxes that failed.
    *
-   * @generated from field: int32 failed = 7;
+   * @generated from field: int32 failed_count = 7;
    */
-  failed: number;
+  failedCount: number;
 
   /**
    * Mailboxes skipped as ineligible.
    *
-   * @generated from field: int32 skipped = 8;
+   * @generated from field: int32 skipped_count = 8;
    */
-  skipped: number;
+  skippedCount: number;
 
   /**
    * Mailboxes not processed because the job was cancelled.
    *
-   * @generated from field: int32 cancelled = 9;
+   * @generated from field: int32 cancelled_count = 9;
    */
-  cancelled: number;
+  cancelledCount: number;
 
   /**
    * Message copies found across all mailboxes.
    *
-   * @generated from field: int32 copies_found = 10;
+   * @generated from field: int32 copies_found_count = 10;
    */
-  copiesFound: number;
+  copiesFoundCount: number;
 
   /**
    * Message copies deleted across all mailboxes.
    *
-   * @generated from field: int32 copies_deleted = 11;
+   * @generated from field: int32 copies_deleted_count = 11;
    */
-  copiesDeleted: number;
+  copiesDeletedCount: number;
+
+  /**
+   * Mailboxes whose copies were put back (RESTORE jobs).
+   *
+   * @generated from field: int32 restored_count = 12;
+   */
+  restoredCount: number;
+
+  /**
+   * Mailboxes whose recipient had read the message before it was retracted.
+   *
+   * @generated from field: int32 read_before_retract_count = 13;
+   */
+  readBeforeRetractCount: number;
 };
 
 /**
@@ -561,10 +726,109 @@ export type JobCounts = Message<"retract.v1.JobCounts"> & {
  * Use `create(JobCountsSchema)` to create a new message.
  */
 export const JobCountsSchema: GenMessage<JobCounts> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 11);
+  messageDesc(file_retract_v1_retract_service, 13);
 
 /**
- * A retract job.
+ * Why a job ended FAILED.
+ *
+ * @generated from message retract.v1.JobFailure
+ */
+export type JobFailure = Message<"retract.v1.JobFailure"> & {
+  /**
+   * What went wrong, UPPER_SNAKE, e.g. `TENANT_NOT_LINKED`.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * A human-readable explanation.
+   *
+   * @generated from field: string detail = 2;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message retract.v1.JobFailure.
+ * Use `create(JobFailureSchema)` to create a new message.
+ */
+export const JobFailureSchema: GenMessage<JobFailure> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 14);
+
+/**
+ * A cancellation asked for a job.
+ *
+ * @generated from message retract.v1.Cancellation
+ */
+export type Cancellation = Message<"retract.v1.Cancellation"> & {
+  /**
+   * Who asked: the caller's email, or its token subject for service callers.
+   *
+   * @generated from field: string requested_by = 1;
+   */
+  requestedBy: string;
+
+  /**
+   * Why, as they said it; may be empty.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * When it was asked.
+   *
+   * @generated from field: google.protobuf.Timestamp request_time = 3;
+   */
+  requestTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message retract.v1.Cancellation.
+ * Use `create(CancellationSchema)` to create a new message.
+ */
+export const CancellationSchema: GenMessage<Cancellation> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 15);
+
+/**
+ * The retracted message as it was recorded when the job was created (deliveries are purged
+ * after their retention; jobs outlive them).
+ *
+ * @generated from message retract.v1.MessageSnapshot
+ */
+export type MessageSnapshot = Message<"retract.v1.MessageSnapshot"> & {
+  /**
+   * The delivery's subject.
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * The delivery's sender address.
+   *
+   * @generated from field: string sender = 2;
+   */
+  sender: string;
+
+  /**
+   * When the message was first delivered.
+   *
+   * @generated from field: google.protobuf.Timestamp delivery_time = 3;
+   */
+  deliveryTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message retract.v1.MessageSnapshot.
+ * Use `create(MessageSnapshotSchema)` to create a new message.
+ */
+export const MessageSnapshotSchema: GenMessage<MessageSnapshot> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 16);
+
+/**
+ * A retract job. Output only, every field.
  *
  * @generated from message retract.v1.RetractJob
  */
@@ -642,9 +906,44 @@ export type RetractJob = Message<"retract.v1.RetractJob"> & {
   /**
    * The sequence number of its latest event.
    *
-   * @generated from field: int64 last_sequence = 11;
+   * @generated from field: int64 last_sequence = 11 [jstype = JS_STRING];
    */
-  lastSequence: bigint;
+  lastSequence: string;
+
+  /**
+   * What the job does.
+   *
+   * @generated from field: retract.v1.JobKind kind = 12;
+   */
+  kind: JobKind;
+
+  /**
+   * For a RESTORE job: the retract job it undoes.
+   *
+   * @generated from field: string restores_job_id = 13;
+   */
+  restoresJobId: string;
+
+  /**
+   * Why it ended FAILED; unset otherwise.
+   *
+   * @generated from field: retract.v1.JobFailure failure = 14;
+   */
+  failure?: JobFailure | undefined;
+
+  /**
+   * Set once a cancellation was asked for (the job may still be finishing its mailboxes).
+   *
+   * @generated from field: retract.v1.Cancellation cancellation = 15;
+   */
+  cancellation?: Cancellation | undefined;
+
+  /**
+   * The message as recorded when the job was created.
+   *
+   * @generated from field: retract.v1.MessageSnapshot message = 16;
+   */
+  message?: MessageSnapshot | undefined;
 };
 
 /**
@@ -652,7 +951,7 @@ export type RetractJob = Message<"retract.v1.RetractJob"> & {
  * Use `create(RetractJobSchema)` to create a new message.
  */
 export const RetractJobSchema: GenMessage<RetractJob> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 12);
+  messageDesc(file_retract_v1_retract_service, 17);
 
 /**
  * A mailbox the job visits.
@@ -668,7 +967,8 @@ export type RetractTarget = Message<"retract.v1.RetractTarget"> & {
   mailbox: string;
 
   /**
-   * 0 for a requested recipient; n for a mailbox discovered at conversation depth n.
+   * 0 for a requested recipient (or the sender's copy); d for a mailbox first reached by a
+   * hop-d reply or forward.
    *
    * @generated from field: int32 depth = 2;
    */
@@ -680,23 +980,24 @@ export type RetractTarget = Message<"retract.v1.RetractTarget"> & {
  * Use `create(RetractTargetSchema)` to create a new message.
  */
 export const RetractTargetSchema: GenMessage<RetractTarget> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 13);
+  messageDesc(file_retract_v1_retract_service, 18);
 
 /**
- * The job started; carries the job and its resolved target list.
+ * The job started: the first event of every job.
  *
  * @generated from message retract.v1.JobStarted
  */
 export type JobStarted = Message<"retract.v1.JobStarted"> & {
   /**
-   * The job as it started.
+   * The job as it was when it started (state QUEUED, its first counters), not as of the watch.
    *
    * @generated from field: retract.v1.RetractJob job = 1;
    */
   job?: RetractJob | undefined;
 
   /**
-   * The mailboxes it will visit first.
+   * The mailboxes it visits first; mailboxes discovered later arrive in RecipientUpdate and
+   * ConversationUpdate events.
    *
    * @generated from field: repeated retract.v1.RetractTarget targets = 2;
    */
@@ -708,7 +1009,7 @@ export type JobStarted = Message<"retract.v1.JobStarted"> & {
  * Use `create(JobStartedSchema)` to create a new message.
  */
 export const JobStartedSchema: GenMessage<JobStarted> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 14);
+  messageDesc(file_retract_v1_retract_service, 19);
 
 /**
  * Progress on one mailbox.
@@ -724,7 +1025,7 @@ export type RecipientUpdate = Message<"retract.v1.RecipientUpdate"> & {
   mailbox: string;
 
   /**
-   * The conversation depth at which it is visited.
+   * The mailbox's depth.
    *
    * @generated from field: int32 depth = 2;
    */
@@ -738,28 +1039,29 @@ export type RecipientUpdate = Message<"retract.v1.RecipientUpdate"> & {
   phase: RecipientPhase;
 
   /**
-   * How it ended, once `phase` is DONE.
+   * How it ended, set exactly when `phase` is DONE.
    *
-   * @generated from field: retract.v1.RecipientOutcome outcome = 4;
+   * @generated from field: optional retract.v1.RecipientOutcome outcome = 4;
    */
-  outcome: RecipientOutcome;
+  outcome?: RecipientOutcome | undefined;
 
   /**
-   * Copies of the message found in the mailbox.
+   * Copies found in the mailbox (of every in-scope hop).
    *
-   * @generated from field: int32 copies_found = 5;
+   * @generated from field: int32 copies_found_count = 5;
    */
-  copiesFound: number;
+  copiesFoundCount: number;
 
   /**
    * Copies deleted.
    *
-   * @generated from field: int32 copies_deleted = 6;
+   * @generated from field: int32 copies_deleted_count = 6;
    */
-  copiesDeleted: number;
+  copiesDeletedCount: number;
 
   /**
-   * Whether the recipient had read any copy before it was deleted.
+   * Whether the recipient had read its copy of the message that reached it before it was
+   * retracted.
    *
    * @generated from field: bool was_read = 7;
    */
@@ -785,55 +1087,140 @@ export type RecipientUpdate = Message<"retract.v1.RecipientUpdate"> & {
  * Use `create(RecipientUpdateSchema)` to create a new message.
  */
 export const RecipientUpdateSchema: GenMessage<RecipientUpdate> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 15);
+  messageDesc(file_retract_v1_retract_service, 20);
 
 /**
- * One step of following a conversation.
+ * A recipient of a traversed message that the job does not follow.
+ *
+ * @generated from message retract.v1.UnfollowedRecipient
+ */
+export type UnfollowedRecipient = Message<"retract.v1.UnfollowedRecipient"> & {
+  /**
+   * The address.
+   *
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * The hop of the message that named it.
+   *
+   * @generated from field: int32 hop = 2;
+   */
+  hop: number;
+
+  /**
+   * Why it is not followed, e.g. `DOMAIN_NOT_MANAGED`, `DOMAIN_NOT_GRANTED`, `NOT_A_MAILBOX`
+   * (a distribution list, Microsoft 365 group or shared mailbox Graph cannot expand).
+   *
+   * @generated from field: string code = 3;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message retract.v1.UnfollowedRecipient.
+ * Use `create(UnfollowedRecipientSchema)` to create a new message.
+ */
+export const UnfollowedRecipientSchema: GenMessage<UnfollowedRecipient> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 21);
+
+/**
+ * A managed mailbox a traversed message reached, visited next.
+ *
+ * @generated from message retract.v1.DiscoveredMailbox
+ */
+export type DiscoveredMailbox = Message<"retract.v1.DiscoveredMailbox"> & {
+  /**
+   * The mailbox address.
+   *
+   * @generated from field: string mailbox = 1;
+   */
+  mailbox: string;
+
+  /**
+   * The hop of the message that reached it: its depth.
+   *
+   * @generated from field: int32 hop = 2;
+   */
+  hop: number;
+};
+
+/**
+ * Describes the message retract.v1.DiscoveredMailbox.
+ * Use `create(DiscoveredMailboxSchema)` to create a new message.
+ */
+export const DiscoveredMailboxSchema: GenMessage<DiscoveredMailbox> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 22);
+
+/**
+ * One conversation step: one visited mailbox's conversation listed.
  *
  * @generated from message retract.v1.ConversationUpdate
  */
 export type ConversationUpdate = Message<"retract.v1.ConversationUpdate"> & {
   /**
-   * The Graph conversation id.
+   * The mailbox.
    *
-   * @generated from field: string conversation_id = 1;
+   * @generated from field: string mailbox = 1;
    */
-  conversationId: string;
+  mailbox: string;
 
   /**
-   * The depth of this step.
+   * The mailbox's depth.
    *
    * @generated from field: int32 depth = 2;
    */
   depth: number;
 
   /**
-   * The mailbox searched.
+   * That mailbox's own Graph conversation id (ids differ between mailboxes).
    *
-   * @generated from field: string mailbox = 3;
+   * @generated from field: string conversation_id = 3;
    */
-  mailbox: string;
+  conversationId: string;
 
   /**
-   * Messages of the conversation found in the mailbox.
+   * In-scope messages (descendants of the retracted message, hop ≤ conversation_depth) found.
    *
-   * @generated from field: int32 messages_found = 4;
+   * @generated from field: int32 messages_found_count = 4;
    */
-  messagesFound: number;
+  messagesFoundCount: number;
 
   /**
-   * Messages of the conversation deleted from the mailbox.
+   * Of those, removed (0 in a dry run).
    *
-   * @generated from field: int32 messages_deleted = 5;
+   * @generated from field: int32 messages_retracted_count = 5;
    */
-  messagesDeleted: number;
+  messagesRetractedCount: number;
 
   /**
-   * Managed mailboxes this mailbox's sent replies/forwards reached, to be searched next.
+   * Descendants of hop > conversation_depth left in place.
    *
-   * @generated from field: repeated string discovered_mailboxes = 6;
+   * @generated from field: int32 messages_left_count = 6;
    */
-  discoveredMailboxes: string[];
+  messagesLeftCount: number;
+
+  /**
+   * Managed mailboxes this mailbox's sent messages reached, visited next.
+   *
+   * @generated from field: repeated retract.v1.DiscoveredMailbox discovered = 7;
+   */
+  discovered: DiscoveredMailbox[];
+
+  /**
+   * Recipients not followed, with why.
+   *
+   * @generated from field: repeated retract.v1.UnfollowedRecipient unfollowed = 8;
+   */
+  unfollowed: UnfollowedRecipient[];
+
+  /**
+   * Why this step failed, when it did.
+   *
+   * @generated from field: retract.v1.JobFailure failure = 9;
+   */
+  failure?: JobFailure | undefined;
 };
 
 /**
@@ -841,7 +1228,7 @@ export type ConversationUpdate = Message<"retract.v1.ConversationUpdate"> & {
  * Use `create(ConversationUpdateSchema)` to create a new message.
  */
 export const ConversationUpdateSchema: GenMessage<ConversationUpdate> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 16);
+  messageDesc(file_retract_v1_retract_service, 23);
 
 /**
  * Nothing happened for a while; sent so proxies keep the stream open.
@@ -856,7 +1243,49 @@ export type Heartbeat = Message<"retract.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 17);
+  messageDesc(file_retract_v1_retract_service, 24);
+
+/**
+ * Per-depth summary of a finished job.
+ *
+ * @generated from message retract.v1.DepthSummary
+ */
+export type DepthSummary = Message<"retract.v1.DepthSummary"> & {
+  /**
+   * The depth.
+   *
+   * @generated from field: int32 depth = 1;
+   */
+  depth: number;
+
+  /**
+   * Mailboxes at this depth.
+   *
+   * @generated from field: int32 mailbox_count = 2;
+   */
+  mailboxCount: number;
+
+  /**
+   * Copies retracted from them.
+   *
+   * @generated from field: int32 copies_retracted_count = 3;
+   */
+  copiesRetractedCount: number;
+
+  /**
+   * Of those mailboxes, how many recipients had read the message before it was retracted.
+   *
+   * @generated from field: int32 read_before_retract_count = 4;
+   */
+  readBeforeRetractCount: number;
+};
+
+/**
+ * Describes the message retract.v1.DepthSummary.
+ * Use `create(DepthSummarySchema)` to create a new message.
+ */
+export const DepthSummarySchema: GenMessage<DepthSummary> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 25);
 
 /**
  * The job ended; this is the last event of a job.
@@ -879,11 +1308,25 @@ export type JobFinished = Message<"retract.v1.JobFinished"> & {
   counts?: JobCounts | undefined;
 
   /**
-   * A human-readable summary, and the reason when FAILED or CANCELLED.
+   * A human-readable summary, and the explanation when FAILED or CANCELLED.
    *
    * @generated from field: string detail = 3;
    */
   detail: string;
+
+  /**
+   * The counters by depth, depth 0 first.
+   *
+   * @generated from field: repeated retract.v1.DepthSummary depths = 4;
+   */
+  depths: DepthSummary[];
+
+  /**
+   * Why it failed, when FAILED.
+   *
+   * @generated from field: retract.v1.JobFailure failure = 5;
+   */
+  failure?: JobFailure | undefined;
 };
 
 /**
@@ -891,10 +1334,15 @@ export type JobFinished = Message<"retract.v1.JobFinished"> & {
  * Use `create(JobFinishedSchema)` to create a new message.
  */
 export const JobFinishedSchema: GenMessage<JobFinished> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 18);
+  messageDesc(file_retract_v1_retract_service, 26);
 
 /**
  * One event of a retract job.
+ *
+ * Guaranteed to every watcher, in sequence order with no gaps: JobStarted (sequence 1), each
+ * target's DONE RecipientUpdate, each ConversationUpdate, and JobFinished (the last).
+ * Best effort: RecipientUpdates of the phases before DONE (RESOLVING, SEARCHING, DELETING) may
+ * be coalesced or left out at scale; a UI must not rely on seeing them.
  *
  * @generated from message retract.v1.RetractEvent
  */
@@ -909,16 +1357,16 @@ export type RetractEvent = Message<"retract.v1.RetractEvent"> & {
   /**
    * The per-job sequence number: 1, 2, 3, … with no gaps. Heartbeats repeat the latest number.
    *
-   * @generated from field: int64 sequence = 2;
+   * @generated from field: int64 sequence = 2 [jstype = JS_STRING];
    */
-  sequence: bigint;
+  sequence: string;
 
   /**
    * When it happened.
    *
-   * @generated from field: google.protobuf.Timestamp time = 3;
+   * @generated from field: google.protobuf.Timestamp occur_time = 3;
    */
-  time?: Timestamp | undefined;
+  occurTime?: Timestamp | undefined;
 
   /**
    * What happened.
@@ -973,7 +1421,7 @@ export type RetractEvent = Message<"retract.v1.RetractEvent"> & {
  * Use `create(RetractEventSchema)` to create a new message.
  */
 export const RetractEventSchema: GenMessage<RetractEvent> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 19);
+  messageDesc(file_retract_v1_retract_service, 27);
 
 /**
  * Request of Retract.
@@ -982,22 +1430,22 @@ export const RetractEventSchema: GenMessage<RetractEvent> = /*@__PURE__*/
  */
 export type RetractRequest = Message<"retract.v1.RetractRequest"> & {
   /**
-   * The tenant the delivery belongs to.
+   * Required. The tenant the delivery belongs to.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * What to retract and how.
+   * Required. What to retract and how.
    *
    * @generated from field: retract.v1.RetractOptions options = 2;
    */
   options?: RetractOptions | undefined;
 
   /**
-   * Idempotency key, a UUID: repeating it with the same options re-attaches to the same job;
-   * with different options the call is refused (ALREADY_EXISTS, REQUEST_ID_REUSED).
+   * Required. Idempotency key, a UUID: repeating it with the same options re-attaches to the
+   * same job; with different options the call is refused (ALREADY_EXISTS, REQUEST_ID_REUSED).
    *
    * @generated from field: string request_id = 3;
    */
@@ -1009,7 +1457,7 @@ export type RetractRequest = Message<"retract.v1.RetractRequest"> & {
  * Use `create(RetractRequestSchema)` to create a new message.
  */
 export const RetractRequestSchema: GenMessage<RetractRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 20);
+  messageDesc(file_retract_v1_retract_service, 28);
 
 /**
  * One streamed message of Retract.
@@ -1030,7 +1478,7 @@ export type RetractResponse = Message<"retract.v1.RetractResponse"> & {
  * Use `create(RetractResponseSchema)` to create a new message.
  */
 export const RetractResponseSchema: GenMessage<RetractResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 21);
+  messageDesc(file_retract_v1_retract_service, 29);
 
 /**
  * Request of StartRetract.
@@ -1039,21 +1487,21 @@ export const RetractResponseSchema: GenMessage<RetractResponse> = /*@__PURE__*/
  */
 export type StartRetractRequest = Message<"retract.v1.StartRetractRequest"> & {
   /**
-   * The tenant the delivery belongs to.
+   * Required. The tenant the delivery belongs to.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * What to retract and how.
+   * Required. What to retract and how.
    *
    * @generated from field: retract.v1.RetractOptions options = 2;
    */
   options?: RetractOptions | undefined;
 
   /**
-   * Idempotency key, a UUID; see RetractRequest.request_id.
+   * Required. Idempotency key, a UUID; see RetractRequest.request_id.
    *
    * @generated from field: string request_id = 3;
    */
@@ -1065,7 +1513,7 @@ export type StartRetractRequest = Message<"retract.v1.StartRetractRequest"> & {
  * Use `create(StartRetractRequestSchema)` to create a new message.
  */
 export const StartRetractRequestSchema: GenMessage<StartRetractRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 22);
+  messageDesc(file_retract_v1_retract_service, 30);
 
 /**
  * Response of StartRetract.
@@ -1086,7 +1534,7 @@ export type StartRetractResponse = Message<"retract.v1.StartRetractResponse"> & 
  * Use `create(StartRetractResponseSchema)` to create a new message.
  */
 export const StartRetractResponseSchema: GenMessage<StartRetractResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 23);
+  messageDesc(file_retract_v1_retract_service, 31);
 
 /**
  * Request of WatchRetract.
@@ -1095,25 +1543,27 @@ export const StartRetractResponseSchema: GenMessage<StartRetractResponse> = /*@_
  */
 export type WatchRetractRequest = Message<"retract.v1.WatchRetractRequest"> & {
   /**
-   * The tenant the job belongs to.
+   * Required. The tenant the job belongs to.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * The job to follow.
+   * Required. The job to follow.
    *
    * @generated from field: string job_id = 2;
    */
   jobId: string;
 
   /**
-   * Replay events after this sequence number; 0 = from the start.
+   * Replay events after this sequence number; 0 = from the start. Beyond the job's
+   * `last_sequence` is OUT_OF_RANGE (SEQUENCE_OUT_OF_RANGE); equal to it on a finished job
+   * ends the watch at once.
    *
-   * @generated from field: int64 after_sequence = 3;
+   * @generated from field: int64 after_sequence = 3 [jstype = JS_STRING];
    */
-  afterSequence: bigint;
+  afterSequence: string;
 };
 
 /**
@@ -1121,7 +1571,7 @@ export type WatchRetractRequest = Message<"retract.v1.WatchRetractRequest"> & {
  * Use `create(WatchRetractRequestSchema)` to create a new message.
  */
 export const WatchRetractRequestSchema: GenMessage<WatchRetractRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 24);
+  messageDesc(file_retract_v1_retract_service, 32);
 
 /**
  * One streamed message of WatchRetract.
@@ -1142,7 +1592,7 @@ export type WatchRetractResponse = Message<"retract.v1.WatchRetractResponse"> & 
  * Use `create(WatchRetractResponseSchema)` to create a new message.
  */
 export const WatchRetractResponseSchema: GenMessage<WatchRetractResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 25);
+  messageDesc(file_retract_v1_retract_service, 33);
 
 /**
  * Request of GetRetractJob.
@@ -1151,14 +1601,14 @@ export const WatchRetractResponseSchema: GenMessage<WatchRetractResponse> = /*@_
  */
 export type GetRetractJobRequest = Message<"retract.v1.GetRetractJobRequest"> & {
   /**
-   * The tenant the job belongs to.
+   * Required. The tenant the job belongs to.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * The job to return.
+   * Required. The job to return.
    *
    * @generated from field: string job_id = 2;
    */
@@ -1170,7 +1620,7 @@ export type GetRetractJobRequest = Message<"retract.v1.GetRetractJobRequest"> & 
  * Use `create(GetRetractJobRequestSchema)` to create a new message.
  */
 export const GetRetractJobRequestSchema: GenMessage<GetRetractJobRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 26);
+  messageDesc(file_retract_v1_retract_service, 34);
 
 /**
  * Response of GetRetractJob.
@@ -1191,7 +1641,7 @@ export type GetRetractJobResponse = Message<"retract.v1.GetRetractJobResponse"> 
  * Use `create(GetRetractJobResponseSchema)` to create a new message.
  */
 export const GetRetractJobResponseSchema: GenMessage<GetRetractJobResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 27);
+  messageDesc(file_retract_v1_retract_service, 35);
 
 /**
  * Request of ListRetractJobs. Filters combine with AND; empty filters match everything.
@@ -1200,18 +1650,25 @@ export const GetRetractJobResponseSchema: GenMessage<GetRetractJobResponse> = /*
  */
 export type ListRetractJobsRequest = Message<"retract.v1.ListRetractJobsRequest"> & {
   /**
-   * The tenant whose jobs to list.
+   * Required. The tenant whose jobs to list.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * Only jobs in this state.
+   * Only jobs in one of these states, e.g. QUEUED and RUNNING; empty = any state.
    *
-   * @generated from field: retract.v1.JobState state = 2;
+   * @generated from field: repeated retract.v1.JobState states = 8;
    */
-  state: JobState;
+  states: JobState[];
+
+  /**
+   * Only jobs requested by exactly this caller (an email, or a service's token subject).
+   *
+   * @generated from field: string requested_by = 9;
+   */
+  requestedBy: string;
 
   /**
    * Only jobs retracting this internet message id.
@@ -1254,7 +1711,7 @@ export type ListRetractJobsRequest = Message<"retract.v1.ListRetractJobsRequest"
  * Use `create(ListRetractJobsRequestSchema)` to create a new message.
  */
 export const ListRetractJobsRequestSchema: GenMessage<ListRetractJobsRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 28);
+  messageDesc(file_retract_v1_retract_service, 36);
 
 /**
  * Response of ListRetractJobs.
@@ -1282,7 +1739,7 @@ export type ListRetractJobsResponse = Message<"retract.v1.ListRetractJobsRespons
  * Use `create(ListRetractJobsResponseSchema)` to create a new message.
  */
 export const ListRetractJobsResponseSchema: GenMessage<ListRetractJobsResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 29);
+  messageDesc(file_retract_v1_retract_service, 37);
 
 /**
  * Request of CancelRetractJob.
@@ -1291,14 +1748,14 @@ export const ListRetractJobsResponseSchema: GenMessage<ListRetractJobsResponse> 
  */
 export type CancelRetractJobRequest = Message<"retract.v1.CancelRetractJobRequest"> & {
   /**
-   * The tenant the job belongs to.
+   * Required. The tenant the job belongs to.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * The job to cancel.
+   * Required. The job to cancel.
    *
    * @generated from field: string job_id = 2;
    */
@@ -1317,7 +1774,7 @@ export type CancelRetractJobRequest = Message<"retract.v1.CancelRetractJobReques
  * Use `create(CancelRetractJobRequestSchema)` to create a new message.
  */
 export const CancelRetractJobRequestSchema: GenMessage<CancelRetractJobRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 30);
+  messageDesc(file_retract_v1_retract_service, 38);
 
 /**
  * Response of CancelRetractJob.
@@ -1338,7 +1795,240 @@ export type CancelRetractJobResponse = Message<"retract.v1.CancelRetractJobRespo
  * Use `create(CancelRetractJobResponseSchema)` to create a new message.
  */
 export const CancelRetractJobResponseSchema: GenMessage<CancelRetractJobResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_retract_service, 31);
+  messageDesc(file_retract_v1_retract_service, 39);
+
+/**
+ * Where one target of a job stands (a row of the per-recipient table).
+ *
+ * @generated from message retract.v1.TargetStatus
+ */
+export type TargetStatus = Message<"retract.v1.TargetStatus"> & {
+  /**
+   * The mailbox address.
+   *
+   * @generated from field: string mailbox = 1;
+   */
+  mailbox: string;
+
+  /**
+   * The mailbox's depth.
+   *
+   * @generated from field: int32 depth = 2;
+   */
+  depth: number;
+
+  /**
+   * How it ended; unset while the job still works on it.
+   *
+   * @generated from field: optional retract.v1.RecipientOutcome outcome = 3;
+   */
+  outcome?: RecipientOutcome | undefined;
+
+  /**
+   * Copies found in the mailbox.
+   *
+   * @generated from field: int32 copies_found_count = 4;
+   */
+  copiesFoundCount: number;
+
+  /**
+   * Copies deleted.
+   *
+   * @generated from field: int32 copies_deleted_count = 5;
+   */
+  copiesDeletedCount: number;
+
+  /**
+   * Whether the recipient had read the message before it was retracted.
+   *
+   * @generated from field: bool was_read = 6;
+   */
+  wasRead: boolean;
+
+  /**
+   * A human-readable explanation on failure or skip.
+   *
+   * @generated from field: string detail = 7;
+   */
+  detail: string;
+
+  /**
+   * The Graph error code behind a failure.
+   *
+   * @generated from field: string graph_error_code = 8;
+   */
+  graphErrorCode: string;
+
+  /**
+   * For a mailbox reached through a conversation: the visited mailbox whose sent message
+   * reached it; empty at depth 0.
+   *
+   * @generated from field: string discovered_from = 9;
+   */
+  discoveredFrom: string;
+};
+
+/**
+ * Describes the message retract.v1.TargetStatus.
+ * Use `create(TargetStatusSchema)` to create a new message.
+ */
+export const TargetStatusSchema: GenMessage<TargetStatus> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 40);
+
+/**
+ * Request of ListRetractTargets. Filters combine with AND.
+ *
+ * @generated from message retract.v1.ListRetractTargetsRequest
+ */
+export type ListRetractTargetsRequest = Message<"retract.v1.ListRetractTargetsRequest"> & {
+  /**
+   * Required. The tenant the job belongs to.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Required. The job whose targets to list.
+   *
+   * @generated from field: string job_id = 2;
+   */
+  jobId: string;
+
+  /**
+   * Only targets with one of these outcomes (RECIPIENT_OUTCOME_UNSPECIFIED: unfinished
+   * targets); empty = every target.
+   *
+   * @generated from field: repeated retract.v1.RecipientOutcome outcomes = 3;
+   */
+  outcomes: RecipientOutcome[];
+
+  /**
+   * Only targets of this depth; unset = every depth.
+   *
+   * @generated from field: optional int32 depth = 4;
+   */
+  depth?: number | undefined;
+
+  /**
+   * Maximum targets to return: default 50, at most 1000; negative is an error.
+   *
+   * @generated from field: int32 page_size = 5;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of a previous call with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message retract.v1.ListRetractTargetsRequest.
+ * Use `create(ListRetractTargetsRequestSchema)` to create a new message.
+ */
+export const ListRetractTargetsRequestSchema: GenMessage<ListRetractTargetsRequest> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 41);
+
+/**
+ * Response of ListRetractTargets.
+ *
+ * @generated from message retract.v1.ListRetractTargetsResponse
+ */
+export type ListRetractTargetsResponse = Message<"retract.v1.ListRetractTargetsResponse"> & {
+  /**
+   * One page of targets, by depth, then mailbox.
+   *
+   * @generated from field: repeated retract.v1.TargetStatus targets = 1;
+   */
+  targets: TargetStatus[];
+
+  /**
+   * Pass as `page_token` for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+
+  /**
+   * The page reflects at least every event up to this sequence: watch from here.
+   *
+   * @generated from field: int64 as_of_sequence = 3 [jstype = JS_STRING];
+   */
+  asOfSequence: string;
+};
+
+/**
+ * Describes the message retract.v1.ListRetractTargetsResponse.
+ * Use `create(ListRetractTargetsResponseSchema)` to create a new message.
+ */
+export const ListRetractTargetsResponseSchema: GenMessage<ListRetractTargetsResponse> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 42);
+
+/**
+ * Request of RestoreRetractJob.
+ *
+ * @generated from message retract.v1.RestoreRetractJobRequest
+ */
+export type RestoreRetractJobRequest = Message<"retract.v1.RestoreRetractJobRequest"> & {
+  /**
+   * Required. The tenant the job belongs to.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Required. The finished SOFT or MOVE_TO_DELETED_ITEMS retract job to undo.
+   *
+   * @generated from field: string job_id = 2;
+   */
+  jobId: string;
+
+  /**
+   * Required. Idempotency key, a UUID; see RetractRequest.request_id.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+
+  /**
+   * Why, for the audit trail; at most 500 characters.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message retract.v1.RestoreRetractJobRequest.
+ * Use `create(RestoreRetractJobRequestSchema)` to create a new message.
+ */
+export const RestoreRetractJobRequestSchema: GenMessage<RestoreRetractJobRequest> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 43);
+
+/**
+ * One streamed message of RestoreRetractJob.
+ *
+ * @generated from message retract.v1.RestoreRetractJobResponse
+ */
+export type RestoreRetractJobResponse = Message<"retract.v1.RestoreRetractJobResponse"> & {
+  /**
+   * The next event of the restore job.
+   *
+   * @generated from field: retract.v1.RetractEvent event = 1;
+   */
+  event?: RetractEvent | undefined;
+};
+
+/**
+ * Describes the message retract.v1.RestoreRetractJobResponse.
+ * Use `create(RestoreRetractJobResponseSchema)` to create a new message.
+ */
+export const RestoreRetractJobResponseSchema: GenMessage<RestoreRetractJobResponse> = /*@__PURE__*/
+  messageDesc(file_retract_v1_retract_service, 44);
 
 /**
  * What recording a delivery did.
@@ -1534,6 +2224,40 @@ export const JobStateSchema: GenEnum<JobState> = /*@__PURE__*/
   enumDesc(file_retract_v1_retract_service, 3);
 
 /**
+ * What a job does.
+ *
+ * @generated from enum retract.v1.JobKind
+ */
+export enum JobKind {
+  /**
+   * Not set; never returned by the server.
+   *
+   * @generated from enum value: JOB_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Removes copies of a message.
+   *
+   * @generated from enum value: JOB_KIND_RETRACT = 1;
+   */
+  RETRACT = 1,
+
+  /**
+   * Puts back the copies a finished retract removed (see RestoreRetractJob).
+   *
+   * @generated from enum value: JOB_KIND_RESTORE = 2;
+   */
+  RESTORE = 2,
+}
+
+/**
+ * Describes the enum retract.v1.JobKind.
+ */
+export const JobKindSchema: GenEnum<JobKind> = /*@__PURE__*/
+  enumDesc(file_retract_v1_retract_service, 4);
+
+/**
  * Where the work on one mailbox stands.
  *
  * @generated from enum retract.v1.RecipientPhase
@@ -1579,7 +2303,7 @@ export enum RecipientPhase {
  * Describes the enum retract.v1.RecipientPhase.
  */
 export const RecipientPhaseSchema: GenEnum<RecipientPhase> = /*@__PURE__*/
-  enumDesc(file_retract_v1_retract_service, 4);
+  enumDesc(file_retract_v1_retract_service, 5);
 
 /**
  * How the work on one mailbox ended.
@@ -1588,7 +2312,8 @@ export const RecipientPhaseSchema: GenEnum<RecipientPhase> = /*@__PURE__*/
  */
 export enum RecipientOutcome {
   /**
-   * Not finished yet.
+   * Not set. Never sent as an outcome (an unfinished mailbox has none); in the
+   * ListRetractTargets filter it selects unfinished targets.
    *
    * @generated from enum value: RECIPIENT_OUTCOME_UNSPECIFIED = 0;
    */
@@ -1642,18 +2367,44 @@ export enum RecipientOutcome {
    * @generated from enum value: RECIPIENT_OUTCOME_CANCELLED = 7;
    */
   CANCELLED = 7,
+
+  /**
+   * RESTORE jobs: every copy the retract removed is back where it was.
+   *
+   * @generated from enum value: RECIPIENT_OUTCOME_RESTORED = 8;
+   */
+  RESTORED = 8,
 }
 
 /**
  * Describes the enum retract.v1.RecipientOutcome.
  */
 export const RecipientOutcomeSchema: GenEnum<RecipientOutcome> = /*@__PURE__*/
-  enumDesc(file_retract_v1_retract_service, 5);
+  enumDesc(file_retract_v1_retract_service, 6);
 
 /**
  * RetractService records delivered messages and takes them back out of Microsoft 365
  * mailboxes: it answers which recipients can be retracted, runs durable retract jobs, and
  * streams their per-recipient progress.
+ *
+ * Conventions of this package:
+ * - Glossary: a *message* has a *hop* (0 for the delivered original, h + 1 for a reply or
+ *   forward of a hop-h message); a *mailbox* has a *depth* (the lowest hop that reached it).
+ *   An *address* is an email address on a message (sender, recipient); a *mailbox* is where
+ *   a job works, named by its address.
+ * - `reason` is a person's free-text why (a retract's or a cancellation's); `detail` is the
+ *   service's human-readable explanation; `code` is a machine value in UPPER_SNAKE.
+ *   `requested_by` names who asked for a long-running thing (a job, a cancellation, a grant);
+ *   the audit trail's `actor` who did an audited action.
+ * - Times are `*_time`; their filters `*_after` (inclusive) and `*_before` (exclusive) on the
+ *   same stem. Counters end in `_count`.
+ * - Field behaviour is said in each field's comment: "Required." fields are refused when
+ *   empty; "Output only." fields are set by the server and ignored in requests.
+ * - One retract job retracts one message. A later batch RPC will start many jobs at once
+ *   (a campaign); jobs stay per message.
+ * - Sequence numbers (`sequence`, `last_sequence`, `after_sequence`, `as_of_sequence`) are
+ *   int64 with `jstype = JS_STRING`: browsers get a string (protobuf-es would otherwise give a
+ *   `bigint`, which `JSON.stringify` refuses); ProtoJSON already writes int64 as a string.
  *
  * @generated from service retract.v1.RetractService
  */
@@ -1728,7 +2479,8 @@ export const RetractService: GenService<{
   },
   /**
    * Follows a job: replays stored events after `after_sequence`, then live ones, and ends after
-   * the JobFinished event. Sends Heartbeat events while idle. Requires `retract.read`.
+   * the JobFinished event. Sends Heartbeat events while idle. See RetractEvent for which
+   * events a watcher is guaranteed to see. Requires `retract.read`.
    *
    * @generated from rpc retract.v1.RetractService.WatchRetract
    */
@@ -1758,8 +2510,20 @@ export const RetractService: GenService<{
     output: typeof ListRetractJobsResponseSchema;
   },
   /**
-   * Stops a running job: work already done stays done, the rest ends CANCELLED.
-   * Requires `retract.message`.
+   * Lists one job's targets with where each stands (the per-recipient table), paginated, with
+   * the sequence the page reflects: a UI lists every page, then watches from the smallest
+   * `as_of_sequence` and applies updates idempotently. Requires `retract.read`.
+   *
+   * @generated from rpc retract.v1.RetractService.ListRetractTargets
+   */
+  listRetractTargets: {
+    methodKind: "unary";
+    input: typeof ListRetractTargetsRequestSchema;
+    output: typeof ListRetractTargetsResponseSchema;
+  },
+  /**
+   * Stops a running job: work already done stays done, the rest ends CANCELLED. Audited with
+   * the canceller and the reason. Requires `retract.message`.
    *
    * @generated from rpc retract.v1.RetractService.CancelRetractJob
    */
@@ -1767,6 +2531,19 @@ export const RetractService: GenService<{
     methodKind: "unary";
     input: typeof CancelRetractJobRequestSchema;
     output: typeof CancelRetractJobResponseSchema;
+  },
+  /**
+   * Undoes a finished MOVE_TO_DELETED_ITEMS or SOFT retract: a new job of kind RESTORE moves
+   * every copy the retract removed back to the folder it came from, streamed like Retract.
+   * A HARD job answers FAILED_PRECONDITION (purged items cannot be brought back). Requires
+   * `retract.message`. Answers UNIMPLEMENTED until restore is built.
+   *
+   * @generated from rpc retract.v1.RetractService.RestoreRetractJob
+   */
+  restoreRetractJob: {
+    methodKind: "server_streaming";
+    input: typeof RestoreRetractJobRequestSchema;
+    output: typeof RestoreRetractJobResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_retract_v1_retract_service, 0);

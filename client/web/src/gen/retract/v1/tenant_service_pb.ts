@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file retract/v1/tenant_service.proto.
  */
 export const file_retract_v1_tenant_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZXRyYWN0L3YxL3RlbmFudF9zZXJ2aWNlLnByb3RvEgpyZXRyYWN0LnYxIrABCgZUZW5hbnQSEQoJdGVuYW50X2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIbChNtaWNyb3NvZnRfdGVuYW50X2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi2QEKBkRvbWFpbhIMCgRuYW1lGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIxCg5yZXRyYWN0X3N0YXR1cxgDIAEoDjIZLnJldHJhY3QudjEuUmV0cmFjdFN0YXR1cxIVCg1zdGF0dXNfcmVhc29uGAQgASgJEjMKD2xhc3RfY2hlY2tfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKDURvbWFpbk91dGNvbWUSDgoGZG9tYWluGAEgASgJEjEKDnJldHJhY3Rfc3RhdHVzGAIgASgOMhkucmV0cmFjdC52MS5SZXRyYWN0U3RhdHVzEg4KBnJlYXNvbhgDIAEoCSL3AgoFR3JhbnQSEAoIZ3JhbnRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEiUKBXN0YXRlGAMgASgOMhYucmV0cmFjdC52MS5HcmFudFN0YXRlEhIKCnN0YXJ0ZWRfYnkYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1jb21wbGV0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNtaWNyb3NvZnRfdGVuYW50X2lkGAggASgJEg0KBWVycm9yGAkgASgJEhkKEWVycm9yX2Rlc2NyaXB0aW9uGAogASgJEjIKD2RvbWFpbl9vdXRjb21lcxgLIAMoCzIZLnJldHJhY3QudjEuRG9tYWluT3V0Y29tZSI+ChNDcmVhdGVUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkiOgoUQ3JlYXRlVGVuYW50UmVzcG9uc2USIgoGdGVuYW50GAEgASgLMhIucmV0cmFjdC52MS5UZW5hbnQiJQoQR2V0VGVuYW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiNwoRR2V0VGVuYW50UmVzcG9uc2USIgoGdGVuYW50GAEgASgLMhIucmV0cmFjdC52MS5UZW5hbnQiOwoSTGlzdFRlbmFudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlMKE0xpc3RUZW5hbnRzUmVzcG9uc2USIwoHdGVuYW50cxgBIAMoCzISLnJldHJhY3QudjEuVGVuYW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI1ChBBZGREb21haW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZkb21haW4YAiABKAkiNwoRQWRkRG9tYWluUmVzcG9uc2USIgoGZG9tYWluGAEgASgLMhIucmV0cmFjdC52MS5Eb21haW4iOAoTUmVtb3ZlRG9tYWluUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGZG9tYWluGAIgASgJIjoKFFJlbW92ZURvbWFpblJlc3BvbnNlEiIKBmRvbWFpbhgBIAEoCzISLnJldHJhY3QudjEuRG9tYWluIk4KEkxpc3REb21haW5zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiUwoTTGlzdERvbWFpbnNSZXNwb25zZRIjCgdkb21haW5zGAEgAygLMhIucmV0cmFjdC52MS5Eb21haW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjwKEVN0YXJ0R3JhbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIUCgxhbGxvd19yZWxpbmsYAiABKAgiSwoSU3RhcnRHcmFudFJlc3BvbnNlEiAKBWdyYW50GAEgASgLMhEucmV0cmFjdC52MS5HcmFudBITCgtjb25zZW50X3VybBgCIAEoCSJdChRDb21wbGV0ZUdyYW50UmVxdWVzdBINCgVzdGF0ZRgBIAEoCRIMCgRjb2RlGAIgASgJEg0KBWVycm9yGAMgASgJEhkKEWVycm9yX2Rlc2NyaXB0aW9uGAQgASgJIjkKFUNvbXBsZXRlR3JhbnRSZXNwb25zZRIgCgVncmFudBgBIAEoCzIRLnJldHJhY3QudjEuR3JhbnQiNgoPR2V0R3JhbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIQCghncmFudF9pZBgCIAEoCSI0ChBHZXRHcmFudFJlc3BvbnNlEiAKBWdyYW50GAEgASgLMhEucmV0cmFjdC52MS5HcmFudCIpChRWZXJpZnlEb21haW5zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiPAoVVmVyaWZ5RG9tYWluc1Jlc3BvbnNlEiMKB2RvbWFpbnMYASADKAsyEi5yZXRyYWN0LnYxLkRvbWFpbiqiAQoNUmV0cmFjdFN0YXR1cxIeChpSRVRSQUNUX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGlJFVFJBQ1RfU1RBVFVTX05PVF9HUkFOVEVEEAESGgoWUkVUUkFDVF9TVEFUVVNfUEVORElORxACEhoKFlJFVFJBQ1RfU1RBVFVTX0dSQU5URUQQAxIZChVSRVRSQUNUX1NUQVRVU19GQUlMRUQQBCq8AQoKR3JhbnRTdGF0ZRIbChdHUkFOVF9TVEFURV9VTlNQRUNJRklFRBAAEiAKHEdSQU5UX1NUQVRFX0FXQUlUSU5HX0NPTlNFTlQQARIZChVHUkFOVF9TVEFURV9TVUNDRUVERUQQAhIjCh9HUkFOVF9TVEFURV9QQVJUSUFMTFlfU1VDQ0VFREVEEAMSFgoSR1JBTlRfU1RBVEVfRkFJTEVEEAQSFwoTR1JBTlRfU1RBVEVfRVhQSVJFRBAFMqkGCg1UZW5hbnRTZXJ2aWNlElEKDENyZWF0ZVRlbmFudBIfLnJldHJhY3QudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBogLnJldHJhY3QudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USSAoJR2V0VGVuYW50EhwucmV0cmFjdC52MS5HZXRUZW5hbnRSZXF1ZXN0Gh0ucmV0cmFjdC52MS5HZXRUZW5hbnRSZXNwb25zZRJOCgtMaXN0VGVuYW50cxIeLnJldHJhY3QudjEuTGlzdFRlbmFudHNSZXF1ZXN0Gh8ucmV0cmFjdC52MS5MaXN0VGVuYW50c1Jlc3BvbnNlEkgKCUFkZERvbWFpbhIcLnJldHJhY3QudjEuQWRkRG9tYWluUmVxdWVzdBodLnJldHJhY3QudjEuQWRkRG9tYWluUmVzcG9uc2USUQoMUmVtb3ZlRG9tYWluEh8ucmV0cmFjdC52MS5SZW1vdmVEb21haW5SZXF1ZXN0GiAucmV0cmFjdC52MS5SZW1vdmVEb21haW5SZXNwb25zZRJOCgtMaXN0RG9tYWlucxIeLnJldHJhY3QudjEuTGlzdERvbWFpbnNSZXF1ZXN0Gh8ucmV0cmFjdC52MS5MaXN0RG9tYWluc1Jlc3BvbnNlEksKClN0YXJ0R3JhbnQSHS5yZXRyYWN0LnYxLlN0YXJ0R3JhbnRSZXF1ZXN0Gh4ucmV0cmFjdC52MS5TdGFydEdyYW50UmVzcG9uc2USVAoNQ29tcGxldGVHcmFudBIgLnJldHJhY3QudjEuQ29tcGxldGVHcmFudFJlcXVlc3QaIS5yZXRyYWN0LnYxLkNvbXBsZXRlR3JhbnRSZXNwb25zZRJFCghHZXRHcmFudBIbLnJldHJhY3QudjEuR2V0R3JhbnRSZXF1ZXN0GhwucmV0cmFjdC52MS5HZXRHcmFudFJlc3BvbnNlElQKDVZlcmlmeURvbWFpbnMSIC5yZXRyYWN0LnYxLlZlcmlmeURvbWFpbnNSZXF1ZXN0GiEucmV0cmFjdC52MS5WZXJpZnlEb21haW5zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9yZXRyYWN0L3YxL3RlbmFudF9zZXJ2aWNlLnByb3RvEgpyZXRyYWN0LnYxIrABCgZUZW5hbnQSEQoJdGVuYW50X2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIbChNtaWNyb3NvZnRfdGVuYW50X2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi2QEKBkRvbWFpbhIMCgRuYW1lGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIxCg5yZXRyYWN0X3N0YXR1cxgDIAEoDjIZLnJldHJhY3QudjEuUmV0cmFjdFN0YXR1cxIVCg1zdGF0dXNfZGV0YWlsGAQgASgJEjMKD2xhc3RfY2hlY2tfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKDURvbWFpbk91dGNvbWUSDgoGZG9tYWluGAEgASgJEjEKDnJldHJhY3Rfc3RhdHVzGAIgASgOMhkucmV0cmFjdC52MS5SZXRyYWN0U3RhdHVzEg4KBmRldGFpbBgDIAEoCSL5AgoFR3JhbnQSEAoIZ3JhbnRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEiUKBXN0YXRlGAMgASgOMhYucmV0cmFjdC52MS5HcmFudFN0YXRlEhQKDHJlcXVlc3RlZF9ieRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE21pY3Jvc29mdF90ZW5hbnRfaWQYCCABKAkSDQoFZXJyb3IYCSABKAkSGQoRZXJyb3JfZGVzY3JpcHRpb24YCiABKAkSMgoPZG9tYWluX291dGNvbWVzGAsgAygLMhkucmV0cmFjdC52MS5Eb21haW5PdXRjb21lIj4KE0NyZWF0ZVRlbmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCSI6ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIiCgZ0ZW5hbnQYASABKAsyEi5yZXRyYWN0LnYxLlRlbmFudCIlChBHZXRUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI3ChFHZXRUZW5hbnRSZXNwb25zZRIiCgZ0ZW5hbnQYASABKAsyEi5yZXRyYWN0LnYxLlRlbmFudCI7ChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUwoTTGlzdFRlbmFudHNSZXNwb25zZRIjCgd0ZW5hbnRzGAEgAygLMhIucmV0cmFjdC52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjUKEEFkZERvbWFpblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg4KBmRvbWFpbhgCIAEoCSI3ChFBZGREb21haW5SZXNwb25zZRIiCgZkb21haW4YASABKAsyEi5yZXRyYWN0LnYxLkRvbWFpbiI4ChNSZW1vdmVEb21haW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZkb21haW4YAiABKAkiOgoUUmVtb3ZlRG9tYWluUmVzcG9uc2USIgoGZG9tYWluGAEgASgLMhIucmV0cmFjdC52MS5Eb21haW4iTgoSTGlzdERvbWFpbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJTChNMaXN0RG9tYWluc1Jlc3BvbnNlEiMKB2RvbWFpbnMYASADKAsyEi5yZXRyYWN0LnYxLkRvbWFpbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPAoRU3RhcnRHcmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGFsbG93X3JlbGluaxgCIAEoCCJLChJTdGFydEdyYW50UmVzcG9uc2USIAoFZ3JhbnQYASABKAsyES5yZXRyYWN0LnYxLkdyYW50EhMKC2NvbnNlbnRfdXJsGAIgASgJIl0KFENvbXBsZXRlR3JhbnRSZXF1ZXN0Eg0KBXN0YXRlGAEgASgJEgwKBGNvZGUYAiABKAkSDQoFZXJyb3IYAyABKAkSGQoRZXJyb3JfZGVzY3JpcHRpb24YBCABKAkiOQoVQ29tcGxldGVHcmFudFJlc3BvbnNlEiAKBWdyYW50GAEgASgLMhEucmV0cmFjdC52MS5HcmFudCI2Cg9HZXRHcmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhAKCGdyYW50X2lkGAIgASgJIjQKEEdldEdyYW50UmVzcG9uc2USIAoFZ3JhbnQYASABKAsyES5yZXRyYWN0LnYxLkdyYW50IikKFFZlcmlmeURvbWFpbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI8ChVWZXJpZnlEb21haW5zUmVzcG9uc2USIwoHZG9tYWlucxgBIAMoCzISLnJldHJhY3QudjEuRG9tYWluKqIBCg1SZXRyYWN0U3RhdHVzEh4KGlJFVFJBQ1RfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaUkVUUkFDVF9TVEFUVVNfTk9UX0dSQU5URUQQARIaChZSRVRSQUNUX1NUQVRVU19QRU5ESU5HEAISGgoWUkVUUkFDVF9TVEFUVVNfR1JBTlRFRBADEhkKFVJFVFJBQ1RfU1RBVFVTX0ZBSUxFRBAEKrwBCgpHcmFudFN0YXRlEhsKF0dSQU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASIAocR1JBTlRfU1RBVEVfQVdBSVRJTkdfQ09OU0VOVBABEhkKFUdSQU5UX1NUQVRFX1NVQ0NFRURFRBACEiMKH0dSQU5UX1NUQVRFX1BBUlRJQUxMWV9TVUNDRUVERUQQAxIWChJHUkFOVF9TVEFURV9GQUlMRUQQBBIXChNHUkFOVF9TVEFURV9FWFBJUkVEEAUyqQYKDVRlbmFudFNlcnZpY2USUQoMQ3JlYXRlVGVuYW50Eh8ucmV0cmFjdC52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GiAucmV0cmFjdC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJICglHZXRUZW5hbnQSHC5yZXRyYWN0LnYxLkdldFRlbmFudFJlcXVlc3QaHS5yZXRyYWN0LnYxLkdldFRlbmFudFJlc3BvbnNlEk4KC0xpc3RUZW5hbnRzEh4ucmV0cmFjdC52MS5MaXN0VGVuYW50c1JlcXVlc3QaHy5yZXRyYWN0LnYxLkxpc3RUZW5hbnRzUmVzcG9uc2USSAoJQWRkRG9tYWluEhwucmV0cmFjdC52MS5BZGREb21haW5SZXF1ZXN0Gh0ucmV0cmFjdC52MS5BZGREb21haW5SZXNwb25zZRJRCgxSZW1vdmVEb21haW4SHy5yZXRyYWN0LnYxLlJlbW92ZURvbWFpblJlcXVlc3QaIC5yZXRyYWN0LnYxLlJlbW92ZURvbWFpblJlc3BvbnNlEk4KC0xpc3REb21haW5zEh4ucmV0cmFjdC52MS5MaXN0RG9tYWluc1JlcXVlc3QaHy5yZXRyYWN0LnYxLkxpc3REb21haW5zUmVzcG9uc2USSwoKU3RhcnRHcmFudBIdLnJldHJhY3QudjEuU3RhcnRHcmFudFJlcXVlc3QaHi5yZXRyYWN0LnYxLlN0YXJ0R3JhbnRSZXNwb25zZRJUCg1Db21wbGV0ZUdyYW50EiAucmV0cmFjdC52MS5Db21wbGV0ZUdyYW50UmVxdWVzdBohLnJldHJhY3QudjEuQ29tcGxldGVHcmFudFJlc3BvbnNlEkUKCEdldEdyYW50EhsucmV0cmFjdC52MS5HZXRHcmFudFJlcXVlc3QaHC5yZXRyYWN0LnYxLkdldEdyYW50UmVzcG9uc2USVAoNVmVyaWZ5RG9tYWlucxIgLnJldHJhY3QudjEuVmVyaWZ5RG9tYWluc1JlcXVlc3QaIS5yZXRyYWN0LnYxLlZlcmlmeURvbWFpbnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * An Email Security customer account.
@@ -91,12 +91,12 @@ export type Domain = Message<"retract.v1.Domain"> & {
   retractStatus: RetractStatus;
 
   /**
-   * A human-readable reason when `retract_status` is FAILED, e.g. "domain is not configured in
-   * the Microsoft 365 tenant"; empty otherwise.
+   * A human-readable explanation when `retract_status` is FAILED, e.g. "domain is not
+   * configured in the Microsoft 365 tenant"; empty otherwise.
    *
-   * @generated from field: string status_reason = 4;
+   * @generated from field: string status_detail = 4;
    */
-  statusReason: string;
+  statusDetail: string;
 
   /**
    * When the status was last checked against Microsoft 365; unset if never.
@@ -141,11 +141,11 @@ export type DomainOutcome = Message<"retract.v1.DomainOutcome"> & {
   retractStatus: RetractStatus;
 
   /**
-   * Why the domain failed; empty when granted.
+   * Why the domain failed, human-readable; empty when granted.
    *
-   * @generated from field: string reason = 3;
+   * @generated from field: string detail = 3;
    */
-  reason: string;
+  detail: string;
 };
 
 /**
@@ -183,11 +183,11 @@ export type Grant = Message<"retract.v1.Grant"> & {
   state: GrantState;
 
   /**
-   * The actor (token subject or email) who started the attempt.
+   * Who started the attempt: the caller's email, or its token subject for service callers.
    *
-   * @generated from field: string started_by = 4;
+   * @generated from field: string requested_by = 4;
    */
-  startedBy: string;
+  requestedBy: string;
 
   /**
    * When the attempt was started.
@@ -253,14 +253,14 @@ export const GrantSchema: GenMessage<Grant> = /*@__PURE__*/
  */
 export type CreateTenantRequest = Message<"retract.v1.CreateTenantRequest"> & {
   /**
-   * The new tenant's id: 1-63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`.
+   * Required. The new tenant's id: 1-63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * A human-readable name, 1-200 characters, no control characters.
+   * Required. A human-readable name, 1-200 characters, no control characters.
    *
    * @generated from field: string display_name = 2;
    */
@@ -302,7 +302,7 @@ export const CreateTenantResponseSchema: GenMessage<CreateTenantResponse> = /*@_
  */
 export type GetTenantRequest = Message<"retract.v1.GetTenantRequest"> & {
   /**
-   * The tenant to return.
+   * Required. The tenant to return.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -400,14 +400,14 @@ export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__P
  */
 export type AddDomainRequest = Message<"retract.v1.AddDomainRequest"> & {
   /**
-   * The tenant that registers the domain.
+   * Required. The tenant that registers the domain.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * The domain name; Unicode names are accepted and stored IDNA-normalised. No wildcards, IP
+   * Required. The domain name; Unicode names are accepted and stored IDNA-normalised. No wildcards, IP
    * literals, or trailing dots; at most 253 characters.
    *
    * @generated from field: string domain = 2;
@@ -450,14 +450,14 @@ export const AddDomainResponseSchema: GenMessage<AddDomainResponse> = /*@__PURE_
  */
 export type RemoveDomainRequest = Message<"retract.v1.RemoveDomainRequest"> & {
   /**
-   * The tenant that holds the domain.
+   * Required. The tenant that holds the domain.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * The domain to remove.
+   * Required. The domain to remove.
    *
    * @generated from field: string domain = 2;
    */
@@ -499,7 +499,7 @@ export const RemoveDomainResponseSchema: GenMessage<RemoveDomainResponse> = /*@_
  */
 export type ListDomainsRequest = Message<"retract.v1.ListDomainsRequest"> & {
   /**
-   * The tenant whose domains to list.
+   * Required. The tenant whose domains to list.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -562,7 +562,7 @@ export const ListDomainsResponseSchema: GenMessage<ListDomainsResponse> = /*@__P
  */
 export type StartGrantRequest = Message<"retract.v1.StartGrantRequest"> & {
   /**
-   * The tenant to grant permissions for.
+   * Required. The tenant to grant permissions for.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -619,7 +619,7 @@ export const StartGrantResponseSchema: GenMessage<StartGrantResponse> = /*@__PUR
  */
 export type CompleteGrantRequest = Message<"retract.v1.CompleteGrantRequest"> & {
   /**
-   * The single-use `state` of the attempt; it authenticates the redirect.
+   * Required. The single-use `state` of the attempt; it authenticates the redirect.
    *
    * @generated from field: string state = 1;
    */
@@ -682,14 +682,14 @@ export const CompleteGrantResponseSchema: GenMessage<CompleteGrantResponse> = /*
  */
 export type GetGrantRequest = Message<"retract.v1.GetGrantRequest"> & {
   /**
-   * The tenant the attempt belongs to.
+   * Required. The tenant the attempt belongs to.
    *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
 
   /**
-   * The attempt's id.
+   * Required. The attempt's id.
    *
    * @generated from field: string grant_id = 2;
    */
@@ -731,7 +731,7 @@ export const GetGrantResponseSchema: GenMessage<GetGrantResponse> = /*@__PURE__*
  */
 export type VerifyDomainsRequest = Message<"retract.v1.VerifyDomainsRequest"> & {
   /**
-   * The tenant whose domains to re-check; it must be linked to a Microsoft 365 tenant.
+   * Required. The tenant whose domains to re-check; it must be linked to a Microsoft 365 tenant.
    *
    * @generated from field: string tenant_id = 1;
    */
@@ -801,7 +801,7 @@ export enum RetractStatus {
   GRANTED = 3,
 
   /**
-   * The last grant or verification failed for this domain; `status_reason` says why.
+   * The last grant or verification failed for this domain; `status_detail` says why.
    *
    * @generated from enum value: RETRACT_STATUS_FAILED = 4;
    */
