@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import { chromium } from "playwright-core";
@@ -46,7 +46,10 @@ const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 /** A development caller token with only `permissions`, minted by retractctl (built with the demo). */
 function token(email, permissions) {
-  const bin = process.env.RETRACTCTL_BIN ?? join(REPO, "target/debug/retractctl");
+  // Next to retract-demo (CI passes RETRACT_DEMO_BIN, under CARGO_TARGET_DIR); its quickstart runs retractctl.
+  const bin =
+    process.env.RETRACTCTL_BIN ??
+    (process.env.RETRACT_DEMO_BIN ? join(dirname(process.env.RETRACT_DEMO_BIN), "retractctl") : join(REPO, "target/debug/retractctl"));
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`cargo build -p retract-client --bins\` first`);
   const args = ["token", "--subject", email, "--email", email, "--tenant", "acme"];
   for (const p of permissions) args.push("--permission", p);
