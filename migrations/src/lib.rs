@@ -20,6 +20,7 @@ mod m20261127_000002_grants;
 mod m20261127_000003_deliveries;
 mod m20261127_000004_retract_jobs;
 mod m20261201_000005_job_read_model;
+mod m20261201_000006_conversation_targets;
 
 /// The ordered list of retract's migrations.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_deliveries::Migration),
             Box::new(m20261127_000004_retract_jobs::Migration),
             Box::new(m20261201_000005_job_read_model::Migration),
+            Box::new(m20261201_000006_conversation_targets::Migration),
         ]
     }
 }

@@ -221,16 +221,16 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       assert.equal(await page.locator("#recipients tbody input.include:checked").count(), RECIPIENTS.length);
       assert.equal(await page.textContent("#delivery-subject"), "Urgent: wire transfer today");
 
-      // The server cannot follow conversations yet (conversations_available = false): the
-      // controls stay, disabled, with a note. This caller may retract (caller_can_retract).
-      assert.equal(await page.isDisabled("#conversations"), true);
+      // The server follows conversations (conversations_available): the box is offered, the
+      // depth only once it is ticked. This caller may retract (caller_can_retract).
+      assert.equal(await page.isDisabled("#conversations"), false);
       assert.equal(await page.isDisabled("#depth"), true);
-      assert.equal(await page.isVisible("#conversations-unavailable"), true);
+      assert.equal(await page.isVisible("#conversations-unavailable"), false);
       assert.equal(await page.isVisible("#retract-precondition"), false);
       assert.equal(await page.isDisabled("#retract"), false);
       assert.equal(await page.isChecked("#mode-soft"), true);
-      // The last retract of each recipient is the first test's dry run.
-      assert.equal(await page.locator('#recipients .last-retract[data-outcome="WOULD_DELETE"]').count(), RECIPIENTS.length);
+      // The first test's dry run retracted nothing: no recipient has a last retract yet.
+      assert.equal(await page.locator("#recipients .last-retract").count(), 0);
 
       assert.equal(await page.isDisabled("#reason"), false, "the reason is a field of the contract");
       await page.fill("#reason", REASON);

@@ -159,7 +159,9 @@ pub fn resource_kind(resource: &str) -> (Reason, Reason, &'static str) {
             Reason::Internal,
             "retract.v1.Delivery",
         ),
-        "grant" => (Reason::GrantNotFound, Reason::Internal, "retract.v1.Grant"),
+        "grant" | "completing grant" => {
+            (Reason::GrantNotFound, Reason::Internal, "retract.v1.Grant")
+        }
         "retract job" => (
             Reason::RetractJobNotFound,
             Reason::RetractJobAlreadyExists,
@@ -531,6 +533,30 @@ mod tests {
             errors.push(ApiError::Unauthenticated(auth));
         }
         errors.extend(crate::api::jobs::every_dispatch_error());
+        let grant = Box::new(crate::domain::Grant {
+            id: "0190a1b2-0000-7000-8000-000000000001".into(),
+            tenant_id: crate::domain::TenantId::parse("acme").unwrap(),
+            state: crate::domain::GrantState::Failed,
+            allow_relink: false,
+            requested_by: "a@acme.example".into(),
+            request_id: "r".into(),
+            created_at: crate::domain::now(),
+            expires_at: crate::domain::now(),
+            completed_at: None,
+            microsoft_tenant_id: None,
+            error: None,
+            error_description: None,
+            domain_outcomes: Vec::new(),
+        });
+        errors.push(ApiError::from(ConsentError::Expired(grant.clone())));
+        errors.push(ApiError::from(ConsentError::RelinkRefused {
+            grant,
+            message: "x".into(),
+        }));
+        errors.push(ApiError::from(StoreError::TooManyRecipients {
+            message_id: "<m@x.example>".into(),
+            max: 10_000,
+        }));
         errors.push(crate::api::context::tenant_not_allowed(
             &crate::domain::TenantId::parse("acme").unwrap(),
         ));
@@ -540,6 +566,7 @@ mod tests {
     #[test]
     fn every_reason_the_server_sends_is_documented_with_its_metadata() {
         let documented = documented();
+        let mut sent_reasons = BTreeSet::new();
         for err in every_error() {
             let what = format!("{err:?}");
             let status = Status::from(err);
@@ -555,7 +582,15 @@ mod tests {
             let sent: BTreeSet<String> = info.metadata.keys().cloned().collect();
             assert_eq!(&sent, keys, "{what}: metadata keys");
             assert_ne!(info.reason, "UNSPECIFIED", "{what}");
+            sent_reasons.insert(info.reason);
         }
+        // The samples cover every documented reason: a new reason needs a sample here.
+        let all: BTreeSet<String> = documented
+            .keys()
+            .filter(|r| r.as_str() != "UNSPECIFIED")
+            .cloned()
+            .collect();
+        assert_eq!(sent_reasons, all, "a documented reason without a sample");
     }
 
     #[test]

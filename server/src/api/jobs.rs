@@ -47,26 +47,16 @@ pub fn options(
         field("request_id", validate::uuid(request_id, "a request id")),
     )
         .validated()?;
-    if raw.include_conversations {
-        return Err(ApiError::Unimplemented(
-            "Retracting conversations (replies and forwards, issue #11)",
-        ));
-    }
-    if raw.include_sender_copy {
-        return Err(ApiError::Unimplemented(
-            "Retracting the internal sender's copy (issue #11)",
-        ));
-    }
     Ok((
         RetractOptions {
             message_id,
             recipients,
-            include_conversations: false,
+            include_conversations: raw.include_conversations,
             conversation_depth,
             delete_mode,
             dry_run: raw.dry_run,
             skip_ineligible: raw.skip_ineligible,
-            include_sender_copy: false,
+            include_sender_copy: raw.include_sender_copy,
             reason,
         },
         request_id,
@@ -445,6 +435,32 @@ fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
                     .unwrap_or_default(),
             })
         }
+        EventKind::Conversation { step } => Kind::ConversationUpdate(pb::ConversationUpdate {
+            mailbox: step.mailbox.to_string(),
+            depth: i32::from(step.depth),
+            conversation_id: step.conversation_id.clone(),
+            messages_found_count: i32::try_from(step.found).unwrap_or(i32::MAX),
+            messages_retracted_count: i32::try_from(step.retracted).unwrap_or(i32::MAX),
+            messages_left_count: i32::try_from(step.left).unwrap_or(i32::MAX),
+            discovered: step
+                .discovered
+                .iter()
+                .map(|t| pb::DiscoveredMailbox {
+                    mailbox: t.mailbox.to_string(),
+                    hop: i32::from(t.depth),
+                })
+                .collect(),
+            unfollowed: step
+                .unfollowed
+                .iter()
+                .map(|u| pb::UnfollowedRecipient {
+                    address: u.address.clone(),
+                    hop: i32::from(u.hop),
+                    code: u.code.clone(),
+                })
+                .collect(),
+            failure: step.failure.as_ref().map(failure),
+        }),
         EventKind::JobFinished {
             state: s,
             counts: c,

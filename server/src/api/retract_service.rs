@@ -309,7 +309,7 @@ impl RetractApi {
                 })
                 .collect(),
             caller_can_retract: Some(precondition),
-            conversations_available: false,
+            conversations_available: true,
             max_conversation_depth: i32::from(RetractOptions::MAX_DEPTH),
             next_page_token,
         })

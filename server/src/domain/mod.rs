@@ -2,6 +2,7 @@
 //! nothing further in re-validates strings.
 
 mod audit;
+mod conversation;
 mod delivery;
 mod domain_name;
 mod email;
@@ -15,6 +16,7 @@ pub use audit::{
     AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditEvent, AuditFilter,
     AuditOutcome, AuditSection, StoredAuditEntry,
 };
+pub use conversation::ConversationIndex;
 pub use delivery::{
     Delivery, DeliveryFilter, Eligibility, NewDelivery, RecordOutcome, Subject, merge_repeats,
 };
@@ -24,9 +26,9 @@ pub use grant::{DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, N
 pub use message_id::InternetMessageId;
 pub use page::{PageRequest, PageSize, PageToken, fingerprint_fields, time_field};
 pub use retract::{
-    Cancellation, DeleteMode, DepthSummary, EventKind, JobCounts, JobEvent, JobFailure, JobId,
-    JobKind, JobState, MessageSnapshot, Phase, RetractJob, RetractOptions, Target, TargetOutcome,
-    TargetRecord, TargetResult,
+    Cancellation, ConversationStep, DeleteMode, DepthSummary, Discovered, EventKind, JobCounts,
+    JobEvent, JobFailure, JobId, JobKind, JobState, MessageSnapshot, Phase, RetractJob,
+    RetractOptions, Target, TargetOutcome, TargetRecord, TargetResult, TargetWork, Unfollowed,
 };
 pub use tenant::{DisplayName, Domain, NewTenant, RetractStatus, Tenant, TenantId};
 

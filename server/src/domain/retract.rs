@@ -388,6 +388,65 @@ pub struct Target {
     pub depth: u8,
 }
 
+/// A target still to visit, with what its traversal needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetWork {
+    /// The mailbox and its depth.
+    pub target: Target,
+    /// For a mailbox reached through a conversation: the message that reached it.
+    pub reached_by: Option<InternetMessageId>,
+    /// For a mailbox reached through a conversation: the retracted message's index.
+    pub root: Option<super::ConversationIndex>,
+}
+
+/// A mailbox a visited mailbox's sent reply or forward reached, to visit next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// The mailbox, at the hop of the message that reached it.
+    pub target: Target,
+    /// The visited mailbox that sent that message.
+    pub discovered_from: EmailAddress,
+    /// That message.
+    pub reached_by: InternetMessageId,
+    /// The retracted message's index.
+    pub root: super::ConversationIndex,
+}
+
+/// A recipient of a traversed message that the job does not follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unfollowed {
+    /// The address as the message names it.
+    pub address: String,
+    /// The hop of the message that named it.
+    pub hop: u8,
+    /// Why: `DOMAIN_NOT_MANAGED`, `DOMAIN_NOT_GRANTED`, `NOT_AN_ADDRESS`.
+    pub code: String,
+}
+
+/// One conversation step: one visited mailbox's conversation listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationStep {
+    /// The mailbox.
+    pub mailbox: EmailAddress,
+    /// Its depth.
+    pub depth: u8,
+    /// That mailbox's id of the conversation.
+    pub conversation_id: String,
+    /// In-scope messages found (hops 1 to the depth asked).
+    pub found: u32,
+    /// Of those, removed.
+    pub retracted: u32,
+    /// Descendants deeper than asked, left in place.
+    pub left: u32,
+    /// Managed mailboxes it discovered (filled in by the store with those new to the job).
+    pub discovered: Vec<Target>,
+    /// Recipients not followed.
+    pub unfollowed: Vec<Unfollowed>,
+    /// Why the step failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<JobFailure>,
+}
+
 /// A target with where it stands: unfinished (`result` is `None`) or finished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetRecord {
@@ -421,6 +480,11 @@ pub enum EventKind {
         phase: Phase,
         /// How it ended, once `phase` is `Done`.
         result: Option<TargetResult>,
+    },
+    /// One conversation step.
+    Conversation {
+        /// The step.
+        step: ConversationStep,
     },
     /// The job ended.
     JobFinished {

@@ -3,12 +3,15 @@
 
 use std::future::Future;
 
+use std::collections::{HashMap, HashSet};
+
 use crate::{
     domain::{
-        EmailAddress, JobEvent, MicrosoftTenantId, Phase, RetractOptions, Target, TargetOutcome,
-        TargetResult, TenantId,
+        ConversationIndex, ConversationStep, Discovered, Domain, Eligibility, EmailAddress,
+        InternetMessageId, JobEvent, JobFailure, MicrosoftTenantId, Phase, RetractOptions, Target,
+        TargetOutcome, TargetResult, TargetWork, TenantId, Unfollowed,
     },
-    graph::{Deleted, Folder, GraphClient, GraphError},
+    graph::{Deleted, Folder, GraphClient, GraphError, MailboxRef, MessageCopy, Recipient},
     store::{Store, StoreError},
 };
 
@@ -31,24 +34,35 @@ pub struct Work {
     pub tenant: TenantId,
     pub microsoft: MicrosoftTenantId,
     pub options: RetractOptions,
+    /// The tenant's domains: recipients of traversed messages in managed, granted ones are
+    /// followed.
+    pub domains: Vec<Domain>,
     /// Set when the job is cancelled: nothing more is deleted.
     pub cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// What visiting one mailbox did: its result, and the conversation step when conversations
+/// are followed (with the mailboxes it discovered).
+pub struct Visit {
+    /// How the mailbox ended.
+    pub result: TargetResult,
+    /// Its conversation step.
+    pub step: Option<(ConversationStep, Vec<Discovered>)>,
+}
+
 impl Work {
-    /// Processes one mailbox, reporting each phase through `progress`.
-    pub async fn run<F, Fut>(
-        &self,
-        target: &Target,
-        progress: F,
-    ) -> Result<TargetResult, StoreError>
+    /// Processes one mailbox, reporting each phase through `progress`: at depth 0 every copy
+    /// of the retracted message; with conversations, the in-scope replies and forwards of its
+    /// conversation in that mailbox too, and the managed mailboxes its sent ones reached.
+    pub async fn run<F, Fut>(&self, work: &TargetWork, progress: F) -> Result<Visit, StoreError>
     where
         F: Fn(Phase) -> Fut,
         Fut: Future<Output = Result<Option<JobEvent>, StoreError>>,
     {
+        let target = &work.target;
+        let visit = |result| Visit { result, step: None };
         let failed = |err: GraphError| self.failure(&target.mailbox, err);
         progress(Phase::Resolving).await?;
-        let message = &self.options.message_id;
         let mailbox = match self
             .graph
             .resolve_mailbox(&self.microsoft, &target.mailbox)
@@ -56,29 +70,67 @@ impl Work {
         {
             Ok(Some(mailbox)) => mailbox,
             Ok(None) => {
-                return Ok(result(
+                return Ok(visit(result(
                     TargetOutcome::NotFound,
                     0,
                     0,
                     false,
                     Some("no mailbox with this address in Microsoft 365".into()),
                     None,
-                ));
+                )));
             }
-            Err(err) => return failed(err).await,
+            Err(err) => return Ok(visit(failed(err).await?)),
         };
         progress(Phase::Searching).await?;
+        // The message that brought this mailbox in: the retracted one at depth 0, else the
+        // reply or forward that reached it.
+        let seed = match (&work.reached_by, target.depth) {
+            (Some(reached_by), depth) if depth > 0 => reached_by,
+            _ => &self.options.message_id,
+        };
         let copies = match self
             .graph
-            .find_copies(&self.microsoft, &mailbox, None, message)
+            .find_copies(&self.microsoft, &mailbox, None, seed)
             .await
         {
             Ok(copies) => copies,
-            Err(err) => return failed(err).await,
+            Err(err) => return Ok(visit(failed(err).await?)),
         };
         self.store
             .record_mailbox_status(&self.tenant, &target.mailbox, None)
             .await?;
+        let hop_zero = if target.depth == 0 {
+            Some(
+                self.hop_zero(target, &mailbox, copies.clone(), &progress)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        if !self.options.include_conversations {
+            return Ok(visit(hop_zero.unwrap_or_else(|| {
+                result(TargetOutcome::NotFound, 0, 0, false, None, None)
+            })));
+        }
+        let followed = self.follow(work, &mailbox, &copies).await;
+        Ok(combine(hop_zero, followed, &copies, self.options.dry_run))
+    }
+
+    /// The retracted message's own copies in a depth-0 mailbox.
+    async fn hop_zero<F, Fut>(
+        &self,
+        target: &Target,
+        mailbox: &MailboxRef,
+        copies: Vec<MessageCopy>,
+        progress: &F,
+    ) -> Result<TargetResult, StoreError>
+    where
+        F: Fn(Phase) -> Fut,
+        Fut: Future<Output = Result<Option<JobEvent>, StoreError>>,
+    {
+        let failed = |err: GraphError| self.failure(&target.mailbox, err);
+        let message = &self.options.message_id;
+        let mailbox = mailbox.clone();
         let was_read = copies.iter().any(|c| c.is_read);
         // Moving to Deleted Items: copies already there (the user's own delete, or a run
         // interrupted after its move) are already deleted, not moved again.
@@ -215,6 +267,256 @@ impl Work {
             Some(detail),
             code,
         ))
+    }
+}
+
+/// What following the conversation in one mailbox found.
+pub struct Followed {
+    step: ConversationStep,
+    discovered: Vec<Discovered>,
+    found: u32,
+    deleted: u32,
+    failure: Option<(String, Option<String>)>,
+}
+
+impl Work {
+    /// Lists this mailbox's copy of the conversation (by this mailbox's own conversation id,
+    /// taken from its copy of the message that brought it in), removes the descendants of the
+    /// retracted message of hops 1..depth, and collects the managed recipients of those this
+    /// mailbox sent. `None` when the mailbox holds no copy to start from.
+    async fn follow(
+        &self,
+        work: &TargetWork,
+        mailbox: &MailboxRef,
+        seeds: &[MessageCopy],
+    ) -> Option<Followed> {
+        let root = work.root.clone().or_else(|| {
+            seeds.iter().find_map(|c| {
+                c.conversation_index
+                    .as_deref()
+                    .and_then(ConversationIndex::decode)
+            })
+        })?;
+        let conversation_id = seeds.iter().find_map(|c| c.conversation_id.clone())?;
+        let depth = self.options.conversation_depth;
+        let mut step = ConversationStep {
+            mailbox: work.target.mailbox.clone(),
+            depth: work.target.depth,
+            conversation_id: conversation_id.clone(),
+            found: 0,
+            retracted: 0,
+            left: 0,
+            discovered: Vec::new(),
+            unfollowed: Vec::new(),
+            failure: None,
+        };
+        let fail = |mut step: ConversationStep, err: GraphError| {
+            let code = err.code().map(str::to_owned);
+            step.failure = Some(JobFailure {
+                code: code
+                    .clone()
+                    .unwrap_or_else(|| "MICROSOFT_UNAVAILABLE".to_owned()),
+                detail: err.to_string(),
+            });
+            Followed {
+                step,
+                discovered: Vec::new(),
+                found: 0,
+                deleted: 0,
+                failure: Some((err.to_string(), code)),
+            }
+        };
+        let messages = match self
+            .graph
+            .list_conversation(&self.microsoft, mailbox, &conversation_id)
+            .await
+        {
+            Ok(messages) => messages,
+            Err(err) => return Some(fail(step, err)),
+        };
+        // In scope: descendants of the retracted message, hops 1..depth, never drafts; the
+        // original (hop 0) is only ever removed from the selected recipients.
+        let mut in_scope: Vec<(MessageCopy, u8)> = Vec::new();
+        let mut seen = HashSet::new();
+        for message in messages {
+            if message.is_draft || !seen.insert(message.id.clone()) {
+                continue;
+            }
+            let Some(hop) = message
+                .conversation_index
+                .as_deref()
+                .and_then(ConversationIndex::decode)
+                .and_then(|index| index.hops_below(&root))
+            else {
+                continue;
+            };
+            match hop {
+                0 => {}
+                h if h <= depth => in_scope.push((message, h)),
+                _ => step.left += 1,
+            }
+        }
+        step.found = u32::try_from(in_scope.len()).unwrap_or(u32::MAX);
+        let (discovered, unfollowed) = self.recipients_of_sent(work, &in_scope, &root);
+        step.unfollowed = unfollowed;
+        let mut deleted = 0;
+        if !self.options.dry_run && !in_scope.is_empty() {
+            let copies: Vec<MessageCopy> = in_scope.iter().map(|(m, _)| m.clone()).collect();
+            for answer in self
+                .graph
+                .delete_copies(&self.microsoft, mailbox, &copies, self.options.delete_mode)
+                .await
+            {
+                match answer {
+                    Ok(Deleted::Deleted) => deleted += 1,
+                    Ok(Deleted::AlreadyGone) => {}
+                    Err(err) => {
+                        step.retracted = deleted;
+                        let mut followed = fail(step, err);
+                        followed.discovered = discovered;
+                        followed.found = u32::try_from(in_scope.len()).unwrap_or(u32::MAX);
+                        followed.deleted = deleted;
+                        return Some(followed);
+                    }
+                }
+            }
+        }
+        step.retracted = deleted;
+        Some(Followed {
+            found: step.found,
+            deleted,
+            step,
+            discovered,
+            failure: None,
+        })
+    }
+
+    /// The recipients of in-scope messages this mailbox sent: managed, granted ones to visit
+    /// at the message's hop (lowest hop first), the others reported.
+    fn recipients_of_sent(
+        &self,
+        work: &TargetWork,
+        in_scope: &[(MessageCopy, u8)],
+        root: &ConversationIndex,
+    ) -> (Vec<Discovered>, Vec<Unfollowed>) {
+        let me = &work.target.mailbox;
+        let no_problems = HashMap::new();
+        let mut discovered: Vec<Discovered> = Vec::new();
+        let mut unfollowed = Vec::new();
+        let mut sent: Vec<&(MessageCopy, u8)> = in_scope
+            .iter()
+            .filter(|(m, _)| {
+                m.from
+                    .as_ref()
+                    .and_then(|f| EmailAddress::parse(&f.email_address.address).ok())
+                    .is_some_and(|from| &from == me)
+            })
+            .collect();
+        sent.sort_by_key(|(_, hop)| *hop);
+        for (message, hop) in sent {
+            let Some(reached_by) = message
+                .internet_message_id
+                .as_deref()
+                .and_then(|id| InternetMessageId::parse(id).ok())
+            else {
+                continue;
+            };
+            let recipients: Vec<&Recipient> = message
+                .to_recipients
+                .iter()
+                .chain(&message.cc_recipients)
+                .chain(&message.bcc_recipients)
+                .collect();
+            for recipient in recipients {
+                let raw = &recipient.email_address.address;
+                let Ok(address) = EmailAddress::parse(raw) else {
+                    unfollowed.push(Unfollowed {
+                        address: raw.chars().take(320).collect(),
+                        hop: *hop,
+                        code: "NOT_AN_ADDRESS".to_owned(),
+                    });
+                    continue;
+                };
+                if &address == me || discovered.iter().any(|d| d.target.mailbox == address) {
+                    continue;
+                }
+                match Eligibility::assess(&address, &self.domains, &no_problems) {
+                    Eligibility::Eligible | Eligibility::PermissionIssue(_) => {
+                        discovered.push(Discovered {
+                            target: Target {
+                                mailbox: address,
+                                depth: *hop,
+                            },
+                            discovered_from: me.clone(),
+                            reached_by: reached_by.clone(),
+                            root: root.clone(),
+                        });
+                    }
+                    Eligibility::DomainNotManaged => unfollowed.push(Unfollowed {
+                        address: address.to_string(),
+                        hop: *hop,
+                        code: "DOMAIN_NOT_MANAGED".to_owned(),
+                    }),
+                    Eligibility::DomainNotGranted(_) => unfollowed.push(Unfollowed {
+                        address: address.to_string(),
+                        hop: *hop,
+                        code: "DOMAIN_NOT_GRANTED".to_owned(),
+                    }),
+                }
+            }
+        }
+        (discovered, unfollowed)
+    }
+}
+
+/// One mailbox's result from its hop-0 work (depth 0) and its conversation step: counts of
+/// every in-scope message, DELETED when anything was removed, FAILED when a step failed.
+fn combine(
+    hop_zero: Option<TargetResult>,
+    followed: Option<Followed>,
+    seeds: &[MessageCopy],
+    dry_run: bool,
+) -> Visit {
+    let Some(followed) = followed else {
+        return Visit {
+            result: hop_zero
+                .unwrap_or_else(|| result(TargetOutcome::NotFound, 0, 0, false, None, None)),
+            step: None,
+        };
+    };
+    let mut base = hop_zero.unwrap_or_else(|| {
+        result(
+            TargetOutcome::NotFound,
+            0,
+            0,
+            seeds.iter().any(|c| c.is_read),
+            None,
+            None,
+        )
+    });
+    base.copies_found = base.copies_found.saturating_add(followed.found);
+    base.copies_deleted = base.copies_deleted.saturating_add(followed.deleted);
+    if let Some((detail, code)) = followed.failure {
+        if base.outcome != TargetOutcome::Failed {
+            base.outcome = TargetOutcome::Failed;
+            base.detail = Some(format!("following the conversation: {detail}"));
+            base.graph_code = code;
+        }
+    } else if followed.found > 0 {
+        match base.outcome {
+            TargetOutcome::NotFound | TargetOutcome::AlreadyDeleted if dry_run => {
+                base.outcome = TargetOutcome::WouldDelete;
+            }
+            TargetOutcome::NotFound | TargetOutcome::AlreadyDeleted if followed.deleted > 0 => {
+                base.outcome = TargetOutcome::Deleted;
+            }
+            TargetOutcome::NotFound => base.outcome = TargetOutcome::AlreadyDeleted,
+            _ => {}
+        }
+    }
+    Visit {
+        result: base,
+        step: Some((followed.step, followed.discovered)),
     }
 }
 

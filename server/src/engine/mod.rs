@@ -40,8 +40,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     domain::{
         AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, DepthSummary,
-        EventKind, JobEvent, JobFailure, JobId, JobState, Phase, RetractJob, TargetOutcome,
-        TargetRecord, TargetResult,
+        EventKind, JobEvent, JobFailure, JobId, JobState, Phase, RetractJob, Target, TargetOutcome,
+        TargetRecord, TargetResult, TargetWork,
     },
     graph::{AdminMailboxes, GraphClient},
     store::{JobEnd, Store, StoreError},
@@ -233,80 +233,116 @@ impl Engine {
             halt.clone(),
             cancelled.clone(),
         ));
-        let targets = self.store.unfinished_targets(&job.id).await?;
         let work = mailbox::Work {
             graph,
             store: self.store.clone(),
             tenant: tenant.clone(),
             microsoft,
             options: job.options.clone(),
+            domains: self.store.all_domains(&tenant).await?,
             cancelled: cancelled.clone(),
         };
-        let results = futures::stream::iter(targets)
-            .map(|target| {
-                let (work, halt, cancelled, job_id) = (&work, &halt, &cancelled, &job.id);
-                async move {
-                    if cancelled.load(Ordering::Relaxed) {
-                        let result = TargetResult {
-                            outcome: TargetOutcome::Cancelled,
-                            copies_found: 0,
-                            copies_deleted: 0,
-                            was_read: false,
-                            detail: Some("the job was cancelled".to_owned()),
-                            graph_code: None,
-                        };
-                        return self
-                            .emit(
-                                job_id,
-                                EventKind::Recipient {
-                                    target,
-                                    phase: Phase::Done,
-                                    result: Some(result),
-                                },
-                            )
-                            .await
-                            .map(drop);
-                    }
-                    if halt.is_cancelled() {
-                        return Ok(());
-                    }
-                    let result = work
-                        .run(&target, |phase| {
-                            self.emit(
-                                job_id,
-                                EventKind::Recipient {
-                                    target: target.clone(),
-                                    phase,
-                                    result: None,
-                                },
-                            )
-                        })
-                        .await?;
-                    self.emit(
-                        job_id,
-                        EventKind::Recipient {
-                            target,
-                            phase: Phase::Done,
-                            result: Some(result),
-                        },
-                    )
-                    .await
-                    .map(drop)
-                }
-            })
-            .buffer_unordered(self.settings.mailboxes_in_flight.max(1))
-            .collect::<Vec<Result<(), StoreError>>>()
-            .await;
+        // Rounds: the targets not finished yet (after a restart, the rest); a conversation
+        // step adds targets, which the next round visits. A round that finishes nothing ends
+        // the run (the job resumes at the next claim) rather than spinning.
+        let mut previous: Option<Vec<Target>> = None;
+        loop {
+            let round = self.store.unfinished_targets(&job.id).await?;
+            let pending: Vec<Target> = round.iter().map(|w| w.target.clone()).collect();
+            if round.is_empty() || halt.is_cancelled() || previous.as_ref() == Some(&pending) {
+                break;
+            }
+            previous = Some(pending);
+            self.visit_round(&job.id, &work, round, &halt, &cancelled)
+                .await?;
+        }
         let was_cancelled = cancelled.load(Ordering::Relaxed);
         halt.cancel();
         guard.await.ok();
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
         if !was_cancelled
             && (stop.is_cancelled() || !self.store.unfinished_targets(&job.id).await?.is_empty())
         {
             // Stopped or lost the lease midway: the next claim resumes the rest.
             return Ok(());
         }
+        self.conclude(&job, was_cancelled).await
+    }
+
+    /// Visits `round`'s mailboxes, many at once, each recorded as it ends.
+    async fn visit_round(
+        &self,
+        job_id: &JobId,
+        work: &mailbox::Work,
+        round: Vec<TargetWork>,
+        halt: &CancellationToken,
+        cancelled: &AtomicBool,
+    ) -> Result<(), StoreError> {
+        let results = futures::stream::iter(round)
+            .map(|todo| async move {
+                let target = todo.target.clone();
+                if cancelled.load(Ordering::Relaxed) {
+                    let result = TargetResult {
+                        outcome: TargetOutcome::Cancelled,
+                        copies_found: 0,
+                        copies_deleted: 0,
+                        was_read: false,
+                        detail: Some("the job was cancelled".to_owned()),
+                        graph_code: None,
+                    };
+                    return self
+                        .emit(
+                            job_id,
+                            EventKind::Recipient {
+                                target,
+                                phase: Phase::Done,
+                                result: Some(result),
+                            },
+                        )
+                        .await
+                        .map(drop);
+                }
+                if halt.is_cancelled() {
+                    return Ok(());
+                }
+                let visit = work
+                    .run(&todo, |phase| {
+                        self.emit(
+                            job_id,
+                            EventKind::Recipient {
+                                target: target.clone(),
+                                phase,
+                                result: None,
+                            },
+                        )
+                    })
+                    .await?;
+                if let Some((step, discovered)) = visit.step {
+                    let event = self
+                        .store
+                        .record_conversation_step(job_id, &self.owner, step, discovered)
+                        .await?;
+                    self.hub.publish(job_id, event.sequence);
+                }
+                self.emit(
+                    job_id,
+                    EventKind::Recipient {
+                        target,
+                        phase: Phase::Done,
+                        result: Some(visit.result),
+                    },
+                )
+                .await
+                .map(drop)
+            })
+            .buffer_unordered(self.settings.mailboxes_in_flight.max(1))
+            .collect::<Vec<Result<(), StoreError>>>()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(())
+    }
+
+    /// Ends a job whose targets are all finished (or that was cancelled).
+    async fn conclude(&self, job: &RetractJob, was_cancelled: bool) -> Result<(), StoreError> {
         let counts = self.store.job_for_worker(&job.id).await?.counts;
         let (state, detail) = if was_cancelled {
             (
@@ -331,7 +367,7 @@ impl Engine {
                 ),
             )
         };
-        self.finish(&job, state, detail, None).await
+        self.finish(job, state, detail, None).await
     }
 
     async fn finish(
@@ -341,6 +377,28 @@ impl Engine {
         detail: String,
         failure: Option<JobFailure>,
     ) -> Result<(), StoreError> {
+        if let Some(failure) = &failure {
+            // Every mailbox gets its final update, also when the job as a whole fails.
+            for todo in self.store.unfinished_targets(&job.id).await? {
+                let result = TargetResult {
+                    outcome: TargetOutcome::Failed,
+                    copies_found: 0,
+                    copies_deleted: 0,
+                    was_read: false,
+                    detail: Some(failure.detail.clone()),
+                    graph_code: None,
+                };
+                self.emit(
+                    &job.id,
+                    EventKind::Recipient {
+                        target: todo.target,
+                        phase: Phase::Done,
+                        result: Some(result),
+                    },
+                )
+                .await?;
+            }
+        }
         let targets = self.store.job_targets(&job.id).await?;
         let depths = DepthSummary::of(&targets);
         let target_count = u32::try_from(targets.len()).unwrap_or(u32::MAX);

@@ -95,6 +95,20 @@ pub fn initial_targets(
     if !refused.is_empty() {
         return Err(PlanError::Refused(refused));
     }
+    // The internal sender's Sent Items copy, when asked for and the sender is a mailbox of a
+    // managed, granted domain (a compromised internal account); it adds no other recipient.
+    if options.include_sender_copy
+        && Eligibility::assess(&delivery.sender, domains, problems) == Eligibility::Eligible
+        && !targets.iter().any(|(t, _)| t.mailbox == delivery.sender)
+    {
+        targets.push((
+            Target {
+                mailbox: delivery.sender.clone(),
+                depth: 0,
+            },
+            None,
+        ));
+    }
     if targets.is_empty() {
         return Err(PlanError::NoEligibleRecipient);
     }

@@ -30,7 +30,7 @@ pub struct WatchSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Watched {
     /// The job's next event.
-    Event(JobEvent),
+    Event(Box<JobEvent>),
     /// Nothing happened for a while; `sequence` is the last event sent.
     Heartbeat {
         /// The sequence of the latest event the watcher has.
@@ -113,7 +113,7 @@ impl Watcher {
             for event in events {
                 let sequence = event.sequence;
                 let finished = matches!(event.kind, EventKind::JobFinished { .. });
-                if tx.send(Ok(Watched::Event(event))).await.is_err() {
+                if tx.send(Ok(Watched::Event(Box::new(event)))).await.is_err() {
                     return Ok(());
                 }
                 last = sequence;

@@ -86,10 +86,54 @@ pub struct MessageCopy {
     /// The folder it is in.
     #[serde(default)]
     pub parent_folder_id: Option<String>,
-    /// Its conversation.
+    /// This mailbox's id of its conversation (ids differ between mailboxes).
     #[serde(default)]
     pub conversation_id: Option<String>,
+    /// Its position in the thread (base64), the same in every mailbox.
+    #[serde(default)]
+    pub conversation_index: Option<String>,
+    /// Its `Message-ID`.
+    #[serde(default)]
+    pub internet_message_id: Option<String>,
+    /// Never sent.
+    #[serde(default)]
+    pub is_draft: bool,
+    /// Who sent it (listed in conversations).
+    #[serde(default)]
+    pub from: Option<Recipient>,
+    /// To recipients (listed in conversations).
+    #[serde(default)]
+    pub to_recipients: Vec<Recipient>,
+    /// Cc recipients (listed in conversations).
+    #[serde(default)]
+    pub cc_recipients: Vec<Recipient>,
+    /// Bcc recipients: only the sender's copy knows them (listed in conversations).
+    #[serde(default)]
+    pub bcc_recipients: Vec<Recipient>,
 }
+
+/// Graph's `recipient`: `{"emailAddress": {"name", "address"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipient {
+    /// The address part.
+    #[serde(default)]
+    pub email_address: RecipientAddress,
+}
+
+/// The address of a [`Recipient`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct RecipientAddress {
+    /// The SMTP address as Graph gives it (not validated).
+    #[serde(default)]
+    pub address: String,
+}
+
+/// What a mailbox search asks Graph for.
+const COPY_FIELDS: &str =
+    "id,isRead,parentFolderId,conversationId,conversationIndex,internetMessageId";
+/// What a conversation listing asks Graph for (recipients, to follow the thread).
+const CONVERSATION_FIELDS: &str = "id,isRead,parentFolderId,conversationId,conversationIndex,internetMessageId,isDraft,from,toRecipients,ccRecipients,bccRecipients";
 
 /// What deleting a copy found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +215,27 @@ impl GraphClient {
             Some(folder) => format!("/mailFolders/{}", folder.well_known_name()),
         };
         let url = format!(
-            "{}/users/{}{scope}/messages?$filter={}&$select=id,isRead,parentFolderId,conversationId",
+            "{}/users/{}{scope}/messages?$filter={}&$select={COPY_FIELDS}",
+            self.base,
+            encode(&mailbox.id),
+            encode(&filter)
+        );
+        self.get_all(microsoft_tenant, Some(&mailbox.id), &url)
+            .await
+    }
+
+    /// Every message of one conversation in `mailbox` (`conversation_id` is that mailbox's
+    /// id of it), every page, with senders and recipients. No `$orderby`: Graph refuses it
+    /// with this filter (`InefficientFilter`); callers order what they need.
+    pub async fn list_conversation(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        mailbox: &MailboxRef,
+        conversation_id: &str,
+    ) -> Result<Vec<MessageCopy>, GraphError> {
+        let filter = format!("conversationId eq {}", odata_string(conversation_id));
+        let url = format!(
+            "{}/users/{}/messages?$filter={}&$select={CONVERSATION_FIELDS}",
             self.base,
             encode(&mailbox.id),
             encode(&filter)

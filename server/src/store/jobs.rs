@@ -19,9 +19,10 @@ use super::{
     in_transaction, parse_stored,
 };
 use crate::domain::{
-    AuditEntry, Cancellation, DepthSummary, EmailAddress, EventKind, InternetMessageId, JobCounts,
-    JobEvent, JobFailure, JobId, JobKind, JobState, MessageSnapshot, PageRequest, Phase,
-    RetractJob, RetractOptions, Target, TargetOutcome, TargetRecord, TargetResult, TenantId, now,
+    AuditEntry, Cancellation, ConversationIndex, ConversationStep, DepthSummary, Discovered,
+    EmailAddress, EventKind, InternetMessageId, JobCounts, JobEvent, JobFailure, JobId, JobKind,
+    JobState, MessageSnapshot, PageRequest, Phase, RetractJob, RetractOptions, Target,
+    TargetOutcome, TargetRecord, TargetResult, TargetWork, TenantId, now,
 };
 
 /// A job to create.
@@ -232,11 +233,16 @@ impl Store {
                     }
                     target_rows.push(target_row(&new.id, target, settled.as_ref()));
                 }
+                // The job as created: its targets, none settled yet (the settled ones' DONE
+                // events follow it).
                 events.insert(
                     0,
                     EventKind::JobStarted {
                         targets: new.targets.iter().map(|(t, _)| t.clone()).collect(),
-                        counts,
+                        counts: JobCounts {
+                            targets: counts.targets,
+                            ..JobCounts::default()
+                        },
                     },
                 );
                 let row = retract_job::ActiveModel {
@@ -495,14 +501,108 @@ impl Store {
     }
 
     /// The targets of a job not finished yet.
-    pub async fn unfinished_targets(&self, job_id: &JobId) -> Result<Vec<Target>, StoreError> {
+    pub async fn unfinished_targets(&self, job_id: &JobId) -> Result<Vec<TargetWork>, StoreError> {
         let rows = retract_target::Entity::find()
             .filter(retract_target::Column::JobId.eq(job_id.as_str()))
             .filter(retract_target::Column::Done.eq(false))
+            .order_by_asc(retract_target::Column::Depth)
             .order_by_asc(retract_target::Column::Mailbox)
             .all(&self.db)
             .await?;
-        rows.iter().map(target_from_row).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(TargetWork {
+                    target: target_from_row(row)?,
+                    reached_by: row
+                        .reached_by
+                        .as_deref()
+                        .map(|m| parse_stored("reaching message", m, InternetMessageId::parse))
+                        .transpose()?,
+                    root: match row.root_index.as_deref() {
+                        Some(raw) => Some(ConversationIndex::decode(raw).ok_or_else(|| {
+                            StoreError::Corrupt(format!("conversation index {raw:?}"))
+                        })?),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Records one conversation step: the mailboxes it discovered that the job does not visit
+    /// yet become targets (a mailbox is visited once, at the depth that reached it first),
+    /// the job's target count grows, and the step is appended as an event naming those.
+    /// Only `owner`, the lease holder, may write.
+    pub async fn record_conversation_step(
+        &self,
+        job_id: &JobId,
+        owner: &str,
+        mut step: ConversationStep,
+        discovered: Vec<Discovered>,
+    ) -> Result<JobEvent, StoreError> {
+        let (job_id, owner) = (job_id.clone(), owner.to_owned());
+        in_transaction(&self.db, move |txn| {
+            async move {
+                let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
+                let mailboxes: Vec<String> = discovered
+                    .iter()
+                    .map(|d| d.target.mailbox.to_string())
+                    .collect();
+                let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
+                for chunk in mailboxes.chunks(500) {
+                    let rows: Vec<String> = retract_target::Entity::find()
+                        .select_only()
+                        .column(retract_target::Column::Mailbox)
+                        .filter(retract_target::Column::JobId.eq(job_id.as_str()))
+                        .filter(
+                            retract_target::Column::Mailbox.is_in(chunk.iter().map(String::as_str)),
+                        )
+                        .into_tuple()
+                        .all(txn)
+                        .await?;
+                    known.extend(rows);
+                }
+                let mut rows = Vec::new();
+                step.discovered.clear();
+                for d in discovered {
+                    if !known.insert(d.target.mailbox.to_string()) {
+                        continue;
+                    }
+                    let mut row = target_row(&job_id, &d.target, None);
+                    row.discovered_from = Set(Some(d.discovered_from.to_string()));
+                    row.reached_by = Set(Some(d.reached_by.to_string()));
+                    row.root_index = Set(Some(d.root.encode()));
+                    rows.push(row);
+                    step.discovered.push(d.target);
+                }
+                counts.targets = counts
+                    .targets
+                    .saturating_add(u32::try_from(rows.len()).unwrap_or(u32::MAX));
+                for chunk in rows.chunks(1_000) {
+                    retract_target::Entity::insert_many(chunk.to_vec())
+                        .exec_without_returning(txn)
+                        .await?;
+                }
+                let sequence = last + 1;
+                retract_job::Entity::update_many()
+                    .col_expr(retract_job::Column::LastSequence, Expr::value(sequence))
+                    .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
+                    .filter(retract_job::Column::Id.eq(job_id.as_str()))
+                    .exec(txn)
+                    .await?;
+                let at = now();
+                let kind = EventKind::Conversation { step };
+                insert_event(txn, &job_id, sequence, at, &kind).await?;
+                Ok(JobEvent {
+                    job_id,
+                    sequence,
+                    at,
+                    kind,
+                })
+            }
+            .boxed()
+        })
+        .await
     }
 
     /// Appends an event; a `Recipient` event with a result also finishes its target and
@@ -809,6 +909,8 @@ fn target_row(
         job_id: Set(job_id.to_string()),
         mailbox: Set(target.mailbox.to_string()),
         discovered_from: Set(None),
+        reached_by: Set(None),
+        root_index: Set(None),
         depth: Set(i32::from(target.depth)),
         done: Set(settled.is_some()),
         outcome: Set(settled.map(|r| r.outcome.as_str().to_owned())),
@@ -980,11 +1082,19 @@ impl Store {
             .filter(retract_job::Column::InternetMessageId.eq(message.as_str()))
             .filter(retract_job::Column::Kind.eq(JobKind::Retract.as_str()))
             .order_by_desc(retract_job::Column::CreatedAt)
+            .order_by_desc(retract_job::Column::Id)
             .limit(100)
             .all(&self.db)
             .await?;
         let mut last = HashMap::new();
         for job in jobs {
+            // A dry run retracted nothing.
+            let dry_run = serde_json::from_value::<RetractOptions>(job.options.clone())
+                .map_err(|e| StoreError::Corrupt(format!("job options: {e}")))?
+                .dry_run;
+            if dry_run {
+                continue;
+            }
             let pending: Vec<&str> = addresses
                 .iter()
                 .filter(|a| !last.contains_key(*a))

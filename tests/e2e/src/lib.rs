@@ -24,6 +24,8 @@ mod audit_trail;
 #[cfg(test)]
 mod callers;
 #[cfg(test)]
+mod conversations;
+#[cfg(test)]
 mod deliveries;
 #[cfg(test)]
 mod domains;

@@ -583,15 +583,27 @@ async fn ineligible_recipients_are_refused_or_skipped_on_request(backend: Backen
         ["options.recipients[1]", "options.recipients[2]"],
         "sorted: partner@…, stranger@…"
     );
-    let conversations = expect_failure(
+    let depth_without_conversations = expect_failure(
         w.try_start(pb::RetractOptions {
-            include_conversations: true,
-            conversation_depth: 1,
+            include_conversations: false,
+            conversation_depth: 2,
             ..options(&[])
         })
         .await,
     );
-    assert_eq!(conversations.code, Code::Unimplemented);
+    assert_eq!(
+        depth_without_conversations.fields,
+        ["options.conversation_depth"]
+    );
+    let too_deep = expect_failure(
+        w.try_start(pb::RetractOptions {
+            include_conversations: true,
+            conversation_depth: 6,
+            ..options(&[])
+        })
+        .await,
+    );
+    assert_eq!(too_deep.fields, ["options.conversation_depth"]);
 
     let stream = w
         .retract(pb::RetractOptions {

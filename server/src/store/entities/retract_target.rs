@@ -19,6 +19,8 @@ pub struct Model {
     pub detail: Option<String>,
     pub graph_code: Option<String>,
     pub discovered_from: Option<String>,
+    pub reached_by: Option<String>,
+    pub root_index: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

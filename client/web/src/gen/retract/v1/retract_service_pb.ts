@@ -419,7 +419,8 @@ export type RetractPrecondition = Message<"retract.v1.RetractPrecondition"> & {
 
   /**
    * When not allowed: the ErrorReason (without its prefix) StartRetract would answer, e.g.
-   * `ADMIN_MAILBOX_NOT_FOUND`, `MISSING_PERMISSION`, `TENANT_NOT_LINKED`.
+   * `ADMIN_MAILBOX_NOT_FOUND`, `MISSING_PERMISSION`, `TENANT_NOT_LINKED`;
+   * `MICROSOFT_UNAVAILABLE` means the check could not be made now (retry), not a refusal.
    *
    * @generated from field: string code = 2;
    */
@@ -729,13 +730,14 @@ export const JobCountsSchema: GenMessage<JobCounts> = /*@__PURE__*/
   messageDesc(file_retract_v1_retract_service, 13);
 
 /**
- * Why a job ended FAILED.
+ * Why a job (or a conversation step) failed.
  *
  * @generated from message retract.v1.JobFailure
  */
 export type JobFailure = Message<"retract.v1.JobFailure"> & {
   /**
-   * What went wrong, UPPER_SNAKE, e.g. `TENANT_NOT_LINKED`.
+   * What went wrong, UPPER_SNAKE: an ErrorReason name (`TENANT_NOT_LINKED`, `INTERNAL`), or
+   * for a conversation step Graph's error code (e.g. `ErrorAccessDenied`).
    *
    * @generated from field: string code = 1;
    */
@@ -989,7 +991,8 @@ export const RetractTargetSchema: GenMessage<RetractTarget> = /*@__PURE__*/
  */
 export type JobStarted = Message<"retract.v1.JobStarted"> & {
   /**
-   * The job as it was when it started (state QUEUED, its first counters), not as of the watch.
+   * The job as it was created (state QUEUED, only `target_count` counted), not as of the
+   * watch; the DONE updates of targets settled up front (skipped) follow it.
    *
    * @generated from field: retract.v1.RetractJob job = 1;
    */
@@ -2058,7 +2061,9 @@ export enum RecordOutcome {
   MERGED = 2,
 
   /**
-   * The delivery existed with all these recipients: nothing changed.
+   * The delivery existed with all these recipients: nothing it lists changed (a later
+   * delivery time for known recipients — a re-release — is still remembered per recipient,
+   * see RecipientOption.delivered_after_last_retract).
    *
    * @generated from enum value: RECORD_OUTCOME_UNCHANGED = 3;
    */

@@ -1,0 +1,439 @@
+//! Following the conversation: a retract with conversations removes the replies and forwards
+//! of the message inside the managed domains up to the depth asked, visits each mailbox once,
+//! reports recipients it does not follow, and leaves deeper hops, ancestors and unrelated
+//! threads alone — checked in graph-sim's mailboxes.
+
+use std::collections::BTreeSet;
+
+use graph_sim::{
+    Folder, GraphSim, SignIn,
+    seed::{App, Domain, Mail, Tenant, User},
+};
+use retract_client::pb;
+
+use crate::{
+    db::Backend,
+    on_both_backends,
+    retract::{options, until_finished},
+    scenarios::{CLIENT_ID, CLIENT_SECRET, PHISH, World, granted_app},
+};
+
+on_both_backends!(
+    a_depth_two_retract_follows_replies_and_forwards_and_reports_the_outside,
+    a_depth_one_retract_leaves_exactly_the_hop_two_copies,
+    a_phish_sent_as_a_reply_into_an_older_thread_leaves_that_thread,
+    the_internal_senders_copy_is_retracted_only_when_asked,
+    a_dry_run_over_a_conversation_reports_everything_and_deletes_nothing,
+);
+
+/// The phish reached Alice and Bob. Alice replied to the outside sender; Bob forwarded it to
+/// Carol (hop 1); Carol forwarded that to Dave and to a partner outside (hop 2) and replied to
+/// Bob (hop 2: a loop back to a mailbox already visited); Dave forwarded it to Erin (hop 3).
+async fn chain(backend: Backend) -> World {
+    let at = chrono::Utc::now() - chrono::Duration::hours(2);
+    let phish = Mail::new(PHISH, "ceo@evil.example")
+        .subject("Urgent wire transfer")
+        .to(["alice@contoso.com", "bob@contoso.com"])
+        .sent_at(at);
+    let alice_reply = phish
+        .reply("<r1@contoso.com>", "alice@contoso.com")
+        .sent_at(at + chrono::Duration::minutes(5));
+    let bob_forward = phish
+        .forward("<f1@contoso.com>", "bob@contoso.com")
+        .to(["carol@contoso.com"])
+        .sent_at(at + chrono::Duration::minutes(10));
+    let carol_forward = bob_forward
+        .forward("<f2@contoso.com>", "carol@contoso.com")
+        .to(["dave@contoso.com", "partner@elsewhere.example"])
+        .sent_at(at + chrono::Duration::minutes(20));
+    let carol_reply = bob_forward
+        .reply("<r2@contoso.com>", "carol@contoso.com")
+        .sent_at(at + chrono::Duration::minutes(25));
+    let dave_forward = carol_forward
+        .forward("<f3@contoso.com>", "dave@contoso.com")
+        .to(["erin@contoso.com"])
+        .sent_at(at + chrono::Duration::minutes(30));
+    let mut tenant = Tenant::new("Contoso")
+        .domain(Domain::verified("contoso.com").default_domain())
+        .user(User::new("admin@contoso.com").admin());
+    for user in ["alice", "bob", "carol", "dave", "erin"] {
+        tenant = tenant.user(User::new(format!("{user}@contoso.com")));
+    }
+    let sim = GraphSim::builder()
+        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .tenant(tenant)
+        .sign_in(SignIn::approve_as("admin@contoso.com"))
+        .mail(phish)
+        .mail(alice_reply)
+        .mail(bob_forward)
+        .mail(carol_forward)
+        .mail(carol_reply)
+        .mail(dave_forward)
+        .start()
+        .await
+        .expect("graph-sim starts");
+    let recipients = vec!["alice@contoso.com".into(), "bob@contoso.com".into()];
+    let app = granted_app(backend, &sim, recipients, |_| {}).await;
+    World { sim, app }
+}
+
+/// The internet message ids a user can still see (inbox, sent items, deleted items).
+fn visible(sim: &GraphSim, mailbox: &str) -> BTreeSet<String> {
+    [Folder::Inbox, Folder::SentItems, Folder::DeletedItems]
+        .into_iter()
+        .flat_map(|f| sim.messages_in(mailbox, f))
+        .map(|m| m.internet_message_id)
+        .collect()
+}
+
+fn ids(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn with_conversations(depth: i32) -> pb::RetractOptions {
+    pb::RetractOptions {
+        include_conversations: true,
+        conversation_depth: depth,
+        ..options(&[])
+    }
+}
+
+fn steps(events: &[pb::RetractEvent]) -> Vec<pb::ConversationUpdate> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::retract_event::Kind::ConversationUpdate(c)) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn done_by_mailbox(events: &[pb::RetractEvent]) -> Vec<(String, i32, pb::RecipientOutcome)> {
+    let mut rows: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Some(pb::retract_event::Kind::RecipientUpdate(u))
+                if u.phase() == pb::RecipientPhase::Done =>
+            {
+                Some((u.mailbox.clone(), u.depth, u.outcome()))
+            }
+            _ => None,
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn a_depth_two_retract_follows_replies_and_forwards_and_reports_the_outside(
+    backend: Backend,
+) {
+    let w = chain(backend).await;
+    let events = until_finished(w.retract(with_conversations(2)).await, |r| r.event).await;
+    assert_eq!(
+        done_by_mailbox(&events),
+        [
+            ("alice@contoso.com".into(), 0, pb::RecipientOutcome::Deleted),
+            ("bob@contoso.com".into(), 0, pb::RecipientOutcome::Deleted),
+            ("carol@contoso.com".into(), 1, pb::RecipientOutcome::Deleted),
+            ("dave@contoso.com".into(), 2, pb::RecipientOutcome::Deleted),
+        ],
+        "every mailbox once, at the depth that reached it; Erin (hop 3) is not visited"
+    );
+    // Every copy of hop ≤ 2 is gone; the hop-3 forward stays with Dave and Erin.
+    assert_eq!(visible(&w.sim, "alice@contoso.com"), ids(&[]));
+    assert_eq!(visible(&w.sim, "bob@contoso.com"), ids(&[]));
+    assert_eq!(visible(&w.sim, "carol@contoso.com"), ids(&[]));
+    assert_eq!(
+        visible(&w.sim, "dave@contoso.com"),
+        ids(&["<f3@contoso.com>"])
+    );
+    assert_eq!(
+        visible(&w.sim, "erin@contoso.com"),
+        ids(&["<f3@contoso.com>"])
+    );
+
+    let steps = steps(&events);
+    let step = |mailbox: &str| {
+        steps
+            .iter()
+            .find(|s| s.mailbox == mailbox)
+            .unwrap_or_else(|| panic!("{mailbox} had a conversation step: {steps:?}"))
+    };
+    let alice = step("alice@contoso.com");
+    assert_eq!(alice.unfollowed.len(), 1);
+    assert_eq!(
+        (
+            alice.unfollowed[0].address.as_str(),
+            alice.unfollowed[0].code.as_str()
+        ),
+        ("ceo@evil.example", "DOMAIN_NOT_MANAGED"),
+        "the reply to the outside sender is reported, not followed"
+    );
+    let carol = step("carol@contoso.com");
+    assert_eq!(carol.depth, 1);
+    assert!(
+        carol
+            .unfollowed
+            .iter()
+            .any(|u| u.address == "partner@elsewhere.example" && u.hop == 2),
+        "{carol:?}"
+    );
+    assert_eq!(
+        carol
+            .discovered
+            .iter()
+            .map(|d| (d.mailbox.as_str(), d.hop))
+            .collect::<Vec<_>>(),
+        [("dave@contoso.com", 2)],
+        "Bob is reached again by Carol's reply but visited once"
+    );
+    assert_eq!(
+        step("dave@contoso.com").messages_left_count,
+        1,
+        "the hop-3 forward"
+    );
+    assert_ne!(
+        step("bob@contoso.com").conversation_id,
+        carol.conversation_id,
+        "each mailbox is listed by its own conversation id"
+    );
+    let Some(pb::retract_event::Kind::JobFinished(end)) = &events.last().unwrap().kind else {
+        panic!("JobFinished last")
+    };
+    assert_eq!(end.state(), pb::JobState::Succeeded);
+    let depths: Vec<(i32, i32)> = end
+        .depths
+        .iter()
+        .map(|d| (d.depth, d.mailbox_count))
+        .collect();
+    assert_eq!(depths, [(0, 2), (1, 1), (2, 1)]);
+    assert_eq!(
+        end.counts.unwrap().target_count,
+        4,
+        "targets grow as they are discovered"
+    );
+    w.app.stop().await;
+}
+
+async fn a_depth_one_retract_leaves_exactly_the_hop_two_copies(backend: Backend) {
+    let w = chain(backend).await;
+    let events = until_finished(w.retract(with_conversations(1)).await, |r| r.event).await;
+    assert_eq!(
+        done_by_mailbox(&events)
+            .into_iter()
+            .map(|(m, d, _)| (m, d))
+            .collect::<Vec<_>>(),
+        [
+            ("alice@contoso.com".into(), 0),
+            ("bob@contoso.com".into(), 0),
+            ("carol@contoso.com".into(), 1),
+        ]
+    );
+    // Hop 2 stays — also Carol's reply sitting in Bob's inbox, a hop-0 mailbox.
+    assert_eq!(visible(&w.sim, "alice@contoso.com"), ids(&[]));
+    assert_eq!(
+        visible(&w.sim, "bob@contoso.com"),
+        ids(&["<r2@contoso.com>"])
+    );
+    assert_eq!(
+        visible(&w.sim, "carol@contoso.com"),
+        ids(&["<f2@contoso.com>", "<r2@contoso.com>"])
+    );
+    assert_eq!(
+        visible(&w.sim, "dave@contoso.com"),
+        ids(&["<f2@contoso.com>", "<f3@contoso.com>"])
+    );
+    w.app.stop().await;
+}
+
+async fn a_phish_sent_as_a_reply_into_an_older_thread_leaves_that_thread(backend: Backend) {
+    let at = chrono::Utc::now() - chrono::Duration::hours(3);
+    // A legitimate thread between Alice and Bob; the phish is a reply into it (its index
+    // extends the thread's; it went to Bob and Alice, only Alice is retracted), and Alice
+    // answers the phish to Bob.
+    let thread = Mail::new("<budget@contoso.com>", "bob@contoso.com")
+        .to(["alice@contoso.com"])
+        .sent_at(at);
+    let phish = thread
+        .reply(PHISH, "ceo@evil.example")
+        .to(["alice@contoso.com"])
+        .sent_at(at + chrono::Duration::minutes(10));
+    let answer = phish
+        .reply("<answer@contoso.com>", "alice@contoso.com")
+        .to(["bob@contoso.com"])
+        .sent_at(at + chrono::Duration::minutes(20));
+    let tenant = Tenant::new("Contoso")
+        .domain(Domain::verified("contoso.com").default_domain())
+        .user(User::new("admin@contoso.com").admin())
+        .user(User::new("alice@contoso.com"))
+        .user(User::new("bob@contoso.com"));
+    let sim = GraphSim::builder()
+        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .tenant(tenant)
+        .sign_in(SignIn::approve_as("admin@contoso.com"))
+        .mail(thread)
+        .mail(phish)
+        .mail(answer)
+        .start()
+        .await
+        .expect("graph-sim starts");
+    let app = granted_app(backend, &sim, vec!["alice@contoso.com".into()], |_| {}).await;
+    let w = World { sim, app };
+    until_finished(w.retract(with_conversations(2)).await, |r| r.event).await;
+    assert_eq!(
+        visible(&w.sim, "alice@contoso.com"),
+        ids(&["<budget@contoso.com>"]),
+        "the older message of the thread (an ancestor) stays"
+    );
+    assert_eq!(
+        visible(&w.sim, "bob@contoso.com"),
+        ids(&["<budget@contoso.com>", PHISH]),
+        "Bob, reached by Alice's answer, loses it and keeps his own thread — and his copy of \
+         the phish: the reply went to him too, but he was not selected, and traversal never \
+         widens hop 0"
+    );
+    w.app.stop().await;
+}
+
+async fn the_internal_senders_copy_is_retracted_only_when_asked(backend: Backend) {
+    let internal = "<internal-leak@contoso.com>";
+    let tenant = Tenant::new("Contoso")
+        .domain(Domain::verified("contoso.com").default_domain())
+        .user(User::new("admin@contoso.com").admin())
+        .user(User::new("mallory@contoso.com"))
+        .user(User::new("alice@contoso.com"));
+    let sim = GraphSim::builder()
+        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .tenant(tenant)
+        .sign_in(SignIn::approve_as("admin@contoso.com"))
+        .mail(
+            Mail::new(PHISH, "ceo@evil.example")
+                .to(["alice@contoso.com"])
+                .sent_at(chrono::Utc::now()),
+        )
+        .mail(
+            Mail::new(internal, "mallory@contoso.com")
+                .to(["alice@contoso.com"])
+                .sent_at(chrono::Utc::now()),
+        )
+        .start()
+        .await
+        .expect("graph-sim starts");
+    let app = granted_app(backend, &sim, vec!["alice@contoso.com".into()], |_| {}).await;
+    let w = World { sim, app };
+    // An external sender has no mailbox of ours: asking for its copy changes nothing.
+    let events = until_finished(
+        w.retract(pb::RetractOptions {
+            include_sender_copy: true,
+            ..options(&[])
+        })
+        .await,
+        |r| r.event,
+    )
+    .await;
+    assert_eq!(done_by_mailbox(&events).len(), 1);
+    // The internal, compromised sender's Sent Items copy goes when asked.
+    w.app
+        .service()
+        .retract()
+        .record_delivery(pb::RecordDeliveryRequest {
+            tenant_id: "acme".into(),
+            delivery: Some(pb::Delivery {
+                internet_message_id: internal.into(),
+                sender: "mallory@contoso.com".into(),
+                subject: "salaries.xlsx".into(),
+                delivery_time: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() - 60,
+                    nanos: 0,
+                }),
+                recipients: vec!["alice@contoso.com".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    assert!(visible(&w.sim, "mallory@contoso.com").contains(internal));
+    let events = until_finished(
+        w.retract(pb::RetractOptions {
+            internet_message_id: internal.into(),
+            include_sender_copy: true,
+            ..options(&[])
+        })
+        .await,
+        |r| r.event,
+    )
+    .await;
+    assert_eq!(
+        done_by_mailbox(&events),
+        [
+            ("alice@contoso.com".into(), 0, pb::RecipientOutcome::Deleted),
+            (
+                "mallory@contoso.com".into(),
+                0,
+                pb::RecipientOutcome::Deleted
+            ),
+        ]
+    );
+    assert!(!visible(&w.sim, "mallory@contoso.com").contains(internal));
+    w.app.stop().await;
+}
+
+async fn a_dry_run_over_a_conversation_reports_everything_and_deletes_nothing(backend: Backend) {
+    let w = chain(backend).await;
+    let before: Vec<BTreeSet<String>> = ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .map(|u| visible(&w.sim, &format!("{u}@contoso.com")))
+        .collect();
+    let events = until_finished(
+        w.retract(pb::RetractOptions {
+            dry_run: true,
+            ..with_conversations(2)
+        })
+        .await,
+        |r| r.event,
+    )
+    .await;
+    assert_eq!(
+        done_by_mailbox(&events),
+        [
+            (
+                "alice@contoso.com".into(),
+                0,
+                pb::RecipientOutcome::WouldDelete
+            ),
+            (
+                "bob@contoso.com".into(),
+                0,
+                pb::RecipientOutcome::WouldDelete
+            ),
+            (
+                "carol@contoso.com".into(),
+                1,
+                pb::RecipientOutcome::WouldDelete
+            ),
+            (
+                "dave@contoso.com".into(),
+                2,
+                pb::RecipientOutcome::WouldDelete
+            ),
+        ],
+        "the traversal still discovers every mailbox it would visit"
+    );
+    let found: i32 = steps(&events).iter().map(|s| s.messages_found_count).sum();
+    let retracted: i32 = steps(&events)
+        .iter()
+        .map(|s| s.messages_retracted_count)
+        .sum();
+    assert_eq!(
+        (found, retracted),
+        (7, 0),
+        "R1 in Alice's, F1 and R2 in Bob's, F1, F2 and R2 in Carol's, F2 in Dave's: found, \
+         none removed"
+    );
+    let after: Vec<BTreeSet<String>> = ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .map(|u| visible(&w.sim, &format!("{u}@contoso.com")))
+        .collect();
+    assert_eq!(before, after, "nothing was deleted");
+    w.app.stop().await;
+}
