@@ -19,6 +19,8 @@ const CLIENT_SECRET: &str = "demo-client-secret";
 const MESSAGE: &str = "<urgent-wire-transfer@evil.example>";
 /// The idempotency key the printed Retract command uses (the database is new at every start).
 const REQUEST_ID: &str = "6a0ee4c2-7c1e-4c62-9d7e-2f4b5a6c7d8e";
+/// The idempotency key of the printed Retract with conversations.
+const CONVERSATION_REQUEST_ID: &str = "0d3a7c1e-5b2f-4e8a-9c6d-1f2e3a4b5c6d";
 
 /// Runs retract with a simulated Microsoft 365 tenant, ready for a retract.
 #[derive(Parser)]
@@ -68,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = std::fs::remove_file(format!("{}{suffix}", cli.database));
     }
 
-    let users = ["alice", "bob", "carol", "dave"];
+    let users = ["alice", "bob", "carol", "dave", "erin", "frank"];
     let extra: Vec<String> = (1..=cli.extra_recipients)
         .map(|n| format!("user{n:02}@contoso.com"))
         .collect();
@@ -95,12 +97,22 @@ async fn main() -> anyhow::Result<()> {
     let reply = phish
         .reply("<re-urgent@contoso.com>", "bob@contoso.com")
         .to(["dave@contoso.com"]);
+    // The conversation a depth-2 retract follows: Alice forwarded the phish to Erin (hop 1),
+    // who forwarded it to Frank (hop 2) and to a partner outside (reported, not followed).
+    let forward = phish
+        .forward("<fw-urgent@contoso.com>", "alice@contoso.com")
+        .to(["erin@contoso.com"]);
+    let forward_again = forward
+        .forward("<fw-fw-urgent@contoso.com>", "erin@contoso.com")
+        .to(["frank@contoso.com", "partner@fabrikam.example"]);
     let sim = GraphSim::builder()
         .app(App::new(CLIENT_ID, CLIENT_SECRET))
         .tenant(contoso)
         .sign_in(SignIn::approve_as("admin@contoso.com"))
         .mail(phish)
         .mail(reply)
+        .mail(forward)
+        .mail(forward_again)
         .start()
         .await
         .context("starting graph-sim")?;
@@ -174,7 +186,8 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "\nretract is running on {addr} (SQLite file {db}), with a simulated Microsoft 365 tenant
 Contoso at {graph}. Tenant `acme` owns contoso.com (Granted), and {MESSAGE} was delivered to
-alice, bob and carol @contoso.com{more}.
+alice, bob and carol @contoso.com{more}. Bob replied to it (to Dave too), Alice forwarded it to
+Erin, and Erin forwarded that to Frank and to a partner outside: a conversation two hops deep.
 
 Caller token of admin@contoso.com (all permissions, 1 hour):
   export TOKEN={admin}
@@ -184,6 +197,10 @@ See who can be retracted, then retract it and watch every mailbox:
   grpcurl {grpcurl_tls} -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\",\"request_id\":\"{REQUEST_ID}\",\"options\":{{\"internet_message_id\":\"{MESSAGE}\",\"delete_mode\":\"DELETE_MODE_SOFT\"}}}}' {addr} retract.v1.RetractService/Retract
   grpcurl {grpcurl_tls} -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\",\"section\":\"AUDIT_SECTION_RETRACT\"}}' {addr} retract.v1.AuditService/ListAuditEvents
 
+Or follow the conversation too — replies and forwards inside contoso.com, two hops deep (the
+stream shows a ConversationUpdate for each mailbox and the depth each was reached at):
+  grpcurl {grpcurl_tls} -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\",\"request_id\":\"{CONVERSATION_REQUEST_ID}\",\"options\":{{\"internet_message_id\":\"{MESSAGE}\",\"delete_mode\":\"DELETE_MODE_SOFT\",\"include_conversations\":true,\"conversation_depth\":2}}}}' {addr} retract.v1.RetractService/Retract
+
 The same with buf curl (gRPC, not Connect):
   buf curl --protocol grpc {buf_tls} -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\"}}' {scheme}://{addr}/retract.v1.TenantService/ListDomains
 
@@ -191,6 +208,7 @@ Or retractctl:
   export RETRACT_TOKEN=$TOKEN RETRACT_ENDPOINT={scheme}://{addr}
   cargo run -q -p retract-client --bin retractctl -- options acme '{MESSAGE}'
   cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft
+  cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft --depth 2
 
 Mailbox contents as the simulator sees them: curl {graph}/_sim/mailboxes/alice@contoso.com
 Ctrl-C stops.",

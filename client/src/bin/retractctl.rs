@@ -96,6 +96,16 @@ enum Command {
         /// Find and report only; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Also retract replies and forwards inside the managed domains, this many hops deep
+        /// (1-5); 0 follows none.
+        #[arg(long, default_value_t = 0)]
+        depth: i32,
+        /// Also retract the internal sender's Sent Items copy.
+        #[arg(long)]
+        sender_copy: bool,
+        /// Why, for the audit trail.
+        #[arg(long, default_value = "")]
+        reason: String,
         /// Idempotency key (a UUID); repeat it to re-attach to the same job.
         #[arg(long)]
         request_id: Option<String>,
@@ -261,6 +271,9 @@ async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
             recipients,
             mode,
             dry_run,
+            depth,
+            sender_copy,
+            reason,
             request_id,
         } => {
             let delete_mode = match mode.as_str() {
@@ -279,6 +292,10 @@ async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
                         recipients,
                         delete_mode: delete_mode.into(),
                         dry_run,
+                        include_conversations: depth > 0,
+                        conversation_depth: depth,
+                        include_sender_copy: sender_copy,
+                        reason,
                         ..Default::default()
                     }),
                     request_id: request_id.clone(),
@@ -313,6 +330,37 @@ async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
                                 String::new()
                             } else {
                                 format!("\t{}", u.detail)
+                            },
+                        );
+                    }
+                    Some(pb::retract_event::Kind::ConversationUpdate(c)) => {
+                        let discovered: Vec<String> = c
+                            .discovered
+                            .iter()
+                            .map(|d| format!("{} (hop {})", d.mailbox, d.hop))
+                            .collect();
+                        let unfollowed: Vec<String> = c
+                            .unfollowed
+                            .iter()
+                            .map(|u| format!("{} ({})", u.address, u.code))
+                            .collect();
+                        println!(
+                            "#{} depth {} {}\tconversation: {} found, {} retracted, {} left{}{}",
+                            event.sequence,
+                            c.depth,
+                            c.mailbox,
+                            c.messages_found_count,
+                            c.messages_retracted_count,
+                            c.messages_left_count,
+                            if discovered.is_empty() {
+                                String::new()
+                            } else {
+                                format!("\tnext: {}", discovered.join(", "))
+                            },
+                            if unfollowed.is_empty() {
+                                String::new()
+                            } else {
+                                format!("\tnot followed: {}", unfollowed.join(", "))
                             },
                         );
                     }
