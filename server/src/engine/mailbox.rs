@@ -70,12 +70,19 @@ impl Work {
         {
             Ok(Some(mailbox)) => mailbox,
             Ok(None) => {
+                let detail = if target.depth > 0 {
+                    // Reached through a conversation: a distribution list, a Microsoft 365
+                    // group or an address without a mailbox, which Graph cannot expand.
+                    "not a mailbox in Microsoft 365 (a group, a distribution list or an address without a mailbox): not followed"
+                } else {
+                    "no mailbox with this address in Microsoft 365"
+                };
                 return Ok(visit(result(
                     TargetOutcome::NotFound,
                     0,
                     0,
                     false,
-                    Some("no mailbox with this address in Microsoft 365".into()),
+                    Some(detail.into()),
                     None,
                 )));
             }

@@ -21,8 +21,8 @@ use super::{
 use crate::domain::{
     AuditEntry, Cancellation, ConversationIndex, ConversationStep, DepthSummary, Discovered,
     EmailAddress, EventKind, InternetMessageId, JobCounts, JobEvent, JobFailure, JobId, JobKind,
-    JobState, MessageSnapshot, PageRequest, Phase, RetractJob, RetractOptions, Target,
-    TargetOutcome, TargetRecord, TargetResult, TargetWork, TenantId, now,
+    JobState, MessageSnapshot, NewDelivery, PageRequest, Phase, RetractJob, RetractOptions, Target,
+    TargetOutcome, TargetRecord, TargetResult, TargetWork, TenantId, Unfollowed, now,
 };
 
 /// A job to create.
@@ -566,6 +566,16 @@ impl Store {
                 step.discovered.clear();
                 for d in discovered {
                     if !known.insert(d.target.mailbox.to_string()) {
+                        continue;
+                    }
+                    // A job visits at most as many mailboxes as a delivery may have
+                    // recipients; beyond that the step reports the overflow.
+                    if counts.targets as usize + rows.len() >= NewDelivery::MAX_RECIPIENTS {
+                        step.unfollowed.push(Unfollowed {
+                            address: d.target.mailbox.to_string(),
+                            hop: d.target.depth,
+                            code: "TARGET_LIMIT_REACHED".to_owned(),
+                        });
                         continue;
                     }
                     let mut row = target_row(&job_id, &d.target, None);

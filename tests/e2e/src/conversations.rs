@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use futures::StreamExt as _;
 use graph_sim::{
     Folder, GraphSim, SignIn,
     seed::{App, Domain, Mail, Tenant, User},
@@ -24,12 +25,32 @@ on_both_backends!(
     a_phish_sent_as_a_reply_into_an_older_thread_leaves_that_thread,
     the_internal_senders_copy_is_retracted_only_when_asked,
     a_dry_run_over_a_conversation_reports_everything_and_deletes_nothing,
+    a_restart_mid_traversal_resumes_and_deletes_each_copy_once,
+    a_cancel_mid_traversal_stops_the_rest,
+    a_mailbox_that_denies_access_mid_traversal_fails_alone,
 );
+
+/// The chain of [`chain`] with `adjust`ed settings.
+async fn chain_with(
+    backend: Backend,
+    adjust: impl FnOnce(&mut retract_server::Settings),
+    locked: bool,
+) -> World {
+    build_chain(backend, adjust, locked).await
+}
+
+async fn chain(backend: Backend) -> World {
+    build_chain(backend, |_| {}, false).await
+}
 
 /// The phish reached Alice and Bob. Alice replied to the outside sender; Bob forwarded it to
 /// Carol (hop 1); Carol forwarded that to Dave and to a partner outside (hop 2) and replied to
 /// Bob (hop 2: a loop back to a mailbox already visited); Dave forwarded it to Erin (hop 3).
-async fn chain(backend: Backend) -> World {
+async fn build_chain(
+    backend: Backend,
+    adjust: impl FnOnce(&mut retract_server::Settings),
+    carol_locked: bool,
+) -> World {
     let at = chrono::Utc::now() - chrono::Duration::hours(2);
     let phish = Mail::new(PHISH, "ceo@evil.example")
         .subject("Urgent wire transfer")
@@ -56,9 +77,15 @@ async fn chain(backend: Backend) -> World {
     let mut tenant = Tenant::new("Contoso")
         .domain(Domain::verified("contoso.com").default_domain())
         .user(User::new("admin@contoso.com").admin());
-    for user in ["alice", "bob", "carol", "dave", "erin"] {
+    for user in ["alice", "bob", "dave", "erin"] {
         tenant = tenant.user(User::new(format!("{user}@contoso.com")));
     }
+    let carol = User::new("carol@contoso.com");
+    tenant = tenant.user(if carol_locked {
+        carol.excluded_by_access_policy()
+    } else {
+        carol
+    });
     let sim = GraphSim::builder()
         .app(App::new(CLIENT_ID, CLIENT_SECRET))
         .tenant(tenant)
@@ -73,7 +100,7 @@ async fn chain(backend: Backend) -> World {
         .await
         .expect("graph-sim starts");
     let recipients = vec!["alice@contoso.com".into(), "bob@contoso.com".into()];
-    let app = granted_app(backend, &sim, recipients, |_| {}).await;
+    let app = granted_app(backend, &sim, recipients, adjust).await;
     World { sim, app }
 }
 
@@ -435,5 +462,151 @@ async fn a_dry_run_over_a_conversation_reports_everything_and_deletes_nothing(ba
         .map(|u| visible(&w.sim, &format!("{u}@contoso.com")))
         .collect();
     assert_eq!(before, after, "nothing was deleted");
+    w.app.stop().await;
+}
+
+async fn a_restart_mid_traversal_resumes_and_deletes_each_copy_once(backend: Backend) {
+    let w = chain_with(
+        backend,
+        |s| {
+            s.mailbox_concurrency = 1;
+            s.job_lease_ms = 1_000;
+            s.shutdown_grace_ms = 2_000;
+        },
+        false,
+    )
+    .await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(60),
+        ..Default::default()
+    });
+    let job = w.start(with_conversations(2)).await;
+    // Stop the server once the first conversation step has discovered Carol.
+    let mut progress = w.watch(job.job_id.clone(), 0).await;
+    loop {
+        let e = progress.next().await.unwrap().unwrap().event.unwrap();
+        if let Some(pb::retract_event::Kind::ConversationUpdate(c)) = e.kind
+            && !c.discovered.is_empty()
+        {
+            break;
+        }
+    }
+    drop(progress);
+    let World { sim, app } = w;
+    let app = app.restart().await;
+    let w = World { sim, app };
+    let events = until_finished(w.watch(job.job_id.clone(), 0).await, |r| r.event).await;
+    let rows = done_by_mailbox(&events);
+    assert_eq!(
+        rows.iter()
+            .map(|(m, d, _)| (m.as_str(), *d))
+            .collect::<Vec<_>>(),
+        [
+            ("alice@contoso.com", 0),
+            ("bob@contoso.com", 0),
+            ("carol@contoso.com", 1),
+            ("dave@contoso.com", 2),
+        ],
+        "every mailbox finished once, the discovered ones too: {rows:?}"
+    );
+    for mailbox in ["alice", "bob", "carol"] {
+        assert_eq!(visible(&w.sim, &format!("{mailbox}@contoso.com")), ids(&[]));
+    }
+    assert_eq!(
+        visible(&w.sim, "dave@contoso.com"),
+        ids(&["<f3@contoso.com>"])
+    );
+    let deletes: Vec<String> = w
+        .sim
+        .graph_requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.status.is_some_and(|s| (200..300).contains(&s)))
+        .map(|r| r.path.clone())
+        .collect();
+    let unique: BTreeSet<&String> = deletes.iter().collect();
+    assert_eq!(
+        unique.len(),
+        deletes.len(),
+        "no copy deleted twice: {deletes:?}"
+    );
+    w.app.stop().await;
+}
+
+async fn a_cancel_mid_traversal_stops_the_rest(backend: Backend) {
+    let w = chain_with(backend, |s| s.mailbox_concurrency = 1, false).await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(80),
+        ..Default::default()
+    });
+    let job = w.start(with_conversations(2)).await;
+    let mut progress = w.watch(job.job_id.clone(), 0).await;
+    loop {
+        let e = progress.next().await.unwrap().unwrap().event.unwrap();
+        if let Some(pb::retract_event::Kind::ConversationUpdate(c)) = e.kind
+            && !c.discovered.is_empty()
+        {
+            break;
+        }
+    }
+    w.admin()
+        .retract()
+        .cancel_retract_job(pb::CancelRetractJobRequest {
+            tenant_id: "acme".into(),
+            job_id: job.job_id.clone(),
+            reason: "stop".into(),
+        })
+        .await
+        .unwrap();
+    let events = until_finished(progress, |r| r.event).await;
+    let Some(pb::retract_event::Kind::JobFinished(end)) = &events.last().unwrap().kind else {
+        panic!("JobFinished last")
+    };
+    assert_eq!(end.state(), pb::JobState::Cancelled);
+    let counts = end.counts.unwrap();
+    assert!(
+        counts.cancelled_count >= 1,
+        "discovered mailboxes not visited yet are cancelled: {counts:?}"
+    );
+    assert_eq!(
+        counts.done_count, counts.target_count,
+        "every target has its final update"
+    );
+    assert!(
+        visible(&w.sim, "dave@contoso.com").contains("<f2@contoso.com>"),
+        "the hop-2 mailbox was never reached"
+    );
+    w.app.stop().await;
+}
+
+async fn a_mailbox_that_denies_access_mid_traversal_fails_alone(backend: Backend) {
+    let w = chain_with(backend, |_| {}, true).await;
+    let events = until_finished(w.retract(with_conversations(2)).await, |r| r.event).await;
+    let rows = done_by_mailbox(&events);
+    assert_eq!(
+        rows,
+        [
+            ("alice@contoso.com".into(), 0, pb::RecipientOutcome::Deleted),
+            ("bob@contoso.com".into(), 0, pb::RecipientOutcome::Deleted),
+            ("carol@contoso.com".into(), 1, pb::RecipientOutcome::Failed),
+        ],
+        "Carol's branch fails (and Dave, reached only through her, is not visited); the rest goes on"
+    );
+    let carol = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            Some(pb::retract_event::Kind::RecipientUpdate(u))
+                if u.mailbox == "carol@contoso.com" && u.phase() == pb::RecipientPhase::Done =>
+            {
+                Some(u.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(carol.graph_error_code, "ErrorAccessDenied");
+    let Some(pb::retract_event::Kind::JobFinished(end)) = &events.last().unwrap().kind else {
+        panic!("JobFinished last")
+    };
+    assert_eq!(end.state(), pb::JobState::CompletedWithErrors);
+    assert_eq!(visible(&w.sim, "bob@contoso.com"), ids(&[]));
     w.app.stop().await;
 }

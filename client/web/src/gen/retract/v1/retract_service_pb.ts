@@ -1113,8 +1113,10 @@ export type UnfollowedRecipient = Message<"retract.v1.UnfollowedRecipient"> & {
   hop: number;
 
   /**
-   * Why it is not followed, e.g. `DOMAIN_NOT_MANAGED`, `DOMAIN_NOT_GRANTED`, `NOT_A_MAILBOX`
-   * (a distribution list, Microsoft 365 group or shared mailbox Graph cannot expand).
+   * Why it is not followed: `DOMAIN_NOT_MANAGED`, `DOMAIN_NOT_GRANTED`, `NOT_AN_ADDRESS`, or
+   * `TARGET_LIMIT_REACHED` (the job already visits 10,000 mailboxes). A managed address that
+   * turns out to be no mailbox (a distribution list, a Microsoft 365 group) is visited and
+   * ends NOT_FOUND with that explanation: Graph cannot expand it with these permissions.
    *
    * @generated from field: string code = 3;
    */
