@@ -17,7 +17,7 @@ import {
   type ListRetractTargetsResponse,
   type RetractEvent,
 } from "./gen/retract/v1/retract_service_pb.js";
-import { seq, snapshotProgress, type JobProgress } from "./progress.js";
+import { seq, snapshotProgress, withEarlierSteps, type JobProgress } from "./progress.js";
 
 export type FollowStatus =
   | { readonly kind: "connecting"; readonly afterSequence: string; readonly attempt: number }
@@ -142,6 +142,36 @@ export interface ResumeOptions {
   readonly signal?: AbortSignal;
   /** Targets per ListRetractTargets page; default 1000 (the most the server returns). */
   readonly pageSize?: number;
+  /**
+   * For a job that follows conversations, also replay its events up to the listing (one
+   * WatchRetract from the start, stopped there) to keep the conversation steps the listing
+   * does not have; default true. When that replay fails the progress says
+   * `conversationsComplete: false` and the resume goes on.
+   */
+  readonly conversationSteps?: boolean;
+}
+
+/** The conversation steps of job `jobId` up to and including `untilSequence`, from a replay. */
+async function conversationStepsUntil(
+  client: Client<typeof RetractService>,
+  options: { tenantId: string; jobId: string; untilSequence: string; signal: AbortSignal | undefined },
+): Promise<RetractEvent[]> {
+  const until = seq(options.untilSequence);
+  const steps: RetractEvent[] = [];
+  if (until === 0n) return steps;
+  const stream = client.watchRetract(
+    { tenantId: options.tenantId, jobId: options.jobId, afterSequence: "0" },
+    options.signal ? { signal: options.signal } : {},
+  );
+  for await (const response of stream) {
+    const event = response.event;
+    if (!event || event.kind.case === "heartbeat" || event.kind.case === undefined) continue;
+    const sequence = seq(event.sequence);
+    if (sequence > until) break;
+    if (event.kind.case === "conversationUpdate") steps.push(event);
+    if (sequence === until) break;
+  }
+  return steps;
 }
 
 /**
@@ -170,5 +200,13 @@ export async function resumeJob(
   // snapshotProgress then follows from just before JobFinished instead of after it.
   const { job } = await client.getRetractJob({ tenantId, jobId }, call);
   if (!job) throw new ConnectError("GetRetractJob returned no job", Code.Internal);
-  return snapshotProgress(job, pages);
+  const progress = snapshotProgress(job, pages);
+  if (progress.conversationsComplete || options.conversationSteps === false) return progress;
+  try {
+    const steps = await conversationStepsUntil(client, { tenantId, jobId, untilSequence: progress.fromSequence, signal });
+    return withEarlierSteps(progress, steps);
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    return progress;
+  }
 }

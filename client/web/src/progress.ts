@@ -16,6 +16,7 @@ import {
   JobStateSchema,
   RecipientOutcomeSchema,
   RecipientPhaseSchema,
+  type ConversationUpdate,
   type DepthSummary as DepthSummaryMessage,
   type JobCounts,
   type JobFailure,
@@ -148,6 +149,11 @@ export interface JobProgress {
   readonly requestedBy: string;
   /** The retract's reason as asked (RetractOptions.reason); may be empty. */
   readonly reason: string;
+  /**
+   * The rest of what was asked, for a page that shows the job's form after a reload:
+   * conversations followed to `conversationDepth` hops (0 = not followed), the DeleteMode value.
+   */
+  readonly asked: { readonly conversationDepth: number; readonly deleteMode: number; readonly dryRun: boolean };
   /** The message as recorded when the job was created. */
   readonly message?: { readonly subject: string; readonly sender: string; readonly deliveryTime: string };
   /** JobState name: `QUEUED`, `RUNNING`, `SUCCEEDED`, `COMPLETED_WITH_ERRORS`, `FAILED`, `CANCELLED`. */
@@ -173,6 +179,12 @@ export interface JobProgress {
    * the steps since; JobFinished's `depths` are the job's own per-depth totals).
    */
   readonly conversations: readonly ConversationStep[];
+  /**
+   * Whether `conversations` has every step of the job so far. False after a reload until the
+   * steps before the listing were replayed (`withEarlierSteps`; `resumeJob` does it for jobs
+   * that follow conversations), or when that replay failed.
+   */
+  readonly conversationsComplete: boolean;
   /** The counters as of the job's start (or the listing), its end once finished. */
   readonly counts: Counts;
   /** Set by JobFinished, the last event of a job. */
@@ -220,6 +232,11 @@ function jobFields(job: RetractJob) {
     internetMessageId: job.options?.internetMessageId ?? "",
     requestedBy: job.requestedBy,
     reason: job.options?.reason ?? "",
+    asked: {
+      conversationDepth: job.options?.includeConversations ? job.options.conversationDepth || 1 : 0,
+      deleteMode: job.options?.deleteMode ?? 0,
+      dryRun: job.options?.dryRun ?? false,
+    },
     state: enumName(JobStateSchema, job.state),
     counts: counts(job.counts),
     ...(message
@@ -249,6 +266,7 @@ export function startProgress(job: RetractJob): JobProgress {
     missing: [],
     mailboxes: {},
     conversations: [],
+    conversationsComplete: true,
   };
 }
 
@@ -300,7 +318,46 @@ export function snapshotProgress(
     missing: [],
     mailboxes,
     conversations: [],
+    // A job that follows no conversation has no step to miss.
+    conversationsComplete: !job.options?.includeConversations || seq(from) === 0n,
   };
+}
+
+function conversationStep(sequence: string, c: ConversationUpdate): ConversationStep {
+  const fail = failure(c.failure);
+  return {
+    sequence,
+    mailbox: c.mailbox,
+    depth: c.depth,
+    conversationId: c.conversationId,
+    messagesFoundCount: c.messagesFoundCount,
+    messagesRetractedCount: c.messagesRetractedCount,
+    messagesLeftCount: c.messagesLeftCount,
+    discovered: c.discovered.map((d) => ({ mailbox: d.mailbox, hop: d.hop })),
+    unfollowed: c.unfollowed.map((u) => ({ address: u.address, hop: u.hop, code: u.code })),
+    ...(fail ? { failure: fail } : {}),
+  };
+}
+
+/**
+ * `p` (drawn from a listing after a reload) with the conversation steps among `events` that
+ * happened at or before the listing (`fromSequence`): ListRetractTargets lists each mailbox with
+ * who led to it (`discovered_from`) but not the steps themselves (counts, recipients not
+ * followed). Only the steps are taken; the table, the counters and `eventsApplied` stay as they
+ * are, so `fromSequence + eventsApplied == lastSequence` still says whether an event was missed.
+ */
+export function withEarlierSteps(p: JobProgress, events: readonly RetractEvent[]): JobProgress {
+  const known = new Set(p.conversations.map((c) => c.sequence));
+  const earlier: ConversationStep[] = [];
+  for (const e of events) {
+    if (e.kind.case !== "conversationUpdate") continue;
+    const at = String(seq(e.sequence));
+    if (seq(at) > seq(p.fromSequence) || known.has(at)) continue;
+    known.add(at);
+    earlier.push(conversationStep(at, e.kind.value));
+  }
+  const conversations = [...earlier, ...p.conversations].sort((a, b) => compareSequences(a.sequence, b.sequence));
+  return { ...p, conversations, conversationsComplete: true };
 }
 
 /** Whether the job has ended (its JobFinished event was applied). */
@@ -371,19 +428,7 @@ export function applyEvent(p: JobProgress, event: RetractEvent): JobProgress {
       for (const d of c.discovered) {
         mailboxes[mailboxKey(d.hop, d.mailbox)] ??= { ...pending(d.mailbox, d.hop, "0"), discoveredFrom: c.mailbox };
       }
-      const fail = failure(c.failure);
-      const step: ConversationStep = {
-        sequence: at,
-        mailbox: c.mailbox,
-        depth: c.depth,
-        conversationId: c.conversationId,
-        messagesFoundCount: c.messagesFoundCount,
-        messagesRetractedCount: c.messagesRetractedCount,
-        messagesLeftCount: c.messagesLeftCount,
-        discovered: c.discovered.map((d) => ({ mailbox: d.mailbox, hop: d.hop })),
-        unfollowed: c.unfollowed.map((u) => ({ address: u.address, hop: u.hop, code: u.code })),
-        ...(fail ? { failure: fail } : {}),
-      };
+      const step = conversationStep(at, c);
       return { ...next, mailboxes, conversations: [...next.conversations, step] };
     }
     case "jobFinished": {
@@ -400,6 +445,25 @@ export function applyEvent(p: JobProgress, event: RetractEvent): JobProgress {
       };
     }
   }
+}
+
+/** A recipient a conversation step did not follow, with the visited mailbox whose message named it. */
+export interface NotFollowed {
+  readonly address: string;
+  /** The hop of the message that named it. */
+  readonly hop: number;
+  /** Why: `DOMAIN_NOT_MANAGED`, `DOMAIN_NOT_GRANTED`, `NOT_A_MAILBOX`, … */
+  readonly code: string;
+  /** The mailbox whose conversation step reported it. */
+  readonly namedBy: string;
+  readonly sequence: string;
+}
+
+/** Every recipient the job's conversation steps did not follow, in the order they were reported. */
+export function notFollowed(p: JobProgress): NotFollowed[] {
+  return p.conversations.flatMap((c) =>
+    c.unfollowed.map((u) => ({ address: u.address, hop: u.hop, code: u.code, namedBy: c.mailbox, sequence: c.sequence })),
+  );
 }
 
 export interface DepthProgress {
