@@ -13,6 +13,7 @@ import {
   applyEvent,
   byDepth,
   isFinished,
+  notFollowed,
   startProgress,
   storageProgressStore,
   type FollowedJob,
@@ -304,6 +305,17 @@ function renderRecipients(): void {
     option.hidden = tooDeep;
     option.disabled = tooDeep;
   }
+  // The form of the job shown is the job's own (after a reload too), locked.
+  if (progress) {
+    const asked = progress.asked;
+    conversations.checked = asked.conversationDepth > 0;
+    if (asked.conversationDepth > 0) $<HTMLSelectElement>("depth").value = String(asked.conversationDepth);
+    $<HTMLInputElement>("dry-run").checked = asked.dryRun;
+    $<HTMLInputElement>("reason").value = progress.reason;
+    for (const radio of document.querySelectorAll<HTMLInputElement>("#delete-mode input")) {
+      radio.checked = Number(radio.value) === asked.deleteMode;
+    }
+  }
   for (const id of ["dry-run", "reason"]) $<HTMLInputElement>(id).disabled = running;
   $<HTMLSelectElement>("depth").disabled = running || !conversations.checked;
   for (const radio of document.querySelectorAll<HTMLInputElement>("#delete-mode input")) radio.disabled = running;
@@ -489,6 +501,7 @@ function render(): void {
   const text = `${done} of ${targets} mailboxes done — ${humanize(p.state)}.`;
   $("progress-job").textContent = [
     p.message ? `“${p.message.subject || "(no subject)"}” from ${p.message.sender}` : p.internetMessageId,
+    p.asked.conversationDepth > 0 && `replies and forwards followed ${p.asked.conversationDepth} ${p.asked.conversationDepth === 1 ? "hop" : "hops"} deep`,
     p.requestedBy && `requested by ${p.requestedBy}`,
     p.reason && `reason: “${p.reason}”`,
   ]
@@ -502,7 +515,7 @@ function render(): void {
       h(
         "tr",
         { "data-depth": String(d.depth) },
-        h("th", { scope: "row" }, d.depth === 0 ? "0 (the delivery)" : String(d.depth)),
+        h("th", { scope: "row" }, d.depth === 0 ? "0 (the delivery)" : `${d.depth} (replies and forwards, hop ${d.depth})`),
         h("td", { class: "num" }, d.mailboxes),
         h("td", { class: "num" }, d.done),
         h("td", { class: "num" }, d.deleted),
@@ -512,20 +525,41 @@ function render(): void {
       ),
     ),
   );
-  const reached = mailboxes.filter((m) => m.depth > 0);
+  // Who led to whom: each mailbox reached through a conversation, with the visited mailbox
+  // whose sent reply or forward reached it, by depth, then by address (the same order before
+  // and after a reload).
+  const reached = mailboxes
+    .filter((m) => m.depth > 0)
+    .sort((a, b) => a.depth - b.depth || a.mailbox.localeCompare(b.mailbox));
   $("reached").hidden = reached.length === 0;
   $("reached").querySelector("tbody")!.replaceChildren(
     ...reached.map((m) =>
       h(
         "tr",
-        { "data-mailbox": m.mailbox, "data-depth": String(m.depth) },
+        { "data-mailbox": m.mailbox, "data-depth": String(m.depth), "data-discovered-from": m.discoveredFrom || undefined, "data-phase": m.phase, "data-outcome": m.outcome || undefined },
         h("th", { scope: "row" }, m.mailbox),
         h("td", { class: "num" }, m.depth),
+        h("td", {}, m.discoveredFrom || "—"),
         h("td", {}, progressBadge(m)),
         h("td", { class: "num" }, `${m.copiesFoundCount} / ${m.copiesDeletedCount}`),
       ),
     ),
   );
+  const unfollowed = notFollowed(p);
+  $("unfollowed").hidden = unfollowed.length === 0;
+  $("unfollowed").querySelector("tbody")!.replaceChildren(
+    ...unfollowed.map((u) =>
+      h(
+        "tr",
+        { "data-address": u.address, "data-code": u.code, "data-hop": String(u.hop), "data-named-by": u.namedBy },
+        h("th", { scope: "row" }, u.address),
+        h("td", { class: "num" }, u.hop),
+        h("td", {}, humanize(u.code), " ", h("code", {}, u.code)),
+        h("td", {}, u.namedBy),
+      ),
+    ),
+  );
+  $("conversations-incomplete").hidden = p.conversationsComplete;
   renderSummary(p);
 }
 
