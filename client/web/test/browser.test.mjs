@@ -42,6 +42,17 @@ const RECIPIENTS = [
 
 const REASON = "Phishing: fake wire-transfer request (ticket SEC-4711)";
 
+// retract-demo's conversation, two hops deep: the phish to alice, bob and carol (depth 0); bob
+// replied (to dave and the outside sender) and alice forwarded it to erin (hop 1); erin
+// forwarded that to frank and to a partner outside contoso.com (hop 2).
+const DELIVERED = ["alice@contoso.com", "bob@contoso.com", "carol@contoso.com"];
+const REACHED = [
+  { mailbox: "dave@contoso.com", depth: 1, from: "bob@contoso.com" },
+  { mailbox: "erin@contoso.com", depth: 1, from: "alice@contoso.com" },
+  { mailbox: "frank@contoso.com", depth: 2, from: "erin@contoso.com" },
+];
+const CONVERSATION = [MESSAGE, "<re-urgent@contoso.com>", "<fw-urgent@contoso.com>", "<fw-fw-urgent@contoso.com>"];
+
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 /** A development caller token with only `permissions`, minted by retractctl (built with the demo). */
@@ -69,7 +80,7 @@ async function accessibilityViolations(page) {
 }
 
 describe("retract in a browser", { skip: executablePath ? false : "chromium is not installed" }, () => {
-  let allowed, refused, plain, secure, tls, browser, client;
+  let allowed, refused, plain, secure, convo, tls, browser, client;
 
   before(async () => {
     const dist = join(WEB, "dist");
@@ -77,7 +88,7 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
     mkdirSync(OUTPUT, { recursive: true });
     [allowed, refused] = await Promise.all([serveStatic(dist), serveStatic(dist)]);
     tls = makeTestCa(join(OUTPUT, "tls"));
-    [plain, secure] = await Promise.all([
+    [plain, secure, convo] = await Promise.all([
       // Twelve mailboxes, three at a time, 100–400 ms per Graph request: a few seconds of
       // progress to watch, reload in the middle of, and hold.
       startDemo("plain", [
@@ -92,6 +103,16 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
         "--tls-cert-file", tls.certFile,
         "--tls-key-file", tls.keyFile,
         "--tls-ca-file", tls.caFile,
+      ]),
+      // Its own delivery state for the conversation retract (the HTTP/1.1 test retracts the
+      // phish from plain's depth-0 mailboxes, and a traversal starts from a mailbox's copy of
+      // the original). One mailbox at a time, 100–250 ms per Graph request: the depths arrive
+      // one after another.
+      startDemo("conversations", [
+        "--cors-origin", allowed.origin,
+        "--mailbox-concurrency", "1",
+        "--graph-latency-ms", "100",
+        "--graph-jitter-ms", "150",
       ]),
     ]);
     browser = await chromium.launch({
@@ -111,7 +132,7 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
 
   after(async () => {
     await browser?.close();
-    await Promise.all([plain?.stop(), secure?.stop(), allowed?.close(), refused?.close()]);
+    await Promise.all([plain?.stop(), secure?.stop(), convo?.stop(), allowed?.close(), refused?.close()]);
   });
 
   /** A fresh tab with the page, pointed at `server`, with page errors collected. */
@@ -359,6 +380,188 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       await page.locator(`#recipients .last-retract[data-job-id="${end.jobId}"]`).nth(RECIPIENTS.length - 1).waitFor();
       assert.equal(await page.locator('#recipients .last-retract[data-outcome="DELETED"]').count(), RECIPIENTS.length);
       assert.equal(await page.locator("#recipients [data-delivered-again]").count(), 0);
+    } finally {
+      await context.close();
+    }
+  });
+
+  /** The "Mailboxes reached through conversations" rows, as the page shows them. */
+  async function reachedOf(page) {
+    return page.$$eval("#reached tbody tr", (rows) =>
+      rows.map((r) => ({
+        mailbox: r.dataset.mailbox,
+        depth: Number(r.dataset.depth),
+        from: r.dataset.discoveredFrom ?? "",
+        fromText: r.children[2]?.textContent ?? "",
+        phase: r.dataset.phase ?? "",
+        outcome: r.dataset.outcome ?? "",
+      })),
+    );
+  }
+
+  test("the page retracts a conversation two hops deep: live depths, a reload mid-job, per-depth summary", async (t) => {
+    const { page, context, problems, responses } = await openPage(allowed.origin, `http://${convo.addr}`);
+    try {
+      await lookUp(page, convo.token);
+      await page.locator("#recipients tbody tr").nth(DELIVERED.length - 1).waitFor();
+      assert.equal(await page.locator("#recipients tbody tr").count(), DELIVERED.length);
+      assert.equal(await page.isDisabled("#conversations"), false, "conversations_available");
+      await page.check("#conversations");
+      assert.equal(await page.isDisabled("#depth"), false, "the depth once conversations are ticked");
+      await page.selectOption("#depth", "2");
+      await page.fill("#reason", REASON);
+      await page.click("#retract");
+
+      // Every state the page showed while the job ran (mailboxes done, of how many, which
+      // reached rows), and when each reached mailbox first appeared.
+      const states = new Set();
+      const seenReached = new Map();
+      const watch = async (until, what, ms = 60_000) => {
+        const deadline = Date.now() + ms;
+        for (;;) {
+          const p = await progressOf(page);
+          const finished = await page.isVisible("#summary");
+          if (p.visible && !finished) {
+            const rows = await reachedOf(page);
+            states.add(`${p.done}/${p.targets} ${rows.map((r) => `${r.mailbox}:${r.phase}`).join(",")}`);
+            for (const r of rows) if (!seenReached.has(r.mailbox)) seenReached.set(r.mailbox, { ...r, atSequence: p.lastSequence });
+          }
+          if (await until(p)) return p;
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(p)}`);
+          await sleep(25);
+        }
+      };
+      // Alice's conversation step names erin (hop 1): reload then, in the middle of depth 0.
+      await watch(async () => (await reachedOf(page)).some((r) => r.mailbox === "erin@contoso.com"), "erin reached");
+
+      await holdGraph(convo.graph, true);
+      let released = false;
+      try {
+        const beforeReload = await progressOf(page);
+        await page.reload();
+        await page.waitForSelector("body[data-ready=true]");
+        await page.waitForSelector("#progress:not([hidden])");
+        const restored = await progressOf(page);
+        t.diagnostic(`reloaded at ${beforeReload.done}/${beforeReload.targets} done, event ${beforeReload.lastSequence}; listed as of event ${restored.fromSequence}`);
+        assert.equal(restored.jobId, beforeReload.jobId, "the same job after the reload");
+        assert.ok(restored.fromSequence >= beforeReload.lastSequence, "the listing is not older than the page was");
+        assert.ok(restored.done >= beforeReload.done);
+        assert.equal(await page.isVisible("#summary"), false, "not finished yet");
+        // ListRetractTargets has the mailboxes reached so far, with who led to them.
+        const erin = (await reachedOf(page)).find((r) => r.mailbox === "erin@contoso.com");
+        assert.deepEqual([erin?.depth, erin?.from], [1, "alice@contoso.com"], "erin, reached from alice, after the reload");
+        assert.equal(await page.isVisible("#conversations-incomplete"), false, "the earlier steps were replayed");
+        // The locked form is the job's own, not the page's defaults.
+        assert.equal(await page.isChecked("#conversations"), true, "the job follows conversations");
+        assert.equal(await page.inputValue("#depth"), "2");
+        assert.equal(await page.inputValue("#reason"), REASON);
+        assert.match(await page.textContent("#progress-job"), /followed 2 hops deep/);
+        await page.waitForSelector("#connection[data-status=live]");
+        await holdGraph(convo.graph, false);
+        released = true;
+      } finally {
+        if (!released) await holdGraph(convo.graph, false);
+      }
+
+      await watch(() => page.isVisible("#summary"), "the summary", 90_000);
+      const end = await progressOf(page);
+      t.diagnostic(`states while running: ${[...states].join(" | ")}`);
+      t.diagnostic(`listed as of ${end.fromSequence}, then ${end.eventsApplied} events, last ${end.lastSequence}, ${end.missing} missing`);
+      assert.ok(states.size >= 4, `several distinct updates before the end: ${[...states].join(" | ")}`);
+      // The ConversationUpdates drew the depth-1 and depth-2 rows while the job ran.
+      for (const r of REACHED) {
+        const seen = seenReached.get(r.mailbox);
+        assert.ok(seen, `${r.mailbox} appeared before the end`);
+        assert.deepEqual([seen.depth, seen.from], [r.depth, r.from], `${r.mailbox}: depth and who led to it`);
+      }
+
+      assert.equal(await page.getAttribute("#summary", "data-state"), "SUCCEEDED");
+      assert.equal(end.missing, 0, "no event missed");
+      assert.ok(end.fromSequence > 0, "the table after the reload came from ListRetractTargets");
+      assert.equal(end.fromSequence + end.eventsApplied, end.lastSequence, "every sequence after the listing applied once");
+      const mailboxCount = DELIVERED.length + REACHED.length;
+      assert.equal(end.targets, mailboxCount);
+      assert.equal(await page.textContent('#summary-counts [data-count="targetCount"]'), String(mailboxCount));
+      assert.equal(await page.textContent('#summary-counts [data-count="deletedCount"]'), String(mailboxCount));
+
+      // The per-depth summary, as JobFinished.depths has it: the server's own numbers.
+      const api = client.retractClients({ baseUrl: `http://${convo.addr}`, token: convo.token });
+      let finished;
+      for await (const r of api.retract.watchRetract({ tenantId: "acme", jobId: end.jobId, afterSequence: String(end.lastSequence - 1) })) {
+        if (r.event?.kind.case === "jobFinished") finished = r.event.kind.value;
+      }
+      const serverDepths = finished.depths.map((d) => [d.depth, d.mailboxCount, d.copiesRetractedCount, d.readBeforeRetractCount].map(String));
+      const summaryDepths = await page.$$eval("#summary-depths tbody tr", (rows) => rows.map((r) => [...r.children].map((c) => c.textContent)));
+      t.diagnostic(`per-depth summary (depth, mailboxes, copies retracted, read before): ${JSON.stringify(summaryDepths)}`);
+      assert.deepEqual(summaryDepths, serverDepths, "the page's per-depth summary is JobFinished.depths");
+      assert.deepEqual(summaryDepths.map((r) => [r[0], r[1]]), [["0", "3"], ["1", "2"], ["2", "1"]], "mailboxes per depth");
+      const copiesRetracted = summaryDepths.reduce((n, r) => n + Number(r[2]), 0);
+      assert.equal(await page.textContent('#summary-counts [data-count="copiesDeletedCount"]'), String(copiesRetracted));
+
+      // Who led to whom, every mailbox deleted; the live per-depth table agrees.
+      const reached = await reachedOf(page);
+      assert.deepEqual(
+        reached.map((r) => [r.mailbox, r.depth, r.from, r.fromText, r.outcome]),
+        REACHED.map((r) => [r.mailbox, r.depth, r.from, r.from, "DELETED"]),
+      );
+      for (const address of DELIVERED) {
+        assert.equal(await page.getAttribute(`#recipients tr[data-mailbox="${address}"]`, "data-outcome"), "DELETED", address);
+      }
+      for (const [depth, mailboxes] of [[0, 3], [1, 2], [2, 1]]) {
+        const row = `#depths tr[data-depth="${depth}"]`;
+        assert.equal(await page.textContent(`${row} td:nth-of-type(1)`), String(mailboxes), `live depth ${depth}`);
+        // One conversation step per visited mailbox: the steps before the reload (which
+        // ListRetractTargets does not list) were replayed, the later ones followed.
+        assert.match(await page.textContent(`${row} td:nth-of-type(6)`), new RegExp(`^${mailboxes} \\(`), `conversation steps at depth ${depth}`);
+      }
+
+      // The recipients the conversation named but the job does not follow, with their code.
+      const unfollowed = await page.$$eval("#unfollowed tbody tr", (rows) =>
+        rows.map((r) => ({ address: r.dataset.address, hop: r.dataset.hop, code: r.dataset.code, namedBy: r.dataset.namedBy, text: r.textContent })),
+      );
+      t.diagnostic(`not followed: ${unfollowed.map((u) => `${u.address} (hop ${u.hop}, ${u.code}, from ${u.namedBy})`).join("; ")}`);
+      const partner = unfollowed.find((u) => u.address === "partner@fabrikam.example");
+      assert.deepEqual(
+        partner && [partner.hop, partner.code, partner.namedBy],
+        ["2", "DOMAIN_NOT_MANAGED", "erin@contoso.com"],
+        "the partner outside is reported, not followed",
+      );
+      assert.match(partner.text, /Domain not managed/);
+      assert.ok(!reached.some((r) => r.mailbox === "partner@fabrikam.example"), "and not visited");
+      const ceo = unfollowed.find((u) => u.address === "ceo@evil.example");
+      assert.deepEqual(ceo && [ceo.hop, ceo.code, ceo.namedBy], ["1", "DOMAIN_NOT_MANAGED", "bob@contoso.com"], "bob's reply to the sender");
+      assert.equal(await page.isVisible("#conversations-incomplete"), false);
+
+      // The simulated mailboxes: every copy of hop ≤ 2 soft-deleted (recoverable), none left elsewhere.
+      let recoverable = 0;
+      for (const address of [...DELIVERED, ...REACHED.map((r) => r.mailbox)]) {
+        const folders = await mailbox(convo.graph, address);
+        let inRecoverable = 0;
+        for (const [folder, messages] of Object.entries(folders)) {
+          const copies = messages.filter((m) => CONVERSATION.includes(m.internet_message_id));
+          if (folder === "recoverableitemsdeletions") inRecoverable = copies.length;
+          else assert.deepEqual(copies.map((m) => m.internet_message_id), [], `${address}: no copy left in ${folder}`);
+        }
+        assert.ok(inRecoverable >= 1, `${address}: its copies are recoverable`);
+        recoverable += inRecoverable;
+      }
+      assert.equal(recoverable, copiesRetracted, "as many recoverable copies as the job retracted");
+
+      // The audit entries: dispatched to depth 2, finished with the same per-depth summary.
+      await page.waitForSelector("#job-audit:not([hidden])");
+      const dispatched = '#job-audit tr[data-action="RETRACT_DISPATCHED"] [data-details="retractDispatched"]';
+      assert.equal(await page.textContent(`${dispatched} [data-field="conversations"]`), "Followed to depth 2");
+      const finishedEntry = '#job-audit tr[data-action="RETRACT_FINISHED"] [data-details="retractFinished"]';
+      const auditDepths = await page.$$eval(`${finishedEntry} table[data-table="depths"] tbody tr`, (rows) =>
+        rows.map((r) => [...r.children].map((c) => c.textContent)),
+      );
+      assert.deepEqual(auditDepths, summaryDepths, "the audit's per-depth summary");
+
+      assert.deepEqual(protocolsTo(responses, convo.addr), ["http/1.1"]);
+      assert.deepEqual(problems, []);
+      assert.deepEqual(await accessibilityViolations(page), [], "axe-core: WCAG 2.1 A/AA");
+      await page.locator("#summary").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: join(OUTPUT, "retract-conversations.png"), fullPage: true });
     } finally {
       await context.close();
     }
