@@ -277,6 +277,9 @@ impl Work {
     }
 }
 
+/// Most messages without a usable `conversationIndex` whose headers one mailbox's step reads.
+const MAX_UNINDEXED: usize = 50;
+
 /// What following the conversation in one mailbox found.
 pub struct Followed {
     step: ConversationStep,
@@ -345,16 +348,32 @@ impl Work {
         // original (hop 0) is only ever removed from the selected recipients.
         let mut in_scope: Vec<(MessageCopy, u8)> = Vec::new();
         let mut seen = HashSet::new();
+        let mut unindexed = 0;
         for message in messages {
             if message.is_draft || !seen.insert(message.id.clone()) {
                 continue;
             }
-            let Some(hop) = message
+            let hop = match message
                 .conversation_index
                 .as_deref()
                 .and_then(ConversationIndex::decode)
-                .and_then(|index| index.hops_below(&root))
-            else {
+            {
+                Some(index) => index.hops_below(&root),
+                // No usable index: the threading headers say (at a bounded cost per mailbox).
+                None if unindexed < MAX_UNINDEXED => {
+                    unindexed += 1;
+                    match self
+                        .graph
+                        .thread_headers(&self.microsoft, mailbox, &message.id)
+                        .await
+                    {
+                        Ok(headers) => headers.hops_below(self.options.message_id.as_str()),
+                        Err(err) => return Some(fail(step, err)),
+                    }
+                }
+                None => None,
+            };
+            let Some(hop) = hop else {
                 continue;
             };
             match hop {

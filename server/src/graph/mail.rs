@@ -129,6 +129,29 @@ pub struct RecipientAddress {
     pub address: String,
 }
 
+/// Most `References` entries read from one message.
+const MAX_REFERENCES: usize = 100;
+
+/// A message's threading headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadHeaders {
+    /// The message it answers.
+    pub in_reply_to: Option<String>,
+    /// Its ancestors, oldest first.
+    pub references: Vec<String>,
+}
+
+impl ThreadHeaders {
+    /// How many hops below `ancestor` the message is, by its headers: 1 when it answers
+    /// `ancestor`, else from where `ancestor` stands in `References`; `None` when unrelated.
+    pub fn hops_below(&self, ancestor: &str) -> Option<u8> {
+        if let Some(at) = self.references.iter().position(|r| r == ancestor) {
+            return u8::try_from(self.references.len() - at).ok();
+        }
+        (self.in_reply_to.as_deref() == Some(ancestor)).then_some(1)
+    }
+}
+
 /// What a mailbox search asks Graph for.
 const COPY_FIELDS: &str =
     "id,isRead,parentFolderId,conversationId,conversationIndex,internetMessageId";
@@ -222,6 +245,54 @@ impl GraphClient {
         );
         self.get_all(microsoft_tenant, Some(&mailbox.id), &url)
             .await
+    }
+
+    /// The threading headers of one message (`In-Reply-To`, and `References` oldest first),
+    /// for a message whose `conversationIndex` is missing or malformed. A copy without
+    /// transport headers (Sent Items, drafts) has none.
+    pub async fn thread_headers(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        mailbox: &MailboxRef,
+        message_id: &str,
+    ) -> Result<ThreadHeaders, GraphError> {
+        #[derive(Deserialize)]
+        struct Header {
+            name: String,
+            value: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct WithHeaders {
+            #[serde(default)]
+            internet_message_headers: Vec<Header>,
+        }
+        let url = format!(
+            "{}/users/{}/messages/{}?$select=internetMessageHeaders",
+            self.base,
+            encode(&mailbox.id),
+            encode(message_id)
+        );
+        let answer: WithHeaders = self
+            .request_json(microsoft_tenant, Some(&mailbox.id), Method::GET, &url, None)
+            .await?;
+        let ids = |value: &str| -> Vec<String> {
+            value
+                .split_whitespace()
+                .filter(|t| t.starts_with('<') && t.ends_with('>'))
+                .take(MAX_REFERENCES)
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut headers = ThreadHeaders::default();
+        for header in answer.internet_message_headers {
+            if header.name.eq_ignore_ascii_case("in-reply-to") {
+                headers.in_reply_to = ids(&header.value).into_iter().next();
+            } else if header.name.eq_ignore_ascii_case("references") {
+                headers.references = ids(&header.value);
+            }
+        }
+        Ok(headers)
     }
 
     /// Every message of one conversation in `mailbox` (`conversation_id` is that mailbox's

@@ -811,26 +811,7 @@ async fn lock_job<C: ConnectionTrait>(
     job_id: &JobId,
     owner: &str,
 ) -> Result<(i64, JobCounts), StoreError> {
-    let rows = retract_job::Entity::update_many()
-        .col_expr(
-            retract_job::Column::LastSequence,
-            Expr::col(retract_job::Column::LastSequence),
-        )
-        .filter(retract_job::Column::Id.eq(job_id.as_str()))
-        .filter(retract_job::Column::LeaseOwner.eq(owner))
-        .filter(
-            retract_job::Column::State
-                .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
-        )
-        .exec_with_returning(conn)
-        .await?;
-    let row = rows
-        .into_iter()
-        .next()
-        .ok_or_else(|| StoreError::LeaseLost(job_id.to_string()))?;
-    let counts = serde_json::from_value(row.counts)
-        .map_err(|e| StoreError::Corrupt(format!("job counts: {e}")))?;
-    Ok((row.last_sequence, counts))
+    fenced_job(conn, job_id, owner, 0).await
 }
 
 /// Takes the job's next sequence number (locking its row until the transaction ends) and
@@ -840,11 +821,21 @@ async fn next_sequence<C: ConnectionTrait>(
     job_id: &JobId,
     owner: &str,
 ) -> Result<(i64, JobCounts), StoreError> {
-    // Fenced: only the lease holder of a live job writes its events.
+    fenced_job(conn, job_id, owner, 1).await
+}
+
+/// The one fenced write on a job's row: only the lease holder of a live job gets it (else
+/// `LeaseLost`); it advances the last sequence by `advance` and answers it with the counters.
+async fn fenced_job<C: ConnectionTrait>(
+    conn: &C,
+    job_id: &JobId,
+    owner: &str,
+    advance: i64,
+) -> Result<(i64, JobCounts), StoreError> {
     let rows = retract_job::Entity::update_many()
         .col_expr(
             retract_job::Column::LastSequence,
-            Expr::col(retract_job::Column::LastSequence).add(1),
+            Expr::col(retract_job::Column::LastSequence).add(advance),
         )
         .filter(retract_job::Column::Id.eq(job_id.as_str()))
         .filter(retract_job::Column::LeaseOwner.eq(owner))

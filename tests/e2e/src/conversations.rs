@@ -28,6 +28,7 @@ on_both_backends!(
     a_restart_mid_traversal_resumes_and_deletes_each_copy_once,
     a_cancel_mid_traversal_stops_the_rest,
     a_mailbox_that_denies_access_mid_traversal_fails_alone,
+    a_reply_without_a_conversation_index_is_found_by_its_headers,
 );
 
 /// The chain of [`chain`] with `adjust`ed settings.
@@ -608,5 +609,65 @@ async fn a_mailbox_that_denies_access_mid_traversal_fails_alone(backend: Backend
     };
     assert_eq!(end.state(), pb::JobState::CompletedWithErrors);
     assert_eq!(visible(&w.sim, "bob@contoso.com"), ids(&[]));
+    w.app.stop().await;
+}
+
+async fn a_reply_without_a_conversation_index_is_found_by_its_headers(backend: Backend) {
+    let at = chrono::Utc::now() - chrono::Duration::hours(1);
+    let phish = Mail::new(PHISH, "ceo@evil.example")
+        .to(["alice@contoso.com", "bob@contoso.com"])
+        .sent_at(at);
+    // A client that writes no conversationIndex: only In-Reply-To / References relate it.
+    let reply = phish
+        .reply("<no-index@contoso.com>", "bob@contoso.com")
+        .to(["alice@contoso.com"])
+        .without_conversation_index()
+        .sent_at(at + chrono::Duration::minutes(5));
+    let tenant = Tenant::new("Contoso")
+        .domain(Domain::verified("contoso.com").default_domain())
+        .user(User::new("admin@contoso.com").admin())
+        .user(User::new("alice@contoso.com"))
+        .user(User::new("bob@contoso.com"));
+    let sim = GraphSim::builder()
+        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .tenant(tenant)
+        .sign_in(SignIn::approve_as("admin@contoso.com"))
+        .mail(phish)
+        .mail(reply)
+        .start()
+        .await
+        .expect("graph-sim starts");
+    let recipients = vec!["alice@contoso.com".into(), "bob@contoso.com".into()];
+    let app = granted_app(backend, &sim, recipients, |_| {}).await;
+    let w = World { sim, app };
+    let events = until_finished(
+        w.retract(
+            pb::RetractRequest::default()
+                .options
+                .unwrap_or(pb::RetractOptions {
+                    include_conversations: true,
+                    conversation_depth: 1,
+                    ..options(&["alice@contoso.com"])
+                }),
+        )
+        .await,
+        |r| r.event,
+    )
+    .await;
+    assert_eq!(
+        visible(&w.sim, "alice@contoso.com"),
+        ids(&[]),
+        "the reply in Alice's inbox, related only by its headers, is gone too"
+    );
+    assert_eq!(
+        visible(&w.sim, "bob@contoso.com"),
+        ids(&[PHISH, "<no-index@contoso.com>"]),
+        "Bob was not selected, and no visited mailbox sent him anything"
+    );
+    let alice = steps(&events)
+        .into_iter()
+        .find(|s| s.mailbox == "alice@contoso.com")
+        .unwrap();
+    assert_eq!(alice.messages_found_count, 1);
     w.app.stop().await;
 }
