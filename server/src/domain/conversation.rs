@@ -8,6 +8,8 @@ use base64::{Engine as _, engine::general_purpose::STANDARD};
 const HEADER_LEN: usize = 22;
 /// Bytes each reply or forward adds.
 const CHILD_LEN: usize = 5;
+/// Deepest thread accepted (a longer index is treated as malformed, so it stays bounded).
+const MAX_CHILDREN: usize = 255;
 
 /// A message's position in its thread, decoded from Graph's `conversationIndex`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +20,9 @@ impl ConversationIndex {
     /// not a header plus whole child blocks).
     pub fn decode(raw: &str) -> Option<Self> {
         let bytes = STANDARD.decode(raw.trim()).ok()?;
-        let well_formed =
-            bytes.len() >= HEADER_LEN && (bytes.len() - HEADER_LEN).is_multiple_of(CHILD_LEN);
+        let well_formed = bytes.len() >= HEADER_LEN
+            && bytes.len() <= HEADER_LEN + CHILD_LEN * MAX_CHILDREN
+            && (bytes.len() - HEADER_LEN).is_multiple_of(CHILD_LEN);
         well_formed.then_some(Self(bytes))
     }
 

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use crate::{
     domain::{
         ConversationIndex, ConversationStep, Discovered, Domain, Eligibility, EmailAddress,
-        InternetMessageId, JobEvent, JobFailure, MicrosoftTenantId, Phase, RetractOptions, Target,
-        TargetOutcome, TargetResult, TargetWork, TenantId, Unfollowed,
+        InternetMessageId, JobEvent, JobFailure, JobId, MicrosoftTenantId, Phase, RetractOptions,
+        Target, TargetOutcome, TargetResult, TargetWork, TenantId, Unfollowed,
     },
     graph::{Deleted, Folder, GraphClient, GraphError, MailboxRef, MessageCopy, Recipient},
     store::{Store, StoreError},
@@ -39,6 +39,10 @@ pub struct Work {
     pub domains: Vec<Domain>,
     /// Set when the job is cancelled: nothing more is deleted.
     pub cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The job, for the targets a conversation step discovers.
+    pub job_id: JobId,
+    /// This worker (the lease holder), for the same.
+    pub owner: String,
 }
 
 /// What visiting one mailbox did: its result, and the conversation step when conversations
@@ -46,8 +50,8 @@ pub struct Work {
 pub struct Visit {
     /// How the mailbox ended.
     pub result: TargetResult,
-    /// Its conversation step.
-    pub step: Option<(ConversationStep, Vec<Discovered>)>,
+    /// Its conversation step (its discoveries are targets already).
+    pub step: Option<ConversationStep>,
 }
 
 impl Work {
@@ -119,8 +123,23 @@ impl Work {
                 result(TargetOutcome::NotFound, 0, 0, false, None, None)
             })));
         }
-        let followed = self.follow(work, &mailbox, &copies).await;
-        Ok(combine(hop_zero, followed, &copies, self.options.dry_run))
+        // The copies that start the traversal: those just found, or — when the user (or an
+        // interrupted run of this job) deleted them already — those in Recoverable Items.
+        let seeds = if copies.is_empty() {
+            self.graph
+                .find_copies(
+                    &self.microsoft,
+                    &mailbox,
+                    Some(Folder::RecoverableItemsDeletions),
+                    seed,
+                )
+                .await
+                .unwrap_or_default()
+        } else {
+            copies.clone()
+        };
+        let followed = self.follow(work, &mailbox, &seeds).await?;
+        Ok(combine(hop_zero, followed, &seeds, self.options.dry_run))
     }
 
     /// The retracted message's own copies in a depth-0 mailbox.
@@ -277,13 +296,15 @@ impl Work {
     }
 }
 
+/// Most recipients one step reports as not followed.
+const MAX_UNFOLLOWED: usize = 100;
+
 /// Most messages without a usable `conversationIndex` whose headers one mailbox's step reads.
 const MAX_UNINDEXED: usize = 50;
 
 /// What following the conversation in one mailbox found.
 pub struct Followed {
     step: ConversationStep,
-    discovered: Vec<Discovered>,
     found: u32,
     deleted: u32,
     failure: Option<(String, Option<String>)>,
@@ -299,15 +320,18 @@ impl Work {
         work: &TargetWork,
         mailbox: &MailboxRef,
         seeds: &[MessageCopy],
-    ) -> Option<Followed> {
+    ) -> Result<Option<Followed>, StoreError> {
         let root = work.root.clone().or_else(|| {
             seeds.iter().find_map(|c| {
                 c.conversation_index
                     .as_deref()
                     .and_then(ConversationIndex::decode)
             })
-        })?;
-        let conversation_id = seeds.iter().find_map(|c| c.conversation_id.clone())?;
+        });
+        let conversation_id = seeds.iter().find_map(|c| c.conversation_id.clone());
+        let (Some(root), Some(conversation_id)) = (root, conversation_id) else {
+            return Ok(None);
+        };
         let depth = self.options.conversation_depth;
         let mut step = ConversationStep {
             mailbox: work.target.mailbox.clone(),
@@ -330,7 +354,6 @@ impl Work {
             });
             Followed {
                 step,
-                discovered: Vec::new(),
                 found: 0,
                 deleted: 0,
                 failure: Some((err.to_string(), code)),
@@ -342,7 +365,7 @@ impl Work {
             .await
         {
             Ok(messages) => messages,
-            Err(err) => return Some(fail(step, err)),
+            Err(err) => return Ok(Some(fail(step, err))),
         };
         // In scope: descendants of the retracted message, hops 1..depth, never drafts; the
         // original (hop 0) is only ever removed from the selected recipients.
@@ -368,7 +391,9 @@ impl Work {
                         .await
                     {
                         Ok(headers) => headers.hops_below(self.options.message_id.as_str()),
-                        Err(err) => return Some(fail(step, err)),
+                        // Gone since the listing: nothing to place.
+                        Err(err) if err.code() == Some("ErrorItemNotFound") => None,
+                        Err(err) => return Ok(Some(fail(step, err))),
                     }
                 }
                 None => None,
@@ -385,8 +410,39 @@ impl Work {
         step.found = u32::try_from(in_scope.len()).unwrap_or(u32::MAX);
         let (discovered, unfollowed) = self.recipients_of_sent(work, &in_scope, &root);
         step.unfollowed = unfollowed;
+        // The discovered mailboxes become targets before anything is deleted: a crash after
+        // the deletes cannot lose them (the next run no longer lists what it deleted).
+        let (added, refused) = self
+            .store
+            .add_discovered_targets(&self.job_id, &self.owner, discovered)
+            .await?;
+        step.discovered = added;
+        step.unfollowed.extend(refused);
+        // Moving to Deleted Items: what is there already (the user's own delete, or an
+        // interrupted run) is not moved again.
+        if self.options.delete_mode == crate::domain::DeleteMode::MoveToDeletedItems
+            && !in_scope.is_empty()
+        {
+            match self
+                .graph
+                .list_conversation_in(
+                    &self.microsoft,
+                    mailbox,
+                    Folder::DeletedItems,
+                    &conversation_id,
+                )
+                .await
+            {
+                Ok(there) => {
+                    let there: HashSet<String> = there.into_iter().map(|m| m.id).collect();
+                    in_scope.retain(|(m, _)| !there.contains(&m.id));
+                }
+                Err(err) => return Ok(Some(fail(step, err))),
+            }
+        }
         let mut deleted = 0;
-        if !self.options.dry_run && !in_scope.is_empty() {
+        let cancelled = self.cancelled.load(std::sync::atomic::Ordering::Relaxed);
+        if !self.options.dry_run && !cancelled && !in_scope.is_empty() {
             let copies: Vec<MessageCopy> = in_scope.iter().map(|(m, _)| m.clone()).collect();
             for answer in self
                 .graph
@@ -399,22 +455,20 @@ impl Work {
                     Err(err) => {
                         step.retracted = deleted;
                         let mut followed = fail(step, err);
-                        followed.discovered = discovered;
                         followed.found = u32::try_from(in_scope.len()).unwrap_or(u32::MAX);
                         followed.deleted = deleted;
-                        return Some(followed);
+                        return Ok(Some(followed));
                     }
                 }
             }
         }
         step.retracted = deleted;
-        Some(Followed {
+        Ok(Some(Followed {
             found: step.found,
             deleted,
             step,
-            discovered,
             failure: None,
-        })
+        }))
     }
 
     /// The recipients of in-scope messages this mailbox sent: managed, granted ones to visit
@@ -428,7 +482,10 @@ impl Work {
         let me = &work.target.mailbox;
         let no_problems = HashMap::new();
         let mut discovered: Vec<Discovered> = Vec::new();
-        let mut unfollowed = Vec::new();
+        let mut unfollowed: Vec<Unfollowed> = Vec::new();
+        // Each address once (at its lowest hop: sent messages are read lowest hop first), and
+        // a bounded report of those not followed.
+        let mut seen: HashSet<String> = HashSet::new();
         let mut sent: Vec<&(MessageCopy, u8)> = in_scope
             .iter()
             .filter(|(m, _)| {
@@ -456,14 +513,16 @@ impl Work {
             for recipient in recipients {
                 let raw = &recipient.email_address.address;
                 let Ok(address) = EmailAddress::parse(raw) else {
-                    unfollowed.push(Unfollowed {
-                        address: raw.chars().take(320).collect(),
-                        hop: *hop,
-                        code: "NOT_AN_ADDRESS".to_owned(),
-                    });
+                    if seen.insert(raw.to_lowercase()) && unfollowed.len() < MAX_UNFOLLOWED {
+                        unfollowed.push(Unfollowed {
+                            address: raw.chars().take(320).collect(),
+                            hop: *hop,
+                            code: "NOT_AN_ADDRESS".to_owned(),
+                        });
+                    }
                     continue;
                 };
-                if &address == me || discovered.iter().any(|d| d.target.mailbox == address) {
+                if &address == me || !seen.insert(address.to_string()) {
                     continue;
                 }
                 match Eligibility::assess(&address, &self.domains, &no_problems) {
@@ -478,6 +537,7 @@ impl Work {
                             root: root.clone(),
                         });
                     }
+                    _ if unfollowed.len() >= MAX_UNFOLLOWED => {}
                     Eligibility::DomainNotManaged => unfollowed.push(Unfollowed {
                         address: address.to_string(),
                         hop: *hop,
@@ -542,7 +602,7 @@ fn combine(
     }
     Visit {
         result: base,
-        step: Some((followed.step, followed.discovered)),
+        step: Some(followed.step),
     }
 }
 

@@ -241,6 +241,8 @@ impl Engine {
             options: job.options.clone(),
             domains: self.store.all_domains(&tenant).await?,
             cancelled: cancelled.clone(),
+            job_id: job.id.clone(),
+            owner: self.owner.clone(),
         };
         // Rounds: the targets not finished yet (after a restart, the rest); a conversation
         // step adds targets, which the next round visits. A round that finishes nothing ends
@@ -316,12 +318,8 @@ impl Engine {
                         )
                     })
                     .await?;
-                if let Some((step, discovered)) = visit.step {
-                    let event = self
-                        .store
-                        .record_conversation_step(job_id, &self.owner, step, discovered)
-                        .await?;
-                    self.hub.publish(job_id, event.sequence);
+                if let Some(step) = visit.step {
+                    self.emit(job_id, EventKind::Conversation { step }).await?;
                 }
                 self.emit(
                     job_id,

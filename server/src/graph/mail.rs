@@ -96,20 +96,29 @@ pub struct MessageCopy {
     #[serde(default)]
     pub internet_message_id: Option<String>,
     /// Never sent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub is_draft: bool,
     /// Who sent it (listed in conversations).
     #[serde(default)]
     pub from: Option<Recipient>,
     /// To recipients (listed in conversations).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub to_recipients: Vec<Recipient>,
     /// Cc recipients (listed in conversations).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub cc_recipients: Vec<Recipient>,
     /// Bcc recipients: only the sender's copy knows them (listed in conversations).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub bcc_recipients: Vec<Recipient>,
+}
+
+/// A field Graph may send as `null`: read as its default.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Graph's `recipient`: `{"emailAddress": {"name", "address"}}`.
@@ -304,9 +313,33 @@ impl GraphClient {
         mailbox: &MailboxRef,
         conversation_id: &str,
     ) -> Result<Vec<MessageCopy>, GraphError> {
+        self.conversation_messages(microsoft_tenant, mailbox, "", conversation_id)
+            .await
+    }
+
+    /// The messages of one conversation in one well-known folder of `mailbox`.
+    pub async fn list_conversation_in(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        mailbox: &MailboxRef,
+        folder: Folder,
+        conversation_id: &str,
+    ) -> Result<Vec<MessageCopy>, GraphError> {
+        let scope = format!("/mailFolders/{}", folder.well_known_name());
+        self.conversation_messages(microsoft_tenant, mailbox, &scope, conversation_id)
+            .await
+    }
+
+    async fn conversation_messages(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        mailbox: &MailboxRef,
+        scope: &str,
+        conversation_id: &str,
+    ) -> Result<Vec<MessageCopy>, GraphError> {
         let filter = format!("conversationId eq {}", odata_string(conversation_id));
         let url = format!(
-            "{}/users/{}/messages?$filter={}&$select={CONVERSATION_FIELDS}",
+            "{}/users/{}{scope}/messages?$filter={}&$select={CONVERSATION_FIELDS}",
             self.base,
             encode(&mailbox.id),
             encode(&filter)

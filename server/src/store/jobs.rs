@@ -19,10 +19,10 @@ use super::{
     in_transaction, parse_stored,
 };
 use crate::domain::{
-    AuditEntry, Cancellation, ConversationIndex, ConversationStep, DepthSummary, Discovered,
-    EmailAddress, EventKind, InternetMessageId, JobCounts, JobEvent, JobFailure, JobId, JobKind,
-    JobState, MessageSnapshot, NewDelivery, PageRequest, Phase, RetractJob, RetractOptions, Target,
-    TargetOutcome, TargetRecord, TargetResult, TargetWork, TenantId, Unfollowed, now,
+    AuditEntry, Cancellation, ConversationIndex, DepthSummary, Discovered, EmailAddress, EventKind,
+    InternetMessageId, JobCounts, JobEvent, JobFailure, JobId, JobKind, JobState, MessageSnapshot,
+    NewDelivery, PageRequest, Phase, RetractJob, RetractOptions, Target, TargetOutcome,
+    TargetRecord, TargetResult, TargetWork, TenantId, Unfollowed, now,
 };
 
 /// A job to create.
@@ -529,21 +529,24 @@ impl Store {
             .collect()
     }
 
-    /// Records one conversation step: the mailboxes it discovered that the job does not visit
-    /// yet become targets (a mailbox is visited once, at the depth that reached it first),
-    /// the job's target count grows, and the step is appended as an event naming those.
-    /// Only `owner`, the lease holder, may write.
-    pub async fn record_conversation_step(
+    /// Makes the mailboxes a conversation step discovered targets of the job — before that
+    /// step deletes anything, so a crash cannot lose them — unless the job visits them already
+    /// (a mailbox is visited once, at the depth that reached it first). The target count
+    /// grows. Answers the targets added, and those refused because the job reached its
+    /// limit. Only `owner`, the lease holder, may write.
+    pub async fn add_discovered_targets(
         &self,
         job_id: &JobId,
         owner: &str,
-        mut step: ConversationStep,
         discovered: Vec<Discovered>,
-    ) -> Result<JobEvent, StoreError> {
+    ) -> Result<(Vec<Target>, Vec<Unfollowed>), StoreError> {
+        if discovered.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let (job_id, owner) = (job_id.clone(), owner.to_owned());
         in_transaction(&self.db, move |txn| {
             async move {
-                let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
+                let (_, mut counts) = lock_job(txn, &job_id, &owner).await?;
                 let mailboxes: Vec<String> = discovered
                     .iter()
                     .map(|d| d.target.mailbox.to_string())
@@ -562,8 +565,7 @@ impl Store {
                         .await?;
                     known.extend(rows);
                 }
-                let mut rows = Vec::new();
-                step.discovered.clear();
+                let (mut rows, mut added, mut refused) = (Vec::new(), Vec::new(), Vec::new());
                 for d in discovered {
                     if !known.insert(d.target.mailbox.to_string()) {
                         continue;
@@ -571,7 +573,7 @@ impl Store {
                     // A job visits at most as many mailboxes as a delivery may have
                     // recipients; beyond that the step reports the overflow.
                     if counts.targets as usize + rows.len() >= NewDelivery::MAX_RECIPIENTS {
-                        step.unfollowed.push(Unfollowed {
+                        refused.push(Unfollowed {
                             address: d.target.mailbox.to_string(),
                             hop: d.target.depth,
                             code: "TARGET_LIMIT_REACHED".to_owned(),
@@ -583,7 +585,7 @@ impl Store {
                     row.reached_by = Set(Some(d.reached_by.to_string()));
                     row.root_index = Set(Some(d.root.encode()));
                     rows.push(row);
-                    step.discovered.push(d.target);
+                    added.push(d.target);
                 }
                 counts.targets = counts
                     .targets
@@ -593,22 +595,12 @@ impl Store {
                         .exec_without_returning(txn)
                         .await?;
                 }
-                let sequence = last + 1;
                 retract_job::Entity::update_many()
-                    .col_expr(retract_job::Column::LastSequence, Expr::value(sequence))
                     .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
                     .filter(retract_job::Column::Id.eq(job_id.as_str()))
                     .exec(txn)
                     .await?;
-                let at = now();
-                let kind = EventKind::Conversation { step };
-                insert_event(txn, &job_id, sequence, at, &kind).await?;
-                Ok(JobEvent {
-                    job_id,
-                    sequence,
-                    at,
-                    kind,
-                })
+                Ok((added, refused))
             }
             .boxed()
         })

@@ -29,6 +29,7 @@ on_both_backends!(
     a_cancel_mid_traversal_stops_the_rest,
     a_mailbox_that_denies_access_mid_traversal_fails_alone,
     a_reply_without_a_conversation_index_is_found_by_its_headers,
+    a_conversation_is_followed_after_the_original_is_gone,
 );
 
 /// The chain of [`chain`] with `adjust`ed settings.
@@ -669,5 +670,34 @@ async fn a_reply_without_a_conversation_index_is_found_by_its_headers(backend: B
         .find(|s| s.mailbox == "alice@contoso.com")
         .unwrap();
     assert_eq!(alice.messages_found_count, 1);
+    w.app.stop().await;
+}
+
+async fn a_conversation_is_followed_after_the_original_is_gone(backend: Backend) {
+    let w = chain(backend).await;
+    // A first retract without conversations removes the original from Alice and Bob.
+    until_finished(w.retract(options(&[])).await, |r| r.event).await;
+    assert!(!visible(&w.sim, "bob@contoso.com").contains(PHISH));
+    // The conversation is still followed from their Recoverable Items copies.
+    let events = until_finished(w.retract(with_conversations(2)).await, |r| r.event).await;
+    assert_eq!(
+        done_by_mailbox(&events)
+            .into_iter()
+            .map(|(m, d, _)| (m, d))
+            .collect::<Vec<_>>(),
+        [
+            ("alice@contoso.com".into(), 0),
+            ("bob@contoso.com".into(), 0),
+            ("carol@contoso.com".into(), 1),
+            ("dave@contoso.com".into(), 2),
+        ]
+    );
+    for mailbox in ["alice", "bob", "carol"] {
+        assert_eq!(visible(&w.sim, &format!("{mailbox}@contoso.com")), ids(&[]));
+    }
+    assert_eq!(
+        visible(&w.sim, "dave@contoso.com"),
+        ids(&["<f3@contoso.com>"])
+    );
     w.app.stop().await;
 }
