@@ -379,6 +379,8 @@ describe("retract in a browser", { skip: executablePath ? false : "chromium is n
       await page.click("#another");
       await page.locator(`#recipients .last-retract[data-job-id="${end.jobId}"]`).nth(RECIPIENTS.length - 1).waitFor();
       assert.equal(await page.locator('#recipients .last-retract[data-outcome="DELETED"]').count(), RECIPIENTS.length);
+      const again = await page.locator("#recipients tr:has([data-delivered-again])").allTextContents();
+      if (again.length) t.diagnostic(`delivered again: ${JSON.stringify(again)}`);
       assert.equal(await page.locator("#recipients [data-delivered-again]").count(), 0);
     } finally {
       await context.close();

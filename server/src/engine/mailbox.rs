@@ -195,7 +195,35 @@ impl Work {
                 ));
             }
         }
+        let hard = self.options.delete_mode == crate::domain::DeleteMode::Hard;
+        if hard {
+            // Purging: copies the user (or an earlier soft retract) deleted already sit in
+            // Recoverable Items\Deletions, where the user can still bring them back — HARD
+            // purges those too (confidential mail is exactly this case).
+            match self
+                .graph
+                .find_copies(
+                    &self.microsoft,
+                    &mailbox,
+                    Some(Folder::RecoverableItemsDeletions),
+                    message,
+                )
+                .await
+            {
+                Ok(recoverable) => {
+                    for copy in recoverable {
+                        if !copies.iter().any(|c| c.id == copy.id) {
+                            copies.push(copy);
+                        }
+                    }
+                }
+                Err(err) => return failed(err).await,
+            }
+        }
         let found = u32::try_from(copies.len()).unwrap_or(u32::MAX) + already_there;
+        if copies.is_empty() && hard {
+            return Ok(result(TargetOutcome::NotFound, 0, 0, false, None, None));
+        }
         if copies.is_empty() {
             // Only a copy in Recoverable Items (an earlier soft delete, or a run interrupted
             // after its delete) counts as already deleted, not as never delivered.

@@ -1023,6 +1023,33 @@ async fn each_delete_mode_leaves_the_copies_where_microsoft_does(backend: Backen
     let stream = w.retract(options(&["user0@contoso.com"])).await;
     let events = until_finished(stream, |r| r.event).await;
     assert_eq!(done(&events)[0].1, pb::RecipientOutcome::AlreadyDeleted);
+    // HARD after a soft delete: the copy the user could still restore from Recoverable
+    // Items is purged too.
+    let events = until_finished(
+        w.retract(pb::RetractOptions {
+            delete_mode: pb::DeleteMode::Hard.into(),
+            ..options(&["user0@contoso.com"])
+        })
+        .await,
+        |r| r.event,
+    )
+    .await;
+    assert_eq!(
+        (done(&events)[0].1, done(&events)[0].3),
+        (pb::RecipientOutcome::Deleted, 1)
+    );
+    assert!(
+        w.sim
+            .messages_in("user0@contoso.com", Folder::RecoverableItemsDeletions)
+            .is_empty(),
+        "nothing left for the user to restore"
+    );
+    assert_eq!(
+        w.sim
+            .messages_in("user0@contoso.com", Folder::RecoverableItemsPurges)
+            .len(),
+        1
+    );
     w.app.stop().await;
 }
 
