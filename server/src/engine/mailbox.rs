@@ -195,11 +195,12 @@ impl Work {
                 ));
             }
         }
+        // Copies in Recoverable Items\Deletions (the user's own delete, an earlier soft
+        // retract, or a run interrupted after its delete): the user can still restore them, so
+        // HARD purges them too (confidential mail is exactly this case); otherwise, when they
+        // are the only copies, the mailbox counts as already deleted, not as never delivered.
         let hard = self.options.delete_mode == crate::domain::DeleteMode::Hard;
-        if hard {
-            // Purging: copies the user (or an earlier soft retract) deleted already sit in
-            // Recoverable Items\Deletions, where the user can still bring them back — HARD
-            // purges those too (confidential mail is exactly this case).
+        let recoverable = if hard || copies.is_empty() {
             match self
                 .graph
                 .find_copies(
@@ -210,43 +211,28 @@ impl Work {
                 )
                 .await
             {
-                Ok(recoverable) => {
-                    for copy in recoverable {
-                        if !copies.iter().any(|c| c.id == copy.id) {
-                            copies.push(copy);
-                        }
-                    }
-                }
+                Ok(found) => found,
                 Err(err) => return failed(err).await,
             }
-        }
-        let found = u32::try_from(copies.len()).unwrap_or(u32::MAX) + already_there;
-        if copies.is_empty() && hard {
-            return Ok(result(TargetOutcome::NotFound, 0, 0, false, None, None));
-        }
-        if copies.is_empty() {
-            // Only a copy in Recoverable Items (an earlier soft delete, or a run interrupted
-            // after its delete) counts as already deleted, not as never delivered.
-            let recoverable = match self
-                .graph
-                .find_copies(
-                    &self.microsoft,
-                    &mailbox,
-                    Some(Folder::RecoverableItemsDeletions),
-                    message,
-                )
-                .await
-            {
-                Ok(copies) => copies.len(),
-                Err(err) => return failed(err).await,
-            };
-            let outcome = if recoverable > 0 {
-                TargetOutcome::AlreadyDeleted
-            } else {
+        } else {
+            Vec::new()
+        };
+        if copies.is_empty() && (!hard || recoverable.is_empty()) {
+            let outcome = if recoverable.is_empty() {
                 TargetOutcome::NotFound
+            } else {
+                TargetOutcome::AlreadyDeleted
             };
             return Ok(result(outcome, 0, 0, false, None, None));
         }
+        if hard {
+            for copy in recoverable {
+                if !copies.iter().any(|c| c.id == copy.id) {
+                    copies.push(copy);
+                }
+            }
+        }
+        let found = u32::try_from(copies.len()).unwrap_or(u32::MAX) + already_there;
         if self.options.dry_run {
             return Ok(result(
                 TargetOutcome::WouldDelete,
