@@ -110,9 +110,40 @@ impl Work {
         self.store
             .record_mailbox_status(&self.tenant, &target.mailbox, None)
             .await?;
+        // Copies in Recoverable Items\Deletions (the user's own delete, an earlier soft
+        // retract, or a run interrupted after its delete), looked up once when anything needs
+        // them: HARD purges them (the user could still restore them), they tell "already
+        // deleted" from "never delivered", and they start a traversal whose message is gone.
+        let hard = self.options.delete_mode == crate::domain::DeleteMode::Hard;
+        let recoverable = if (target.depth == 0 && (hard || copies.is_empty()))
+            || (self.options.include_conversations && copies.is_empty())
+        {
+            match self
+                .graph
+                .find_copies(
+                    &self.microsoft,
+                    &mailbox,
+                    Some(Folder::RecoverableItemsDeletions),
+                    seed,
+                )
+                .await
+            {
+                Ok(found) => found,
+                Err(err) => return Ok(visit(failed(err).await?)),
+            }
+        } else {
+            Vec::new()
+        };
+        // The copies that start the traversal: those just found, or those in Recoverable
+        // Items (read before hop zero purges them in HARD mode).
+        let seeds = if copies.is_empty() {
+            recoverable.clone()
+        } else {
+            copies.clone()
+        };
         let hop_zero = if target.depth == 0 {
             Some(
-                self.hop_zero(target, &mailbox, copies.clone(), &progress)
+                self.hop_zero(target, &mailbox, copies, recoverable, &progress)
                     .await?,
             )
         } else {
@@ -123,21 +154,6 @@ impl Work {
                 result(TargetOutcome::NotFound, 0, 0, false, None, None)
             })));
         }
-        // The copies that start the traversal: those just found, or — when the user (or an
-        // interrupted run of this job) deleted them already — those in Recoverable Items.
-        let seeds = if copies.is_empty() {
-            self.graph
-                .find_copies(
-                    &self.microsoft,
-                    &mailbox,
-                    Some(Folder::RecoverableItemsDeletions),
-                    seed,
-                )
-                .await
-                .unwrap_or_default()
-        } else {
-            copies.clone()
-        };
         let followed = self.follow(work, &mailbox, &seeds).await?;
         Ok(combine(hop_zero, followed, &seeds, self.options.dry_run))
     }
@@ -148,6 +164,7 @@ impl Work {
         target: &Target,
         mailbox: &MailboxRef,
         copies: Vec<MessageCopy>,
+        recoverable: Vec<MessageCopy>,
         progress: &F,
     ) -> Result<TargetResult, StoreError>
     where
@@ -195,28 +212,11 @@ impl Work {
                 ));
             }
         }
-        // Copies in Recoverable Items\Deletions (the user's own delete, an earlier soft
-        // retract, or a run interrupted after its delete): the user can still restore them, so
-        // HARD purges them too (confidential mail is exactly this case); otherwise, when they
-        // are the only copies, the mailbox counts as already deleted, not as never delivered.
+        // `recoverable`: the copies in Recoverable Items\Deletions, looked up by the caller when
+        // HARD or when nothing else was found. HARD purges them too (confidential mail is exactly
+        // this case); otherwise, when they are the only copies, the mailbox counts as already
+        // deleted, not as never delivered.
         let hard = self.options.delete_mode == crate::domain::DeleteMode::Hard;
-        let recoverable = if hard || copies.is_empty() {
-            match self
-                .graph
-                .find_copies(
-                    &self.microsoft,
-                    &mailbox,
-                    Some(Folder::RecoverableItemsDeletions),
-                    message,
-                )
-                .await
-            {
-                Ok(found) => found,
-                Err(err) => return failed(err).await,
-            }
-        } else {
-            Vec::new()
-        };
         if copies.is_empty() && (!hard || recoverable.is_empty()) {
             let outcome = if recoverable.is_empty() {
                 TargetOutcome::NotFound
@@ -225,9 +225,11 @@ impl Work {
             };
             return Ok(result(outcome, 0, 0, false, None, None));
         }
+        let mut was_read = was_read;
         if hard {
             for copy in recoverable {
                 if !copies.iter().any(|c| c.id == copy.id) {
+                    was_read |= copy.is_read;
                     copies.push(copy);
                 }
             }

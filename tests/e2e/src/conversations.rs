@@ -30,6 +30,7 @@ on_both_backends!(
     a_mailbox_that_denies_access_mid_traversal_fails_alone,
     a_reply_without_a_conversation_index_is_found_by_its_headers,
     a_conversation_is_followed_after_the_original_is_gone,
+    a_purge_after_a_soft_retract_still_follows_the_conversation,
 );
 
 /// The chain of [`chain`] with `adjust`ed settings.
@@ -699,5 +700,54 @@ async fn a_conversation_is_followed_after_the_original_is_gone(backend: Backend)
         visible(&w.sim, "dave@contoso.com"),
         ids(&["<f3@contoso.com>"])
     );
+    w.app.stop().await;
+}
+
+async fn a_purge_after_a_soft_retract_still_follows_the_conversation(backend: Backend) {
+    let w = chain(backend).await;
+    // A first, soft retract leaves the original restorable in Alice's and Bob's Recoverable
+    // Items; the confidential-mail answer is a HARD retract with conversations.
+    until_finished(w.retract(options(&[])).await, |r| r.event).await;
+    let recoverable = |mailbox: &str| {
+        w.sim
+            .messages_in(mailbox, Folder::RecoverableItemsDeletions)
+            .into_iter()
+            .filter(|m| m.internet_message_id == PHISH)
+            .count()
+    };
+    assert_eq!(recoverable("alice@contoso.com"), 1);
+    let events = until_finished(
+        w.retract(pb::RetractOptions {
+            delete_mode: pb::DeleteMode::Hard.into(),
+            ..with_conversations(2)
+        })
+        .await,
+        |r| r.event,
+    )
+    .await;
+    // The originals are purged, and the conversation is followed from them all the same:
+    // reading the starting copies comes before purging them.
+    for mailbox in ["alice@contoso.com", "bob@contoso.com"] {
+        assert_eq!(
+            recoverable(mailbox),
+            0,
+            "{mailbox}: nothing left to restore"
+        );
+    }
+    assert_eq!(
+        done_by_mailbox(&events)
+            .into_iter()
+            .map(|(m, d, _)| (m, d))
+            .collect::<Vec<_>>(),
+        [
+            ("alice@contoso.com".into(), 0),
+            ("bob@contoso.com".into(), 0),
+            ("carol@contoso.com".into(), 1),
+            ("dave@contoso.com".into(), 2),
+        ]
+    );
+    for mailbox in ["alice", "bob", "carol"] {
+        assert_eq!(visible(&w.sim, &format!("{mailbox}@contoso.com")), ids(&[]));
+    }
     w.app.stop().await;
 }
