@@ -11,7 +11,7 @@ use crate::{
         InternetMessageId, JobEvent, JobFailure, JobId, MicrosoftTenantId, Phase, RetractOptions,
         Target, TargetOutcome, TargetResult, TargetWork, TenantId, Unfollowed,
     },
-    graph::{Deleted, Folder, GraphClient, GraphError, MailboxRef, MessageCopy, Recipient},
+    graph::{Deleted, Folder, GraphClient, GraphError, MailboxRef, MessageCopy},
     store::{Store, StoreError},
 };
 
@@ -135,11 +135,11 @@ impl Work {
             Vec::new()
         };
         // The copies that start the traversal: those just found, or those in Recoverable
-        // Items (read before hop zero purges them in HARD mode).
-        let seeds = if copies.is_empty() {
-            recoverable.clone()
-        } else {
-            copies.clone()
+        // Items (taken before hop zero purges them in HARD mode).
+        let seeds = match (self.options.include_conversations, copies.is_empty()) {
+            (false, _) => Vec::new(),
+            (true, true) => recoverable.clone(),
+            (true, false) => copies.clone(),
         };
         let hop_zero = if target.depth == 0 {
             Some(
@@ -149,12 +149,11 @@ impl Work {
         } else {
             None
         };
-        if !self.options.include_conversations {
-            return Ok(visit(hop_zero.unwrap_or_else(|| {
-                result(TargetOutcome::NotFound, 0, 0, false, None, None)
-            })));
-        }
-        let followed = self.follow(work, &mailbox, &seeds).await?;
+        let followed = if self.options.include_conversations {
+            self.follow(work, &mailbox, &seeds).await?
+        } else {
+            None
+        };
         Ok(combine(hop_zero, followed, &seeds, self.options.dry_run))
     }
 
@@ -163,7 +162,7 @@ impl Work {
         &self,
         target: &Target,
         mailbox: &MailboxRef,
-        copies: Vec<MessageCopy>,
+        mut copies: Vec<MessageCopy>,
         recoverable: Vec<MessageCopy>,
         progress: &F,
     ) -> Result<TargetResult, StoreError>
@@ -173,11 +172,9 @@ impl Work {
     {
         let failed = |err: GraphError| self.failure(&target.mailbox, err);
         let message = &self.options.message_id;
-        let mailbox = mailbox.clone();
-        let was_read = copies.iter().any(|c| c.is_read);
+        let mut was_read = copies.iter().any(|c| c.is_read);
         // Moving to Deleted Items: copies already there (the user's own delete, or a run
         // interrupted after its move) are already deleted, not moved again.
-        let mut copies = copies;
         let mut already_there = 0;
         if self.options.delete_mode == crate::domain::DeleteMode::MoveToDeletedItems
             && !copies.is_empty()
@@ -186,16 +183,13 @@ impl Work {
                 .graph
                 .find_copies(
                     &self.microsoft,
-                    &mailbox,
+                    mailbox,
                     Some(Folder::DeletedItems),
                     message,
                 )
                 .await
             {
-                Ok(found) => found
-                    .into_iter()
-                    .map(|c| c.id)
-                    .collect::<std::collections::HashSet<_>>(),
+                Ok(found) => found.into_iter().map(|c| c.id).collect::<HashSet<_>>(),
                 Err(err) => return failed(err).await,
             };
             let before = copies.len();
@@ -225,7 +219,6 @@ impl Work {
             };
             return Ok(result(outcome, 0, 0, false, None, None));
         }
-        let mut was_read = was_read;
         if hard {
             for copy in recoverable {
                 if !copies.iter().any(|c| c.id == copy.id) {
@@ -261,7 +254,7 @@ impl Work {
         let mut failure = None;
         for answer in self
             .graph
-            .delete_copies(&self.microsoft, &mailbox, &copies, self.options.delete_mode)
+            .delete_copies(&self.microsoft, mailbox, &copies, self.options.delete_mode)
             .await
         {
             match answer {
@@ -520,12 +513,11 @@ impl Work {
             else {
                 continue;
             };
-            let recipients: Vec<&Recipient> = message
+            let recipients = message
                 .to_recipients
                 .iter()
                 .chain(&message.cc_recipients)
-                .chain(&message.bcc_recipients)
-                .collect();
+                .chain(&message.bcc_recipients);
             for recipient in recipients {
                 let raw = &recipient.email_address.address;
                 let Ok(address) = EmailAddress::parse(raw) else {

@@ -532,6 +532,18 @@ async fn a_restart_mid_traversal_resumes_and_deletes_each_copy_once(backend: Bac
         deletes.len(),
         "no copy deleted twice: {deletes:?}"
     );
+    // A soft delete repeated on a copy already in Recoverable Items would purge it: nothing
+    // may have reached Purges.
+    for mailbox in ["alice", "bob", "carol", "dave"] {
+        let purged = w.sim.messages_in(
+            &format!("{mailbox}@contoso.com"),
+            Folder::RecoverableItemsPurges,
+        );
+        assert!(
+            purged.is_empty(),
+            "{mailbox}: deleted twice, so purged: {purged:?}"
+        );
+    }
     w.app.stop().await;
 }
 
