@@ -620,28 +620,32 @@ impl Store {
         let (job_id, owner) = (job_id.clone(), owner.to_owned());
         in_transaction(&self.db, move |txn| {
             async move {
-                // Locks in one order: the job row first (fenced by the lease), then the
-                // target. A result finishes its target; a target finished before (a redo)
-                // takes no sequence number and changes nothing.
-                let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
-                if let EventKind::Recipient {
-                    target,
-                    result: Some(result),
-                    ..
-                } = &kind
-                {
-                    if !finish_target(txn, &job_id, target, result).await? {
-                        return Ok(None);
+                let sequence = match &kind {
+                    // Locks in one order: the job row first (fenced by the lease), then the
+                    // target. A result finishes its target; a target finished before (a redo)
+                    // takes no sequence number and changes nothing.
+                    EventKind::Recipient {
+                        target,
+                        result: Some(result),
+                        ..
+                    } => {
+                        let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
+                        if !finish_target(txn, &job_id, target, result).await? {
+                            return Ok(None);
+                        }
+                        counts.record(result);
+                        let sequence = last + 1;
+                        retract_job::Entity::update_many()
+                            .col_expr(retract_job::Column::LastSequence, Expr::value(sequence))
+                            .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
+                            .filter(retract_job::Column::Id.eq(job_id.as_str()))
+                            .exec(txn)
+                            .await?;
+                        sequence
                     }
-                    counts.record(result);
-                }
-                let sequence = last + 1;
-                retract_job::Entity::update_many()
-                    .col_expr(retract_job::Column::LastSequence, Expr::value(sequence))
-                    .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
-                    .filter(retract_job::Column::Id.eq(job_id.as_str()))
-                    .exec(txn)
-                    .await?;
+                    // Progress (a phase, a step): one fenced write takes the sequence number.
+                    _ => next_sequence(txn, &job_id, &owner).await?.0,
+                };
                 let at = now();
                 insert_event(txn, &job_id, sequence, at, &kind).await?;
                 Ok(Some(JobEvent {
