@@ -133,7 +133,7 @@ impl From<Delivery> for pb::Delivery {
             recipients: d.recipients.iter().map(ToString::to_string).collect(),
             record_time: Some(timestamp(d.recorded_at)),
             update_time: Some(timestamp(d.updated_at)),
-            recipient_count: i32::try_from(d.recipient_count).unwrap_or(i32::MAX),
+            recipient_count: count(d.recipient_count),
         }
     }
 }
@@ -146,6 +146,11 @@ impl From<RecordOutcome> for pb::RecordOutcome {
             RecordOutcome::Unchanged => Self::Unchanged,
         }
     }
+}
+
+/// A count as proto's int32 (saturating; no count comes near it).
+pub fn count(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
 }
 
 /// One row of the Retract tab: the recipient, whether it can be retracted, the last job that
@@ -247,7 +252,6 @@ fn domain_outcomes(outcomes: &[DomainOutcome]) -> Vec<pb::DomainOutcome> {
 
 fn audit_details(details: AuditDetails) -> pb::audit_event::Details {
     use pb::audit_event::Details as D;
-    let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     match details {
         AuditDetails::TenantCreated { display_name } => {
             D::TenantCreated(pb::TenantCreatedDetails { display_name })
@@ -300,7 +304,7 @@ fn audit_details(details: AuditDetails) -> pb::audit_event::Details {
             options: Some(super::jobs::proto_options(&options)),
             request_id,
             mailboxes: mailboxes.iter().map(ToString::to_string).collect(),
-            mailbox_count: n(mailbox_count),
+            mailbox_count: count(mailbox_count),
         }),
         AuditDetails::RetractCancelRequested { job_id, reason } => {
             D::RetractCancelRequested(pb::RetractCancelRequestedDetails {
@@ -325,7 +329,7 @@ fn audit_details(details: AuditDetails) -> pb::audit_event::Details {
             counts: Some(super::jobs::proto_counts(&counts)),
             depths: depths.iter().map(super::jobs::depth_summary).collect(),
             targets: targets.iter().map(super::jobs::target_status).collect(),
-            target_count: n(target_count),
+            target_count: count(target_count),
         }),
     }
 }

@@ -232,12 +232,6 @@ impl From<GraphError> for ApiError {
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(err: AuthError) -> Self {
-        Self::Unauthenticated(err)
-    }
-}
-
 impl From<AuthRejection> for ApiError {
     fn from(rejection: AuthRejection) -> Self {
         match rejection {

@@ -5,7 +5,7 @@ use retract_proto::v1 as pb;
 
 use super::{
     ApiError, FieldViolation,
-    convert::timestamp,
+    convert::{count, timestamp},
     error::Reason,
     validate::{self, Validated as _, Violations, field, optional_text},
 };
@@ -190,21 +190,20 @@ impl From<WatchEnd> for ApiError {
 
 /// The counters as they travel.
 pub fn proto_counts(c: &JobCounts) -> pb::JobCounts {
-    let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     pb::JobCounts {
-        target_count: n(c.targets),
-        done_count: n(c.done),
-        deleted_count: n(c.deleted),
-        not_found_count: n(c.not_found),
-        already_deleted_count: n(c.already_deleted),
-        would_delete_count: n(c.would_delete),
-        failed_count: n(c.failed),
-        skipped_count: n(c.skipped),
-        cancelled_count: n(c.cancelled),
-        copies_found_count: n(c.copies_found),
-        copies_deleted_count: n(c.copies_deleted),
-        restored_count: n(c.restored),
-        read_before_retract_count: n(c.read_before_retract),
+        target_count: count(c.targets),
+        done_count: count(c.done),
+        deleted_count: count(c.deleted),
+        not_found_count: count(c.not_found),
+        already_deleted_count: count(c.already_deleted),
+        would_delete_count: count(c.would_delete),
+        failed_count: count(c.failed),
+        skipped_count: count(c.skipped),
+        cancelled_count: count(c.cancelled),
+        copies_found_count: count(c.copies_found),
+        copies_deleted_count: count(c.copies_deleted),
+        restored_count: count(c.restored),
+        read_before_retract_count: count(c.read_before_retract),
     }
 }
 
@@ -310,14 +309,13 @@ fn job_at_start(job: &pb::RetractJob, started: &JobCounts, sequence: i64) -> pb:
 
 /// A row of the per-recipient table.
 pub fn target_status(record: &TargetRecord) -> pb::TargetStatus {
-    let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     let result = record.result.as_ref();
     pb::TargetStatus {
         mailbox: record.target.mailbox.to_string(),
         depth: i32::from(record.target.depth),
-        outcome: result.map(|r| outcome(r.outcome).into()),
-        copies_found_count: result.map_or(0, |r| n(r.copies_found)),
-        copies_deleted_count: result.map_or(0, |r| n(r.copies_deleted)),
+        outcome: result.map(|r| proto_outcome(r.outcome).into()),
+        copies_found_count: result.map_or(0, |r| count(r.copies_found)),
+        copies_deleted_count: result.map_or(0, |r| count(r.copies_deleted)),
         was_read: result.is_some_and(|r| r.was_read),
         detail: result.and_then(|r| r.detail.clone()).unwrap_or_default(),
         graph_error_code: result
@@ -333,12 +331,11 @@ pub fn target_status(record: &TargetRecord) -> pb::TargetStatus {
 
 /// The per-depth summary as it travels.
 pub fn depth_summary(d: &DepthSummary) -> pb::DepthSummary {
-    let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     pb::DepthSummary {
         depth: i32::from(d.depth),
-        mailbox_count: n(d.mailboxes),
-        copies_retracted_count: n(d.copies_retracted),
-        read_before_retract_count: n(d.read_before_retract),
+        mailbox_count: count(d.mailboxes),
+        copies_retracted_count: count(d.copies_retracted),
+        read_before_retract_count: count(d.read_before_retract),
     }
 }
 
@@ -367,7 +364,8 @@ fn target(t: &Target) -> pb::RetractTarget {
     }
 }
 
-fn outcome(o: TargetOutcome) -> pb::RecipientOutcome {
+/// The proto of an outcome.
+pub fn proto_outcome(o: TargetOutcome) -> pb::RecipientOutcome {
     match o {
         TargetOutcome::Deleted => pb::RecipientOutcome::Deleted,
         TargetOutcome::NotFound => pb::RecipientOutcome::NotFound,
@@ -378,11 +376,6 @@ fn outcome(o: TargetOutcome) -> pb::RecipientOutcome {
         TargetOutcome::Cancelled => pb::RecipientOutcome::Cancelled,
         TargetOutcome::Restored => pb::RecipientOutcome::Restored,
     }
-}
-
-/// The proto of an outcome.
-pub fn proto_outcome(o: TargetOutcome) -> pb::RecipientOutcome {
-    outcome(o)
 }
 
 fn phase(p: Phase) -> pb::RecipientPhase {
@@ -419,15 +412,14 @@ fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
             phase: p,
             result,
         } => {
-            let n = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
             let result = result.as_ref();
             Kind::RecipientUpdate(pb::RecipientUpdate {
                 mailbox: t.mailbox.to_string(),
                 depth: i32::from(t.depth),
                 phase: phase(*p).into(),
-                outcome: result.map(|r| outcome(r.outcome).into()),
-                copies_found_count: result.map_or(0, |r| n(r.copies_found)),
-                copies_deleted_count: result.map_or(0, |r| n(r.copies_deleted)),
+                outcome: result.map(|r| proto_outcome(r.outcome).into()),
+                copies_found_count: result.map_or(0, |r| count(r.copies_found)),
+                copies_deleted_count: result.map_or(0, |r| count(r.copies_deleted)),
                 was_read: result.is_some_and(|r| r.was_read),
                 detail: result.and_then(|r| r.detail.clone()).unwrap_or_default(),
                 graph_error_code: result
@@ -439,9 +431,9 @@ fn event(e: &JobEvent, job: &pb::RetractJob) -> pb::RetractEvent {
             mailbox: step.mailbox.to_string(),
             depth: i32::from(step.depth),
             conversation_id: step.conversation_id.clone(),
-            messages_found_count: i32::try_from(step.found).unwrap_or(i32::MAX),
-            messages_retracted_count: i32::try_from(step.retracted).unwrap_or(i32::MAX),
-            messages_left_count: i32::try_from(step.left).unwrap_or(i32::MAX),
+            messages_found_count: count(step.found),
+            messages_retracted_count: count(step.retracted),
+            messages_left_count: count(step.left),
             discovered: step
                 .discovered
                 .iter()

@@ -1,7 +1,7 @@
 //! `retract.v1.RetractService`: recording and searching deliveries, the Retract tab, and
 //! retract jobs — starting them, watching their events, reading, listing and cancelling them.
 //! Each RPC reads its request, hands the work to the store or the engine, and converts the
-//! answer; conversations (replies and forwards) answer UNIMPLEMENTED until issue #11.
+//! answer. RestoreRetractJob validates its request and answers UNIMPLEMENTED until it is built.
 
 use std::{pin::Pin, time::Duration};
 

@@ -42,19 +42,6 @@ impl ConversationIndex {
     }
 }
 
-impl serde::Serialize for ConversationIndex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.encode())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ConversationIndex {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = <String as serde::Deserialize>::deserialize(d)?;
-        Self::decode(&raw).ok_or_else(|| serde::de::Error::custom("malformed conversation index"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

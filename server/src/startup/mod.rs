@@ -365,12 +365,12 @@ fn tls_config(
     Ok(Some(tls))
 }
 
-/// A gRPC service that browsers can also call over gRPC-Web (HTTP/1.1).
 /// The largest response message sent (a full page of audit events is far below it).
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// The largest request message read (tonic's default, stated: a RecordDeliveries batch fits).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
+/// A gRPC service that browsers can also call over gRPC-Web (HTTP/1.1).
 fn web<S>(service: S) -> tonic_web::GrpcWebService<S> {
     tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), service)
 }
