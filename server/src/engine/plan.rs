@@ -146,10 +146,9 @@ impl super::Engine {
         message: &InternetMessageId,
         page: &PageRequest<EmailAddress>,
     ) -> Result<RetractTab, StoreError> {
-        let mut delivery = self.store.get_delivery(tenant, message).await?;
-        let rows = self
+        let (delivery, rows) = self
             .store
-            .delivery_recipients(tenant, message, page)
+            .delivery_and_recipients(tenant, message, page)
             .await?;
         let addresses: Vec<EmailAddress> = rows.items.iter().map(|(a, _)| a.clone()).collect();
         let domains = self.store.all_domains(tenant).await?;
@@ -168,9 +167,6 @@ impl super::Engine {
                 address,
             })
             .collect();
-        delivery
-            .recipients
-            .truncate(crate::store::SEARCH_RECIPIENTS as usize);
         Ok(RetractTab {
             delivery,
             recipients: Page {

@@ -194,43 +194,23 @@ impl Store {
         tenant: &TenantId,
         message_id: &InternetMessageId,
     ) -> Result<Delivery, StoreError> {
-        let row = delivery::Entity::find()
-            .filter(delivery::Column::TenantId.eq(tenant.as_str()))
-            .filter(delivery::Column::InternetMessageId.eq(message_id.as_str()))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                resource: "delivery",
-                id: message_id.to_string(),
-            })?;
-        let recipients: Vec<String> = delivery_recipient::Entity::find()
-            .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()))
-            .order_by_asc(delivery_recipient::Column::Address)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| r.address)
-            .collect();
+        let row = self.delivery_row(tenant, message_id).await?;
+        let recipients = recipient_addresses(&self.db, &row.id, None).await?;
         delivery_from_row(&row, &recipients)
     }
 
-    /// One page of a delivery's recipients by address, each with the latest delivery time
-    /// reported for it (`None` for recipients recorded before that was kept).
-    pub async fn delivery_recipients(
+    /// A delivery with at most [`SEARCH_RECIPIENTS`] of its recipients, and one page of its
+    /// recipients by address, each with the latest delivery time reported for it (`None` for
+    /// recipients recorded before that was kept): the Retract tab.
+    pub async fn delivery_and_recipients(
         &self,
         tenant: &TenantId,
         message_id: &InternetMessageId,
         page: &PageRequest<EmailAddress>,
-    ) -> Result<Page<(EmailAddress, Option<DateTime<Utc>>)>, StoreError> {
-        let row = delivery::Entity::find()
-            .filter(delivery::Column::TenantId.eq(tenant.as_str()))
-            .filter(delivery::Column::InternetMessageId.eq(message_id.as_str()))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                resource: "delivery",
-                id: message_id.to_string(),
-            })?;
+    ) -> Result<(Delivery, Page<(EmailAddress, Option<DateTime<Utc>>)>), StoreError> {
+        let row = self.delivery_row(tenant, message_id).await?;
+        let sample = recipient_addresses(&self.db, &row.id, Some(SEARCH_RECIPIENTS)).await?;
+        let delivery = delivery_from_row(&row, &sample)?;
         let mut query = delivery_recipient::Entity::find()
             .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()));
         if let Some(after) = &page.after {
@@ -248,7 +228,23 @@ impl Store {
                 Ok((address, r.last_delivered_at))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Page::from_overfetch(recipients, page.size.get()))
+        Ok((delivery, Page::from_overfetch(recipients, page.size.get())))
+    }
+
+    async fn delivery_row(
+        &self,
+        tenant: &TenantId,
+        message_id: &InternetMessageId,
+    ) -> Result<delivery::Model, StoreError> {
+        delivery::Entity::find()
+            .filter(delivery::Column::TenantId.eq(tenant.as_str()))
+            .filter(delivery::Column::InternetMessageId.eq(message_id.as_str()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                resource: "delivery",
+                id: message_id.to_string(),
+            })
     }
 
     /// A tenant's deliveries matching `filter`, newest first, each with at most
@@ -511,4 +507,24 @@ fn delivery_from_row(row: &delivery::Model, recipients: &[String]) -> Result<Del
             .collect::<Result<_, _>>()?,
         recipient_count: u32::try_from(row.recipient_count).unwrap_or(0),
     })
+}
+
+/// A delivery's recipient addresses in order, at most `limit` of them.
+async fn recipient_addresses<C: ConnectionTrait>(
+    conn: &C,
+    delivery_id: &str,
+    limit: Option<u64>,
+) -> Result<Vec<String>, StoreError> {
+    let mut query = delivery_recipient::Entity::find()
+        .filter(delivery_recipient::Column::DeliveryId.eq(delivery_id))
+        .order_by_asc(delivery_recipient::Column::Address);
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
+    Ok(query
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.address)
+        .collect())
 }
