@@ -370,7 +370,7 @@ impl Work {
         };
         let messages = match self
             .graph
-            .list_conversation(&self.microsoft, mailbox, &conversation_id)
+            .list_conversation(&self.microsoft, mailbox, None, &conversation_id)
             .await
         {
             Ok(messages) => messages,
@@ -434,10 +434,10 @@ impl Work {
         {
             match self
                 .graph
-                .list_conversation_in(
+                .list_conversation(
                     &self.microsoft,
                     mailbox,
-                    Folder::DeletedItems,
+                    Some(Folder::DeletedItems),
                     &conversation_id,
                 )
                 .await

@@ -61,6 +61,16 @@ pub const MAX_PAGES: usize = 1_000;
 /// The largest Graph answer read (a page of 1,000 messages with every field is far less).
 pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
+/// Reads an answer's JSON body (`what` names it in the error), within [`MAX_ANSWER_BYTES`].
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+) -> Result<T, GraphError> {
+    let body = bounded_body(response).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| GraphError::Transport(format!("unreadable {what}: {e}")))
+}
+
 /// Reads an answer's body, refusing one larger than [`MAX_ANSWER_BYTES`].
 pub(crate) async fn bounded_body(mut response: reqwest::Response) -> Result<Vec<u8>, GraphError> {
     let too_large = || {
@@ -195,9 +205,7 @@ impl GraphClient {
         let response = self
             .request(microsoft_tenant, mailbox, method, url, body)
             .await?;
-        let body = bounded_body(response).await?;
-        serde_json::from_slice(&body)
-            .map_err(|e| GraphError::Transport(format!("unreadable Graph answer: {e}")))
+        read_json(response, "Graph answer").await
     }
 
     /// Sends a request with the tenant's app token until it succeeds, fails for good, or runs

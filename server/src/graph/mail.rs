@@ -242,17 +242,7 @@ impl GraphClient {
         message: &InternetMessageId,
     ) -> Result<Vec<MessageCopy>, GraphError> {
         let filter = format!("internetMessageId eq {}", odata_string(message.as_str()));
-        let scope = match folder {
-            None => String::new(),
-            Some(folder) => format!("/mailFolders/{}", folder.well_known_name()),
-        };
-        let url = format!(
-            "{}/users/{}{scope}/messages?$filter={}&$select={COPY_FIELDS}",
-            self.base,
-            encode(&mailbox.id),
-            encode(&filter)
-        );
-        self.get_all(microsoft_tenant, Some(&mailbox.id), &url)
+        self.messages(microsoft_tenant, mailbox, folder, &filter, COPY_FIELDS)
             .await
     }
 
@@ -305,44 +295,46 @@ impl GraphClient {
     }
 
     /// Every message of one conversation in `mailbox` (`conversation_id` is that mailbox's
-    /// id of it), every page, with senders and recipients. No `$orderby`: Graph refuses it
-    /// with this filter (`InefficientFilter`); callers order what they need.
+    /// id of it), every page, with senders and recipients: in all user-visible folders, or in
+    /// one well-known `folder`. No `$orderby`: Graph refuses it with this filter
+    /// (`InefficientFilter`); callers order what they need.
     pub async fn list_conversation(
         &self,
         microsoft_tenant: &MicrosoftTenantId,
         mailbox: &MailboxRef,
-        conversation_id: &str,
-    ) -> Result<Vec<MessageCopy>, GraphError> {
-        self.conversation_messages(microsoft_tenant, mailbox, "", conversation_id)
-            .await
-    }
-
-    /// The messages of one conversation in one well-known folder of `mailbox`.
-    pub async fn list_conversation_in(
-        &self,
-        microsoft_tenant: &MicrosoftTenantId,
-        mailbox: &MailboxRef,
-        folder: Folder,
-        conversation_id: &str,
-    ) -> Result<Vec<MessageCopy>, GraphError> {
-        let scope = format!("/mailFolders/{}", folder.well_known_name());
-        self.conversation_messages(microsoft_tenant, mailbox, &scope, conversation_id)
-            .await
-    }
-
-    async fn conversation_messages(
-        &self,
-        microsoft_tenant: &MicrosoftTenantId,
-        mailbox: &MailboxRef,
-        scope: &str,
+        folder: Option<Folder>,
         conversation_id: &str,
     ) -> Result<Vec<MessageCopy>, GraphError> {
         let filter = format!("conversationId eq {}", odata_string(conversation_id));
+        self.messages(
+            microsoft_tenant,
+            mailbox,
+            folder,
+            &filter,
+            CONVERSATION_FIELDS,
+        )
+        .await
+    }
+
+    /// Every page of the messages matching `filter` (built with [`odata_string`]) in
+    /// `mailbox`, or in one of its well-known folders.
+    async fn messages(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        mailbox: &MailboxRef,
+        folder: Option<Folder>,
+        filter: &str,
+        select: &str,
+    ) -> Result<Vec<MessageCopy>, GraphError> {
+        let scope = match folder {
+            None => String::new(),
+            Some(folder) => format!("/mailFolders/{}", folder.well_known_name()),
+        };
         let url = format!(
-            "{}/users/{}{scope}/messages?$filter={}&$select={CONVERSATION_FIELDS}",
+            "{}/users/{}{scope}/messages?$filter={}&$select={select}",
             self.base,
             encode(&mailbox.id),
-            encode(&filter)
+            encode(filter)
         );
         self.get_all(microsoft_tenant, Some(&mailbox.id), &url)
             .await
@@ -438,13 +430,9 @@ impl GraphClient {
                     )
                     .await
                 {
-                    Ok(response) => super::client::bounded_body(response)
-                        .await
-                        .and_then(|body| {
-                            serde_json::from_slice::<BatchAnswer>(&body).map_err(|e| {
-                                GraphError::Transport(format!("unreadable batch answer: {e}"))
-                            })
-                        }),
+                    Ok(response) => {
+                        super::client::read_json::<BatchAnswer>(response, "batch answer").await
+                    }
                     Err(err) => Err(err),
                 };
                 let answer = match answer {
