@@ -382,7 +382,30 @@ async fn the_internal_senders_copy_is_retracted_only_when_asked(backend: Backend
         })
         .await
         .unwrap();
+    // Not asked: the recipients' copies go, the sender's stays.
+    let events = until_finished(
+        w.retract(pb::RetractOptions {
+            internet_message_id: internal.into(),
+            delete_mode: pb::DeleteMode::MoveToDeletedItems.into(),
+            ..options(&[])
+        })
+        .await,
+        |r| r.event,
+    )
+    .await;
+    assert_eq!(
+        done_by_mailbox(&events),
+        [("alice@contoso.com".into(), 0, pb::RecipientOutcome::Deleted)]
+    );
     assert!(visible(&w.sim, "mallory@contoso.com").contains(internal));
+    assert!(
+        w.sim
+            .messages_in("mallory@contoso.com", Folder::SentItems)
+            .iter()
+            .any(|m| m.internet_message_id == internal),
+        "still in Mallory's Sent Items"
+    );
+    // Asked: the sender's copy goes too.
     let events = until_finished(
         w.retract(pb::RetractOptions {
             internet_message_id: internal.into(),
@@ -655,15 +678,11 @@ async fn a_reply_without_a_conversation_index_is_found_by_its_headers(backend: B
     let app = granted_app(backend, &sim, recipients, |_| {}).await;
     let w = World { sim, app };
     let events = until_finished(
-        w.retract(
-            pb::RetractRequest::default()
-                .options
-                .unwrap_or(pb::RetractOptions {
-                    include_conversations: true,
-                    conversation_depth: 1,
-                    ..options(&["alice@contoso.com"])
-                }),
-        )
+        w.retract(pb::RetractOptions {
+            include_conversations: true,
+            conversation_depth: 1,
+            ..options(&["alice@contoso.com"])
+        })
         .await,
         |r| r.event,
     )
