@@ -26,7 +26,7 @@ pub use retract_proto::v1 as pb;
 use tonic::{
     metadata::{AsciiMetadataValue, errors::InvalidMetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
 
 /// Adds `authorization: Bearer <token>` to every call that does not set it already.
@@ -63,6 +63,24 @@ impl Client {
     /// Connects to `endpoint`, e.g. `http://127.0.0.1:50051`.
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(endpoint.into())?.connect().await?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// Connects to `endpoint`; with `ca` (PEM), over TLS trusting that certificate authority
+    /// (a private CA, like the quickstart's, or the one that signed the server's certificate).
+    pub async fn connect_trusting(
+        endpoint: impl Into<String>,
+        ca: Option<&[u8]>,
+    ) -> Result<Self, tonic::transport::Error> {
+        let mut endpoint = Endpoint::from_shared(endpoint.into())?;
+        if let Some(ca) = ca {
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))?;
+        }
+        let channel = endpoint
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect()
+            .await?;
         Ok(Self::from_channel(channel))
     }
 

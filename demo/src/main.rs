@@ -3,7 +3,7 @@
 //! through the real consent flow, records a delivered phishing message, and prints a caller
 //! token and the commands that retract it. The production server does not link the simulator.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -149,8 +149,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let scheme = if ca.is_some() { "https" } else { "http" };
     let service = DevToken::service("demo-portal").all_permissions().mint()?;
-    let client = connect(&format!("{scheme}://{addr}"), ca.as_deref())
-        .await?
+    let client = Client::connect_trusting(format!("{scheme}://{addr}"), ca.as_deref())
+        .await
+        .context("connecting to retract-server")?
         .with_token(&service)?;
     seed(&client, ca.as_deref(), &recipients).await?;
     if cli.graph_latency_ms > 0 || cli.graph_jitter_ms > 0 {
@@ -170,14 +171,16 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    let (grpcurl_tls, buf_tls) = match &cli.tls_ca_file {
+    let (grpcurl_tls, buf_tls, retractctl_tls) = match &cli.tls_ca_file {
         Some(ca) => (
             format!("-cacert {}", ca.display()),
             format!("--cacert {}", ca.display()),
+            format!(" RETRACT_CA_FILE={}", ca.display()),
         ),
         None => (
             "-plaintext".to_owned(),
             "--http2-prior-knowledge".to_owned(),
+            String::new(),
         ),
     };
     let admin = DevToken::admin("admin@contoso.com", "acme")
@@ -205,7 +208,7 @@ The same with buf curl (gRPC, not Connect):
   buf curl --protocol grpc {buf_tls} -H \"authorization: Bearer $TOKEN\" -d '{{\"tenant_id\":\"acme\"}}' {scheme}://{addr}/retract.v1.TenantService/ListDomains
 
 Or retractctl:
-  export RETRACT_TOKEN=$TOKEN RETRACT_ENDPOINT={scheme}://{addr}
+  export RETRACT_TOKEN=$TOKEN RETRACT_ENDPOINT={scheme}://{addr}{retractctl_tls}
   cargo run -q -p retract-client --bin retractctl -- options acme '{MESSAGE}'
   cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft
   cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft --depth 2
@@ -217,22 +220,6 @@ Ctrl-C stops.",
     );
     server.await??;
     Ok(())
-}
-
-/// A client of the demo's own server: plaintext, or TLS trusting `ca`.
-async fn connect(endpoint: &str, ca: Option<&[u8]>) -> anyhow::Result<Client> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
-    let mut endpoint = Endpoint::from_shared(endpoint.to_owned())?;
-    if let Some(ca) = ca {
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))?;
-    }
-    let channel = endpoint
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .context("connecting to retract-server")?;
-    Ok(Client::from_channel(channel))
 }
 
 /// Creates tenant `acme` with contoso.com, grants permissions through the consent flow as the

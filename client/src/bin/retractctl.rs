@@ -19,6 +19,10 @@ struct Cli {
         global = true
     )]
     endpoint: String,
+    /// A PEM certificate authority to trust for an `https://` endpoint (a private CA, like
+    /// the quickstart's `--tls-ca-file`).
+    #[arg(long, env = "RETRACT_CA_FILE", global = true)]
+    ca_file: Option<std::path::PathBuf>,
     /// The caller token (see `retractctl token`).
     #[arg(long, env = "RETRACT_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
@@ -145,7 +149,13 @@ async fn main() -> anyhow::Result<()> {
     let token = cli
         .token
         .context("no caller token: pass --token or set RETRACT_TOKEN (try `retractctl token`)")?;
-    let client = Client::connect(cli.endpoint.clone())
+    let ca = match &cli.ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let client = Client::connect_trusting(cli.endpoint.clone(), ca.as_deref())
         .await
         .with_context(|| format!("cannot connect to {}", cli.endpoint))?
         .with_token(&token)?;

@@ -9,7 +9,10 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::{app::TestApp, db::Backend, on_both_backends};
 
-on_both_backends!(with_mtls_only_clients_holding_a_certificate_of_the_ca_get_in);
+on_both_backends!(
+    with_mtls_only_clients_holding_a_certificate_of_the_ca_get_in,
+    the_rust_client_trusts_a_private_ca_it_is_given,
+);
 
 struct Pki {
     ca_pem: String,
@@ -136,5 +139,56 @@ async fn with_mtls_only_clients_holding_a_certificate_of_the_ca_get_in(backend: 
         .connect()
         .await;
     assert!(!health_check(plaintext).await, "plaintext is refused");
+    app.stop().await;
+}
+
+/// `retractctl --ca-file` (and the quickstart over TLS): the Rust client reaches a server
+/// whose certificate a private CA signed only when it is given that CA.
+async fn the_rust_client_trusts_a_private_ca_it_is_given(backend: Backend) {
+    let pki = Pki::new("quickstart CA");
+    let (server_cert, server_key) = pki.leaf(
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    std::fs::write(&cert_file, &server_cert).unwrap();
+    std::fs::write(&key_file, &server_key).unwrap();
+    let app = TestApp::spawn_with(backend, |s| {
+        s.tls_cert_file = Some(cert_file);
+        s.tls_key_file = Some(key_file);
+    })
+    .await;
+    let endpoint = format!("https://localhost:{}", app.addr.port());
+    let token = retract_client::DevToken::service("portal-backend")
+        .all_permissions()
+        .mint()
+        .unwrap();
+    let list = |client: retract_client::Client| {
+        let client = client.with_token(&token).unwrap();
+        async move {
+            client
+                .tenants()
+                .list_tenants(retract_client::pb::ListTenantsRequest::default())
+                .await
+        }
+    };
+    let trusting =
+        retract_client::Client::connect_trusting(endpoint.clone(), Some(pki.ca_pem.as_bytes()))
+            .await
+            .expect("the CA it was given signed the server's certificate");
+    assert!(list(trusting).await.is_ok(), "served over TLS");
+    let stranger = Pki::new("someone else's CA");
+    let refused =
+        match retract_client::Client::connect_trusting(endpoint, Some(stranger.ca_pem.as_bytes()))
+            .await
+        {
+            Err(_) => true,
+            Ok(client) => list(client).await.is_err(),
+        };
+    assert!(
+        refused,
+        "trusting another CA, the server's certificate is not trusted"
+    );
     app.stop().await;
 }
