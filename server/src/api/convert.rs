@@ -162,14 +162,12 @@ pub fn recipient_option(
     last: Option<&LastRetract>,
     last_delivered_at: Option<DateTime<Utc>>,
 ) -> pb::RecipientOption {
-    let (eligibility, detail) = match eligibility {
-        Eligibility::Eligible => (pb::Eligibility::Eligible, String::new()),
-        Eligibility::DomainNotManaged => (
-            pb::Eligibility::DomainNotManaged,
-            "the recipient's domain is not a registered domain of this tenant".to_owned(),
-        ),
-        Eligibility::DomainNotGranted(why) => (pb::Eligibility::DomainNotGranted, why.clone()),
-        Eligibility::PermissionIssue(why) => (pb::Eligibility::PermissionIssue, why.clone()),
+    let detail = eligibility.why_not().unwrap_or_default();
+    let eligibility = match eligibility {
+        Eligibility::Eligible => pb::Eligibility::Eligible,
+        Eligibility::DomainNotManaged => pb::Eligibility::DomainNotManaged,
+        Eligibility::DomainNotGranted(_) => pb::Eligibility::DomainNotGranted,
+        Eligibility::PermissionIssue(_) => pb::Eligibility::PermissionIssue,
     };
     pb::RecipientOption {
         address: address.to_string(),

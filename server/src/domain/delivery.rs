@@ -199,6 +199,17 @@ impl Eligibility {
             None => Self::Eligible,
         }
     }
+
+    /// Why the recipient cannot be retracted; `None` when it can.
+    pub fn why_not(&self) -> Option<String> {
+        match self {
+            Self::Eligible => None,
+            Self::DomainNotManaged => {
+                Some("the recipient's domain is not a registered domain of this tenant".to_owned())
+            }
+            Self::DomainNotGranted(why) | Self::PermissionIssue(why) => Some(why.clone()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -65,13 +65,7 @@ pub fn initial_targets(
             mailbox: address.clone(),
             depth: 0,
         };
-        let why_not = match Eligibility::assess(address, domains, problems) {
-            Eligibility::Eligible => None,
-            Eligibility::DomainNotManaged => {
-                Some("the recipient's domain is not a registered domain of this tenant".to_owned())
-            }
-            Eligibility::DomainNotGranted(why) | Eligibility::PermissionIssue(why) => Some(why),
-        };
+        let why_not = Eligibility::assess(address, domains, problems).why_not();
         match why_not {
             None => targets.push((target, None)),
             Some(_) if every_eligible => {}

@@ -177,7 +177,7 @@ async fn microsofts_refusals_come_back_with_their_reasons() {
 }
 
 #[tokio::test]
-async fn an_absurd_expires_in_is_believed_for_a_day_at_most_instead_of_overflowing_the_clock() {
+async fn an_absurd_expires_in_neither_overflows_the_clock_nor_defeats_the_cache() {
     let (sim, tenant) = contoso_sim().await;
     sim.update_settings(|s| s.token_expires_in_secs = Some(u64::MAX));
     let (tokens, client) = graph(&settings(&sim, CLIENT_SECRET, Duration::from_secs(60)));

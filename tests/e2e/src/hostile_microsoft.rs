@@ -25,18 +25,7 @@ fn all_recipients() -> pb::RetractOptions {
 async fn finished_job(w: &World, job_id: &str) -> pb::RetractJob {
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
-            let job = w
-                .admin()
-                .retract()
-                .get_retract_job(pb::GetRetractJobRequest {
-                    tenant_id: "acme".into(),
-                    job_id: job_id.to_owned(),
-                })
-                .await
-                .expect("get the job")
-                .into_inner()
-                .job
-                .expect("the job");
+            let job = w.job(job_id).await;
             if !matches!(
                 job.state(),
                 pb::JobState::Queued | pb::JobState::Running | pb::JobState::Unspecified

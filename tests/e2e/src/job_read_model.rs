@@ -143,18 +143,7 @@ async fn a_cancelled_job_says_who_cancelled_it_and_why_and_the_audit_trail_too(b
     assert_eq!(cancellation.requested_by, "admin@contoso.com");
     assert_eq!(cancellation.reason, "wrong message");
     until_finished(w.watch(job.job_id.clone(), 0).await, |r| r.event).await;
-    let finished = w
-        .admin()
-        .retract()
-        .get_retract_job(pb::GetRetractJobRequest {
-            tenant_id: "acme".into(),
-            job_id: job.job_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let finished = w.job(&job.job_id).await;
     assert_eq!(finished.state(), pb::JobState::Cancelled);
     assert_eq!(finished.cancellation.unwrap().reason, "wrong message");
 

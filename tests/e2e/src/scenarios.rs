@@ -72,6 +72,21 @@ impl World {
             .expect("StartRetract answers with the job")
     }
 
+    /// The administrator reads job `job_id` of tenant `acme` (GetRetractJob).
+    pub async fn job(&self, job_id: &str) -> pb::RetractJob {
+        self.admin()
+            .retract()
+            .get_retract_job(pb::GetRetractJobRequest {
+                tenant_id: "acme".into(),
+                job_id: job_id.to_owned(),
+            })
+            .await
+            .expect("get the job")
+            .into_inner()
+            .job
+            .expect("GetRetractJob answers with the job")
+    }
+
     /// The administrator watches `job_id` of tenant `acme` from after `after_sequence`.
     pub async fn watch(
         &self,
