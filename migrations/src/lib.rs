@@ -21,6 +21,7 @@ mod m20261127_000003_deliveries;
 mod m20261127_000004_retract_jobs;
 mod m20261201_000005_job_read_model;
 mod m20261201_000006_conversation_targets;
+mod m20261201_000007_removed_copies;
 
 /// The ordered list of retract's migrations.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_retract_jobs::Migration),
             Box::new(m20261201_000005_job_read_model::Migration),
             Box::new(m20261201_000006_conversation_targets::Migration),
+            Box::new(m20261201_000007_removed_copies::Migration),
         ]
     }
 }

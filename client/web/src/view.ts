@@ -366,6 +366,19 @@ export function auditDetails(e: AuditEvent): AuditDetailsView {
         facts: [fact("jobId", "Job", d.value.jobId), fact("reason", "Reason", d.value.reason)],
         tables: [],
       };
+    case "restoreDispatched":
+      return {
+        kind: d.case,
+        summary: `Restore of ${d.value.restoresJobId}: ${d.value.mailboxCount} mailboxes`,
+        facts: [
+          fact("jobId", "Restore job", d.value.jobId),
+          fact("restoresJobId", "Restores", d.value.restoresJobId),
+          fact("requestId", "Request id", d.value.requestId),
+          fact("reason", "Reason", d.value.reason),
+          fact("mailboxCount", "Mailboxes", String(d.value.mailboxCount)),
+        ],
+        tables: [],
+      };
     case "retractFinished": {
       const f = d.value;
       const state = humanize(enumName(JobStateSchema, f.state));

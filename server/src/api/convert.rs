@@ -231,6 +231,8 @@ impl From<AuditAction> for pb::AuditAction {
             AuditAction::RetractCancelRequested => Self::RetractCancelRequested,
             AuditAction::RetractFinished => Self::RetractFinished,
             AuditAction::RetractCancelled => Self::RetractCancelled,
+            AuditAction::RestoreDispatched => Self::RestoreDispatched,
+            AuditAction::RestoreFinished => Self::RestoreFinished,
         }
     }
 }
@@ -310,6 +312,19 @@ fn audit_details(details: AuditDetails) -> pb::audit_event::Details {
                 reason: reason.unwrap_or_default(),
             })
         }
+        AuditDetails::RestoreDispatched {
+            job_id,
+            restores_job_id,
+            request_id,
+            reason,
+            mailbox_count,
+        } => D::RestoreDispatched(pb::RestoreDispatchedDetails {
+            job_id: job_id.to_string(),
+            restores_job_id: restores_job_id.to_string(),
+            request_id,
+            reason: reason.unwrap_or_default(),
+            mailbox_count: count(mailbox_count),
+        }),
         AuditDetails::RetractFinished {
             job_id,
             internet_message_id,

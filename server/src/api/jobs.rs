@@ -12,8 +12,8 @@ use super::{
 use crate::{
     domain::{
         DeleteMode, DepthSummary, EmailAddress, EventKind, InternetMessageId, JobCounts, JobEvent,
-        JobFailure, JobId, JobKind, JobState, NewDelivery, Phase, RetractJob, RetractOptions,
-        Target, TargetOutcome, TargetRecord, TenantId, ValidationError,
+        JobFailure, JobId, JobKind, JobState, NewDelivery, NotRestorable, Phase, RetractJob,
+        RetractOptions, Target, TargetOutcome, TargetRecord, TenantId, ValidationError,
     },
     engine::{DispatchError, PlanError, WatchEnd, Watched},
 };
@@ -157,6 +157,18 @@ pub fn dispatch_error(
                 ("state", state.to_owned()),
             ],
         ),
+        DispatchError::NotRestorable(why) => {
+            let running = match &why {
+                NotRestorable::RestoreRunning(running) => running.to_string(),
+                _ => String::new(),
+            };
+            let metadata = vec![
+                ("job_id", job.map(ToString::to_string).unwrap_or_default()),
+                ("cause", why.cause().to_owned()),
+                ("restore_job_id", running),
+            ];
+            ApiError::precondition(Reason::NotRestorable, message, metadata)
+        }
         DispatchError::Microsoft(graph) => graph.into(),
         DispatchError::Store(store) => store.into(),
     }
@@ -172,6 +184,7 @@ pub fn every_dispatch_error() -> Vec<ApiError> {
         DispatchError::GraphNotConfigured,
         DispatchError::AdministratorWithoutMailbox("a@b.example".into()),
         DispatchError::JobFinished("succeeded"),
+        DispatchError::NotRestorable(NotRestorable::HardDelete),
     ]
     .into_iter()
     .map(|e| dispatch_error(e, &tenant, None, None))
@@ -383,6 +396,7 @@ fn phase(p: Phase) -> pb::RecipientPhase {
         Phase::Resolving => pb::RecipientPhase::Resolving,
         Phase::Searching => pb::RecipientPhase::Searching,
         Phase::Deleting => pb::RecipientPhase::Deleting,
+        Phase::Restoring => pb::RecipientPhase::Restoring,
         Phase::Done => pb::RecipientPhase::Done,
     }
 }

@@ -1,7 +1,7 @@
 //! `retract.v1.RetractService`: recording and searching deliveries, the Retract tab, and
 //! retract jobs — starting them, watching their events, reading, listing and cancelling them.
 //! Each RPC reads its request, hands the work to the store or the engine, and converts the
-//! answer. RestoreRetractJob validates its request and answers UNIMPLEMENTED until it is built.
+//! answer.
 
 use std::{pin::Pin, time::Duration};
 
@@ -27,7 +27,7 @@ use crate::{
         PageSize, PageToken, RecordOutcome, RetractJob, RetractOptions, TargetOutcome, TenantId,
         ValidationError, merge_repeats,
     },
-    engine::{Dispatch, DispatchError, Engine, Watcher},
+    engine::{Dispatch, DispatchError, Engine, RestoreDispatch, Watcher},
     store::{
         CancelRequest, DeliveryCursor, JobCursor, JobFilter, Store, TargetCursor, TargetFilter,
     },
@@ -487,8 +487,9 @@ impl RetractApi {
         request: Request<pb::RestoreRetractJobRequest>,
     ) -> Result<EventStream<pb::RestoreRetractJobResponse>, ApiError> {
         let ctx = CallContext::of(&request)?;
+        let until = deadline(&request);
         let r = request.get_ref();
-        let (_tenant, _job, _request_id, _reason) = (
+        let (tenant, job_id, request_id, reason) = (
             ctx.tenant(&r.tenant_id),
             field("job_id", JobId::parse(&r.job_id)),
             field("request_id", validate::uuid(&r.request_id, "a request id")),
@@ -498,9 +499,26 @@ impl RetractApi {
             ),
         )
             .validated_for(&ctx)?;
-        Err(ApiError::Unimplemented(
-            "Restoring a retract job (issue #11)",
-        ))
+        let dispatch = RestoreDispatch {
+            tenant: tenant.clone(),
+            job: job_id.clone(),
+            request_id,
+            reason,
+            requested_by: ctx.caller.actor().to_owned(),
+            administrator: administrator(&ctx),
+            trace_id: ctx.request_id.clone(),
+        };
+        let job = self
+            .engine
+            .dispatch_restore(dispatch)
+            .await
+            .map_err(|e| jobs::dispatch_error(e, &tenant, None, Some(&job_id)))?;
+        tracing::info!(job = %job.id, restores = %job_id, actor = ctx.caller.actor(), "restore job dispatched");
+        Ok(
+            self.follow(job, 0, until, |event| pb::RestoreRetractJobResponse {
+                event: Some(event),
+            }),
+        )
     }
 
     async fn list_targets(

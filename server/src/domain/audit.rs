@@ -41,11 +41,15 @@ pub enum AuditAction {
     RetractFinished,
     /// A retract job ended cancelled.
     RetractCancelled,
+    /// A restore of a retract job was created.
+    RestoreDispatched,
+    /// A restore job ended (also cancelled or failed).
+    RestoreFinished,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::TenantCreated,
         Self::DomainAdded,
         Self::DomainRemoved,
@@ -58,6 +62,8 @@ impl AuditAction {
         Self::RetractCancelRequested,
         Self::RetractFinished,
         Self::RetractCancelled,
+        Self::RestoreDispatched,
+        Self::RestoreFinished,
     ];
 
     /// The stored value, lower_snake_case.
@@ -75,6 +81,8 @@ impl AuditAction {
             Self::RetractCancelRequested => "retract_cancel_requested",
             Self::RetractFinished => "retract_finished",
             Self::RetractCancelled => "retract_cancelled",
+            Self::RestoreDispatched => "restore_dispatched",
+            Self::RestoreFinished => "restore_finished",
         }
     }
 
@@ -97,7 +105,9 @@ impl AuditAction {
             Self::RetractDispatched
             | Self::RetractCancelRequested
             | Self::RetractFinished
-            | Self::RetractCancelled => AuditSection::Retract,
+            | Self::RetractCancelled
+            | Self::RestoreDispatched
+            | Self::RestoreFinished => AuditSection::Retract,
         }
     }
 }
@@ -170,7 +180,21 @@ pub enum AuditDetails {
         /// The canceller's reason.
         reason: Option<String>,
     },
-    /// RetractFinished, RetractCancelled.
+    /// RestoreDispatched.
+    RestoreDispatched {
+        /// The restore job created.
+        job_id: JobId,
+        /// The retract job it undoes.
+        restores_job_id: JobId,
+        /// The caller's idempotency key.
+        request_id: String,
+        /// Why, as the caller said it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// How many mailboxes it puts copies back into.
+        mailbox_count: u32,
+    },
+    /// RetractFinished, RetractCancelled, RestoreFinished.
     RetractFinished {
         /// The job.
         job_id: JobId,

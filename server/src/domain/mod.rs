@@ -9,6 +9,7 @@ mod email;
 mod grant;
 mod message_id;
 mod page;
+mod restore;
 mod retract;
 mod tenant;
 
@@ -25,6 +26,7 @@ pub use email::EmailAddress;
 pub use grant::{DomainOutcome, Grant, GrantEnd, GrantState, MicrosoftTenantId, NewGrant};
 pub use message_id::InternetMessageId;
 pub use page::{PageRequest, PageSize, PageToken, fingerprint_fields, time_field};
+pub use restore::{NotRestorable, RemovedCopy};
 pub use retract::{
     Cancellation, ConversationStep, DeleteMode, DepthSummary, Discovered, EventKind, JobCounts,
     JobEvent, JobFailure, JobId, JobKind, JobState, MessageSnapshot, Phase, RetractJob,

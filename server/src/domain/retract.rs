@@ -209,6 +209,8 @@ pub enum Phase {
     Searching,
     /// Deleting them.
     Deleting,
+    /// RESTORE jobs: moving them back.
+    Restoring,
     /// Finished.
     Done,
 }

@@ -1,5 +1,6 @@
-//! Accepting a retract: the checks a request must pass before a job exists, its plan, and the
-//! job with its `retract_dispatched` audit entry — or the job its request id made before.
+//! Accepting a retract (or a restore of one): the checks a request must pass before a job
+//! exists, its plan, and the job with its `retract_dispatched` (`restore_dispatched`) audit
+//! entry — or the job its request id made before.
 
 use super::{
     Engine,
@@ -7,11 +8,12 @@ use super::{
 };
 use crate::{
     domain::{
-        AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, EmailAddress,
-        JobId, MessageSnapshot, MicrosoftTenantId, RetractJob, RetractOptions, TenantId,
+        AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, DeleteMode,
+        EmailAddress, JobId, JobKind, MessageSnapshot, MicrosoftTenantId, NotRestorable,
+        RetractJob, RetractOptions, Target, TenantId,
     },
     graph::GraphError,
-    store::{CancelRequest, NewJob, StoreError},
+    store::{CancelRequest, NewJob, StoreError, job_fingerprint},
 };
 
 /// A retract request, validated, with who asks for it.
@@ -27,6 +29,25 @@ pub struct Dispatch {
     pub requested_by: String,
     /// A human administrator's address, which must be a mailbox of the tenant's Microsoft
     /// 365; `None` for service callers. A claim that is not an address cannot be one.
+    pub administrator: Option<Result<EmailAddress, String>>,
+    /// The call's `x-request-id`, for the audit entry.
+    pub trace_id: String,
+}
+
+/// A request to restore a finished retract job, validated, with who asks for it.
+#[derive(Debug, Clone)]
+pub struct RestoreDispatch {
+    /// The tenant it acts for (already checked against the caller).
+    pub tenant: TenantId,
+    /// The retract job to undo.
+    pub job: JobId,
+    /// The caller's idempotency key (a UUID).
+    pub request_id: String,
+    /// Why, for the audit trail.
+    pub reason: Option<String>,
+    /// The name the audit trail records for the caller.
+    pub requested_by: String,
+    /// As for [`Dispatch::administrator`].
     pub administrator: Option<Result<EmailAddress, String>>,
     /// The call's `x-request-id`, for the audit entry.
     pub trace_id: String,
@@ -55,6 +76,9 @@ pub enum DispatchError {
     /// The job has ended already (cancelling it).
     #[error("the job already ended {0}")]
     JobFinished(&'static str),
+    /// The job cannot be restored.
+    #[error("{0}")]
+    NotRestorable(NotRestorable),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -75,7 +99,7 @@ impl Engine {
         } = dispatch;
         if let Some(job) = self
             .store
-            .job_by_request_id(&tenant, &request_id, &options)
+            .job_by_request_id(&tenant, &request_id, &job_fingerprint(&options, None))
             .await?
         {
             return Ok(job);
@@ -118,12 +142,114 @@ impl Engine {
             options,
             requested_by,
             targets,
-            message: MessageSnapshot {
+            message: Some(MessageSnapshot {
                 subject: delivery.subject.as_str().to_owned(),
                 sender: delivery.sender.to_string(),
                 delivered_at: delivery.delivered_at,
-            },
+            }),
             correlation_id: trace_id,
+            restores: None,
+        };
+        let (job, created) = self.store.create_job(&tenant, new, audit).await?;
+        if created {
+            self.wake();
+        }
+        Ok(job)
+    }
+
+    /// Checks `restore` and creates its job — of kind RESTORE, with the retract's mailboxes
+    /// that still have removed copies to put back, at their depth — or returns the job its
+    /// request id made before (even if the checks would now refuse: everything may be back).
+    pub async fn dispatch_restore(
+        &self,
+        restore: RestoreDispatch,
+    ) -> Result<RetractJob, DispatchError> {
+        let RestoreDispatch {
+            tenant,
+            job,
+            request_id,
+            reason,
+            requested_by,
+            administrator,
+            trace_id,
+        } = restore;
+        let retract = self.store.tenant_job(&tenant, &job).await?;
+        let options = RetractOptions {
+            reason: reason.clone(),
+            ..retract.options.clone()
+        };
+        if let Some(found) = self
+            .store
+            .job_by_request_id(
+                &tenant,
+                &request_id,
+                &job_fingerprint(&options, Some(&retract.id)),
+            )
+            .await?
+        {
+            return Ok(found);
+        }
+        let refuse = |why| Err(DispatchError::NotRestorable(why));
+        if retract.kind != JobKind::Retract {
+            return refuse(NotRestorable::NotARetract);
+        }
+        if !retract.state.is_final() {
+            return refuse(NotRestorable::NotFinished);
+        }
+        if retract.options.dry_run {
+            return refuse(NotRestorable::DryRun);
+        }
+        if retract.options.delete_mode == DeleteMode::Hard {
+            return refuse(NotRestorable::HardDelete);
+        }
+        if let Some(running) = self.store.running_restore(&retract.id).await? {
+            return refuse(NotRestorable::RestoreRunning(running));
+        }
+        let mailboxes = self.store.mailboxes_to_restore(&retract.id).await?;
+        if mailboxes.is_empty() {
+            return refuse(NotRestorable::NothingToRestore);
+        }
+        self.check_dispatcher(&tenant, administrator).await?;
+        // Each mailbox at the depth the retract reached it.
+        let depths: std::collections::HashMap<EmailAddress, u8> = self
+            .store
+            .job_targets(&retract.id)
+            .await?
+            .into_iter()
+            .map(|r| (r.target.mailbox, r.target.depth))
+            .collect();
+        let targets: Vec<(Target, Option<crate::domain::TargetResult>)> = mailboxes
+            .into_iter()
+            .map(|mailbox| {
+                let depth = depths.get(&mailbox).copied().unwrap_or(0);
+                (Target { mailbox, depth }, None)
+            })
+            .collect();
+        let job_id = JobId::generate();
+        let audit = AuditEntry {
+            tenant_id: tenant.clone(),
+            actor: requested_by.clone(),
+            action: AuditAction::RestoreDispatched,
+            target: job_id.to_string(),
+            outcome: AuditOutcome::Succeeded,
+            correlation_id: trace_id.clone(),
+            details: AuditDetails::RestoreDispatched {
+                job_id: job_id.clone(),
+                restores_job_id: retract.id.clone(),
+                request_id: request_id.clone(),
+                reason,
+                mailbox_count: u32::try_from(targets.len()).unwrap_or(u32::MAX),
+            },
+        };
+        let new = NewJob {
+            id: job_id,
+            request_id,
+            options,
+            requested_by,
+            targets,
+            message: retract.message.clone(),
+            correlation_id: trace_id,
+            restores: Some(retract.id.clone()),
         };
         let (job, created) = self.store.create_job(&tenant, new, audit).await?;
         if created {

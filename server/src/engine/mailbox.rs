@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use crate::{
     domain::{
         ConversationIndex, ConversationStep, Discovered, Domain, Eligibility, EmailAddress,
-        InternetMessageId, JobEvent, JobFailure, JobId, MicrosoftTenantId, Phase, RetractOptions,
-        Target, TargetOutcome, TargetResult, TargetWork, TenantId, Unfollowed,
+        InternetMessageId, JobEvent, JobFailure, JobId, MicrosoftTenantId, Phase, RemovedCopy,
+        RetractOptions, Target, TargetOutcome, TargetResult, TargetWork, TenantId, Unfollowed,
     },
     graph::{Deleted, Folder, GraphClient, GraphError, MailboxRef, MessageCopy},
     store::{Store, StoreError},
@@ -252,13 +252,10 @@ impl Work {
         let mut deleted = 0;
         let mut already_gone = 0;
         let mut failure = None;
-        for answer in self
-            .graph
-            .delete_copies(&self.microsoft, mailbox, &copies, self.options.delete_mode)
-            .await
-        {
+        let hop_zero: Vec<(MessageCopy, u8)> = copies.into_iter().map(|c| (c, 0)).collect();
+        for answer in self.remove(&target.mailbox, mailbox, &hop_zero).await? {
             match answer {
-                Ok(Deleted::Deleted) => deleted += 1,
+                Ok(Deleted::Deleted { .. }) => deleted += 1,
                 Ok(Deleted::AlreadyGone) => already_gone += 1,
                 Err(err) => failure = Some(err),
             }
@@ -276,6 +273,53 @@ impl Work {
             TargetOutcome::Deleted
         };
         Ok(result(outcome, found, deleted, was_read, None, None))
+    }
+
+    /// Removes `copies` (each with its hop) in the job's mode. Unless HARD purges them, each
+    /// is recorded first — its id and folder — and after a move, where it went: what a
+    /// restore needs to put it back.
+    async fn remove(
+        &self,
+        address: &EmailAddress,
+        mailbox: &MailboxRef,
+        copies: &[(MessageCopy, u8)],
+    ) -> Result<Vec<Result<Deleted, GraphError>>, StoreError> {
+        let mode = self.options.delete_mode;
+        if mode != crate::domain::DeleteMode::Hard {
+            let records: Vec<RemovedCopy> = copies
+                .iter()
+                .map(|(c, hop)| RemovedCopy {
+                    mailbox: address.clone(),
+                    item_id: c.id.clone(),
+                    hop: *hop,
+                    internet_message_id: c.internet_message_id.clone(),
+                    original_folder_id: c.parent_folder_id.clone(),
+                    removed_id: None,
+                })
+                .collect();
+            self.store.record_removals(&self.job_id, &records).await?;
+        }
+        let list: Vec<MessageCopy> = copies.iter().map(|(c, _)| c.clone()).collect();
+        let answers = self
+            .graph
+            .delete_copies(&self.microsoft, mailbox, &list, mode)
+            .await;
+        let moved: Vec<(String, String)> = list
+            .iter()
+            .zip(&answers)
+            .filter_map(|(copy, answer)| match answer {
+                Ok(Deleted::Deleted {
+                    new_id: Some(new_id),
+                }) => Some((copy.id.clone(), new_id.clone())),
+                _ => None,
+            })
+            .collect();
+        if !moved.is_empty() {
+            self.store
+                .record_removed_ids(&self.job_id, address, &moved)
+                .await?;
+        }
+        Ok(answers)
     }
 
     /// A FAILED outcome for `err`, remembering permission problems for the Retract tab.
@@ -452,14 +496,12 @@ impl Work {
         let mut deleted = 0;
         let cancelled = self.cancelled.load(std::sync::atomic::Ordering::Relaxed);
         if !self.options.dry_run && !cancelled && !in_scope.is_empty() {
-            let copies: Vec<MessageCopy> = in_scope.iter().map(|(m, _)| m.clone()).collect();
             for answer in self
-                .graph
-                .delete_copies(&self.microsoft, mailbox, &copies, self.options.delete_mode)
-                .await
+                .remove(&work.target.mailbox, mailbox, &in_scope)
+                .await?
             {
                 match answer {
-                    Ok(Deleted::Deleted) => deleted += 1,
+                    Ok(Deleted::Deleted { .. }) => deleted += 1,
                     Ok(Deleted::AlreadyGone) => {}
                     Err(err) => {
                         step.retracted = deleted;

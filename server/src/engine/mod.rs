@@ -7,6 +7,7 @@
 //! - `plan`: the targets a job starts with, checked against the delivery and eligibility.
 //! - [`Engine`] (here): the worker loop, one job at a time per worker, many mailboxes at once.
 //! - `mailbox`: the work on one mailbox and how Graph's answers become outcomes.
+//! - `restore`: the work on one mailbox of a RESTORE job: the removed copies put back.
 //! - `supervisor`: panics caught — a job that panicked is failed, the loop restarted,
 //!   both visible in [`EngineHealth`].
 //! - `watcher`: [`Watcher`], stored then live events of a job, Heartbeats, deadlines.
@@ -16,10 +17,11 @@
 mod dispatch;
 mod mailbox;
 mod plan;
+mod restore;
 mod supervisor;
 mod watcher;
 
-pub use dispatch::{Dispatch, DispatchError};
+pub use dispatch::{Dispatch, DispatchError, RestoreDispatch};
 pub use plan::{PlanError, Refusal, RetractTab, TabRow};
 pub use supervisor::EngineHealth;
 pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
@@ -40,8 +42,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     domain::{
         AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, DepthSummary,
-        EventKind, JobEvent, JobFailure, JobId, JobState, Phase, RetractJob, Target, TargetOutcome,
-        TargetRecord, TargetResult, TargetWork,
+        EventKind, JobEvent, JobFailure, JobId, JobKind, JobState, Phase, RetractJob, Target,
+        TargetOutcome, TargetRecord, TargetResult, TargetWork,
     },
     graph::{AdminMailboxes, GraphClient},
     store::{JobEnd, Store, StoreError},
@@ -233,16 +235,27 @@ impl Engine {
             halt.clone(),
             cancelled.clone(),
         ));
-        let work = mailbox::Work {
-            graph,
-            store: self.store.clone(),
-            tenant: tenant.clone(),
-            microsoft,
-            options: job.options.clone(),
-            domains: self.store.all_domains(&tenant).await?,
-            cancelled: cancelled.clone(),
-            job_id: job.id.clone(),
-            owner: self.owner.clone(),
+        let work = match &job.restores_job_id {
+            None => Work::Retract(mailbox::Work {
+                graph,
+                store: self.store.clone(),
+                tenant: tenant.clone(),
+                microsoft,
+                options: job.options.clone(),
+                domains: self.store.all_domains(&tenant).await?,
+                cancelled: cancelled.clone(),
+                job_id: job.id.clone(),
+                owner: self.owner.clone(),
+            }),
+            Some(retract) => Work::Restore(restore::Work {
+                graph,
+                store: self.store.clone(),
+                microsoft,
+                retract: retract.clone(),
+                restore: job.id.clone(),
+                mode: job.options.delete_mode,
+                cancelled: cancelled.clone(),
+            }),
         };
         // Rounds: the targets not finished yet (after a restart, the rest); a conversation
         // step adds targets, which the next round visits. A round that finishes nothing ends
@@ -274,7 +287,7 @@ impl Engine {
     async fn visit_round(
         &self,
         job_id: &JobId,
-        work: &mailbox::Work,
+        work: &Work,
         round: Vec<TargetWork>,
         halt: &CancellationToken,
         cancelled: &AtomicBool,
@@ -357,10 +370,14 @@ impl Engine {
                 format!("{} of {} mailboxes failed", counts.failed, counts.targets),
             )
         } else {
+            let did = match job.kind {
+                JobKind::Retract => "deleted",
+                JobKind::Restore => "restored",
+            };
             (
                 JobState::Succeeded,
                 format!(
-                    "{} mailboxes done, {} copies deleted",
+                    "{} mailboxes done, {} copies {did}",
                     counts.done, counts.copies_deleted
                 ),
             )
@@ -402,6 +419,7 @@ impl Engine {
         let target_count = u32::try_from(targets.len()).unwrap_or(u32::MAX);
         let listed: Vec<TargetRecord> = targets.into_iter().take(AUDIT_TARGETS_MAX).collect();
         let tenant = job.tenant_id.clone();
+        let kind = job.kind;
         let (job_id, requested_by, message, correlation_id) = (
             job.id.clone(),
             job.requested_by.clone(),
@@ -419,10 +437,10 @@ impl Engine {
             .finish_job(&job.id, &self.owner, end, move |counts| AuditEntry {
                 tenant_id: tenant,
                 actor: requested_by,
-                action: if state == JobState::Cancelled {
-                    AuditAction::RetractCancelled
-                } else {
-                    AuditAction::RetractFinished
+                action: match (kind, state) {
+                    (JobKind::Restore, _) => AuditAction::RestoreFinished,
+                    (JobKind::Retract, JobState::Cancelled) => AuditAction::RetractCancelled,
+                    (JobKind::Retract, _) => AuditAction::RetractFinished,
                 },
                 target: job_id.to_string(),
                 outcome: match state {
@@ -446,6 +464,34 @@ impl Engine {
             .await?;
         self.hub.publish(&job.id, event.sequence);
         Ok(())
+    }
+}
+
+/// The work of one job on each of its mailboxes.
+enum Work {
+    /// Removing copies (and following the conversation).
+    Retract(mailbox::Work),
+    /// Putting back what a retract removed.
+    Restore(restore::Work),
+}
+
+impl Work {
+    async fn run<F, Fut>(
+        &self,
+        todo: &TargetWork,
+        progress: F,
+    ) -> Result<mailbox::Visit, StoreError>
+    where
+        F: Fn(Phase) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<JobEvent>, StoreError>>,
+    {
+        match self {
+            Self::Retract(work) => work.run(todo, progress).await,
+            Self::Restore(work) => Ok(mailbox::Visit {
+                result: work.run(&todo.target, progress).await?,
+                step: None,
+            }),
+        }
     }
 }
 

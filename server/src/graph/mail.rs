@@ -168,12 +168,51 @@ const COPY_FIELDS: &str =
 const CONVERSATION_FIELDS: &str = "id,isRead,parentFolderId,conversationId,conversationIndex,internetMessageId,isDraft,from,toRecipients,ccRecipients,bccRecipients";
 
 /// What deleting a copy found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deleted {
-    /// It was there and is gone now.
-    Deleted,
+    /// It was there and is gone now; `new_id` is its id where it went, when Graph says (a
+    /// moved message gets a new id).
+    Deleted {
+        /// Its id in Deleted Items after a move.
+        new_id: Option<String>,
+    },
     /// It was already gone (deleted between find and delete).
     AlreadyGone,
+}
+
+/// What moving a copy back found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// It is in the destination now, under this id.
+    Moved {
+        /// Its new id.
+        new_id: Option<String>,
+    },
+    /// No message has that id any more (moved or purged since).
+    Gone,
+}
+
+/// One request on one message of a mailbox: the method, the path after
+/// `/users/{user}/messages/{id}`, and the JSON body.
+struct MessageCall {
+    item: String,
+    method: Method,
+    suffix: &'static str,
+    body: Option<serde_json::Value>,
+}
+
+/// How a [`MessageCall`] ended: done (with the answer's JSON body, if any), or the message
+/// was not there.
+enum Answer {
+    Done(Option<serde_json::Value>),
+    Gone,
+}
+
+/// The `id` of a message in an answer's body.
+fn answered_id(body: Option<&serde_json::Value>) -> Option<String> {
+    body.and_then(|b| b.get("id"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
 }
 
 #[derive(Deserialize)]
@@ -348,19 +387,108 @@ impl GraphClient {
         copy: &MessageCopy,
         mode: DeleteMode,
     ) -> Result<Deleted, GraphError> {
-        let (method, suffix, body) = delete_call(mode);
+        self.delete_copies(microsoft_tenant, mailbox, std::slice::from_ref(copy), mode)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(GraphError::Transport("no answer for a delete".into())))
+    }
+
+    /// Deletes several copies in one mailbox in `mode` (see [`Self::on_messages`]): each copy's
+    /// own answer, in order.
+    pub async fn delete_copies(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        mailbox: &MailboxRef,
+        copies: &[MessageCopy],
+        mode: DeleteMode,
+    ) -> Vec<Result<Deleted, GraphError>> {
+        let calls: Vec<MessageCall> = copies
+            .iter()
+            .map(|copy| {
+                let (method, suffix, body) = delete_call(mode);
+                MessageCall {
+                    item: copy.id.clone(),
+                    method,
+                    suffix,
+                    body,
+                }
+            })
+            .collect();
+        self.on_messages(microsoft_tenant, mailbox, &calls)
+            .await
+            .into_iter()
+            .map(|answer| {
+                answer.map(|a| match a {
+                    Answer::Done(body) => Deleted::Deleted {
+                        new_id: answered_id(body.as_ref()),
+                    },
+                    Answer::Gone => Deleted::AlreadyGone,
+                })
+            })
+            .collect()
+    }
+
+    /// Moves copies of one mailbox, each `(item id, destination folder id)`: each copy's own
+    /// answer, in order. A restore moves copies back to where a retract took them from (out
+    /// of Deleted Items, or out of Recoverable Items\Deletions).
+    pub async fn move_copies(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        mailbox: &MailboxRef,
+        moves: &[(String, String)],
+    ) -> Vec<Result<Moved, GraphError>> {
+        let calls: Vec<MessageCall> = moves
+            .iter()
+            .map(|(item, destination)| MessageCall {
+                item: item.clone(),
+                method: Method::POST,
+                suffix: "/move",
+                body: Some(serde_json::json!({ "destinationId": destination })),
+            })
+            .collect();
+        self.on_messages(microsoft_tenant, mailbox, &calls)
+            .await
+            .into_iter()
+            .map(|answer| {
+                answer.map(|a| match a {
+                    Answer::Done(body) => Moved::Moved {
+                        new_id: answered_id(body.as_ref()),
+                    },
+                    Answer::Gone => Moved::Gone,
+                })
+            })
+            .collect()
+    }
+
+    /// One message call directly.
+    async fn on_message(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        mailbox: &MailboxRef,
+        call: &MessageCall,
+    ) -> Result<Answer, GraphError> {
         let url = format!(
-            "{}/users/{}/messages/{}{suffix}",
+            "{}/users/{}/messages/{}{}",
             self.base,
             encode(&mailbox.id),
-            encode(&copy.id)
+            encode(&call.item),
+            call.suffix
         );
         match self
-            .request(microsoft_tenant, Some(&mailbox.id), method, &url, body)
+            .request(
+                microsoft_tenant,
+                Some(&mailbox.id),
+                call.method.clone(),
+                &url,
+                call.body.clone(),
+            )
             .await
         {
-            Ok(_) => Ok(Deleted::Deleted),
-            Err(err) if is_item_gone(&err) => Ok(Deleted::AlreadyGone),
+            Ok(response) => {
+                let body = super::client::bounded_body(response).await?;
+                Ok(Answer::Done(serde_json::from_slice(&body).ok()))
+            }
+            Err(err) if is_item_gone(&err) => Ok(Answer::Gone),
             Err(err) => Err(err),
         }
     }
@@ -385,29 +513,26 @@ struct BatchItem {
 }
 
 impl GraphClient {
-    /// Deletes several copies in one mailbox: one copy directly, more through `$batch` (up to
+    /// Calls on several messages of one mailbox: one directly, more through `$batch` (up to
     /// 20 per batch), which saves round trips (not throttling quota: every sub-request
     /// counts). Throttled or failed sub-requests are retried after their `Retry-After` or a
-    /// backoff, within the retry budget; each copy's own answer comes back.
-    pub async fn delete_copies(
+    /// backoff, within the retry budget; each call's own answer comes back, in order.
+    async fn on_messages(
         &self,
         microsoft_tenant: &MicrosoftTenantId,
         mailbox: &MailboxRef,
-        copies: &[MessageCopy],
-        mode: DeleteMode,
-    ) -> Vec<Result<Deleted, GraphError>> {
-        if copies.len() <= 1 {
+        calls: &[MessageCall],
+    ) -> Vec<Result<Answer, GraphError>> {
+        if calls.len() <= 1 {
             let mut out = Vec::new();
-            for copy in copies {
-                out.push(
-                    self.delete_copy(microsoft_tenant, mailbox, copy, mode)
-                        .await,
-                );
+            for call in calls {
+                out.push(self.on_message(microsoft_tenant, mailbox, call).await);
             }
             return out;
         }
-        let mut results: Vec<Option<Result<Deleted, GraphError>>> = vec![None; copies.len()];
-        for (chunk_no, chunk) in copies.chunks(BATCH_LIMIT).enumerate() {
+        let mut results: Vec<Option<Result<Answer, GraphError>>> =
+            (0..calls.len()).map(|_| None).collect();
+        for (chunk_no, chunk) in calls.chunks(BATCH_LIMIT).enumerate() {
             let offset = chunk_no * BATCH_LIMIT;
             let mut pending: Vec<usize> = (0..chunk.len()).collect();
             let mut attempt = 0;
@@ -415,7 +540,7 @@ impl GraphClient {
                 attempt += 1;
                 let requests: Vec<serde_json::Value> = pending
                     .iter()
-                    .map(|&i| batch_request(&mailbox.id, &chunk[i].id, mode, i))
+                    .map(|&i| batch_request(&mailbox.id, &chunk[i], i))
                     .collect();
                 let url = format!("{}/$batch", self.base);
                 let weight = u32::try_from(pending.len().min(4)).unwrap_or(4);
@@ -455,7 +580,7 @@ impl GraphClient {
                     else {
                         continue;
                     };
-                    match batch_outcome(&item) {
+                    match batch_outcome(item) {
                         Err(err) => match self.retry_wait(&err, attempt) {
                             Some(after) => {
                                 wait = wait.max(after);
@@ -499,26 +624,26 @@ impl GraphClient {
     }
 }
 
-fn batch_request(user: &str, message: &str, mode: DeleteMode, id: usize) -> serde_json::Value {
+fn batch_request(user: &str, call: &MessageCall, id: usize) -> serde_json::Value {
     // Batch URLs are relative to the version: `/users/…`, not `/v1.0/users/…`.
-    let (method, suffix, body) = delete_call(mode);
     let url = format!(
-        "/users/{}/messages/{}{suffix}",
+        "/users/{}/messages/{}{}",
         encode(user),
-        encode(message)
+        encode(&call.item),
+        call.suffix
     );
     let mut request =
-        serde_json::json!({ "id": id.to_string(), "method": method.as_str(), "url": url });
-    if let Some(body) = body {
-        request["body"] = body;
+        serde_json::json!({ "id": id.to_string(), "method": call.method.as_str(), "url": url });
+    if let Some(body) = &call.body {
+        request["body"] = body.clone();
         request["headers"] = serde_json::json!({ "Content-Type": "application/json" });
     }
     request
 }
 
-fn batch_outcome(item: &BatchItem) -> Result<Deleted, GraphError> {
+fn batch_outcome(item: BatchItem) -> Result<Answer, GraphError> {
     if (200..300).contains(&item.status) {
-        return Ok(Deleted::Deleted);
+        return Ok(Answer::Done(item.body));
     }
     let retry_after = item
         .headers
@@ -531,7 +656,7 @@ fn batch_outcome(item: &BatchItem) -> Result<Deleted, GraphError> {
         item.body.as_ref().unwrap_or(&serde_json::Value::Null),
     );
     if is_item_gone(&error) {
-        return Ok(Deleted::AlreadyGone);
+        return Ok(Answer::Gone);
     }
     Err(error)
 }

@@ -26,7 +26,9 @@ pub use admin::AdminMailboxes;
 pub(crate) use client::api_error;
 pub use client::{GraphClient, GraphDomain, REQUESTS_PER_MAILBOX, RetryPolicy};
 pub use error::GraphError;
-pub use mail::{DeleteMode, Deleted, Folder, MailboxRef, MessageCopy, Recipient, ThreadHeaders};
+pub use mail::{
+    DeleteMode, Deleted, Folder, MailboxRef, MessageCopy, Moved, Recipient, ThreadHeaders,
+};
 pub(crate) use tokens::send;
 pub use tokens::{AppToken, AppTokens};
 

@@ -15,7 +15,7 @@ use sea_orm::{
 
 use super::{
     Page, Store, StoreError, audit,
-    entities::{retract_event, retract_job, retract_target},
+    entities::{removed_copy, retract_event, retract_job, retract_target},
     in_transaction, parse_stored,
 };
 use crate::domain::{
@@ -38,10 +38,45 @@ pub struct NewJob {
     pub requested_by: String,
     /// The mailboxes to visit, with a result for those settled up front (skipped).
     pub targets: Vec<(Target, Option<TargetResult>)>,
-    /// The message as recorded now.
-    pub message: MessageSnapshot,
+    /// The message as recorded now (a restore copies its retract's, which jobs made before
+    /// snapshots were kept lack).
+    pub message: Option<MessageSnapshot>,
     /// The correlation id of the dispatching call.
     pub correlation_id: String,
+    /// For a RESTORE job: the retract job it undoes (`None`: a retract job).
+    pub restores: Option<JobId>,
+}
+
+impl NewJob {
+    /// What the job does.
+    pub fn kind(&self) -> JobKind {
+        if self.restores.is_some() {
+            JobKind::Restore
+        } else {
+            JobKind::Retract
+        }
+    }
+
+    /// The fingerprint that tells a repeated request id with another request: the options,
+    /// and for a restore the job it undoes.
+    pub fn fingerprint(&self) -> String {
+        job_fingerprint(&self.options, self.restores.as_ref())
+    }
+}
+
+/// See [`NewJob::fingerprint`]: a retract's is its options' fingerprint (as stored since the
+/// first release); a restore's also names the job it undoes.
+pub fn job_fingerprint(options: &RetractOptions, restores: Option<&JobId>) -> String {
+    match restores {
+        None => options.fingerprint(),
+        Some(job) => {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(format!(
+                "restore|{job}|{}",
+                options.fingerprint()
+            )))
+        }
+    }
 }
 
 /// How a job ends.
@@ -166,8 +201,9 @@ impl Store {
         new: NewJob,
         audit: AuditEntry,
     ) -> Result<(RetractJob, bool), StoreError> {
+        let fingerprint = new.fingerprint();
         if let Some(found) = self
-            .job_by_request_id(tenant, &new.request_id, &new.options)
+            .job_by_request_id(tenant, &new.request_id, &fingerprint)
             .await?
         {
             return Ok((found, false));
@@ -175,7 +211,7 @@ impl Store {
         let created = self.insert_job(tenant, new.clone(), audit).await;
         match created {
             Err(StoreError::AlreadyExists { .. }) => match self
-                .job_by_request_id(tenant, &new.request_id, &new.options)
+                .job_by_request_id(tenant, &new.request_id, &fingerprint)
                 .await?
             {
                 Some(found) => Ok((found, false)),
@@ -187,12 +223,13 @@ impl Store {
         }
     }
 
-    /// The job a request id already made, if any (`RequestIdReused` with other options).
+    /// The job a request id already made, if any (`RequestIdReused` when it was made for
+    /// another request: see [`NewJob::fingerprint`]).
     pub async fn job_by_request_id(
         &self,
         tenant: &TenantId,
         request_id: &str,
-        options: &RetractOptions,
+        fingerprint: &str,
     ) -> Result<Option<RetractJob>, StoreError> {
         let row = retract_job::Entity::find()
             .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
@@ -200,7 +237,7 @@ impl Store {
             .one(&self.db)
             .await?;
         match row {
-            Some(row) if row.options_hash == options.fingerprint() => Ok(Some(job_from_row(row)?)),
+            Some(row) if row.options_hash == fingerprint => Ok(Some(job_from_row(row)?)),
             Some(_) => Err(StoreError::RequestIdReused(request_id.to_owned())),
             None => Ok(None),
         }
@@ -250,7 +287,7 @@ impl Store {
                     tenant_id: Set(tenant.as_str().to_owned()),
                     request_id: Set(new.request_id.clone()),
                     internet_message_id: Set(new.options.message_id.to_string()),
-                    options_hash: Set(new.options.fingerprint()),
+                    options_hash: Set(new.fingerprint()),
                     options: Set(to_json(&new.options)?),
                     requested_by: Set(new.requested_by.clone()),
                     state: Set(JobState::Queued.as_str().to_owned()),
@@ -263,15 +300,15 @@ impl Store {
                     created_at: Set(at),
                     started_at: Set(None),
                     finished_at: Set(None),
-                    kind: Set(JobKind::Retract.as_str().to_owned()),
-                    restores_job_id: Set(None),
+                    kind: Set(new.kind().as_str().to_owned()),
+                    restores_job_id: Set(new.restores.as_ref().map(ToString::to_string)),
                     failure_code: Set(None),
                     cancel_requested_by: Set(None),
                     cancel_reason: Set(None),
                     cancel_requested_at: Set(None),
-                    message_subject: Set(Some(new.message.subject.clone())),
-                    message_sender: Set(Some(new.message.sender.clone())),
-                    message_delivered_at: Set(Some(new.message.delivered_at)),
+                    message_subject: Set(new.message.as_ref().map(|m| m.subject.clone())),
+                    message_sender: Set(new.message.as_ref().map(|m| m.sender.clone())),
+                    message_delivered_at: Set(new.message.as_ref().map(|m| m.delivered_at)),
                     correlation_id: Set(Some(new.correlation_id.clone())),
                 };
                 let row = retract_job::Entity::insert(row)
@@ -469,6 +506,10 @@ impl Store {
                     .await?;
                 retract_target::Entity::delete_many()
                     .filter(retract_target::Column::JobId.is_in(ids()))
+                    .exec(txn)
+                    .await?;
+                removed_copy::Entity::delete_many()
+                    .filter(removed_copy::Column::JobId.is_in(ids()))
                     .exec(txn)
                     .await?;
                 Ok(retract_job::Entity::delete_many()

@@ -12,6 +12,7 @@ mod entities;
 mod error;
 mod grants;
 mod jobs;
+mod restores;
 mod tenants;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ use error::parse_stored;
 pub use grants::ClaimedGrant;
 pub use jobs::{
     CancelRequest, JobCursor, JobEnd, JobFilter, LastRetract, NewJob, TargetCursor, TargetFilter,
+    job_fingerprint,
 };
 
 /// How to reach the database.

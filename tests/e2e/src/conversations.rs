@@ -42,7 +42,7 @@ async fn chain_with(
     build_chain(backend, adjust, locked).await
 }
 
-async fn chain(backend: Backend) -> World {
+pub(crate) async fn chain(backend: Backend) -> World {
     build_chain(backend, |_| {}, false).await
 }
 
@@ -116,11 +116,11 @@ fn visible(sim: &GraphSim, mailbox: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn ids(list: &[&str]) -> BTreeSet<String> {
+pub(crate) fn ids(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn with_conversations(depth: i32) -> pb::RetractOptions {
+pub(crate) fn with_conversations(depth: i32) -> pb::RetractOptions {
     pb::RetractOptions {
         include_conversations: true,
         conversation_depth: depth,
@@ -138,7 +138,9 @@ fn steps(events: &[pb::RetractEvent]) -> Vec<pb::ConversationUpdate> {
         .collect()
 }
 
-fn done_by_mailbox(events: &[pb::RetractEvent]) -> Vec<(String, i32, pb::RecipientOutcome)> {
+pub(crate) fn done_by_mailbox(
+    events: &[pb::RetractEvent],
+) -> Vec<(String, i32, pb::RecipientOutcome)> {
     let mut rows: Vec<_> = events
         .iter()
         .filter_map(|e| match &e.kind {

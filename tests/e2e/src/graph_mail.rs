@@ -11,8 +11,8 @@ use graph_sim::{
 use retract_server::{
     domain::{EmailAddress, InternetMessageId, MicrosoftTenantId},
     graph::{
-        AppTokens, DeleteMode, Deleted, GraphClient, GraphError, GraphSettings, RetryPolicy,
-        http_client,
+        AppTokens, DeleteMode, Deleted, Folder as GraphFolder, GraphClient, GraphError,
+        GraphSettings, Moved, RetryPolicy, http_client,
     },
 };
 
@@ -41,11 +41,21 @@ async fn sim_with(mails: Vec<Mail>) -> GraphSim {
 }
 
 fn client(sim: &GraphSim, retry: RetryPolicy) -> GraphClient {
+    graph_client(sim, CLIENT_ID, CLIENT_SECRET, retry)
+}
+
+/// Our Graph client for `sim` as app `client_id` (tests also act as a user would through it).
+pub(crate) fn graph_client(
+    sim: &GraphSim,
+    client_id: &str,
+    secret: &str,
+    retry: RetryPolicy,
+) -> GraphClient {
     let settings = GraphSettings {
         graph_base_url: sim.graph_base_url(),
         login_base_url: sim.login_base_url(),
-        client_id: CLIENT_ID.to_owned(),
-        client_secret: CLIENT_SECRET.into(),
+        client_id: client_id.to_owned(),
+        client_secret: secret.into(),
         refresh_margin: Duration::from_secs(60),
         request_timeout: Duration::from_secs(10),
         retry,
@@ -55,7 +65,7 @@ fn client(sim: &GraphSim, retry: RetryPolicy) -> GraphClient {
     GraphClient::new(&settings, http, tokens)
 }
 
-fn fast_retry() -> RetryPolicy {
+pub(crate) fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
         base_backoff: Duration::from_millis(20),
@@ -142,12 +152,26 @@ async fn each_delete_mode_leaves_the_copy_where_microsoft_does() {
             .await
             .unwrap();
         assert_eq!(copies.len(), 1);
-        assert_eq!(
-            graph
-                .delete_copy(&tenant, &bob, &copies[0], mode)
-                .await
-                .unwrap(),
-            Deleted::Deleted
+        let deleted = graph
+            .delete_copy(&tenant, &bob, &copies[0], mode)
+            .await
+            .unwrap();
+        let Deleted::Deleted { new_id } = deleted else {
+            panic!("{id}: {deleted:?}");
+        };
+        // A move answers the message where it went, under its new id; deletes answer nothing.
+        let moved_to: Option<String> = (mode == DeleteMode::MoveToDeletedItems).then(|| {
+            sim.copies_of("bob@contoso.com", id)
+                .into_iter()
+                .find(|m| m.folder == Folder::DeletedItems)
+                .expect("moved")
+                .id
+        });
+        assert_eq!(new_id, moved_to, "{id}");
+        assert_ne!(
+            new_id.as_deref(),
+            Some(copies[0].id.as_str()),
+            "{id}: a moved message's id changes"
         );
         assert_eq!(
             graph
@@ -174,6 +198,87 @@ async fn each_delete_mode_leaves_the_copy_where_microsoft_does() {
         ["<hard@o.example>"]
     );
     assert_eq!(in_folder(Folder::DeletedItems), ["<move@o.example>"]);
+}
+
+#[tokio::test]
+async fn moved_and_soft_deleted_copies_move_back_and_a_stale_id_answers_gone() {
+    let sim = sim_with(vec![
+        Mail::new("<a@o.example>", "eve@outside.example").to(["bob@contoso.com"]),
+        Mail::new("<b@o.example>", "eve@outside.example").to(["bob@contoso.com"]),
+    ])
+    .await;
+    let graph = client(&sim, fast_retry());
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
+    let bob = graph
+        .resolve_mailbox(&tenant, &address("bob@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let find = |id: &'static str, folder| {
+        let graph = graph.clone();
+        let (tenant, bob) = (tenant.clone(), bob.clone());
+        async move {
+            graph
+                .find_copies(&tenant, &bob, folder, &imid(id))
+                .await
+                .unwrap()
+        }
+    };
+    let a = find("<a@o.example>", None).await.remove(0);
+    let b = find("<b@o.example>", None).await.remove(0);
+    let inbox = a.parent_folder_id.clone().expect("a folder id");
+    graph
+        .delete_copy(&tenant, &bob, &a, DeleteMode::MoveToDeletedItems)
+        .await
+        .unwrap();
+    graph
+        .delete_copy(&tenant, &bob, &b, DeleteMode::Soft)
+        .await
+        .unwrap();
+    let a_now = find("<a@o.example>", Some(GraphFolder::DeletedItems))
+        .await
+        .remove(0);
+    let b_now = find(
+        "<b@o.example>",
+        Some(GraphFolder::RecoverableItemsDeletions),
+    )
+    .await
+    .remove(0);
+    // Two moves back at once ride one $batch; an id no longer there answers Gone.
+    let answers = graph
+        .move_copies(
+            &tenant,
+            &bob,
+            &[
+                (a_now.id.clone(), inbox.clone()),
+                (b_now.id.clone(), inbox.clone()),
+                (a.id.clone(), inbox.clone()),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(&answers[0], Ok(Moved::Moved { new_id: Some(_) })),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(&answers[1], Ok(Moved::Moved { new_id: Some(_) })),
+        "{answers:?}"
+    );
+    assert!(matches!(&answers[2], Ok(Moved::Gone)), "{answers:?}");
+    let in_inbox: Vec<String> = sim
+        .messages_in("bob@contoso.com", Folder::Inbox)
+        .into_iter()
+        .map(|m| m.internet_message_id)
+        .collect();
+    assert_eq!(in_inbox.len(), 2, "{in_inbox:?}");
+    assert!(
+        sim.messages_in("bob@contoso.com", Folder::DeletedItems)
+            .is_empty()
+    );
+    assert!(
+        sim.messages_in("bob@contoso.com", Folder::RecoverableItemsDeletions)
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -343,7 +448,9 @@ async fn several_copies_go_in_one_batch_and_throttled_items_are_retried_after_re
         .delete_copies(&tenant, &bob, &copies, DeleteMode::Hard)
         .await;
     assert!(
-        answers.iter().all(|a| matches!(a, Ok(Deleted::Deleted))),
+        answers
+            .iter()
+            .all(|a| matches!(a, Ok(Deleted::Deleted { .. }))),
         "{answers:?}"
     );
     assert_eq!(

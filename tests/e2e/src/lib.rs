@@ -48,6 +48,8 @@ mod migrations;
 #[cfg(test)]
 mod operations;
 #[cfg(test)]
+mod restore;
+#[cfg(test)]
 mod retract;
 #[cfg(test)]
 mod tenants;

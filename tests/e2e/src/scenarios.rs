@@ -87,6 +87,33 @@ impl World {
             .expect("GetRetractJob answers with the job")
     }
 
+    /// The administrator restores retract job `job_id` of tenant `acme` with `request_id`,
+    /// as it answers.
+    pub async fn try_restore(
+        &self,
+        job_id: &str,
+        request_id: &str,
+    ) -> Result<Streaming<pb::RestoreRetractJobResponse>, Status> {
+        self.admin()
+            .retract()
+            .restore_retract_job(pb::RestoreRetractJobRequest {
+                tenant_id: "acme".into(),
+                job_id: job_id.to_owned(),
+                request_id: request_id.to_owned(),
+                reason: "released by mistake: putting it back".into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The administrator restores retract job `job_id` of tenant `acme` (a new request id)
+    /// and follows the restore job's stream.
+    pub async fn restore(&self, job_id: &str) -> Streaming<pb::RestoreRetractJobResponse> {
+        self.try_restore(job_id, &uuid::Uuid::new_v4().to_string())
+            .await
+            .expect("the restore starts")
+    }
+
     /// The administrator watches `job_id` of tenant `acme` from after `after_sequence`.
     pub async fn watch(
         &self,

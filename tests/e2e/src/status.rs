@@ -16,6 +16,8 @@ pub struct Failure {
     pub domain: String,
     /// The fields named by `BadRequest`.
     pub fields: Vec<String>,
+    /// `ErrorInfo.metadata`.
+    pub metadata: std::collections::HashMap<String, String>,
 }
 
 /// Unpacks a status; panics if it lacks the ErrorInfo every error must carry.
@@ -31,6 +33,7 @@ pub fn failure(status: &Status) -> Failure {
         message: status.message().to_owned(),
         reason: info.reason.clone(),
         domain: info.domain.clone(),
+        metadata: info.metadata.clone().into_iter().collect(),
         fields: details
             .bad_request()
             .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())

@@ -6,6 +6,7 @@ pub mod delivery_recipient;
 pub mod domain;
 pub mod grant;
 pub mod mailbox_status;
+pub mod removed_copy;
 pub mod retract_event;
 pub mod retract_job;
 pub mod retract_target;

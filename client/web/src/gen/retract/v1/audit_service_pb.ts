@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file retract/v1/audit_service.proto.
  */
 export const file_retract_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5yZXRyYWN0L3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SCnJldHJhY3QudjEiLAoUVGVuYW50Q3JlYXRlZERldGFpbHMSFAoMZGlzcGxheV9uYW1lGAEgASgJIjoKFERvbWFpbkNoYW5nZWREZXRhaWxzEg4KBmRvbWFpbhgBIAEoCRISCgphc19lbnRlcmVkGAIgASgJIm4KE0dyYW50U3RhcnRlZERldGFpbHMSEAoIZ3JhbnRfaWQYASABKAkSFAoMYWxsb3dfcmVsaW5rGAIgASgIEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLEAQoUR3JhbnRGaW5pc2hlZERldGFpbHMSEAoIZ3JhbnRfaWQYASABKAkSGwoTbWljcm9zb2Z0X3RlbmFudF9pZBgCIAEoCRIfChdzaWduZWRfaW5fYWRtaW5pc3RyYXRvchgDIAEoCRINCgVlcnJvchgEIAEoCRIZChFlcnJvcl9kZXNjcmlwdGlvbhgFIAEoCRIyCg9kb21haW5fb3V0Y29tZXMYBiADKAsyGS5yZXRyYWN0LnYxLkRvbWFpbk91dGNvbWUiaQoWRG9tYWluc1ZlcmlmaWVkRGV0YWlscxIbChNtaWNyb3NvZnRfdGVuYW50X2lkGAEgASgJEjIKD2RvbWFpbl9vdXRjb21lcxgCIAMoCzIZLnJldHJhY3QudjEuRG9tYWluT3V0Y29tZSKVAQoYUmV0cmFjdERpc3BhdGNoZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIrCgdvcHRpb25zGAIgASgLMhoucmV0cmFjdC52MS5SZXRyYWN0T3B0aW9ucxISCgpyZXF1ZXN0X2lkGAMgASgJEhEKCW1haWxib3hlcxgEIAMoCRIVCg1tYWlsYm94X2NvdW50GAUgASgFIj8KHVJldHJhY3RDYW5jZWxSZXF1ZXN0ZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkijAIKFlJldHJhY3RGaW5pc2hlZERldGFpbHMSDgoGam9iX2lkGAEgASgJEhsKE2ludGVybmV0X21lc3NhZ2VfaWQYAiABKAkSIwoFc3RhdGUYAyABKA4yFC5yZXRyYWN0LnYxLkpvYlN0YXRlEg4KBmRldGFpbBgEIAEoCRIlCgZjb3VudHMYBSABKAsyFS5yZXRyYWN0LnYxLkpvYkNvdW50cxIoCgZkZXB0aHMYBiADKAsyGC5yZXRyYWN0LnYxLkRlcHRoU3VtbWFyeRIpCgd0YXJnZXRzGAcgAygLMhgucmV0cmFjdC52MS5UYXJnZXRTdGF0dXMSFAoMdGFyZ2V0X2NvdW50GAggASgFIrkGCgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEi4KCm9jY3VyX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXRlbmFudF9pZBgDIAEoCRINCgVhY3RvchgEIAEoCRIpCgdzZWN0aW9uGAUgASgOMhgucmV0cmFjdC52MS5BdWRpdFNlY3Rpb24SJwoGYWN0aW9uGAYgASgOMhcucmV0cmFjdC52MS5BdWRpdEFjdGlvbhIOCgZ0YXJnZXQYByABKAkSKQoHb3V0Y29tZRgIIAEoDjIYLnJldHJhY3QudjEuQXVkaXRPdXRjb21lEhYKDmNvcnJlbGF0aW9uX2lkGAkgASgJEjoKDnRlbmFudF9jcmVhdGVkGAsgASgLMiAucmV0cmFjdC52MS5UZW5hbnRDcmVhdGVkRGV0YWlsc0gAEjoKDmRvbWFpbl9jaGFuZ2VkGAwgASgLMiAucmV0cmFjdC52MS5Eb21haW5DaGFuZ2VkRGV0YWlsc0gAEjgKDWdyYW50X3N0YXJ0ZWQYDSABKAsyHy5yZXRyYWN0LnYxLkdyYW50U3RhcnRlZERldGFpbHNIABI6Cg5ncmFudF9maW5pc2hlZBgOIAEoCzIgLnJldHJhY3QudjEuR3JhbnRGaW5pc2hlZERldGFpbHNIABI+ChBkb21haW5zX3ZlcmlmaWVkGA8gASgLMiIucmV0cmFjdC52MS5Eb21haW5zVmVyaWZpZWREZXRhaWxzSAASQgoScmV0cmFjdF9kaXNwYXRjaGVkGBAgASgLMiQucmV0cmFjdC52MS5SZXRyYWN0RGlzcGF0Y2hlZERldGFpbHNIABJNChhyZXRyYWN0X2NhbmNlbF9yZXF1ZXN0ZWQYESABKAsyKS5yZXRyYWN0LnYxLlJldHJhY3RDYW5jZWxSZXF1ZXN0ZWREZXRhaWxzSAASPgoQcmV0cmFjdF9maW5pc2hlZBgSIAEoCzIiLnJldHJhY3QudjEuUmV0cmFjdEZpbmlzaGVkRGV0YWlsc0gAQgkKB2RldGFpbHNKBAgKEAtSDmRldGFpbHNfc3RydWN0IqgCChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIpCgdzZWN0aW9uGAIgASgOMhgucmV0cmFjdC52MS5BdWRpdFNlY3Rpb24SJwoGYWN0aW9uGAMgASgOMhcucmV0cmFjdC52MS5BdWRpdEFjdGlvbhINCgVhY3RvchgEIAEoCRIOCgZ0YXJnZXQYBSABKAkSLwoLb2NjdXJfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDG9jY3VyX2JlZm9yZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAggASgFEhIKCnBhZ2VfdG9rZW4YCSABKAkiWgoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJgoGZXZlbnRzGAEgAygLMhYucmV0cmFjdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSp+CgxBdWRpdFNlY3Rpb24SHQoZQVVESVRfU0VDVElPTl9VTlNQRUNJRklFRBAAEhkKFUFVRElUX1NFQ1RJT05fVEVOQU5UUxABEhkKFUFVRElUX1NFQ1RJT05fRE9NQUlOUxACEhkKFUFVRElUX1NFQ1RJT05fUkVUUkFDVBADKosBCgxBdWRpdE91dGNvbWUSHQoZQVVESVRfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhsKF0FVRElUX09VVENPTUVfU1VDQ0VFREVEEAESJQohQVVESVRfT1VUQ09NRV9QQVJUSUFMTFlfU1VDQ0VFREVEEAISGAoUQVVESVRfT1VUQ09NRV9GQUlMRUQQAyrHAwoLQXVkaXRBY3Rpb24SHAoYQVVESVRfQUNUSU9OX1VOU1BFQ0lGSUVEEAASHwobQVVESVRfQUNUSU9OX1RFTkFOVF9DUkVBVEVEEAESHQoZQVVESVRfQUNUSU9OX0RPTUFJTl9BRERFRBACEh8KG0FVRElUX0FDVElPTl9ET01BSU5fUkVNT1ZFRBADEh4KGkFVRElUX0FDVElPTl9HUkFOVF9TVEFSVEVEEAQSIAocQVVESVRfQUNUSU9OX0dSQU5UX0NPTVBMRVRFRBAFEh0KGUFVRElUX0FDVElPTl9HUkFOVF9GQUlMRUQQBhIeChpBVURJVF9BQ1RJT05fR1JBTlRfRVhQSVJFRBAHEiEKHUFVRElUX0FDVElPTl9ET01BSU5TX1ZFUklGSUVEEAgSIwofQVVESVRfQUNUSU9OX1JFVFJBQ1RfRElTUEFUQ0hFRBAJEikKJUFVRElUX0FDVElPTl9SRVRSQUNUX0NBTkNFTF9SRVFVRVNURUQQChIhCh1BVURJVF9BQ1RJT05fUkVUUkFDVF9GSU5JU0hFRBALEiIKHkFVRElUX0FDVElPTl9SRVRSQUNUX0NBTkNFTExFRBAMMmoKDEF1ZGl0U2VydmljZRJaCg9MaXN0QXVkaXRFdmVudHMSIi5yZXRyYWN0LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIy5yZXRyYWN0LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_retract_v1_retract_service, file_retract_v1_tenant_service]);
+  fileDesc("Ch5yZXRyYWN0L3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SCnJldHJhY3QudjEiLAoUVGVuYW50Q3JlYXRlZERldGFpbHMSFAoMZGlzcGxheV9uYW1lGAEgASgJIjoKFERvbWFpbkNoYW5nZWREZXRhaWxzEg4KBmRvbWFpbhgBIAEoCRISCgphc19lbnRlcmVkGAIgASgJIm4KE0dyYW50U3RhcnRlZERldGFpbHMSEAoIZ3JhbnRfaWQYASABKAkSFAoMYWxsb3dfcmVsaW5rGAIgASgIEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLEAQoUR3JhbnRGaW5pc2hlZERldGFpbHMSEAoIZ3JhbnRfaWQYASABKAkSGwoTbWljcm9zb2Z0X3RlbmFudF9pZBgCIAEoCRIfChdzaWduZWRfaW5fYWRtaW5pc3RyYXRvchgDIAEoCRINCgVlcnJvchgEIAEoCRIZChFlcnJvcl9kZXNjcmlwdGlvbhgFIAEoCRIyCg9kb21haW5fb3V0Y29tZXMYBiADKAsyGS5yZXRyYWN0LnYxLkRvbWFpbk91dGNvbWUiaQoWRG9tYWluc1ZlcmlmaWVkRGV0YWlscxIbChNtaWNyb3NvZnRfdGVuYW50X2lkGAEgASgJEjIKD2RvbWFpbl9vdXRjb21lcxgCIAMoCzIZLnJldHJhY3QudjEuRG9tYWluT3V0Y29tZSKVAQoYUmV0cmFjdERpc3BhdGNoZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIrCgdvcHRpb25zGAIgASgLMhoucmV0cmFjdC52MS5SZXRyYWN0T3B0aW9ucxISCgpyZXF1ZXN0X2lkGAMgASgJEhEKCW1haWxib3hlcxgEIAMoCRIVCg1tYWlsYm94X2NvdW50GAUgASgFIj8KHVJldHJhY3RDYW5jZWxSZXF1ZXN0ZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkifgoYUmVzdG9yZURpc3BhdGNoZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIXCg9yZXN0b3Jlc19qb2JfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIOCgZyZWFzb24YBCABKAkSFQoNbWFpbGJveF9jb3VudBgFIAEoBSKMAgoWUmV0cmFjdEZpbmlzaGVkRGV0YWlscxIOCgZqb2JfaWQYASABKAkSGwoTaW50ZXJuZXRfbWVzc2FnZV9pZBgCIAEoCRIjCgVzdGF0ZRgDIAEoDjIULnJldHJhY3QudjEuSm9iU3RhdGUSDgoGZGV0YWlsGAQgASgJEiUKBmNvdW50cxgFIAEoCzIVLnJldHJhY3QudjEuSm9iQ291bnRzEigKBmRlcHRocxgGIAMoCzIYLnJldHJhY3QudjEuRGVwdGhTdW1tYXJ5EikKB3RhcmdldHMYByADKAsyGC5yZXRyYWN0LnYxLlRhcmdldFN0YXR1cxIUCgx0YXJnZXRfY291bnQYCCABKAUi/QYKCkF1ZGl0RXZlbnQSEAoIZXZlbnRfaWQYASABKAkSLgoKb2NjdXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVuYW50X2lkGAMgASgJEg0KBWFjdG9yGAQgASgJEikKB3NlY3Rpb24YBSABKA4yGC5yZXRyYWN0LnYxLkF1ZGl0U2VjdGlvbhInCgZhY3Rpb24YBiABKA4yFy5yZXRyYWN0LnYxLkF1ZGl0QWN0aW9uEg4KBnRhcmdldBgHIAEoCRIpCgdvdXRjb21lGAggASgOMhgucmV0cmFjdC52MS5BdWRpdE91dGNvbWUSFgoOY29ycmVsYXRpb25faWQYCSABKAkSOgoOdGVuYW50X2NyZWF0ZWQYCyABKAsyIC5yZXRyYWN0LnYxLlRlbmFudENyZWF0ZWREZXRhaWxzSAASOgoOZG9tYWluX2NoYW5nZWQYDCABKAsyIC5yZXRyYWN0LnYxLkRvbWFpbkNoYW5nZWREZXRhaWxzSAASOAoNZ3JhbnRfc3RhcnRlZBgNIAEoCzIfLnJldHJhY3QudjEuR3JhbnRTdGFydGVkRGV0YWlsc0gAEjoKDmdyYW50X2ZpbmlzaGVkGA4gASgLMiAucmV0cmFjdC52MS5HcmFudEZpbmlzaGVkRGV0YWlsc0gAEj4KEGRvbWFpbnNfdmVyaWZpZWQYDyABKAsyIi5yZXRyYWN0LnYxLkRvbWFpbnNWZXJpZmllZERldGFpbHNIABJCChJyZXRyYWN0X2Rpc3BhdGNoZWQYECABKAsyJC5yZXRyYWN0LnYxLlJldHJhY3REaXNwYXRjaGVkRGV0YWlsc0gAEk0KGHJldHJhY3RfY2FuY2VsX3JlcXVlc3RlZBgRIAEoCzIpLnJldHJhY3QudjEuUmV0cmFjdENhbmNlbFJlcXVlc3RlZERldGFpbHNIABI+ChByZXRyYWN0X2ZpbmlzaGVkGBIgASgLMiIucmV0cmFjdC52MS5SZXRyYWN0RmluaXNoZWREZXRhaWxzSAASQgoScmVzdG9yZV9kaXNwYXRjaGVkGBMgASgLMiQucmV0cmFjdC52MS5SZXN0b3JlRGlzcGF0Y2hlZERldGFpbHNIAEIJCgdkZXRhaWxzSgQIChALUg5kZXRhaWxzX3N0cnVjdCKoAgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSKQoHc2VjdGlvbhgCIAEoDjIYLnJldHJhY3QudjEuQXVkaXRTZWN0aW9uEicKBmFjdGlvbhgDIAEoDjIXLnJldHJhY3QudjEuQXVkaXRBY3Rpb24SDQoFYWN0b3IYBCABKAkSDgoGdGFyZ2V0GAUgASgJEi8KC29jY3VyX2FmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxvY2N1cl9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgIIAEoBRISCgpwYWdlX3Rva2VuGAkgASgJIloKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiYKBmV2ZW50cxgBIAMoCzIWLnJldHJhY3QudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqfgoMQXVkaXRTZWN0aW9uEh0KGUFVRElUX1NFQ1RJT05fVU5TUEVDSUZJRUQQABIZChVBVURJVF9TRUNUSU9OX1RFTkFOVFMQARIZChVBVURJVF9TRUNUSU9OX0RPTUFJTlMQAhIZChVBVURJVF9TRUNUSU9OX1JFVFJBQ1QQAyqLAQoMQXVkaXRPdXRjb21lEh0KGUFVRElUX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdBVURJVF9PVVRDT01FX1NVQ0NFRURFRBABEiUKIUFVRElUX09VVENPTUVfUEFSVElBTExZX1NVQ0NFRURFRBACEhgKFEFVRElUX09VVENPTUVfRkFJTEVEEAMqjwQKC0F1ZGl0QWN0aW9uEhwKGEFVRElUX0FDVElPTl9VTlNQRUNJRklFRBAAEh8KG0FVRElUX0FDVElPTl9URU5BTlRfQ1JFQVRFRBABEh0KGUFVRElUX0FDVElPTl9ET01BSU5fQURERUQQAhIfChtBVURJVF9BQ1RJT05fRE9NQUlOX1JFTU9WRUQQAxIeChpBVURJVF9BQ1RJT05fR1JBTlRfU1RBUlRFRBAEEiAKHEFVRElUX0FDVElPTl9HUkFOVF9DT01QTEVURUQQBRIdChlBVURJVF9BQ1RJT05fR1JBTlRfRkFJTEVEEAYSHgoaQVVESVRfQUNUSU9OX0dSQU5UX0VYUElSRUQQBxIhCh1BVURJVF9BQ1RJT05fRE9NQUlOU19WRVJJRklFRBAIEiMKH0FVRElUX0FDVElPTl9SRVRSQUNUX0RJU1BBVENIRUQQCRIpCiVBVURJVF9BQ1RJT05fUkVUUkFDVF9DQU5DRUxfUkVRVUVTVEVEEAoSIQodQVVESVRfQUNUSU9OX1JFVFJBQ1RfRklOSVNIRUQQCxIiCh5BVURJVF9BQ1RJT05fUkVUUkFDVF9DQU5DRUxMRUQQDBIjCh9BVURJVF9BQ1RJT05fUkVTVE9SRV9ESVNQQVRDSEVEEA0SIQodQVVESVRfQUNUSU9OX1JFU1RPUkVfRklOSVNIRUQQDjJqCgxBdWRpdFNlcnZpY2USWgoPTGlzdEF1ZGl0RXZlbnRzEiIucmV0cmFjdC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiMucmV0cmFjdC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_retract_v1_retract_service, file_retract_v1_tenant_service]);
 
 /**
  * Details of TENANT_CREATED.
@@ -264,7 +264,56 @@ export const RetractCancelRequestedDetailsSchema: GenMessage<RetractCancelReques
   messageDesc(file_retract_v1_audit_service, 6);
 
 /**
- * Details of RETRACT_FINISHED and RETRACT_CANCELLED.
+ * Details of RESTORE_DISPATCHED.
+ *
+ * @generated from message retract.v1.RestoreDispatchedDetails
+ */
+export type RestoreDispatchedDetails = Message<"retract.v1.RestoreDispatchedDetails"> & {
+  /**
+   * The restore job created.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * The retract job it undoes.
+   *
+   * @generated from field: string restores_job_id = 2;
+   */
+  restoresJobId: string;
+
+  /**
+   * The caller's idempotency key.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+
+  /**
+   * Why, as the caller said it; may be empty.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+
+  /**
+   * How many mailboxes it puts copies back into.
+   *
+   * @generated from field: int32 mailbox_count = 5;
+   */
+  mailboxCount: number;
+};
+
+/**
+ * Describes the message retract.v1.RestoreDispatchedDetails.
+ * Use `create(RestoreDispatchedDetailsSchema)` to create a new message.
+ */
+export const RestoreDispatchedDetailsSchema: GenMessage<RestoreDispatchedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 7);
+
+/**
+ * Details of RETRACT_FINISHED, RETRACT_CANCELLED and RESTORE_FINISHED.
  *
  * @generated from message retract.v1.RetractFinishedDetails
  */
@@ -332,7 +381,7 @@ export type RetractFinishedDetails = Message<"retract.v1.RetractFinishedDetails"
  * Use `create(RetractFinishedDetailsSchema)` to create a new message.
  */
 export const RetractFinishedDetailsSchema: GenMessage<RetractFinishedDetails> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 7);
+  messageDesc(file_retract_v1_audit_service, 8);
 
 /**
  * One entry of the audit trail.
@@ -469,12 +518,20 @@ export type AuditEvent = Message<"retract.v1.AuditEvent"> & {
     case: "retractCancelRequested";
   } | {
     /**
-     * RETRACT_FINISHED, RETRACT_CANCELLED.
+     * RETRACT_FINISHED, RETRACT_CANCELLED, RESTORE_FINISHED.
      *
      * @generated from field: retract.v1.RetractFinishedDetails retract_finished = 18;
      */
     value: RetractFinishedDetails;
     case: "retractFinished";
+  } | {
+    /**
+     * RESTORE_DISPATCHED.
+     *
+     * @generated from field: retract.v1.RestoreDispatchedDetails restore_dispatched = 19;
+     */
+    value: RestoreDispatchedDetails;
+    case: "restoreDispatched";
   } | { case: undefined; value?: undefined };
 };
 
@@ -483,7 +540,7 @@ export type AuditEvent = Message<"retract.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 8);
+  messageDesc(file_retract_v1_audit_service, 9);
 
 /**
  * Request of ListAuditEvents. Filters combine with AND; empty filters match everything.
@@ -560,7 +617,7 @@ export type ListAuditEventsRequest = Message<"retract.v1.ListAuditEventsRequest"
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 9);
+  messageDesc(file_retract_v1_audit_service, 10);
 
 /**
  * Response of ListAuditEvents.
@@ -588,7 +645,7 @@ export type ListAuditEventsResponse = Message<"retract.v1.ListAuditEventsRespons
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 10);
+  messageDesc(file_retract_v1_audit_service, 11);
 
 /**
  * The part of the product an audit event belongs to (the "section" filter of the admin audit).
@@ -771,6 +828,21 @@ export enum AuditAction {
    * @generated from enum value: AUDIT_ACTION_RETRACT_CANCELLED = 12;
    */
   RETRACT_CANCELLED = 12,
+
+  /**
+   * A restore of a retract job was dispatched (RETRACT; details: restore_dispatched).
+   *
+   * @generated from enum value: AUDIT_ACTION_RESTORE_DISPATCHED = 13;
+   */
+  RESTORE_DISPATCHED = 13,
+
+  /**
+   * A restore job ended, also cancelled or failed (RETRACT; details: retract_finished, whose
+   * counts are the restore's).
+   *
+   * @generated from enum value: AUDIT_ACTION_RESTORE_FINISHED = 14;
+   */
+  RESTORE_FINISHED = 14,
 }
 
 /**

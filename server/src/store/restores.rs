@@ -1,0 +1,176 @@
+//! What a retract removed, copy by copy, so that a restore can put each back: written before
+//! Graph removes the copies (a crash between the two cannot lose them), completed with the new
+//! id Graph gives a moved copy, and marked with the restore job that put it back.
+
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, OnConflict},
+};
+
+use super::{Store, StoreError, entities::removed_copy, entities::retract_job, parse_stored};
+use crate::domain::{EmailAddress, JobId, JobKind, JobState, RemovedCopy};
+
+/// Longest Graph item or folder id kept (Graph's are about 150 characters).
+const MAX_ID_CHARS: usize = 512;
+
+impl Store {
+    /// Records copies `job` is about to remove (again: a copy recorded before keeps its row).
+    pub async fn record_removals(
+        &self,
+        job: &JobId,
+        copies: &[RemovedCopy],
+    ) -> Result<(), StoreError> {
+        let rows: Vec<removed_copy::ActiveModel> = copies
+            .iter()
+            .filter(|c| c.item_id.chars().count() <= MAX_ID_CHARS)
+            .map(|c| removed_copy::ActiveModel {
+                job_id: Set(job.to_string()),
+                mailbox: Set(c.mailbox.to_string()),
+                item_id: Set(c.item_id.clone()),
+                hop: Set(i32::from(c.hop)),
+                internet_message_id: Set(c.internet_message_id.clone().filter(|m| m.len() <= 998)),
+                original_folder_id: Set(c
+                    .original_folder_id
+                    .clone()
+                    .filter(|f| f.chars().count() <= MAX_ID_CHARS)),
+                removed_id: Set(None),
+                restored_by: Set(None),
+            })
+            .collect();
+        for chunk in rows.chunks(500) {
+            removed_copy::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([
+                        removed_copy::Column::JobId,
+                        removed_copy::Column::Mailbox,
+                        removed_copy::Column::ItemId,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records where Graph put removed copies: `(item id before, item id now)`.
+    pub async fn record_removed_ids(
+        &self,
+        job: &JobId,
+        mailbox: &EmailAddress,
+        moved: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        for (item, now_at) in moved {
+            if now_at.chars().count() > MAX_ID_CHARS {
+                continue;
+            }
+            removed_copy::Entity::update_many()
+                .col_expr(
+                    removed_copy::Column::RemovedId,
+                    Expr::value(Some(now_at.clone())),
+                )
+                .filter(removed_copy::Column::JobId.eq(job.as_str()))
+                .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
+                .filter(removed_copy::Column::ItemId.eq(item.as_str()))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The copies `job` removed from `mailbox` that no restore has put back yet.
+    pub async fn unrestored_copies(
+        &self,
+        job: &JobId,
+        mailbox: &EmailAddress,
+    ) -> Result<Vec<RemovedCopy>, StoreError> {
+        let rows = removed_copy::Entity::find()
+            .filter(removed_copy::Column::JobId.eq(job.as_str()))
+            .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
+            .filter(removed_copy::Column::RestoredBy.is_null())
+            .order_by_asc(removed_copy::Column::Hop)
+            .order_by_asc(removed_copy::Column::ItemId)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(RemovedCopy {
+                    mailbox: parse_stored(
+                        "removed copy's mailbox",
+                        &row.mailbox,
+                        EmailAddress::parse,
+                    )?,
+                    item_id: row.item_id,
+                    hop: u8::try_from(row.hop).map_err(|_| {
+                        StoreError::Corrupt(format!("removed copy hop {}", row.hop))
+                    })?,
+                    internet_message_id: row.internet_message_id,
+                    original_folder_id: row.original_folder_id,
+                    removed_id: row.removed_id,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks copies of `job` in `mailbox` (by their item id before the retract) as put back
+    /// by `restore`.
+    pub async fn mark_restored(
+        &self,
+        job: &JobId,
+        mailbox: &EmailAddress,
+        restore: &JobId,
+        items: &[String],
+    ) -> Result<(), StoreError> {
+        for chunk in items.chunks(500) {
+            removed_copy::Entity::update_many()
+                .col_expr(
+                    removed_copy::Column::RestoredBy,
+                    Expr::value(Some(restore.to_string())),
+                )
+                .filter(removed_copy::Column::JobId.eq(job.as_str()))
+                .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
+                .filter(removed_copy::Column::ItemId.is_in(chunk.iter().map(String::as_str)))
+                .filter(removed_copy::Column::RestoredBy.is_null())
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The mailboxes where `job` removed copies that no restore has put back yet.
+    pub async fn mailboxes_to_restore(&self, job: &JobId) -> Result<Vec<EmailAddress>, StoreError> {
+        let rows: Vec<String> = removed_copy::Entity::find()
+            .select_only()
+            .column(removed_copy::Column::Mailbox)
+            .distinct()
+            .filter(removed_copy::Column::JobId.eq(job.as_str()))
+            .filter(removed_copy::Column::RestoredBy.is_null())
+            .order_by_asc(removed_copy::Column::Mailbox)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.iter()
+            .map(|m| parse_stored("removed copy's mailbox", m, EmailAddress::parse))
+            .collect()
+    }
+
+    /// A restore of `job` that has not ended, if any.
+    pub async fn running_restore(&self, job: &JobId) -> Result<Option<JobId>, StoreError> {
+        let row: Option<String> = retract_job::Entity::find()
+            .select_only()
+            .column(retract_job::Column::Id)
+            .filter(retract_job::Column::RestoresJobId.eq(job.as_str()))
+            .filter(retract_job::Column::Kind.eq(JobKind::Restore.as_str()))
+            .filter(
+                retract_job::Column::State
+                    .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
+            )
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        row.map(|id| parse_stored("restore job id", &id, JobId::parse))
+            .transpose()
+    }
+}
