@@ -392,6 +392,10 @@ async fn main() {
     );
     let floor = ideal().await;
     floor.print("ideal client (local floor)");
+    println!(
+        "ideal client / Graph's bound: {:.1}× (what this machine adds: graph-sim, the clients and the server share its cores)",
+        floor.wall.as_secs_f64() / bound
+    );
     let mut verdicts = vec![("ideal client".to_owned(), floor.all_gone())];
     for backend in backends() {
         let run = ours(backend).await;
