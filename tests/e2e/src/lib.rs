@@ -10,11 +10,14 @@
 //!   PostgreSQL. With `RETRACT_TEST_POSTGRES_URL` unset the PostgreSQL half skips loudly; set,
 //!   an unreachable server fails the test. Each finished body appends a line to
 //!   `RETRACT_TEST_RUN_LOG` (if set) so CI can count what ran on each backend.
+//! - [`fanout`]: the conversation fan-out of the `conversation_fanout` bench seeded into
+//!   graph-sim (1,000 recipients, forwards two hops deep), and the copies it leaves.
 //! - test modules (under `cfg(test)`), named after the product's stories.
 
 pub mod app;
 pub mod backends;
 pub mod db;
+pub mod fanout;
 pub mod fixtures;
 pub mod scenarios;
 pub mod status;
