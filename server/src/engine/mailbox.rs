@@ -52,6 +52,8 @@ pub struct Visit {
     pub result: TargetResult,
     /// Its conversation step (its discoveries are targets already).
     pub step: Option<ConversationStep>,
+    /// The targets its step discovered, to visit at once.
+    pub next: Vec<TargetWork>,
 }
 
 impl Work {
@@ -64,34 +66,12 @@ impl Work {
         Fut: Future<Output = Result<Option<JobEvent>, StoreError>>,
     {
         let target = &work.target;
-        let visit = |result| Visit { result, step: None };
-        let failed = |err: GraphError| self.failure(&target.mailbox, err);
-        progress(Phase::Resolving).await?;
-        let mailbox = match self
-            .graph
-            .resolve_mailbox(&self.microsoft, &target.mailbox)
-            .await
-        {
-            Ok(Some(mailbox)) => mailbox,
-            Ok(None) => {
-                let detail = if target.depth > 0 {
-                    // Reached through a conversation: a distribution list, a Microsoft 365
-                    // group or an address without a mailbox, which Graph cannot expand.
-                    "not a mailbox in Microsoft 365 (a group, a distribution list or an address without a mailbox): not followed"
-                } else {
-                    "no mailbox with this address in Microsoft 365"
-                };
-                return Ok(visit(result(
-                    TargetOutcome::NotFound,
-                    0,
-                    0,
-                    false,
-                    Some(detail.into()),
-                    None,
-                )));
-            }
-            Err(err) => return Ok(visit(failed(err).await?)),
+        let visit = |result| Visit {
+            result,
+            step: None,
+            next: Vec::new(),
         };
+        let failed = |err: GraphError| self.failure(&target.mailbox, err);
         progress(Phase::Searching).await?;
         // The message that brought this mailbox in: the retracted one at depth 0, else the
         // reply or forward that reached it.
@@ -99,12 +79,52 @@ impl Work {
             (Some(reached_by), depth) if depth > 0 => reached_by,
             _ => &self.options.message_id,
         };
-        let copies = match self
+        // Searched by its address directly (two Graph requests a mailbox: find, delete); the
+        // directory is read only when Graph does not know the address that way (an alias).
+        let direct = MailboxRef::addressed(&target.mailbox);
+        let (mailbox, copies) = match self
             .graph
-            .find_copies(&self.microsoft, &mailbox, None, seed)
+            .find_copies(&self.microsoft, &direct, None, seed)
             .await
         {
-            Ok(copies) => copies,
+            Ok(copies) => (direct, copies),
+            Err(err) if err.is_unknown_user() => {
+                progress(Phase::Resolving).await?;
+                let found = match self
+                    .graph
+                    .find_by_alias(&self.microsoft, &target.mailbox)
+                    .await
+                {
+                    Ok(found) => found,
+                    Err(err) => return Ok(visit(failed(err).await?)),
+                };
+                let Some(mailbox) = found else {
+                    let detail = if target.depth > 0 {
+                        // Reached through a conversation: a distribution list, a Microsoft 365
+                        // group or an address without a mailbox, which Graph cannot expand.
+                        "not a mailbox in Microsoft 365 (a group, a distribution list or an address without a mailbox): not followed"
+                    } else {
+                        "no mailbox with this address in Microsoft 365"
+                    };
+                    return Ok(visit(result(
+                        TargetOutcome::NotFound,
+                        0,
+                        0,
+                        false,
+                        Some(detail.into()),
+                        None,
+                    )));
+                };
+                progress(Phase::Searching).await?;
+                match self
+                    .graph
+                    .find_copies(&self.microsoft, &mailbox, None, seed)
+                    .await
+                {
+                    Ok(copies) => (mailbox, copies),
+                    Err(err) => return Ok(visit(failed(err).await?)),
+                }
+            }
             Err(err) => return Ok(visit(failed(err).await?)),
         };
         self.store
@@ -361,6 +381,8 @@ pub struct Followed {
     found: u32,
     deleted: u32,
     failure: Option<(String, Option<String>)>,
+    /// The targets its step added, to visit next.
+    next: Vec<TargetWork>,
 }
 
 impl Work {
@@ -410,6 +432,7 @@ impl Work {
                 found: 0,
                 deleted: 0,
                 failure: Some((err.to_string(), code)),
+                next: Vec::new(),
             }
         };
         let messages = match self
@@ -469,8 +492,16 @@ impl Work {
             .store
             .add_discovered_targets(&self.job_id, &self.owner, discovered)
             .await?;
-        step.discovered = added;
+        step.discovered = added.iter().map(|d| d.target.clone()).collect();
         step.unfollowed.extend(refused);
+        let next: Vec<TargetWork> = added
+            .into_iter()
+            .map(|d| TargetWork {
+                target: d.target,
+                reached_by: Some(d.reached_by),
+                root: Some(d.root),
+            })
+            .collect();
         // Moving to Deleted Items: what is there already (the user's own delete, or an
         // interrupted run) is not moved again.
         if self.options.delete_mode == crate::domain::DeleteMode::MoveToDeletedItems
@@ -490,7 +521,11 @@ impl Work {
                     let there: HashSet<String> = there.into_iter().map(|m| m.id).collect();
                     in_scope.retain(|(m, _)| !there.contains(&m.id));
                 }
-                Err(err) => return Ok(Some(fail(step, err))),
+                Err(err) => {
+                    let mut followed = fail(step, err);
+                    followed.next = next;
+                    return Ok(Some(followed));
+                }
             }
         }
         let mut deleted = 0;
@@ -508,6 +543,7 @@ impl Work {
                         let mut followed = fail(step, err);
                         followed.found = u32::try_from(in_scope.len()).unwrap_or(u32::MAX);
                         followed.deleted = deleted;
+                        followed.next = next;
                         return Ok(Some(followed));
                     }
                 }
@@ -519,6 +555,7 @@ impl Work {
             deleted,
             step,
             failure: None,
+            next,
         }))
     }
 
@@ -618,6 +655,7 @@ fn combine(
             result: hop_zero
                 .unwrap_or_else(|| result(TargetOutcome::NotFound, 0, 0, false, None, None)),
             step: None,
+            next: Vec::new(),
         };
     };
     let mut base = hop_zero.unwrap_or_else(|| {
@@ -653,6 +691,7 @@ fn combine(
     Visit {
         result: base,
         step: Some(followed.step),
+        next: followed.next,
     }
 }
 

@@ -5,7 +5,8 @@
 //! # Layout
 //! - `dispatch`: [`Engine::dispatch`], the checks before a job exists and the job itself.
 //! - `plan`: the targets a job starts with, checked against the delivery and eligibility.
-//! - [`Engine`] (here): the worker loop, one job at a time per worker, many mailboxes at once.
+//! - [`Engine`] (here): the worker loop, one job at a time per worker, many mailboxes at once,
+//!   the mailboxes a conversation step discovers scheduled as soon as it reveals them.
 //! - `mailbox`: the work on one mailbox and how Graph's answers become outcomes.
 //! - `restore`: the work on one mailbox of a RESTORE job: the removed copies put back.
 //! - `supervisor`: panics caught — a job that panicked is failed, the loop restarted,
@@ -27,7 +28,7 @@ pub use supervisor::EngineHealth;
 pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -35,7 +36,7 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt as _;
+use futures::{StreamExt as _, stream::FuturesUnordered};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -283,7 +284,9 @@ impl Engine {
         self.conclude(&job, was_cancelled).await
     }
 
-    /// Visits `round`'s mailboxes, many at once, each recorded as it ends.
+    /// Visits `round`'s mailboxes, many at once, each recorded as it ends. The mailboxes a
+    /// conversation step discovers join at once, ahead of the rest: work at hop h + 1 starts as
+    /// soon as a mailbox at hop h reveals it, not after the whole level.
     async fn visit_round(
         &self,
         job_id: &JobId,
@@ -292,64 +295,91 @@ impl Engine {
         halt: &CancellationToken,
         cancelled: &AtomicBool,
     ) -> Result<(), StoreError> {
-        let results = futures::stream::iter(round)
-            .map(|todo| async move {
-                let target = todo.target.clone();
-                if cancelled.load(Ordering::Relaxed) {
-                    let result = TargetResult {
-                        outcome: TargetOutcome::Cancelled,
-                        copies_found: 0,
-                        copies_deleted: 0,
-                        was_read: false,
-                        detail: Some("the job was cancelled".to_owned()),
-                        graph_code: None,
-                    };
-                    return self
-                        .emit(
-                            job_id,
-                            EventKind::Recipient {
-                                target,
-                                phase: Phase::Done,
-                                result: Some(result),
-                            },
-                        )
-                        .await
-                        .map(drop);
+        let limit = self.settings.mailboxes_in_flight.max(1);
+        let mut queue: VecDeque<TargetWork> = round.into();
+        let mut running = FuturesUnordered::new();
+        let mut failed = None;
+        loop {
+            while running.len() < limit && failed.is_none() {
+                let Some(todo) = queue.pop_front() else {
+                    break;
+                };
+                running.push(self.visit(job_id, work, todo, halt, cancelled));
+            }
+            match running.next().await {
+                None => break,
+                Some(Ok(next)) => {
+                    for todo in next.into_iter().rev() {
+                        queue.push_front(todo);
+                    }
                 }
-                if halt.is_cancelled() {
-                    return Ok(());
+                // The others in flight finish (and are recorded); nothing new starts.
+                Some(Err(err)) => {
+                    failed.get_or_insert(err);
                 }
-                let visit = work
-                    .run(&todo, |phase| {
-                        self.emit(
-                            job_id,
-                            EventKind::Recipient {
-                                target: target.clone(),
-                                phase,
-                                result: None,
-                            },
-                        )
-                    })
-                    .await?;
-                if let Some(step) = visit.step {
-                    self.emit(job_id, EventKind::Conversation { step }).await?;
-                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Visits one mailbox and records how it ended; answers the targets it discovered.
+    async fn visit(
+        &self,
+        job_id: &JobId,
+        work: &Work,
+        todo: TargetWork,
+        halt: &CancellationToken,
+        cancelled: &AtomicBool,
+    ) -> Result<Vec<TargetWork>, StoreError> {
+        let target = todo.target.clone();
+        if cancelled.load(Ordering::Relaxed) {
+            let result = TargetResult {
+                outcome: TargetOutcome::Cancelled,
+                copies_found: 0,
+                copies_deleted: 0,
+                was_read: false,
+                detail: Some("the job was cancelled".to_owned()),
+                graph_code: None,
+            };
+            self.emit(
+                job_id,
+                EventKind::Recipient {
+                    target,
+                    phase: Phase::Done,
+                    result: Some(result),
+                },
+            )
+            .await?;
+            return Ok(Vec::new());
+        }
+        if halt.is_cancelled() {
+            return Ok(Vec::new());
+        }
+        let visit = work
+            .run(&todo, |phase| {
                 self.emit(
                     job_id,
                     EventKind::Recipient {
-                        target,
-                        phase: Phase::Done,
-                        result: Some(visit.result),
+                        target: target.clone(),
+                        phase,
+                        result: None,
                     },
                 )
-                .await
-                .map(drop)
             })
-            .buffer_unordered(self.settings.mailboxes_in_flight.max(1))
-            .collect::<Vec<Result<(), StoreError>>>()
-            .await;
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
-        Ok(())
+            .await?;
+        if let Some(step) = visit.step {
+            self.emit(job_id, EventKind::Conversation { step }).await?;
+        }
+        self.emit(
+            job_id,
+            EventKind::Recipient {
+                target,
+                phase: Phase::Done,
+                result: Some(visit.result),
+            },
+        )
+        .await?;
+        Ok(visit.next)
     }
 
     /// Ends a job whose targets are all finished (or that was cancelled).
@@ -490,6 +520,7 @@ impl Work {
             Self::Restore(work) => Ok(mailbox::Visit {
                 result: work.run(&todo.target, progress).await?,
                 step: None,
+                next: Vec::new(),
             }),
         }
     }

@@ -80,6 +80,13 @@ impl GraphError {
             _ => None,
         }
     }
+
+    /// Whether Graph answered that `/users/{id}` names no user it knows that way (an unknown
+    /// address, or an alias rather than a principal name).
+    pub fn is_unknown_user(&self) -> bool {
+        matches!(self, Self::Api { status: 404, code, .. }
+            if code == "Request_ResourceNotFound" || code == "ErrorInvalidUser" || code == "ResourceNotFound")
+    }
 }
 
 #[cfg(test)]

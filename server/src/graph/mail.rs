@@ -68,10 +68,23 @@ fn delete_call(mode: DeleteMode) -> (Method, &'static str, Option<serde_json::Va
 /// A mailbox found in the Microsoft tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxRef {
-    /// Graph's user id.
+    /// Graph's user id, or the address itself (see [`MailboxRef::addressed`]).
     pub id: String,
     /// The address the retract asked for.
     pub address: String,
+}
+
+impl MailboxRef {
+    /// The mailbox addressed by `address` itself, as Graph's `/users/{userPrincipalName}`
+    /// takes it: no directory read first. When Graph does not know the address that way (an
+    /// alias), the mail call answers an unknown user ([`GraphError::is_unknown_user`]) and
+    /// [`GraphClient::find_by_alias`] finds the mailbox.
+    pub fn addressed(address: &EmailAddress) -> Self {
+        Self {
+            id: address.to_string(),
+            address: address.to_string(),
+        }
+    }
 }
 
 /// One copy of a message in a mailbox.
@@ -225,12 +238,6 @@ struct Users {
     value: Vec<User>,
 }
 
-/// Graph's answers for "no such user" on `/users/{id}`.
-fn is_unknown_user(err: &GraphError) -> bool {
-    matches!(err, GraphError::Api { status: 404, code, .. }
-        if code == "Request_ResourceNotFound" || code == "ErrorInvalidUser" || code == "ResourceNotFound")
-}
-
 impl GraphClient {
     /// Finds the mailbox of `address`: directly by address first (one directory read); only
     /// when that is unknown, by `mail` or a secondary SMTP address (aliases). `None` when no
@@ -249,15 +256,24 @@ impl GraphClient {
             .request_json::<User>(microsoft_tenant, None, Method::GET, &direct, None)
             .await
         {
-            Ok(user) => {
-                return Ok(Some(MailboxRef {
-                    id: user.id,
-                    address: address.to_string(),
-                }));
+            Ok(user) => Ok(Some(MailboxRef {
+                id: user.id,
+                address: address.to_string(),
+            })),
+            Err(err) if err.is_unknown_user() => {
+                self.find_by_alias(microsoft_tenant, address).await
             }
-            Err(err) if is_unknown_user(&err) => {}
-            Err(err) => return Err(err),
+            Err(err) => Err(err),
         }
+    }
+
+    /// Finds the mailbox whose `mail` or secondary SMTP address is `address` (for an address
+    /// Graph does not know as a user id or principal name). `None` when no user has it.
+    pub async fn find_by_alias(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        address: &EmailAddress,
+    ) -> Result<Option<MailboxRef>, GraphError> {
         let literal = odata_string(address.as_str());
         let smtp = odata_string(&format!("smtp:{address}"));
         let filter = format!("mail eq {literal} or proxyAddresses/any(x:x eq {smtp})");

@@ -573,14 +573,14 @@ impl Store {
     /// Makes the mailboxes a conversation step discovered targets of the job — before that
     /// step deletes anything, so a crash cannot lose them — unless the job visits them already
     /// (a mailbox is visited once, at the depth that reached it first). The target count
-    /// grows. Answers the targets added, and those refused because the job reached its
-    /// limit. Only `owner`, the lease holder, may write.
+    /// grows. Answers the discoveries added as targets, and those refused because the job
+    /// reached its limit. Only `owner`, the lease holder, may write.
     pub async fn add_discovered_targets(
         &self,
         job_id: &JobId,
         owner: &str,
         discovered: Vec<Discovered>,
-    ) -> Result<(Vec<Target>, Vec<Unfollowed>), StoreError> {
+    ) -> Result<(Vec<Discovered>, Vec<Unfollowed>), StoreError> {
         if discovered.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -626,7 +626,7 @@ impl Store {
                     row.reached_by = Set(Some(d.reached_by.to_string()));
                     row.root_index = Set(Some(d.root.encode()));
                     rows.push(row);
-                    added.push(d.target);
+                    added.push(d);
                 }
                 counts.targets = counts
                     .targets

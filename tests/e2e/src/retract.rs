@@ -34,6 +34,7 @@ on_both_backends!(
     an_administrator_without_a_mailbox_cannot_retract,
     a_watcher_resumes_from_the_middle_of_the_event_log,
     ineligible_recipients_are_refused_or_skipped_on_request,
+    a_mailbox_costs_two_graph_requests_and_an_alias_is_looked_up_once,
 );
 
 fn contoso() -> Tenant {
@@ -940,7 +941,8 @@ async fn watchers_get_every_event_heartbeats_while_idle_and_their_deadline(backe
             .collect()
     };
     let reference = real(&seen_first);
-    assert!(reference.len() > 1 + 3 * 4, "{reference:?}");
+    // JobStarted; for each of the three mailboxes searching, deleting, done; JobFinished.
+    assert_eq!(reference.len(), 1 + 3 * 3 + 1, "{reference:?}");
     for other in streams {
         let events = until_finished(other, |r| r.event).await;
         assert_eq!(real(&events), reference, "every watcher gets every event");
@@ -1145,5 +1147,53 @@ async fn a_call_stuck_on_microsoft_is_cut_at_the_request_timeout(backend: Backen
         .check(tonic_health::pb::HealthCheckRequest::default())
         .await;
     assert!(health.is_ok(), "the server keeps serving");
+    w.app.stop().await;
+}
+
+async fn a_mailbox_costs_two_graph_requests_and_an_alias_is_looked_up_once(backend: Backend) {
+    let w = world(backend).await;
+    let events = until_finished(
+        w.retract(options(&["bob@contoso.com", "d.vader@contoso.com"]))
+            .await,
+        |r| r.event,
+    )
+    .await;
+    let rows = done(&events);
+    assert!(
+        rows.iter().all(|r| r.1 == pb::RecipientOutcome::Deleted),
+        "{rows:?}"
+    );
+    let requests = w.sim.graph_requests();
+    let touching = |address: &str| -> Vec<String> {
+        let encoded = address.replace('@', "%40");
+        requests
+            .iter()
+            .filter(|r| {
+                r.path.contains(&encoded)
+                    || r.path.contains(address)
+                    || r.mailbox.as_deref() == Some(address)
+            })
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    };
+    // Bob is searched by his address directly, then his copy deleted: no directory read.
+    assert_eq!(
+        touching("bob@contoso.com").len(),
+        2,
+        "{:?}",
+        touching("bob@contoso.com")
+    );
+    // An alias is unknown to /users/{address}: one directory lookup finds Dave's mailbox.
+    let alias = touching("d.vader@contoso.com");
+    assert_eq!(
+        alias.len(),
+        1,
+        "the search by the alias itself, answered 404: {alias:?}"
+    );
+    let lookups = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/users"))
+        .count();
+    assert_eq!(lookups, 1, "one lookup by mail/proxyAddresses");
     w.app.stop().await;
 }
