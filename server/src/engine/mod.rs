@@ -28,7 +28,7 @@ pub use supervisor::EngineHealth;
 pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -285,8 +285,10 @@ impl Engine {
     }
 
     /// Visits `round`'s mailboxes, many at once, each recorded as it ends. The mailboxes a
-    /// conversation step discovers join at once, ahead of the rest: work at hop h + 1 starts as
-    /// soon as a mailbox at hop h reveals it, not after the whole level.
+    /// conversation step discovers join at once: work at hop h + 1 starts as soon as a
+    /// mailbox at hop h reveals it, not after the whole level. Lower depths go first, so that
+    /// a mailbox is usually reached by its lowest hop first; one reached lower while queued at
+    /// a deeper depth is visited at the lower one only.
     async fn visit_round(
         &self,
         job_id: &JobId,
@@ -296,12 +298,15 @@ impl Engine {
         cancelled: &AtomicBool,
     ) -> Result<(), StoreError> {
         let limit = self.settings.mailboxes_in_flight.max(1);
-        let mut queue: VecDeque<TargetWork> = round.into();
+        let mut queues: BTreeMap<u8, VecDeque<TargetWork>> = BTreeMap::new();
+        for todo in round {
+            queues.entry(todo.target.depth).or_default().push_back(todo);
+        }
         let mut running = FuturesUnordered::new();
         let mut failed = None;
         loop {
             while running.len() < limit && failed.is_none() {
-                let Some(todo) = queue.pop_front() else {
+                let Some(todo) = queues.values_mut().find_map(VecDeque::pop_front) else {
                     break;
                 };
                 running.push(self.visit(job_id, work, todo, halt, cancelled));
@@ -309,8 +314,11 @@ impl Engine {
             match running.next().await {
                 None => break,
                 Some(Ok(next)) => {
-                    for todo in next.into_iter().rev() {
-                        queue.push_front(todo);
+                    for todo in next {
+                        for queue in queues.values_mut() {
+                            queue.retain(|q| q.target.mailbox != todo.target.mailbox);
+                        }
+                        queues.entry(todo.target.depth).or_default().push_back(todo);
                     }
                 }
                 // The others in flight finish (and are recorded); nothing new starts.

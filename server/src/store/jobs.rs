@@ -572,7 +572,8 @@ impl Store {
 
     /// Makes the mailboxes a conversation step discovered targets of the job — before that
     /// step deletes anything, so a crash cannot lose them — unless the job visits them already
-    /// (a mailbox is visited once, at the depth that reached it first). The target count
+    /// (a mailbox is visited once; one reached by a lower hop before its visit ended moves to
+    /// that depth and is answered again, to be visited there). The target count
     /// grows. Answers the discoveries added as targets, and those refused because the job
     /// reached its limit. Only `owner`, the lease holder, may write.
     pub async fn add_discovered_targets(
@@ -592,11 +593,14 @@ impl Store {
                     .iter()
                     .map(|d| d.target.mailbox.to_string())
                     .collect();
-                let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
+                // Each known mailbox with its depth and whether it is finished.
+                let mut known: HashMap<String, (i32, bool)> = HashMap::new();
                 for chunk in mailboxes.chunks(500) {
-                    let rows: Vec<String> = retract_target::Entity::find()
+                    let rows: Vec<(String, i32, bool)> = retract_target::Entity::find()
                         .select_only()
                         .column(retract_target::Column::Mailbox)
+                        .column(retract_target::Column::Depth)
+                        .column(retract_target::Column::Done)
                         .filter(retract_target::Column::JobId.eq(job_id.as_str()))
                         .filter(
                             retract_target::Column::Mailbox.is_in(chunk.iter().map(String::as_str)),
@@ -604,13 +608,43 @@ impl Store {
                         .into_tuple()
                         .all(txn)
                         .await?;
-                    known.extend(rows);
+                    known.extend(rows.into_iter().map(|(m, d, done)| (m, (d, done))));
                 }
                 let (mut rows, mut added, mut refused) = (Vec::new(), Vec::new(), Vec::new());
                 for d in discovered {
-                    if !known.insert(d.target.mailbox.to_string()) {
-                        continue;
+                    let mailbox = d.target.mailbox.to_string();
+                    let hop = i32::from(d.target.depth);
+                    match known.get(&mailbox).copied() {
+                        // Reached by a lower hop before its visit ended: it moves to that
+                        // depth (a mailbox's depth is the lowest hop that reached it) and is
+                        // visited there; the visit at the deeper depth records nothing.
+                        Some((depth, false)) if depth > hop => {
+                            use retract_target::Column;
+                            retract_target::Entity::update_many()
+                                .col_expr(Column::Depth, Expr::value(hop))
+                                .col_expr(
+                                    Column::DiscoveredFrom,
+                                    Expr::value(Some(d.discovered_from.to_string())),
+                                )
+                                .col_expr(
+                                    Column::ReachedBy,
+                                    Expr::value(Some(d.reached_by.to_string())),
+                                )
+                                .col_expr(Column::RootIndex, Expr::value(Some(d.root.encode())))
+                                .filter(Column::JobId.eq(job_id.as_str()))
+                                .filter(Column::Mailbox.eq(mailbox.as_str()))
+                                .filter(Column::Depth.eq(depth))
+                                .filter(Column::Done.eq(false))
+                                .exec(txn)
+                                .await?;
+                            known.insert(mailbox, (hop, false));
+                            added.push(d);
+                            continue;
+                        }
+                        Some(_) => continue,
+                        None => {}
                     }
+                    known.insert(mailbox, (hop, false));
                     // A job visits at most as many mailboxes as a delivery may have
                     // recipients; beyond that the step reports the overflow.
                     if counts.targets as usize + rows.len() >= NewDelivery::MAX_RECIPIENTS {

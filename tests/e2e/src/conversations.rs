@@ -31,6 +31,7 @@ on_both_backends!(
     a_reply_without_a_conversation_index_is_found_by_its_headers,
     a_conversation_is_followed_after_the_original_is_gone,
     a_purge_after_a_soft_retract_still_follows_the_conversation,
+    a_mailbox_reached_by_a_lower_hop_before_its_visit_ends_moves_to_that_depth,
 );
 
 /// The chain of [`chain`] with `adjust`ed settings.
@@ -775,4 +776,172 @@ fn assert_followed_from_recoverable_items(w: &World, events: &[pb::RetractEvent]
     for mailbox in ["alice", "bob", "carol"] {
         assert_eq!(visible(&w.sim, &format!("{mailbox}@contoso.com")), ids(&[]));
     }
+}
+
+/// Straight at the store, whose answer the engine schedules: Carl is first reached by a
+/// hop-2 forward (through Bea) and, before his visit ends, by a hop-1 forward from Zed — his
+/// depth is the lowest hop. Once a visit has ended, a later discovery changes nothing.
+async fn a_mailbox_reached_by_a_lower_hop_before_its_visit_ends_moves_to_that_depth(
+    backend: Backend,
+) {
+    use retract_server::domain::{
+        AuditAction, AuditDetails, AuditEntry, AuditOutcome, ConversationIndex, DeleteMode,
+        Discovered, EmailAddress, EventKind, InternetMessageId, JobId, Phase, RetractOptions,
+        Target, TargetOutcome, TargetResult, TenantId,
+    };
+    use retract_server::store::NewJob;
+
+    let app = crate::app::TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let store = app.store().await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let address = |a: &str| EmailAddress::parse(a).unwrap();
+    let target = |a: &str, depth| Target {
+        mailbox: address(a),
+        depth,
+    };
+    let job_id = JobId::generate();
+    let options = RetractOptions {
+        message_id: InternetMessageId::parse(PHISH).unwrap(),
+        recipients: Vec::new(),
+        include_conversations: true,
+        conversation_depth: 3,
+        delete_mode: DeleteMode::Soft,
+        dry_run: false,
+        skip_ineligible: false,
+        include_sender_copy: false,
+        reason: None,
+    };
+    let new = NewJob {
+        id: job_id.clone(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        options: options.clone(),
+        requested_by: "admin@contoso.com".into(),
+        targets: vec![
+            (target("alice@contoso.com", 0), None),
+            (target("zed@contoso.com", 0), None),
+        ],
+        message: None,
+        correlation_id: String::new(),
+        restores: None,
+    };
+    let audit = AuditEntry {
+        tenant_id: tenant.clone(),
+        actor: "admin@contoso.com".into(),
+        action: AuditAction::RetractDispatched,
+        target: job_id.to_string(),
+        outcome: AuditOutcome::Succeeded,
+        correlation_id: String::new(),
+        details: AuditDetails::RetractDispatched {
+            job_id: job_id.clone(),
+            options,
+            request_id: String::new(),
+            mailboxes: Vec::new(),
+            mailbox_count: 2,
+        },
+    };
+    store.create_job(&tenant, new, audit).await.unwrap();
+    let owner = "worker-test";
+    assert_eq!(
+        store
+            .claim_job(owner, std::time::Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Some(job_id.clone())
+    );
+    // A 22-byte header, as the retracted message's index.
+    let root = ConversationIndex::decode(&format!("{}==", "A".repeat(30))).unwrap();
+    let reached = |from: &str, to: &str, hop, message: &str| Discovered {
+        target: target(to, hop),
+        discovered_from: address(from),
+        reached_by: InternetMessageId::parse(message).unwrap(),
+        root: root.clone(),
+    };
+    let (added, _) = store
+        .add_discovered_targets(
+            &job_id,
+            owner,
+            vec![
+                reached(
+                    "alice@contoso.com",
+                    "bea@contoso.com",
+                    1,
+                    "<f1@contoso.com>",
+                ),
+                reached("bea@contoso.com", "carl@contoso.com", 2, "<f2@contoso.com>"),
+                reached("bea@contoso.com", "dora@contoso.com", 2, "<f2@contoso.com>"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(added.len(), 3);
+    // Dora's visit at depth 2 ends before anyone reaches her lower.
+    let done = TargetResult {
+        outcome: TargetOutcome::Deleted,
+        copies_found: 1,
+        copies_deleted: 1,
+        was_read: false,
+        detail: None,
+        graph_code: None,
+    };
+    store
+        .append_event(
+            &job_id,
+            owner,
+            EventKind::Recipient {
+                target: target("dora@contoso.com", 2),
+                phase: Phase::Done,
+                result: Some(done),
+            },
+        )
+        .await
+        .unwrap()
+        .expect("Dora finishes");
+    let (added, _) = store
+        .add_discovered_targets(
+            &job_id,
+            owner,
+            vec![
+                reached("zed@contoso.com", "carl@contoso.com", 1, "<z1@contoso.com>"),
+                reached("zed@contoso.com", "dora@contoso.com", 1, "<z1@contoso.com>"),
+                reached("zed@contoso.com", "bea@contoso.com", 2, "<z2@contoso.com>"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        added.iter().map(|d| d.target.clone()).collect::<Vec<_>>(),
+        [target("carl@contoso.com", 1)],
+        "Carl moves up and is answered to be visited there; Dora's visit ended, Bea is already lower"
+    );
+    let targets = store.job_targets(&job_id).await.unwrap();
+    let row = |a: &str| {
+        targets
+            .iter()
+            .find(|t| t.target.mailbox == address(a))
+            .unwrap_or_else(|| panic!("{a}: {targets:?}"))
+    };
+    assert_eq!(targets.len(), 5, "nobody twice: {targets:?}");
+    assert_eq!(row("carl@contoso.com").target.depth, 1);
+    assert_eq!(
+        row("carl@contoso.com").discovered_from,
+        Some(address("zed@contoso.com"))
+    );
+    assert_eq!(row("dora@contoso.com").target.depth, 2);
+    assert_eq!(row("bea@contoso.com").target.depth, 1);
+    let unfinished = store.unfinished_targets(&job_id).await.unwrap();
+    let carl = unfinished
+        .iter()
+        .find(|w| w.target.mailbox == address("carl@contoso.com"))
+        .expect("Carl still to visit");
+    assert_eq!(
+        carl.reached_by.as_ref().map(|m| m.as_str()),
+        Some("<z1@contoso.com>"),
+        "visited from the message that reached him lowest"
+    );
+    assert_eq!(
+        store.job_for_worker(&job_id).await.unwrap().counts.targets,
+        5
+    );
+    app.stop().await;
 }
