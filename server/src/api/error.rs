@@ -227,6 +227,14 @@ impl From<ConsentError> for ApiError {
 
 impl From<GraphError> for ApiError {
     fn from(err: GraphError) -> Self {
+        if let GraphError::CredentialRejected { .. } = err {
+            // The service's own configuration, already logged loudly where it was seen.
+            return Self::precondition(
+                Reason::GraphNotConfigured,
+                "Microsoft rejects this service's Graph app credential (secret or certificate); an operator must renew it. No tenant's permissions were changed.".to_owned(),
+                Vec::new(),
+            );
+        }
         tracing::warn!(error = %err, "Microsoft 365 did not answer as needed");
         Self::Unavailable(Reason::MicrosoftUnavailable)
     }

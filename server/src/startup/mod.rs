@@ -78,6 +78,8 @@ pub struct Application {
     consent: Consent,
     engine: Engine,
     retract_api: RetractApi,
+    /// What the background parts report (engine, Graph credential).
+    health: health::ServiceHealth,
     /// Tells open streams to end (shutdown).
     stopping: CancellationToken,
 }
@@ -118,6 +120,7 @@ impl Application {
             source,
         })?;
         let graph_settings = settings.graph()?;
+        let graph_credential = graph_settings.as_ref().map(|g| g.credential.clone());
         let (graph_http, graph) = match &graph_settings {
             Some(g) => {
                 let graph_http = crate::graph::http_client(g)
@@ -148,6 +151,10 @@ impl Application {
         let stopping = CancellationToken::new();
         let watcher = Watcher::new(store.clone(), hub, settings.watch(), stopping.clone());
         let retract_api = RetractApi::new(store.clone(), engine.clone(), watcher);
+        let health = health::ServiceHealth {
+            engine: engine.health(),
+            graph_credential,
+        };
         Ok(Self {
             settings,
             store,
@@ -158,8 +165,14 @@ impl Application {
             consent,
             engine,
             retract_api,
+            health,
             stopping,
         })
+    }
+
+    /// What the background parts report, for health and readiness.
+    pub fn health(&self) -> health::ServiceHealth {
+        self.health.clone()
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -185,6 +198,7 @@ impl Application {
             consent,
             engine,
             retract_api,
+            health: _,
             stopping,
         } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();

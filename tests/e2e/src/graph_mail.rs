@@ -44,8 +44,7 @@ fn client(sim: &GraphSim, retry: RetryPolicy) -> GraphClient {
     let settings = GraphSettings {
         graph_base_url: sim.graph_base_url(),
         login_base_url: sim.login_base_url(),
-        client_id: CLIENT_ID.to_owned(),
-        client_secret: CLIENT_SECRET.into(),
+        credential: retract_server::graph::AppCredential::secret(CLIENT_ID, CLIENT_SECRET),
         refresh_margin: Duration::from_secs(60),
         request_timeout: Duration::from_secs(10),
         retry,
