@@ -213,8 +213,11 @@ settings! {
     log_filter: String = "info".to_owned() => Option<String>;
     /// Longest unary call in milliseconds (a caller's shorter `grpc-timeout` wins).
     request_timeout_ms: u64 = 30_000 => Option<u64>, at_least 1;
-    /// Most calls served at once across all connections; more wait.
+    /// Most calls served at once across all connections; more wait (health checks never do).
     concurrency_limit: usize = 1_024 => Option<usize>, at_least 1;
+    /// Most unary calls one caller (token subject) may have in progress at once, besides its
+    /// rate limit; more are refused with RESOURCE_EXHAUSTED. 0 turns the limit off.
+    caller_calls_in_progress: usize = 32 => Option<usize>;
     /// Milliseconds shutdown waits for open calls and streams before closing them.
     shutdown_grace_ms: u64 = 10_000 => Option<u64>;
     /// Milliseconds between database health probes.

@@ -81,6 +81,12 @@ pub enum ApiError {
         /// How long until a call would be accepted.
         retry_after: std::time::Duration,
     },
+    /// The caller already has its most unary calls in progress.
+    #[error("this caller already has {limit} calls in progress; wait for one to finish")]
+    TooManyCallsInProgress {
+        /// How many one caller may have.
+        limit: usize,
+    },
     /// The system is not in the state the call needs.
     #[error("{message}")]
     FailedPrecondition {
@@ -245,6 +251,9 @@ impl From<AuthRejection> for ApiError {
         match rejection {
             AuthRejection::Unauthenticated(err) => Self::Unauthenticated(err),
             AuthRejection::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            AuthRejection::TooManyCallsInProgress { limit } => {
+                Self::TooManyCallsInProgress { limit }
+            }
             AuthRejection::MissingPermission { permission } => Self::denied(
                 Reason::MissingPermission,
                 format!("this call requires the `{permission}` permission"),
@@ -362,6 +371,10 @@ impl From<ApiError> for Status {
             ApiError::RateLimited { retry_after } => {
                 info(Reason::RateLimited, Vec::new());
                 (Code::ResourceExhausted, Some(retry_after))
+            }
+            ApiError::TooManyCallsInProgress { .. } => {
+                info(Reason::RateLimited, Vec::new());
+                (Code::ResourceExhausted, None)
             }
             ApiError::Unimplemented(capability) => {
                 info(

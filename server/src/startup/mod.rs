@@ -2,6 +2,7 @@
 //! works, for tests); [`Application::run_until_stopped`] serves until the shutdown future
 //! resolves, then drains within the grace period.
 
+mod limits;
 mod severable;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -27,7 +28,7 @@ use tracing::Level;
 
 use crate::{
     api::{AuditApi, RetractApi, TenantApi, rejection_status},
-    auth::{AuthLayer, JwtVerifier, KeyError, RateLimiter},
+    auth::{AuthLayer, CallerConcurrency, JwtVerifier, KeyError, RateLimiter},
     config::{ConfigError, Mode, Settings},
     consent::{CallbackService, Consent, ConsentSettings},
     engine::{Engine, EventHub, Watcher},
@@ -242,12 +243,15 @@ impl Application {
         let limiter = Arc::new(RateLimiter::new(settings.rate_limit()));
         let layers = tower::ServiceBuilder::new()
             .layer(trace_layer())
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            .layer(limits::ConcurrencyLimitLayer::new(
                 settings.concurrency_limit,
             ))
             .layer(cors_layer(&settings.cors_allowed_origins)?)
             .layer(
                 AuthLayer::new(verifier, limiter, rejection_status)
+                    .limiting_calls_in_progress(Arc::new(CallerConcurrency::new(
+                        settings.caller_calls_in_progress,
+                    )))
                     .requiring_client_certificates(settings.tls_client_ca_file.is_some()),
             )
             .into_inner();
