@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     auth::{KeySources, RateLimit, TokenRules},
     engine::{EngineSettings, WatchSettings},
-    graph::{GraphSettings, RetryPolicy},
+    graph::{AppCredential, CredentialSource, GraphSettings, RetryPolicy},
     store::DatabaseOptions,
 };
 
@@ -213,8 +213,11 @@ settings! {
     log_filter: String = "info".to_owned() => Option<String>;
     /// Longest unary call in milliseconds (a caller's shorter `grpc-timeout` wins).
     request_timeout_ms: u64 = 30_000 => Option<u64>, at_least 1;
-    /// Most calls served at once across all connections; more wait.
+    /// Most calls served at once across all connections; more wait (health checks never do).
     concurrency_limit: usize = 1_024 => Option<usize>, at_least 1;
+    /// Most unary calls one caller (token subject) may have in progress at once, besides its
+    /// rate limit; more are refused with RESOURCE_EXHAUSTED. 0 turns the limit off.
+    caller_calls_in_progress: usize = 32 => Option<usize>;
     /// Milliseconds shutdown waits for open calls and streams before closing them.
     shutdown_grace_ms: u64 = 10_000 => Option<u64>;
     /// Milliseconds between database health probes.
@@ -270,8 +273,16 @@ settings! {
     graph_client_id: String = String::new() => Option<String>;
     /// The app registration's client secret (prefer the file or the variable to the flag).
     graph_client_secret: Option<SecretString> = None => Option<String> [hide_env_values = true];
-    /// A file holding the client secret (read at start; wins over `graph_client_secret`).
+    /// A file holding the client secret (wins over `graph_client_secret`); read again when
+    /// it changes, so a rotated secret needs no restart.
     graph_client_secret_file: Option<PathBuf> = None => Option<PathBuf>;
+    /// A PEM file with the app registration's certificate (Microsoft's recommended
+    /// credential): token requests then carry a `client_assertion` signed RS256 with its
+    /// private key instead of a secret. Read again when it changes. Wins over the secret.
+    graph_client_certificate_file: Option<PathBuf> = None => Option<PathBuf>;
+    /// A PEM file with the certificate's RSA private key (PKCS#8 or PKCS#1); default: the
+    /// private key inside `graph_client_certificate_file`. Read again when it changes.
+    graph_client_certificate_key_file: Option<PathBuf> = None => Option<PathBuf>;
     /// App tokens are renewed this many milliseconds before they expire.
     graph_token_refresh_margin_ms: u64 = 300_000 => Option<u64>;
     /// Longest single HTTP request to Microsoft, in milliseconds.
@@ -492,28 +503,33 @@ impl Settings {
         if self.graph_client_id.is_empty() {
             return Ok(None);
         }
-        let secret = match (&self.graph_client_secret_file, &self.graph_client_secret) {
-            (Some(path), _) => SecretString::from(
-                std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        ConfigError(format!("graph_client_secret_file {}: {e}", path.display()))
-                    })?
-                    .trim()
-                    .to_owned(),
-            ),
-            (None, Some(secret)) => secret.clone(),
-            (None, None) => {
+        let source = match (
+            &self.graph_client_certificate_file,
+            &self.graph_client_secret_file,
+            &self.graph_client_secret,
+        ) {
+            (Some(certificate), _, _) => CredentialSource::Certificate {
+                certificate: certificate.clone(),
+                key: self
+                    .graph_client_certificate_key_file
+                    .clone()
+                    .unwrap_or_else(|| certificate.clone()),
+            },
+            (None, Some(path), _) => CredentialSource::SecretFile(path.clone()),
+            (None, None, Some(secret)) => CredentialSource::Secret(secret.clone()),
+            (None, None, None) => {
                 return Err(ConfigError(
-                    "graph_client_id is set but no graph_client_secret or graph_client_secret_file"
+                    "graph_client_id is set but no graph_client_certificate_file, graph_client_secret_file or graph_client_secret"
                         .to_owned(),
                 ));
             }
         };
+        let credential = AppCredential::load(source, &self.graph_client_id)
+            .map_err(|e| ConfigError(format!("Graph app credential: {e}")))?;
         Ok(Some(GraphSettings {
             graph_base_url: self.graph_base_url.clone(),
             login_base_url: self.login_base_url.clone(),
-            client_id: self.graph_client_id.clone(),
-            client_secret: secret,
+            credential: std::sync::Arc::new(credential),
             refresh_margin: millis(self.graph_token_refresh_margin_ms),
             request_timeout: millis(self.graph_request_timeout_ms),
             retry: RetryPolicy {

@@ -1,12 +1,33 @@
 //! `grpc.health.v1.Health`: per-service status that follows the database, and NOT_SERVING for
-//! everything (the overall `""` too) once shutdown begins.
+//! everything (the overall `""` too) once shutdown begins; [`ServiceHealth`], what the
+//! background parts have seen (the engine's supervisor, Microsoft's verdict on our app
+//! credential), for readiness to read.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::store::Store;
+use crate::{engine::EngineHealth, graph::AppCredential, store::Store};
+
+/// What the background parts of this process report about themselves.
+#[derive(Clone)]
+pub struct ServiceHealth {
+    /// The retract engine's supervisor: running, panics, restarts.
+    pub engine: Arc<EngineHealth>,
+    /// The Graph app credential (`None` without an app registration).
+    pub graph_credential: Option<Arc<AppCredential>>,
+}
+
+impl ServiceHealth {
+    /// Why Microsoft rejects this service's own Graph credential (a wrong or expired secret,
+    /// an unknown certificate), while it does: a configuration error of the whole service.
+    pub fn graph_credential_rejection(&self) -> Option<String> {
+        self.graph_credential
+            .as_ref()
+            .and_then(|c| c.health().rejection())
+    }
+}
 
 /// The services whose status is reported, besides the overall `""`.
 pub const SERVICES: [&str; 3] = [

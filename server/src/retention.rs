@@ -59,26 +59,41 @@ pub async fn sweep_periodically(
             purge_deliveries(&store, keep).await;
         }
         if let Some(keep) = keep.jobs {
-            let cutoff = chrono::Utc::now() - keep;
-            loop {
-                match store.purge_jobs_finished_before(cutoff).await {
-                    Ok(1_000) => {}
-                    Ok(0) => break,
-                    Ok(removed) => {
-                        tracing::info!(removed, %cutoff, "removed retract jobs past retention");
-                        break;
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "job retention sweep failed; trying again later");
-                        break;
-                    }
-                }
-            }
+            purge_jobs(&store, keep, &stop).await;
         }
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+/// Rows one job-retention transaction removes at most.
+pub const JOB_PURGE_ROWS_PER_TRANSACTION: u64 = 500;
+
+/// Removes finished jobs past `keep`, a few hundred rows a transaction, yielding between
+/// them so that other writers (SQLite has one connection) are never held up for long.
+async fn purge_jobs(store: &Store, keep: chrono::Duration, stop: &CancellationToken) {
+    let cutoff = chrono::Utc::now() - keep;
+    let mut removed = 0u64;
+    while !stop.is_cancelled() {
+        match store
+            .purge_jobs_finished_before(cutoff, JOB_PURGE_ROWS_PER_TRANSACTION)
+            .await
+        {
+            Ok(0) => break,
+            Ok(rows) => {
+                removed += rows;
+                tokio::task::yield_now().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "job retention sweep failed; trying again later");
+                break;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(rows = removed, %cutoff, "removed retract jobs past retention");
     }
 }
 

@@ -81,6 +81,12 @@ pub enum ApiError {
         /// How long until a call would be accepted.
         retry_after: std::time::Duration,
     },
+    /// The caller already has its most unary calls in progress.
+    #[error("this caller already has {limit} calls in progress; wait for one to finish")]
+    TooManyCallsInProgress {
+        /// How many one caller may have.
+        limit: usize,
+    },
     /// The system is not in the state the call needs.
     #[error("{message}")]
     FailedPrecondition {
@@ -227,6 +233,14 @@ impl From<ConsentError> for ApiError {
 
 impl From<GraphError> for ApiError {
     fn from(err: GraphError) -> Self {
+        if let GraphError::CredentialRejected { .. } = err {
+            // The service's own configuration, already logged loudly where it was seen.
+            return Self::precondition(
+                Reason::GraphNotConfigured,
+                "Microsoft rejects this service's Graph app credential (secret or certificate); an operator must renew it. No tenant's permissions were changed.".to_owned(),
+                Vec::new(),
+            );
+        }
         tracing::warn!(error = %err, "Microsoft 365 did not answer as needed");
         Self::Unavailable(Reason::MicrosoftUnavailable)
     }
@@ -237,6 +251,9 @@ impl From<AuthRejection> for ApiError {
         match rejection {
             AuthRejection::Unauthenticated(err) => Self::Unauthenticated(err),
             AuthRejection::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            AuthRejection::TooManyCallsInProgress { limit } => {
+                Self::TooManyCallsInProgress { limit }
+            }
             AuthRejection::MissingPermission { permission } => Self::denied(
                 Reason::MissingPermission,
                 format!("this call requires the `{permission}` permission"),
@@ -354,6 +371,10 @@ impl From<ApiError> for Status {
             ApiError::RateLimited { retry_after } => {
                 info(Reason::RateLimited, Vec::new());
                 (Code::ResourceExhausted, Some(retry_after))
+            }
+            ApiError::TooManyCallsInProgress { .. } => {
+                info(Reason::RateLimited, Vec::new());
+                (Code::ResourceExhausted, None)
             }
             ApiError::Unimplemented(capability) => {
                 info(

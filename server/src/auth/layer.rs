@@ -11,7 +11,7 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use super::{
-    AuthError, JwtVerifier, RateLimiter,
+    AuthError, CallerConcurrency, JwtVerifier, RateLimiter,
     permissions::{self, Rule},
 };
 
@@ -24,6 +24,11 @@ pub enum AuthRejection {
     RateLimited {
         /// How long until a call would be accepted.
         retry_after: std::time::Duration,
+    },
+    /// The caller already has its most unary calls in progress.
+    TooManyCallsInProgress {
+        /// How many one caller may have.
+        limit: usize,
     },
     /// Valid credentials without the permission the method needs.
     MissingPermission {
@@ -48,6 +53,7 @@ pub type Reject = fn(AuthRejection) -> Status;
 pub struct AuthLayer {
     verifier: Arc<JwtVerifier>,
     limiter: Arc<RateLimiter>,
+    concurrency: Arc<CallerConcurrency>,
     reject: Reject,
     require_client_certificate: bool,
 }
@@ -59,9 +65,17 @@ impl AuthLayer {
         Self {
             verifier,
             limiter,
+            concurrency: Arc::new(CallerConcurrency::new(0)),
             reject,
             require_client_certificate: false,
         }
+    }
+
+    /// Limits how many unary calls each caller may have in progress (server streams are
+    /// capped elsewhere); a call over it is refused at once.
+    pub fn limiting_calls_in_progress(mut self, concurrency: Arc<CallerConcurrency>) -> Self {
+        self.concurrency = concurrency;
+        self
     }
 
     /// With mTLS: every call but the browser's consent callback must come over a connection
@@ -92,6 +106,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             verifier: self.verifier.clone(),
             limiter: self.limiter.clone(),
+            concurrency: self.concurrency.clone(),
             reject: self.reject,
             require_client_certificate: self.require_client_certificate,
         }
@@ -104,6 +119,7 @@ pub struct AuthService<S> {
     inner: S,
     verifier: Arc<JwtVerifier>,
     limiter: Arc<RateLimiter>,
+    concurrency: Arc<CallerConcurrency>,
     reject: Reject,
     require_client_certificate: bool,
 }
@@ -161,8 +177,21 @@ where
             ));
             return Box::pin(async move { Ok(status.into_http()) });
         }
+        let mut slot = None;
         if !permissions::is_public(request.uri().path()) {
-            match self.authorize(&request) {
+            let authorized = self.authorize(&request).and_then(|caller| {
+                if permissions::is_server_stream(request.uri().path()) {
+                    return Ok(caller);
+                }
+                slot = self.concurrency.try_enter(&caller.subject);
+                match slot {
+                    Some(_) => Ok(caller),
+                    None => Err(AuthRejection::TooManyCallsInProgress {
+                        limit: self.concurrency.limit(),
+                    }),
+                }
+            });
+            match authorized {
                 Ok(caller) => {
                     request.extensions_mut().insert(caller);
                 }
@@ -175,6 +204,10 @@ where
         // The clone that was polled ready serves this call; the fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
-        Box::pin(ready.call(request))
+        Box::pin(async move {
+            // Held until the call has answered.
+            let _slot = slot;
+            ready.call(request).await
+        })
     }
 }

@@ -9,10 +9,12 @@
 //! - `jwt`: [`JwtVerifier`], which turns a token into a `Caller` or an [`AuthError`].
 //! - `permissions`: the table mapping every RPC to the permission it needs.
 //! - `rate_limit`: [`RateLimiter`], a token bucket per caller.
+//! - `concurrency`: [`CallerConcurrency`], the unary calls one caller may have in progress.
 //! - `layer`: [`AuthLayer`], the tower layer in front of the business services (health and
 //!   reflection stay open and unlimited).
 
 mod caller;
+mod concurrency;
 mod jwks;
 mod jwt;
 mod keys;
@@ -21,6 +23,7 @@ pub mod permissions;
 mod rate_limit;
 
 pub use caller::{Caller, Permission, TenantScope};
+pub use concurrency::{CallSlot, CallerConcurrency};
 pub use jwks::KeySources;
 pub use jwt::{AuthError, JwtVerifier, TokenRules};
 pub use keys::{KeyError, KeySet};

@@ -31,6 +31,17 @@ pub fn is_browser_page(path: &str) -> bool {
     path.starts_with("/consent/")
 }
 
+/// Whether `path` is a server-streaming method (its own caps apply, not the per-caller limit
+/// of unary calls in progress).
+pub fn is_server_stream(path: &str) -> bool {
+    [
+        "/retract.v1.RetractService/Retract",
+        "/retract.v1.RetractService/WatchRetract",
+        "/retract.v1.RetractService/RestoreRetractJob",
+    ]
+    .contains(&path)
+}
+
 /// The rule of a gRPC method path such as `/retract.v1.TenantService/CreateTenant`; `None`
 /// for a path this version does not know.
 pub fn rule_for(path: &str) -> Option<Rule> {

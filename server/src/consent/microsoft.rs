@@ -3,19 +3,17 @@
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
-    EndpointNotSet, EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse as _,
-    TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, Client, ClientId, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse as _, TokenUrl,
     basic::{
         BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
         BasicTokenType,
     },
 };
-use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 
-use crate::graph::{GRAPH_DEFAULT_SCOPE, GraphError, GraphSettings};
+use crate::graph::{GRAPH_DEFAULT_SCOPE, GraphError, GraphSettings, TokenHttp};
 
 /// The token endpoint's answer with OpenID Connect's `id_token`.
 #[derive(Clone, Serialize, Deserialize)]
@@ -121,22 +119,22 @@ struct IdClaims {
 fn client(settings: &GraphSettings, redirect_uri: &str) -> Result<ConsentClient, GraphError> {
     let login = settings.login_base_url.trim_end_matches('/');
     let bad = |what: &str, e: &dyn std::fmt::Display| GraphError::Transport(format!("{what}: {e}"));
-    Ok(Client::new(ClientId::new(settings.client_id.clone()))
-        .set_client_secret(ClientSecret::new(
-            settings.client_secret.expose_secret().to_owned(),
-        ))
-        .set_auth_type(AuthType::RequestBody)
-        .set_auth_uri(
-            AuthUrl::new(format!("{login}/{ANY_ORGANIZATION}/oauth2/v2.0/authorize"))
-                .map_err(|e| bad("authorize URL", &e))?,
-        )
-        .set_token_uri(
-            TokenUrl::new(format!("{login}/{ANY_ORGANIZATION}/oauth2/v2.0/token"))
-                .map_err(|e| bad("token URL", &e))?,
-        )
-        .set_redirect_uri(
-            RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| bad("redirect URI", &e))?,
-        ))
+    Ok(
+        Client::new(ClientId::new(settings.credential.client_id().to_owned()))
+            // The credential (secret or client assertion) goes in the body with each redemption.
+            .set_auth_type(AuthType::RequestBody)
+            .set_auth_uri(
+                AuthUrl::new(format!("{login}/{ANY_ORGANIZATION}/oauth2/v2.0/authorize"))
+                    .map_err(|e| bad("authorize URL", &e))?,
+            )
+            .set_token_uri(
+                TokenUrl::new(format!("{login}/{ANY_ORGANIZATION}/oauth2/v2.0/token"))
+                    .map_err(|e| bad("token URL", &e))?,
+            )
+            .set_redirect_uri(
+                RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| bad("redirect URI", &e))?,
+            ),
+    )
 }
 
 /// The consent URL: `openid profile` plus Graph's `.default` (Microsoft refuses `.default`
@@ -172,13 +170,21 @@ pub async fn redeem(
     code: &str,
     pkce_verifier: &str,
 ) -> Result<SignedIn, GraphError> {
-    let http = http.clone();
-    let response = client(settings, redirect_uri)?
+    let client = client(settings, redirect_uri)?;
+    let credential = settings.credential.present(client.token_uri().as_str())?;
+    let exchange = TokenHttp::new(http.clone());
+    let mut request = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
-        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
-        .request_async(&|request| crate::graph::send(http.clone(), request))
+        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
+    for (name, value) in credential.form_fields() {
+        request = request.add_extra_param(name, value);
+    }
+    let response = request
+        .request_async(&|request| exchange.send(request))
         .await
-        .map_err(GraphError::from_token_request)?;
+        .map_err(|e| exchange.error(e));
+    settings.credential.health().note(&response);
+    let response = response?;
     let id_token = response.extra_fields().id_token.as_deref().ok_or_else(|| {
         GraphError::Transport("the token endpoint returned no id_token".to_owned())
     })?;

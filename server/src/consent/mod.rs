@@ -376,8 +376,9 @@ impl Consent {
         Ok((end, upn.to_owned()))
     }
 
-    /// The domain outcomes for `microsoft_tenant` with the app token; a token endpoint that
-    /// refuses the app means consent was withdrawn (or never given): every domain FAILED.
+    /// The domain outcomes for `microsoft_tenant` with the app token. Only the tenant's own
+    /// refusal of the app (consent withdrawn or never given, app or tenant gone) fails every
+    /// domain as revoked; an outage or our own rejected credential changes no domain.
     async fn verify_against(
         &self,
         microsoft_tenant: &MicrosoftTenantId,
@@ -388,7 +389,7 @@ impl Consent {
             .map_err(|e| GraphError::Transport(e.to_string()))?;
         match graph.list_domains(microsoft_tenant).await {
             Ok(theirs) => Ok(verification::outcomes(domains, &theirs)),
-            Err(GraphError::TokenRefused { .. }) => {
+            Err(GraphError::ConsentMissing { .. }) => {
                 Ok(verification::all_failed(domains, verification::REVOKED))
             }
             Err(err) => Err(err),
@@ -545,7 +546,11 @@ enum Proof {
 impl From<GraphError> for Proof {
     fn from(err: GraphError) -> Self {
         match err {
-            GraphError::TokenRefused { error, description } => Self::Refused(error, description),
+            GraphError::TokenRefused { error, description }
+            | GraphError::ConsentMissing { error, description }
+            | GraphError::CredentialRejected { error, description } => {
+                Self::Refused(error, description)
+            }
             GraphError::Api { code, message, .. } => Self::Refused(code, message),
             other @ GraphError::Transport(_) => Self::Unreachable(other),
         }

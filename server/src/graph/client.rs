@@ -44,6 +44,44 @@ pub struct RetryPolicy {
     pub max_retry_after: Duration,
 }
 
+impl RetryPolicy {
+    /// The one retry rule for answers from Microsoft (Graph and the token endpoint alike):
+    /// how long to wait before attempt `attempt + 1`, or `None` when `error` is final or the
+    /// attempts are used up. Throttling (429, and 503 with `Retry-After`) waits what
+    /// Microsoft asked plus a little (up to `max_retry_after`); other 5xx answers and broken
+    /// connections back off exponentially.
+    pub fn wait(&self, error: &GraphError, attempt: u32) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        match error {
+            GraphError::Api {
+                status: 429 | 503,
+                retry_after: Some(after),
+                ..
+            } => (*after <= self.max_retry_after).then(|| after.saturating_add(jitter(*after))),
+            GraphError::Api {
+                status: 429 | 500 | 502 | 503 | 504,
+                ..
+            }
+            | GraphError::Transport(_) => Some(self.backoff(attempt)),
+            _ => None,
+        }
+    }
+
+    /// Exponential backoff with jitter: between half and all of `base · 2^(attempt-1)`, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max_backoff);
+        let half = exp / 2;
+        half + Duration::from_millis(
+            rand::rng().random_range(0..=u64::try_from(half.as_millis()).unwrap_or(u64::MAX)),
+        )
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
@@ -272,42 +310,9 @@ impl GraphClient {
         self.retry
     }
 
-    /// The one retry rule for Graph answers: how long to wait before attempt `attempt + 1`,
-    /// or `None` when `error` is final or the attempts are used up. Throttling (429, and 503
-    /// with `Retry-After`) waits what Graph asked plus a little; other 5xx answers and broken
-    /// connections back off exponentially.
+    /// The one retry rule (see [`RetryPolicy::wait`]).
     pub(super) fn retry_wait(&self, error: &GraphError, attempt: u32) -> Option<Duration> {
-        if attempt >= self.retry.max_attempts {
-            return None;
-        }
-        match error {
-            GraphError::Api {
-                status: 429 | 503,
-                retry_after: Some(after),
-                ..
-            } => {
-                (*after <= self.retry.max_retry_after).then(|| after.saturating_add(jitter(*after)))
-            }
-            GraphError::Api {
-                status: 429 | 500 | 502 | 503 | 504,
-                ..
-            }
-            | GraphError::Transport(_) => Some(self.backoff(attempt)),
-            _ => None,
-        }
-    }
-
-    /// Exponential backoff with jitter: between half and all of `base · 2^(attempt-1)`, capped.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .retry
-            .base_backoff
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.retry.max_backoff);
-        let half = exp / 2;
-        half + Duration::from_millis(
-            rand::rng().random_range(0..=u64::try_from(half.as_millis()).unwrap_or(u64::MAX)),
-        )
+        self.retry.wait(error, attempt)
     }
 
     async fn mailbox_slot(&self, mailbox: &str, weight: u32) -> OwnedSemaphorePermit {

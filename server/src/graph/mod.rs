@@ -2,8 +2,12 @@
 //!
 //! # Layout
 //! - `error`: [`GraphError`], typed by Graph's `error.code` and the token endpoint's `error`.
+//! - `credential`: [`AppCredential`], the client secret or certificate (a signed
+//!   `client_assertion`), read again when its file changes; [`CredentialHealth`] says whether
+//!   Microsoft accepts it.
 //! - `tokens`: [`AppTokens`], the per-Microsoft-tenant app-token cache (client credentials
-//!   through the `oauth2` crate): refreshed before expiry, single-flight, invalidated on 401.
+//!   through the `oauth2` crate): refreshed before expiry, single-flight, invalidated on 401,
+//!   token requests retried through outages, a valid token kept when a renewal fails.
 //! - `client`: [`GraphClient`], authenticated Graph calls: four in flight per mailbox at most,
 //!   `Retry-After` honoured, backoff with jitter, one token refresh on 401.
 //! - `mail`: finding mailboxes and message copies, deleting copies (OData values escaped).
@@ -14,22 +18,22 @@
 
 mod admin;
 mod client;
+mod credential;
 mod error;
 mod mail;
 mod tokens;
 
-use std::time::Duration;
-
-use secrecy::SecretString;
+use std::{sync::Arc, time::Duration};
 
 pub use admin::AdminMailboxes;
 pub(crate) use client::api_error;
 pub use client::{GraphClient, GraphDomain, REQUESTS_PER_MAILBOX, RetryPolicy};
+pub use credential::{AppCredential, CredentialHealth, CredentialSource, Presented};
 pub use error::GraphError;
 pub use mail::{
     DeleteMode, Deleted, Folder, MailboxRef, MessageCopy, Moved, Recipient, ThreadHeaders,
 };
-pub(crate) use tokens::send;
+pub(crate) use tokens::TokenHttp;
 pub use tokens::{AppToken, AppTokens};
 
 /// The scope that grants an app token the app registration's static permissions.
@@ -42,10 +46,8 @@ pub struct GraphSettings {
     pub graph_base_url: String,
     /// The identity platform's base URL, without the tenant.
     pub login_base_url: String,
-    /// The app registration's client id.
-    pub client_id: String,
-    /// The app registration's client secret.
-    pub client_secret: SecretString,
+    /// The app registration's client id and credential (secret or certificate).
+    pub credential: Arc<AppCredential>,
     /// Tokens are renewed this long before they expire.
     pub refresh_margin: Duration,
     /// Longest a single HTTP request to Microsoft may take.

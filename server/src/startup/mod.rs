@@ -2,6 +2,7 @@
 //! works, for tests); [`Application::run_until_stopped`] serves until the shutdown future
 //! resolves, then drains within the grace period.
 
+mod limits;
 mod severable;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -27,7 +28,7 @@ use tracing::Level;
 
 use crate::{
     api::{AuditApi, RetractApi, TenantApi, rejection_status},
-    auth::{AuthLayer, JwtVerifier, KeyError, RateLimiter},
+    auth::{AuthLayer, CallerConcurrency, JwtVerifier, KeyError, RateLimiter},
     config::{ConfigError, Mode, Settings},
     consent::{CallbackService, Consent, ConsentSettings},
     engine::{Engine, EventHub, Watcher},
@@ -78,6 +79,8 @@ pub struct Application {
     consent: Consent,
     engine: Engine,
     retract_api: RetractApi,
+    /// What the background parts report (engine, Graph credential).
+    health: health::ServiceHealth,
     /// Tells open streams to end (shutdown).
     stopping: CancellationToken,
 }
@@ -118,6 +121,7 @@ impl Application {
             source,
         })?;
         let graph_settings = settings.graph()?;
+        let graph_credential = graph_settings.as_ref().map(|g| g.credential.clone());
         let (graph_http, graph) = match &graph_settings {
             Some(g) => {
                 let graph_http = crate::graph::http_client(g)
@@ -148,6 +152,10 @@ impl Application {
         let stopping = CancellationToken::new();
         let watcher = Watcher::new(store.clone(), hub, settings.watch(), stopping.clone());
         let retract_api = RetractApi::new(store.clone(), engine.clone(), watcher);
+        let health = health::ServiceHealth {
+            engine: engine.health(),
+            graph_credential,
+        };
         Ok(Self {
             settings,
             store,
@@ -158,8 +166,14 @@ impl Application {
             consent,
             engine,
             retract_api,
+            health,
             stopping,
         })
+    }
+
+    /// What the background parts report, for health and readiness.
+    pub fn health(&self) -> health::ServiceHealth {
+        self.health.clone()
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -185,6 +199,7 @@ impl Application {
             consent,
             engine,
             retract_api,
+            health: _,
             stopping,
         } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -228,12 +243,15 @@ impl Application {
         let limiter = Arc::new(RateLimiter::new(settings.rate_limit()));
         let layers = tower::ServiceBuilder::new()
             .layer(trace_layer())
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            .layer(limits::ConcurrencyLimitLayer::new(
                 settings.concurrency_limit,
             ))
             .layer(cors_layer(&settings.cors_allowed_origins)?)
             .layer(
                 AuthLayer::new(verifier, limiter, rejection_status)
+                    .limiting_calls_in_progress(Arc::new(CallerConcurrency::new(
+                        settings.caller_calls_in_progress,
+                    )))
                     .requiring_client_certificates(settings.tls_client_ca_file.is_some()),
             )
             .into_inner();

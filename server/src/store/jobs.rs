@@ -480,40 +480,103 @@ impl Store {
         Ok(updated.rows_affected == 1)
     }
 
-    /// Removes jobs that ended before `cutoff`, with their targets and events; returns how
-    /// many (at most 1,000 a call).
+    /// Removes, in one short transaction, at most `max_rows` rows belonging to the oldest
+    /// job that ended before `cutoff`: its events first, then its targets, then the copies it
+    /// recorded for a restore, then the job row
+    /// once nothing else is left. Returns the rows removed; 0 when no such job remains. Called
+    /// in a loop, so that no transaction holds SQLite's one connection (or PostgreSQL's
+    /// locks) for a whole job's history.
     pub async fn purge_jobs_finished_before(
         &self,
         cutoff: DateTime<Utc>,
+        max_rows: u64,
     ) -> Result<u64, StoreError> {
+        let max_rows = Ord::max(max_rows, 1);
         in_transaction(&self.db, move |txn| {
             async move {
-                let old: Vec<String> = retract_job::Entity::find()
+                let oldest: Option<String> = retract_job::Entity::find()
                     .select_only()
                     .column(retract_job::Column::Id)
                     .filter(retract_job::Column::FinishedAt.lt(cutoff))
-                    .limit(1_000)
+                    .order_by_asc(retract_job::Column::FinishedAt)
+                    .limit(1)
+                    .into_tuple()
+                    .one(txn)
+                    .await?;
+                let Some(job) = oldest else {
+                    return Ok(0);
+                };
+                let sequences: Vec<i64> = retract_event::Entity::find()
+                    .select_only()
+                    .column(retract_event::Column::Sequence)
+                    .filter(retract_event::Column::JobId.eq(job.as_str()))
+                    .order_by_asc(retract_event::Column::Sequence)
+                    .limit(max_rows)
                     .into_tuple()
                     .all(txn)
                     .await?;
-                if old.is_empty() {
-                    return Ok(0);
+                if let Some(last) = sequences.last() {
+                    return Ok(retract_event::Entity::delete_many()
+                        .filter(retract_event::Column::JobId.eq(job.as_str()))
+                        .filter(retract_event::Column::Sequence.lte(*last))
+                        .exec(txn)
+                        .await?
+                        .rows_affected);
                 }
-                let ids = || old.iter().map(String::as_str);
-                retract_event::Entity::delete_many()
-                    .filter(retract_event::Column::JobId.is_in(ids()))
-                    .exec(txn)
+                let targets: Vec<(String, i32)> = retract_target::Entity::find()
+                    .select_only()
+                    .column(retract_target::Column::Mailbox)
+                    .column(retract_target::Column::Depth)
+                    .filter(retract_target::Column::JobId.eq(job.as_str()))
+                    .order_by_asc(retract_target::Column::Mailbox)
+                    .order_by_asc(retract_target::Column::Depth)
+                    .limit(max_rows)
+                    .into_tuple()
+                    .all(txn)
                     .await?;
-                retract_target::Entity::delete_many()
-                    .filter(retract_target::Column::JobId.is_in(ids()))
-                    .exec(txn)
+                if !targets.is_empty() {
+                    let keys = targets.into_iter().fold(Condition::any(), |any, (m, d)| {
+                        any.add(
+                            Condition::all()
+                                .add(retract_target::Column::Mailbox.eq(m))
+                                .add(retract_target::Column::Depth.eq(d)),
+                        )
+                    });
+                    return Ok(retract_target::Entity::delete_many()
+                        .filter(retract_target::Column::JobId.eq(job.as_str()))
+                        .filter(keys)
+                        .exec(txn)
+                        .await?
+                        .rows_affected);
+                }
+                let copies: Vec<(String, String)> = removed_copy::Entity::find()
+                    .select_only()
+                    .column(removed_copy::Column::Mailbox)
+                    .column(removed_copy::Column::ItemId)
+                    .filter(removed_copy::Column::JobId.eq(job.as_str()))
+                    .order_by_asc(removed_copy::Column::Mailbox)
+                    .order_by_asc(removed_copy::Column::ItemId)
+                    .limit(max_rows)
+                    .into_tuple()
+                    .all(txn)
                     .await?;
-                removed_copy::Entity::delete_many()
-                    .filter(removed_copy::Column::JobId.is_in(ids()))
-                    .exec(txn)
-                    .await?;
+                if !copies.is_empty() {
+                    let keys = copies.into_iter().fold(Condition::any(), |any, (m, i)| {
+                        any.add(
+                            Condition::all()
+                                .add(removed_copy::Column::Mailbox.eq(m))
+                                .add(removed_copy::Column::ItemId.eq(i)),
+                        )
+                    });
+                    return Ok(removed_copy::Entity::delete_many()
+                        .filter(removed_copy::Column::JobId.eq(job.as_str()))
+                        .filter(keys)
+                        .exec(txn)
+                        .await?
+                        .rows_affected);
+                }
                 Ok(retract_job::Entity::delete_many()
-                    .filter(retract_job::Column::Id.is_in(ids()))
+                    .filter(retract_job::Column::Id.eq(job.as_str()))
                     .exec(txn)
                     .await?
                     .rows_affected)

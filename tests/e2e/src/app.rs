@@ -15,6 +15,7 @@ pub struct TestApp {
     client: Client,
     db: TestDb,
     settings: Settings,
+    health: retract_server::health::ServiceHealth,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<Result<(), StartupError>>,
 }
@@ -69,6 +70,7 @@ impl TestApp {
     /// Runs a built server in the background, with a lazy client to it.
     fn run(app: Application, db: TestDb, settings: Settings) -> Self {
         let addr = app.local_addr();
+        let health = app.health();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             stopped.await.ok();
@@ -83,9 +85,15 @@ impl TestApp {
             client,
             db,
             settings,
+            health,
             shutdown,
             server,
         }
+    }
+
+    /// What the server's background parts report (engine, Graph credential).
+    pub fn health(&self) -> &retract_server::health::ServiceHealth {
+        &self.health
     }
 
     /// A client without a token.
@@ -210,6 +218,7 @@ impl TestApp {
             .await
             .expect("server restarts");
         let addr = app.local_addr();
+        let health = app.health();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
             stopped.await.ok();
@@ -222,6 +231,7 @@ impl TestApp {
             client: Client::from_channel(channel),
             db,
             settings,
+            health,
             shutdown,
             server,
         }

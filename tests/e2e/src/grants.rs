@@ -56,7 +56,7 @@ struct World {
 
 async fn world(backend: Backend, adjust: impl FnOnce(&mut retract_server::Settings)) -> World {
     let sim = GraphSim::builder()
-        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .app(App::new(CLIENT_ID, CLIENT_SECRET).certificate(fixture_text("app-cert.cert.pem")))
         .tenant(contoso())
         .tenant(fabrikam())
         .sign_in(SignIn::approve_as("admin@contoso.com"))
@@ -515,6 +515,145 @@ async fn a_linked_tenant_is_not_silently_relinked(backend: Backend) {
         fabrikam().id(),
         "relinked when asked explicitly"
     );
+    w.app.stop().await;
+}
+
+on_both_backends!(
+    an_identity_platform_outage_during_verification_changes_no_domain,
+    our_rejected_secret_is_a_service_error_and_revokes_no_tenant,
+    an_administrator_grants_with_a_certificate_credential,
+);
+
+fn fixture_text(name: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+    .expect("fixture")
+}
+
+async fn verify(w: &World) -> Result<pb::VerifyDomainsResponse, tonic::Status> {
+    w.admin()
+        .tenants()
+        .verify_domains(pb::VerifyDomainsRequest {
+            tenant_id: "acme".into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn granted(domains: &[(String, pb::RetractStatus, String)]) -> Vec<String> {
+    domains
+        .iter()
+        .filter(|(_, s, _)| *s == pb::RetractStatus::Granted)
+        .map(|(d, _, _)| d.clone())
+        .collect()
+}
+
+/// A granted tenant whose cached app token Microsoft no longer takes (its clock ran on), so
+/// the next verification needs a new token.
+async fn granted_world(
+    backend: Backend,
+    adjust: impl FnOnce(&mut retract_server::Settings),
+) -> World {
+    let w = world(backend, |s| {
+        s.graph_max_attempts = 3;
+        s.graph_backoff_base_ms = 10;
+        s.graph_backoff_max_ms = 50;
+        adjust(s);
+    })
+    .await;
+    let (_, consent_url) = w.start_grant(false).await;
+    land(&consent_redirect(&consent_url).await).await;
+    assert_eq!(granted(&w.domains().await), ["contoso.com"]);
+    w.sim
+        .advance_clock(std::time::Duration::from_secs(4 * 3600));
+    w
+}
+
+async fn an_identity_platform_outage_during_verification_changes_no_domain(backend: Backend) {
+    let w = granted_world(backend, |_| {}).await;
+    let before = w.domains().await;
+    w.sim.set_limits(graph_sim::Limits {
+        retry_after_secs: 0,
+        ..Default::default()
+    });
+    w.sim.set_faults(graph_sim::FaultSettings {
+        error_503: 1.0,
+        endpoints: vec![graph_sim::Endpoint::Token],
+        ..Default::default()
+    });
+    let failure = expect_failure(verify(&w).await);
+    assert_eq!(
+        (failure.code, failure.reason.as_str()),
+        (Code::Unavailable, "MICROSOFT_UNAVAILABLE")
+    );
+    assert_eq!(w.domains().await, before, "an outage revokes nothing");
+    let token_answers: Vec<_> = w
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/oauth2/v2.0/token") && r.status == Some(503))
+        .collect();
+    assert_eq!(token_answers.len(), 3, "retried up to graph_max_attempts");
+
+    // Microsoft is back: the next verification works without a new consent.
+    w.sim.set_faults(graph_sim::FaultSettings::default());
+    verify(&w).await.expect("verified again");
+    assert_eq!(granted(&w.domains().await), ["contoso.com"]);
+    w.app.stop().await;
+}
+
+async fn our_rejected_secret_is_a_service_error_and_revokes_no_tenant(backend: Backend) {
+    let w = granted_world(backend, |_| {}).await;
+    let before = w.domains().await;
+    assert!(w.app.health().graph_credential_rejection().is_none());
+    // Someone retires our secret in Entra (or it expires) without telling the service.
+    w.sim.update_app(CLIENT_ID, |app| {
+        app.client_secret = "a-newer-secret".into();
+    });
+    let failure = expect_failure(verify(&w).await);
+    assert_eq!(
+        (failure.code, failure.reason.as_str()),
+        (Code::FailedPrecondition, "GRAPH_NOT_CONFIGURED")
+    );
+    assert!(
+        failure.message.contains("credential"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(w.domains().await, before, "no tenant is marked revoked");
+    let rejection = w
+        .app
+        .health()
+        .graph_credential_rejection()
+        .expect("health sees the configuration error");
+    assert!(rejection.contains("AADSTS7000215"), "{rejection}");
+    w.app.stop().await;
+}
+
+async fn an_administrator_grants_with_a_certificate_credential(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("graph.pem");
+    std::fs::write(
+        &pem,
+        fixture_text("app-cert.cert.pem") + &fixture_text("app-cert.key.pem"),
+    )
+    .unwrap();
+    let w = world(backend, |s| {
+        s.graph_client_secret = None;
+        s.graph_client_certificate_file = Some(pem.clone());
+    })
+    .await;
+    let (grant, consent_url) = w.start_grant(false).await;
+    let (status, page) = land(&consent_redirect(&consent_url).await).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        w.grant(&grant.grant_id).await.state(),
+        pb::GrantState::PartiallySucceeded
+    );
+    assert_eq!(granted(&w.domains().await), ["contoso.com"]);
     w.app.stop().await;
 }
 

@@ -54,8 +54,7 @@ pub(crate) fn graph_client(
     let settings = GraphSettings {
         graph_base_url: sim.graph_base_url(),
         login_base_url: sim.login_base_url(),
-        client_id: client_id.to_owned(),
-        client_secret: secret.into(),
+        credential: retract_server::graph::AppCredential::secret(client_id, secret),
         refresh_margin: Duration::from_secs(60),
         request_timeout: Duration::from_secs(10),
         retry,

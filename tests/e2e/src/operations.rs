@@ -279,3 +279,173 @@ async fn next_status_until(
     .await;
     assert_eq!(reached, Ok(true), "health never reported {wanted:?}");
 }
+
+on_both_backends!(
+    health_answers_while_every_call_slot_is_taken,
+    a_caller_with_calls_in_progress_is_refused_more_while_others_are_served,
+    retention_removes_a_finished_job_in_small_transactions,
+);
+
+/// A slow call: VerifyDomains as `client`, its Graph request held by the simulator.
+fn slow_verification(
+    client: retract_client::Client,
+) -> tokio::task::JoinHandle<Result<(), tonic::Status>> {
+    tokio::spawn(async move {
+        client
+            .tenants()
+            .verify_domains(retract_client::pb::VerifyDomainsRequest {
+                tenant_id: "acme".into(),
+            })
+            .await
+            .map(|_| ())
+    })
+}
+
+async fn until_held(hold: &graph_sim::Hold, n: usize) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while hold.waiting() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the slow calls reach Microsoft");
+}
+
+async fn health_answers_while_every_call_slot_is_taken(backend: Backend) {
+    let w = crate::scenarios::crowd(backend, 1, |s| {
+        s.concurrency_limit = 2;
+        s.caller_calls_in_progress = 0;
+    })
+    .await;
+    let hold = w.sim.hold_graph_requests();
+    let slow = [
+        slow_verification(w.app.service()),
+        slow_verification(w.admin()),
+    ];
+    until_held(&hold, 2).await;
+
+    let mut health = HealthClient::new(w.app.anonymous().channel());
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        health.check(HealthCheckRequest {
+            service: String::new(),
+        }),
+    )
+    .await
+    .expect("health does not wait behind the concurrency limit")
+    .expect("health answers");
+    assert_eq!(answer.into_inner().status(), ServingStatus::Serving);
+
+    // Business calls do wait for a slot.
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(300),
+        w.app
+            .service()
+            .tenants()
+            .list_tenants(retract_client::pb::ListTenantsRequest::default()),
+    )
+    .await;
+    assert!(
+        waiting.is_err(),
+        "a third call waits for one of the two slots"
+    );
+    hold.release();
+    for call in slow {
+        call.await.unwrap().expect("the slow calls finish");
+    }
+    w.app.stop().await;
+}
+
+async fn a_caller_with_calls_in_progress_is_refused_more_while_others_are_served(backend: Backend) {
+    let w = crate::scenarios::crowd(backend, 1, |s| s.caller_calls_in_progress = 1).await;
+    let hold = w.sim.hold_graph_requests();
+    let slow = slow_verification(w.admin());
+    until_held(&hold, 1).await;
+
+    let list = |client: retract_client::Client| async move {
+        client
+            .tenants()
+            .list_domains(retract_client::pb::ListDomainsRequest {
+                tenant_id: "acme".into(),
+                ..Default::default()
+            })
+            .await
+    };
+    let refused = crate::status::expect_failure(list(w.admin()).await);
+    assert_eq!(
+        (refused.code, refused.reason.as_str()),
+        (tonic::Code::ResourceExhausted, "RATE_LIMITED")
+    );
+    assert!(
+        refused.message.contains("in progress"),
+        "{}",
+        refused.message
+    );
+    list(w.app.service())
+        .await
+        .expect("another caller is served meanwhile");
+
+    hold.release();
+    slow.await.unwrap().expect("the slow call finishes");
+    list(w.admin())
+        .await
+        .expect("with its call finished, the caller is served again");
+    w.app.stop().await;
+}
+
+async fn retention_removes_a_finished_job_in_small_transactions(backend: Backend) {
+    let w = crate::scenarios::crowd(backend, 12, |_| {}).await;
+    let job = w
+        .start(retract_client::pb::RetractOptions {
+            internet_message_id: crate::scenarios::PHISH.into(),
+            delete_mode: retract_client::pb::DeleteMode::Soft.into(),
+            ..Default::default()
+        })
+        .await;
+    let finished = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let job = w.job(&job.job_id).await;
+            if job.state() == retract_client::pb::JobState::Succeeded {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .expect("the job finishes");
+    assert_eq!(finished.counts.unwrap().target_count, 12);
+
+    // Everything that ended before tomorrow is past retention.
+    let store = w.app.store().await;
+    let cutoff = chrono::Utc::now() + chrono::Duration::days(1);
+    let mut slices = Vec::new();
+    loop {
+        let removed = store
+            .purge_jobs_finished_before(cutoff, 5)
+            .await
+            .expect("a retention slice");
+        if removed == 0 {
+            break;
+        }
+        slices.push(removed);
+    }
+    // 12 targets and at least 14 events (started, 12 recipients, finished), and the job.
+    let at_least: u64 = 12 + 14 + 1;
+    assert!(
+        slices.iter().all(|&rows| rows <= 5),
+        "no transaction removes more than asked: {slices:?}"
+    );
+    assert!(slices.iter().sum::<u64>() >= at_least, "{slices:?}");
+    let gone = w
+        .admin()
+        .retract()
+        .get_retract_job(retract_client::pb::GetRetractJobRequest {
+            tenant_id: "acme".into(),
+            job_id: job.job_id.clone(),
+        })
+        .await
+        .expect_err("the job is gone");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    store.close().await.ok();
+    w.app.stop().await;
+}

@@ -1060,8 +1060,7 @@ async fn two_replicas_never_run_one_job_at_once(backend: Backend) {
     let settings = retract_server::graph::GraphSettings {
         graph_base_url: dead_end.clone(),
         login_base_url: dead_end,
-        client_id: "twin".into(),
-        client_secret: "twin".into(),
+        credential: retract_server::graph::AppCredential::secret("twin", "twin"),
         refresh_margin: Duration::from_secs(60),
         request_timeout: Duration::from_secs(2),
         retry: retract_server::graph::RetryPolicy {

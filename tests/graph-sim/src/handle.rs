@@ -381,6 +381,18 @@ impl GraphSim {
             .is_some_and(|t| t.consents.contains(client_id))
     }
 
+    /// Changes an app registration in place (an administrator rotating its secret or
+    /// certificates); `false` when no such app is registered.
+    pub fn update_app(&self, client_id: &str, change: impl FnOnce(&mut App)) -> bool {
+        match self.sim.world.write().directory.app_mut(client_id) {
+            Some(app) => {
+                change(app);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Delivers a mail now.
     pub fn deliver(&self, mail: &Mail) {
         self.sim.world.write().deliver(mail);

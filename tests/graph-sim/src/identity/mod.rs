@@ -76,6 +76,17 @@ impl IdentityCx {
                 "The server is temporarily unavailable.",
             )
         };
+        // Like Graph, the identity platform names its wait on 429 and 503.
+        let retry_after = self.sim.settings.read().limits.retry_after_secs;
+        let with_retry_after = |error: AadError| {
+            let mut response = error.into_response();
+            if let Ok(value) = http::HeaderValue::from_str(&retry_after.to_string()) {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, value);
+            }
+            response
+        };
         match fault {
             Fault::DropConnection => {
                 drop_connection(self.kill.as_ref()).await;
@@ -95,15 +106,16 @@ impl IdentityCx {
             )
             .into_response()),
             Fault::Error502 => Err(unavailable(StatusCode::BAD_GATEWAY).into_response()),
-            Fault::Error503 => Err(unavailable(StatusCode::SERVICE_UNAVAILABLE).into_response()),
+            Fault::Error503 => Err(with_retry_after(unavailable(
+                StatusCode::SERVICE_UNAVAILABLE,
+            ))),
             Fault::Error504 => Err(unavailable(StatusCode::GATEWAY_TIMEOUT).into_response()),
-            Fault::Throttle429 | Fault::Storm => Err(AadError::new(
+            Fault::Throttle429 | Fault::Storm => Err(with_retry_after(AadError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "temporarily_unavailable",
                 50196,
                 "The server temporarily throttled the request.",
-            )
-            .into_response()),
+            ))),
             Fault::SlowBody => Ok(()),
         }
     }

@@ -1,5 +1,10 @@
 //! `POST /{tenant}/oauth2/v2.0/token` for `client_credentials`, `authorization_code` (with PKCE)
-//! and `refresh_token`. Client authentication by form fields or HTTP Basic.
+//! and `refresh_token`. Client authentication by a secret (form fields or HTTP Basic, expiring
+//! as the app registration says) or by a certificate: a `client_assertion` JWT whose
+//! `x5t#S256` names one of the app's certificates and whose RS256/PS256 signature that
+//! certificate's public key verifies, with `aud` the token endpoint, `iss` = `sub` = the
+//! client id and `nbf`/`exp` around the simulator's clock (Microsoft's certificate-credentials
+//! rules and their AADSTS codes).
 
 use std::collections::HashMap;
 
@@ -20,11 +25,15 @@ use crate::seed::App;
 use crate::settings::Endpoint;
 use crate::state::UserRecord;
 
-/// The client id and (maybe) secret a request authenticates with.
+/// The client id and (maybe) secret or client assertion a request authenticates with.
 struct ClientAuth {
     client_id: String,
     secret: Option<String>,
+    /// `client_assertion`, when `client_assertion_type` is the JWT bearer type.
+    assertion: Option<String>,
 }
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 fn missing(parameter: &str) -> AadError {
     AadError::new(
@@ -65,19 +74,45 @@ fn client_auth(
         return Ok(ClientAuth {
             client_id: unescape(id).unwrap_or_default(),
             secret: unescape(secret),
+            assertion: None,
         });
     }
     let client_id = form
         .get("client_id")
         .cloned()
         .ok_or_else(|| missing("client_id"))?;
+    let assertion = match form.get("client_assertion_type").map(String::as_str) {
+        None => None,
+        Some(JWT_BEARER) => Some(
+            form.get("client_assertion")
+                .cloned()
+                .ok_or_else(|| missing("client_assertion"))?,
+        ),
+        Some(other) => {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50026,
+                format!("The client_assertion_type '{other}' is not supported."),
+            ));
+        }
+    };
     Ok(ClientAuth {
         client_id,
         secret: form.get("client_secret").cloned(),
+        assertion,
     })
 }
 
-fn authenticate(app: &App, auth: &ClientAuth) -> Result<(), AadError> {
+fn authenticate(
+    cx: &IdentityCx,
+    tenant: &str,
+    app: &App,
+    auth: &ClientAuth,
+) -> Result<(), AadError> {
+    if let Some(assertion) = &auth.assertion {
+        return verify_assertion(cx, tenant, app, assertion);
+    }
     match &auth.secret {
         None => Err(AadError::new(
             StatusCode::UNAUTHORIZED,
@@ -85,6 +120,22 @@ fn authenticate(app: &App, auth: &ClientAuth) -> Result<(), AadError> {
             7000218,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         )),
+        Some(secret)
+            if *secret == app.client_secret
+                && app
+                    .client_secret_expires_unix
+                    .is_some_and(|at| cx.sim.now_unix() >= at) =>
+        {
+            Err(AadError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000222,
+                format!(
+                    "The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
+                    app.client_id
+                ),
+            ))
+        }
         Some(secret) if *secret == app.client_secret => Ok(()),
         Some(_) => Err(AadError::new(
             StatusCode::UNAUTHORIZED,
@@ -96,6 +147,130 @@ fn authenticate(app: &App, auth: &ClientAuth) -> Result<(), AadError> {
             ),
         )),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    nbf: Option<i64>,
+    exp: i64,
+}
+
+/// The DER of the first `CERTIFICATE` block of `pem`.
+fn certificate_der(pem: &str) -> Option<Vec<u8>> {
+    let start = pem.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
+    let end = start + pem[start..].find("-----END CERTIFICATE-----")?;
+    let body: String = pem[start..end].split_whitespace().collect();
+    STANDARD.decode(body).ok()
+}
+
+/// A client assertion as Microsoft checks it: the key named by `x5t#S256` among the app's
+/// certificates, the signature, then `aud`, `iss`/`sub`, `jti` and the validity window.
+fn verify_assertion(
+    cx: &IdentityCx,
+    tenant: &str,
+    app: &App,
+    assertion: &str,
+) -> Result<(), AadError> {
+    let invalid_client = |code, description: String| {
+        AadError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            description,
+        )
+    };
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| invalid_client(50027, "JWT token is invalid or malformed.".to_owned()))?;
+    let thumbprint = header.x5t_s256.unwrap_or_default();
+    let key_not_found = || {
+        invalid_client(
+            700027,
+            format!(
+                "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{}'.]",
+                app.client_id
+            ),
+        )
+    };
+    let certificate = app
+        .certificates
+        .iter()
+        .find(|pem| {
+            certificate_der(pem)
+                .is_some_and(|der| URL_SAFE_NO_PAD.encode(Sha256::digest(&der)) == thumbprint)
+        })
+        .ok_or_else(key_not_found)?;
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(certificate.as_bytes())
+        .map_err(|_| key_not_found())?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.algorithms = vec![
+        jsonwebtoken::Algorithm::RS256,
+        jsonwebtoken::Algorithm::PS256,
+    ];
+    // Audience and time are checked below, on the simulator's clock, with Microsoft's codes.
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => invalid_client(
+                700027,
+                format!(
+                    "Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '{thumbprint}']"
+                ),
+            ),
+            _ => invalid_client(50027, format!("JWT token is invalid or malformed: {e}.")),
+        })?
+        .claims;
+    let audience = format!("{}/{tenant}/oauth2/v2.0/token", cx.sim.login_base());
+    let raw: Value = assertion
+        .split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .unwrap_or_default();
+    let audience_ok = match &raw["aud"] {
+        Value::String(aud) => aud.eq_ignore_ascii_case(&audience),
+        Value::Array(auds) => auds.iter().any(|a| {
+            a.as_str()
+                .is_some_and(|a| a.eq_ignore_ascii_case(&audience))
+        }),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(invalid_client(
+            700023,
+            format!(
+                "Client assertion audience claim does not match Realm issuer. Review the documentation at https://aka.ms/certCreds. Expected: '{audience}'."
+            ),
+        ));
+    }
+    if claims.iss != app.client_id || claims.sub != app.client_id {
+        return Err(invalid_client(
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at https://aka.ms/certCreds.".to_owned(),
+        ));
+    }
+    if claims.jti.as_deref().is_none_or(str::is_empty) {
+        return Err(invalid_client(
+            50027,
+            "JWT token is invalid or malformed: the jti claim is missing.".to_owned(),
+        ));
+    }
+    let now = cx.sim.now_unix();
+    // Microsoft tolerates a few minutes of clock skew.
+    let skew = 300;
+    if claims.exp + skew < now || claims.nbf.is_some_and(|nbf| nbf - skew > now) {
+        return Err(invalid_client(
+            700024,
+            "Client assertion is not within its valid time range. Review the documentation at https://aka.ms/certCreds.".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn json_ok(body: &Value) -> Response {
@@ -133,7 +308,7 @@ pub async fn token(
         Ok(auth) => match form.get("grant_type").map(String::as_str) {
             Some("client_credentials") => client_credentials(&cx, &tenant, &form, &auth),
             Some("authorization_code") => authorization_code(&cx, &tenant, &form, &auth),
-            Some("refresh_token") => refresh_token(&cx, &form, &auth),
+            Some("refresh_token") => refresh_token(&cx, &tenant, &form, &auth),
             Some(other) => Err(AadError::new(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
@@ -170,7 +345,7 @@ fn client_credentials(
         }
         (record.id.clone(), app.clone())
     };
-    authenticate(&app, auth)?;
+    authenticate(cx, tenant, &app, auth)?;
     let scope = form.get("scope").ok_or_else(|| missing("scope"))?;
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     if scopes.len() != 1 || !is_graph_default(scopes[0]) {
@@ -256,7 +431,7 @@ fn authorization_code(
         .app(&auth.client_id)
         .cloned()
         .ok_or_else(|| AadError::app_not_found(&auth.client_id, tenant))?;
-    authenticate(&app, auth)?;
+    authenticate(cx, tenant, &app, auth)?;
     let code = {
         let mut grants = cx.sim.grants.lock();
         let code = grants.codes.get_mut(code_text).ok_or_else(|| {
@@ -318,6 +493,7 @@ fn authorization_code(
 
 fn refresh_token(
     cx: &IdentityCx,
+    tenant: &str,
     form: &HashMap<String, String>,
     auth: &ClientAuth,
 ) -> Result<Response, AadError> {
@@ -332,7 +508,7 @@ fn refresh_token(
         .app(&auth.client_id)
         .cloned()
         .ok_or_else(|| AadError::app_not_found(&auth.client_id, "common"))?;
-    authenticate(&app, auth)?;
+    authenticate(cx, tenant, &app, auth)?;
     let grant = cx
         .sim
         .grants

@@ -60,6 +60,14 @@ pub struct App {
     pub client_id: String,
     /// The one valid client secret.
     pub client_secret: String,
+    /// When the secret expires (Unix seconds on the simulator's clock); after that it is
+    /// answered with AADSTS7000222.
+    #[serde(default)]
+    pub client_secret_expires_unix: Option<i64>,
+    /// PEM certificates registered as credentials: a `client_assertion` signed with one of
+    /// their private keys (named by its `x5t#S256` thumbprint) authenticates the app.
+    #[serde(default)]
+    pub certificates: Vec<String>,
     #[serde(default)]
     pub display_name: Option<String>,
     /// Registered redirect URIs; empty means any redirect URI is accepted.
@@ -93,11 +101,19 @@ impl App {
         Self {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
+            client_secret_expires_unix: None,
+            certificates: Vec::new(),
             display_name: None,
             redirect_uris: Vec::new(),
             application_permissions: default_application_permissions(),
             delegated_permissions: default_delegated_permissions(),
         }
+    }
+
+    /// Registers a PEM certificate as a credential of the app (call again to add more).
+    pub fn certificate(mut self, pem: impl Into<String>) -> Self {
+        self.certificates.push(pem.into());
+        self
     }
 
     /// Restricts redirects to this URI (call again to register more).

@@ -129,6 +129,10 @@ impl Directory {
         self.tenants.values()
     }
 
+    pub fn app_mut(&mut self, client_id: &str) -> Option<&mut App> {
+        self.apps.get_mut(client_id)
+    }
+
     pub fn app(&self, client_id: &str) -> Option<&App> {
         self.apps.get(client_id)
     }
