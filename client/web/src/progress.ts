@@ -203,6 +203,28 @@ export interface JobProgress {
 
 export const mailboxKey = (depth: number, mailbox: string) => `${depth}:${mailbox}`;
 
+/**
+ * A mailbox is visited once, at the lowest hop that reached it: the server may move one it
+ * first reached deeper to a lower depth before its visit ends. Whether a row of `mailbox`
+ * stands at a lower depth than `depth` already.
+ */
+function reachedLower(mailboxes: Record<string, MailboxProgress>, mailbox: string, depth: number): boolean {
+  return Object.values(mailboxes).some((r) => r.mailbox === mailbox && r.depth < depth);
+}
+
+/** Drops the unfinished rows of `mailbox` deeper than `depth` (it moved up to `depth`). */
+function withoutDeeper(
+  mailboxes: Record<string, MailboxProgress>,
+  mailbox: string,
+  depth: number,
+): Record<string, MailboxProgress> {
+  const kept: Record<string, MailboxProgress> = {};
+  for (const [key, r] of Object.entries(mailboxes)) {
+    if (!(r.mailbox === mailbox && r.depth > depth && r.outcome === "")) kept[key] = r;
+  }
+  return kept;
+}
+
 function pending(mailbox: string, depth: number, sequence: string): MailboxProgress {
   return {
     mailbox,
@@ -402,11 +424,15 @@ export function applyEvent(p: JobProgress, event: RetractEvent): JobProgress {
       const before = next.mailboxes[key] ?? pending(u.mailbox, u.depth, "0");
       const running = next.state === "QUEUED" ? "RUNNING" : next.state;
       if (sequence <= seq(before.sequence)) return { ...next, state: running };
+      // Progress of a visit that began at a depth its mailbox has since left.
+      if (u.outcome === undefined && reachedLower(next.mailboxes, u.mailbox, u.depth)) {
+        return { ...next, state: running };
+      }
       return {
         ...next,
         state: running,
         mailboxes: {
-          ...next.mailboxes,
+          ...withoutDeeper(next.mailboxes, u.mailbox, u.depth),
           [key]: {
             ...before,
             phase: enumName(RecipientPhaseSchema, u.phase),
@@ -424,8 +450,10 @@ export function applyEvent(p: JobProgress, event: RetractEvent): JobProgress {
     }
     case "conversationUpdate": {
       const c = event.kind.value;
-      const mailboxes = { ...next.mailboxes };
+      let mailboxes = { ...next.mailboxes };
       for (const d of c.discovered) {
+        if (reachedLower(mailboxes, d.mailbox, d.hop)) continue;
+        mailboxes = withoutDeeper(mailboxes, d.mailbox, d.hop);
         mailboxes[mailboxKey(d.hop, d.mailbox)] ??= { ...pending(d.mailbox, d.hop, "0"), discoveredFrom: c.mailbox };
       }
       const step = conversationStep(at, c);

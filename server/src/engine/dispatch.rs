@@ -251,7 +251,14 @@ impl Engine {
             correlation_id: trace_id,
             restores: Some(retract.id.clone()),
         };
-        let (job, created) = self.store.create_job(&tenant, new, audit).await?;
+        let (job, created) = match self.store.create_job(&tenant, new, audit).await {
+            Err(StoreError::RestoreRunning(running)) => {
+                let running = JobId::parse(&running)
+                    .map_err(|e| StoreError::Corrupt(format!("restore job id: {e}")))?;
+                return refuse(NotRestorable::RestoreRunning(running));
+            }
+            other => other?,
+        };
         if created {
             self.wake();
         }

@@ -15,6 +15,9 @@ use crate::{
     store::{Store, StoreError},
 };
 
+/// What HARD's outcome says: Graph cannot tell whether a hold keeps purged items.
+const PURGED: &str = "purged: out of the user's reach; a litigation hold or retention policy on the mailbox may still keep a copy for eDiscovery";
+
 /// Graph codes that mean "we may not act on this mailbox", kept for the Retract tab.
 const PERMISSION_CODES: [(&str, &str); 2] = [
     (
@@ -216,6 +219,9 @@ impl Work {
             copies.retain(|c| !in_deleted_items.contains(&c.id));
             already_there = u32::try_from(before - copies.len()).unwrap_or(u32::MAX);
             if copies.is_empty() {
+                if let Some(earlier) = self.removed_earlier(target).await? {
+                    return Ok(earlier);
+                }
                 return Ok(result(
                     TargetOutcome::AlreadyDeleted,
                     already_there,
@@ -232,6 +238,9 @@ impl Work {
         // deleted, not as never delivered.
         let hard = self.options.delete_mode == crate::domain::DeleteMode::Hard;
         if copies.is_empty() && (!hard || recoverable.is_empty()) {
+            if let Some(earlier) = self.removed_earlier(target).await? {
+                return Ok(earlier);
+            }
             let outcome = if recoverable.is_empty() {
                 TargetOutcome::NotFound
             } else {
@@ -292,12 +301,39 @@ impl Work {
         } else {
             TargetOutcome::Deleted
         };
-        Ok(result(outcome, found, deleted, was_read, None, None))
+        let detail = (hard && deleted > 0).then(|| PURGED.to_owned());
+        Ok(result(outcome, found, deleted, was_read, detail, None))
     }
 
-    /// Removes `copies` (each with its hop) in the job's mode. Unless HARD purges them, each
-    /// is recorded first — its id and folder — and after a move, where it went: what a
-    /// restore needs to put it back.
+    /// When this job removed the message's copies here in an earlier run (interrupted after
+    /// Graph removed them, before the mailbox's outcome was recorded): DELETED with what it
+    /// recorded, rather than NOT_FOUND or ALREADY_DELETED for copies it purged or moved itself.
+    async fn removed_earlier(&self, target: &Target) -> Result<Option<TargetResult>, StoreError> {
+        let earlier = self
+            .store
+            .recorded_removals(&self.job_id, &target.mailbox, 0)
+            .await?;
+        if earlier == 0 {
+            return Ok(None);
+        }
+        let detail = if self.options.delete_mode == crate::domain::DeleteMode::Hard {
+            format!("removed by this job before it was interrupted; {PURGED}")
+        } else {
+            "removed by this job before it was interrupted".to_owned()
+        };
+        Ok(Some(result(
+            TargetOutcome::Deleted,
+            earlier,
+            earlier,
+            false,
+            Some(detail),
+            None,
+        )))
+    }
+
+    /// Removes `copies` (each with its hop) in the job's mode. Each is recorded first — its id
+    /// and folder — and after a move, where it went: what a restore needs to put it back, and
+    /// what tells a resumed job that it removed them itself.
     async fn remove(
         &self,
         address: &EmailAddress,
@@ -305,7 +341,7 @@ impl Work {
         copies: &[(MessageCopy, u8)],
     ) -> Result<Vec<Result<Deleted, GraphError>>, StoreError> {
         let mode = self.options.delete_mode;
-        if mode != crate::domain::DeleteMode::Hard {
+        {
             let records: Vec<RemovedCopy> = copies
                 .iter()
                 .map(|(c, hop)| RemovedCopy {
@@ -324,19 +360,27 @@ impl Work {
             .graph
             .delete_copies(&self.microsoft, mailbox, &list, mode)
             .await;
-        let moved: Vec<(String, String)> = list
-            .iter()
-            .zip(&answers)
-            .filter_map(|(copy, answer)| match answer {
+        let mut moved: Vec<(String, String)> = Vec::new();
+        let mut not_removed: Vec<String> = Vec::new();
+        for (copy, answer) in list.iter().zip(&answers) {
+            match answer {
                 Ok(Deleted::Deleted {
                     new_id: Some(new_id),
-                }) => Some((copy.id.clone(), new_id.clone())),
-                _ => None,
-            })
-            .collect();
+                }) => moved.push((copy.id.clone(), new_id.clone())),
+                Ok(Deleted::Deleted { new_id: None }) => {}
+                // Still in place (Graph failed), or gone by someone else's hand: not ours to
+                // put back.
+                Ok(Deleted::AlreadyGone) | Err(_) => not_removed.push(copy.id.clone()),
+            }
+        }
         if !moved.is_empty() {
             self.store
                 .record_removed_ids(&self.job_id, address, &moved)
+                .await?;
+        }
+        if !not_removed.is_empty() {
+            self.store
+                .forget_removals(&self.job_id, address, &not_removed)
                 .await?;
         }
         Ok(answers)

@@ -28,7 +28,7 @@ pub use supervisor::EngineHealth;
 pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -43,8 +43,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     domain::{
         AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, DepthSummary,
-        EventKind, JobEvent, JobFailure, JobId, JobKind, JobState, Phase, RetractJob, Target,
-        TargetOutcome, TargetRecord, TargetResult, TargetWork,
+        EmailAddress, EventKind, JobEvent, JobFailure, JobId, JobKind, JobState, Phase, RetractJob,
+        Target, TargetOutcome, TargetRecord, TargetResult, TargetWork,
     },
     graph::{AdminMailboxes, GraphClient},
     store::{JobEnd, Store, StoreError},
@@ -288,7 +288,8 @@ impl Engine {
     /// conversation step discovers join at once: work at hop h + 1 starts as soon as a
     /// mailbox at hop h reveals it, not after the whole level. Lower depths go first, so that
     /// a mailbox is usually reached by its lowest hop first; one reached lower while queued at
-    /// a deeper depth is visited at the lower one only.
+    /// a deeper depth is visited at the lower one only, and one reached lower while its visit
+    /// is under way is not visited again (its result lands at the lower depth).
     async fn visit_round(
         &self,
         job_id: &JobId,
@@ -303,26 +304,37 @@ impl Engine {
             queues.entry(todo.target.depth).or_default().push_back(todo);
         }
         let mut running = FuturesUnordered::new();
+        // Mailboxes being visited: one moved to a lower depth meanwhile is not visited again
+        // (the visit under way finishes it, at its new depth).
+        let mut in_flight: HashSet<EmailAddress> = HashSet::new();
         let mut failed = None;
         loop {
             while running.len() < limit && failed.is_none() {
                 let Some(todo) = queues.values_mut().find_map(VecDeque::pop_front) else {
                     break;
                 };
-                running.push(self.visit(job_id, work, todo, halt, cancelled));
+                in_flight.insert(todo.target.mailbox.clone());
+                let mailbox = todo.target.mailbox.clone();
+                let visit = self.visit(job_id, work, todo, halt, cancelled);
+                running.push(async move { (mailbox, visit.await) });
             }
-            match running.next().await {
-                None => break,
-                Some(Ok(next)) => {
+            let Some((mailbox, outcome)) = running.next().await else {
+                break;
+            };
+            in_flight.remove(&mailbox);
+            match outcome {
+                Ok(next) => {
                     for todo in next {
                         for queue in queues.values_mut() {
                             queue.retain(|q| q.target.mailbox != todo.target.mailbox);
                         }
-                        queues.entry(todo.target.depth).or_default().push_back(todo);
+                        if !in_flight.contains(&todo.target.mailbox) {
+                            queues.entry(todo.target.depth).or_default().push_back(todo);
+                        }
                     }
                 }
                 // The others in flight finish (and are recorded); nothing new starts.
-                Some(Err(err)) => {
+                Err(err) => {
                     failed.get_or_insert(err);
                 }
             }

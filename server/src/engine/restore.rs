@@ -1,9 +1,10 @@
 //! The work on one mailbox of a RESTORE job: put back every copy the retract removed there.
 //! A copy whose id where the retract put it is known (a move answers it) is moved straight
-//! back; the others (SOFT deletes answer no id, an interrupted run may not have recorded it,
-//! the user may have moved it since) are found again by their `Message-ID` where the retract
-//! put them. A copy that is already back in its folder counts as restored; one that is
-//! nowhere to be found (moved elsewhere or purged since) is reported, never duplicated.
+//! back. A copy already back in its folder (the user restored it, or an interrupted restore
+//! did) counts as restored and is never moved twice; one whose id where the retract put it
+//! was never known (SOFT deletes answer none; a run interrupted before recording it) is found
+//! again by its `Message-ID` there. One that was under a known id and moved since, or is
+//! nowhere to be found, is reported, not guessed at.
 
 use std::{
     collections::HashMap,
@@ -110,9 +111,13 @@ impl Work {
         }
         progress(Phase::Restoring).await?;
         let mut tally = Tally::default();
-        let unplaced = self.move_known(&mailbox, copies, &mut tally).await;
+        let mut moved_into = HashMap::new();
+        let unplaced = self
+            .move_known(&mailbox, copies, &mut tally, &mut moved_into)
+            .await;
         if tally.failure.is_none() && !unplaced.is_empty() {
-            self.move_found(&mailbox, unplaced, &mut tally).await;
+            self.move_found(&mailbox, unplaced, &mut tally, &moved_into)
+                .await;
         }
         self.store
             .mark_restored(&self.retract, &target.mailbox, &self.restore, &tally.back)
@@ -144,13 +149,15 @@ impl Work {
         Ok(result(outcome, found, back, detail, None))
     }
 
-    /// Moves back the copies whose id where the retract put them is known; answers those
-    /// that were not there under it.
+    /// Moves back the copies whose id where the retract put them is known; answers those not
+    /// there under it any more (moved since by someone else), and counts what it moved into
+    /// each folder, by message.
     async fn move_known(
         &self,
         mailbox: &MailboxRef,
         copies: Vec<RemovedCopy>,
         tally: &mut Tally,
+        moved_into: &mut HashMap<(Option<String>, String), u32>,
     ) -> Vec<RemovedCopy> {
         let (known, mut unplaced): (Vec<RemovedCopy>, Vec<RemovedCopy>) =
             copies.into_iter().partition(|c| c.removed_id.is_some());
@@ -167,7 +174,12 @@ impl Work {
             .await;
         for (copy, answer) in known.into_iter().zip(answers) {
             match answer {
-                Ok(Moved::Moved { .. }) => tally.back.push(copy.item_id),
+                Ok(Moved::Moved { .. }) => {
+                    *moved_into
+                        .entry((copy.internet_message_id.clone(), destination(&copy)))
+                        .or_default() += 1;
+                    tally.back.push(copy.item_id);
+                }
                 Ok(Moved::Gone) => unplaced.push(copy),
                 Err(err) => {
                     tally.failure.get_or_insert(err);
@@ -177,9 +189,18 @@ impl Work {
         unplaced
     }
 
-    /// Finds the other copies again by their `Message-ID` where the retract put them and moves
-    /// them back; what is not there is either back already or missing.
-    async fn move_found(&self, mailbox: &MailboxRef, copies: Vec<RemovedCopy>, tally: &mut Tally) {
+    /// The other copies, message by message: first those back in their folder already (the
+    /// user restored them, or an interrupted restore did) — never moved twice; then, for copies
+    /// whose id where the retract put them was never known (SOFT answers none), one with the
+    /// same `Message-ID` found where the retract put them goes back. A copy that was under a
+    /// known id and moved since is not guessed at: it is reported missing.
+    async fn move_found(
+        &self,
+        mailbox: &MailboxRef,
+        copies: Vec<RemovedCopy>,
+        tally: &mut Tally,
+        moved_into: &HashMap<(Option<String>, String), u32>,
+    ) {
         let removed_to = match self.mode {
             DeleteMode::MoveToDeletedItems => Folder::DeletedItems,
             DeleteMode::Soft | DeleteMode::Hard => Folder::RecoverableItemsDeletions,
@@ -193,58 +214,18 @@ impl Work {
         }
         let mut by_message: Vec<_> = by_message.into_iter().collect();
         by_message.sort_by(|a, b| a.0.cmp(&b.0));
-        for (message, records) in by_message {
-            let Some(message) = message.and_then(|m| InternetMessageId::parse(&m).ok()) else {
+        for (raw_id, records) in by_message {
+            let Some(message) = raw_id
+                .as_deref()
+                .and_then(|m| InternetMessageId::parse(m).ok())
+            else {
                 // Without a usable Message-ID there is nothing to find it by.
                 tally.missing = tally
                     .missing
                     .saturating_add(u32::try_from(records.len()).unwrap_or(u32::MAX));
                 continue;
             };
-            let there = match self
-                .graph
-                .find_copies(&self.microsoft, mailbox, Some(removed_to), &message)
-                .await
-            {
-                Ok(there) => there,
-                Err(err) => {
-                    tally.failure.get_or_insert(err);
-                    return;
-                }
-            };
-            // Pair each record with a copy where the retract put it (copies of one message
-            // are alike; which one goes back to which folder does not matter).
-            let pairs = records.len().min(there.len());
-            let moves: Vec<(String, String)> = there
-                .iter()
-                .take(pairs)
-                .zip(&records)
-                .map(|(copy, record)| (copy.id.clone(), destination(record)))
-                .collect();
-            let mut moved_into: HashMap<String, u32> = HashMap::new();
-            let mut left: Vec<&RemovedCopy> = records.iter().skip(pairs).collect();
-            let answers = self
-                .graph
-                .move_copies(&self.microsoft, mailbox, &moves)
-                .await;
-            for ((_, folder), (record, answer)) in moves.iter().zip(records.iter().zip(answers)) {
-                match answer {
-                    Ok(Moved::Moved { .. }) => {
-                        *moved_into.entry(folder.clone()).or_default() += 1;
-                        tally.back.push(record.item_id.clone());
-                    }
-                    Ok(Moved::Gone) => left.push(record),
-                    Err(err) => {
-                        tally.failure.get_or_insert(err);
-                        return;
-                    }
-                }
-            }
-            if left.is_empty() {
-                continue;
-            }
-            // Not where the retract put them: back in their folder already (beyond the copies
-            // just moved there), or gone.
+            // Back already: copies of the message in each folder, beyond those just moved there.
             let everywhere = match self
                 .graph
                 .find_copies(&self.microsoft, mailbox, None, &message)
@@ -262,12 +243,15 @@ impl Work {
                     *in_folder.entry(folder.clone()).or_default() += 1;
                 }
             }
-            for (folder, moved) in moved_into {
-                if let Some(n) = in_folder.get_mut(&folder) {
-                    *n = n.saturating_sub(moved);
+            for ((moved_message, folder), moved) in moved_into {
+                if moved_message == &raw_id
+                    && let Some(n) = in_folder.get_mut(folder)
+                {
+                    *n = n.saturating_sub(*moved);
                 }
             }
-            for record in left {
+            let mut to_find: Vec<&RemovedCopy> = Vec::new();
+            for record in &records {
                 let spare = record
                     .original_folder_id
                     .as_ref()
@@ -279,9 +263,52 @@ impl Work {
                         tally.already_back = tally.already_back.saturating_add(1);
                         tally.back.push(record.item_id.clone());
                     }
+                    None if record.removed_id.is_none() => to_find.push(record),
                     None => tally.missing = tally.missing.saturating_add(1),
                 }
             }
+            if to_find.is_empty() {
+                continue;
+            }
+            let there = match self
+                .graph
+                .find_copies(&self.microsoft, mailbox, Some(removed_to), &message)
+                .await
+            {
+                Ok(there) => there,
+                Err(err) => {
+                    tally.failure.get_or_insert(err);
+                    return;
+                }
+            };
+            // Copies of one message are alike: which one goes back to which folder does not
+            // matter (a copy the user deleted before the retract may be the one that returns;
+            // as many come back as the retract removed).
+            let pairs = to_find.len().min(there.len());
+            let moves: Vec<(String, String)> = there
+                .iter()
+                .take(pairs)
+                .zip(&to_find)
+                .map(|(copy, record)| (copy.id.clone(), destination(record)))
+                .collect();
+            let answers = self
+                .graph
+                .move_copies(&self.microsoft, mailbox, &moves)
+                .await;
+            let mut answered = 0;
+            for (record, answer) in to_find.iter().zip(answers) {
+                answered += 1;
+                match answer {
+                    Ok(Moved::Moved { .. }) => tally.back.push(record.item_id.clone()),
+                    Ok(Moved::Gone) => tally.missing = tally.missing.saturating_add(1),
+                    Err(err) => {
+                        tally.failure.get_or_insert(err);
+                    }
+                }
+            }
+            tally.missing = tally
+                .missing
+                .saturating_add(u32::try_from(to_find.len() - answered).unwrap_or(u32::MAX));
         }
     }
 }

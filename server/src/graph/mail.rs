@@ -500,10 +500,13 @@ impl GraphClient {
             )
             .await
         {
-            Ok(response) => {
-                let body = super::client::bounded_body(response).await?;
-                Ok(Answer::Done(serde_json::from_slice(&body).ok()))
-            }
+            // Done, whatever the body: an unreadable one only loses the new id.
+            Ok(response) => Ok(Answer::Done(
+                super::client::bounded_body(response)
+                    .await
+                    .ok()
+                    .and_then(|body| serde_json::from_slice(&body).ok()),
+            )),
             Err(err) if is_item_gone(&err) => Ok(Answer::Gone),
             Err(err) => Err(err),
         }

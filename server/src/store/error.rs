@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A retract's request id was used before with other options.
     #[error("request id {0:?} was used before with different options")]
     RequestIdReused(String),
+    /// A restore of the job is running already (creating another one).
+    #[error("a restore of retract job {0} is running")]
+    RestoreRunning(String),
     /// This worker no longer holds the job's lease (or the job already ended).
     #[error("lost the lease of retract job {0}")]
     LeaseLost(String),

@@ -311,6 +311,33 @@ impl Store {
                     message_delivered_at: Set(new.message.as_ref().map(|m| m.delivered_at)),
                     correlation_id: Set(Some(new.correlation_id.clone())),
                 };
+                if let Some(retract) = &new.restores {
+                    // One restore of a retract at a time: the retract's row is locked (a
+                    // no-op update) while the check and the insert run, so two restores
+                    // dispatched at once cannot both pass.
+                    retract_job::Entity::update_many()
+                        .col_expr(
+                            retract_job::Column::LastSequence,
+                            Expr::col(retract_job::Column::LastSequence),
+                        )
+                        .filter(retract_job::Column::Id.eq(retract.as_str()))
+                        .exec(txn)
+                        .await?;
+                    let running: Option<String> = retract_job::Entity::find()
+                        .select_only()
+                        .column(retract_job::Column::Id)
+                        .filter(retract_job::Column::RestoresJobId.eq(retract.as_str()))
+                        .filter(
+                            retract_job::Column::State
+                                .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
+                        )
+                        .into_tuple()
+                        .one(txn)
+                        .await?;
+                    if let Some(running) = running {
+                        return Err(StoreError::RestoreRunning(running));
+                    }
+                }
                 let row = retract_job::Entity::insert(row)
                     .exec_with_returning(txn)
                     .await
@@ -481,8 +508,8 @@ impl Store {
     }
 
     /// Removes, in one short transaction, at most `max_rows` rows belonging to the oldest
-    /// job that ended before `cutoff`: its events first, then its targets, then the copies it
-    /// recorded for a restore, then the job row
+    /// job that ended before `cutoff` (and has no restore under way): the copies it recorded
+    /// for a restore first, then its events, then its targets, then the job row
     /// once nothing else is left. Returns the rows removed; 0 when no such job remains. Called
     /// in a loop, so that no transaction holds SQLite's one connection (or PostgreSQL's
     /// locks) for a whole job's history.
@@ -494,10 +521,21 @@ impl Store {
         let max_rows = Ord::max(max_rows, 1);
         in_transaction(&self.db, move |txn| {
             async move {
+                // A retract whose restore has not ended is kept until it has.
+                let restoring = sea_orm::sea_query::Query::select()
+                    .column(retract_job::Column::RestoresJobId)
+                    .from(retract_job::Entity)
+                    .and_where(retract_job::Column::RestoresJobId.is_not_null())
+                    .and_where(
+                        retract_job::Column::State
+                            .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
+                    )
+                    .to_owned();
                 let oldest: Option<String> = retract_job::Entity::find()
                     .select_only()
                     .column(retract_job::Column::Id)
                     .filter(retract_job::Column::FinishedAt.lt(cutoff))
+                    .filter(retract_job::Column::Id.not_in_subquery(restoring))
                     .order_by_asc(retract_job::Column::FinishedAt)
                     .limit(1)
                     .into_tuple()
@@ -506,6 +544,35 @@ impl Store {
                 let Some(job) = oldest else {
                     return Ok(0);
                 };
+
+                // What a restore would need goes first: a job half purged has nothing to
+                // restore rather than a part of it.
+                let copies: Vec<(String, String)> = removed_copy::Entity::find()
+                    .select_only()
+                    .column(removed_copy::Column::Mailbox)
+                    .column(removed_copy::Column::ItemId)
+                    .filter(removed_copy::Column::JobId.eq(job.as_str()))
+                    .order_by_asc(removed_copy::Column::Mailbox)
+                    .order_by_asc(removed_copy::Column::ItemId)
+                    .limit(max_rows)
+                    .into_tuple()
+                    .all(txn)
+                    .await?;
+                if !copies.is_empty() {
+                    let keys = copies.into_iter().fold(Condition::any(), |any, (m, i)| {
+                        any.add(
+                            Condition::all()
+                                .add(removed_copy::Column::Mailbox.eq(m))
+                                .add(removed_copy::Column::ItemId.eq(i)),
+                        )
+                    });
+                    return Ok(removed_copy::Entity::delete_many()
+                        .filter(removed_copy::Column::JobId.eq(job.as_str()))
+                        .filter(keys)
+                        .exec(txn)
+                        .await?
+                        .rows_affected);
+                }
                 let sequences: Vec<i64> = retract_event::Entity::find()
                     .select_only()
                     .column(retract_event::Column::Sequence)
@@ -544,32 +611,6 @@ impl Store {
                     });
                     return Ok(retract_target::Entity::delete_many()
                         .filter(retract_target::Column::JobId.eq(job.as_str()))
-                        .filter(keys)
-                        .exec(txn)
-                        .await?
-                        .rows_affected);
-                }
-                let copies: Vec<(String, String)> = removed_copy::Entity::find()
-                    .select_only()
-                    .column(removed_copy::Column::Mailbox)
-                    .column(removed_copy::Column::ItemId)
-                    .filter(removed_copy::Column::JobId.eq(job.as_str()))
-                    .order_by_asc(removed_copy::Column::Mailbox)
-                    .order_by_asc(removed_copy::Column::ItemId)
-                    .limit(max_rows)
-                    .into_tuple()
-                    .all(txn)
-                    .await?;
-                if !copies.is_empty() {
-                    let keys = copies.into_iter().fold(Condition::any(), |any, (m, i)| {
-                        any.add(
-                            Condition::all()
-                                .add(removed_copy::Column::Mailbox.eq(m))
-                                .add(removed_copy::Column::ItemId.eq(i)),
-                        )
-                    });
-                    return Ok(removed_copy::Entity::delete_many()
-                        .filter(removed_copy::Column::JobId.eq(job.as_str()))
                         .filter(keys)
                         .exec(txn)
                         .await?
@@ -758,19 +799,22 @@ impl Store {
         let (job_id, owner) = (job_id.clone(), owner.to_owned());
         in_transaction(&self.db, move |txn| {
             async move {
-                let sequence = match &kind {
+                let mut kind = kind;
+                let sequence = match &mut kind {
                     // Locks in one order: the job row first (fenced by the lease), then the
                     // target. A result finishes its target; a target finished before (a redo)
-                    // takes no sequence number and changes nothing.
+                    // takes no sequence number and changes nothing. The event names the depth
+                    // the target finished at.
                     EventKind::Recipient {
                         target,
                         result: Some(result),
                         ..
                     } => {
                         let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
-                        if !finish_target(txn, &job_id, target, result).await? {
+                        let Some(depth) = finish_target(txn, &job_id, target, result).await? else {
                             return Ok(None);
-                        }
+                        };
+                        target.depth = depth;
                         counts.record(result);
                         let sequence = last + 1;
                         retract_job::Entity::update_many()
@@ -988,15 +1032,18 @@ async fn fenced_job<C: ConnectionTrait>(
     Ok((row.last_sequence, counts))
 }
 
-/// Marks a target finished with `result`; `false` when it was finished already.
+/// Marks the unfinished target of `target`'s mailbox finished with `result`, whatever its
+/// depth now (a visit under way may have seen its mailbox moved to a lower depth since: its
+/// result lands there). The depth it finished at; `None` when it was finished already.
 async fn finish_target<C: ConnectionTrait>(
     conn: &C,
     job_id: &JobId,
     target: &Target,
     result: &TargetResult,
-) -> Result<bool, StoreError> {
+) -> Result<Option<u8>, StoreError> {
     use retract_target::Column;
     let clamp = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    // One row per mailbox and job: whatever its depth, the unfinished one.
     let finished = retract_target::Entity::update_many()
         .col_expr(Column::Done, Expr::value(true))
         .col_expr(Column::Outcome, Expr::value(Some(result.outcome.as_str())))
@@ -1010,11 +1057,15 @@ async fn finish_target<C: ConnectionTrait>(
         .col_expr(Column::GraphCode, Expr::value(result.graph_code.clone()))
         .filter(Column::JobId.eq(job_id.as_str()))
         .filter(Column::Mailbox.eq(target.mailbox.as_str()))
-        .filter(Column::Depth.eq(i32::from(target.depth)))
         .filter(Column::Done.eq(false))
-        .exec(conn)
+        .exec_with_returning(conn)
         .await?;
-    Ok(finished.rows_affected == 1)
+    match finished.first() {
+        None => Ok(None),
+        Some(row) => Ok(Some(u8::try_from(row.depth).map_err(|_| {
+            StoreError::Corrupt(format!("target depth {}", row.depth))
+        })?)),
+    }
 }
 
 async fn insert_event<C: ConnectionTrait>(

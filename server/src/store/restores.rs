@@ -1,4 +1,5 @@
-//! What a retract removed, copy by copy, so that a restore can put each back: written before
+//! What a retract removed, copy by copy, so that a restore can put each back (and a resumed
+//! job knows what it removed itself): written before
 //! Graph removes the copies (a crash between the two cannot lose them), completed with the new
 //! id Graph gives a moved copy, and marked with the restore job that put it back.
 
@@ -80,6 +81,25 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets copies `job` recorded but did not remove from `mailbox` (Graph failed, or the
+    /// copy was gone already): a restore must not move them.
+    pub async fn forget_removals(
+        &self,
+        job: &JobId,
+        mailbox: &EmailAddress,
+        items: &[String],
+    ) -> Result<(), StoreError> {
+        for chunk in items.chunks(500) {
+            removed_copy::Entity::delete_many()
+                .filter(removed_copy::Column::JobId.eq(job.as_str()))
+                .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
+                .filter(removed_copy::Column::ItemId.is_in(chunk.iter().map(String::as_str)))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The copies `job` removed from `mailbox` that no restore has put back yet.
     pub async fn unrestored_copies(
         &self,
@@ -137,6 +157,23 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    /// How many copies of hop `hop` `job` recorded removing from `mailbox`.
+    pub async fn recorded_removals(
+        &self,
+        job: &JobId,
+        mailbox: &EmailAddress,
+        hop: u8,
+    ) -> Result<u32, StoreError> {
+        use sea_orm::PaginatorTrait as _;
+        let n = removed_copy::Entity::find()
+            .filter(removed_copy::Column::JobId.eq(job.as_str()))
+            .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
+            .filter(removed_copy::Column::Hop.eq(i32::from(hop)))
+            .count(&self.db)
+            .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// The mailboxes where `job` removed copies that no restore has put back yet.

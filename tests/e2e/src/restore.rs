@@ -33,6 +33,7 @@ on_both_backends!(
     a_soft_retract_of_a_conversation_is_restored_from_recoverable_items,
     what_cannot_be_restored_is_refused_with_the_reason,
     a_restore_interrupted_by_a_restart_puts_each_copy_back_once,
+    a_copy_the_user_restored_is_not_brought_back_twice,
 );
 
 fn contoso() -> Tenant {
@@ -160,6 +161,25 @@ impl Users {
             .map(|c| (c.id.clone(), "inbox".to_owned()))
             .collect();
         for answer in self.graph.move_copies(&self.tenant, &mailbox, &moves).await {
+            answer.unwrap();
+        }
+    }
+
+    /// `user` recovers one copy of the phish from Recoverable Items to the Inbox.
+    async fn recovers_one_to_inbox(&self, user: &str) {
+        let mailbox = self.mailbox(user).await;
+        let copies = self
+            .graph
+            .find_copies(
+                &self.tenant,
+                &mailbox,
+                Some(GraphFolder::RecoverableItemsDeletions),
+                &InternetMessageId::parse(PHISH).unwrap(),
+            )
+            .await
+            .unwrap();
+        let first = vec![(copies[0].id.clone(), "inbox".to_owned())];
+        for answer in self.graph.move_copies(&self.tenant, &mailbox, &first).await {
             answer.unwrap();
         }
     }
@@ -521,4 +541,93 @@ async fn a_restore_interrupted_by_a_restart_puts_each_copy_back_once(backend: Ba
         "each of the 5 copies moved back at most once: {moves}"
     );
     w.app.stop().await;
+}
+
+/// Alice had deleted a copy of the phish herself before the retract (Deleted Items; in the
+/// SOFT case Recoverable Items), and after the retract she put the retracted copy back
+/// herself. The restore finds it back and moves nothing: her own delete stays, no duplicate.
+async fn a_copy_the_user_restored_is_not_brought_back_twice(backend: Backend) {
+    for (mode, her_own_delete) in [
+        (pb::DeleteMode::MoveToDeletedItems, Folder::DeletedItems),
+        (pb::DeleteMode::Soft, Folder::RecoverableItemsDeletions),
+    ] {
+        let sim = GraphSim::builder()
+            .app(App::new(CLIENT_ID, CLIENT_SECRET))
+            .tenant(contoso())
+            .sign_in(SignIn::approve_as("admin@contoso.com"))
+            .mail(Mail::new(PHISH, "ceo@evil.example").to(["alice@contoso.com"]))
+            .message(
+                PlacedMessage::new("alice@contoso.com", her_own_delete, PHISH)
+                    .from("ceo@evil.example"),
+            )
+            .start()
+            .await
+            .expect("graph-sim starts");
+        let app = granted_app(backend, &sim, vec!["alice@contoso.com".into()], |_| {}).await;
+        let w = World { sim, app };
+        let hers: Vec<String> = w
+            .sim
+            .messages_in("alice@contoso.com", her_own_delete)
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        let retract = until_finished(
+            w.retract(pb::RetractOptions {
+                delete_mode: mode.into(),
+                ..options(&["alice@contoso.com"])
+            })
+            .await,
+            |r| r.event,
+        )
+        .await;
+        assert_eq!(
+            finished(&retract).state(),
+            pb::JobState::Succeeded,
+            "{mode:?}"
+        );
+        let users = Users::of(&w.sim);
+        match mode {
+            pb::DeleteMode::MoveToDeletedItems => {
+                // She drags the retracted copy back (not the one she deleted herself).
+                let mailbox = users.mailbox("alice@contoso.com").await;
+                let there = users
+                    .graph
+                    .find_copies(
+                        &users.tenant,
+                        &mailbox,
+                        Some(GraphFolder::DeletedItems),
+                        &InternetMessageId::parse(PHISH).unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(there.len(), 2, "hers and the retracted one");
+                let retracted = there.iter().find(|c| !hers.contains(&c.id)).unwrap();
+                let one = vec![(retracted.id.clone(), "inbox".to_owned())];
+                users.graph.move_copies(&users.tenant, &mailbox, &one).await[0]
+                    .clone()
+                    .unwrap();
+            }
+            _ => users.recovers_one_to_inbox("alice@contoso.com").await,
+        }
+        let events = until_finished(w.restore(&retract[0].job_id).await, |r| r.event).await;
+        let rows = outcomes(&events);
+        let alice = &rows["alice@contoso.com"];
+        assert_eq!(
+            alice.0,
+            pb::RecipientOutcome::Restored,
+            "{mode:?}: {alice:?}"
+        );
+        assert!(alice.3.contains("1 already back"), "{mode:?}: {alice:?}");
+        assert_eq!(
+            w.sim.messages_in("alice@contoso.com", Folder::Inbox).len(),
+            1,
+            "{mode:?}: one copy in the Inbox, not two"
+        );
+        assert_eq!(
+            w.sim.messages_in("alice@contoso.com", her_own_delete).len(),
+            1,
+            "{mode:?}: her own delete stays"
+        );
+        w.app.stop().await;
+    }
 }

@@ -35,6 +35,7 @@ on_both_backends!(
     a_watcher_resumes_from_the_middle_of_the_event_log,
     ineligible_recipients_are_refused_or_skipped_on_request,
     a_mailbox_costs_two_graph_requests_and_an_alias_is_looked_up_once,
+    a_hard_job_interrupted_after_its_purge_reports_the_copy_deleted,
 );
 
 fn contoso() -> Tenant {
@@ -1194,5 +1195,71 @@ async fn a_mailbox_costs_two_graph_requests_and_an_alias_is_looked_up_once(backe
         .filter(|r| r.path.ends_with("/users"))
         .count();
     assert_eq!(lookups, 1, "one lookup by mail/proxyAddresses");
+    w.app.stop().await;
+}
+
+/// The database goes away just after Graph purged Bob's copy, before the mailbox's outcome is
+/// written; the job resumes when the database is back. Purged copies are not findable any
+/// more, yet the job says DELETED (it recorded the copy before purging it), not NOT_FOUND.
+async fn a_hard_job_interrupted_after_its_purge_reports_the_copy_deleted(backend: Backend) {
+    use retract_server::domain::{EmailAddress, JobId};
+    let w = crowd(backend, 1, |s| s.job_lease_ms = 1_000).await;
+    let user = "user0@contoso.com";
+    w.sim.set_latency(graph_sim::LatencySettings {
+        per_endpoint: [(
+            graph_sim::Endpoint::PermanentDelete,
+            graph_sim::Latency::fixed(1_500),
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    });
+    let job = w
+        .start(pb::RetractOptions {
+            delete_mode: pb::DeleteMode::Hard.into(),
+            ..options(&[user])
+        })
+        .await;
+    let store = w.app.store().await;
+    let (job_id, mailbox) = (
+        JobId::parse(&job.job_id).unwrap(),
+        EmailAddress::parse(user).unwrap(),
+    );
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while store.recorded_removals(&job_id, &mailbox, 0).await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the copy is recorded before its purge");
+    let outage = w.app.database_outage().await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while w
+            .sim
+            .messages_in(user, Folder::RecoverableItemsPurges)
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("Graph purges the copy");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    outage.end().await;
+    let events = until_finished(w.watch(job.job_id.clone(), 0).await, |r| r.event).await;
+    let rows = done(&events);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].1, rows[0].2, rows[0].3),
+        (pb::RecipientOutcome::Deleted, 1, 1),
+        "{rows:?}"
+    );
+    let purges = w
+        .sim
+        .graph_requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/permanentDelete"))
+        .count();
+    assert_eq!(purges, 1, "purged once");
     w.app.stop().await;
 }

@@ -2148,7 +2148,10 @@ export enum DeleteMode {
   SOFT = 1,
 
   /**
-   * Graph permanentDelete: the copy is purged and not visible to the user.
+   * Graph permanentDelete: the copy is purged and not visible to the user (also a copy the
+   * user had already deleted, from Recoverable Items\Deletions). Not restorable. Graph cannot
+   * tell whether a litigation hold or retention policy keeps purged items for eDiscovery; the
+   * mailbox's `detail` says so rather than claiming they are gone.
    *
    * @generated from enum value: DELETE_MODE_HARD = 2;
    */
@@ -2278,7 +2281,9 @@ export enum RecipientPhase {
   UNSPECIFIED = 0,
 
   /**
-   * Finding the mailbox in Microsoft 365.
+   * Finding the mailbox in Microsoft 365's directory. A retract searches a mailbox by its
+   * address first (SEARCHING) and reads the directory only for an address Graph does not know
+   * that way (an alias), so RESOLVING may follow SEARCHING, or not come at all.
    *
    * @generated from enum value: RECIPIENT_PHASE_RESOLVING = 1;
    */
