@@ -32,6 +32,7 @@ on_both_backends!(
     a_conversation_is_followed_after_the_original_is_gone,
     a_purge_after_a_soft_retract_still_follows_the_conversation,
     a_mailbox_reached_by_a_lower_hop_before_its_visit_ends_moves_to_that_depth,
+    a_crash_between_a_delete_and_its_record_mid_traversal_loses_nothing,
 );
 
 /// The chain of [`chain`] with `adjust`ed settings.
@@ -944,4 +945,86 @@ async fn a_mailbox_reached_by_a_lower_hop_before_its_visit_ends_moves_to_that_de
         5
     );
     app.stop().await;
+}
+
+/// As a crash would: the database goes away while Graph deletes Alice's copy, so the server
+/// cannot record the delete, the conversation step or the outcome; the job resumes when the
+/// database is back. Nothing is missed, nothing deleted twice, every mailbox finished once.
+async fn a_crash_between_a_delete_and_its_record_mid_traversal_loses_nothing(backend: Backend) {
+    use retract_server::domain::{EmailAddress, JobId};
+    let w = chain_with(
+        backend,
+        |s| {
+            s.mailbox_concurrency = 1;
+            s.job_lease_ms = 1_000;
+        },
+        false,
+    )
+    .await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(20),
+        per_endpoint: [(
+            graph_sim::Endpoint::MessageDelete,
+            graph_sim::Latency::fixed(800),
+        )]
+        .into_iter()
+        .collect(),
+    });
+    let job = w.start(with_conversations(2)).await;
+    let store = w.app.store().await;
+    let (job_id, alice) = (
+        JobId::parse(&job.job_id).unwrap(),
+        EmailAddress::parse("alice@contoso.com").unwrap(),
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while store.recorded_removals(&job_id, &alice, 0).await.unwrap() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("Alice's copy is recorded before its delete");
+    let outage = w.app.database_outage().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert!(
+        !visible(&w.sim, "alice@contoso.com").contains(PHISH),
+        "Graph deleted Alice's copy during the outage"
+    );
+    outage.end().await;
+    let events = until_finished(w.watch(job.job_id.clone(), 0).await, |r| r.event).await;
+    let rows = done_by_mailbox(&events);
+    assert_eq!(
+        rows.iter()
+            .map(|(m, d, _)| (m.as_str(), *d))
+            .collect::<Vec<_>>(),
+        [
+            ("alice@contoso.com", 0),
+            ("bob@contoso.com", 0),
+            ("carol@contoso.com", 1),
+            ("dave@contoso.com", 2),
+        ],
+        "every mailbox finished once: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|(_, _, o)| *o == pb::RecipientOutcome::Deleted),
+        "{rows:?}"
+    );
+    for mailbox in ["alice", "bob", "carol"] {
+        assert_eq!(visible(&w.sim, &format!("{mailbox}@contoso.com")), ids(&[]));
+    }
+    assert_eq!(
+        visible(&w.sim, "dave@contoso.com"),
+        ids(&["<f3@contoso.com>"])
+    );
+    for mailbox in ["alice", "bob", "carol", "dave"] {
+        let purged = w.sim.messages_in(
+            &format!("{mailbox}@contoso.com"),
+            Folder::RecoverableItemsPurges,
+        );
+        assert!(
+            purged.is_empty(),
+            "{mailbox}: deleted twice, so purged: {purged:?}"
+        );
+    }
+    w.app.stop().await;
 }
