@@ -317,6 +317,9 @@ settings! {
     /// Mailboxes of one retract job worked on at once (each mailbox itself gets at most
     /// Graph's 4 concurrent requests).
     mailbox_concurrency: usize = 64 => Option<usize>, at_least 1;
+    /// Retract jobs one replica runs at once (a small job runs beside a huge one; a tenant
+    /// this replica runs nothing for goes first).
+    jobs_in_flight: usize = 4 => Option<usize>, at_least 1;
     /// A Heartbeat is streamed after this many ms without events.
     watch_heartbeat_ms: u64 = 15_000 => Option<u64>, at_least 10;
     /// How long the answer "is this administrator a mailbox of the tenant?" is kept, in ms.
@@ -382,6 +385,7 @@ impl Settings {
             poll_interval: millis(self.engine_poll_interval_ms),
             lease: millis(self.job_lease_ms),
             mailboxes_in_flight: self.mailbox_concurrency,
+            jobs_in_flight: self.jobs_in_flight,
             admin_mailbox_ttl: millis(self.admin_mailbox_cache_ms),
         }
     }

@@ -5,7 +5,8 @@
 //! # Layout
 //! - `dispatch`: [`Engine::dispatch`], the checks before a job exists and the job itself.
 //! - `plan`: the targets a job starts with, checked against the delivery and eligibility.
-//! - [`Engine`] (here): the worker loop, one job at a time per worker, many mailboxes at once,
+//! - [`Engine`] (here): the worker loop, several jobs at once (tenants not running here
+//!   first), many mailboxes of each at once,
 //!   the mailboxes a conversation step discovers scheduled as soon as it reveals them.
 //! - `mailbox`: the work on one mailbox and how Graph's answers become outcomes.
 //! - `restore`: the work on one mailbox of a RESTORE job: the removed copies put back.
@@ -37,14 +38,17 @@ use std::{
 };
 
 use futures::{StreamExt as _, stream::FuturesUnordered};
-use tokio::sync::{Notify, watch};
+use tokio::{
+    sync::{Notify, watch},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     domain::{
         AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, DepthSummary,
         EmailAddress, EventKind, JobEvent, JobFailure, JobId, JobKind, JobState, Phase, RetractJob,
-        Target, TargetOutcome, TargetRecord, TargetResult, TargetWork,
+        Target, TargetOutcome, TargetRecord, TargetResult, TargetWork, TenantId,
     },
     graph::{AdminMailboxes, GraphClient},
     store::{JobEnd, Store, StoreError},
@@ -60,6 +64,8 @@ pub struct EngineSettings {
     /// Mailboxes of one job worked on at once (each mailbox itself is held to Graph's
     /// [`crate::graph::REQUESTS_PER_MAILBOX`]).
     pub mailboxes_in_flight: usize,
+    /// Jobs this worker runs at once.
+    pub jobs_in_flight: usize,
     /// How long the answer "is this administrator a mailbox of the tenant?" is kept.
     pub admin_mailbox_ttl: Duration,
 }
@@ -137,8 +143,11 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    /// Works on jobs until `stop`. Without a Graph client (no app registration configured)
-    /// this replica claims nothing: it could only fail the jobs that others can run.
+    /// Works on jobs until `stop`, up to [`EngineSettings::jobs_in_flight`] at once: a small
+    /// job submitted after a huge one runs beside it, and a job of a tenant this replica runs
+    /// nothing for goes before more jobs of a tenant it already runs. Without a Graph client
+    /// (no app registration configured) this replica claims nothing: it could only fail the
+    /// jobs that others can run.
     pub async fn run(self, stop: CancellationToken) {
         if self.graph.is_none() {
             tracing::warn!(
@@ -146,41 +155,73 @@ impl Engine {
             );
             return;
         }
+        let limit = self.settings.jobs_in_flight.max(1);
+        // Each job is a task of its own, so that claiming (or one job's wait for the database)
+        // never stops another job's progress.
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut tenants: HashMap<tokio::task::Id, TenantId> = HashMap::new();
         loop {
-            if stop.is_cancelled() {
-                return;
-            }
-            match self.store.claim_job(&self.owner, self.settings.lease).await {
-                Ok(Some(job)) => {
-                    let outcome = self.process_supervised(&job, &stop).await;
-                    if let Err(err) = &outcome {
-                        // The lease stays ours until it expires: a back-off before this or
-                        // another replica tries the job again, and newer jobs go first.
-                        tracing::warn!(%job, error = %err, "retract job interrupted; it resumes when its lease expires");
+            while !stop.is_cancelled() && running.len() < limit {
+                let busy: Vec<TenantId> = tenants.values().cloned().collect();
+                match self
+                    .store
+                    .claim_job(&self.owner, self.settings.lease, &busy)
+                    .await
+                {
+                    Ok(Some((job, tenant))) => {
+                        let (engine, stop) = (self.clone(), stop.clone());
+                        let task = running.spawn(async move { engine.run_job(job, &stop).await });
+                        tenants.insert(task.id(), tenant);
                     }
-                    let finished = matches!(
-                        self.store.job_for_worker(&job).await,
-                        Ok(current) if current.state.is_final()
-                    );
-                    if !finished && stop.is_cancelled() {
-                        // Shutting down midway: give the job back so that another replica
-                        // resumes it at once rather than after the lease. A lost lease
-                        // releases nothing.
-                        if let Err(err) = self.store.release_lease(&job, &self.owner).await {
-                            tracing::warn!(%job, error = %err, "cannot release a retract job's lease; it resumes when the lease expires");
-                        }
-                    }
-                    if finished {
-                        continue;
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot claim retract jobs");
+                        break;
                     }
                 }
-                Ok(None) => {}
-                Err(err) => tracing::warn!(error = %err, "cannot claim retract jobs"),
+            }
+            if stop.is_cancelled() {
+                // Each job in flight gives its lease back as it stops.
+                while running.join_next().await.is_some() {}
+                return;
             }
             tokio::select! {
-                () = stop.cancelled() => return,
+                Some(ended) = running.join_next_with_id(), if !running.is_empty() => {
+                    let id = match ended {
+                        Ok((id, ())) => id,
+                        Err(err) => {
+                            // A panic outside the job's own supervision: its lease expires and
+                            // the job resumes; the loop goes on.
+                            tracing::error!(error = %err, "a retract job's task ended abnormally");
+                            err.id()
+                        }
+                    };
+                    tenants.remove(&id);
+                }
+                () = stop.cancelled() => {}
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Runs one claimed job until it ends or stops here.
+    async fn run_job(&self, job: JobId, stop: &CancellationToken) {
+        let outcome = self.process_supervised(&job, stop).await;
+        if let Err(err) = &outcome {
+            // The lease stays ours until it expires: a back-off before this or another
+            // replica tries the job again, and newer jobs go first.
+            tracing::warn!(%job, error = %err, "retract job interrupted; it resumes when its lease expires");
+        }
+        let finished = matches!(
+            self.store.job_for_worker(&job).await,
+            Ok(current) if current.state.is_final()
+        );
+        if !finished && stop.is_cancelled() {
+            // Shutting down midway: give the job back so that another replica resumes it at
+            // once rather than after the lease. A lost lease releases nothing.
+            if let Err(err) = self.store.release_lease(&job, &self.owner).await {
+                tracing::warn!(%job, error = %err, "cannot release a retract job's lease; it resumes when the lease expires");
             }
         }
     }

@@ -441,47 +441,66 @@ impl Store {
         Ok(Page::from_overfetch(jobs, page.size.get()))
     }
 
-    /// Claims the oldest unfinished job whose lease is free or expired, for `lease`:
-    /// `FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic `UPDATE … RETURNING` on SQLite.
+    /// Claims the oldest unfinished job whose lease is free or expired, for `lease` — a job of
+    /// a tenant not in `busy` (those the caller runs already) before any of theirs, so one
+    /// tenant's many jobs do not queue another tenant's behind them. `FOR UPDATE SKIP LOCKED`
+    /// on PostgreSQL, one atomic `UPDATE … RETURNING` on SQLite. The job and its tenant.
     pub async fn claim_job(
         &self,
         owner: &str,
         lease: Duration,
-    ) -> Result<Option<JobId>, StoreError> {
+        busy: &[TenantId],
+    ) -> Result<Option<(JobId, TenantId)>, StoreError> {
         let at = now();
         let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
         let backend = self.db.get_database_backend();
-        let skip_locked = if backend == DatabaseBackend::Postgres {
+        let postgres = backend == DatabaseBackend::Postgres;
+        let skip_locked = if postgres {
             " FOR UPDATE SKIP LOCKED"
         } else {
             ""
         };
-        let (p1, p2, p3, p4) = if backend == DatabaseBackend::Postgres {
-            ("$1", "$2", "$3", "$4")
+        let p = |n: usize| {
+            if postgres {
+                format!("${n}")
+            } else {
+                "?".to_owned()
+            }
+        };
+        let (p1, p2, p3, p4) = (p(1), p(2), p(3), p(4));
+        let busy_first = if busy.is_empty() {
+            String::new()
         } else {
-            ("?", "?", "?", "?")
+            let list: Vec<String> = (0..busy.len()).map(|i| p(5 + i)).collect();
+            format!(
+                "CASE WHEN tenant_id IN ({}) THEN 1 ELSE 0 END, ",
+                list.join(", ")
+            )
         };
         let sql = format!(
             "UPDATE retract_jobs SET lease_owner = {p1}, lease_expires_at = {p2}, state = 'running', \
              started_at = COALESCE(started_at, {p3}) \
              WHERE id = (SELECT id FROM retract_jobs WHERE state IN ('queued', 'running') \
-             AND (lease_expires_at IS NULL OR lease_expires_at < {p4}) ORDER BY created_at LIMIT 1{skip_locked}) \
-             RETURNING id"
+             AND (lease_expires_at IS NULL OR lease_expires_at < {p4}) \
+             ORDER BY {busy_first}created_at LIMIT 1{skip_locked}) \
+             RETURNING id, tenant_id"
         );
+        let mut values: Vec<sea_orm::Value> =
+            vec![owner.into(), until.into(), at.into(), at.into()];
+        values.extend(busy.iter().map(|t| t.as_str().into()));
         let row = self
             .db
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [owner.into(), until.into(), at.into(), at.into()],
-            ))
+            .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
         Ok(match row {
-            Some(row) => Some(parse_stored(
-                "job id",
-                &row.try_get::<String>("", "id")?,
-                JobId::parse,
-            )?),
+            Some(row) => Some((
+                parse_stored("job id", &row.try_get::<String>("", "id")?, JobId::parse)?,
+                parse_stored(
+                    "job tenant",
+                    &row.try_get::<String>("", "tenant_id")?,
+                    TenantId::parse,
+                )?,
+            )),
             None => None,
         })
     }

@@ -786,11 +786,9 @@ async fn a_mailbox_reached_by_a_lower_hop_before_its_visit_ends_moves_to_that_de
     backend: Backend,
 ) {
     use retract_server::domain::{
-        AuditAction, AuditDetails, AuditEntry, AuditOutcome, ConversationIndex, DeleteMode,
-        Discovered, EmailAddress, EventKind, InternetMessageId, JobId, Phase, RetractOptions,
-        Target, TargetOutcome, TargetResult, TenantId,
+        ConversationIndex, Discovered, EmailAddress, EventKind, InternetMessageId, Phase, Target,
+        TargetOutcome, TargetResult, TenantId,
     };
-    use retract_server::store::NewJob;
 
     let app = crate::app::TestApp::spawn(backend).await;
     app.create_tenant("acme").await;
@@ -801,53 +799,17 @@ async fn a_mailbox_reached_by_a_lower_hop_before_its_visit_ends_moves_to_that_de
         mailbox: address(a),
         depth,
     };
-    let job_id = JobId::generate();
-    let options = RetractOptions {
-        message_id: InternetMessageId::parse(PHISH).unwrap(),
-        recipients: Vec::new(),
-        include_conversations: true,
-        conversation_depth: 3,
-        delete_mode: DeleteMode::Soft,
-        dry_run: false,
-        skip_ineligible: false,
-        include_sender_copy: false,
-        reason: None,
-    };
-    let new = NewJob {
-        id: job_id.clone(),
-        request_id: uuid::Uuid::new_v4().to_string(),
-        options: options.clone(),
-        requested_by: "admin@contoso.com".into(),
-        targets: vec![
-            (target("alice@contoso.com", 0), None),
-            (target("zed@contoso.com", 0), None),
-        ],
-        message: None,
-        correlation_id: String::new(),
-        restores: None,
-    };
-    let audit = AuditEntry {
-        tenant_id: tenant.clone(),
-        actor: "admin@contoso.com".into(),
-        action: AuditAction::RetractDispatched,
-        target: job_id.to_string(),
-        outcome: AuditOutcome::Succeeded,
-        correlation_id: String::new(),
-        details: AuditDetails::RetractDispatched {
-            job_id: job_id.clone(),
-            options,
-            request_id: String::new(),
-            mailboxes: Vec::new(),
-            mailbox_count: 2,
-        },
-    };
+    let (new, audit) =
+        crate::scenarios::stored_job(&tenant, &["alice@contoso.com", "zed@contoso.com"], true);
+    let job_id = new.id.clone();
     store.create_job(&tenant, new, audit).await.unwrap();
     let owner = "worker-test";
     assert_eq!(
         store
-            .claim_job(owner, std::time::Duration::from_secs(60))
+            .claim_job(owner, std::time::Duration::from_secs(60), &[])
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|(job, _)| job),
         Some(job_id.clone())
     );
     // A 22-byte header, as the retracted message's index.

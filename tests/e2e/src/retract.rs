@@ -36,6 +36,8 @@ on_both_backends!(
     ineligible_recipients_are_refused_or_skipped_on_request,
     a_mailbox_costs_two_graph_requests_and_an_alias_is_looked_up_once,
     a_hard_job_interrupted_after_its_purge_reports_the_copy_deleted,
+    a_small_retract_runs_beside_a_huge_one,
+    a_tenant_with_nothing_running_here_is_claimed_before_a_busy_one,
 );
 
 fn contoso() -> Tenant {
@@ -1083,6 +1085,7 @@ async fn two_replicas_never_run_one_job_at_once(backend: Backend) {
             poll_interval: Duration::from_millis(10),
             lease: Duration::from_secs(30),
             mailboxes_in_flight: 4,
+            jobs_in_flight: 4,
             admin_mailbox_ttl: Duration::from_secs(60),
         },
         std::sync::Arc::new(retract_server::engine::EventHub::default()),
@@ -1262,4 +1265,89 @@ async fn a_hard_job_interrupted_after_its_purge_reports_the_copy_deleted(backend
         .count();
     assert_eq!(purges, 1, "purged once");
     w.app.stop().await;
+}
+
+/// One job at a time per replica made a one-mailbox retract wait for a 29-mailbox one;
+/// now it runs beside it and ends first.
+async fn a_small_retract_runs_beside_a_huge_one(backend: Backend) {
+    let w = crowd(backend, 30, |s| s.mailbox_concurrency = 1).await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(100),
+        ..Default::default()
+    });
+    let everyone: Vec<String> = (1..30).map(|i| format!("user{i}@contoso.com")).collect();
+    let everyone: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    let huge = w.start(options(&everyone)).await;
+    let mut progress = w.watch(huge.job_id.clone(), 0).await;
+    loop {
+        let e = progress.next().await.unwrap().unwrap().event.unwrap();
+        if matches!(e.kind, Some(pb::retract_event::Kind::RecipientUpdate(_))) {
+            break;
+        }
+    }
+    let small = until_finished(w.retract(options(&["user0@contoso.com"])).await, |r| {
+        r.event
+    })
+    .await;
+    let rows = done(&small);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].1, pb::RecipientOutcome::Deleted);
+    assert_eq!(
+        w.job(&huge.job_id).await.state(),
+        pb::JobState::Running,
+        "the small retract ended while the huge one still runs"
+    );
+    until_finished(progress, |r| r.event).await;
+    w.app.stop().await;
+}
+
+/// Straight at the store: with tenant `acme`'s job running here, a newer job of `globex` is
+/// claimed before `acme`'s older queued one.
+async fn a_tenant_with_nothing_running_here_is_claimed_before_a_busy_one(backend: Backend) {
+    use retract_server::domain::TenantId;
+    let app = crate::app::TestApp::spawn(backend).await;
+    let store = app.store().await;
+    let (acme, globex) = (
+        TenantId::parse("acme").unwrap(),
+        TenantId::parse("globex").unwrap(),
+    );
+    app.create_tenant("acme").await;
+    app.create_tenant("globex").await;
+    let mut ids = Vec::new();
+    for tenant in [&acme, &acme, &globex] {
+        let (new, audit) = crate::scenarios::stored_job(tenant, &["alice@contoso.com"], false);
+        ids.push(new.id.clone());
+        store.create_job(tenant, new, audit).await.unwrap();
+    }
+    let lease = Duration::from_secs(60);
+    let first = store
+        .claim_job("worker", lease, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, (ids[0].clone(), acme.clone()), "the oldest first");
+    let second = store
+        .claim_job("worker", lease, std::slice::from_ref(&acme))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        second,
+        (ids[2].clone(), globex.clone()),
+        "globex runs nothing here: its newer job goes before acme's older one"
+    );
+    let third = store
+        .claim_job("worker", lease, &[acme.clone(), globex])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.0, ids[1], "then acme's second");
+    assert!(
+        store
+            .claim_job("worker", lease, &[])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    app.stop().await;
 }

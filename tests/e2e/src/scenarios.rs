@@ -228,3 +228,70 @@ pub async fn granted_app(
         .expect("record delivery");
     app
 }
+
+/// A retract job of `tenant` over `mailboxes` (depth 0) as dispatch would make it, with its
+/// audit entry, for tests that write jobs straight to the store (on a server without Graph,
+/// whose engine claims nothing).
+pub fn stored_job(
+    tenant: &retract_server::domain::TenantId,
+    mailboxes: &[&str],
+    include_conversations: bool,
+) -> (
+    retract_server::store::NewJob,
+    retract_server::domain::AuditEntry,
+) {
+    use retract_server::domain::{
+        AuditAction, AuditDetails, AuditEntry, AuditOutcome, DeleteMode, EmailAddress,
+        InternetMessageId, JobId, RetractOptions, Target,
+    };
+    let job_id = JobId::generate();
+    let options = RetractOptions {
+        message_id: InternetMessageId::parse(PHISH).unwrap(),
+        recipients: Vec::new(),
+        include_conversations,
+        conversation_depth: if include_conversations { 3 } else { 0 },
+        delete_mode: DeleteMode::Soft,
+        dry_run: false,
+        skip_ineligible: false,
+        include_sender_copy: false,
+        reason: None,
+    };
+    let targets = mailboxes
+        .iter()
+        .map(|m| {
+            (
+                Target {
+                    mailbox: EmailAddress::parse(m).unwrap(),
+                    depth: 0,
+                },
+                None,
+            )
+        })
+        .collect();
+    let new = retract_server::store::NewJob {
+        id: job_id.clone(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        options: options.clone(),
+        requested_by: "admin@contoso.com".into(),
+        targets,
+        message: None,
+        correlation_id: String::new(),
+        restores: None,
+    };
+    let audit = AuditEntry {
+        tenant_id: tenant.clone(),
+        actor: "admin@contoso.com".into(),
+        action: AuditAction::RetractDispatched,
+        target: job_id.to_string(),
+        outcome: AuditOutcome::Succeeded,
+        correlation_id: String::new(),
+        details: AuditDetails::RetractDispatched {
+            job_id,
+            options,
+            request_id: String::new(),
+            mailboxes: Vec::new(),
+            mailbox_count: u32::try_from(mailboxes.len()).unwrap_or(u32::MAX),
+        },
+    };
+    (new, audit)
+}
