@@ -221,6 +221,36 @@ enum Answer {
     Gone,
 }
 
+impl From<Answer> for Deleted {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Done(body) => Self::Deleted {
+                new_id: answered_id(body.as_ref()),
+            },
+            Answer::Gone => Self::AlreadyGone,
+        }
+    }
+}
+
+impl From<Answer> for Moved {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Done(body) => Self::Moved {
+                new_id: answered_id(body.as_ref()),
+            },
+            Answer::Gone => Self::Gone,
+        }
+    }
+}
+
+/// Each call's answer as what its caller asked for.
+fn typed<T: From<Answer>>(answers: Vec<Result<Answer, GraphError>>) -> Vec<Result<T, GraphError>> {
+    answers
+        .into_iter()
+        .map(|answer| answer.map(T::from))
+        .collect()
+}
+
 /// The `id` of a message in an answer's body.
 fn answered_id(body: Option<&serde_json::Value>) -> Option<String> {
     body.and_then(|b| b.get("id"))
@@ -430,18 +460,7 @@ impl GraphClient {
                 }
             })
             .collect();
-        self.on_messages(microsoft_tenant, mailbox, &calls)
-            .await
-            .into_iter()
-            .map(|answer| {
-                answer.map(|a| match a {
-                    Answer::Done(body) => Deleted::Deleted {
-                        new_id: answered_id(body.as_ref()),
-                    },
-                    Answer::Gone => Deleted::AlreadyGone,
-                })
-            })
-            .collect()
+        typed(self.on_messages(microsoft_tenant, mailbox, &calls).await)
     }
 
     /// Moves copies of one mailbox, each `(item id, destination folder id)`: each copy's own
@@ -462,18 +481,7 @@ impl GraphClient {
                 body: Some(serde_json::json!({ "destinationId": destination })),
             })
             .collect();
-        self.on_messages(microsoft_tenant, mailbox, &calls)
-            .await
-            .into_iter()
-            .map(|answer| {
-                answer.map(|a| match a {
-                    Answer::Done(body) => Moved::Moved {
-                        new_id: answered_id(body.as_ref()),
-                    },
-                    Answer::Gone => Moved::Gone,
-                })
-            })
-            .collect()
+        typed(self.on_messages(microsoft_tenant, mailbox, &calls).await)
     }
 
     /// One message call directly.

@@ -143,60 +143,62 @@ impl Users {
             .unwrap()
     }
 
-    /// `user` drags the phish from Deleted Items back to the Inbox.
-    async fn moves_back_to_inbox(&self, user: &str) {
+    /// The phish's copies in one of `user`'s folders.
+    async fn copies_in(
+        &self,
+        user: &str,
+        folder: GraphFolder,
+    ) -> (
+        retract_server::graph::MailboxRef,
+        Vec<retract_server::graph::MessageCopy>,
+    ) {
         let mailbox = self.mailbox(user).await;
         let copies = self
             .graph
             .find_copies(
                 &self.tenant,
                 &mailbox,
-                Some(GraphFolder::DeletedItems),
+                Some(folder),
                 &InternetMessageId::parse(PHISH).unwrap(),
             )
             .await
             .unwrap();
+        (mailbox, copies)
+    }
+
+    /// `user` moves `copies` to the Inbox.
+    async fn to_inbox(
+        &self,
+        mailbox: &retract_server::graph::MailboxRef,
+        copies: &[&retract_server::graph::MessageCopy],
+    ) {
         let moves: Vec<(String, String)> = copies
             .iter()
             .map(|c| (c.id.clone(), "inbox".to_owned()))
             .collect();
-        for answer in self.graph.move_copies(&self.tenant, &mailbox, &moves).await {
+        for answer in self.graph.move_copies(&self.tenant, mailbox, &moves).await {
             answer.unwrap();
         }
+    }
+
+    /// `user` drags the phish from Deleted Items back to the Inbox.
+    async fn moves_back_to_inbox(&self, user: &str) {
+        let (mailbox, copies) = self.copies_in(user, GraphFolder::DeletedItems).await;
+        self.to_inbox(&mailbox, &copies.iter().collect::<Vec<_>>())
+            .await;
     }
 
     /// `user` recovers one copy of the phish from Recoverable Items to the Inbox.
     async fn recovers_one_to_inbox(&self, user: &str) {
-        let mailbox = self.mailbox(user).await;
-        let copies = self
-            .graph
-            .find_copies(
-                &self.tenant,
-                &mailbox,
-                Some(GraphFolder::RecoverableItemsDeletions),
-                &InternetMessageId::parse(PHISH).unwrap(),
-            )
-            .await
-            .unwrap();
-        let first = vec![(copies[0].id.clone(), "inbox".to_owned())];
-        for answer in self.graph.move_copies(&self.tenant, &mailbox, &first).await {
-            answer.unwrap();
-        }
+        let (mailbox, copies) = self
+            .copies_in(user, GraphFolder::RecoverableItemsDeletions)
+            .await;
+        self.to_inbox(&mailbox, &[&copies[0]]).await;
     }
 
     /// `user` empties Deleted Items of the phish (it goes to Recoverable Items).
     async fn empties_deleted_items(&self, user: &str) {
-        let mailbox = self.mailbox(user).await;
-        let copies = self
-            .graph
-            .find_copies(
-                &self.tenant,
-                &mailbox,
-                Some(GraphFolder::DeletedItems),
-                &InternetMessageId::parse(PHISH).unwrap(),
-            )
-            .await
-            .unwrap();
+        let (mailbox, copies) = self.copies_in(user, GraphFolder::DeletedItems).await;
         for copy in &copies {
             self.graph
                 .delete_copy(&self.tenant, &mailbox, copy, DeleteMode::Soft)
@@ -589,23 +591,12 @@ async fn a_copy_the_user_restored_is_not_brought_back_twice(backend: Backend) {
         match mode {
             pb::DeleteMode::MoveToDeletedItems => {
                 // She drags the retracted copy back (not the one she deleted herself).
-                let mailbox = users.mailbox("alice@contoso.com").await;
-                let there = users
-                    .graph
-                    .find_copies(
-                        &users.tenant,
-                        &mailbox,
-                        Some(GraphFolder::DeletedItems),
-                        &InternetMessageId::parse(PHISH).unwrap(),
-                    )
-                    .await
-                    .unwrap();
+                let (mailbox, there) = users
+                    .copies_in("alice@contoso.com", GraphFolder::DeletedItems)
+                    .await;
                 assert_eq!(there.len(), 2, "hers and the retracted one");
                 let retracted = there.iter().find(|c| !hers.contains(&c.id)).unwrap();
-                let one = vec![(retracted.id.clone(), "inbox".to_owned())];
-                users.graph.move_copies(&users.tenant, &mailbox, &one).await[0]
-                    .clone()
-                    .unwrap();
+                users.to_inbox(&mailbox, &[retracted]).await;
             }
             _ => users.recovers_one_to_inbox("alice@contoso.com").await,
         }
