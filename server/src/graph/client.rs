@@ -153,7 +153,46 @@ pub struct GraphClient {
     http: reqwest::Client,
     tokens: Arc<AppTokens>,
     retry: RetryPolicy,
-    mailboxes: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    mailboxes: Arc<Mutex<HashMap<String, Arc<MailboxGate>>>>,
+}
+
+/// What this client knows of one mailbox: Graph's four concurrent requests, and until when
+/// Graph throttles it. Graph throttles per app per mailbox, so a 429 on any request to a
+/// mailbox holds every request to it until the longest `Retry-After` seen has passed.
+struct MailboxGate {
+    slots: Arc<Semaphore>,
+    not_before: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl MailboxGate {
+    fn new() -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(REQUESTS_PER_MAILBOX)),
+            not_before: Mutex::new(None),
+        }
+    }
+
+    fn hold_until(&self, until: tokio::time::Instant) {
+        let mut not_before = self
+            .not_before
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *not_before = Some(not_before.map_or(until, |t| t.max(until)));
+    }
+
+    /// Waits while Graph throttles the mailbox.
+    async fn wait_until_open(&self) {
+        loop {
+            let until = *self
+                .not_before
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match until {
+                Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
+            }
+        }
+    }
 }
 
 impl GraphClient {
@@ -279,6 +318,9 @@ impl GraphClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if let Some(m) = mailbox {
+                self.mailbox_open(m).await;
+            }
             let token = self.tokens.get(microsoft_tenant).await?;
             let mut request = self
                 .http
@@ -296,6 +338,17 @@ impl GraphClient {
                 self.tokens.invalidate(microsoft_tenant, &token).await;
                 refreshed = true;
                 continue;
+            }
+            if let (
+                Some(m),
+                GraphError::Api {
+                    status: 429,
+                    retry_after: Some(after),
+                    ..
+                },
+            ) = (mailbox, &error)
+            {
+                self.mailbox_throttled(m, *after);
             }
             let Some(wait) = self.retry_wait(&error, attempt) else {
                 return Err(error);
@@ -315,30 +368,55 @@ impl GraphClient {
         self.retry.wait(error, attempt)
     }
 
+    fn mailbox_gate(&self, mailbox: &str) -> Arc<MailboxGate> {
+        let mut gates = self
+            .mailboxes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Forget idle mailboxes so the map does not grow with every mailbox ever seen (only
+        // gates nobody else holds a handle to, with no throttling still running).
+        if gates.len() > 10_000 {
+            let now = tokio::time::Instant::now();
+            gates.retain(|_, g| {
+                let throttled = g
+                    .not_before
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .is_some_and(|t| t > now);
+                Arc::strong_count(g) > 1
+                    || g.slots.available_permits() < REQUESTS_PER_MAILBOX
+                    || throttled
+            });
+        }
+        gates
+            .entry(mailbox.to_owned())
+            .or_insert_with(|| Arc::new(MailboxGate::new()))
+            .clone()
+    }
+
     async fn mailbox_slot(&self, mailbox: &str, weight: u32) -> OwnedSemaphorePermit {
-        let semaphore = {
-            let mut slots = self
-                .mailboxes
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Forget idle mailboxes so the map does not grow with every mailbox ever seen
-            // (only semaphores nobody else holds a handle to).
-            if slots.len() > 10_000 {
-                slots.retain(|_, s| {
-                    Arc::strong_count(s) > 1 || s.available_permits() < REQUESTS_PER_MAILBOX
-                });
-            }
-            slots
-                .entry(mailbox.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(REQUESTS_PER_MAILBOX)))
-                .clone()
-        };
+        let slots = self.mailbox_gate(mailbox).slots.clone();
         // The semaphore is never closed, so acquiring cannot fail.
         let weight = weight.clamp(1, REQUESTS_PER_MAILBOX as u32);
-        match semaphore.acquire_many_owned(weight).await {
+        match slots.acquire_many_owned(weight).await {
             Ok(permit) => permit,
             Err(_) => unreachable!("mailbox semaphores are never closed"),
         }
+    }
+
+    /// Waits while Graph throttles `mailbox` (a 429 on any of its requests).
+    pub(super) async fn mailbox_open(&self, mailbox: &str) {
+        self.mailbox_gate(mailbox).wait_until_open().await;
+    }
+
+    /// Records that Graph throttled `mailbox` for `after` (a 429's `Retry-After`): every request
+    /// to it waits until then.
+    /// A hold longer than the retry policy would wait is cut to that: such a request fails
+    /// rather than parking the mailbox's slots for hours.
+    pub(super) fn mailbox_throttled(&self, mailbox: &str, after: Duration) {
+        let after = after.min(self.retry.max_retry_after);
+        self.mailbox_gate(mailbox)
+            .hold_until(tokio::time::Instant::now() + after);
     }
 }
 

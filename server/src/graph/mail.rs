@@ -609,6 +609,11 @@ impl GraphClient {
                     };
                     match batch_outcome(item) {
                         Err(err) => match self.retry_wait(&err, attempt) {
+                            Some(after) if err_is_throttle(&err) => {
+                                self.mailbox_throttled(&mailbox.id, after);
+                                wait = wait.max(after);
+                                retry.push(i);
+                            }
                             Some(after) => {
                                 wait = wait.max(after);
                                 retry.push(i);
@@ -686,6 +691,11 @@ fn batch_outcome(item: BatchItem) -> Result<Answer, GraphError> {
         return Ok(Answer::Gone);
     }
     Err(error)
+}
+
+/// A 429: Graph throttles the app on this mailbox.
+fn err_is_throttle(err: &GraphError) -> bool {
+    matches!(err, GraphError::Api { status: 429, .. })
 }
 
 /// Graph's answer for a message that is no longer there.

@@ -280,6 +280,72 @@ async fn moved_and_soft_deleted_copies_move_back_and_a_stale_id_answers_gone() {
     );
 }
 
+/// Graph throttles per app per mailbox: once one request to Bob's mailbox got a 429 with
+/// `Retry-After: 2`, a request to it started later (after the storm itself ended) still waits
+/// out those 2 seconds instead of arriving early and being throttled again.
+#[tokio::test]
+async fn a_429_holds_every_request_to_that_mailbox_until_its_retry_after() {
+    let sim = sim_with(vec![
+        Mail::new("<held@o.example>", "eve@outside.example").to(["bob@contoso.com"]),
+    ])
+    .await;
+    sim.set_limits(Limits {
+        retry_after_secs: 2,
+        ..Default::default()
+    });
+    let graph = client(&sim, fast_retry());
+    let tenant = MicrosoftTenantId::parse(contoso().id()).unwrap();
+    let bob = graph
+        .resolve_mailbox(&tenant, &address("bob@contoso.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    sim.start_throttle_storm(Duration::from_millis(200));
+    let first = {
+        let (graph, tenant, bob) = (graph.clone(), tenant.clone(), bob.clone());
+        tokio::spawn(async move {
+            graph
+                .find_copies(&tenant, &bob, None, &imid("<held@o.example>"))
+                .await
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while sim.throttle_events().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the first request is throttled");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = graph
+        .find_copies(&tenant, &bob, None, &imid("<held@o.example>"))
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(first.await.unwrap().unwrap().len(), 1);
+    let to_bob: Vec<_> = sim
+        .graph_requests()
+        .into_iter()
+        .filter(|r| r.mailbox.as_deref() == Some("bob@contoso.com"))
+        .collect();
+    let throttled = to_bob
+        .iter()
+        .find(|r| r.status == Some(429))
+        .expect("a 429 for Bob");
+    for later in to_bob.iter().filter(|r| r.started > throttled.finished) {
+        assert!(
+            later.started.duration_since(throttled.finished) >= Duration::from_secs(2),
+            "a request to Bob arrived {:?} after his 429, before its Retry-After",
+            later.started.duration_since(throttled.finished)
+        );
+    }
+    assert_eq!(
+        to_bob.iter().filter(|r| r.status == Some(429)).count(),
+        1,
+        "throttled once, not again for arriving early"
+    );
+}
+
 #[tokio::test]
 async fn aliases_are_looked_up_only_when_the_address_itself_is_unknown() {
     let sim = sim_with(vec![]).await;
