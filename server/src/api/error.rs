@@ -418,6 +418,44 @@ impl From<ApiError> for Status {
     }
 }
 
+/// What prost's decode errors start with (`prost::DecodeError`'s `Display`); tonic sends
+/// that text as an INTERNAL status when a request body does not decode.
+pub const PROST_DECODE_ERROR: &str = "failed to decode Protobuf message: ";
+
+/// The field name of a request body that does not decode before any field is reached
+/// (a broken key or length of the request message itself).
+pub const WHOLE_REQUEST: &str = "(request)";
+
+/// The answer to a request body that does not decode as the method's request message: the
+/// caller's mistake, so INVALID_ARGUMENT (not tonic's INTERNAL, which would also log an
+/// ERROR for every hostile call). `detail` is prost's text after [`PROST_DECODE_ERROR`]:
+/// `Inner.field: Outer.field: description`, innermost first; the violation names the field
+/// path outermost first (`delivery.recipients`), or [`WHOLE_REQUEST`].
+pub fn undecodable_request_status(detail: &str) -> Status {
+    let mut path = Vec::new();
+    let mut rest = detail;
+    while let Some((step, after)) = rest.split_once(": ")
+        && let Some((message, field)) = step.split_once('.')
+        && [message, field].iter().all(|part| {
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    {
+        path.push(field);
+        rest = after;
+    }
+    path.reverse();
+    let field = if path.is_empty() {
+        WHOLE_REQUEST.to_owned()
+    } else {
+        path.join(".")
+    };
+    ApiError::InvalidArgument(vec![FieldViolation {
+        field,
+        description: format!("is not a valid protobuf encoding: {rest}"),
+    }])
+    .into()
+}
+
 /// The longest `grpc-message` sent (proxies refuse headers of tens of kilobytes).
 pub const MAX_STATUS_MESSAGE: usize = 2_048;
 
@@ -646,6 +684,39 @@ mod tests {
         let resource = status.get_error_details().resource_info().cloned().unwrap();
         assert_eq!(resource.resource_type, "retract.v1.RetractJob");
         assert_eq!(resource.resource_name, "0190");
+    }
+
+    #[test]
+    fn an_undecodable_request_names_the_field_the_decoder_was_in() {
+        let cases = [
+            (
+                "Delivery.recipients: RecordDeliveryRequest.delivery: invalid string value: data is not UTF-8 encoded",
+                "delivery.recipients",
+                "is not a valid protobuf encoding: invalid string value: data is not UTF-8 encoded",
+            ),
+            (
+                "invalid wire type value: 7",
+                WHOLE_REQUEST,
+                "is not a valid protobuf encoding: invalid wire type value: 7",
+            ),
+            ("", WHOLE_REQUEST, "is not a valid protobuf encoding: "),
+        ];
+        for (detail, field, description) in cases {
+            let status = undecodable_request_status(detail);
+            assert_eq!(status.code(), Code::InvalidArgument);
+            let details = status.get_error_details();
+            let violations = &details.bad_request().unwrap().field_violations;
+            assert_eq!(violations.len(), 1, "{detail}");
+            assert_eq!(
+                (
+                    violations[0].field.as_str(),
+                    violations[0].description.as_str()
+                ),
+                (field, description),
+                "{detail}"
+            );
+            assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+        }
     }
 
     /// What a status costs in headers, as an HTTP/2 peer counts them (name, value, 32).
