@@ -310,11 +310,21 @@ impl From<ApiError> for Status {
                     Reason::InvalidArgument,
                     vec![("field_count", violations.len().to_string())],
                 );
-                for v in violations
+                let mut budget = MAX_VIOLATION_BYTES;
+                for (i, v) in violations
                     .into_iter()
                     .take(super::validate::Violations::MAX)
+                    .enumerate()
                 {
-                    details.add_bad_request_violation(v.field, v.description);
+                    let size = v.field.len() + v.description.len();
+                    if size > budget && i > 0 {
+                        break;
+                    }
+                    // The first violation is always sent, cut to fit if it must be.
+                    let field = cut(v.field, budget / 2);
+                    let description = cut(v.description, budget - field.len());
+                    budget = budget.saturating_sub(field.len() + description.len());
+                    details.add_bad_request_violation(field, description);
                 }
                 (Code::InvalidArgument, None)
             }
@@ -408,8 +418,65 @@ impl From<ApiError> for Status {
     }
 }
 
+/// What prost's decode errors start with (`prost::DecodeError`'s `Display`); tonic sends
+/// that text as an INTERNAL status when a request body does not decode.
+pub const PROST_DECODE_ERROR: &str = "failed to decode Protobuf message: ";
+
+/// The field name of a request body that does not decode before any field is reached
+/// (a broken key or length of the request message itself).
+pub const WHOLE_REQUEST: &str = "(request)";
+
+/// The answer to a request body that does not decode as the method's request message: the
+/// caller's mistake, so INVALID_ARGUMENT (not tonic's INTERNAL, which would also log an
+/// ERROR for every hostile call). `detail` is prost's text after [`PROST_DECODE_ERROR`]:
+/// `Inner.field: Outer.field: description`, innermost first; the violation names the field
+/// path outermost first (`delivery.recipients`), or [`WHOLE_REQUEST`].
+pub fn undecodable_request_status(detail: &str) -> Status {
+    let mut path = Vec::new();
+    let mut rest = detail;
+    while let Some((step, after)) = rest.split_once(": ")
+        && let Some((message, field)) = step.split_once('.')
+        && [message, field].iter().all(|part| {
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    {
+        path.push(field);
+        rest = after;
+    }
+    path.reverse();
+    let field = if path.is_empty() {
+        WHOLE_REQUEST.to_owned()
+    } else {
+        path.join(".")
+    };
+    ApiError::InvalidArgument(vec![FieldViolation {
+        field,
+        description: format!("is not a valid protobuf encoding: {rest}"),
+    }])
+    .into()
+}
+
 /// The longest `grpc-message` sent (proxies refuse headers of tens of kilobytes).
 pub const MAX_STATUS_MESSAGE: usize = 2_048;
+
+/// Most bytes of `BadRequest` field paths and descriptions sent in one status: base64 in
+/// `grpc-status-details-bin` (4/3), beside a `grpc-message` of at most
+/// [`MAX_STATUS_MESSAGE`] bytes that percent-encoding can triple, they stay under the
+/// 16 KiB of headers HTTP/2 clients (h2, hence tonic; grpc-go) accept by default. A client
+/// that cannot read the error's headers sees only a protocol error, not the refusal.
+pub const MAX_VIOLATION_BYTES: usize = 4 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
 
 /// `message` cut to [`MAX_STATUS_MESSAGE`] bytes at a character boundary, marked when cut.
 fn bounded_message(message: String) -> String {
@@ -617,6 +684,96 @@ mod tests {
         let resource = status.get_error_details().resource_info().cloned().unwrap();
         assert_eq!(resource.resource_type, "retract.v1.RetractJob");
         assert_eq!(resource.resource_name, "0190");
+    }
+
+    #[test]
+    fn an_undecodable_request_names_the_field_the_decoder_was_in() {
+        let cases = [
+            (
+                "Delivery.recipients: RecordDeliveryRequest.delivery: invalid string value: data is not UTF-8 encoded",
+                "delivery.recipients",
+                "is not a valid protobuf encoding: invalid string value: data is not UTF-8 encoded",
+            ),
+            (
+                "invalid wire type value: 7",
+                WHOLE_REQUEST,
+                "is not a valid protobuf encoding: invalid wire type value: 7",
+            ),
+            ("", WHOLE_REQUEST, "is not a valid protobuf encoding: "),
+        ];
+        for (detail, field, description) in cases {
+            let status = undecodable_request_status(detail);
+            assert_eq!(status.code(), Code::InvalidArgument);
+            let details = status.get_error_details();
+            let violations = &details.bad_request().unwrap().field_violations;
+            assert_eq!(violations.len(), 1, "{detail}");
+            assert_eq!(
+                (
+                    violations[0].field.as_str(),
+                    violations[0].description.as_str()
+                ),
+                (field, description),
+                "{detail}"
+            );
+            assert_eq!(details.error_info().unwrap().reason, "INVALID_ARGUMENT");
+        }
+    }
+
+    /// What a status costs in headers, as an HTTP/2 peer counts them (name, value, 32).
+    fn header_bytes(status: &Status) -> usize {
+        let mut headers = http::HeaderMap::new();
+        status.add_header(&mut headers).unwrap();
+        headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 32)
+            .sum()
+    }
+
+    #[test]
+    fn an_error_with_long_violations_fits_in_a_clients_header_limit() {
+        // A retract naming a thousand mailboxes the delivery does not list, each explained.
+        let violations: Vec<FieldViolation> = (0..1_000)
+            .map(|i| FieldViolation {
+                field: format!("options.recipients[{i}]"),
+                description: format!(
+                    "user{i}@contoso.example is not a recipient of this delivery, and its domain is not registered to this tenant"
+                ),
+            })
+            .collect();
+        let status = Status::from(ApiError::InvalidArgument(violations));
+        assert!(
+            header_bytes(&status) < 16 * 1024,
+            "{}",
+            header_bytes(&status)
+        );
+        let details = status.get_error_details();
+        let sent = &details.bad_request().unwrap().field_violations;
+        assert!(!sent.is_empty());
+        assert_eq!(sent[0].field, "options.recipients[0]");
+        assert_eq!(
+            details.error_info().unwrap().metadata["field_count"],
+            "1000"
+        );
+
+        let one_huge = vec![FieldViolation {
+            field: "reason".to_owned(),
+            description: "é".repeat(50_000),
+        }];
+        let status = Status::from(ApiError::InvalidArgument(one_huge));
+        assert!(
+            header_bytes(&status) < 16 * 1024,
+            "{}",
+            header_bytes(&status)
+        );
+        assert_eq!(
+            status
+                .get_error_details()
+                .bad_request()
+                .unwrap()
+                .field_violations[0]
+                .field,
+            "reason"
+        );
     }
 
     #[test]

@@ -23,6 +23,9 @@ mod tenant_service;
 mod validate;
 
 pub use audit_service::AuditApi;
-pub use error::{ApiError, FieldViolation, rejection_status};
+pub use error::{
+    ApiError, FieldViolation, PROST_DECODE_ERROR, WHOLE_REQUEST, rejection_status,
+    undecodable_request_status,
+};
 pub use retract_service::RetractApi;
 pub use tenant_service::TenantApi;

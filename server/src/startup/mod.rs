@@ -4,6 +4,7 @@
 
 mod limits;
 mod severable;
+mod undecodable;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -254,6 +255,7 @@ impl Application {
                     )))
                     .requiring_client_certificates(settings.tls_client_ca_file.is_some()),
             )
+            .layer(undecodable::UndecodableRequestsLayer)
             .into_inner();
         let callback = CallbackService::new(
             consent.clone(),

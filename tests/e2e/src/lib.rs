@@ -12,7 +12,8 @@
 //!   `RETRACT_TEST_RUN_LOG` (if set) so CI can count what ran on each backend.
 //! - [`fanout`]: the conversation fan-out of the `conversation_fanout` bench seeded into
 //!   graph-sim (1,000 recipients, forwards two hops deep), and the copies it leaves.
-//! - test modules (under `cfg(test)`), named after the product's stories.
+//! - test modules (under `cfg(test)`), named after the product's stories; `fuzz` runs
+//!   proptest over every RPC and over mutated Graph answers.
 
 pub mod app;
 pub mod backends;
@@ -32,6 +33,8 @@ mod conversations;
 mod deliveries;
 #[cfg(test)]
 mod domains;
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod grants;
 #[cfg(test)]
