@@ -411,12 +411,14 @@ impl GraphClient {
 
     /// Records that Graph throttled `mailbox` for `after` (a 429's `Retry-After`): every request
     /// to it waits until then.
-    /// A hold longer than the retry policy would wait is cut to that: such a request fails
-    /// rather than parking the mailbox's slots for hours.
+    /// A `Retry-After` longer than the retry policy waits holds nothing: that request fails
+    /// (so do the mailbox's next ones, throttled in turn) rather than parking the mailbox's
+    /// slots for hours.
     pub(super) fn mailbox_throttled(&self, mailbox: &str, after: Duration) {
-        let after = after.min(self.retry.max_retry_after);
-        self.mailbox_gate(mailbox)
-            .hold_until(tokio::time::Instant::now() + after);
+        if after <= self.retry.max_retry_after {
+            self.mailbox_gate(mailbox)
+                .hold_until(tokio::time::Instant::now() + after);
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! a copy in the chosen mode. Values put into OData filters are escaped as string literals
 //! and percent-encoded, so a hostile message id or address cannot change the query.
 
+use std::time::Duration;
+
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde::Deserialize;
@@ -609,8 +611,10 @@ impl GraphClient {
                     };
                     match batch_outcome(item) {
                         Err(err) => match self.retry_wait(&err, attempt) {
-                            Some(after) if err_is_throttle(&err) => {
-                                self.mailbox_throttled(&mailbox.id, after);
+                            Some(after) if throttled_for(&err).is_some() => {
+                                if let Some(asked) = throttled_for(&err) {
+                                    self.mailbox_throttled(&mailbox.id, asked);
+                                }
                                 wait = wait.max(after);
                                 retry.push(i);
                             }
@@ -693,9 +697,16 @@ fn batch_outcome(item: BatchItem) -> Result<Answer, GraphError> {
     Err(error)
 }
 
-/// A 429: Graph throttles the app on this mailbox.
-fn err_is_throttle(err: &GraphError) -> bool {
-    matches!(err, GraphError::Api { status: 429, .. })
+/// A 429's `Retry-After`: how long Graph throttles the app on this mailbox.
+fn throttled_for(err: &GraphError) -> Option<Duration> {
+    match err {
+        GraphError::Api {
+            status: 429,
+            retry_after,
+            ..
+        } => *retry_after,
+        _ => None,
+    }
 }
 
 /// Graph's answer for a message that is no longer there.

@@ -32,6 +32,8 @@ export enum ErrorReason {
 
   /**
    * INVALID_ARGUMENT: one or more request fields are invalid; the BadRequest lists every one.
+   * Also a request body that is not a valid protobuf encoding of the request message: its
+   * violation names the field the decoder was in (`delivery.recipients`), or `(request)`.
    * Metadata: `field_count`.
    *
    * @generated from enum value: ERROR_REASON_INVALID_ARGUMENT = 1;
