@@ -479,7 +479,7 @@ impl Work {
                 next: Vec::new(),
             }
         };
-        let messages = match self
+        let mut messages = match self
             .graph
             .list_conversation(&self.microsoft, mailbox, None, &conversation_id)
             .await
@@ -487,6 +487,23 @@ impl Work {
             Ok(messages) => messages,
             Err(err) => return Ok(Some(fail(step, err))),
         };
+        // HARD purges the replies and forwards the user deleted already too (Recoverable
+        // Items\Deletions, where the user could still restore them).
+        if self.options.delete_mode == crate::domain::DeleteMode::Hard {
+            match self
+                .graph
+                .list_conversation(
+                    &self.microsoft,
+                    mailbox,
+                    Some(Folder::RecoverableItemsDeletions),
+                    &conversation_id,
+                )
+                .await
+            {
+                Ok(recoverable) => messages.extend(recoverable),
+                Err(err) => return Ok(Some(fail(step, err))),
+            }
+        }
         // In scope: descendants of the retracted message, hops 1..depth, never drafts; the
         // original (hop 0) is only ever removed from the selected recipients.
         let mut in_scope: Vec<(MessageCopy, u8)> = Vec::new();

@@ -33,6 +33,7 @@ on_both_backends!(
     a_purge_after_a_soft_retract_still_follows_the_conversation,
     a_mailbox_reached_by_a_lower_hop_before_its_visit_ends_moves_to_that_depth,
     a_crash_between_a_delete_and_its_record_mid_traversal_loses_nothing,
+    a_hard_retract_purges_the_replies_and_forwards_already_deleted,
 );
 
 /// The chain of [`chain`] with `adjust`ed settings.
@@ -988,5 +989,69 @@ async fn a_crash_between_a_delete_and_its_record_mid_traversal_loses_nothing(bac
             "{mailbox}: deleted twice, so purged: {purged:?}"
         );
     }
+    w.app.stop().await;
+}
+
+/// A soft retract with conversations left every hop ≤ 2 copy restorable in Recoverable
+/// Items; the HARD retract that follows (confidential mail) purges them all — the replies and
+/// forwards too, found in Recoverable Items, through which the traversal reaches Carol and
+/// Dave — and leaves the hop-3 forward alone.
+async fn a_hard_retract_purges_the_replies_and_forwards_already_deleted(backend: Backend) {
+    let w = chain(backend).await;
+    until_finished(w.retract(with_conversations(2)).await, |r| r.event).await;
+    let in_scope = [
+        PHISH,
+        "<r1@contoso.com>",
+        "<f1@contoso.com>",
+        "<f2@contoso.com>",
+        "<r2@contoso.com>",
+    ];
+    let recoverable = |mailbox: &str| -> Vec<String> {
+        w.sim
+            .messages_in(mailbox, Folder::RecoverableItemsDeletions)
+            .into_iter()
+            .map(|m| m.internet_message_id)
+            .filter(|id| in_scope.contains(&id.as_str()))
+            .collect()
+    };
+    assert!(
+        !recoverable("carol@contoso.com").is_empty(),
+        "the soft retract left them restorable"
+    );
+    let events = until_finished(
+        w.retract(pb::RetractOptions {
+            delete_mode: pb::DeleteMode::Hard.into(),
+            ..with_conversations(2)
+        })
+        .await,
+        |r| r.event,
+    )
+    .await;
+    assert_eq!(
+        done_by_mailbox(&events)
+            .into_iter()
+            .map(|(m, d, _)| (m, d))
+            .collect::<Vec<_>>(),
+        [
+            ("alice@contoso.com".into(), 0),
+            ("bob@contoso.com".into(), 0),
+            ("carol@contoso.com".into(), 1),
+            ("dave@contoso.com".into(), 2),
+        ],
+        "followed through the deleted copies"
+    );
+    for mailbox in ["alice", "bob", "carol", "dave"] {
+        let mailbox = format!("{mailbox}@contoso.com");
+        assert_eq!(
+            recoverable(&mailbox),
+            Vec::<String>::new(),
+            "{mailbox}: nothing left to restore"
+        );
+    }
+    assert_eq!(
+        visible(&w.sim, "dave@contoso.com"),
+        ids(&["<f3@contoso.com>"]),
+        "the hop-3 forward stays"
+    );
     w.app.stop().await;
 }
