@@ -159,19 +159,22 @@ impl Engine {
         // Each job is a task of its own, so that claiming (or one job's wait for the database)
         // never stops another job's progress.
         let mut running: JoinSet<()> = JoinSet::new();
-        let mut tenants: HashMap<tokio::task::Id, TenantId> = HashMap::new();
+        let mut jobs: HashMap<tokio::task::Id, (JobId, TenantId)> = HashMap::new();
         loop {
             while !stop.is_cancelled() && running.len() < limit {
-                let busy: Vec<TenantId> = tenants.values().cloned().collect();
+                let mut busy: Vec<TenantId> = jobs.values().map(|(_, t)| t.clone()).collect();
+                busy.sort();
+                busy.dedup();
+                let mine: Vec<JobId> = jobs.values().map(|(j, _)| j.clone()).collect();
                 match self
                     .store
-                    .claim_job(&self.owner, self.settings.lease, &busy)
+                    .claim_job(&self.owner, self.settings.lease, &busy, &mine)
                     .await
                 {
                     Ok(Some((job, tenant))) => {
-                        let (engine, stop) = (self.clone(), stop.clone());
+                        let (engine, stop, id) = (self.clone(), stop.clone(), job.clone());
                         let task = running.spawn(async move { engine.run_job(job, &stop).await });
-                        tenants.insert(task.id(), tenant);
+                        jobs.insert(task.id(), (id, tenant));
                     }
                     Ok(None) => break,
                     Err(err) => {
@@ -191,12 +194,13 @@ impl Engine {
                         Ok((id, ())) => id,
                         Err(err) => {
                             // A panic outside the job's own supervision: its lease expires and
-                            // the job resumes; the loop goes on.
+                            // the job resumes; the loop goes on, and health shows it.
                             tracing::error!(error = %err, "a retract job's task ended abnormally");
+                            self.health.record_panic(&err.to_string());
                             err.id()
                         }
                     };
-                    tenants.remove(&id);
+                    jobs.remove(&id);
                 }
                 () = stop.cancelled() => {}
                 () = self.wake.notified() => {}

@@ -55,7 +55,7 @@ impl EngineHealth {
             .clone()
     }
 
-    fn record_panic(&self, message: &str) {
+    pub(super) fn record_panic(&self, message: &str) {
         self.panics.fetch_add(1, Ordering::Relaxed);
         *self
             .last_panic

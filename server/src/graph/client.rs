@@ -384,6 +384,7 @@ impl GraphClient {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .is_some_and(|t| t > now);
                 Arc::strong_count(g) > 1
+                    || Arc::strong_count(&g.slots) > 1
                     || g.slots.available_permits() < REQUESTS_PER_MAILBOX
                     || throttled
             });
@@ -416,8 +417,10 @@ impl GraphClient {
     /// slots for hours.
     pub(super) fn mailbox_throttled(&self, mailbox: &str, after: Duration) {
         if after <= self.retry.max_retry_after {
+            // A little extra, as for a retry, so the held requests do not all land on the
+            // boundary together.
             self.mailbox_gate(mailbox)
-                .hold_until(tokio::time::Instant::now() + after);
+                .hold_until(tokio::time::Instant::now() + after + jitter(after));
         }
     }
 }

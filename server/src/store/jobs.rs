@@ -443,13 +443,15 @@ impl Store {
 
     /// Claims the oldest unfinished job whose lease is free or expired, for `lease` — a job of
     /// a tenant not in `busy` (those the caller runs already) before any of theirs, so one
-    /// tenant's many jobs do not queue another tenant's behind them. `FOR UPDATE SKIP LOCKED`
+    /// tenant's many jobs do not queue another tenant's behind them — and never one of
+    /// `running`, those the caller runs now. `FOR UPDATE SKIP LOCKED`
     /// on PostgreSQL, one atomic `UPDATE … RETURNING` on SQLite. The job and its tenant.
     pub async fn claim_job(
         &self,
         owner: &str,
         lease: Duration,
         busy: &[TenantId],
+        running: &[JobId],
     ) -> Result<Option<(JobId, TenantId)>, StoreError> {
         let at = now();
         let until = at + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30));
@@ -471,22 +473,34 @@ impl Store {
         let busy_first = if busy.is_empty() {
             String::new()
         } else {
-            let list: Vec<String> = (0..busy.len()).map(|i| p(5 + i)).collect();
+            let list: Vec<String> = (0..busy.len()).map(|i| p(5 + running.len() + i)).collect();
             format!(
                 "CASE WHEN tenant_id IN ({}) THEN 1 ELSE 0 END, ",
                 list.join(", ")
             )
         };
+        // Never a job the caller runs already, even if its lease lapsed meanwhile (a paused
+        // process, renewals failing): the owner name is the caller's, so nothing else would
+        // fence the old run out.
+        let not_running = if running.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = (0..running.len()).map(|i| p(5 + i)).collect();
+            format!("AND id NOT IN ({}) ", list.join(", "))
+        };
         let sql = format!(
             "UPDATE retract_jobs SET lease_owner = {p1}, lease_expires_at = {p2}, state = 'running', \
              started_at = COALESCE(started_at, {p3}) \
              WHERE id = (SELECT id FROM retract_jobs WHERE state IN ('queued', 'running') \
-             AND (lease_expires_at IS NULL OR lease_expires_at < {p4}) \
+             AND (lease_expires_at IS NULL OR lease_expires_at < {p4}) {not_running}\
              ORDER BY {busy_first}created_at LIMIT 1{skip_locked}) \
              RETURNING id, tenant_id"
         );
         let mut values: Vec<sea_orm::Value> =
             vec![owner.into(), until.into(), at.into(), at.into()];
+        // In the order the text names them (SQLite's `?` are positional): the jobs running,
+        // then the busy tenants.
+        values.extend(running.iter().map(|j| j.as_str().into()));
         values.extend(busy.iter().map(|t| t.as_str().into()));
         let row = self
             .db

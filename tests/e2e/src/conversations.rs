@@ -807,7 +807,7 @@ async fn a_mailbox_reached_by_a_lower_hop_before_its_visit_ends_moves_to_that_de
     let owner = "worker-test";
     assert_eq!(
         store
-            .claim_job(owner, std::time::Duration::from_secs(60), &[])
+            .claim_job(owner, std::time::Duration::from_secs(60), &[], &[])
             .await
             .unwrap()
             .map(|(job, _)| job),

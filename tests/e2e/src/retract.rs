@@ -1319,15 +1319,31 @@ async fn a_tenant_with_nothing_running_here_is_claimed_before_a_busy_one(backend
         ids.push(new.id.clone());
         store.create_job(tenant, new, audit).await.unwrap();
     }
-    let lease = Duration::from_secs(60);
+    // The oldest first — and, once its lease has lapsed while this worker still runs it (a
+    // paused process), never claimed a second time by the same worker.
     let first = store
-        .claim_job("worker", lease, &[])
+        .claim_job("worker", Duration::from_millis(1), &[], &[])
         .await
         .unwrap()
         .unwrap();
     assert_eq!(first, (ids[0].clone(), acme.clone()), "the oldest first");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let lease = Duration::from_secs(60);
+    let again = store
+        .claim_job(
+            "worker",
+            lease,
+            std::slice::from_ref(&acme),
+            std::slice::from_ref(&ids[0]),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(again.0, ids[0], "not the job it runs, lapsed lease or not");
+    store.release_lease(&again.0, "worker").await.unwrap();
+    store.renew_lease(&ids[0], "worker", lease).await.unwrap();
     let second = store
-        .claim_job("worker", lease, std::slice::from_ref(&acme))
+        .claim_job("worker", lease, std::slice::from_ref(&acme), &[])
         .await
         .unwrap()
         .unwrap();
@@ -1337,14 +1353,14 @@ async fn a_tenant_with_nothing_running_here_is_claimed_before_a_busy_one(backend
         "globex runs nothing here: its newer job goes before acme's older one"
     );
     let third = store
-        .claim_job("worker", lease, &[acme.clone(), globex])
+        .claim_job("worker", lease, &[acme.clone(), globex], &[])
         .await
         .unwrap()
         .unwrap();
     assert_eq!(third.0, ids[1], "then acme's second");
     assert!(
         store
-            .claim_job("worker", lease, &[])
+            .claim_job("worker", lease, &[], &[])
             .await
             .unwrap()
             .is_none()
