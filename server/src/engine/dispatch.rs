@@ -253,8 +253,6 @@ impl Engine {
         };
         let (job, created) = match self.store.create_job(&tenant, new, audit).await {
             Err(StoreError::RestoreRunning(running)) => {
-                let running = JobId::parse(&running)
-                    .map_err(|e| StoreError::Corrupt(format!("restore job id: {e}")))?;
                 return refuse(NotRestorable::RestoreRunning(running));
             }
             other => other?,

@@ -25,8 +25,8 @@ pub enum StoreError {
     #[error("request id {0:?} was used before with different options")]
     RequestIdReused(String),
     /// A restore of the job is running already (creating another one).
-    #[error("a restore of retract job {0} is running")]
-    RestoreRunning(String),
+    #[error("restore job {0} of the retract job is running")]
+    RestoreRunning(crate::domain::JobId),
     /// This worker no longer holds the job's lease (or the job already ended).
     #[error("lost the lease of retract job {0}")]
     LeaseLost(String),

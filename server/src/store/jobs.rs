@@ -323,18 +323,8 @@ impl Store {
                         .filter(retract_job::Column::Id.eq(retract.as_str()))
                         .exec(txn)
                         .await?;
-                    let running: Option<String> = retract_job::Entity::find()
-                        .select_only()
-                        .column(retract_job::Column::Id)
-                        .filter(retract_job::Column::RestoresJobId.eq(retract.as_str()))
-                        .filter(
-                            retract_job::Column::State
-                                .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
-                        )
-                        .into_tuple()
-                        .one(txn)
-                        .await?;
-                    if let Some(running) = running {
+                    if let Some(running) = super::restores::running_restore_of(txn, retract).await?
+                    {
                         return Err(StoreError::RestoreRunning(running));
                     }
                 }

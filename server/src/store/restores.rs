@@ -5,7 +5,7 @@
 
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
 
@@ -195,19 +195,28 @@ impl Store {
 
     /// A restore of `job` that has not ended, if any.
     pub async fn running_restore(&self, job: &JobId) -> Result<Option<JobId>, StoreError> {
-        let row: Option<String> = retract_job::Entity::find()
-            .select_only()
-            .column(retract_job::Column::Id)
-            .filter(retract_job::Column::RestoresJobId.eq(job.as_str()))
-            .filter(retract_job::Column::Kind.eq(JobKind::Restore.as_str()))
-            .filter(
-                retract_job::Column::State
-                    .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
-            )
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        row.map(|id| parse_stored("restore job id", &id, JobId::parse))
-            .transpose()
+        running_restore_of(&self.db, job).await
     }
+}
+
+/// A restore of `job` that has not ended, if any, read on `conn` (also inside the
+/// transaction that creates a restore).
+pub(super) async fn running_restore_of<C: ConnectionTrait>(
+    conn: &C,
+    job: &JobId,
+) -> Result<Option<JobId>, StoreError> {
+    let row: Option<String> = retract_job::Entity::find()
+        .select_only()
+        .column(retract_job::Column::Id)
+        .filter(retract_job::Column::RestoresJobId.eq(job.as_str()))
+        .filter(retract_job::Column::Kind.eq(JobKind::Restore.as_str()))
+        .filter(
+            retract_job::Column::State
+                .is_in([JobState::Queued.as_str(), JobState::Running.as_str()]),
+        )
+        .into_tuple()
+        .one(conn)
+        .await?;
+    row.map(|id| parse_stored("restore job id", &id, JobId::parse))
+        .transpose()
 }

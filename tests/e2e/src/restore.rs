@@ -520,7 +520,15 @@ async fn a_restore_interrupted_by_a_restart_puts_each_copy_back_once(backend: Ba
     let w = World { sim, app };
     let events = until_finished(w.watch(restore_job.clone(), 0).await, |r| r.event).await;
     let rows = outcomes(&events);
-    assert_eq!(rows.len(), 4, "every mailbox finished once: {rows:?}");
+    assert_eq!(rows.len(), 4, "every mailbox finished: {rows:?}");
+    let dones = events
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, Some(pb::retract_event::Kind::RecipientUpdate(u))
+                if u.phase() == pb::RecipientPhase::Done)
+        })
+        .count();
+    assert_eq!(dones, 4, "each mailbox finished once, across both servers");
     assert!(
         rows.values().all(|r| r.0 == pb::RecipientOutcome::Restored),
         "{rows:?}"
