@@ -1,14 +1,12 @@
 //! The work on one mailbox: resolve it, find every copy, delete each (or, in a dry run, only
 //! count them), and turn Graph's answers into an outcome.
 
-use std::future::Future;
-
 use std::collections::{HashMap, HashSet};
 
 use crate::{
     domain::{
         ConversationIndex, ConversationStep, Discovered, Domain, Eligibility, EmailAddress,
-        InternetMessageId, JobEvent, JobFailure, JobId, MicrosoftTenantId, Phase, RemovedCopy,
+        InternetMessageId, JobFailure, JobId, MicrosoftTenantId, Phase, RemovedCopy,
         RetractOptions, Target, TargetOutcome, TargetResult, TargetWork, TenantId, Unfollowed,
     },
     graph::{Deleted, Folder, GraphClient, GraphError, MailboxRef, MessageCopy},
@@ -63,10 +61,9 @@ impl Work {
     /// Processes one mailbox, reporting each phase through `progress`: at depth 0 every copy
     /// of the retracted message; with conversations, the in-scope replies and forwards of its
     /// conversation in that mailbox too, and the managed mailboxes its sent ones reached.
-    pub async fn run<F, Fut>(&self, work: &TargetWork, progress: F) -> Result<Visit, StoreError>
+    pub async fn run<F>(&self, work: &TargetWork, progress: F) -> Result<Visit, StoreError>
     where
-        F: Fn(Phase) -> Fut,
-        Fut: Future<Output = Result<Option<JobEvent>, StoreError>>,
+        F: Fn(Phase),
     {
         let target = &work.target;
         let visit = |result| Visit {
@@ -75,7 +72,7 @@ impl Work {
             next: Vec::new(),
         };
         let failed = |err: GraphError| self.failure(&target.mailbox, err);
-        progress(Phase::Searching).await?;
+        progress(Phase::Searching);
         // The message that brought this mailbox in: the retracted one at depth 0, else the
         // reply or forward that reached it.
         let seed = match (&work.reached_by, target.depth) {
@@ -92,7 +89,7 @@ impl Work {
         {
             Ok(copies) => (direct, copies),
             Err(err) if err.is_unknown_user() => {
-                progress(Phase::Resolving).await?;
+                progress(Phase::Resolving);
                 let found = match self
                     .graph
                     .find_by_alias(&self.microsoft, &target.mailbox)
@@ -118,7 +115,7 @@ impl Work {
                         None,
                     )));
                 };
-                progress(Phase::Searching).await?;
+                progress(Phase::Searching);
                 match self
                     .graph
                     .find_copies(&self.microsoft, &mailbox, None, seed)
@@ -181,7 +178,7 @@ impl Work {
     }
 
     /// The retracted message's own copies in a depth-0 mailbox.
-    async fn hop_zero<F, Fut>(
+    async fn hop_zero<F>(
         &self,
         target: &Target,
         mailbox: &MailboxRef,
@@ -190,8 +187,7 @@ impl Work {
         progress: &F,
     ) -> Result<TargetResult, StoreError>
     where
-        F: Fn(Phase) -> Fut,
-        Fut: Future<Output = Result<Option<JobEvent>, StoreError>>,
+        F: Fn(Phase),
     {
         let failed = |err: GraphError| self.failure(&target.mailbox, err);
         let message = &self.options.message_id;
@@ -277,7 +273,7 @@ impl Work {
                 None,
             ));
         }
-        progress(Phase::Deleting).await?;
+        progress(Phase::Deleting);
         let mut deleted = 0;
         let mut already_gone = 0;
         let mut failure = None;

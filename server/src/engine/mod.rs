@@ -8,6 +8,7 @@
 //! - [`Engine`] (here): the worker loop, several jobs at once (tenants not running here
 //!   first), many mailboxes of each at once,
 //!   the mailboxes a conversation step discovers scheduled as soon as it reveals them.
+//! - `journal`: the one writer of a running job's events, in batches (group commit).
 //! - `mailbox`: the work on one mailbox and how Graph's answers become outcomes.
 //! - `restore`: the work on one mailbox of a RESTORE job: the removed copies put back.
 //! - `supervisor`: panics caught — a job that panicked is failed, the loop restarted,
@@ -17,6 +18,7 @@
 //!   other replicas poll the store).
 
 mod dispatch;
+mod journal;
 mod mailbox;
 mod plan;
 mod restore;
@@ -281,6 +283,12 @@ impl Engine {
             halt.clone(),
             cancelled.clone(),
         ));
+        let journal = journal::Journal::start(
+            self.store.clone(),
+            self.hub.clone(),
+            job.id.clone(),
+            self.owner.clone(),
+        );
         let work = match &job.restores_job_id {
             None => Work::Retract(mailbox::Work {
                 graph,
@@ -314,9 +322,11 @@ impl Engine {
                 break;
             }
             previous = Some(pending);
-            self.visit_round(&job.id, &work, round, &halt, &cancelled)
+            self.visit_round(&journal, &work, round, &halt, &cancelled)
                 .await?;
         }
+        // What is queued (progress nobody waited for) goes before the job's end.
+        journal.close().await;
         let was_cancelled = cancelled.load(Ordering::Relaxed);
         halt.cancel();
         guard.await.ok();
@@ -337,7 +347,7 @@ impl Engine {
     /// is under way is not visited again (its result lands at the lower depth).
     async fn visit_round(
         &self,
-        job_id: &JobId,
+        journal: &journal::Journal,
         work: &Work,
         round: Vec<TargetWork>,
         halt: &CancellationToken,
@@ -360,7 +370,7 @@ impl Engine {
                 };
                 in_flight.insert(todo.target.mailbox.clone());
                 let mailbox = todo.target.mailbox.clone();
-                let visit = self.visit(job_id, work, todo, halt, cancelled);
+                let visit = self.visit(journal, work, todo, halt, cancelled);
                 running.push(async move { (mailbox, visit.await) });
             }
             let Some((mailbox, outcome)) = running.next().await else {
@@ -390,7 +400,7 @@ impl Engine {
     /// Visits one mailbox and records how it ended; answers the targets it discovered.
     async fn visit(
         &self,
-        job_id: &JobId,
+        journal: &journal::Journal,
         work: &Work,
         todo: TargetWork,
         halt: &CancellationToken,
@@ -406,15 +416,13 @@ impl Engine {
                 detail: Some("the job was cancelled".to_owned()),
                 graph_code: None,
             };
-            self.emit(
-                job_id,
-                EventKind::Recipient {
+            journal
+                .write(EventKind::Recipient {
                     target,
                     phase: Phase::Done,
                     result: Some(result),
-                },
-            )
-            .await?;
+                })
+                .await?;
             return Ok(Vec::new());
         }
         if halt.is_cancelled() {
@@ -422,28 +430,23 @@ impl Engine {
         }
         let visit = work
             .run(&todo, |phase| {
-                self.emit(
-                    job_id,
-                    EventKind::Recipient {
-                        target: target.clone(),
-                        phase,
-                        result: None,
-                    },
-                )
+                journal.progress(EventKind::Recipient {
+                    target: target.clone(),
+                    phase,
+                    result: None,
+                });
             })
             .await?;
         if let Some(step) = visit.step {
-            self.emit(job_id, EventKind::Conversation { step }).await?;
+            journal.write(EventKind::Conversation { step }).await?;
         }
-        self.emit(
-            job_id,
-            EventKind::Recipient {
+        journal
+            .write(EventKind::Recipient {
                 target,
                 phase: Phase::Done,
                 result: Some(visit.result),
-            },
-        )
-        .await?;
+            })
+            .await?;
         Ok(visit.next)
     }
 
@@ -571,15 +574,11 @@ enum Work {
 }
 
 impl Work {
-    async fn run<F, Fut>(
+    async fn run(
         &self,
         todo: &TargetWork,
-        progress: F,
-    ) -> Result<mailbox::Visit, StoreError>
-    where
-        F: Fn(Phase) -> Fut,
-        Fut: std::future::Future<Output = Result<Option<JobEvent>, StoreError>>,
-    {
+        progress: impl Fn(Phase),
+    ) -> Result<mailbox::Visit, StoreError> {
         match self {
             Self::Retract(work) => work.run(todo, progress).await,
             Self::Restore(work) => Ok(mailbox::Visit {

@@ -8,7 +8,6 @@
 
 use std::{
     collections::HashMap,
-    future::Future,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -17,8 +16,8 @@ use std::{
 
 use crate::{
     domain::{
-        DeleteMode, InternetMessageId, JobEvent, JobId, MicrosoftTenantId, Phase, RemovedCopy,
-        Target, TargetOutcome, TargetResult,
+        DeleteMode, InternetMessageId, JobId, MicrosoftTenantId, Phase, RemovedCopy, Target,
+        TargetOutcome, TargetResult,
     },
     graph::{Folder, GraphClient, GraphError, MailboxRef, Moved},
     store::{Store, StoreError},
@@ -58,16 +57,11 @@ struct Tally {
 
 impl Work {
     /// Puts back what the retract removed from `target`, reporting each phase.
-    pub async fn run<F, Fut>(
-        &self,
-        target: &Target,
-        progress: F,
-    ) -> Result<TargetResult, StoreError>
+    pub async fn run<F>(&self, target: &Target, progress: F) -> Result<TargetResult, StoreError>
     where
-        F: Fn(Phase) -> Fut,
-        Fut: Future<Output = Result<Option<JobEvent>, StoreError>>,
+        F: Fn(Phase),
     {
-        progress(Phase::Resolving).await?;
+        progress(Phase::Resolving);
         let mailbox = match self
             .graph
             .resolve_mailbox(&self.microsoft, &target.mailbox)
@@ -85,7 +79,7 @@ impl Work {
             }
             Err(err) => return Ok(failed(0, 0, &err)),
         };
-        progress(Phase::Searching).await?;
+        progress(Phase::Searching);
         let copies = self
             .store
             .unrestored_copies(&self.retract, &target.mailbox)
@@ -109,7 +103,7 @@ impl Work {
                 None,
             ));
         }
-        progress(Phase::Restoring).await?;
+        progress(Phase::Restoring);
         let mut tally = Tally::default();
         let mut moved_into = HashMap::new();
         let unplaced = self

@@ -809,56 +809,92 @@ impl Store {
         .await
     }
 
-    /// Appends an event; a `Recipient` event with a result also finishes its target and
-    /// counts it, in the same transaction.
-    /// Only `owner`, the lease holder, may write (`LeaseLost` otherwise); a result for a target
-    /// already finished writes nothing and answers `None` (a redo never counts twice).
+    /// Appends an event (see [`Self::append_events`]).
     pub async fn append_event(
         &self,
         job_id: &JobId,
         owner: &str,
         kind: EventKind,
     ) -> Result<Option<JobEvent>, StoreError> {
+        let mut written = self.append_events(job_id, owner, vec![kind]).await?;
+        Ok(written.pop().flatten())
+    }
+
+    /// Appends events in one transaction (a group commit: the job's row is locked and
+    /// updated once, whatever the number of events), numbered in the order given, gapless.
+    /// A `Recipient` event with a result also finishes its target and counts it, in the same
+    /// transaction. Only `owner`, the lease holder, may write (`LeaseLost` otherwise, and
+    /// nothing is written); a result for a target already finished writes nothing and answers
+    /// `None` in its place (a redo never counts twice).
+    pub async fn append_events(
+        &self,
+        job_id: &JobId,
+        owner: &str,
+        kinds: Vec<EventKind>,
+    ) -> Result<Vec<Option<JobEvent>>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
         let (job_id, owner) = (job_id.clone(), owner.to_owned());
         in_transaction(&self.db, move |txn| {
             async move {
-                let mut kind = kind;
-                let sequence = match &mut kind {
-                    // Locks in one order: the job row first (fenced by the lease), then the
-                    // target. A result finishes its target; a target finished before (a redo)
-                    // takes no sequence number and changes nothing. The event names the depth
-                    // the target finished at.
-                    EventKind::Recipient {
+                // Locks in one order: the job row first (fenced by the lease), then the
+                // targets.
+                let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
+                let (mut sequence, mut counted) = (last, false);
+                let mut written = Vec::with_capacity(kinds.len());
+                let mut rows = Vec::with_capacity(kinds.len());
+                for mut kind in kinds {
+                    // A result finishes its target; a target finished before (a redo) takes
+                    // no sequence number and changes nothing. The event names the depth the
+                    // target finished at.
+                    if let EventKind::Recipient {
                         target,
                         result: Some(result),
                         ..
-                    } => {
-                        let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
+                    } = &mut kind
+                    {
                         let Some(depth) = finish_target(txn, &job_id, target, result).await? else {
-                            return Ok(None);
+                            written.push(None);
+                            continue;
                         };
                         target.depth = depth;
                         counts.record(result);
-                        let sequence = last + 1;
-                        retract_job::Entity::update_many()
-                            .col_expr(retract_job::Column::LastSequence, Expr::value(sequence))
-                            .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?))
-                            .filter(retract_job::Column::Id.eq(job_id.as_str()))
-                            .exec(txn)
-                            .await?;
-                        sequence
+                        counted = true;
                     }
-                    // Progress (a phase, a step): one fenced write takes the sequence number.
-                    _ => next_sequence(txn, &job_id, &owner).await?.0,
-                };
-                let at = now();
-                insert_event(txn, &job_id, sequence, at, &kind).await?;
-                Ok(Some(JobEvent {
-                    job_id,
-                    sequence,
-                    at,
-                    kind,
-                }))
+                    sequence += 1;
+                    let at = now();
+                    rows.push(retract_event::ActiveModel {
+                        job_id: Set(job_id.to_string()),
+                        sequence: Set(sequence),
+                        occurred_at: Set(at),
+                        payload: Set(to_json(&kind)?),
+                    });
+                    written.push(Some(JobEvent {
+                        job_id: job_id.clone(),
+                        sequence,
+                        at,
+                        kind,
+                    }));
+                }
+                if sequence != last || counted {
+                    let mut update = retract_job::Entity::update_many()
+                        .col_expr(retract_job::Column::LastSequence, Expr::value(sequence));
+                    if counted {
+                        update = update
+                            .col_expr(retract_job::Column::Counts, Expr::value(to_json(&counts)?));
+                    }
+                    update
+                        .filter(retract_job::Column::Id.eq(job_id.as_str()))
+                        .exec(txn)
+                        .await?;
+                }
+                for chunk in rows.chunks(500) {
+                    retract_event::Entity::insert_many(chunk.to_vec())
+                        .exec_without_returning(txn)
+                        .await?;
+                }
+                Ok(written)
             }
             .boxed()
         })

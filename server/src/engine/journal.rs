@@ -1,0 +1,209 @@
+//! The one writer of a running job's events on this replica. Every mailbox in flight hands
+//! its events to the journal, which writes whatever has queued up meanwhile in one
+//! transaction (a group commit): the job's row is locked once per batch, not once per event,
+//! so thousands of mailboxes in flight cost a few transactions a second instead of thousands,
+//! and no two writers of one job ever wait on each other's row lock.
+//!
+//! Events stay durable before anyone sees them (watchers are told after the commit), gapless,
+//! in the order they were handed in, and fenced by the lease. A result is written before its
+//! visit goes on ([`Journal::write`] waits for the commit); a phase (searching, deleting, …)
+//! is progress only and is not waited for ([`Journal::progress`]). At scale — a batch of
+//! [`COALESCE_AT`] events or more — a phase superseded in the same batch by a later event of
+//! its mailbox is dropped, so that a mailbox costs about one event.
+
+use std::{collections::HashSet, sync::Arc};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use super::EventHub;
+use crate::{
+    domain::{EventKind, JobEvent, JobId},
+    store::{Store, StoreError},
+};
+
+/// Most events written in one transaction.
+pub(super) const MAX_BATCH: usize = 512;
+
+/// A batch this large drops the phases it supersedes.
+pub(super) const COALESCE_AT: usize = 32;
+
+type Reply = oneshot::Sender<Result<Option<JobEvent>, StoreError>>;
+
+struct Entry {
+    kind: EventKind,
+    /// `None` for progress nobody waits for.
+    reply: Option<Reply>,
+}
+
+/// The event writer of one job run.
+pub(super) struct Journal {
+    entries: mpsc::UnboundedSender<Entry>,
+    writer: JoinHandle<()>,
+}
+
+impl Journal {
+    /// Starts the writer of `job`'s events, as `owner` (the lease holder).
+    pub(super) fn start(store: Store, hub: Arc<EventHub>, job: JobId, owner: String) -> Self {
+        let (entries, queue) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_batches(store, hub, job, owner, queue));
+        Self { entries, writer }
+    }
+
+    /// Writes `kind` and waits until it is committed: the event, or `None` for a result of a
+    /// target finished before (a redo). `LeaseLost` when this worker no longer holds the job.
+    pub(super) async fn write(&self, kind: EventKind) -> Result<Option<JobEvent>, StoreError> {
+        let (reply, written) = oneshot::channel();
+        self.entries
+            .send(Entry {
+                kind,
+                reply: Some(reply),
+            })
+            .map_err(|_| StoreError::Corrupt("the job's event writer has stopped".to_owned()))?;
+        written
+            .await
+            .map_err(|_| StoreError::Corrupt("the job's event writer has stopped".to_owned()))?
+    }
+
+    /// Hands over progress (a phase) without waiting; at scale it may be superseded.
+    pub(super) fn progress(&self, kind: EventKind) {
+        // A writer that stopped has failed the job's run already; progress is not needed.
+        let _ = self.entries.send(Entry { kind, reply: None });
+    }
+
+    /// Writes what is queued and stops the writer.
+    pub(super) async fn close(self) {
+        drop(self.entries);
+        if let Err(err) = self.writer.await {
+            tracing::error!(error = %err, "a retract job's event writer ended abnormally");
+        }
+    }
+}
+
+async fn write_batches(
+    store: Store,
+    hub: Arc<EventHub>,
+    job: JobId,
+    owner: String,
+    mut queue: mpsc::UnboundedReceiver<Entry>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if batch.len() >= COALESCE_AT {
+            coalesce(&mut batch);
+        }
+        let kinds: Vec<EventKind> = batch.iter().map(|e| e.kind.clone()).collect();
+        match store.append_events(&job, &owner, kinds).await {
+            Ok(written) => {
+                if let Some(last) = written.iter().flatten().map(|e| e.sequence).max() {
+                    hub.publish(&job, last);
+                }
+                for (entry, event) in batch.drain(..).zip(written) {
+                    if let Some(reply) = entry.reply {
+                        let _ = reply.send(Ok(event));
+                    }
+                }
+            }
+            // The batch wrote nothing (one transaction): each event on its own, so that each
+            // waiter learns its own fate (a lost lease, a database gone away).
+            Err(_) => {
+                for entry in batch.drain(..) {
+                    let outcome = store.append_event(&job, &owner, entry.kind).await;
+                    if let Ok(Some(event)) = &outcome {
+                        hub.publish(&job, event.sequence);
+                    }
+                    if let Some(reply) = entry.reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Drops each phase that a later event of the same mailbox in `batch` supersedes (its result,
+/// or its next phase). Nobody waits for a phase, and the order of what stays is kept.
+fn coalesce(batch: &mut Vec<Entry>) {
+    let mut later: HashSet<String> = HashSet::new();
+    let mut keep = vec![true; batch.len()];
+    for (i, entry) in batch.iter().enumerate().rev() {
+        if let EventKind::Recipient { target, result, .. } = &entry.kind {
+            let mailbox = target.mailbox.to_string();
+            if result.is_none() && entry.reply.is_none() && later.contains(&mailbox) {
+                keep[i] = false;
+            }
+            later.insert(mailbox);
+        }
+    }
+    let mut keep = keep.into_iter();
+    batch.retain(|_| keep.next().unwrap_or(true));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Phase, Target, TargetOutcome, TargetResult};
+
+    fn phase(mailbox: &str, phase: Phase) -> Entry {
+        Entry {
+            kind: EventKind::Recipient {
+                target: Target {
+                    mailbox: crate::domain::EmailAddress::parse(mailbox).unwrap(),
+                    depth: 0,
+                },
+                phase,
+                result: None,
+            },
+            reply: None,
+        }
+    }
+
+    fn done(mailbox: &str) -> Entry {
+        let mut entry = phase(mailbox, Phase::Done);
+        if let EventKind::Recipient { result, .. } = &mut entry.kind {
+            *result = Some(TargetResult {
+                outcome: TargetOutcome::Deleted,
+                copies_found: 1,
+                copies_deleted: 1,
+                was_read: false,
+                detail: None,
+                graph_code: None,
+            });
+        }
+        entry
+    }
+
+    fn described(batch: &[Entry]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Recipient { target, phase, .. } => {
+                    format!("{} {phase:?}", target.mailbox)
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_phase_superseded_in_its_batch_is_dropped_and_the_rest_keeps_its_order() {
+        let mut batch = vec![
+            phase("a@contoso.com", Phase::Searching),
+            phase("b@contoso.com", Phase::Searching),
+            phase("a@contoso.com", Phase::Deleting),
+            done("a@contoso.com"),
+            phase("c@contoso.com", Phase::Searching),
+        ];
+        coalesce(&mut batch);
+        assert_eq!(
+            described(&batch),
+            [
+                "b@contoso.com Searching",
+                "a@contoso.com Done",
+                "c@contoso.com Searching"
+            ]
+        );
+    }
+}
