@@ -31,6 +31,8 @@ pub struct FaultPlan {
 pub struct Chaos {
     rng: Mutex<StdRng>,
     storm_until: Mutex<Option<Instant>>,
+    /// Mailboxes (lower-case mail) throttled until when, with the `Retry-After` each 429 names.
+    mailbox_throttles: Mutex<std::collections::HashMap<String, (Instant, u64)>>,
 }
 
 impl Chaos {
@@ -42,6 +44,7 @@ impl Chaos {
         Self {
             rng: Mutex::new(rng),
             storm_until: Mutex::new(None),
+            mailbox_throttles: Mutex::default(),
         }
     }
 
@@ -51,6 +54,7 @@ impl Chaos {
             None => StdRng::from_os_rng(),
         };
         *self.storm_until.lock() = None;
+        self.mailbox_throttles.lock().clear();
     }
 
     /// Runs `f` with the generator (short; never across an `.await`).
@@ -108,5 +112,33 @@ impl Chaos {
 
     pub fn storm_active(&self, now: Instant) -> bool {
         self.storm_until.lock().is_some_and(|until| now < until)
+    }
+
+    /// Every request to `mailbox` gets 429 with `Retry-After: retry_after_secs` until
+    /// `now + duration`.
+    pub fn throttle_mailbox(
+        &self,
+        mailbox: &str,
+        now: Instant,
+        duration: Duration,
+        retry_after_secs: u64,
+    ) {
+        self.mailbox_throttles.lock().insert(
+            mailbox.to_ascii_lowercase(),
+            (later(now, duration), retry_after_secs),
+        );
+    }
+
+    /// The `Retry-After` of a throttle on `mailbox` still running at `now`.
+    pub fn mailbox_throttled(&self, mailbox: &str, now: Instant) -> Option<u64> {
+        let mut throttles = self.mailbox_throttles.lock();
+        match throttles.get(mailbox) {
+            Some((until, after)) if now < *until => Some(*after),
+            Some(_) => {
+                throttles.remove(mailbox);
+                None
+            }
+            None => None,
+        }
     }
 }

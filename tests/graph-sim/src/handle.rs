@@ -444,6 +444,15 @@ impl GraphSim {
         self.sim.chaos.start_storm(Instant::now(), duration);
     }
 
+    /// Every Graph call to `mailbox` (its `mail`) gets 429 with `Retry-After:
+    /// retry_after_secs` for `duration`: Graph throttling one mailbox of the app (its
+    /// per-mailbox limits), as it does when another app or an earlier burst used them up.
+    pub fn throttle_mailbox(&self, mailbox: &str, duration: Duration, retry_after_secs: u64) {
+        self.sim
+            .chaos
+            .throttle_mailbox(mailbox, Instant::now(), duration, retry_after_secs);
+    }
+
     /// Ends a storm early.
     pub fn stop_throttle_storm(&self) {
         self.sim.chaos.stop_storm();

@@ -176,6 +176,18 @@ impl GraphCx {
         let now = Instant::now();
         let settings = self.sim.settings.read();
         let retry_after_secs = settings.limits.retry_after_secs;
+        let mailbox_throttle = mailbox.and_then(|m| self.sim.chaos.mailbox_throttled(m, now));
+        if let Some(retry_after_secs) = mailbox_throttle {
+            drop(settings);
+            self.slot.lock().fault = Some(Fault::Storm);
+            return Err(self.throttled(
+                Throttled {
+                    reason: ThrottleReason::Storm,
+                    retry_after_secs,
+                },
+                mailbox,
+            ));
+        }
         if self.sim.chaos.storm_active(now) {
             drop(settings);
             self.slot.lock().fault = Some(Fault::Storm);
