@@ -293,9 +293,11 @@ settings! {
     graph_backoff_base_ms: u64 = 500 => Option<u64>;
     /// Longest backoff between Graph attempts, in milliseconds.
     graph_backoff_max_ms: u64 = 30_000 => Option<u64>;
-    /// Longest `Retry-After` from Microsoft that is waited for, in milliseconds; a longer
-    /// one fails the request with Microsoft's answer.
-    graph_max_retry_after_ms: u64 = 300_000 => Option<u64>;
+    /// Longest `Retry-After` from Microsoft that a request waits for in place, in
+    /// milliseconds. A longer one fails the request; the engine then parks the mailbox (sets
+    /// it aside without holding a slot, the rest of the job going on) and visits it again
+    /// once the wait is over, within `--parked-deadline-ms`.
+    graph_max_retry_after_ms: u64 = 120_000 => Option<u64>;
     /// The public URL of `/consent/callback` that Microsoft redirects to; default: this
     /// server's own address (fine on a laptop, set it behind a proxy).
     consent_redirect_uri: Option<String> = None => Option<String>;
@@ -320,6 +322,15 @@ settings! {
     /// Retract jobs one replica runs at once (a small job runs beside a huge one; a tenant
     /// this replica runs nothing for goes first).
     jobs_in_flight: usize = 4 => Option<usize>, at_least 1;
+    /// How long a job waits, in all, for a mailbox Graph throttles with a long `Retry-After`
+    /// (parked), in ms: a mailbox whose wait would end later ends FAILED with Graph's answer
+    /// (the job COMPLETED_WITH_ERRORS).
+    parked_deadline_ms: u64 = 3_600_000 => Option<u64>;
+    /// Runs a job may take: a job claimed this many times whose runs kept stopping short
+    /// (the database failing under it, a replica dying with it) ends FAILED with the last
+    /// run's reason instead of being claimed again on every lease expiry. A run given back
+    /// on shutdown does not count.
+    job_run_budget: u32 = 10 => Option<u32>, at_least 1;
     /// A Heartbeat is streamed after this many ms without events.
     watch_heartbeat_ms: u64 = 15_000 => Option<u64>, at_least 10;
     /// How long the answer "is this administrator a mailbox of the tenant?" is kept, in ms.
@@ -386,6 +397,8 @@ impl Settings {
             lease: millis(self.job_lease_ms),
             mailboxes_in_flight: self.mailbox_concurrency,
             jobs_in_flight: self.jobs_in_flight,
+            parked_deadline: millis(self.parked_deadline_ms),
+            run_budget: self.job_run_budget,
             admin_mailbox_ttl: millis(self.admin_mailbox_cache_ms),
         }
     }

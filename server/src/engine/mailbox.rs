@@ -46,6 +46,32 @@ pub struct Work {
     pub owner: String,
 }
 
+/// Why a visit stopped before its mailbox's outcome.
+pub enum Halt {
+    /// The store failed: the run stops, and the job resumes at its next claim.
+    Store(StoreError),
+    /// Graph throttles the mailbox for longer than a request waits in place.
+    Parked(Parked),
+}
+
+impl From<StoreError> for Halt {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+/// A mailbox set aside while Graph throttles it (a long `Retry-After`): the visit is tried
+/// again after `wait`, from the start (visits are idempotent), without holding a slot
+/// meanwhile.
+pub struct Parked {
+    /// What Graph asked for.
+    pub wait: std::time::Duration,
+    /// The outcome if the job stops waiting for it: FAILED with Graph's error.
+    pub result: TargetResult,
+    /// The targets its conversation step discovered before Graph throttled it, to visit.
+    pub next: Vec<TargetWork>,
+}
+
 /// What visiting one mailbox did: its result, and the conversation step when conversations
 /// are followed (with the mailboxes it discovered).
 pub struct Visit {
@@ -61,7 +87,7 @@ impl Work {
     /// Processes one mailbox, reporting each phase through `progress`: at depth 0 every copy
     /// of the retracted message; with conversations, the in-scope replies and forwards of its
     /// conversation in that mailbox too, and the managed mailboxes its sent ones reached.
-    pub async fn run<F>(&self, work: &TargetWork, progress: F) -> Result<Visit, StoreError>
+    pub async fn run<F>(&self, work: &TargetWork, progress: F) -> Result<Visit, Halt>
     where
         F: Fn(Phase),
     {
@@ -185,7 +211,7 @@ impl Work {
         mut copies: Vec<MessageCopy>,
         recoverable: Vec<MessageCopy>,
         progress: &F,
-    ) -> Result<TargetResult, StoreError>
+    ) -> Result<TargetResult, Halt>
     where
         F: Fn(Phase),
     {
@@ -382,12 +408,10 @@ impl Work {
         Ok(answers)
     }
 
-    /// A FAILED outcome for `err`, remembering permission problems for the Retract tab.
-    async fn failure(
-        &self,
-        mailbox: &EmailAddress,
-        err: GraphError,
-    ) -> Result<TargetResult, StoreError> {
+    /// A FAILED outcome for `err`, remembering permission problems for the Retract tab; or,
+    /// when Graph throttles the mailbox for longer than a request waits in place, the visit
+    /// parked.
+    async fn failure(&self, mailbox: &EmailAddress, err: GraphError) -> Result<TargetResult, Halt> {
         let code = err.code().map(str::to_owned);
         let known = PERMISSION_CODES
             .iter()
@@ -398,14 +422,15 @@ impl Work {
                 .await?;
         }
         let detail = known.map_or_else(|| err.to_string(), |(_, d)| (*d).to_owned());
-        Ok(result(
-            TargetOutcome::Failed,
-            0,
-            0,
-            false,
-            Some(detail),
-            code,
-        ))
+        let failed = result(TargetOutcome::Failed, 0, 0, false, Some(detail), code);
+        match self.graph.parks(&err) {
+            Some(wait) => Err(Halt::Parked(Parked {
+                wait,
+                result: failed,
+                next: Vec::new(),
+            })),
+            None => Ok(failed),
+        }
     }
 }
 
@@ -435,7 +460,7 @@ impl Work {
         work: &TargetWork,
         mailbox: &MailboxRef,
         seeds: &[MessageCopy],
-    ) -> Result<Option<Followed>, StoreError> {
+    ) -> Result<Option<Followed>, Halt> {
         let root = work.root.clone().or_else(|| {
             seeds.iter().find_map(|c| {
                 c.conversation_index
@@ -459,21 +484,32 @@ impl Work {
             unfollowed: Vec::new(),
             failure: None,
         };
-        let fail = |mut step: ConversationStep, err: GraphError| {
+        let fail = |mut step: ConversationStep, err: GraphError, next: Vec<TargetWork>| {
             let code = err.code().map(str::to_owned);
+            if let Some(wait) = self.graph.parks(&err) {
+                let result = result(
+                    TargetOutcome::Failed,
+                    0,
+                    0,
+                    false,
+                    Some(err.to_string()),
+                    code,
+                );
+                return Err(Halt::Parked(Parked { wait, result, next }));
+            }
             step.failure = Some(JobFailure {
                 code: code
                     .clone()
                     .unwrap_or_else(|| "MICROSOFT_UNAVAILABLE".to_owned()),
                 detail: err.to_string(),
             });
-            Followed {
+            Ok(Followed {
                 step,
                 found: 0,
                 deleted: 0,
                 failure: Some((err.to_string(), code)),
-                next: Vec::new(),
-            }
+                next,
+            })
         };
         let mut messages = match self
             .graph
@@ -481,7 +517,7 @@ impl Work {
             .await
         {
             Ok(messages) => messages,
-            Err(err) => return Ok(Some(fail(step, err))),
+            Err(err) => return fail(step, err, Vec::new()).map(Some),
         };
         // HARD purges the replies and forwards the user deleted already too (Recoverable
         // Items\Deletions, where the user could still restore them).
@@ -497,7 +533,7 @@ impl Work {
                 .await
             {
                 Ok(recoverable) => messages.extend(recoverable),
-                Err(err) => return Ok(Some(fail(step, err))),
+                Err(err) => return fail(step, err, Vec::new()).map(Some),
             }
         }
         // In scope: descendants of the retracted message, hops 1..depth, never drafts; the
@@ -526,7 +562,7 @@ impl Work {
                         Ok(headers) => headers.hops_below(self.options.message_id.as_str()),
                         // Gone since the listing: nothing to place.
                         Err(err) if err.code() == Some("ErrorItemNotFound") => None,
-                        Err(err) => return Ok(Some(fail(step, err))),
+                        Err(err) => return fail(step, err, Vec::new()).map(Some),
                     }
                 }
                 None => None,
@@ -578,11 +614,7 @@ impl Work {
                     let there: HashSet<String> = there.into_iter().map(|m| m.id).collect();
                     in_scope.retain(|(m, _)| !there.contains(&m.id));
                 }
-                Err(err) => {
-                    let mut followed = fail(step, err);
-                    followed.next = next;
-                    return Ok(Some(followed));
-                }
+                Err(err) => return fail(step, err, next).map(Some),
             }
         }
         let mut deleted = 0;
@@ -597,10 +629,9 @@ impl Work {
                     Ok(Deleted::AlreadyGone) => {}
                     Err(err) => {
                         step.retracted = deleted;
-                        let mut followed = fail(step, err);
+                        let mut followed = fail(step, err, next)?;
                         followed.found = u32::try_from(in_scope.len()).unwrap_or(u32::MAX);
                         followed.deleted = deleted;
-                        followed.next = next;
                         return Ok(Some(followed));
                     }
                 }

@@ -36,7 +36,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::{StreamExt as _, stream::FuturesUnordered};
@@ -68,6 +68,11 @@ pub struct EngineSettings {
     pub mailboxes_in_flight: usize,
     /// Jobs this worker runs at once.
     pub jobs_in_flight: usize,
+    /// How long a job waits, in all, for a mailbox that Graph throttles with a long
+    /// `Retry-After` (parked): one whose wait would end later ends FAILED.
+    pub parked_deadline: Duration,
+    /// Runs a job may take before it ends FAILED (its runs kept stopping short).
+    pub run_budget: u32,
     /// How long the answer "is this administrator a mailbox of the tenant?" is kept.
     pub admin_mailbox_ttl: Duration,
 }
@@ -216,8 +221,16 @@ impl Engine {
         let outcome = self.process_supervised(&job, stop).await;
         if let Err(err) = &outcome {
             // The lease stays ours until it expires: a back-off before this or another
-            // replica tries the job again, and newer jobs go first.
+            // replica tries the job again, and newer jobs go first. The reason is kept for
+            // the job's failure should its runs be used up.
             tracing::warn!(%job, error = %err, "retract job interrupted; it resumes when its lease expires");
+            if let Err(err) = self
+                .store
+                .record_run_error(&job, &self.owner, &error_chain(err))
+                .await
+            {
+                tracing::debug!(%job, error = %err, "cannot record why a job's run stopped");
+            }
         }
         let finished = matches!(
             self.store.job_for_worker(&job).await,
@@ -245,6 +258,28 @@ impl Engine {
         let job = self.store.job_for_worker(job_id).await?;
         if job.state.is_final() {
             return Ok(());
+        }
+        // A job whose runs keep stopping short ends rather than looping on lease expiry.
+        let (runs, last_error) = self.store.job_runs(job_id).await?;
+        if runs > self.settings.run_budget {
+            let failure = JobFailure {
+                code: "INTERNAL".to_owned(),
+                detail: format!(
+                    "the job was started {} times and its runs kept stopping short; the last: {}",
+                    runs - 1,
+                    last_error
+                        .as_deref()
+                        .unwrap_or("the worker running it stopped")
+                ),
+            };
+            return self
+                .finish(
+                    &job,
+                    JobState::Failed,
+                    failure.detail.clone(),
+                    Some(failure),
+                )
+                .await;
         }
         let tenant = job.tenant_id.clone();
         let microsoft = match self.store.get_tenant(&tenant).await {
@@ -345,6 +380,13 @@ impl Engine {
     /// a mailbox is usually reached by its lowest hop first; one reached lower while queued at
     /// a deeper depth is visited at the lower one only, and one reached lower while its visit
     /// is under way is not visited again (its result lands at the lower depth).
+    ///
+    /// A mailbox Graph throttles for longer than a request waits in place is parked: set
+    /// aside without a slot while the rest goes on, visited again when its wait is over (at
+    /// once when the job is cancelled: it ends CANCELLED), FAILED when that would be past
+    /// [`EngineSettings::parked_deadline`]. The round ends only when nothing is parked.
+    /// When `halt` fires (the server stops, the lease is lost), visits under way are dropped
+    /// — as a crash would, which every visit survives — so the lease is given back at once.
     async fn visit_round(
         &self,
         journal: &journal::Journal,
@@ -358,46 +400,126 @@ impl Engine {
         for todo in round {
             queues.entry(todo.target.depth).or_default().push_back(todo);
         }
-        let mut running = FuturesUnordered::new();
+        let mut running: FuturesUnordered<InFlight<'_>> = FuturesUnordered::new();
         // Mailboxes being visited: one moved to a lower depth meanwhile is not visited again
         // (the visit under way finishes it, at its new depth).
         let mut in_flight: HashSet<EmailAddress> = HashSet::new();
+        let mut parked: Vec<Waiting> = Vec::new();
+        // When each mailbox was first parked in this round.
+        let mut first_parked: HashMap<EmailAddress, Instant> = HashMap::new();
         let mut failed = None;
         loop {
-            while running.len() < limit && failed.is_none() {
+            let now = Instant::now();
+            let cancelling = cancelled.load(Ordering::Relaxed);
+            parked.retain(|w| {
+                let due = cancelling || w.ready <= now;
+                if due {
+                    let todo = w.todo.clone();
+                    queues.entry(todo.target.depth).or_default().push_back(todo);
+                }
+                !due
+            });
+            while running.len() < limit && failed.is_none() && !halt.is_cancelled() {
                 let Some(todo) = queues.values_mut().find_map(VecDeque::pop_front) else {
                     break;
                 };
                 in_flight.insert(todo.target.mailbox.clone());
                 let mailbox = todo.target.mailbox.clone();
                 let visit = self.visit(journal, work, todo, halt, cancelled);
-                running.push(async move { (mailbox, visit.await) });
+                running.push(Box::pin(async move {
+                    tokio::select! {
+                        visited = visit => Some((mailbox, visited)),
+                        () = halt.cancelled() => None,
+                    }
+                }));
             }
-            let Some((mailbox, outcome)) = running.next().await else {
+            if running.is_empty() && (failed.is_some() || parked.is_empty() || halt.is_cancelled())
+            {
                 break;
+            }
+            // A visit ends, or a parked wait is over (looked at every poll interval, for a
+            // cancellation).
+            let wake = parked
+                .iter()
+                .map(|w| w.ready)
+                .min()
+                .unwrap_or(now)
+                .min(now + self.settings.poll_interval);
+            let ended = tokio::select! {
+                ended = running.next(), if !running.is_empty() => ended,
+                () = tokio::time::sleep_until(wake.into()), if !parked.is_empty() => continue,
+                () = halt.cancelled(), if running.is_empty() => break,
+            };
+            // `None`: dropped on halt; the next claim visits it again.
+            let Some(Some((mailbox, outcome))) = ended else {
+                continue;
             };
             in_flight.remove(&mailbox);
-            match outcome {
-                Ok(next) => {
-                    for todo in next {
-                        for queue in queues.values_mut() {
-                            queue.retain(|q| q.target.mailbox != todo.target.mailbox);
-                        }
-                        if !in_flight.contains(&todo.target.mailbox) {
-                            queues.entry(todo.target.depth).or_default().push_back(todo);
-                        }
+            let next = match outcome {
+                Ok(Visited::Ended(next)) => next,
+                Ok(Visited::Parked { todo, parked: p }) => {
+                    let since = *first_parked.entry(mailbox).or_insert(now);
+                    let ready = Instant::now() + p.wait;
+                    if ready > since + self.settings.parked_deadline {
+                        let mut result = p.result;
+                        result.detail = Some(format!(
+                            "{} (Microsoft asked to wait {} s, past the job's parked deadline of {} s)",
+                            result.detail.unwrap_or_default(),
+                            p.wait.as_secs(),
+                            self.settings.parked_deadline.as_secs()
+                        ));
+                        let done = EventKind::Recipient {
+                            target: todo.target.clone(),
+                            phase: Phase::Done,
+                            result: Some(result),
+                        };
+                        // Written as one more thing in flight, never awaited here: a visit
+                        // waiting to be polled may hold what the write needs (the database
+                        // connection, the job's row).
+                        let mailbox = todo.target.mailbox.clone();
+                        in_flight.insert(mailbox.clone());
+                        running.push(Box::pin(async move {
+                            let written = journal.write(done).await;
+                            Some((mailbox, written.map(|_| Visited::Ended(Vec::new()))))
+                        }));
+                    } else {
+                        tracing::info!(
+                            wait_s = p.wait.as_secs(),
+                            depth = todo.target.depth,
+                            "Microsoft throttles a mailbox for long; parked until then"
+                        );
+                        parked.push(Waiting { todo, ready });
                     }
+                    p.next
                 }
                 // The others in flight finish (and are recorded); nothing new starts.
                 Err(err) => {
                     failed.get_or_insert(err);
+                    Vec::new()
+                }
+            };
+            for todo in next {
+                for queue in queues.values_mut() {
+                    queue.retain(|q| q.target.mailbox != todo.target.mailbox);
+                }
+                // Parked at a deeper depth: waits on at the lower one.
+                if let Some(w) = parked
+                    .iter_mut()
+                    .find(|w| w.todo.target.mailbox == todo.target.mailbox)
+                {
+                    w.todo = todo;
+                    continue;
+                }
+                if !in_flight.contains(&todo.target.mailbox) {
+                    queues.entry(todo.target.depth).or_default().push_back(todo);
                 }
             }
         }
         failed.map_or(Ok(()), Err)
     }
 
-    /// Visits one mailbox and records how it ended; answers the targets it discovered.
+    /// Visits one mailbox and records how it ended; answers the targets it discovered, or
+    /// that Graph throttles it for long (nothing recorded then).
     async fn visit(
         &self,
         journal: &journal::Journal,
@@ -405,7 +527,7 @@ impl Engine {
         todo: TargetWork,
         halt: &CancellationToken,
         cancelled: &AtomicBool,
-    ) -> Result<Vec<TargetWork>, StoreError> {
+    ) -> Result<Visited, StoreError> {
         let target = todo.target.clone();
         if cancelled.load(Ordering::Relaxed) {
             let result = TargetResult {
@@ -423,12 +545,12 @@ impl Engine {
                     result: Some(result),
                 })
                 .await?;
-            return Ok(Vec::new());
+            return Ok(Visited::Ended(Vec::new()));
         }
         if halt.is_cancelled() {
-            return Ok(Vec::new());
+            return Ok(Visited::Ended(Vec::new()));
         }
-        let visit = work
+        let visited = work
             .run(&todo, |phase| {
                 journal.progress(EventKind::Recipient {
                     target: target.clone(),
@@ -436,7 +558,12 @@ impl Engine {
                     result: None,
                 });
             })
-            .await?;
+            .await;
+        let visit = match visited {
+            Ok(visit) => visit,
+            Err(mailbox::Halt::Store(err)) => return Err(err),
+            Err(mailbox::Halt::Parked(parked)) => return Ok(Visited::Parked { todo, parked }),
+        };
         if let Some(step) = visit.step {
             journal.write(EventKind::Conversation { step }).await?;
         }
@@ -447,7 +574,7 @@ impl Engine {
                 result: Some(visit.result),
             })
             .await?;
-        Ok(visit.next)
+        Ok(Visited::Ended(visit.next))
     }
 
     /// Ends a job whose targets are all finished (or that was cancelled).
@@ -565,6 +692,45 @@ impl Engine {
     }
 }
 
+/// An error with its causes, for a job's record of why a run stopped.
+fn error_chain(err: &StoreError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// How a visit of one mailbox ended.
+enum Visited {
+    /// Recorded; with the targets its conversation step discovered.
+    Ended(Vec<TargetWork>),
+    /// Graph throttles the mailbox for long: nothing recorded, to be visited again.
+    Parked {
+        todo: TargetWork,
+        parked: mailbox::Parked,
+    },
+}
+
+/// A visit under way (or a parked mailbox's final write): its mailbox and how it ended;
+/// `None` when dropped because the run halted.
+type InFlight<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Option<(EmailAddress, Result<Visited, StoreError>)>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// A parked mailbox and when its wait is over.
+struct Waiting {
+    todo: TargetWork,
+    ready: Instant,
+}
+
 /// The work of one job on each of its mailboxes.
 enum Work {
     /// Removing copies (and following the conversation).
@@ -578,7 +744,7 @@ impl Work {
         &self,
         todo: &TargetWork,
         progress: impl Fn(Phase),
-    ) -> Result<mailbox::Visit, StoreError> {
+    ) -> Result<mailbox::Visit, mailbox::Halt> {
         match self {
             Self::Retract(work) => work.run(todo, progress).await,
             Self::Restore(work) => Ok(mailbox::Visit {

@@ -358,6 +358,20 @@ impl GraphClient {
         }
     }
 
+    /// How long Graph throttles for, when that is longer than a request here waits in place
+    /// ([`RetryPolicy::max_retry_after`]): the engine sets such a mailbox aside (parks it)
+    /// rather than holding a slot for it.
+    pub fn parks(&self, error: &GraphError) -> Option<Duration> {
+        match error {
+            GraphError::Api {
+                status: 429 | 503,
+                retry_after: Some(after),
+                ..
+            } if *after > self.retry.max_retry_after => Some(*after),
+            _ => None,
+        }
+    }
+
     /// The retry policy in force.
     pub(super) fn retry_policy(&self) -> RetryPolicy {
         self.retry

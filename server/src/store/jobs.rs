@@ -310,6 +310,8 @@ impl Store {
                     message_sender: Set(new.message.as_ref().map(|m| m.sender.clone())),
                     message_delivered_at: Set(new.message.as_ref().map(|m| m.delivered_at)),
                     correlation_id: Set(Some(new.correlation_id.clone())),
+                    runs: Set(0),
+                    last_run_error: Set(None),
                 };
                 if let Some(retract) = &new.restores {
                     // One restore of a retract at a time: the retract's row is locked (a
@@ -480,7 +482,7 @@ impl Store {
         };
         let sql = format!(
             "UPDATE retract_jobs SET lease_owner = {p1}, lease_expires_at = {p2}, state = 'running', \
-             started_at = COALESCE(started_at, {p3}) \
+             started_at = COALESCE(started_at, {p3}), runs = runs + 1 \
              WHERE id = (SELECT id FROM retract_jobs WHERE state IN ('queued', 'running') \
              AND (lease_expires_at IS NULL OR lease_expires_at < {p4}) {not_running}\
              ORDER BY {busy_first}created_at LIMIT 1{skip_locked}) \
@@ -650,9 +652,49 @@ impl Store {
         .await
     }
 
-    /// Gives a job back (a worker stopping): the next claim may take it at once.
+    /// How many runs claimed a job, and why the last one stopped short (see
+    /// [`Self::record_run_error`]).
+    pub async fn job_runs(&self, job_id: &JobId) -> Result<(u32, Option<String>), StoreError> {
+        let row: Option<(i32, Option<String>)> = retract_job::Entity::find_by_id(job_id.as_str())
+            .select_only()
+            .column(retract_job::Column::Runs)
+            .column(retract_job::Column::LastRunError)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let (runs, error) = row.ok_or_else(|| StoreError::NotFound {
+            resource: "retract job",
+            id: job_id.to_string(),
+        })?;
+        Ok((u32::try_from(runs).unwrap_or(0), error))
+    }
+
+    /// Remembers why `owner`'s run of a job stopped short (kept for the job's failure when
+    /// its runs are used up).
+    pub async fn record_run_error(
+        &self,
+        job_id: &JobId,
+        owner: &str,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let error: String = error.chars().take(1_000).collect();
+        retract_job::Entity::update_many()
+            .col_expr(retract_job::Column::LastRunError, Expr::value(Some(error)))
+            .filter(retract_job::Column::Id.eq(job_id.as_str()))
+            .filter(retract_job::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives a job back (a worker stopping): the next claim may take it at once, and the run
+    /// does not count against the job's budget (it did not fail).
     pub async fn release_lease(&self, job_id: &JobId, owner: &str) -> Result<(), StoreError> {
         retract_job::Entity::update_many()
+            .col_expr(
+                retract_job::Column::Runs,
+                Expr::col(retract_job::Column::Runs).sub(1),
+            )
             .col_expr(
                 retract_job::Column::LeaseExpiresAt,
                 Expr::value(Option::<DateTime<Utc>>::None),

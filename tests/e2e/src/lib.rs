@@ -34,6 +34,8 @@ mod deliveries;
 #[cfg(test)]
 mod domains;
 #[cfg(test)]
+mod failing_runs;
+#[cfg(test)]
 mod fuzz;
 #[cfg(test)]
 mod grants;
@@ -59,5 +61,7 @@ mod restore;
 mod retract;
 #[cfg(test)]
 mod tenants;
+#[cfg(test)]
+mod throttled;
 #[cfg(test)]
 mod transport_security;

@@ -1086,6 +1086,8 @@ async fn two_replicas_never_run_one_job_at_once(backend: Backend) {
             lease: Duration::from_secs(30),
             mailboxes_in_flight: 4,
             jobs_in_flight: 4,
+            parked_deadline: Duration::from_secs(3600),
+            run_budget: 10,
             admin_mailbox_ttl: Duration::from_secs(60),
         },
         std::sync::Arc::new(retract_server::engine::EventHub::default()),

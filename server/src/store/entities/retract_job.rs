@@ -33,6 +33,8 @@ pub struct Model {
     pub message_sender: Option<String>,
     pub message_delivered_at: Option<DateTimeUtc>,
     pub correlation_id: Option<String>,
+    pub runs: i32,
+    pub last_run_error: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
