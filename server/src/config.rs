@@ -322,8 +322,8 @@ settings! {
     /// Retract jobs one replica runs at once (a small job runs beside a huge one; a tenant
     /// this replica runs nothing for goes first).
     jobs_in_flight: usize = 4 => Option<usize>, at_least 1;
-    /// How long a job waits, in all, for a mailbox Graph throttles with a long `Retry-After`
-    /// (parked), in ms: a mailbox whose wait would end later ends FAILED with Graph's answer
+    /// How long a run of a job waits for a mailbox Graph throttles with a long
+    /// `Retry-After` (parked), from its first park, in ms: a mailbox whose wait would end later ends FAILED with Graph's answer
     /// (the job COMPLETED_WITH_ERRORS).
     parked_deadline_ms: u64 = 3_600_000 => Option<u64>;
     /// Runs a job may take: a job claimed this many times whose runs kept stopping short

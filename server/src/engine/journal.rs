@@ -38,10 +38,20 @@ struct Entry {
     reply: Option<Reply>,
 }
 
-/// The event writer of one job run.
+/// The event writer of one job run. Dropped without [`Journal::close`] (the run failed or
+/// panicked) it stops at once: what it still held is progress of an unfinished run, and
+/// must not land after whatever ends the job next (a failure's final updates, another run).
 pub(super) struct Journal {
     entries: mpsc::UnboundedSender<Entry>,
-    writer: JoinHandle<()>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+    }
 }
 
 impl Journal {
@@ -49,7 +59,10 @@ impl Journal {
     pub(super) fn start(store: Store, hub: Arc<EventHub>, job: JobId, owner: String) -> Self {
         let (entries, queue) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_batches(store, hub, job, owner, queue));
-        Self { entries, writer }
+        Self {
+            entries,
+            writer: Some(writer),
+        }
     }
 
     /// Writes `kind` and waits until it is committed: the event, or `None` for a result of a
@@ -74,9 +87,14 @@ impl Journal {
     }
 
     /// Writes what is queued and stops the writer.
-    pub(super) async fn close(self) {
-        drop(self.entries);
-        if let Err(err) = self.writer.await {
+    pub(super) async fn close(mut self) {
+        let writer = self.writer.take();
+        // Closing the channel lets the writer end once it has written what is queued.
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.entries, closed));
+        if let Some(writer) = writer
+            && let Err(err) = writer.await
+        {
             tracing::error!(error = %err, "a retract job's event writer ended abnormally");
         }
     }
@@ -107,12 +125,20 @@ async fn write_batches(
                 }
             }
             // The batch wrote nothing (one transaction): each event on its own, so that each
-            // waiter learns its own fate (a lost lease, a database gone away).
+            // waiter learns its own fate — until the lease is found lost or the database gone,
+            // which the rest shares (not waited out once per event).
             Err(_) => {
+                let mut shared: Option<fn(&JobId) -> StoreError> = None;
                 for entry in batch.drain(..) {
-                    let outcome = store.append_event(&job, &owner, entry.kind).await;
-                    if let Ok(Some(event)) = &outcome {
-                        hub.publish(&job, event.sequence);
+                    let outcome = match shared {
+                        Some(error) => Err(error(&job)),
+                        None => store.append_event(&job, &owner, entry.kind).await,
+                    };
+                    match &outcome {
+                        Ok(Some(event)) => hub.publish(&job, event.sequence),
+                        Err(StoreError::LeaseLost(_)) => shared = Some(lease_lost),
+                        Err(StoreError::Unavailable(_)) => shared = Some(unavailable),
+                        _ => {}
                     }
                     if let Some(reply) = entry.reply {
                         let _ = reply.send(outcome);
@@ -121,6 +147,16 @@ async fn write_batches(
             }
         }
     }
+}
+
+fn lease_lost(job: &JobId) -> StoreError {
+    StoreError::LeaseLost(job.to_string())
+}
+
+fn unavailable(_: &JobId) -> StoreError {
+    StoreError::Unavailable(sea_orm::DbErr::Custom(
+        "an earlier write of the same batch found the database unavailable".to_owned(),
+    ))
 }
 
 /// Drops each phase that a later event of the same mailbox in `batch` supersedes (its result,

@@ -97,7 +97,7 @@ impl Work {
             step: None,
             next: Vec::new(),
         };
-        let failed = |err: GraphError| self.failure(&target.mailbox, err);
+        let failed = |err: GraphError| self.failure(&target.mailbox, err, true);
         progress(Phase::Searching);
         // The message that brought this mailbox in: the retracted one at depth 0, else the
         // reply or forward that reached it.
@@ -215,7 +215,7 @@ impl Work {
     where
         F: Fn(Phase),
     {
-        let failed = |err: GraphError| self.failure(&target.mailbox, err);
+        let failed = |err: GraphError| self.failure(&target.mailbox, err, true);
         let message = &self.options.message_id;
         let mut was_read = copies.iter().any(|c| c.is_read);
         // Moving to Deleted Items: copies already there (the user's own delete, or a run
@@ -312,7 +312,9 @@ impl Work {
             }
         }
         if let Some(err) = failure {
-            let mut partial = failed(err).await?;
+            // Some copies are gone already: FAILED with what was done, not parked (a visit
+            // from the start would not count them again).
+            let mut partial = self.failure(&target.mailbox, err, deleted == 0).await?;
             partial.copies_found = found;
             partial.copies_deleted = deleted;
             partial.was_read = was_read;
@@ -411,7 +413,12 @@ impl Work {
     /// A FAILED outcome for `err`, remembering permission problems for the Retract tab; or,
     /// when Graph throttles the mailbox for longer than a request waits in place, the visit
     /// parked.
-    async fn failure(&self, mailbox: &EmailAddress, err: GraphError) -> Result<TargetResult, Halt> {
+    async fn failure(
+        &self,
+        mailbox: &EmailAddress,
+        err: GraphError,
+        may_park: bool,
+    ) -> Result<TargetResult, Halt> {
         let code = err.code().map(str::to_owned);
         let known = PERMISSION_CODES
             .iter()
@@ -423,7 +430,7 @@ impl Work {
         }
         let detail = known.map_or_else(|| err.to_string(), |(_, d)| (*d).to_owned());
         let failed = result(TargetOutcome::Failed, 0, 0, false, Some(detail), code);
-        match self.graph.parks(&err) {
+        match self.graph.parks(&err).filter(|_| may_park) {
             Some(wait) => Err(Halt::Parked(Parked {
                 wait,
                 result: failed,
@@ -484,40 +491,43 @@ impl Work {
             unfollowed: Vec::new(),
             failure: None,
         };
-        let fail = |mut step: ConversationStep, err: GraphError, next: Vec<TargetWork>| {
-            let code = err.code().map(str::to_owned);
-            if let Some(wait) = self.graph.parks(&err) {
-                let result = result(
-                    TargetOutcome::Failed,
-                    0,
-                    0,
-                    false,
-                    Some(err.to_string()),
-                    code,
-                );
-                return Err(Halt::Parked(Parked { wait, result, next }));
-            }
-            step.failure = Some(JobFailure {
-                code: code
-                    .clone()
-                    .unwrap_or_else(|| "MICROSOFT_UNAVAILABLE".to_owned()),
-                detail: err.to_string(),
-            });
-            Ok(Followed {
-                step,
-                found: 0,
-                deleted: 0,
-                failure: Some((err.to_string(), code)),
-                next,
-            })
-        };
+        // `may_park`: nothing of this mailbox's conversation deleted yet (a visit from the
+        // start would not count what was).
+        let fail =
+            |mut step: ConversationStep, err: GraphError, next: Vec<TargetWork>, may_park: bool| {
+                let code = err.code().map(str::to_owned);
+                if let Some(wait) = self.graph.parks(&err).filter(|_| may_park) {
+                    let result = result(
+                        TargetOutcome::Failed,
+                        0,
+                        0,
+                        false,
+                        Some(err.to_string()),
+                        code,
+                    );
+                    return Err(Halt::Parked(Parked { wait, result, next }));
+                }
+                step.failure = Some(JobFailure {
+                    code: code
+                        .clone()
+                        .unwrap_or_else(|| "MICROSOFT_UNAVAILABLE".to_owned()),
+                    detail: err.to_string(),
+                });
+                Ok(Followed {
+                    step,
+                    found: 0,
+                    deleted: 0,
+                    failure: Some((err.to_string(), code)),
+                    next,
+                })
+            };
         let mut messages = match self
             .graph
             .list_conversation(&self.microsoft, mailbox, None, &conversation_id)
             .await
         {
             Ok(messages) => messages,
-            Err(err) => return fail(step, err, Vec::new()).map(Some),
+            Err(err) => return fail(step, err, Vec::new(), true).map(Some),
         };
         // HARD purges the replies and forwards the user deleted already too (Recoverable
         // Items\Deletions, where the user could still restore them).
@@ -533,7 +543,7 @@ impl Work {
                 .await
             {
                 Ok(recoverable) => messages.extend(recoverable),
-                Err(err) => return fail(step, err, Vec::new()).map(Some),
+                Err(err) => return fail(step, err, Vec::new(), true).map(Some),
             }
         }
         // In scope: descendants of the retracted message, hops 1..depth, never drafts; the
@@ -562,7 +572,7 @@ impl Work {
                         Ok(headers) => headers.hops_below(self.options.message_id.as_str()),
                         // Gone since the listing: nothing to place.
                         Err(err) if err.code() == Some("ErrorItemNotFound") => None,
-                        Err(err) => return fail(step, err, Vec::new()).map(Some),
+                        Err(err) => return fail(step, err, Vec::new(), true).map(Some),
                     }
                 }
                 None => None,
@@ -614,7 +624,7 @@ impl Work {
                     let there: HashSet<String> = there.into_iter().map(|m| m.id).collect();
                     in_scope.retain(|(m, _)| !there.contains(&m.id));
                 }
-                Err(err) => return fail(step, err, next).map(Some),
+                Err(err) => return fail(step, err, next, true).map(Some),
             }
         }
         let mut deleted = 0;
@@ -629,7 +639,7 @@ impl Work {
                     Ok(Deleted::AlreadyGone) => {}
                     Err(err) => {
                         step.retracted = deleted;
-                        let mut followed = fail(step, err, next)?;
+                        let mut followed = fail(step, err, next, deleted == 0)?;
                         followed.found = u32::try_from(in_scope.len()).unwrap_or(u32::MAX);
                         followed.deleted = deleted;
                         return Ok(Some(followed));

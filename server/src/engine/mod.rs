@@ -218,7 +218,17 @@ impl Engine {
 
     /// Runs one claimed job until it ends or stops here.
     async fn run_job(&self, job: JobId, stop: &CancellationToken) {
+        let done_before = self.store.job_for_worker(&job).await.map(|j| j.counts.done);
         let outcome = self.process_supervised(&job, stop).await;
+        // A run that finished mailboxes is not a failing one: the budget counts runs that
+        // stop short in a row.
+        if let (Ok(before), Ok(after)) = (&done_before, self.store.job_for_worker(&job).await)
+            && after.counts.done > *before
+            && !after.state.is_final()
+            && let Err(err) = self.store.reset_runs(&job, &self.owner).await
+        {
+            tracing::debug!(%job, error = %err, "cannot reset a job's run count");
+        }
         if let Err(err) = &outcome {
             // The lease stays ours until it expires: a back-off before this or another
             // replica tries the job again, and newer jobs go first. The reason is kept for
@@ -261,7 +271,7 @@ impl Engine {
         }
         // A job whose runs keep stopping short ends rather than looping on lease expiry.
         let (runs, last_error) = self.store.job_runs(job_id).await?;
-        if runs > self.settings.run_budget {
+        if runs > self.settings.run_budget && !job.cancel_requested {
             let failure = JobFailure {
                 code: "INTERNAL".to_owned(),
                 detail: format!(
@@ -363,11 +373,12 @@ impl Engine {
         // What is queued (progress nobody waited for) goes before the job's end.
         journal.close().await;
         let was_cancelled = cancelled.load(Ordering::Relaxed);
+        // Halted (the server stopping, the lease lost) before we end it ourselves: visits may
+        // have been dropped midway, so the job is not concluded here, cancelled or not.
+        let halted = halt.is_cancelled();
         halt.cancel();
         guard.await.ok();
-        if !was_cancelled
-            && (stop.is_cancelled() || !self.store.unfinished_targets(&job.id).await?.is_empty())
-        {
+        if halted || (!was_cancelled && !self.store.unfinished_targets(&job.id).await?.is_empty()) {
             // Stopped or lost the lease midway: the next claim resumes the rest.
             return Ok(());
         }
@@ -405,6 +416,9 @@ impl Engine {
         // (the visit under way finishes it, at its new depth).
         let mut in_flight: HashSet<EmailAddress> = HashSet::new();
         let mut parked: Vec<Waiting> = Vec::new();
+        // Mailboxes reached at a lower depth while their visit was under way: should that
+        // visit park, it is visited again from there.
+        let mut lowered: HashMap<EmailAddress, TargetWork> = HashMap::new();
         // When each mailbox was first parked in this round.
         let mut first_parked: HashMap<EmailAddress, Instant> = HashMap::new();
         let mut failed = None;
@@ -456,9 +470,16 @@ impl Engine {
             };
             in_flight.remove(&mailbox);
             let next = match outcome {
-                Ok(Visited::Ended(next)) => next,
+                Ok(Visited::Ended(next)) => {
+                    lowered.remove(&mailbox);
+                    next
+                }
                 Ok(Visited::Parked { todo, parked: p }) => {
-                    let since = *first_parked.entry(mailbox).or_insert(now);
+                    let since = *first_parked
+                        .entry(mailbox.clone())
+                        .or_insert_with(Instant::now);
+                    // Reached lower while its visit was under way: it waits at that depth.
+                    let todo = lowered.remove(&mailbox).unwrap_or(todo);
                     let ready = Instant::now() + p.wait;
                     if ready > since + self.settings.parked_deadline {
                         let mut result = p.result;
@@ -510,7 +531,9 @@ impl Engine {
                     w.todo = todo;
                     continue;
                 }
-                if !in_flight.contains(&todo.target.mailbox) {
+                if in_flight.contains(&todo.target.mailbox) {
+                    lowered.insert(todo.target.mailbox.clone(), todo);
+                } else {
                     queues.entry(todo.target.depth).or_default().push_back(todo);
                 }
             }
@@ -617,15 +640,23 @@ impl Engine {
         detail: String,
         failure: Option<JobFailure>,
     ) -> Result<(), StoreError> {
-        if let Some(failure) = &failure {
-            // Every mailbox gets its final update, also when the job as a whole fails.
+        let last_word = match (&failure, state) {
+            (Some(failure), _) => Some((TargetOutcome::Failed, failure.detail.clone())),
+            (None, JobState::Cancelled) => {
+                Some((TargetOutcome::Cancelled, "the job was cancelled".to_owned()))
+            }
+            _ => None,
+        };
+        if let Some((outcome, detail)) = last_word {
+            // Every mailbox gets its final update, also when the job as a whole fails or is
+            // cancelled before reaching it.
             for todo in self.store.unfinished_targets(&job.id).await? {
                 let result = TargetResult {
-                    outcome: TargetOutcome::Failed,
+                    outcome,
                     copies_found: 0,
                     copies_deleted: 0,
                     was_read: false,
-                    detail: Some(failure.detail.clone()),
+                    detail: Some(detail.clone()),
                     graph_code: None,
                 };
                 self.emit(

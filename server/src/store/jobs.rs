@@ -687,6 +687,22 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the runs that stopped short before: `owner`'s run made progress (this claim
+    /// counts as the first).
+    pub async fn reset_runs(&self, job_id: &JobId, owner: &str) -> Result<(), StoreError> {
+        retract_job::Entity::update_many()
+            .col_expr(retract_job::Column::Runs, Expr::value(1))
+            .col_expr(
+                retract_job::Column::LastRunError,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(retract_job::Column::Id.eq(job_id.as_str()))
+            .filter(retract_job::Column::LeaseOwner.eq(owner))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Gives a job back (a worker stopping): the next claim may take it at once, and the run
     /// does not count against the job's budget (it did not fail).
     pub async fn release_lease(&self, job_id: &JobId, owner: &str) -> Result<(), StoreError> {
