@@ -14,10 +14,12 @@
 //! - `supervisor`: panics caught — a job that panicked is failed, the loop restarted,
 //!   both visible in [`EngineHealth`].
 //! - `watcher`: [`Watcher`], stored then live events of a job, Heartbeats, deadlines.
-//! - [`EventHub`]: wakes watchers in this process when a job has new events (watchers on
-//!   other replicas poll the store).
+//! - `feed`: [`EventHub`], one store reader per watched job in this process, its events
+//!   broadcast to every local watcher (woken by this process's writes; a job another
+//!   replica runs is read once per poll interval, not once per watcher).
 
 mod dispatch;
+mod feed;
 mod journal;
 mod mailbox;
 mod plan;
@@ -26,6 +28,7 @@ mod supervisor;
 mod watcher;
 
 pub use dispatch::{Dispatch, DispatchError, RestoreDispatch};
+pub use feed::EventHub;
 pub use plan::{PlanError, Refusal, RetractTab, TabRow};
 pub use supervisor::EngineHealth;
 pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
@@ -33,17 +36,14 @@ pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use futures::{StreamExt as _, stream::FuturesUnordered};
-use tokio::{
-    sync::{Notify, watch},
-    task::JoinSet,
-};
+use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -75,37 +75,6 @@ pub struct EngineSettings {
     pub run_budget: u32,
     /// How long the answer "is this administrator a mailbox of the tenant?" is kept.
     pub admin_mailbox_ttl: Duration,
-}
-
-/// Wakes this process's watchers of a job when it has a new event.
-#[derive(Default)]
-pub struct EventHub {
-    jobs: Mutex<HashMap<JobId, watch::Sender<i64>>>,
-}
-
-impl EventHub {
-    /// Announces that `job` has events up to `sequence`.
-    pub fn publish(&self, job: &JobId, sequence: i64) {
-        let jobs = self
-            .jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(sender) = jobs.get(job) {
-            sender.send_replace(sequence);
-        }
-    }
-
-    /// A receiver that changes whenever `job` has a new event.
-    pub fn subscribe(&self, job: &JobId) -> watch::Receiver<i64> {
-        let mut jobs = self
-            .jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        jobs.retain(|_, s| s.receiver_count() > 0);
-        jobs.entry(job.clone())
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
-    }
 }
 
 /// The retract engine of this process.

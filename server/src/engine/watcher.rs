@@ -5,17 +5,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::EventHub;
+use super::{EventHub, feed::READ_BATCH};
 use crate::{
     domain::{EventKind, JobEvent, RetractJob},
     store::{Store, StoreError},
 };
-
-/// Events read from the store per query.
-const READ_BATCH: u64 = 200;
 
 /// How watches behave.
 #[derive(Debug, Clone)]
@@ -103,47 +100,96 @@ impl Watcher {
         deadline: Option<tokio::time::Instant>,
         tx: &mpsc::Sender<Result<Watched, WatchEnd>>,
     ) -> Result<(), WatchEnd> {
-        let mut live = self.hub.subscribe(job);
+        // Listening first: what is written while the store is read below arrives live too
+        // (and is skipped as already sent).
+        let (feed, mut live) = self.hub.feed(job, &self.store, self.settings.poll);
+        let mut ended = feed.ended();
         let mut last = after;
         let mut quiet_since = tokio::time::Instant::now();
         let until_deadline = deadline.unwrap_or_else(far_future);
         loop {
-            let events = self.store.events_after(job, last, READ_BATCH).await?;
-            let read = events.len();
-            for event in events {
-                let sequence = event.sequence;
-                let finished = matches!(event.kind, EventKind::JobFinished { .. });
-                if tx.send(Ok(Watched::Event(Box::new(event)))).await.is_err() {
-                    return Ok(());
-                }
-                last = sequence;
-                if finished {
-                    return Ok(());
-                }
-            }
-            if read > 0 {
-                quiet_since = tokio::time::Instant::now();
-                continue;
-            }
-            // A finished job has nothing more after its last event (or was purged).
-            let current = self.store.job_for_worker(job).await?;
-            if current.state.is_final() && last >= current.last_sequence {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = live.changed() => {}
-                () = tokio::time::sleep(self.settings.poll) => {}
-                () = tokio::time::sleep_until(quiet_since + self.settings.heartbeat) => {
-                    if tx.send(Ok(Watched::Heartbeat { sequence: last })).await.is_err() {
-                        return Ok(());
-                    }
+            // From the store: what this watcher has not seen (its replay, a gap, or what it
+            // fell behind the broadcast by).
+            loop {
+                let events = self.store.events_after(job, last, READ_BATCH).await?;
+                let read = events.len();
+                if read > 0 {
                     quiet_since = tokio::time::Instant::now();
                 }
-                () = tokio::time::sleep_until(until_deadline) => return Err(WatchEnd::DeadlineExceeded),
-                () = self.stopping.cancelled() => return Err(WatchEnd::ServerStopping),
+                for event in events {
+                    match self.send(tx, event, &mut last).await {
+                        Sent::More => {}
+                        Sent::Done => return Ok(()),
+                    }
+                }
+                if (read as u64) < READ_BATCH {
+                    break;
+                }
+            }
+            if *ended.borrow() {
+                // The feed ended: the job finished (all of it is sent once the store has
+                // nothing more), or nobody else watched — then a new feed.
+                let current = self.store.job_for_worker(job).await?;
+                if current.state.is_final() && last >= current.last_sequence {
+                    return Ok(());
+                }
+                let (feed, listener) = self.hub.feed(job, &self.store, self.settings.poll);
+                live = listener;
+                ended = feed.ended();
+                continue;
+            }
+            // Live: every local watcher of the job shares its one reader.
+            loop {
+                tokio::select! {
+                    received = live.recv() => match received {
+                        Ok(event) if event.sequence <= last => {}
+                        Ok(event) if event.sequence == last + 1 => {
+                            quiet_since = tokio::time::Instant::now();
+                            match self.send(tx, JobEvent::clone(&event), &mut last).await {
+                                Sent::More => {}
+                                Sent::Done => return Ok(()),
+                            }
+                        }
+                        // A gap, or fallen behind: the store has it.
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = ended.changed() => break,
+                    () = tokio::time::sleep_until(quiet_since + self.settings.heartbeat) => {
+                        if tx.send(Ok(Watched::Heartbeat { sequence: last })).await.is_err() {
+                            return Ok(());
+                        }
+                        quiet_since = tokio::time::Instant::now();
+                    }
+                    () = tokio::time::sleep_until(until_deadline) => return Err(WatchEnd::DeadlineExceeded),
+                    () = self.stopping.cancelled() => return Err(WatchEnd::ServerStopping),
+                }
             }
         }
     }
+
+    /// Sends `event` (the next after `last`) to the watcher.
+    async fn send(
+        &self,
+        tx: &mpsc::Sender<Result<Watched, WatchEnd>>,
+        event: JobEvent,
+        last: &mut i64,
+    ) -> Sent {
+        let sequence = event.sequence;
+        let finished = matches!(event.kind, EventKind::JobFinished { .. });
+        if tx.send(Ok(Watched::Event(Box::new(event)))).await.is_err() {
+            return Sent::Done;
+        }
+        *last = sequence;
+        if finished { Sent::Done } else { Sent::More }
+    }
+}
+
+/// Whether a watch goes on after an event was sent.
+enum Sent {
+    More,
+    /// The job finished, or the watcher left.
+    Done,
 }
 
 fn far_future() -> tokio::time::Instant {

@@ -65,3 +65,5 @@ mod tenants;
 mod throttled;
 #[cfg(test)]
 mod transport_security;
+#[cfg(test)]
+mod watching;

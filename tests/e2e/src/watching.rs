@@ -1,0 +1,101 @@
+//! Many people watching one retract: every watcher — from the start, or joining midway from
+//! the sequence it last saw — gets every event after its own starting point, in order, with
+//! no gap and no repeat, the same events as every other watcher, ending with JobFinished.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use retract_client::pb;
+
+use crate::{db::Backend, on_both_backends, retract::options, scenarios::crowd};
+
+on_both_backends!(thirty_watchers_of_one_job_each_get_every_event_in_order);
+
+/// A watcher's events (heartbeats left out) until JobFinished.
+async fn follow(mut stream: tonic::Streaming<pb::WatchRetractResponse>) -> Vec<pb::RetractEvent> {
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        let event = item.expect("watch item").event.expect("an event");
+        match &event.kind {
+            Some(pb::retract_event::Kind::Heartbeat(_)) => continue,
+            Some(pb::retract_event::Kind::JobFinished(_)) => {
+                events.push(event);
+                break;
+            }
+            _ => events.push(event),
+        }
+    }
+    events
+}
+
+async fn thirty_watchers_of_one_job_each_get_every_event_in_order(backend: Backend) {
+    let w = crowd(backend, 120, |s| s.mailbox_concurrency = 8).await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(10),
+        ..Default::default()
+    });
+    let job = w.start(options(&[])).await;
+    let mut watchers = Vec::new();
+    for _ in 0..15 {
+        watchers.push((
+            0,
+            tokio::spawn(follow(w.watch(job.job_id.clone(), 0).await)),
+        ));
+    }
+    // Fifteen more join midway, each from the sequence a watcher of its own saw last.
+    let mut first = w.watch(job.job_id.clone(), 0).await;
+    let mut seen = 0;
+    while seen < 40 {
+        let e = first.next().await.unwrap().unwrap().event.unwrap();
+        seen = e.sequence;
+    }
+    for i in 0..15 {
+        let after = seen - i;
+        watchers.push((
+            after,
+            tokio::spawn(follow(w.watch(job.job_id.clone(), after).await)),
+        ));
+    }
+    drop(first);
+
+    let mut complete: Option<Vec<pb::RetractEvent>> = None;
+    for (after, watcher) in watchers {
+        let events = tokio::time::timeout(Duration::from_secs(30), watcher)
+            .await
+            .expect("every watcher reaches JobFinished")
+            .unwrap();
+        let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+        let last = *sequences.last().expect("events");
+        assert_eq!(
+            sequences,
+            ((after + 1)..=last).collect::<Vec<_>>(),
+            "the watcher from {after} got every event after it, in order, once"
+        );
+        assert!(matches!(
+            events.last().and_then(|e| e.kind.as_ref()),
+            Some(pb::retract_event::Kind::JobFinished(_))
+        ));
+        match &complete {
+            None if after == 0 => complete = Some(events),
+            None => unreachable!("watchers from the start come first"),
+            Some(all) => assert_eq!(
+                all[usize::try_from(after).unwrap()..],
+                events[..],
+                "the same events as every other watcher"
+            ),
+        }
+    }
+    let all = complete.unwrap();
+    let done = all
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, Some(pb::retract_event::Kind::RecipientUpdate(u))
+                if u.phase() == pb::RecipientPhase::Done)
+        })
+        .count();
+    assert_eq!(
+        done, 120,
+        "every mailbox's final update reached the watchers"
+    );
+    w.app.stop().await;
+}
