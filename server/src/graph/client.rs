@@ -154,6 +154,45 @@ pub struct GraphClient {
     tokens: Arc<AppTokens>,
     retry: RetryPolicy,
     mailboxes: Arc<Mutex<HashMap<String, Arc<MailboxGate>>>>,
+    pace: Option<Arc<Pace>>,
+}
+
+/// Spaces this replica's requests to stay under Graph's global limit for an app (130,000
+/// requests per 10 seconds, across all tenants): each request takes the next free instant,
+/// `1 / rate` after the one before, with up to [`PACE_BURST`] of them at once after a pause.
+struct Pace {
+    interval: Duration,
+    next: Mutex<tokio::time::Instant>,
+}
+
+/// How far requests may run ahead of the steady rate after a quiet spell.
+const PACE_BURST: Duration = Duration::from_millis(100);
+
+impl Pace {
+    fn new(per_second: f64) -> Option<Self> {
+        (per_second > 0.0 && per_second.is_finite()).then(|| Self {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            next: Mutex::new(tokio::time::Instant::now()),
+        })
+    }
+
+    /// Waits for the turn of a request that counts `units` against Graph's limit (a `$batch`
+    /// counts each of its requests).
+    async fn wait(&self, units: u32) {
+        let now = tokio::time::Instant::now();
+        let turn = {
+            let mut next = self
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let turn = (*next).max(now.checked_sub(PACE_BURST).unwrap_or(now));
+            *next = turn + self.interval.saturating_mul(units.max(1));
+            turn
+        };
+        if turn > now {
+            tokio::time::sleep_until(turn).await;
+        }
+    }
 }
 
 /// What this client knows of one mailbox: Graph's four concurrent requests, and until when
@@ -204,6 +243,7 @@ impl GraphClient {
             tokens,
             retry: settings.retry,
             mailboxes: Arc::default(),
+            pace: Pace::new(settings.requests_per_second).map(Arc::new),
         }
     }
 
@@ -295,17 +335,20 @@ impl GraphClient {
         url: &str,
         body: Option<serde_json::Value>,
     ) -> Result<reqwest::Response, GraphError> {
-        self.request_weighted(microsoft_tenant, mailbox, 1, method, url, body)
+        self.request_weighted(microsoft_tenant, mailbox, 1, 1, method, url, body)
             .await
     }
 
     /// Like [`Self::request`], holding `weight` of the mailbox's four slots (a `$batch` runs
-    /// up to four of its sub-requests at once).
+    /// up to four of its sub-requests at once) and counting `units` requests against Graph's
+    /// limit for the app (a `$batch`, each of its requests).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn request_weighted(
         &self,
         microsoft_tenant: &MicrosoftTenantId,
         mailbox: Option<&str>,
         weight: u32,
+        units: u32,
         method: Method,
         url: &str,
         body: Option<serde_json::Value>,
@@ -322,6 +365,9 @@ impl GraphClient {
                 self.mailbox_open(m).await;
             }
             let token = self.tokens.get(microsoft_tenant).await?;
+            if let Some(pace) = &self.pace {
+                pace.wait(units).await;
+            }
             let mut request = self
                 .http
                 .request(method.clone(), url)
@@ -500,6 +546,41 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[tokio::test]
+    async fn requests_are_paced_to_the_rate_after_a_short_burst() {
+        let pace = Arc::new(Pace::new(1_000.0).unwrap());
+        let started = tokio::time::Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..300 {
+            let pace = pace.clone();
+            sent.push(tokio::spawn(async move {
+                pace.wait(1).await;
+                started.elapsed()
+            }));
+        }
+        let mut at = Vec::new();
+        for s in sent {
+            at.push(s.await.unwrap());
+        }
+        at.sort();
+        // 100 ms of burst (100 requests) at once, then one every millisecond: never faster
+        // (a busy machine may only make it slower).
+        let last = at[299];
+        assert!(
+            last >= Duration::from_millis(195),
+            "300 requests at 1,000/s after a 100-request burst took {last:?}"
+        );
+        assert!(
+            at[99] + Duration::from_millis(150) <= last,
+            "the burst went first"
+        );
+        // A $batch of 20 counts 20.
+        let before = tokio::time::Instant::now();
+        pace.wait(20).await;
+        pace.wait(1).await;
+        assert!(before.elapsed() >= Duration::from_millis(20));
     }
 
     #[test]

@@ -578,6 +578,7 @@ impl GraphClient {
                         microsoft_tenant,
                         Some(&mailbox.id),
                         weight,
+                        u32::try_from(pending.len()).unwrap_or(u32::MAX),
                         Method::POST,
                         &url,
                         Some(serde_json::json!({ "requests": requests })),

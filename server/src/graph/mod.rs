@@ -54,6 +54,9 @@ pub struct GraphSettings {
     pub request_timeout: Duration,
     /// How failed requests are retried.
     pub retry: RetryPolicy,
+    /// Graph requests this replica sends per second at most, all tenants together (Graph
+    /// allows an app 130,000 per 10 seconds); 0 for no pacing.
+    pub requests_per_second: f64,
 }
 
 /// An HTTP client for Microsoft: never follows redirects (a token endpoint that redirects is

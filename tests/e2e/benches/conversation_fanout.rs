@@ -40,7 +40,7 @@
 //!
 //! SQLite by default, PostgreSQL too when `RETRACT_TEST_POSTGRES_URL` is set;
 //! `RETRACT_BENCH_BACKEND=sqlite|postgres` runs only one. `RETRACT_BENCH_MAILBOX_CONCURRENCY`
-//! overrides the server's `mailbox_concurrency` (default 64).
+//! overrides the server's `mailbox_concurrency` (default 512).
 //!
 //! `cargo bench -p retract-e2e --bench conversation_fanout`
 
@@ -312,7 +312,7 @@ async fn ours(backend: Backend) -> Run {
                 other_events + 1,
                 (recipient_updates + conversation_updates + other_events + 1) as f64
                     / MAILBOXES as f64,
-                concurrency.map_or_else(|| "64 (default)".to_owned(), |n| n.to_string()),
+                concurrency.map_or_else(|| "512 (default)".to_owned(), |n| n.to_string()),
             )
         }
         None => "the stream ended without JobFinished".to_owned(),

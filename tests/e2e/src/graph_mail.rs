@@ -58,6 +58,7 @@ pub(crate) fn graph_client(
         refresh_margin: Duration::from_secs(60),
         request_timeout: Duration::from_secs(10),
         retry,
+        requests_per_second: 0.0,
     };
     let http = http_client(&settings).unwrap();
     let tokens = Arc::new(AppTokens::new(settings.clone(), http.clone()));

@@ -43,6 +43,7 @@ fn settings(sim: &GraphSim, secret: &str, refresh_margin: Duration) -> GraphSett
         refresh_margin,
         request_timeout: Duration::from_secs(10),
         retry: retract_server::graph::RetryPolicy::default(),
+        requests_per_second: 0.0,
     }
 }
 

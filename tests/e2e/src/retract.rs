@@ -1070,6 +1070,7 @@ async fn two_replicas_never_run_one_job_at_once(backend: Backend) {
             max_attempts: 1,
             ..Default::default()
         },
+        requests_per_second: 0.0,
     };
     let http = retract_server::graph::http_client(&settings).unwrap();
     let tokens = std::sync::Arc::new(retract_server::graph::AppTokens::new(
