@@ -168,7 +168,7 @@ async fn the_rust_client_trusts_a_private_ca_it_is_given(backend: Backend) {
         let client = client.with_token(&token).unwrap();
         async move {
             client
-                .tenants()
+                .tenant_service()
                 .list_tenants(retract_client::pb::ListTenantsRequest::default())
                 .await
         }
