@@ -209,9 +209,11 @@ The same with buf curl (gRPC, not Connect):
 
 Or retractctl:
   export RETRACT_TOKEN=$TOKEN RETRACT_ENDPOINT={scheme}://{addr}{retractctl_tls}
+  cargo run -q -p retract-client --bin retractctl -- domains list acme
   cargo run -q -p retract-client --bin retractctl -- options acme '{MESSAGE}'
   cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft
   cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft --depth 2
+  cargo run -q -p retract-client --bin retractctl -- jobs acme      # then: targets / watch / restore acme JOB
 
 Mailbox contents as the simulator sees them: curl {graph}/_sim/mailboxes/alice@contoso.com
 Ctrl-C stops.",
