@@ -113,7 +113,11 @@ pub struct FieldViolation {
 /// The server's answer to a failed call: its code and message, and the `google.rpc` details
 /// it attached (`ErrorInfo`, `BadRequest`, `RetryInfo`).
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<Answer>);
+
+/// What [`ApiError`] holds (boxed, so `Result<_, Error>` stays small).
+#[derive(Debug, Clone)]
+struct Answer {
     code: Code,
     message: String,
     reason: Option<String>,
@@ -125,40 +129,40 @@ pub struct ApiError {
 impl ApiError {
     /// The gRPC status code.
     pub fn code(&self) -> Code {
-        self.code
+        self.0.code
     }
 
     /// The server's human-readable message (for people, not for branching).
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// `ErrorInfo.reason` as sent, e.g. `TENANT_NOT_LINKED`; `None` when the error carried no
     /// `ErrorInfo` of the retract domain (a proxy or transport error).
     pub fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
+        self.0.reason.as_deref()
     }
 
     /// The reason as the contract's typed [`pb::ErrorReason`]; `None` without one, or for a
     /// reason newer than this crate.
     pub fn error_reason(&self) -> Option<pb::ErrorReason> {
-        let reason = self.reason.as_deref()?;
+        let reason = self.0.reason.as_deref()?;
         pb::ErrorReason::from_str_name(&format!("ERROR_REASON_{reason}"))
     }
 
     /// `ErrorInfo.metadata`: the keys each reason documents (e.g. `job_id`, `last_sequence`).
     pub fn metadata(&self) -> &HashMap<String, String> {
-        &self.metadata
+        &self.0.metadata
     }
 
     /// Every invalid field the server named (INVALID_ARGUMENT).
     pub fn field_violations(&self) -> &[FieldViolation] {
-        &self.field_violations
+        &self.0.field_violations
     }
 
     /// How long the server asked the caller to wait before trying again (`RetryInfo`).
     pub fn retry_delay(&self) -> Option<Duration> {
-        self.retry_delay
+        self.0.retry_delay
     }
 
     pub(crate) fn from_status(status: &tonic::Status) -> Self {
@@ -173,7 +177,7 @@ impl ApiError {
             // A transport failure: the useful part ("Connection refused") is in the sources.
             message = format!("{message}: {}", chain(source));
         }
-        Self {
+        Self(Box::new(Answer {
             code: client_side_code(status),
             message,
             reason: info.map(|i| i.reason.clone()),
@@ -191,18 +195,18 @@ impl ApiError {
                 })
                 .unwrap_or_default(),
             retry_delay: details.retry_info().and_then(|r| r.retry_delay),
-        }
+        }))
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.code)?;
-        if let Some(reason) = &self.reason {
+        write!(f, "{}", self.0.code)?;
+        if let Some(reason) = &self.0.reason {
             write!(f, " ({reason})")?;
         }
-        write!(f, ": {}", self.message)?;
-        for v in &self.field_violations {
+        write!(f, ": {}", self.0.message)?;
+        for v in &self.0.field_violations {
             write!(f, "; {}: {}", v.field, v.description)?;
         }
         Ok(())
