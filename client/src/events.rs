@@ -198,6 +198,26 @@ where
     }))
 }
 
+/// Whether job `job_id` has finished with no event after `last_sequence` (a watch from its
+/// last sequence ends at once, without a JobFinished to yield).
+async fn finished_already(
+    client: Client,
+    tenant_id: String,
+    job_id: String,
+    last_sequence: i64,
+) -> Result<bool, Error> {
+    let job = client
+        .get_retract_job(pb::GetRetractJobRequest { tenant_id, job_id })
+        .await?
+        .job
+        .unwrap_or_default();
+    let terminal = !matches!(
+        job.state(),
+        pb::JobState::Queued | pb::JobState::Running | pb::JobState::Unspecified
+    );
+    Ok(terminal && job.last_sequence <= last_sequence)
+}
+
 /// Whether a stream that failed with `err` is worth opening again.
 fn resumable(err: &Error) -> bool {
     let Error::Api(api) = err else {
@@ -272,12 +292,43 @@ impl EventStream {
                     }
                 }
                 None => {
-                    // Ended before JobFinished (a proxy, a server that went away politely).
+                    // Ended before JobFinished: a proxy or a server that went away politely —
+                    // or a watch from the last sequence of a job that has finished already.
                     self.current = None;
-                    self.reconnects += 1;
-                    let delay = self.client.resume.backoff(self.failed_opens);
-                    self.failed_opens += 1;
-                    tokio::time::sleep(delay).await;
+                    let finished = match self.job_id.clone() {
+                        Some(job_id) => {
+                            finished_already(
+                                self.client.clone(),
+                                self.tenant_id.clone(),
+                                job_id,
+                                self.last_sequence,
+                            )
+                            .await
+                        }
+                        None => Ok(false),
+                    };
+                    match finished {
+                        Ok(true) => {
+                            self.finished = true;
+                            return None;
+                        }
+                        Ok(false) => {}
+                        Err(err) => {
+                            if self.wait_before_reopening(&err).is_none() {
+                                return self.end_with(err);
+                            }
+                        }
+                    }
+                    let cut = Error::from(tonic::Status::unavailable(
+                        "the event stream ended before the job finished",
+                    ));
+                    match self.wait_before_reopening(&cut) {
+                        Some(delay) => {
+                            self.reconnects += 1;
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => return self.end_with(cut),
+                    }
                 }
             }
         }

@@ -366,6 +366,15 @@ async fn an_operator_does_the_whole_workflow_with_retractctl(backend: Backend) {
         .skip(1)
         .collect();
     assert_eq!(summary.len(), 3, "depths 0, 1 and 2: {run:#?}");
+    let last = events.len().to_string();
+    let run = ctl(
+        &app,
+        Some(&adm),
+        &["watch", "acme", &job_id, "--after", &last],
+    )
+    .await;
+    expect(&run, 0, "a watch after the last event of a finished job");
+    assert!(run.stdout.contains("nothing after"), "{run:#?}");
 
     let run = ctl(&app, Some(&adm), &["jobs", "acme"]).await;
     expect(&run, 0, "jobs");
@@ -442,6 +451,33 @@ async fn an_operator_does_the_whole_workflow_with_retractctl(backend: Backend) {
     let run = ctl(&app, Some(&adm), &["restore", "acme", &job_id]).await;
     expect(&run, 7, "a second restore is refused in this state");
     assert!(run.stderr.contains("NOT_RESTORABLE"), "{run:#?}");
+
+    // A dry run started detached, then followed as JSON.
+    let run = ctl(
+        &app,
+        Some(&adm),
+        &[
+            "retract",
+            "acme",
+            PHISH,
+            "--dry-run",
+            "--detach",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    expect(&run, 0, "retract --detach");
+    let job = &json_lines(&run.stdout)[0];
+    let dry_job = job["job_id"].as_str().expect("the job as JSON").to_owned();
+    assert_eq!(job["options"]["dry_run"], true, "{job}");
+    let run = ctl(&app, Some(&adm), &["watch", "acme", &dry_job, "-o", "json"]).await;
+    expect(&run, 0, "watch the detached job");
+    let last = json_lines(&run.stdout).pop().unwrap();
+    assert_eq!(
+        last["job_finished"]["state"], "JOB_STATE_SUCCEEDED",
+        "{last}"
+    );
 
     // Exit codes that mean something.
     let run = ctl(&app, Some(&adm), &["options", "acme", "no-brackets"]).await;

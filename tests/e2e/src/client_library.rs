@@ -114,6 +114,13 @@ async fn the_event_stream_resumes_across_a_server_restart_mid_job(backend: Backe
     mailboxes.dedup();
     assert_eq!(before, 12, "each mailbox's DONE seen exactly once");
     assert_eq!(mailboxes.len(), 12);
+    // Watching the finished job after its last event ends at once, without an event.
+    let job_id = seen[0].job_id().to_owned();
+    let mut after_the_end = client.watch("acme", job_id, events.last_sequence());
+    let nothing = tokio::time::timeout(Duration::from_secs(10), after_the_end.next())
+        .await
+        .expect("ends at once instead of reconnecting");
+    assert!(nothing.is_none(), "{nothing:?}");
     for i in 0..12 {
         let user = format!("user{i}@contoso.com");
         assert_eq!(

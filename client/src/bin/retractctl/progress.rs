@@ -344,8 +344,28 @@ pub async fn follow(
         tokio::select! {
             item = events.next() => {
                 let Some(item) = item else {
+                    // Only for a watch after the last event of a finished job.
                     view.clear();
-                    anyhow::bail!("the job's event stream ended before the job finished");
+                    let job_id = events.job_id().unwrap_or_default().to_owned();
+                    let job = client
+                        .get_retract_job(pb::GetRetractJobRequest {
+                            tenant_id: tenant_id.to_owned(),
+                            job_id: job_id.clone(),
+                        })
+                        .await?
+                        .job
+                        .unwrap_or_default();
+                    if output.json() {
+                        output.line(&job, "RetractJob");
+                    } else {
+                        crate::say!(
+                            "job {job_id} ended {} with #{}; nothing after #{}",
+                            job.state().as_str_name(),
+                            job.last_sequence,
+                            events.last_sequence()
+                        );
+                    }
+                    return Ok(exit_of(job.state()));
                 };
                 let event = match item {
                     Ok(event) => event,
