@@ -120,8 +120,7 @@ fn report(err: &anyhow::Error, json: bool) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let settings = match settings::Settings::resolve(&cli.global) {
         Ok(settings) => settings,
@@ -130,11 +129,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(Exit::of(&err) as u8);
         }
     };
-    match commands::run(cli.command, &settings).await {
-        Ok(exit) => ExitCode::from(exit as u8),
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(Exit::Unexpected as u8);
+        }
+    };
+    let exit = match runtime.block_on(commands::run(cli.command, &settings)) {
+        Ok(exit) => exit,
         Err(err) => {
             report(&err, settings.output.json());
-            ExitCode::from(Exit::of(&err) as u8)
+            Exit::of(&err)
         }
-    }
+    };
+    // A Ctrl-C prompt may still be reading stdin on a blocking thread: do not wait for it.
+    runtime.shutdown_background();
+    ExitCode::from(exit as u8)
 }
