@@ -209,9 +209,11 @@ The same with buf curl (gRPC, not Connect):
 
 Or retractctl:
   export RETRACT_TOKEN=$TOKEN RETRACT_ENDPOINT={scheme}://{addr}{retractctl_tls}
+  cargo run -q -p retract-client --bin retractctl -- domains list acme
   cargo run -q -p retract-client --bin retractctl -- options acme '{MESSAGE}'
   cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft
   cargo run -q -p retract-client --bin retractctl -- retract acme '{MESSAGE}' --mode soft --depth 2
+  cargo run -q -p retract-client --bin retractctl -- jobs acme      # then: targets / watch / restore acme JOB
 
 Mailbox contents as the simulator sees them: curl {graph}/_sim/mailboxes/alice@contoso.com
 Ctrl-C stops.",
@@ -226,21 +228,21 @@ Ctrl-C stops.",
 /// simulated administrator would in a browser, and records the delivery.
 async fn seed(client: &Client, ca: Option<&[u8]>, recipients: &[String]) -> anyhow::Result<()> {
     client
-        .tenants()
+        .tenant_service()
         .create_tenant(pb::CreateTenantRequest {
             tenant_id: "acme".into(),
             display_name: "Acme (demo)".into(),
         })
         .await?;
     client
-        .tenants()
+        .tenant_service()
         .add_domain(pb::AddDomainRequest {
             tenant_id: "acme".into(),
             domain: "contoso.com".into(),
         })
         .await?;
     let consent_url = client
-        .tenants()
+        .tenant_service()
         .start_grant(pb::StartGrantRequest {
             tenant_id: "acme".into(),
             allow_relink: false,
@@ -267,7 +269,7 @@ async fn seed(client: &Client, ca: Option<&[u8]>, recipients: &[String]) -> anyh
         page.status()
     );
     client
-        .retract()
+        .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
             tenant_id: "acme".into(),
             delivery: Some(pb::Delivery {

@@ -40,7 +40,7 @@ async fn measure(backend: Backend) -> f64 {
     let gateway = app.with_token(&DevToken::service("gateway").permission("deliveries.write"));
     // Warm up: connections, statement caches.
     gateway
-        .retract()
+        .retract_service()
         .record_deliveries(pb::RecordDeliveriesRequest {
             tenant_id: "acme".into(),
             deliveries: batch(99, 0),
@@ -56,7 +56,7 @@ async fn measure(backend: Backend) -> f64 {
         tokio::spawn(async move {
             for deliveries in own {
                 let r = gateway
-                    .retract()
+                    .retract_service()
                     .record_deliveries(pb::RecordDeliveriesRequest {
                         tenant_id: "acme".into(),
                         deliveries,

@@ -28,7 +28,7 @@ async fn main() {
     let started = Instant::now();
     let mut stream = w
         .admin()
-        .retract()
+        .retract_service()
         .retract(pb::RetractRequest {
             tenant_id: "acme".into(),
             options: Some(pb::RetractOptions {

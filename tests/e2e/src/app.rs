@@ -121,7 +121,7 @@ impl TestApp {
     /// Creates a tenant through the API as the platform service.
     pub async fn create_tenant(&self, tenant_id: &str) -> pb::Tenant {
         self.service()
-            .tenants()
+            .tenant_service()
             .create_tenant(pb::CreateTenantRequest {
                 tenant_id: tenant_id.to_owned(),
                 display_name: format!("{tenant_id} Ltd"),
@@ -136,7 +136,7 @@ impl TestApp {
     /// Registers a domain through the API as the platform service.
     pub async fn add_domain(&self, tenant_id: &str, domain: &str) -> pb::Domain {
         self.service()
-            .tenants()
+            .tenant_service()
             .add_domain(pb::AddDomainRequest {
                 tenant_id: tenant_id.to_owned(),
                 domain: domain.to_owned(),
@@ -151,7 +151,7 @@ impl TestApp {
     /// A tenant's audit events, newest first (one page of up to 1000).
     pub async fn audit_events(&self, tenant_id: &str) -> Vec<pb::AuditEvent> {
         self.service()
-            .audit()
+            .audit_service()
             .list_audit_events(pb::ListAuditEventsRequest {
                 tenant_id: tenant_id.to_owned(),
                 page_size: 1000,
@@ -201,13 +201,25 @@ impl TestApp {
     /// Stops the server (as a deploy or a crash would) and starts a new one on the same
     /// database and settings.
     pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`Self::restart`], on the same address: clients that stay connected to it (a
+    /// resuming stream, a lazy channel) reach the new server.
+    pub async fn restart_on_same_port(self) -> Self {
+        let addr = self.addr;
+        self.restart_with(|s| s.listen_addr = addr).await
+    }
+
+    async fn restart_with(self, adjust: impl FnOnce(&mut Settings)) -> Self {
         let Self {
             db,
-            settings,
+            mut settings,
             shutdown,
             server,
             ..
         } = self;
+        adjust(&mut settings);
         shutdown.send(()).ok();
         tokio::time::timeout(Duration::from_secs(30), server)
             .await

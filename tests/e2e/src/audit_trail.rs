@@ -23,9 +23,13 @@ async fn every_change_is_audited_with_the_authenticated_actor_and_request_id(bac
     create
         .metadata_mut()
         .insert("x-request-id", "req-create-acme".parse().unwrap());
-    service.tenants().create_tenant(create).await.unwrap();
+    service
+        .tenant_service()
+        .create_tenant(create)
+        .await
+        .unwrap();
     app.admin("alice@acme.example", "acme")
-        .tenants()
+        .tenant_service()
         .add_domain(pb::AddDomainRequest {
             tenant_id: "acme".into(),
             domain: "acme.example".into(),
@@ -74,7 +78,7 @@ async fn audit_events_are_filtered_and_paged_newest_first(backend: Backend) {
     app.create_tenant("globex").await;
     for i in 0..5 {
         app.admin("alice@acme.example", "acme")
-            .tenants()
+            .tenant_service()
             .add_domain(pb::AddDomainRequest {
                 tenant_id: "acme".into(),
                 domain: format!("d{i}.acme.example"),
@@ -90,7 +94,7 @@ async fn audit_events_are_filtered_and_paged_newest_first(backend: Backend) {
         let reader = reader.clone();
         async move {
             reader
-                .audit()
+                .audit_service()
                 .list_audit_events(request)
                 .await
                 .map(|r| r.into_inner())
@@ -183,7 +187,7 @@ async fn audit_filters_are_validated(backend: Backend) {
     app.create_tenant("acme").await;
     let failure = expect_failure(
         app.service()
-            .audit()
+            .audit_service()
             .list_audit_events(pb::ListAuditEventsRequest {
                 tenant_id: "acme".into(),
                 section: 99,
@@ -206,7 +210,7 @@ async fn audit_filters_are_validated(backend: Backend) {
 
     let page = app
         .service()
-        .audit()
+        .audit_service()
         .list_audit_events(pb::ListAuditEventsRequest {
             tenant_id: "acme".into(),
             page_size: 1,
@@ -220,7 +224,7 @@ async fn audit_filters_are_validated(backend: Backend) {
     app.add_domain("acme", "a.acme.example").await;
     let page = app
         .service()
-        .audit()
+        .audit_service()
         .list_audit_events(pb::ListAuditEventsRequest {
             tenant_id: "acme".into(),
             page_size: 1,
@@ -231,7 +235,7 @@ async fn audit_filters_are_validated(backend: Backend) {
         .into_inner();
     let other_filter = expect_failure(
         app.service()
-            .audit()
+            .audit_service()
             .list_audit_events(pb::ListAuditEventsRequest {
                 tenant_id: "acme".into(),
                 section: pb::AuditSection::Tenants.into(),

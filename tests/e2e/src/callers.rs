@@ -29,15 +29,17 @@ async fn call_every_working_rpc(client: &Client) -> Vec<(&'static str, Result<()
     vec![
         (
             "CreateTenant",
-            run(client.tenants().create_tenant(pb::CreateTenantRequest {
-                tenant_id: "acme".into(),
-                display_name: "Acme".into(),
-            }))
+            run(client
+                .tenant_service()
+                .create_tenant(pb::CreateTenantRequest {
+                    tenant_id: "acme".into(),
+                    display_name: "Acme".into(),
+                }))
             .await,
         ),
         (
             "GetTenant",
-            run(client.tenants().get_tenant(pb::GetTenantRequest {
+            run(client.tenant_service().get_tenant(pb::GetTenantRequest {
                 tenant_id: "acme".into(),
             }))
             .await,
@@ -45,13 +47,13 @@ async fn call_every_working_rpc(client: &Client) -> Vec<(&'static str, Result<()
         (
             "ListTenants",
             run(client
-                .tenants()
+                .tenant_service()
                 .list_tenants(pb::ListTenantsRequest::default()))
             .await,
         ),
         (
             "AddDomain",
-            run(client.tenants().add_domain(pb::AddDomainRequest {
+            run(client.tenant_service().add_domain(pb::AddDomainRequest {
                 tenant_id: "acme".into(),
                 domain: "acme.example".into(),
             }))
@@ -59,24 +61,28 @@ async fn call_every_working_rpc(client: &Client) -> Vec<(&'static str, Result<()
         ),
         (
             "RemoveDomain",
-            run(client.tenants().remove_domain(pb::RemoveDomainRequest {
-                tenant_id: "acme".into(),
-                domain: "acme.example".into(),
-            }))
+            run(client
+                .tenant_service()
+                .remove_domain(pb::RemoveDomainRequest {
+                    tenant_id: "acme".into(),
+                    domain: "acme.example".into(),
+                }))
             .await,
         ),
         (
             "ListDomains",
-            run(client.tenants().list_domains(pb::ListDomainsRequest {
-                tenant_id: "acme".into(),
-                ..Default::default()
-            }))
+            run(client
+                .tenant_service()
+                .list_domains(pb::ListDomainsRequest {
+                    tenant_id: "acme".into(),
+                    ..Default::default()
+                }))
             .await,
         ),
         (
             "ListAuditEvents",
             run(client
-                .audit()
+                .audit_service()
                 .list_audit_events(pb::ListAuditEventsRequest {
                     tenant_id: "acme".into(),
                     ..Default::default()
@@ -184,7 +190,7 @@ async fn every_working_rpc_refuses_calls_without_a_valid_token(backend: Backend)
     }
     assert!(
         app.service()
-            .tenants()
+            .tenant_service()
             .list_tenants(pb::ListTenantsRequest::default())
             .await
             .unwrap()
@@ -203,7 +209,7 @@ async fn a_missing_permission_is_denied_and_names_the_permission(backend: Backen
         app.with_token(&DevToken::admin("rita@acme.example", "acme").permission("retract.read"));
     let failure = expect_failure(
         reader
-            .tenants()
+            .tenant_service()
             .add_domain(pb::AddDomainRequest {
                 tenant_id: "acme".into(),
                 domain: "acme.example".into(),
@@ -222,7 +228,7 @@ async fn a_missing_permission_is_denied_and_names_the_permission(backend: Backen
         app.with_token(&DevToken::admin("alice@acme.example", "acme").permission("domains.manage"));
     let failure = expect_failure(
         admin
-            .tenants()
+            .tenant_service()
             .create_tenant(pb::CreateTenantRequest {
                 tenant_id: "mine".into(),
                 display_name: "Mine".into(),
@@ -234,7 +240,7 @@ async fn a_missing_permission_is_denied_and_names_the_permission(backend: Backen
         (Code::PermissionDenied, "MISSING_PERMISSION")
     );
     let tenant = reader
-        .tenants()
+        .tenant_service()
         .get_tenant(pb::GetTenantRequest {
             tenant_id: "acme".into(),
         })
@@ -258,14 +264,14 @@ async fn another_tenant_is_denied_before_anything_is_looked_up(backend: Backend)
 
     for tenant in ["globex", "does-not-exist"] {
         let get = expect_failure(
-            acme.tenants()
+            acme.tenant_service()
                 .get_tenant(pb::GetTenantRequest {
                     tenant_id: tenant.into(),
                 })
                 .await,
         );
         let list = expect_failure(
-            acme.tenants()
+            acme.tenant_service()
                 .list_domains(pb::ListDomainsRequest {
                     tenant_id: tenant.into(),
                     ..Default::default()
@@ -273,7 +279,7 @@ async fn another_tenant_is_denied_before_anything_is_looked_up(backend: Backend)
                 .await,
         );
         let remove = expect_failure(
-            acme.tenants()
+            acme.tenant_service()
                 .remove_domain(pb::RemoveDomainRequest {
                     tenant_id: tenant.into(),
                     domain: "globex.example".into(),
@@ -290,7 +296,7 @@ async fn another_tenant_is_denied_before_anything_is_looked_up(backend: Backend)
     }
     let globex = app
         .service()
-        .tenants()
+        .tenant_service()
         .list_domains(pb::ListDomainsRequest {
             tenant_id: "globex".into(),
             ..Default::default()
@@ -312,7 +318,7 @@ async fn a_caller_limited_to_some_tenants_lists_only_those(backend: Backend) {
         ..DevToken::service("regional-portal").permission("tenants.manage")
     });
     let listed: Vec<String> = scoped
-        .tenants()
+        .tenant_service()
         .list_tenants(pb::ListTenantsRequest::default())
         .await
         .unwrap()
@@ -336,13 +342,13 @@ async fn each_caller_is_rate_limited_on_its_own_and_health_never_is(backend: Bac
     .await;
     let busy = app.with_token(&DevToken::service("busy-gateway").permission("tenants.manage"));
     for _ in 0..3 {
-        busy.tenants()
+        busy.tenant_service()
             .list_tenants(pb::ListTenantsRequest::default())
             .await
             .expect("within the burst");
     }
     let status = busy
-        .tenants()
+        .tenant_service()
         .list_tenants(pb::ListTenantsRequest::default())
         .await
         .unwrap_err();
@@ -362,7 +368,7 @@ async fn each_caller_is_rate_limited_on_its_own_and_health_never_is(backend: Bac
 
     let other = app.with_token(&DevToken::service("quiet-portal").permission("tenants.manage"));
     other
-        .tenants()
+        .tenant_service()
         .list_tenants(pb::ListTenantsRequest::default())
         .await
         .expect("another caller is unaffected");

@@ -57,6 +57,14 @@ async fn build_chain(
     adjust: impl FnOnce(&mut retract_server::Settings),
     carol_locked: bool,
 ) -> World {
+    let sim = chain_sim(carol_locked).await;
+    let recipients = vec!["alice@contoso.com".into(), "bob@contoso.com".into()];
+    let app = granted_app(backend, &sim, recipients, adjust).await;
+    World { sim, app }
+}
+
+/// graph-sim with the mailboxes of [`build_chain`]'s story (nothing granted, nothing recorded).
+pub(crate) async fn chain_sim(carol_locked: bool) -> GraphSim {
     let at = chrono::Utc::now() - chrono::Duration::hours(2);
     let phish = Mail::new(PHISH, "ceo@evil.example")
         .subject("Urgent wire transfer")
@@ -92,7 +100,7 @@ async fn build_chain(
     } else {
         carol
     });
-    let sim = GraphSim::builder()
+    GraphSim::builder()
         .app(App::new(CLIENT_ID, CLIENT_SECRET))
         .tenant(tenant)
         .sign_in(SignIn::approve_as("admin@contoso.com"))
@@ -104,10 +112,7 @@ async fn build_chain(
         .mail(dave_forward)
         .start()
         .await
-        .expect("graph-sim starts");
-    let recipients = vec!["alice@contoso.com".into(), "bob@contoso.com".into()];
-    let app = granted_app(backend, &sim, recipients, adjust).await;
-    World { sim, app }
+        .expect("graph-sim starts")
 }
 
 /// The internet message ids a user can still see (inbox, sent items, deleted items).
@@ -370,7 +375,7 @@ async fn the_internal_senders_copy_is_retracted_only_when_asked(backend: Backend
     // The internal, compromised sender's Sent Items copy goes when asked.
     w.app
         .service()
-        .retract()
+        .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
             tenant_id: "acme".into(),
             delivery: Some(pb::Delivery {
@@ -592,7 +597,7 @@ async fn a_cancel_mid_traversal_stops_the_rest(backend: Backend) {
         }
     }
     w.admin()
-        .retract()
+        .retract_service()
         .cancel_retract_job(pb::CancelRetractJobRequest {
             tenant_id: "acme".into(),
             job_id: job.job_id.clone(),

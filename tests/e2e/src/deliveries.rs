@@ -54,7 +54,7 @@ fn gateway(app: &TestApp) -> Client {
 
 async fn record(app: &TestApp, d: pb::Delivery) -> pb::RecordDeliveryResponse {
     gateway(app)
-        .retract()
+        .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
             tenant_id: "acme".into(),
             delivery: Some(d),
@@ -69,7 +69,7 @@ async fn search(
     request: pb::SearchDeliveriesRequest,
 ) -> Result<pb::SearchDeliveriesResponse, tonic::Status> {
     gateway(app)
-        .retract()
+        .retract_service()
         .search_deliveries(pb::SearchDeliveriesRequest {
             tenant_id: "acme".into(),
             ..request
@@ -158,7 +158,7 @@ async fn a_batch_reports_each_outcome_and_merges_repeats_within_it(backend: Back
     let at = Utc::now();
     record(&app, delivery("<old@v.example>", &["a@acme.example"], at)).await;
     let r = gateway(&app)
-        .retract()
+        .retract_service()
         .record_deliveries(pb::RecordDeliveriesRequest {
             tenant_id: "acme".into(),
             deliveries: vec![
@@ -208,7 +208,7 @@ async fn bad_deliveries_name_every_field_and_store_nothing(backend: Backend) {
     no_time.delivery_time = None;
     let f = expect_failure(
         gateway(&app)
-            .retract()
+            .retract_service()
             .record_deliveries(pb::RecordDeliveriesRequest {
                 tenant_id: "acme".into(),
                 deliveries: vec![
@@ -268,7 +268,7 @@ async fn batches_and_recipient_lists_are_bounded(backend: Backend) {
         .collect();
     let f = expect_failure(
         gateway(&app)
-            .retract()
+            .retract_service()
             .record_deliveries(pb::RecordDeliveriesRequest {
                 tenant_id: "acme".into(),
                 deliveries: too_many,
@@ -285,7 +285,7 @@ async fn batches_and_recipient_lists_are_bounded(backend: Backend) {
     };
     let f = expect_failure(
         gateway(&app)
-            .retract()
+            .retract_service()
             .record_delivery(pb::RecordDeliveryRequest {
                 tenant_id: "acme".into(),
                 delivery: Some(huge),
@@ -333,7 +333,7 @@ async fn deliveries_are_found_by_every_filter_newest_first_across_pages(backend:
         record(&app, d).await;
     }
     gateway(&app)
-        .retract()
+        .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
             tenant_id: "globex".into(),
             delivery: Some(delivery("<g@v.example>", &["all@acme.example"], base)),
@@ -494,7 +494,7 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
     let reader =
         app.with_token(&DevToken::admin("analyst@acme.example", "acme").permission("retract.read"));
     let options = reader
-        .retract()
+        .retract_service()
         .get_retract_options(pb::GetRetractOptionsRequest {
             tenant_id: "acme".into(),
             internet_message_id: "<phish@evil.example>".into(),
@@ -534,7 +534,7 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
         .await
         .unwrap();
     let options = reader
-        .retract()
+        .retract_service()
         .get_retract_options(pb::GetRetractOptionsRequest {
             tenant_id: "acme".into(),
             internet_message_id: "<phish@evil.example>".into(),
@@ -551,7 +551,7 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
 
     let missing = expect_failure(
         reader
-            .retract()
+            .retract_service()
             .get_retract_options(pb::GetRetractOptionsRequest {
                 tenant_id: "acme".into(),
                 internet_message_id: "<nope@x>".into(),
@@ -635,7 +635,7 @@ async fn a_merged_recipient_list_stops_at_ten_thousand(backend: Backend) {
     // The quarantine releases the same message to one more recipient.
     let f = expect_failure(
         gateway(&app)
-            .retract()
+            .retract_service()
             .record_delivery(pb::RecordDeliveryRequest {
                 tenant_id: "acme".into(),
                 delivery: Some(delivery(
@@ -704,7 +704,7 @@ async fn filter_times_outside_1970_to_9999_are_invalid_arguments(backend: Backen
     );
     let f = expect_failure(
         app.service()
-            .retract()
+            .retract_service()
             .list_retract_jobs(pb::ListRetractJobsRequest {
                 tenant_id: "acme".into(),
                 create_before: year_10000,
@@ -721,7 +721,7 @@ async fn ten_thousand_bad_recipients_give_an_error_a_proxy_accepts(backend: Back
     app.create_tenant("acme").await;
     let bad: Vec<String> = (0..10_000).map(|i| format!("not an address {i}")).collect();
     let status = gateway(&app)
-        .retract()
+        .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
             tenant_id: "acme".into(),
             delivery: Some(pb::Delivery {

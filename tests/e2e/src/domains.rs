@@ -21,7 +21,7 @@ async fn a_domain_is_added_listed_and_removed(backend: Backend) {
     let admin = app.admin("alice@acme.example", "acme");
 
     let added = admin
-        .tenants()
+        .tenant_service()
         .add_domain(pb::AddDomainRequest {
             tenant_id: "acme".into(),
             domain: "Mail.Acme.Example".into(),
@@ -37,7 +37,7 @@ async fn a_domain_is_added_listed_and_removed(backend: Backend) {
     assert_eq!(added.last_check_time, None);
 
     let listed = admin
-        .tenants()
+        .tenant_service()
         .list_domains(pb::ListDomainsRequest {
             tenant_id: "acme".into(),
             ..Default::default()
@@ -49,7 +49,7 @@ async fn a_domain_is_added_listed_and_removed(backend: Backend) {
     assert_eq!(listed.next_page_token, "");
 
     let removed = admin
-        .tenants()
+        .tenant_service()
         .remove_domain(pb::RemoveDomainRequest {
             tenant_id: "acme".into(),
             domain: "MAIL.acme.example".into(),
@@ -61,7 +61,7 @@ async fn a_domain_is_added_listed_and_removed(backend: Backend) {
         .unwrap();
     assert_eq!(removed, added);
     let listed = admin
-        .tenants()
+        .tenant_service()
         .list_domains(pb::ListDomainsRequest {
             tenant_id: "acme".into(),
             ..Default::default()
@@ -105,7 +105,7 @@ async fn unicode_domains_are_stored_in_their_ascii_form(backend: Backend) {
     assert_eq!(added.name, "xn--bcher-kva.example");
     let failure = expect_failure(
         app.service()
-            .tenants()
+            .tenant_service()
             .add_domain(pb::AddDomainRequest {
                 tenant_id: "buecher".into(),
                 domain: "xn--bcher-kva.example".into(),
@@ -127,7 +127,7 @@ async fn a_domain_belongs_to_one_tenant_only(backend: Backend) {
     app.add_domain("acme", "shared.example").await;
     let failure = expect_failure(
         app.admin("hank@globex.example", "globex")
-            .tenants()
+            .tenant_service()
             .add_domain(pb::AddDomainRequest {
                 tenant_id: "globex".into(),
                 domain: "shared.example".into(),
@@ -161,7 +161,7 @@ async fn malformed_domains_are_refused_with_the_field_named(backend: Backend) {
     ] {
         let failure = expect_failure(
             app.service()
-                .tenants()
+                .tenant_service()
                 .add_domain(pb::AddDomainRequest {
                     tenant_id: "acme".into(),
                     domain: domain.into(),
@@ -173,7 +173,7 @@ async fn malformed_domains_are_refused_with_the_field_named(backend: Backend) {
     }
     let failure = expect_failure(
         app.service()
-            .tenants()
+            .tenant_service()
             .add_domain(pb::AddDomainRequest {
                 tenant_id: "NOT VALID".into(),
                 domain: "*".into(),
@@ -193,7 +193,7 @@ async fn domains_of_unknown_tenants_are_not_found(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let add = expect_failure(
         app.service()
-            .tenants()
+            .tenant_service()
             .add_domain(pb::AddDomainRequest {
                 tenant_id: "ghost".into(),
                 domain: "ghost.example".into(),
@@ -206,7 +206,7 @@ async fn domains_of_unknown_tenants_are_not_found(backend: Backend) {
     );
     let list = expect_failure(
         app.service()
-            .tenants()
+            .tenant_service()
             .list_domains(pb::ListDomainsRequest {
                 tenant_id: "ghost".into(),
                 ..Default::default()
@@ -227,7 +227,7 @@ async fn removing_an_unregistered_domain_is_not_found(backend: Backend) {
     app.add_domain("globex", "globex.example").await;
     let failure = expect_failure(
         app.service()
-            .tenants()
+            .tenant_service()
             .remove_domain(pb::RemoveDomainRequest {
                 tenant_id: "acme".into(),
                 domain: "globex.example".into(),
@@ -240,7 +240,7 @@ async fn removing_an_unregistered_domain_is_not_found(backend: Backend) {
     );
     let globex = app
         .service()
-        .tenants()
+        .tenant_service()
         .list_domains(pb::ListDomainsRequest {
             tenant_id: "globex".into(),
             ..Default::default()
@@ -273,7 +273,7 @@ async fn domains_are_listed_across_pages_and_tokens_stay_with_their_tenant(backe
     loop {
         let page = app
             .service()
-            .tenants()
+            .tenant_service()
             .list_domains(pb::ListDomainsRequest {
                 tenant_id: "acme".into(),
                 page_size: 2,
@@ -293,7 +293,7 @@ async fn domains_are_listed_across_pages_and_tokens_stay_with_their_tenant(backe
 
     let failure = expect_failure(
         app.service()
-            .tenants()
+            .tenant_service()
             .list_domains(pb::ListDomainsRequest {
                 tenant_id: "globex".into(),
                 page_size: 2,

@@ -87,7 +87,7 @@ impl World {
     async fn start_grant(&self, allow_relink: bool) -> (pb::Grant, String) {
         let r = self
             .admin()
-            .tenants()
+            .tenant_service()
             .start_grant(pb::StartGrantRequest {
                 tenant_id: "acme".into(),
                 allow_relink,
@@ -100,7 +100,7 @@ impl World {
 
     async fn domains(&self) -> Vec<(String, pb::RetractStatus, String)> {
         self.admin()
-            .tenants()
+            .tenant_service()
             .list_domains(pb::ListDomainsRequest {
                 tenant_id: "acme".into(),
                 ..Default::default()
@@ -116,7 +116,7 @@ impl World {
 
     async fn linked_tenant(&self) -> String {
         self.admin()
-            .tenants()
+            .tenant_service()
             .get_tenant(pb::GetTenantRequest {
                 tenant_id: "acme".into(),
             })
@@ -130,7 +130,7 @@ impl World {
 
     async fn grant(&self, id: &str) -> pb::Grant {
         self.admin()
-            .tenants()
+            .tenant_service()
             .get_grant(pb::GetGrantRequest {
                 tenant_id: "acme".into(),
                 grant_id: id.into(),
@@ -311,7 +311,7 @@ async fn a_replayed_state_changes_nothing(backend: Backend) {
 
     let rpc = expect_failure(
         w.admin()
-            .tenants()
+            .tenant_service()
             .complete_grant(pb::CompleteGrantRequest {
                 state: query_param(&callback, "state"),
                 code: query_param(&callback, "code"),
@@ -411,7 +411,7 @@ async fn a_ui_completes_the_grant_through_the_rpc(backend: Backend) {
     let callback = consent_redirect(&consent_url).await;
     let grant = w
         .admin()
-        .tenants()
+        .tenant_service()
         .complete_grant(pb::CompleteGrantRequest {
             state: query_param(&callback, "state"),
             code: query_param(&callback, "code"),
@@ -431,7 +431,7 @@ async fn verify_domains_sees_consent_revoked_in_microsoft_365(backend: Backend) 
     let w = world(backend, |_| {}).await;
     let failure = expect_failure(
         w.admin()
-            .tenants()
+            .tenant_service()
             .verify_domains(pb::VerifyDomainsRequest {
                 tenant_id: "acme".into(),
             })
@@ -446,7 +446,7 @@ async fn verify_domains_sees_consent_revoked_in_microsoft_365(backend: Backend) 
     land(&consent_redirect(&consent_url).await).await;
     let verified = w
         .admin()
-        .tenants()
+        .tenant_service()
         .verify_domains(pb::VerifyDomainsRequest {
             tenant_id: "acme".into(),
         })
@@ -467,7 +467,7 @@ async fn verify_domains_sees_consent_revoked_in_microsoft_365(backend: Backend) 
     w.sim
         .advance_clock(std::time::Duration::from_secs(4 * 3600));
     w.admin()
-        .tenants()
+        .tenant_service()
         .verify_domains(pb::VerifyDomainsRequest {
             tenant_id: "acme".into(),
         })
@@ -535,7 +535,7 @@ fn fixture_text(name: &str) -> String {
 
 async fn verify(w: &World) -> Result<pb::VerifyDomainsResponse, tonic::Status> {
     w.admin()
-        .tenants()
+        .tenant_service()
         .verify_domains(pb::VerifyDomainsRequest {
             tenant_id: "acme".into(),
         })

@@ -96,7 +96,11 @@ impl Rpc {
     /// Calls the RPC as `client`, naming `tenant`.
     async fn call(self, client: &Client, tenant: &str) -> Result<(), Status> {
         let t = tenant.to_owned();
-        let (tenants, retract, audit) = (client.tenants(), client.retract(), client.audit());
+        let (tenants, retract, audit) = (
+            client.tenant_service(),
+            client.retract_service(),
+            client.audit_service(),
+        );
         let (mut tenants, mut retract, mut audit) = (tenants, retract, audit);
         match self {
             Rpc::CreateTenant => tenants
@@ -299,7 +303,7 @@ async fn every_rpc_refuses_every_attack(backend: Backend) {
     ));
     for tenant in ["acme", "globex"] {
         platform
-            .tenants()
+            .tenant_service()
             .create_tenant(pb::CreateTenantRequest {
                 tenant_id: tenant.into(),
                 display_name: tenant.into(),
@@ -308,7 +312,7 @@ async fn every_rpc_refuses_every_attack(backend: Backend) {
             .unwrap();
     }
     platform
-        .tenants()
+        .tenant_service()
         .add_domain(pb::AddDomainRequest {
             tenant_id: "globex".into(),
             domain: "globex.example".into(),
@@ -457,7 +461,7 @@ async fn every_rpc_refuses_every_attack(backend: Backend) {
     }
 
     let globex = platform
-        .tenants()
+        .tenant_service()
         .list_domains(pb::ListDomainsRequest {
             tenant_id: "globex".into(),
             ..Default::default()
@@ -471,7 +475,7 @@ async fn every_rpc_refuses_every_attack(backend: Backend) {
         "no attack changed another tenant's data"
     );
     let globex_audit = platform
-        .audit()
+        .audit_service()
         .list_audit_events(pb::ListAuditEventsRequest {
             tenant_id: "globex".into(),
             ..Default::default()

@@ -30,7 +30,7 @@ async fn list_tenants(
     token: &DevToken,
 ) -> Result<pb::ListTenantsResponse, tonic::Status> {
     app.with_token(token)
-        .tenants()
+        .tenant_service()
         .list_tenants(pb::ListTenantsRequest::default())
         .await
         .map(tonic::Response::into_inner)

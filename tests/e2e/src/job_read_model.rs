@@ -45,7 +45,7 @@ async fn the_per_recipient_table_lists_every_target_with_the_sequence_it_reflect
         let (client, job_id) = (w.admin(), job.job_id.clone());
         async move {
             client
-                .retract()
+                .retract_service()
                 .list_retract_targets(pb::ListRetractTargetsRequest {
                     tenant_id: "acme".into(),
                     job_id,
@@ -125,7 +125,7 @@ async fn a_cancelled_job_says_who_cancelled_it_and_why_and_the_audit_trail_too(b
     assert!(job.cancellation.is_none());
     let cancelled = w
         .admin()
-        .retract()
+        .retract_service()
         .cancel_retract_job(pb::CancelRetractJobRequest {
             tenant_id: "acme".into(),
             job_id: job.job_id.clone(),
@@ -173,7 +173,7 @@ async fn a_cancelled_job_says_who_cancelled_it_and_why_and_the_audit_trail_too(b
     // Cancelling a finished job is refused with the reason and the state.
     let again = expect_failure(
         w.admin()
-            .retract()
+            .retract_service()
             .cancel_retract_job(pb::CancelRetractJobRequest {
                 tenant_id: "acme".into(),
                 job_id: job.job_id.clone(),
@@ -256,7 +256,7 @@ async fn a_watch_from_beyond_the_last_event_is_out_of_range(backend: Backend) {
 
     let beyond = expect_failure(
         w.admin()
-            .retract()
+            .retract_service()
             .watch_retract(pb::WatchRetractRequest {
                 tenant_id: "acme".into(),
                 job_id: job.job_id.clone(),
@@ -297,7 +297,7 @@ async fn jobs_are_listed_by_several_states_and_by_who_asked(backend: Backend) {
             .permission("retract.read"),
     );
     let by_soc = soc
-        .retract()
+        .retract_service()
         .start_retract(pb::StartRetractRequest {
             tenant_id: "acme".into(),
             options: Some(options(&["alice@contoso.com"])),
@@ -313,7 +313,7 @@ async fn jobs_are_listed_by_several_states_and_by_who_asked(backend: Backend) {
         let (client, requested_by) = (w.admin(), requested_by.to_owned());
         async move {
             let mut ids: Vec<String> = client
-                .retract()
+                .retract_service()
                 .list_retract_jobs(pb::ListRetractJobsRequest {
                     tenant_id: "acme".into(),
                     states: states.into_iter().map(Into::into).collect(),
@@ -366,7 +366,7 @@ async fn jobs_are_listed_by_several_states_and_by_who_asked(backend: Backend) {
     );
     let refused = expect_failure(
         w.admin()
-            .retract()
+            .retract_service()
             .list_retract_jobs(pb::ListRetractJobsRequest {
                 tenant_id: "acme".into(),
                 states: vec![pb::JobState::Unspecified.into()],
@@ -384,7 +384,7 @@ async fn the_retract_tab_says_before_the_click_who_can_retract_and_who_was_retra
     let w = world(backend).await;
     let tab = |client: retract_client::Client| async move {
         client
-            .retract()
+            .retract_service()
             .get_retract_options(pb::GetRetractOptionsRequest {
                 tenant_id: "acme".into(),
                 internet_message_id: PHISH.into(),
@@ -419,7 +419,7 @@ async fn the_retract_tab_says_before_the_click_who_can_retract_and_who_was_retra
     // newcomer.
     w.app
         .service()
-        .retract()
+        .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
             tenant_id: "acme".into(),
             delivery: Some(pb::Delivery {
@@ -464,7 +464,7 @@ async fn the_retract_tab_says_before_the_click_who_can_retract_and_who_was_retra
     loop {
         let page = w
             .admin()
-            .retract()
+            .retract_service()
             .get_retract_options(pb::GetRetractOptionsRequest {
                 tenant_id: "acme".into(),
                 internet_message_id: PHISH.into(),

@@ -13,7 +13,9 @@
 //! - [`fanout`]: the conversation fan-out of the `conversation_fanout` bench seeded into
 //!   graph-sim (1,000 recipients, forwards two hops deep), and the copies it leaves.
 //! - test modules (under `cfg(test)`), named after the product's stories; `fuzz` runs
-//!   proptest over every RPC and over mutated Graph answers.
+//!   proptest over every RPC and over mutated Graph answers; `cli` runs the built
+//!   `retractctl` as a process; `client_library` the Rust client's resuming streams, retries
+//!   and typed errors.
 
 pub mod app;
 pub mod backends;
@@ -27,6 +29,10 @@ pub mod status;
 mod audit_trail;
 #[cfg(test)]
 mod callers;
+#[cfg(test)]
+mod cli;
+#[cfg(test)]
+mod client_library;
 #[cfg(test)]
 mod conversations;
 #[cfg(test)]

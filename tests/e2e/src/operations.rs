@@ -292,7 +292,7 @@ fn slow_verification(
 ) -> tokio::task::JoinHandle<Result<(), tonic::Status>> {
     tokio::spawn(async move {
         client
-            .tenants()
+            .tenant_service()
             .verify_domains(retract_client::pb::VerifyDomainsRequest {
                 tenant_id: "acme".into(),
             })
@@ -341,7 +341,7 @@ async fn health_answers_while_every_call_slot_is_taken(backend: Backend) {
         Duration::from_millis(300),
         w.app
             .service()
-            .tenants()
+            .tenant_service()
             .list_tenants(retract_client::pb::ListTenantsRequest::default()),
     )
     .await;
@@ -364,7 +364,7 @@ async fn a_caller_with_calls_in_progress_is_refused_more_while_others_are_served
 
     let list = |client: retract_client::Client| async move {
         client
-            .tenants()
+            .tenant_service()
             .list_domains(retract_client::pb::ListDomainsRequest {
                 tenant_id: "acme".into(),
                 ..Default::default()
@@ -438,7 +438,7 @@ async fn retention_removes_a_finished_job_in_small_transactions(backend: Backend
     assert!(slices.iter().sum::<u64>() >= at_least, "{slices:?}");
     let gone = w
         .admin()
-        .retract()
+        .retract_service()
         .get_retract_job(retract_client::pb::GetRetractJobRequest {
             tenant_id: "acme".into(),
             job_id: job.job_id.clone(),

@@ -248,7 +248,7 @@ async fn a_message_is_retracted_from_every_recipient_while_the_stream_shows_each
     }
     let tab = w
         .admin()
-        .retract()
+        .retract_service()
         .get_retract_options(pb::GetRetractOptionsRequest {
             tenant_id: "acme".into(),
             internet_message_id: PHISH.into(),
@@ -347,7 +347,7 @@ async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(
         let (client, id) = (w.admin(), id.clone());
         async move {
             client
-                .retract()
+                .retract_service()
                 .start_retract(pb::StartRetractRequest {
                     tenant_id: "acme".into(),
                     options: Some(opts),
@@ -365,7 +365,7 @@ async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(
     let locked_id = request_id();
     let locked = w
         .admin()
-        .retract()
+        .retract_service()
         .retract(pb::RetractRequest {
             tenant_id: "acme".into(),
             options: Some(options(&["locked@contoso.com"])),
@@ -377,7 +377,7 @@ async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(
     until_finished(locked, |r| r.event).await;
     let reattached = w
         .admin()
-        .retract()
+        .retract_service()
         .start_retract(pb::StartRetractRequest {
             tenant_id: "acme".into(),
             options: Some(options(&["locked@contoso.com"])),
@@ -403,7 +403,7 @@ async fn the_same_request_id_returns_the_same_job_and_other_options_are_refused(
 
     let listed = w
         .admin()
-        .retract()
+        .retract_service()
         .list_retract_jobs(pb::ListRetractJobsRequest {
             tenant_id: "acme".into(),
             internet_message_id: PHISH.into(),
@@ -434,7 +434,7 @@ async fn an_administrator_without_a_mailbox_cannot_retract(backend: Backend) {
     let outsider = w.app.admin("consultant@contoso.com", "acme");
     let refused = expect_failure(
         outsider
-            .retract()
+            .retract_service()
             .start_retract(pb::StartRetractRequest {
                 tenant_id: "acme".into(),
                 options: Some(options(&["bob@contoso.com"])),
@@ -452,7 +452,7 @@ async fn an_administrator_without_a_mailbox_cannot_retract(backend: Backend) {
             .permission("retract.read"),
     );
     let job = service
-        .retract()
+        .retract_service()
         .start_retract(pb::StartRetractRequest {
             tenant_id: "acme".into(),
             options: Some(options(&["bob@contoso.com"])),
@@ -479,7 +479,7 @@ async fn a_watcher_resumes_from_the_middle_of_the_event_log(backend: Backend) {
         let (client, job_id) = (w.admin(), job.job_id.clone());
         async move {
             let stream = client
-                .retract()
+                .retract_service()
                 .watch_retract(pb::WatchRetractRequest {
                     tenant_id: "acme".into(),
                     job_id,
@@ -525,7 +525,7 @@ async fn a_watcher_resumes_from_the_middle_of_the_event_log(backend: Backend) {
     let globex = w.app.admin("eve@globex.example", "globex");
     let not_theirs = expect_failure(
         globex
-            .retract()
+            .retract_service()
             .get_retract_job(pb::GetRetractJobRequest {
                 tenant_id: "globex".into(),
                 job_id: job.job_id.clone(),
@@ -535,7 +535,7 @@ async fn a_watcher_resumes_from_the_middle_of_the_event_log(backend: Backend) {
     assert_eq!(not_theirs.code, Code::NotFound);
     let not_theirs = expect_failure(
         globex
-            .retract()
+            .retract_service()
             .watch_retract(pb::WatchRetractRequest {
                 tenant_id: "globex".into(),
                 job_id: job.job_id.clone(),
@@ -549,7 +549,7 @@ async fn a_watcher_resumes_from_the_middle_of_the_event_log(backend: Backend) {
         .with_token(&DevToken::admin("eve@globex.example", "globex").all_permissions());
     let denied = expect_failure(
         other
-            .retract()
+            .retract_service()
             .get_retract_job(pb::GetRetractJobRequest {
                 tenant_id: "acme".into(),
                 job_id: job.job_id,
@@ -802,7 +802,7 @@ async fn a_cancelled_job_stops_and_keeps_what_it_did(backend: Backend) {
         }
     }
     w.admin()
-        .retract()
+        .retract_service()
         .cancel_retract_job(pb::CancelRetractJobRequest {
             tenant_id: "acme".into(),
             job_id: job.job_id.clone(),
@@ -843,7 +843,7 @@ async fn a_cancelled_job_stops_and_keeps_what_it_did(backend: Backend) {
     );
     let again = expect_failure(
         w.admin()
-            .retract()
+            .retract_service()
             .cancel_retract_job(pb::CancelRetractJobRequest {
                 tenant_id: "acme".into(),
                 job_id: job.job_id,
@@ -873,7 +873,7 @@ async fn watchers_get_every_event_heartbeats_while_idle_and_their_deadline(backe
             .permission("retract.read"),
     );
     let job = soc
-        .retract()
+        .retract_service()
         .start_retract(pb::StartRetractRequest {
             tenant_id: "acme".into(),
             options: Some(options(&[])),
@@ -896,7 +896,7 @@ async fn watchers_get_every_event_heartbeats_while_idle_and_their_deadline(backe
                 request.set_timeout(t);
             }
             client
-                .retract()
+                .retract_service()
                 .watch_retract(request)
                 .await
                 .unwrap()
@@ -1135,7 +1135,7 @@ async fn a_call_stuck_on_microsoft_is_cut_at_the_request_timeout(backend: Backen
     let started = std::time::Instant::now();
     let stuck = w
         .admin()
-        .retract()
+        .retract_service()
         .start_retract(pb::StartRetractRequest {
             tenant_id: "acme".into(),
             options: Some(options(&[])),

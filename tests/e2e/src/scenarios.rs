@@ -36,7 +36,7 @@ impl World {
     /// job's stream.
     pub async fn retract(&self, options: pb::RetractOptions) -> Streaming<pb::RetractResponse> {
         self.admin()
-            .retract()
+            .retract_service()
             .retract(pb::RetractRequest {
                 tenant_id: "acme".into(),
                 options: Some(options),
@@ -53,7 +53,7 @@ impl World {
         options: pb::RetractOptions,
     ) -> Result<tonic::Response<pb::StartRetractResponse>, Status> {
         self.admin()
-            .retract()
+            .retract_service()
             .start_retract(pb::StartRetractRequest {
                 tenant_id: "acme".into(),
                 options: Some(options),
@@ -75,7 +75,7 @@ impl World {
     /// The administrator reads job `job_id` of tenant `acme` (GetRetractJob).
     pub async fn job(&self, job_id: &str) -> pb::RetractJob {
         self.admin()
-            .retract()
+            .retract_service()
             .get_retract_job(pb::GetRetractJobRequest {
                 tenant_id: "acme".into(),
                 job_id: job_id.to_owned(),
@@ -95,7 +95,7 @@ impl World {
         request_id: &str,
     ) -> Result<Streaming<pb::RestoreRetractJobResponse>, Status> {
         self.admin()
-            .retract()
+            .retract_service()
             .restore_retract_job(pb::RestoreRetractJobRequest {
                 tenant_id: "acme".into(),
                 job_id: job_id.to_owned(),
@@ -121,7 +121,7 @@ impl World {
         after_sequence: i64,
     ) -> Streaming<pb::WatchRetractResponse> {
         self.admin()
-            .retract()
+            .retract_service()
             .watch_retract(pb::WatchRetractRequest {
                 tenant_id: "acme".into(),
                 job_id,
@@ -168,8 +168,19 @@ pub async fn granted_app(
     recipients: Vec<String>,
     adjust: impl FnOnce(&mut retract_server::Settings),
 ) -> TestApp {
+    let app = app_against(backend, sim, adjust).await;
+    grant_and_record(&app, recipients).await;
+    app
+}
+
+/// Our server pointed at `sim` (fast retries and polling for tests), with no tenant yet.
+pub async fn app_against(
+    backend: Backend,
+    sim: &GraphSim,
+    adjust: impl FnOnce(&mut retract_server::Settings),
+) -> TestApp {
     let (graph, login) = (sim.graph_base_url(), sim.login_base_url());
-    let app = TestApp::spawn_with(backend, |s| {
+    TestApp::spawn_with(backend, |s| {
         s.graph_base_url = graph;
         s.login_base_url = login;
         s.graph_client_id = CLIENT_ID.to_owned();
@@ -181,12 +192,17 @@ pub async fn granted_app(
         s.watch_heartbeat_ms = 500;
         adjust(s);
     })
-    .await;
+    .await
+}
+
+/// Tenant `acme` with contoso.com granted through the real consent flow, and the phishing
+/// message recorded as delivered to `recipients`.
+async fn grant_and_record(app: &TestApp, recipients: Vec<String>) {
     app.create_tenant("acme").await;
     app.add_domain("acme", "contoso.com").await;
     let consent_url = app
         .service()
-        .tenants()
+        .tenant_service()
         .start_grant(pb::StartGrantRequest {
             tenant_id: "acme".into(),
             allow_relink: false,
@@ -209,7 +225,7 @@ pub async fn granted_app(
         200
     );
     app.service()
-        .retract()
+        .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
             tenant_id: "acme".into(),
             delivery: Some(pb::Delivery {
@@ -226,7 +242,6 @@ pub async fn granted_app(
         })
         .await
         .expect("record delivery");
-    app
 }
 
 /// A retract job of `tenant` over `mailboxes` (depth 0) as dispatch would make it, with its

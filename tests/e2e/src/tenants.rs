@@ -18,7 +18,7 @@ async fn a_created_tenant_can_be_read_back(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let created = app
         .service()
-        .tenants()
+        .tenant_service()
         .create_tenant(pb::CreateTenantRequest {
             tenant_id: "acme".into(),
             display_name: "  Acme Corporation ".into(),
@@ -38,7 +38,7 @@ async fn a_created_tenant_can_be_read_back(backend: Backend) {
 
     let read = app
         .admin("alice@acme.example", "acme")
-        .tenants()
+        .tenant_service()
         .get_tenant(pb::GetTenantRequest {
             tenant_id: "acme".into(),
         })
@@ -56,7 +56,7 @@ async fn a_tenant_id_is_never_reused(backend: Backend) {
     app.create_tenant("acme").await;
     let failure = expect_failure(
         app.service()
-            .tenants()
+            .tenant_service()
             .create_tenant(pb::CreateTenantRequest {
                 tenant_id: "acme".into(),
                 display_name: "Another Acme".into(),
@@ -79,7 +79,7 @@ async fn create_tenant_names_every_invalid_field(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let failure = expect_failure(
         app.service()
-            .tenants()
+            .tenant_service()
             .create_tenant(pb::CreateTenantRequest {
                 tenant_id: "Acme_Corp".into(),
                 display_name: "line\r\nbreak".into(),
@@ -99,7 +99,7 @@ async fn create_tenant_names_every_invalid_field(backend: Backend) {
     ] {
         let failure = expect_failure(
             app.service()
-                .tenants()
+                .tenant_service()
                 .create_tenant(pb::CreateTenantRequest {
                     tenant_id: tenant_id.into(),
                     display_name: display_name.into(),
@@ -115,7 +115,7 @@ async fn create_tenant_names_every_invalid_field(backend: Backend) {
     }
     let page = app
         .service()
-        .tenants()
+        .tenant_service()
         .list_tenants(pb::ListTenantsRequest::default())
         .await
         .unwrap()
@@ -128,7 +128,7 @@ async fn an_unknown_tenant_is_not_found(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let failure = expect_failure(
         app.service()
-            .tenants()
+            .tenant_service()
             .get_tenant(pb::GetTenantRequest {
                 tenant_id: "nobody".into(),
             })
@@ -153,7 +153,7 @@ async fn tenants_are_listed_across_pages_exactly_once(backend: Backend) {
     loop {
         let page = app
             .service()
-            .tenants()
+            .tenant_service()
             .list_tenants(pb::ListTenantsRequest {
                 page_size: 3,
                 page_token,
@@ -180,7 +180,7 @@ async fn list_tenants_refuses_bad_paging(backend: Backend) {
     {
         let failure = expect_failure(
             app.service()
-                .tenants()
+                .tenant_service()
                 .list_tenants(pb::ListTenantsRequest {
                     page_size,
                     page_token: page_token.into(),

@@ -12,6 +12,7 @@ use crate::{app::TestApp, db::Backend, on_both_backends};
 on_both_backends!(
     with_mtls_only_clients_holding_a_certificate_of_the_ca_get_in,
     the_rust_client_trusts_a_private_ca_it_is_given,
+    the_client_crate_and_retractctl_speak_mtls_with_generated_certificates,
 );
 
 struct Pki {
@@ -168,7 +169,7 @@ async fn the_rust_client_trusts_a_private_ca_it_is_given(backend: Backend) {
         let client = client.with_token(&token).unwrap();
         async move {
             client
-                .tenants()
+                .tenant_service()
                 .list_tenants(retract_client::pb::ListTenantsRequest::default())
                 .await
         }
@@ -190,5 +191,118 @@ async fn the_rust_client_trusts_a_private_ca_it_is_given(backend: Backend) {
         refused,
         "trusting another CA, the server's certificate is not trusted"
     );
+    app.stop().await;
+}
+
+/// `ConnectOptions` (CA + client certificate) and `retractctl --ca-file --cert-file
+/// --key-file` against a server that requires mTLS; without the certificate, or trusting only
+/// the system's roots, they are refused.
+async fn the_client_crate_and_retractctl_speak_mtls_with_generated_certificates(backend: Backend) {
+    use retract_client::{Code, ConnectOptions, DevToken, pb};
+
+    let pki = Pki::new("services CA");
+    let (server_cert, server_key) = pki.leaf(
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (client_cert, client_key) =
+        pki.leaf(&["portal.internal"], ExtendedKeyUsagePurpose::ClientAuth);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (cert_file, key_file, ca_file) = (
+        write("server.pem", &server_cert),
+        write("server.key", &server_key),
+        write("ca.pem", &pki.ca_pem),
+    );
+    let (client_cert_file, client_key_file) = (
+        write("client.pem", &client_cert),
+        write("client.key", &client_key),
+    );
+    let app = TestApp::spawn_with(backend, |s| {
+        s.tls_cert_file = Some(cert_file);
+        s.tls_key_file = Some(key_file);
+        s.tls_client_ca_file = Some(ca_file.clone());
+    })
+    .await;
+    let endpoint = format!("https://localhost:{}", app.addr.port());
+    let token = DevToken::service("portal-backend").all_permissions();
+    let list = |options: ConnectOptions| async move {
+        options
+            .token_source(DevToken::service("portal-backend").all_permissions())
+            .connect()
+            .await?
+            .list_tenants(pb::ListTenantsRequest::default())
+            .await
+    };
+
+    let mtls = ConnectOptions::new(endpoint.clone())
+        .ca_certificate_pem(pki.ca_pem.clone())
+        .client_identity_pem(client_cert.clone(), client_key.clone());
+    mtls.clone()
+        .token_source(token.clone())
+        .connect()
+        .await
+        .expect("connects over mTLS")
+        .create_tenant(pb::CreateTenantRequest {
+            tenant_id: "acme".into(),
+            display_name: "Acme".into(),
+        })
+        .await
+        .expect("served over mTLS");
+    let tenants = list(mtls).await.expect("served over mTLS");
+    assert_eq!(tenants.tenants.len(), 1);
+    let without_certificate =
+        list(ConnectOptions::new(endpoint.clone()).ca_certificate_pem(pki.ca_pem.clone())).await;
+    let refused = without_certificate.expect_err("no client certificate: refused");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused}");
+    assert_eq!(
+        refused.api().and_then(|e| e.reason()),
+        Some("CLIENT_CERTIFICATE_REQUIRED")
+    );
+    let system_roots = list(
+        ConnectOptions::new(endpoint.clone())
+            .client_identity_pem(client_cert.clone(), client_key.clone()),
+    )
+    .await
+    .expect_err("the system's roots do not trust a private CA");
+    assert_eq!(system_roots.code(), Code::Unavailable, "{system_roots}");
+    let plaintext_with_tls_options = ConnectOptions::new(format!("http://{}", app.addr))
+        .ca_certificate_pem(pki.ca_pem.clone())
+        .connect_lazy()
+        .err()
+        .expect("TLS options on an http:// endpoint are refused");
+    assert_eq!(plaintext_with_tls_options.code(), Code::InvalidArgument);
+
+    let paths = [&ca_file, &client_cert_file, &client_key_file].map(|p| p.to_str().unwrap());
+    let tls_args = [
+        "--ca-file",
+        paths[0],
+        "--cert-file",
+        paths[1],
+        "--key-file",
+        paths[2],
+    ];
+    let run = |args: Vec<&str>| {
+        let mut cmd = crate::cli::command(&app, Some(&token), &args);
+        cmd.env("RETRACT_ENDPOINT", &endpoint);
+        async move { cmd.output().await.expect("retractctl runs") }
+    };
+    let out = run([&["tenants", "list"][..], &tls_args].concat()).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("acme"),
+        "{out:?}"
+    );
+    let out = run([&["tenants", "list"][..], &tls_args[..2]].concat()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "without a client certificate: {out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CLIENT_CERTIFICATE_REQUIRED"));
     app.stop().await;
 }

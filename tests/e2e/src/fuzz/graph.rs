@@ -491,7 +491,7 @@ async fn retract_through(
 ) -> Result<Option<(pb::RetractJob, Vec<pb::TargetStatus>)>, String> {
     let admin = app.admin("admin@contoso.com", "acme");
     let started = admin
-        .retract()
+        .retract_service()
         .start_retract(pb::StartRetractRequest {
             tenant_id: "acme".into(),
             options: Some(options),
@@ -519,7 +519,7 @@ async fn retract_through(
     let ended = tokio::time::timeout(JOB_WITHIN, async {
         loop {
             let job = admin
-                .retract()
+                .retract_service()
                 .get_retract_job(pb::GetRetractJobRequest {
                     tenant_id: "acme".into(),
                     job_id: job.job_id.clone(),
@@ -541,7 +541,7 @@ async fn retract_through(
     .await
     .map_err(|_| format!("the job did not end within {JOB_WITHIN:?}"))??;
     let targets = admin
-        .retract()
+        .retract_service()
         .list_retract_targets(pb::ListRetractTargetsRequest {
             tenant_id: "acme".into(),
             job_id: ended.job_id.clone(),

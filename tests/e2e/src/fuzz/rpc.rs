@@ -61,7 +61,7 @@ async fn world(backend: Backend) -> (World, Known) {
     w.app.add_domain("globex", "globex.example").await;
     w.app
         .service()
-        .retract()
+        .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
             tenant_id: "globex".into(),
             delivery: Some(pb::Delivery {
@@ -588,7 +588,11 @@ impl Seen {
 /// Sends `call` as `client`; for a stream, waits for its first message.
 async fn send(client: &Client, call: Call) -> Result<Seen, Status> {
     let mut seen = Seen::default();
-    let (tenants, retract, audit) = (client.tenants(), client.retract(), client.audit());
+    let (tenants, retract, audit) = (
+        client.tenant_service(),
+        client.retract_service(),
+        client.audit_service(),
+    );
     let (mut tenants, mut retract, mut audit) = (tenants, retract, audit);
     match call {
         Call::CreateTenant(r) => drop(tenants.create_tenant(r).await?),
