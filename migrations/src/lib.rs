@@ -8,6 +8,8 @@
 //! - [`migrate`]: applies pending migrations, under a PostgreSQL advisory lock so replicas
 //!   starting together do not race. The server calls it on start (unless told not to) and the
 //!   `retract-migrate` binary calls it for operators who migrate separately.
+//! - [`pending`]: the migrations this build knows that a database has not applied (the
+//!   server's readiness reads it, without writing anything).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
@@ -74,4 +76,14 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     let result = Migrator::up(db, None).await;
     lock.commit().await?;
     result
+}
+
+/// The names of the migrations this build knows that `db` has not applied, read without
+/// creating anything (a database never migrated lists them all).
+pub async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations_read_only(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect())
 }

@@ -200,7 +200,7 @@ impl Application {
             consent,
             engine,
             retract_api,
-            health: _,
+            health: parts,
             stopping,
         } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -210,6 +210,7 @@ impl Application {
         let probe = tokio::spawn(health::follow_database(
             store.clone(),
             reporter.clone(),
+            parts,
             probe_every,
             probe_timeout,
             background.clone(),

@@ -122,6 +122,14 @@ impl Store {
             .map_err(StoreError::from_db)
     }
 
+    /// The migrations this build knows that the database has not applied (empty once
+    /// migrated; read only).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        retract_migrations::pending(&self.db)
+            .await
+            .map_err(StoreError::from_db)
+    }
+
     /// Checks that the database can serve requests: on PostgreSQL a round trip; on SQLite that
     /// the write lock can be taken within the busy timeout (another process holding it would
     /// block every mutation, and every change here writes an audit event).
