@@ -25,6 +25,7 @@ mod m20261201_000005_job_read_model;
 mod m20261201_000006_conversation_targets;
 mod m20261201_000007_removed_copies;
 mod m20261201_000008_job_runs;
+mod m20261201_000009_deleted_tenants;
 
 /// The ordered list of retract's migrations.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_conversation_targets::Migration),
             Box::new(m20261201_000007_removed_copies::Migration),
             Box::new(m20261201_000008_job_runs::Migration),
+            Box::new(m20261201_000009_deleted_tenants::Migration),
         ]
     }
 }

@@ -340,6 +340,9 @@ settings! {
     /// Finished retract jobs (and their events) older than this many days are removed; 0
     /// keeps them forever. The audit trail keeps its own record.
     job_retention_days: u32 = 90 => Option<u32>;
+    /// A deleted (offboarded) tenant's audit trail is kept this many days after the deletion,
+    /// then removed; 0 keeps it forever. The tenant id is never reused either way.
+    deleted_tenant_audit_retention_days: u32 = 365 => Option<u32>;
     /// How often retention and the abandoned-consent sweep run, in milliseconds.
     retention_sweep_interval_ms: u64 = 3_600_000 => Option<u64>, at_least 10;
 }
@@ -455,6 +458,7 @@ impl Settings {
         crate::retention::Retention {
             deliveries: days(self.delivery_retention_days),
             jobs: days(self.job_retention_days),
+            deleted_tenant_audit: days(self.deleted_tenant_audit_retention_days),
             consent_completion: millis(self.consent_completion_timeout_ms),
         }
     }

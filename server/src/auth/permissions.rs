@@ -49,7 +49,9 @@ pub fn rule_for(path: &str) -> Option<Rule> {
     use Rule::*;
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     let rule = match (service, method) {
-        ("retract.v1.TenantService", "CreateTenant" | "ListTenants") => Requires(TenantsManage),
+        ("retract.v1.TenantService", "CreateTenant" | "ListTenants" | "DeleteTenant") => {
+            Requires(TenantsManage)
+        }
         ("retract.v1.TenantService", "GetTenant") => TenantMember,
         (
             "retract.v1.TenantService",
@@ -95,7 +97,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 23, "the contract has 23 RPCs");
+        assert_eq!(checked, 24, "the contract has 24 RPCs");
     }
 
     #[test]

@@ -278,6 +278,7 @@ impl Application {
             .add_service(web(TenantServiceServer::new(TenantApi::new(
                 store.clone(),
                 consent,
+                settings.retention().deleted_tenant_audit,
             ))
             .max_encoding_message_size(MAX_RESPONSE_BYTES)
             .max_decoding_message_size(MAX_REQUEST_BYTES)))

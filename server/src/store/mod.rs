@@ -12,6 +12,7 @@ mod entities;
 mod error;
 mod grants;
 mod jobs;
+mod offboarding;
 mod restores;
 mod tenants;
 
@@ -31,6 +32,7 @@ pub use jobs::{
     CancelRequest, JobCursor, JobEnd, JobFilter, LastRetract, NewJob, TargetCursor, TargetFilter,
     job_fingerprint,
 };
+pub use offboarding::PURGE_ROWS;
 
 /// How to reach the database.
 #[derive(Debug, Clone)]

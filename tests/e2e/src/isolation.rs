@@ -43,9 +43,11 @@ enum Rpc {
     ListRetractTargets,
     RestoreRetractJob,
     ListAuditEvents,
+    DeleteTenant,
 }
 
-const ALL: [Rpc; 23] = [
+/// Every RPC, DeleteTenant last (the own administrator's call deletes its tenant).
+const ALL: [Rpc; 24] = [
     Rpc::CreateTenant,
     Rpc::GetTenant,
     Rpc::ListTenants,
@@ -69,6 +71,7 @@ const ALL: [Rpc; 23] = [
     Rpc::ListRetractTargets,
     Rpc::RestoreRetractJob,
     Rpc::ListAuditEvents,
+    Rpc::DeleteTenant,
 ];
 
 impl Rpc {
@@ -76,7 +79,7 @@ impl Rpc {
     fn permission(self) -> Option<&'static str> {
         use Rpc::*;
         Some(match self {
-            CreateTenant | ListTenants => "tenants.manage",
+            CreateTenant | ListTenants | DeleteTenant => "tenants.manage",
             GetTenant => return None,
             AddDomain | RemoveDomain | ListDomains | StartGrant | CompleteGrant | GetGrant
             | VerifyDomains => "domains.manage",
@@ -255,6 +258,14 @@ impl Rpc {
                 .list_audit_events(pb::ListAuditEventsRequest {
                     tenant_id: t,
                     ..Default::default()
+                })
+                .await
+                .map(drop),
+            Rpc::DeleteTenant => tenants
+                .delete_tenant(pb::DeleteTenantRequest {
+                    confirm: t.clone(),
+                    tenant_id: t,
+                    reason: String::new(),
                 })
                 .await
                 .map(drop),

@@ -57,6 +57,8 @@ mod job_read_model;
 #[cfg(test)]
 mod migrations;
 #[cfg(test)]
+mod offboarding;
+#[cfg(test)]
 mod operations;
 #[cfg(test)]
 mod process_failures;

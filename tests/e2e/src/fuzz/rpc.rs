@@ -30,7 +30,7 @@ use crate::{
     scenarios::{PHISH, World, crowd},
 };
 
-/// Cases per RPC (23 RPCs): about 15 s per backend, most of it the RPCs that write.
+/// Cases per RPC (24 RPCs): about 15 s per backend, most of it the RPCs that write.
 const CASES_PER_RPC: u32 = 200;
 /// Cases of undecodable bodies, over every RPC.
 const RAW_CASES: u32 = 1_000;
@@ -119,6 +119,7 @@ enum Call {
     CancelRetractJob(pb::CancelRetractJobRequest),
     RestoreRetractJob(pb::RestoreRetractJobRequest),
     ListAuditEvents(pb::ListAuditEventsRequest),
+    DeleteTenant(pb::DeleteTenantRequest),
 }
 
 impl Call {
@@ -148,6 +149,7 @@ impl Call {
             Self::CancelRetractJob(_) => "/retract.v1.RetractService/CancelRetractJob",
             Self::RestoreRetractJob(_) => "/retract.v1.RetractService/RestoreRetractJob",
             Self::ListAuditEvents(_) => "/retract.v1.AuditService/ListAuditEvents",
+            Self::DeleteTenant(_) => "/retract.v1.TenantService/DeleteTenant",
         }
     }
 
@@ -185,6 +187,7 @@ impl Call {
             Self::CancelRetractJob(r) => r.encode_to_vec(),
             Self::RestoreRetractJob(r) => r.encode_to_vec(),
             Self::ListAuditEvents(r) => r.encode_to_vec(),
+            Self::DeleteTenant(r) => r.encode_to_vec(),
         }
     }
 }
@@ -554,6 +557,22 @@ fn calls(known: &Known) -> Vec<BoxedStrategy<Call>> {
                 },
             )
             .boxed(),
+        // Never acme itself (confirmed, the caller could delete it): that would end every
+        // later call of the run.
+        (tenant_id(), any::<bool>(), text(), text())
+            .prop_filter("not acme", |(t, _, _, _)| t != "acme")
+            .prop_map(|(tenant_id, confirmed, confirm, reason)| {
+                Call::DeleteTenant(pb::DeleteTenantRequest {
+                    confirm: if confirmed {
+                        tenant_id.clone()
+                    } else {
+                        confirm
+                    },
+                    tenant_id,
+                    reason,
+                })
+            })
+            .boxed(),
     ]
 }
 
@@ -677,6 +696,7 @@ async fn send(client: &Client, call: Call) -> Result<Seen, Status> {
             seen.tenants
                 .extend(page.events.into_iter().map(|e| e.tenant_id));
         }
+        Call::DeleteTenant(r) => drop(tenants.delete_tenant(r).await?),
     }
     Ok(seen)
 }
