@@ -343,6 +343,9 @@ settings! {
     /// A deleted (offboarded) tenant's audit trail is kept this many days after the deletion,
     /// then removed; 0 keeps it forever. The tenant id is never reused either way.
     deleted_tenant_audit_retention_days: u32 = 365 => Option<u32>;
+    /// ExportAuditEvents sends an event once it is this many milliseconds old, so that a
+    /// transaction committing late (with a lower id) is never passed over by a cursor.
+    audit_export_settle_ms: u64 = 3_000 => Option<u64>;
     /// How often retention and the abandoned-consent sweep run, in milliseconds.
     retention_sweep_interval_ms: u64 = 3_600_000 => Option<u64>, at_least 10;
 }
@@ -445,6 +448,11 @@ impl Settings {
     /// Between retention sweeps.
     pub fn retention_sweep_interval(&self) -> Duration {
         millis(self.retention_sweep_interval_ms)
+    }
+
+    /// How old an audit event must be to be exported.
+    pub fn audit_export_settle(&self) -> Duration {
+        millis(self.audit_export_settle_ms)
     }
 
     /// How long a consent URL stays usable.

@@ -285,9 +285,12 @@ impl Application {
             .add_service(web(RetractServiceServer::new(retract_api)
                 .max_encoding_message_size(MAX_RESPONSE_BYTES)
                 .max_decoding_message_size(MAX_REQUEST_BYTES)))
-            .add_service(web(AuditServiceServer::new(AuditApi::new(store.clone()))
-                .max_encoding_message_size(MAX_RESPONSE_BYTES)
-                .max_decoding_message_size(MAX_REQUEST_BYTES)))
+            .add_service(web(AuditServiceServer::new(AuditApi::new(
+                store.clone(),
+                settings.audit_export_settle(),
+            ))
+            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)))
             // A browser page, not gRPC: outside gRPC-Web, which refuses plain HTTP/1.1.
             .add_service(callback);
 

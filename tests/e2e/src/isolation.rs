@@ -43,11 +43,12 @@ enum Rpc {
     ListRetractTargets,
     RestoreRetractJob,
     ListAuditEvents,
+    ExportAuditEvents,
     DeleteTenant,
 }
 
 /// Every RPC, DeleteTenant last (the own administrator's call deletes its tenant).
-const ALL: [Rpc; 24] = [
+const ALL: [Rpc; 25] = [
     Rpc::CreateTenant,
     Rpc::GetTenant,
     Rpc::ListTenants,
@@ -71,6 +72,7 @@ const ALL: [Rpc; 24] = [
     Rpc::ListRetractTargets,
     Rpc::RestoreRetractJob,
     Rpc::ListAuditEvents,
+    Rpc::ExportAuditEvents,
     Rpc::DeleteTenant,
 ];
 
@@ -87,7 +89,7 @@ impl Rpc {
             SearchDeliveries | GetRetractOptions | WatchRetract | GetRetractJob
             | ListRetractJobs | ListRetractTargets => "retract.read",
             Retract | StartRetract | CancelRetractJob | RestoreRetractJob => "retract.message",
-            ListAuditEvents => "audit.read",
+            ListAuditEvents | ExportAuditEvents => "audit.read",
         })
     }
 
@@ -258,6 +260,13 @@ impl Rpc {
                 .list_audit_events(pb::ListAuditEventsRequest {
                     tenant_id: t,
                     ..Default::default()
+                })
+                .await
+                .map(drop),
+            Rpc::ExportAuditEvents => audit
+                .export_audit_events(pb::ExportAuditEventsRequest {
+                    tenant_id: t,
+                    after_cursor: String::new(),
                 })
                 .await
                 .map(drop),

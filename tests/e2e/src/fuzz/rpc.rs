@@ -30,7 +30,7 @@ use crate::{
     scenarios::{PHISH, World, crowd},
 };
 
-/// Cases per RPC (24 RPCs): about 15 s per backend, most of it the RPCs that write.
+/// Cases per RPC (25 RPCs): about 15 s per backend, most of it the RPCs that write.
 const CASES_PER_RPC: u32 = 200;
 /// Cases of undecodable bodies, over every RPC.
 const RAW_CASES: u32 = 1_000;
@@ -120,6 +120,7 @@ enum Call {
     RestoreRetractJob(pb::RestoreRetractJobRequest),
     ListAuditEvents(pb::ListAuditEventsRequest),
     DeleteTenant(pb::DeleteTenantRequest),
+    ExportAuditEvents(pb::ExportAuditEventsRequest),
 }
 
 impl Call {
@@ -150,6 +151,7 @@ impl Call {
             Self::RestoreRetractJob(_) => "/retract.v1.RetractService/RestoreRetractJob",
             Self::ListAuditEvents(_) => "/retract.v1.AuditService/ListAuditEvents",
             Self::DeleteTenant(_) => "/retract.v1.TenantService/DeleteTenant",
+            Self::ExportAuditEvents(_) => "/retract.v1.AuditService/ExportAuditEvents",
         }
     }
 
@@ -157,7 +159,10 @@ impl Call {
     fn streams(&self) -> bool {
         matches!(
             self,
-            Self::Retract(_) | Self::WatchRetract(_) | Self::RestoreRetractJob(_)
+            Self::Retract(_)
+                | Self::WatchRetract(_)
+                | Self::RestoreRetractJob(_)
+                | Self::ExportAuditEvents(_)
         )
     }
 
@@ -188,6 +193,7 @@ impl Call {
             Self::RestoreRetractJob(r) => r.encode_to_vec(),
             Self::ListAuditEvents(r) => r.encode_to_vec(),
             Self::DeleteTenant(r) => r.encode_to_vec(),
+            Self::ExportAuditEvents(r) => r.encode_to_vec(),
         }
     }
 }
@@ -573,6 +579,17 @@ fn calls(known: &Known) -> Vec<BoxedStrategy<Call>> {
                 })
             })
             .boxed(),
+        (
+            tenant_id(),
+            prop_oneof![Just(String::new()), "[0-9]{1,20}", text()],
+        )
+            .prop_map(|(tenant_id, after_cursor)| {
+                Call::ExportAuditEvents(pb::ExportAuditEventsRequest {
+                    tenant_id,
+                    after_cursor,
+                })
+            })
+            .boxed(),
     ]
 }
 
@@ -697,6 +714,12 @@ async fn send(client: &Client, call: Call) -> Result<Seen, Status> {
                 .extend(page.events.into_iter().map(|e| e.tenant_id));
         }
         Call::DeleteTenant(r) => drop(tenants.delete_tenant(r).await?),
+        Call::ExportAuditEvents(r) => {
+            let mut stream = audit.export_audit_events(r).await?.into_inner();
+            while let Some(item) = stream.message().await? {
+                seen.tenants.extend(item.event.map(|e| e.tenant_id));
+            }
+        }
     }
     Ok(seen)
 }
