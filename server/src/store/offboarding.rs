@@ -28,8 +28,9 @@ impl Store {
     /// Deletes `tenant` for `deleted_by`: in one transaction, refuses while a job of it has not
     /// ended (`TenantHasActiveJobs`), leaves its tombstone, removes its domains, consent
     /// attempts and the tenant itself, and writes the audit entry `audit` makes of what goes;
-    /// then purges its deliveries, jobs (targets, events, removed copies) and mailbox statuses
-    /// a slice at a time. `audit_kept` is how long its audit trail stays (`None`: forever).
+    /// then starts purging its deliveries, jobs (targets, events, removed copies) and mailbox
+    /// statuses in the background, a slice at a time. `audit_kept` is how long its audit trail
+    /// stays (`None`: forever).
     pub async fn delete_tenant(
         &self,
         tenant: &TenantId,
@@ -120,11 +121,22 @@ impl Store {
             .boxed()
         })
         .await?;
-        // The tenant is gone for every caller now; its rows go a slice at a time. Should this
-        // stop midway, the retention sweep finishes the purge.
-        while self.purge_deleted_tenant_data(PURGE_ROWS).await? > 0 {
-            tokio::task::yield_now().await;
-        }
+        // The tenant is gone for every caller now; its rows go a slice at a time, in the
+        // background so that a caller's deadline cannot cut the purge short. Should the
+        // process stop midway, the retention sweep finishes it.
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match store.purge_deleted_tenant_data(PURGE_ROWS).await {
+                    Ok(0) => return,
+                    Ok(_) => tokio::task::yield_now().await,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "deleted tenant's purge interrupted; the retention sweep finishes it");
+                        return;
+                    }
+                }
+            }
+        });
         Ok(deletion)
     }
 
