@@ -8,6 +8,8 @@
 //! - [`migrate`]: applies pending migrations, under a PostgreSQL advisory lock so replicas
 //!   starting together do not race. The server calls it on start (unless told not to) and the
 //!   `retract-migrate` binary calls it for operators who migrate separately.
+//! - [`pending`]: the migrations this build knows that a database has not applied (the
+//!   server's readiness reads it, without writing anything).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
@@ -23,6 +25,7 @@ mod m20261201_000005_job_read_model;
 mod m20261201_000006_conversation_targets;
 mod m20261201_000007_removed_copies;
 mod m20261201_000008_job_runs;
+mod m20261201_000009_deleted_tenants;
 
 /// The ordered list of retract's migrations.
 pub struct Migrator;
@@ -39,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_conversation_targets::Migration),
             Box::new(m20261201_000007_removed_copies::Migration),
             Box::new(m20261201_000008_job_runs::Migration),
+            Box::new(m20261201_000009_deleted_tenants::Migration),
         ]
     }
 }
@@ -74,4 +78,14 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     let result = Migrator::up(db, None).await;
     lock.commit().await?;
     result
+}
+
+/// The names of the migrations this build knows that `db` has not applied, read without
+/// creating anything (a database never migrated lists them all).
+pub async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations_read_only(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect())
 }

@@ -344,6 +344,12 @@ settings! {
     /// Finished retract jobs (and their events) older than this many days are removed; 0
     /// keeps them forever. The audit trail keeps its own record.
     job_retention_days: u32 = 90 => Option<u32>;
+    /// A deleted (offboarded) tenant's audit trail is kept this many days after the deletion,
+    /// then removed; 0 keeps it forever. The tenant id is never reused either way.
+    deleted_tenant_audit_retention_days: u32 = 365 => Option<u32>;
+    /// ExportAuditEvents sends an event once it is this many milliseconds old, so that a
+    /// transaction committing late (with a lower id) is never passed over by a cursor.
+    audit_export_settle_ms: u64 = 3_000 => Option<u64>;
     /// How often retention and the abandoned-consent sweep run, in milliseconds.
     retention_sweep_interval_ms: u64 = 3_600_000 => Option<u64>, at_least 10;
 }
@@ -448,6 +454,11 @@ impl Settings {
         millis(self.retention_sweep_interval_ms)
     }
 
+    /// How old an audit event must be to be exported.
+    pub fn audit_export_settle(&self) -> Duration {
+        millis(self.audit_export_settle_ms)
+    }
+
     /// How long a consent URL stays usable.
     pub fn consent_ttl(&self) -> Duration {
         millis(self.consent_ttl_ms)
@@ -459,6 +470,7 @@ impl Settings {
         crate::retention::Retention {
             deliveries: days(self.delivery_retention_days),
             jobs: days(self.job_retention_days),
+            deleted_tenant_audit: days(self.deleted_tenant_audit_retention_days),
             consent_completion: millis(self.consent_completion_timeout_ms),
         }
     }

@@ -1,7 +1,8 @@
 //! Housekeeping in the background: deliveries and finished retract jobs (with their events)
 //! older than the configured ages are removed (audit events are kept: the trail outlives
-//! what it describes), and consent attempts nobody came back to are ended so their domains
-//! do not stay PENDING.
+//! what it describes), consent attempts nobody came back to are ended so their domains
+//! do not stay PENDING, a deleted tenant's data purge interrupted midway is finished, and a
+//! deleted tenant's audit trail is removed once its retention has passed.
 
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ pub struct Retention {
     pub deliveries: Option<chrono::Duration>,
     /// Finished retract jobs and their events, by finish time.
     pub jobs: Option<chrono::Duration>,
+    /// A deleted tenant's audit trail, by deletion time.
+    pub deleted_tenant_audit: Option<chrono::Duration>,
     /// A consent attempt still completing this long after its URL expired was interrupted.
     pub consent_completion: Duration,
 }
@@ -61,6 +64,7 @@ pub async fn sweep_periodically(
         if let Some(keep) = keep.jobs {
             purge_jobs(&store, keep, &stop).await;
         }
+        purge_deleted_tenants(&store, keep.deleted_tenant_audit, &stop).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
@@ -94,6 +98,45 @@ async fn purge_jobs(store: &Store, keep: chrono::Duration, stop: &CancellationTo
     }
     if removed > 0 {
         tracing::info!(rows = removed, %cutoff, "removed retract jobs past retention");
+    }
+}
+
+/// Finishes deleted tenants' data purges (a deletion interrupted midway), then removes the
+/// audit trails of tenants deleted more than `audit_kept` ago, a slice a transaction.
+pub async fn purge_deleted_tenants(
+    store: &Store,
+    audit_kept: Option<chrono::Duration>,
+    stop: &CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        match store
+            .purge_deleted_tenant_data(crate::store::PURGE_ROWS)
+            .await
+        {
+            Ok(0) => break,
+            Ok(_) => tokio::task::yield_now().await,
+            Err(err) => {
+                tracing::warn!(error = %err, "deleted-tenant purge failed; trying again later");
+                return;
+            }
+        }
+    }
+    let Some(keep) = audit_kept else {
+        return;
+    };
+    let cutoff = chrono::Utc::now() - keep;
+    while !stop.is_cancelled() {
+        match store
+            .purge_deleted_tenant_audit(cutoff, crate::store::PURGE_ROWS)
+            .await
+        {
+            Ok(0) => break,
+            Ok(_) => tokio::task::yield_now().await,
+            Err(err) => {
+                tracing::warn!(error = %err, "deleted-tenant audit purge failed; trying again later");
+                return;
+            }
+        }
     }
 }
 

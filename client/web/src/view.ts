@@ -293,6 +293,22 @@ export function auditDetails(e: AuditEvent): AuditDetailsView {
         facts: [fact("displayName", "Display name", d.value.displayName)],
         tables: [],
       };
+    case "tenantDeleted": {
+      const t = d.value;
+      return {
+        kind: d.case,
+        summary: `Tenant deleted: ${t.deliveryCount} deliveries, ${t.jobCount} jobs`,
+        facts: [
+          fact("reason", "Reason", t.reason),
+          fact("microsoftTenantId", "Microsoft 365 tenant", t.microsoftTenantId),
+          fact("domains", "Domains", t.domains.join(", ")),
+          fact("deliveryCount", "Deliveries deleted", String(t.deliveryCount)),
+          fact("jobCount", "Jobs deleted", String(t.jobCount)),
+          fact("auditPurgeTime", "Audit trail kept until", iso(t.auditPurgeTime) || "forever"),
+        ],
+        tables: [],
+      };
+    }
     case "domainChanged":
       return {
         kind: d.case,

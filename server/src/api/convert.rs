@@ -233,6 +233,7 @@ impl From<AuditAction> for pb::AuditAction {
             AuditAction::RetractCancelled => Self::RetractCancelled,
             AuditAction::RestoreDispatched => Self::RestoreDispatched,
             AuditAction::RestoreFinished => Self::RestoreFinished,
+            AuditAction::TenantDeleted => Self::TenantDeleted,
         }
     }
 }
@@ -256,6 +257,21 @@ fn audit_details(details: AuditDetails) -> pb::audit_event::Details {
         AuditDetails::TenantCreated { display_name } => {
             D::TenantCreated(pb::TenantCreatedDetails { display_name })
         }
+        AuditDetails::TenantDeleted {
+            reason,
+            microsoft_tenant_id,
+            domains,
+            delivery_count,
+            job_count,
+            audit_purge_at,
+        } => D::TenantDeleted(pb::TenantDeletedDetails {
+            reason: reason.unwrap_or_default(),
+            microsoft_tenant_id: microsoft_tenant_id.unwrap_or_default(),
+            domains,
+            delivery_count: i64::try_from(delivery_count).unwrap_or(i64::MAX),
+            job_count: i64::try_from(job_count).unwrap_or(i64::MAX),
+            audit_purge_time: audit_purge_at.map(timestamp),
+        }),
         AuditDetails::DomainChanged { domain, as_entered } => {
             D::DomainChanged(pb::DomainChangedDetails {
                 domain,

@@ -284,6 +284,13 @@ impl From<StoreError> for ApiError {
                 format!("delivery {message_id} would have more than {max} recipients"),
                 vec![("internet_message_id", message_id)],
             ),
+            StoreError::TenantHasActiveJobs { tenant, jobs } => Self::precondition(
+                Reason::TenantHasActiveJobs,
+                format!(
+                    "tenant {tenant} has {jobs} retract or restore jobs that have not ended: cancel them or wait for them first"
+                ),
+                vec![("tenant_id", tenant), ("job_count", jobs.to_string())],
+            ),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 Self::Unavailable(Reason::DatabaseUnavailable)
@@ -638,6 +645,10 @@ mod tests {
         errors.push(ApiError::from(StoreError::TooManyRecipients {
             message_id: "<m@x.example>".into(),
             max: 10_000,
+        }));
+        errors.push(ApiError::from(StoreError::TenantHasActiveJobs {
+            tenant: "acme".into(),
+            jobs: 2,
         }));
         errors.push(crate::api::context::tenant_not_allowed(
             &crate::domain::TenantId::parse("acme").unwrap(),

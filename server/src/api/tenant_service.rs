@@ -25,12 +25,88 @@ use crate::{
 pub struct TenantApi {
     store: Store,
     consent: Consent,
+    /// How long a deleted tenant's audit trail is kept (`None`: forever).
+    deleted_audit_kept: Option<chrono::Duration>,
 }
 
+/// Most characters of DeleteTenant's `reason`.
+const MAX_DELETE_REASON_CHARS: usize = 500;
+
 impl TenantApi {
-    /// Serves tenants from `store` and grants through `consent`.
-    pub fn new(store: Store, consent: Consent) -> Self {
-        Self { store, consent }
+    /// Serves tenants from `store` and grants through `consent`; a deleted tenant's audit
+    /// trail is kept for `deleted_audit_kept`.
+    pub fn new(
+        store: Store,
+        consent: Consent,
+        deleted_audit_kept: Option<chrono::Duration>,
+    ) -> Self {
+        Self {
+            store,
+            consent,
+            deleted_audit_kept,
+        }
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteTenantRequest>,
+    ) -> Result<pb::DeleteTenantResponse, ApiError> {
+        let ctx = CallContext::of(&request)?;
+        let r = request.into_inner();
+        let confirmed = if r.confirm == r.tenant_id {
+            Ok(())
+        } else {
+            Err(ValidationError(
+                "must repeat tenant_id exactly to confirm the deletion".into(),
+            ))
+        };
+        let (tenant, (), reason) = (
+            ctx.tenant(&r.tenant_id),
+            field("confirm", confirmed),
+            field(
+                "reason",
+                validate::optional_text(&r.reason, MAX_DELETE_REASON_CHARS),
+            ),
+        )
+            .validated_for(&ctx)?;
+        // The details (what went) are known inside the deletion's transaction.
+        let mut entry = ctx.audit(
+            &tenant,
+            AuditAction::TenantDeleted,
+            tenant.as_str(),
+            AuditDetails::TenantCreated {
+                display_name: String::new(),
+            },
+        );
+        let deletion = self
+            .store
+            .delete_tenant(
+                &tenant,
+                ctx.caller.actor(),
+                self.deleted_audit_kept,
+                move |d| {
+                    entry.details = AuditDetails::TenantDeleted {
+                        reason,
+                        microsoft_tenant_id: d
+                            .microsoft_tenant_id
+                            .as_ref()
+                            .map(ToString::to_string),
+                        domains: d.domains.iter().map(ToString::to_string).collect(),
+                        delivery_count: d.delivery_count,
+                        job_count: d.job_count,
+                        audit_purge_at: d.audit_purge_at,
+                    };
+                    entry
+                },
+            )
+            .await?;
+        tracing::info!(tenant = %tenant, actor = %ctx.caller.actor(), "tenant deleted");
+        Ok(pb::DeleteTenantResponse {
+            domain_count: i32::try_from(deletion.domains.len()).unwrap_or(i32::MAX),
+            delivery_count: i64::try_from(deletion.delivery_count).unwrap_or(i64::MAX),
+            job_count: i64::try_from(deletion.job_count).unwrap_or(i64::MAX),
+            audit_purge_time: deletion.audit_purge_at.map(convert::timestamp),
+        })
     }
 
     async fn create(
@@ -369,5 +445,12 @@ impl TenantService for TenantApi {
         request: Request<pb::VerifyDomainsRequest>,
     ) -> Result<Response<pb::VerifyDomainsResponse>, Status> {
         Ok(Response::new(self.verify(request).await?))
+    }
+
+    async fn delete_tenant(
+        &self,
+        request: Request<pb::DeleteTenantRequest>,
+    ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
+        Ok(Response::new(self.delete(request).await?))
     }
 }

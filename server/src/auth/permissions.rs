@@ -38,6 +38,7 @@ pub fn is_server_stream(path: &str) -> bool {
         "/retract.v1.RetractService/Retract",
         "/retract.v1.RetractService/WatchRetract",
         "/retract.v1.RetractService/RestoreRetractJob",
+        "/retract.v1.AuditService/ExportAuditEvents",
     ]
     .contains(&path)
 }
@@ -49,7 +50,9 @@ pub fn rule_for(path: &str) -> Option<Rule> {
     use Rule::*;
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     let rule = match (service, method) {
-        ("retract.v1.TenantService", "CreateTenant" | "ListTenants") => Requires(TenantsManage),
+        ("retract.v1.TenantService", "CreateTenant" | "ListTenants" | "DeleteTenant") => {
+            Requires(TenantsManage)
+        }
         ("retract.v1.TenantService", "GetTenant") => TenantMember,
         (
             "retract.v1.TenantService",
@@ -68,7 +71,7 @@ pub fn rule_for(path: &str) -> Option<Rule> {
             "SearchDeliveries" | "GetRetractOptions" | "WatchRetract" | "GetRetractJob"
             | "ListRetractJobs" | "ListRetractTargets",
         ) => Requires(RetractRead),
-        ("retract.v1.AuditService", "ListAuditEvents") => Requires(AuditRead),
+        ("retract.v1.AuditService", "ListAuditEvents" | "ExportAuditEvents") => Requires(AuditRead),
         _ => return None,
     };
     Some(rule)
@@ -95,7 +98,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 23, "the contract has 23 RPCs");
+        assert_eq!(checked, 25, "the contract has 25 RPCs");
     }
 
     #[test]

@@ -45,11 +45,13 @@ pub enum AuditAction {
     RestoreDispatched,
     /// A restore job ended (also cancelled or failed).
     RestoreFinished,
+    /// A tenant was deleted (offboarded).
+    TenantDeleted,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::TenantCreated,
         Self::DomainAdded,
         Self::DomainRemoved,
@@ -64,6 +66,7 @@ impl AuditAction {
         Self::RetractCancelled,
         Self::RestoreDispatched,
         Self::RestoreFinished,
+        Self::TenantDeleted,
     ];
 
     /// The stored value, lower_snake_case.
@@ -83,6 +86,7 @@ impl AuditAction {
             Self::RetractCancelled => "retract_cancelled",
             Self::RestoreDispatched => "restore_dispatched",
             Self::RestoreFinished => "restore_finished",
+            Self::TenantDeleted => "tenant_deleted",
         }
     }
 
@@ -94,7 +98,7 @@ impl AuditAction {
     /// The section of the product the action belongs to.
     pub fn section(self) -> AuditSection {
         match self {
-            Self::TenantCreated => AuditSection::Tenants,
+            Self::TenantCreated | Self::TenantDeleted => AuditSection::Tenants,
             Self::DomainAdded
             | Self::DomainRemoved
             | Self::GrantStarted
@@ -120,6 +124,24 @@ pub enum AuditDetails {
     TenantCreated {
         /// The tenant's display name.
         display_name: String,
+    },
+    /// TenantDeleted.
+    TenantDeleted {
+        /// Why, as the caller said it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The Microsoft 365 tenant it was linked to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        microsoft_tenant_id: Option<String>,
+        /// The domains it held.
+        domains: Vec<String>,
+        /// Deliveries deleted.
+        delivery_count: u64,
+        /// Jobs deleted.
+        job_count: u64,
+        /// When the tenant's audit trail is removed; `None` keeps it forever.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audit_purge_at: Option<DateTime<Utc>>,
     },
     /// DomainAdded, DomainRemoved.
     DomainChanged {

@@ -32,7 +32,7 @@ pub use retract::{
     JobEvent, JobFailure, JobId, JobKind, JobState, MessageSnapshot, Phase, RetractJob,
     RetractOptions, Target, TargetOutcome, TargetRecord, TargetResult, TargetWork, Unfollowed,
 };
-pub use tenant::{DisplayName, Domain, NewTenant, RetractStatus, Tenant, TenantId};
+pub use tenant::{DisplayName, Domain, NewTenant, RetractStatus, Tenant, TenantDeletion, TenantId};
 
 /// Stores validated text types as their text and reads them back through their `parse`, so a
 /// value read from the database is the same type, checked the same way, as one read from a

@@ -108,6 +108,23 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What deleting (offboarding) a tenant removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantDeletion {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The Microsoft 365 tenant it was linked to.
+    pub microsoft_tenant_id: Option<super::MicrosoftTenantId>,
+    /// The domains it held (free for another tenant now).
+    pub domains: Vec<super::DomainName>,
+    /// Its deliveries.
+    pub delivery_count: u64,
+    /// Its retract and restore jobs.
+    pub job_count: u64,
+    /// When its audit trail is removed; `None` keeps it forever.
+    pub audit_purge_at: Option<DateTime<Utc>>,
+}
+
 /// Whether retract may act on a domain's mailboxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetractStatus {

@@ -200,7 +200,7 @@ impl Application {
             consent,
             engine,
             retract_api,
-            health: _,
+            health: parts,
             stopping,
         } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -210,6 +210,7 @@ impl Application {
         let probe = tokio::spawn(health::follow_database(
             store.clone(),
             reporter.clone(),
+            parts,
             probe_every,
             probe_timeout,
             background.clone(),
@@ -277,15 +278,19 @@ impl Application {
             .add_service(web(TenantServiceServer::new(TenantApi::new(
                 store.clone(),
                 consent,
+                settings.retention().deleted_tenant_audit,
             ))
             .max_encoding_message_size(MAX_RESPONSE_BYTES)
             .max_decoding_message_size(MAX_REQUEST_BYTES)))
             .add_service(web(RetractServiceServer::new(retract_api)
                 .max_encoding_message_size(MAX_RESPONSE_BYTES)
                 .max_decoding_message_size(MAX_REQUEST_BYTES)))
-            .add_service(web(AuditServiceServer::new(AuditApi::new(store.clone()))
-                .max_encoding_message_size(MAX_RESPONSE_BYTES)
-                .max_decoding_message_size(MAX_REQUEST_BYTES)))
+            .add_service(web(AuditServiceServer::new(AuditApi::new(
+                store.clone(),
+                settings.audit_export_settle(),
+            ))
+            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+            .max_decoding_message_size(MAX_REQUEST_BYTES)))
             // A browser page, not gRPC: outside gRPC-Web, which refuses plain HTTP/1.1.
             .add_service(callback);
 

@@ -77,6 +77,32 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Up to `limit` of a tenant's audit events with an id above `after_id`, oldest first,
+    /// written before `written_before` (the export leaves the newest seconds out, so that a
+    /// transaction committing late with a lower id is not passed over).
+    pub async fn audit_events_after(
+        &self,
+        tenant: &TenantId,
+        after_id: i64,
+        written_before: chrono::DateTime<chrono::Utc>,
+        limit: u64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        use audit_event::Column;
+        audit_event::Entity::find()
+            .filter(Column::TenantId.eq(tenant.as_str()))
+            .filter(Column::Id.gt(after_id))
+            .filter(Column::OccurredAt.lt(written_before))
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(event_from_row)
+            .collect()
+    }
+}
+
 fn event_from_row(row: audit_event::Model) -> Result<AuditEvent, StoreError> {
     // The trail is append-only and outlives versions: details this version cannot read are
     // shown as absent, not refused.

@@ -55,6 +55,13 @@ impl Store {
         let tenant = tenant.clone();
         in_transaction(&self.db, move |txn| {
             async move {
+                // An offboarded tenant records nothing more.
+                if Store::is_deleted_tenant(txn, tenant.as_str()).await? {
+                    return Err(StoreError::NotFound {
+                        resource: "tenant",
+                        id: tenant.to_string(),
+                    });
+                }
                 let existing = existing_deliveries(txn, &tenant, &batch).await?;
                 let known_ids: Vec<String> = existing.values().map(|d| d.id.clone()).collect();
                 let mut known_recipients = recipients_of(txn, &known_ids).await?;

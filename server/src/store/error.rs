@@ -38,6 +38,14 @@ pub enum StoreError {
         /// The most a delivery may have.
         max: usize,
     },
+    /// The tenant cannot be deleted while jobs of it have not ended.
+    #[error("tenant {tenant} has {jobs} jobs that have not ended")]
+    TenantHasActiveJobs {
+        /// The tenant.
+        tenant: String,
+        /// How many.
+        jobs: u64,
+    },
     /// The tenant is linked to another Microsoft tenant (and relinking was not allowed).
     #[error("the tenant is linked to another Microsoft 365 tenant")]
     LinkedElsewhere,

@@ -569,83 +569,7 @@ impl Store {
                 let Some(job) = oldest else {
                     return Ok(0);
                 };
-
-                // What a restore would need goes first: a job half purged has nothing to
-                // restore rather than a part of it.
-                let copies: Vec<(String, String)> = removed_copy::Entity::find()
-                    .select_only()
-                    .column(removed_copy::Column::Mailbox)
-                    .column(removed_copy::Column::ItemId)
-                    .filter(removed_copy::Column::JobId.eq(job.as_str()))
-                    .order_by_asc(removed_copy::Column::Mailbox)
-                    .order_by_asc(removed_copy::Column::ItemId)
-                    .limit(max_rows)
-                    .into_tuple()
-                    .all(txn)
-                    .await?;
-                if !copies.is_empty() {
-                    let keys = copies.into_iter().fold(Condition::any(), |any, (m, i)| {
-                        any.add(
-                            Condition::all()
-                                .add(removed_copy::Column::Mailbox.eq(m))
-                                .add(removed_copy::Column::ItemId.eq(i)),
-                        )
-                    });
-                    return Ok(removed_copy::Entity::delete_many()
-                        .filter(removed_copy::Column::JobId.eq(job.as_str()))
-                        .filter(keys)
-                        .exec(txn)
-                        .await?
-                        .rows_affected);
-                }
-                let sequences: Vec<i64> = retract_event::Entity::find()
-                    .select_only()
-                    .column(retract_event::Column::Sequence)
-                    .filter(retract_event::Column::JobId.eq(job.as_str()))
-                    .order_by_asc(retract_event::Column::Sequence)
-                    .limit(max_rows)
-                    .into_tuple()
-                    .all(txn)
-                    .await?;
-                if let Some(last) = sequences.last() {
-                    return Ok(retract_event::Entity::delete_many()
-                        .filter(retract_event::Column::JobId.eq(job.as_str()))
-                        .filter(retract_event::Column::Sequence.lte(*last))
-                        .exec(txn)
-                        .await?
-                        .rows_affected);
-                }
-                let targets: Vec<(String, i32)> = retract_target::Entity::find()
-                    .select_only()
-                    .column(retract_target::Column::Mailbox)
-                    .column(retract_target::Column::Depth)
-                    .filter(retract_target::Column::JobId.eq(job.as_str()))
-                    .order_by_asc(retract_target::Column::Mailbox)
-                    .order_by_asc(retract_target::Column::Depth)
-                    .limit(max_rows)
-                    .into_tuple()
-                    .all(txn)
-                    .await?;
-                if !targets.is_empty() {
-                    let keys = targets.into_iter().fold(Condition::any(), |any, (m, d)| {
-                        any.add(
-                            Condition::all()
-                                .add(retract_target::Column::Mailbox.eq(m))
-                                .add(retract_target::Column::Depth.eq(d)),
-                        )
-                    });
-                    return Ok(retract_target::Entity::delete_many()
-                        .filter(retract_target::Column::JobId.eq(job.as_str()))
-                        .filter(keys)
-                        .exec(txn)
-                        .await?
-                        .rows_affected);
-                }
-                Ok(retract_job::Entity::delete_many()
-                    .filter(retract_job::Column::Id.eq(job.as_str()))
-                    .exec(txn)
-                    .await?
-                    .rows_affected)
+                purge_job_slice(txn, &job, max_rows).await
             }
             .boxed()
         })
@@ -1438,4 +1362,88 @@ impl Store {
             .await?;
         rows.iter().map(record_from_row).collect()
     }
+}
+
+/// Removes up to `max_rows` rows of one job in `txn`: what a restore would need first (a job
+/// half purged has nothing to restore rather than a part of it), then its events, its
+/// targets, and last the job itself. Answers how many rows went (0: the job is gone).
+pub(super) async fn purge_job_slice(
+    txn: &sea_orm::DatabaseTransaction,
+    job: &str,
+    max_rows: u64,
+) -> Result<u64, StoreError> {
+    let copies: Vec<(String, String)> = removed_copy::Entity::find()
+        .select_only()
+        .column(removed_copy::Column::Mailbox)
+        .column(removed_copy::Column::ItemId)
+        .filter(removed_copy::Column::JobId.eq(job))
+        .order_by_asc(removed_copy::Column::Mailbox)
+        .order_by_asc(removed_copy::Column::ItemId)
+        .limit(max_rows)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if !copies.is_empty() {
+        let keys = copies.into_iter().fold(Condition::any(), |any, (m, i)| {
+            any.add(
+                Condition::all()
+                    .add(removed_copy::Column::Mailbox.eq(m))
+                    .add(removed_copy::Column::ItemId.eq(i)),
+            )
+        });
+        return Ok(removed_copy::Entity::delete_many()
+            .filter(removed_copy::Column::JobId.eq(job))
+            .filter(keys)
+            .exec(txn)
+            .await?
+            .rows_affected);
+    }
+    let sequences: Vec<i64> = retract_event::Entity::find()
+        .select_only()
+        .column(retract_event::Column::Sequence)
+        .filter(retract_event::Column::JobId.eq(job))
+        .order_by_asc(retract_event::Column::Sequence)
+        .limit(max_rows)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if let Some(last) = sequences.last() {
+        return Ok(retract_event::Entity::delete_many()
+            .filter(retract_event::Column::JobId.eq(job))
+            .filter(retract_event::Column::Sequence.lte(*last))
+            .exec(txn)
+            .await?
+            .rows_affected);
+    }
+    let targets: Vec<(String, i32)> = retract_target::Entity::find()
+        .select_only()
+        .column(retract_target::Column::Mailbox)
+        .column(retract_target::Column::Depth)
+        .filter(retract_target::Column::JobId.eq(job))
+        .order_by_asc(retract_target::Column::Mailbox)
+        .order_by_asc(retract_target::Column::Depth)
+        .limit(max_rows)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if !targets.is_empty() {
+        let keys = targets.into_iter().fold(Condition::any(), |any, (m, d)| {
+            any.add(
+                Condition::all()
+                    .add(retract_target::Column::Mailbox.eq(m))
+                    .add(retract_target::Column::Depth.eq(d)),
+            )
+        });
+        return Ok(retract_target::Entity::delete_many()
+            .filter(retract_target::Column::JobId.eq(job))
+            .filter(keys)
+            .exec(txn)
+            .await?
+            .rows_affected);
+    }
+    Ok(retract_job::Entity::delete_many()
+        .filter(retract_job::Column::Id.eq(job))
+        .exec(txn)
+        .await?
+        .rows_affected)
 }

@@ -12,6 +12,7 @@ mod entities;
 mod error;
 mod grants;
 mod jobs;
+mod offboarding;
 mod restores;
 mod tenants;
 
@@ -31,6 +32,7 @@ pub use jobs::{
     CancelRequest, JobCursor, JobEnd, JobFilter, LastRetract, NewJob, TargetCursor, TargetFilter,
     job_fingerprint,
 };
+pub use offboarding::PURGE_ROWS;
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -118,6 +120,14 @@ impl Store {
     /// Applies pending migrations (under an advisory lock on PostgreSQL).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         retract_migrations::migrate(&self.db)
+            .await
+            .map_err(StoreError::from_db)
+    }
+
+    /// The migrations this build knows that the database has not applied (empty once
+    /// migrated; read only).
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        retract_migrations::pending(&self.db)
             .await
             .map_err(StoreError::from_db)
     }

@@ -17,6 +17,13 @@ impl Store {
     ) -> Result<Tenant, StoreError> {
         in_transaction(&self.db, move |txn| {
             async move {
+                // A deleted tenant's id is never reused: its audit trail is still under it.
+                if Store::is_deleted_tenant(txn, new.id.as_str()).await? {
+                    return Err(StoreError::AlreadyExists {
+                        resource: "tenant",
+                        id: new.id.to_string(),
+                    });
+                }
                 let at = now();
                 let row = tenant::ActiveModel {
                     tenant_id: Set(new.id.as_str().to_owned()),

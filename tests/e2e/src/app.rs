@@ -58,7 +58,24 @@ impl TestApp {
         backend: Backend,
         adjust: impl FnOnce(&mut Settings),
     ) -> Result<Self, (StartupError, TestDb)> {
-        let db = TestDb::migrated(backend).await;
+        Self::try_spawn_on(TestDb::migrated(backend).await, adjust).await
+    }
+
+    /// Starts a server on `db` as it is (e.g. empty, with `migrate_on_start` off).
+    pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> Self {
+        match Self::try_spawn_on(db, adjust).await {
+            Ok(app) => app,
+            Err((err, db)) => {
+                db.drop_database().await;
+                panic!("server does not start: {err}")
+            }
+        }
+    }
+
+    async fn try_spawn_on(
+        db: TestDb,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Result<Self, (StartupError, TestDb)> {
         let mut settings = test_settings(&db.url);
         adjust(&mut settings);
         match Application::build(settings.clone()).await {

@@ -43,9 +43,12 @@ enum Rpc {
     ListRetractTargets,
     RestoreRetractJob,
     ListAuditEvents,
+    ExportAuditEvents,
+    DeleteTenant,
 }
 
-const ALL: [Rpc; 23] = [
+/// Every RPC, DeleteTenant last (the own administrator's call deletes its tenant).
+const ALL: [Rpc; 25] = [
     Rpc::CreateTenant,
     Rpc::GetTenant,
     Rpc::ListTenants,
@@ -69,6 +72,8 @@ const ALL: [Rpc; 23] = [
     Rpc::ListRetractTargets,
     Rpc::RestoreRetractJob,
     Rpc::ListAuditEvents,
+    Rpc::ExportAuditEvents,
+    Rpc::DeleteTenant,
 ];
 
 impl Rpc {
@@ -76,7 +81,7 @@ impl Rpc {
     fn permission(self) -> Option<&'static str> {
         use Rpc::*;
         Some(match self {
-            CreateTenant | ListTenants => "tenants.manage",
+            CreateTenant | ListTenants | DeleteTenant => "tenants.manage",
             GetTenant => return None,
             AddDomain | RemoveDomain | ListDomains | StartGrant | CompleteGrant | GetGrant
             | VerifyDomains => "domains.manage",
@@ -84,7 +89,7 @@ impl Rpc {
             SearchDeliveries | GetRetractOptions | WatchRetract | GetRetractJob
             | ListRetractJobs | ListRetractTargets => "retract.read",
             Retract | StartRetract | CancelRetractJob | RestoreRetractJob => "retract.message",
-            ListAuditEvents => "audit.read",
+            ListAuditEvents | ExportAuditEvents => "audit.read",
         })
     }
 
@@ -259,6 +264,21 @@ impl Rpc {
                 .list_audit_events(pb::ListAuditEventsRequest {
                     tenant_id: t,
                     ..Default::default()
+                })
+                .await
+                .map(drop),
+            Rpc::ExportAuditEvents => audit
+                .export_audit_events(pb::ExportAuditEventsRequest {
+                    tenant_id: t,
+                    after_cursor: String::new(),
+                })
+                .await
+                .map(drop),
+            Rpc::DeleteTenant => tenants
+                .delete_tenant(pb::DeleteTenantRequest {
+                    confirm: t.clone(),
+                    tenant_id: t,
+                    reason: String::new(),
                 })
                 .await
                 .map(drop),

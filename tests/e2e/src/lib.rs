@@ -10,6 +10,8 @@
 //!   PostgreSQL. With `RETRACT_TEST_POSTGRES_URL` unset the PostgreSQL half skips loudly; set,
 //!   an unreachable server fails the test. Each finished body appends a line to
 //!   `RETRACT_TEST_RUN_LOG` (if set) so CI can count what ran on each backend.
+//! - [`process`]: the built `retract-server` binary as a real process (SIGKILL, SIGTERM) and
+//!   a TCP proxy that takes PostgreSQL away from it, for the failure tests.
 //! - [`fanout`]: the conversation fan-out of the `conversation_fanout` bench seeded into
 //!   graph-sim (1,000 recipients, forwards two hops deep), and the copies it leaves.
 //! - test modules (under `cfg(test)`), named after the product's stories; `fuzz` runs
@@ -22,6 +24,7 @@ pub mod backends;
 pub mod db;
 pub mod fanout;
 pub mod fixtures;
+pub mod process;
 pub mod scenarios;
 pub mod status;
 
@@ -60,7 +63,11 @@ mod job_read_model;
 #[cfg(test)]
 mod migrations;
 #[cfg(test)]
+mod offboarding;
+#[cfg(test)]
 mod operations;
+#[cfg(test)]
+mod process_failures;
 #[cfg(test)]
 mod restore;
 #[cfg(test)]

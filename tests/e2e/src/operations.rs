@@ -18,6 +18,8 @@ on_both_backends!(
     shutdown_reports_not_serving_and_ends_open_streams_within_the_grace_period,
     reflection_lists_all_three_services_over_v1_and_v1alpha,
     browsers_reach_the_service_over_grpc_web_from_allowed_origins_only,
+    liveness_stays_serving_while_readiness_follows_the_database,
+    readiness_waits_for_every_migration_and_the_engine,
 );
 
 const SERVICES: [&str; 4] = [
@@ -105,6 +107,119 @@ async fn shutdown_reports_not_serving_and_ends_open_streams_within_the_grace_per
         .expect("the watch stream ends once the server is gone")
         .unwrap();
     assert!(seen.contains(&ServingStatus::NotServing), "saw {seen:?}");
+}
+
+/// The two probes an orchestrator uses: a database outage makes the replica unready (no
+/// traffic) but not dead (no restart); shutdown turns both NOT_SERVING.
+async fn liveness_stays_serving_while_readiness_follows_the_database(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut health = HealthClient::new(app.anonymous().channel());
+    assert_eq!(
+        wait_for(&mut health, "liveness", ServingStatus::Serving).await,
+        ServingStatus::Serving
+    );
+    let mut readiness = health
+        .watch(HealthCheckRequest {
+            service: "readiness".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    next_status_until(&mut readiness, ServingStatus::Serving).await;
+
+    let outage = app.database_outage().await;
+    next_status_until(&mut readiness, ServingStatus::NotServing).await;
+    assert_eq!(
+        check(&mut health, "liveness").await,
+        ServingStatus::Serving,
+        "a database outage is no reason to restart the process"
+    );
+    outage.end().await;
+    next_status_until(&mut readiness, ServingStatus::Serving).await;
+
+    let mut liveness = health
+        .watch(HealthCheckRequest {
+            service: "liveness".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    next_status_until(&mut liveness, ServingStatus::Serving).await;
+    let seen = tokio::spawn(async move {
+        let (mut live, mut ready) = (Vec::new(), Vec::new());
+        while let Some(Ok(update)) = liveness.next().await {
+            live.push(update.status());
+        }
+        while let Some(Ok(update)) = readiness.next().await {
+            ready.push(update.status());
+        }
+        (live, ready)
+    });
+    app.stop_within(Duration::from_secs(10)).await;
+    let (live, ready) = tokio::time::timeout(Duration::from_secs(10), seen)
+        .await
+        .expect("the watches end with the server")
+        .unwrap();
+    assert!(
+        live.contains(&ServingStatus::NotServing),
+        "liveness {live:?}"
+    );
+    assert!(
+        ready.contains(&ServingStatus::NotServing),
+        "readiness {ready:?}"
+    );
+}
+
+/// A replica whose database lacks migrations this build knows (an operator who migrates
+/// separately has not yet) is alive and reachable but not ready; once the migrations are
+/// applied, and its retract engine runs, it is.
+async fn readiness_waits_for_every_migration_and_the_engine(backend: Backend) {
+    let (sim, _) = crate::scenarios::crowd_sim(1).await;
+    let db = crate::db::TestDb::empty(backend).await;
+    let url = db.url.clone();
+    let app = TestApp::spawn_on(db, |s| {
+        s.migrate_on_start = false;
+        s.graph_base_url = sim.graph_base_url();
+        s.login_base_url = sim.login_base_url();
+        s.graph_client_id = crate::scenarios::CLIENT_ID.to_owned();
+        s.graph_client_secret = Some(crate::scenarios::CLIENT_SECRET.into());
+    })
+    .await;
+    let mut health = HealthClient::new(app.anonymous().channel());
+    assert_eq!(
+        wait_for(&mut health, "liveness", ServingStatus::Serving).await,
+        ServingStatus::Serving
+    );
+    // Several probes later, still not ready.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        check(&mut health, "readiness").await,
+        ServingStatus::NotServing,
+        "not ready while migrations are missing"
+    );
+    let conn = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    retract_migrations::migrate(&conn).await.unwrap();
+    conn.close().await.ok();
+    assert_eq!(
+        wait_for(&mut health, "readiness", ServingStatus::Serving).await,
+        ServingStatus::Serving
+    );
+    assert!(app.health().engine.is_running(), "the engine runs");
+    app.stop().await;
+}
+
+async fn check(
+    health: &mut HealthClient<tonic::transport::Channel>,
+    service: &str,
+) -> ServingStatus {
+    health
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status()
 }
 
 async fn reflection_lists_all_three_services_over_v1_and_v1alpha(backend: Backend) {

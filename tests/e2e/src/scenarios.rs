@@ -140,6 +140,14 @@ pub async fn crowd(
     n: usize,
     adjust: impl FnOnce(&mut retract_server::Settings),
 ) -> World {
+    let (sim, users) = crowd_sim(n).await;
+    let app = granted_app(backend, &sim, users, adjust).await;
+    World { sim, app }
+}
+
+/// graph-sim with Contoso's `n` users (user0…), each holding one copy of the phishing
+/// mail; and their addresses.
+pub async fn crowd_sim(n: usize) -> (GraphSim, Vec<String>) {
     let users: Vec<String> = (0..n).map(|i| format!("user{i}@contoso.com")).collect();
     let mut tenant = Tenant::new("Contoso")
         .domain(Domain::verified("contoso.com").default_domain())
@@ -155,8 +163,7 @@ pub async fn crowd(
         .start()
         .await
         .expect("graph-sim starts");
-    let app = granted_app(backend, &sim, users, adjust).await;
-    World { sim, app }
+    (sim, users)
 }
 
 /// Our server pointed at `sim` (fast retries and polling for tests): tenant `acme` with
@@ -169,7 +176,7 @@ pub async fn granted_app(
     adjust: impl FnOnce(&mut retract_server::Settings),
 ) -> TestApp {
     let app = app_against(backend, sim, adjust).await;
-    grant_and_record(&app, recipients).await;
+    grant_and_record(&app.service(), recipients).await;
     app
 }
 
@@ -195,14 +202,26 @@ pub async fn app_against(
     .await
 }
 
-/// Tenant `acme` with contoso.com granted through the real consent flow, and the phishing
-/// message recorded as delivered to `recipients`.
-async fn grant_and_record(app: &TestApp, recipients: Vec<String>) {
-    app.create_tenant("acme").await;
-    app.add_domain("acme", "contoso.com").await;
-    let consent_url = app
-        .service()
-        .tenant_service()
+/// As the platform service on any server pointed at graph-sim: tenant `acme` with
+/// contoso.com granted through the real consent flow (the browser's redirect followed to the
+/// server's callback), and the phishing message recorded as delivered to `recipients`.
+pub async fn grant_and_record(service: &Client, recipients: Vec<String>) {
+    let mut tenants = service.tenant_service();
+    tenants
+        .create_tenant(pb::CreateTenantRequest {
+            tenant_id: "acme".into(),
+            display_name: "acme Ltd".into(),
+        })
+        .await
+        .expect("create tenant");
+    tenants
+        .add_domain(pb::AddDomainRequest {
+            tenant_id: "acme".into(),
+            domain: "contoso.com".into(),
+        })
+        .await
+        .expect("add domain");
+    let consent_url = tenants
         .start_grant(pb::StartGrantRequest {
             tenant_id: "acme".into(),
             allow_relink: false,
@@ -224,7 +243,7 @@ async fn grant_and_record(app: &TestApp, recipients: Vec<String>) {
         reqwest::get(&callback).await.expect("callback").status(),
         200
     );
-    app.service()
+    service
         .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
             tenant_id: "acme".into(),

@@ -1,6 +1,7 @@
 //! sea-orm entities: the rows as stored. They never leave the `store` module.
 
 pub mod audit_event;
+pub mod deleted_tenant;
 pub mod delivery;
 pub mod delivery_recipient;
 pub mod domain;

@@ -30,7 +30,7 @@ use crate::{
     scenarios::{PHISH, World, crowd},
 };
 
-/// Cases per RPC (23 RPCs): about 15 s per backend, most of it the RPCs that write.
+/// Cases per RPC (25 RPCs): about 15 s per backend, most of it the RPCs that write.
 const CASES_PER_RPC: u32 = 200;
 /// Cases of undecodable bodies, over every RPC.
 const RAW_CASES: u32 = 1_000;
@@ -119,6 +119,8 @@ enum Call {
     CancelRetractJob(pb::CancelRetractJobRequest),
     RestoreRetractJob(pb::RestoreRetractJobRequest),
     ListAuditEvents(pb::ListAuditEventsRequest),
+    DeleteTenant(pb::DeleteTenantRequest),
+    ExportAuditEvents(pb::ExportAuditEventsRequest),
 }
 
 impl Call {
@@ -148,6 +150,8 @@ impl Call {
             Self::CancelRetractJob(_) => "/retract.v1.RetractService/CancelRetractJob",
             Self::RestoreRetractJob(_) => "/retract.v1.RetractService/RestoreRetractJob",
             Self::ListAuditEvents(_) => "/retract.v1.AuditService/ListAuditEvents",
+            Self::DeleteTenant(_) => "/retract.v1.TenantService/DeleteTenant",
+            Self::ExportAuditEvents(_) => "/retract.v1.AuditService/ExportAuditEvents",
         }
     }
 
@@ -155,7 +159,10 @@ impl Call {
     fn streams(&self) -> bool {
         matches!(
             self,
-            Self::Retract(_) | Self::WatchRetract(_) | Self::RestoreRetractJob(_)
+            Self::Retract(_)
+                | Self::WatchRetract(_)
+                | Self::RestoreRetractJob(_)
+                | Self::ExportAuditEvents(_)
         )
     }
 
@@ -185,6 +192,8 @@ impl Call {
             Self::CancelRetractJob(r) => r.encode_to_vec(),
             Self::RestoreRetractJob(r) => r.encode_to_vec(),
             Self::ListAuditEvents(r) => r.encode_to_vec(),
+            Self::DeleteTenant(r) => r.encode_to_vec(),
+            Self::ExportAuditEvents(r) => r.encode_to_vec(),
         }
     }
 }
@@ -554,6 +563,33 @@ fn calls(known: &Known) -> Vec<BoxedStrategy<Call>> {
                 },
             )
             .boxed(),
+        // Never acme itself (confirmed, the caller could delete it): that would end every
+        // later call of the run.
+        (tenant_id(), any::<bool>(), text(), text())
+            .prop_filter("not acme", |(t, _, _, _)| t != "acme")
+            .prop_map(|(tenant_id, confirmed, confirm, reason)| {
+                Call::DeleteTenant(pb::DeleteTenantRequest {
+                    confirm: if confirmed {
+                        tenant_id.clone()
+                    } else {
+                        confirm
+                    },
+                    tenant_id,
+                    reason,
+                })
+            })
+            .boxed(),
+        (
+            tenant_id(),
+            prop_oneof![Just(String::new()), "[0-9]{1,20}", text()],
+        )
+            .prop_map(|(tenant_id, after_cursor)| {
+                Call::ExportAuditEvents(pb::ExportAuditEventsRequest {
+                    tenant_id,
+                    after_cursor,
+                })
+            })
+            .boxed(),
     ]
 }
 
@@ -680,6 +716,13 @@ async fn send(client: &Client, call: Call) -> Result<Seen, Status> {
             let page = audit.list_audit_events(r).await?.into_inner();
             seen.tenants
                 .extend(page.events.into_iter().map(|e| e.tenant_id));
+        }
+        Call::DeleteTenant(r) => drop(tenants.delete_tenant(r).await?),
+        Call::ExportAuditEvents(r) => {
+            let mut stream = audit.export_audit_events(r).await?.into_inner();
+            while let Some(item) = stream.message().await? {
+                seen.tenants.extend(item.event.map(|e| e.tenant_id));
+            }
         }
     }
     Ok(seen)

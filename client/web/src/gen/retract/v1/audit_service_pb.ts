@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file retract/v1/audit_service.proto.
  */
 export const file_retract_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5yZXRyYWN0L3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SCnJldHJhY3QudjEiLAoUVGVuYW50Q3JlYXRlZERldGFpbHMSFAoMZGlzcGxheV9uYW1lGAEgASgJIjoKFERvbWFpbkNoYW5nZWREZXRhaWxzEg4KBmRvbWFpbhgBIAEoCRISCgphc19lbnRlcmVkGAIgASgJIm4KE0dyYW50U3RhcnRlZERldGFpbHMSEAoIZ3JhbnRfaWQYASABKAkSFAoMYWxsb3dfcmVsaW5rGAIgASgIEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLEAQoUR3JhbnRGaW5pc2hlZERldGFpbHMSEAoIZ3JhbnRfaWQYASABKAkSGwoTbWljcm9zb2Z0X3RlbmFudF9pZBgCIAEoCRIfChdzaWduZWRfaW5fYWRtaW5pc3RyYXRvchgDIAEoCRINCgVlcnJvchgEIAEoCRIZChFlcnJvcl9kZXNjcmlwdGlvbhgFIAEoCRIyCg9kb21haW5fb3V0Y29tZXMYBiADKAsyGS5yZXRyYWN0LnYxLkRvbWFpbk91dGNvbWUiaQoWRG9tYWluc1ZlcmlmaWVkRGV0YWlscxIbChNtaWNyb3NvZnRfdGVuYW50X2lkGAEgASgJEjIKD2RvbWFpbl9vdXRjb21lcxgCIAMoCzIZLnJldHJhY3QudjEuRG9tYWluT3V0Y29tZSKVAQoYUmV0cmFjdERpc3BhdGNoZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIrCgdvcHRpb25zGAIgASgLMhoucmV0cmFjdC52MS5SZXRyYWN0T3B0aW9ucxISCgpyZXF1ZXN0X2lkGAMgASgJEhEKCW1haWxib3hlcxgEIAMoCRIVCg1tYWlsYm94X2NvdW50GAUgASgFIj8KHVJldHJhY3RDYW5jZWxSZXF1ZXN0ZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkifgoYUmVzdG9yZURpc3BhdGNoZWREZXRhaWxzEg4KBmpvYl9pZBgBIAEoCRIXCg9yZXN0b3Jlc19qb2JfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIOCgZyZWFzb24YBCABKAkSFQoNbWFpbGJveF9jb3VudBgFIAEoBSKMAgoWUmV0cmFjdEZpbmlzaGVkRGV0YWlscxIOCgZqb2JfaWQYASABKAkSGwoTaW50ZXJuZXRfbWVzc2FnZV9pZBgCIAEoCRIjCgVzdGF0ZRgDIAEoDjIULnJldHJhY3QudjEuSm9iU3RhdGUSDgoGZGV0YWlsGAQgASgJEiUKBmNvdW50cxgFIAEoCzIVLnJldHJhY3QudjEuSm9iQ291bnRzEigKBmRlcHRocxgGIAMoCzIYLnJldHJhY3QudjEuRGVwdGhTdW1tYXJ5EikKB3RhcmdldHMYByADKAsyGC5yZXRyYWN0LnYxLlRhcmdldFN0YXR1cxIUCgx0YXJnZXRfY291bnQYCCABKAUi/QYKCkF1ZGl0RXZlbnQSEAoIZXZlbnRfaWQYASABKAkSLgoKb2NjdXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJdGVuYW50X2lkGAMgASgJEg0KBWFjdG9yGAQgASgJEikKB3NlY3Rpb24YBSABKA4yGC5yZXRyYWN0LnYxLkF1ZGl0U2VjdGlvbhInCgZhY3Rpb24YBiABKA4yFy5yZXRyYWN0LnYxLkF1ZGl0QWN0aW9uEg4KBnRhcmdldBgHIAEoCRIpCgdvdXRjb21lGAggASgOMhgucmV0cmFjdC52MS5BdWRpdE91dGNvbWUSFgoOY29ycmVsYXRpb25faWQYCSABKAkSOgoOdGVuYW50X2NyZWF0ZWQYCyABKAsyIC5yZXRyYWN0LnYxLlRlbmFudENyZWF0ZWREZXRhaWxzSAASOgoOZG9tYWluX2NoYW5nZWQYDCABKAsyIC5yZXRyYWN0LnYxLkRvbWFpbkNoYW5nZWREZXRhaWxzSAASOAoNZ3JhbnRfc3RhcnRlZBgNIAEoCzIfLnJldHJhY3QudjEuR3JhbnRTdGFydGVkRGV0YWlsc0gAEjoKDmdyYW50X2ZpbmlzaGVkGA4gASgLMiAucmV0cmFjdC52MS5HcmFudEZpbmlzaGVkRGV0YWlsc0gAEj4KEGRvbWFpbnNfdmVyaWZpZWQYDyABKAsyIi5yZXRyYWN0LnYxLkRvbWFpbnNWZXJpZmllZERldGFpbHNIABJCChJyZXRyYWN0X2Rpc3BhdGNoZWQYECABKAsyJC5yZXRyYWN0LnYxLlJldHJhY3REaXNwYXRjaGVkRGV0YWlsc0gAEk0KGHJldHJhY3RfY2FuY2VsX3JlcXVlc3RlZBgRIAEoCzIpLnJldHJhY3QudjEuUmV0cmFjdENhbmNlbFJlcXVlc3RlZERldGFpbHNIABI+ChByZXRyYWN0X2ZpbmlzaGVkGBIgASgLMiIucmV0cmFjdC52MS5SZXRyYWN0RmluaXNoZWREZXRhaWxzSAASQgoScmVzdG9yZV9kaXNwYXRjaGVkGBMgASgLMiQucmV0cmFjdC52MS5SZXN0b3JlRGlzcGF0Y2hlZERldGFpbHNIAEIJCgdkZXRhaWxzSgQIChALUg5kZXRhaWxzX3N0cnVjdCKoAgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSKQoHc2VjdGlvbhgCIAEoDjIYLnJldHJhY3QudjEuQXVkaXRTZWN0aW9uEicKBmFjdGlvbhgDIAEoDjIXLnJldHJhY3QudjEuQXVkaXRBY3Rpb24SDQoFYWN0b3IYBCABKAkSDgoGdGFyZ2V0GAUgASgJEi8KC29jY3VyX2FmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxvY2N1cl9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgIIAEoBRISCgpwYWdlX3Rva2VuGAkgASgJIloKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiYKBmV2ZW50cxgBIAMoCzIWLnJldHJhY3QudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqfgoMQXVkaXRTZWN0aW9uEh0KGUFVRElUX1NFQ1RJT05fVU5TUEVDSUZJRUQQABIZChVBVURJVF9TRUNUSU9OX1RFTkFOVFMQARIZChVBVURJVF9TRUNUSU9OX0RPTUFJTlMQAhIZChVBVURJVF9TRUNUSU9OX1JFVFJBQ1QQAyqLAQoMQXVkaXRPdXRjb21lEh0KGUFVRElUX09VVENPTUVfVU5TUEVDSUZJRUQQABIbChdBVURJVF9PVVRDT01FX1NVQ0NFRURFRBABEiUKIUFVRElUX09VVENPTUVfUEFSVElBTExZX1NVQ0NFRURFRBACEhgKFEFVRElUX09VVENPTUVfRkFJTEVEEAMqjwQKC0F1ZGl0QWN0aW9uEhwKGEFVRElUX0FDVElPTl9VTlNQRUNJRklFRBAAEh8KG0FVRElUX0FDVElPTl9URU5BTlRfQ1JFQVRFRBABEh0KGUFVRElUX0FDVElPTl9ET01BSU5fQURERUQQAhIfChtBVURJVF9BQ1RJT05fRE9NQUlOX1JFTU9WRUQQAxIeChpBVURJVF9BQ1RJT05fR1JBTlRfU1RBUlRFRBAEEiAKHEFVRElUX0FDVElPTl9HUkFOVF9DT01QTEVURUQQBRIdChlBVURJVF9BQ1RJT05fR1JBTlRfRkFJTEVEEAYSHgoaQVVESVRfQUNUSU9OX0dSQU5UX0VYUElSRUQQBxIhCh1BVURJVF9BQ1RJT05fRE9NQUlOU19WRVJJRklFRBAIEiMKH0FVRElUX0FDVElPTl9SRVRSQUNUX0RJU1BBVENIRUQQCRIpCiVBVURJVF9BQ1RJT05fUkVUUkFDVF9DQU5DRUxfUkVRVUVTVEVEEAoSIQodQVVESVRfQUNUSU9OX1JFVFJBQ1RfRklOSVNIRUQQCxIiCh5BVURJVF9BQ1RJT05fUkVUUkFDVF9DQU5DRUxMRUQQDBIjCh9BVURJVF9BQ1RJT05fUkVTVE9SRV9ESVNQQVRDSEVEEA0SIQodQVVESVRfQUNUSU9OX1JFU1RPUkVfRklOSVNIRUQQDjJqCgxBdWRpdFNlcnZpY2USWgoPTGlzdEF1ZGl0RXZlbnRzEiIucmV0cmFjdC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiMucmV0cmFjdC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_retract_v1_retract_service, file_retract_v1_tenant_service]);
+  fileDesc("Ch5yZXRyYWN0L3YxL2F1ZGl0X3NlcnZpY2UucHJvdG8SCnJldHJhY3QudjEiLAoUVGVuYW50Q3JlYXRlZERldGFpbHMSFAoMZGlzcGxheV9uYW1lGAEgASgJIrUBChRUZW5hbnREZWxldGVkRGV0YWlscxIOCgZyZWFzb24YASABKAkSGwoTbWljcm9zb2Z0X3RlbmFudF9pZBgCIAEoCRIPCgdkb21haW5zGAMgAygJEhYKDmRlbGl2ZXJ5X2NvdW50GAQgASgDEhEKCWpvYl9jb3VudBgFIAEoAxI0ChBhdWRpdF9wdXJnZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI6ChREb21haW5DaGFuZ2VkRGV0YWlscxIOCgZkb21haW4YASABKAkSEgoKYXNfZW50ZXJlZBgCIAEoCSJuChNHcmFudFN0YXJ0ZWREZXRhaWxzEhAKCGdyYW50X2lkGAEgASgJEhQKDGFsbG93X3JlbGluaxgCIAEoCBIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAixAEKFEdyYW50RmluaXNoZWREZXRhaWxzEhAKCGdyYW50X2lkGAEgASgJEhsKE21pY3Jvc29mdF90ZW5hbnRfaWQYAiABKAkSHwoXc2lnbmVkX2luX2FkbWluaXN0cmF0b3IYAyABKAkSDQoFZXJyb3IYBCABKAkSGQoRZXJyb3JfZGVzY3JpcHRpb24YBSABKAkSMgoPZG9tYWluX291dGNvbWVzGAYgAygLMhkucmV0cmFjdC52MS5Eb21haW5PdXRjb21lImkKFkRvbWFpbnNWZXJpZmllZERldGFpbHMSGwoTbWljcm9zb2Z0X3RlbmFudF9pZBgBIAEoCRIyCg9kb21haW5fb3V0Y29tZXMYAiADKAsyGS5yZXRyYWN0LnYxLkRvbWFpbk91dGNvbWUilQEKGFJldHJhY3REaXNwYXRjaGVkRGV0YWlscxIOCgZqb2JfaWQYASABKAkSKwoHb3B0aW9ucxgCIAEoCzIaLnJldHJhY3QudjEuUmV0cmFjdE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgDIAEoCRIRCgltYWlsYm94ZXMYBCADKAkSFQoNbWFpbGJveF9jb3VudBgFIAEoBSI/Ch1SZXRyYWN0Q2FuY2VsUmVxdWVzdGVkRGV0YWlscxIOCgZqb2JfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIn4KGFJlc3RvcmVEaXNwYXRjaGVkRGV0YWlscxIOCgZqb2JfaWQYASABKAkSFwoPcmVzdG9yZXNfam9iX2lkGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJEhUKDW1haWxib3hfY291bnQYBSABKAUijAIKFlJldHJhY3RGaW5pc2hlZERldGFpbHMSDgoGam9iX2lkGAEgASgJEhsKE2ludGVybmV0X21lc3NhZ2VfaWQYAiABKAkSIwoFc3RhdGUYAyABKA4yFC5yZXRyYWN0LnYxLkpvYlN0YXRlEg4KBmRldGFpbBgEIAEoCRIlCgZjb3VudHMYBSABKAsyFS5yZXRyYWN0LnYxLkpvYkNvdW50cxIoCgZkZXB0aHMYBiADKAsyGC5yZXRyYWN0LnYxLkRlcHRoU3VtbWFyeRIpCgd0YXJnZXRzGAcgAygLMhgucmV0cmFjdC52MS5UYXJnZXRTdGF0dXMSFAoMdGFyZ2V0X2NvdW50GAggASgFIrkHCgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEi4KCm9jY3VyX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXRlbmFudF9pZBgDIAEoCRINCgVhY3RvchgEIAEoCRIpCgdzZWN0aW9uGAUgASgOMhgucmV0cmFjdC52MS5BdWRpdFNlY3Rpb24SJwoGYWN0aW9uGAYgASgOMhcucmV0cmFjdC52MS5BdWRpdEFjdGlvbhIOCgZ0YXJnZXQYByABKAkSKQoHb3V0Y29tZRgIIAEoDjIYLnJldHJhY3QudjEuQXVkaXRPdXRjb21lEhYKDmNvcnJlbGF0aW9uX2lkGAkgASgJEjoKDnRlbmFudF9jcmVhdGVkGAsgASgLMiAucmV0cmFjdC52MS5UZW5hbnRDcmVhdGVkRGV0YWlsc0gAEjoKDmRvbWFpbl9jaGFuZ2VkGAwgASgLMiAucmV0cmFjdC52MS5Eb21haW5DaGFuZ2VkRGV0YWlsc0gAEjgKDWdyYW50X3N0YXJ0ZWQYDSABKAsyHy5yZXRyYWN0LnYxLkdyYW50U3RhcnRlZERldGFpbHNIABI6Cg5ncmFudF9maW5pc2hlZBgOIAEoCzIgLnJldHJhY3QudjEuR3JhbnRGaW5pc2hlZERldGFpbHNIABI+ChBkb21haW5zX3ZlcmlmaWVkGA8gASgLMiIucmV0cmFjdC52MS5Eb21haW5zVmVyaWZpZWREZXRhaWxzSAASQgoScmV0cmFjdF9kaXNwYXRjaGVkGBAgASgLMiQucmV0cmFjdC52MS5SZXRyYWN0RGlzcGF0Y2hlZERldGFpbHNIABJNChhyZXRyYWN0X2NhbmNlbF9yZXF1ZXN0ZWQYESABKAsyKS5yZXRyYWN0LnYxLlJldHJhY3RDYW5jZWxSZXF1ZXN0ZWREZXRhaWxzSAASPgoQcmV0cmFjdF9maW5pc2hlZBgSIAEoCzIiLnJldHJhY3QudjEuUmV0cmFjdEZpbmlzaGVkRGV0YWlsc0gAEkIKEnJlc3RvcmVfZGlzcGF0Y2hlZBgTIAEoCzIkLnJldHJhY3QudjEuUmVzdG9yZURpc3BhdGNoZWREZXRhaWxzSAASOgoOdGVuYW50X2RlbGV0ZWQYFCABKAsyIC5yZXRyYWN0LnYxLlRlbmFudERlbGV0ZWREZXRhaWxzSABCCQoHZGV0YWlsc0oECAoQC1IOZGV0YWlsc19zdHJ1Y3QiqAIKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEikKB3NlY3Rpb24YAiABKA4yGC5yZXRyYWN0LnYxLkF1ZGl0U2VjdGlvbhInCgZhY3Rpb24YAyABKA4yFy5yZXRyYWN0LnYxLkF1ZGl0QWN0aW9uEg0KBWFjdG9yGAQgASgJEg4KBnRhcmdldBgFIAEoCRIvCgtvY2N1cl9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMb2NjdXJfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSJaChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRImCgZldmVudHMYASADKAsyFi5yZXRyYWN0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkMKGEV4cG9ydEF1ZGl0RXZlbnRzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSFAoMYWZ0ZXJfY3Vyc29yGAIgASgJIlIKGUV4cG9ydEF1ZGl0RXZlbnRzUmVzcG9uc2USJQoFZXZlbnQYASABKAsyFi5yZXRyYWN0LnYxLkF1ZGl0RXZlbnQSDgoGY3Vyc29yGAIgASgJKn4KDEF1ZGl0U2VjdGlvbhIdChlBVURJVF9TRUNUSU9OX1VOU1BFQ0lGSUVEEAASGQoVQVVESVRfU0VDVElPTl9URU5BTlRTEAESGQoVQVVESVRfU0VDVElPTl9ET01BSU5TEAISGQoVQVVESVRfU0VDVElPTl9SRVRSQUNUEAMqiwEKDEF1ZGl0T3V0Y29tZRIdChlBVURJVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGwoXQVVESVRfT1VUQ09NRV9TVUNDRUVERUQQARIlCiFBVURJVF9PVVRDT01FX1BBUlRJQUxMWV9TVUNDRUVERUQQAhIYChRBVURJVF9PVVRDT01FX0ZBSUxFRBADKrAECgtBdWRpdEFjdGlvbhIcChhBVURJVF9BQ1RJT05fVU5TUEVDSUZJRUQQABIfChtBVURJVF9BQ1RJT05fVEVOQU5UX0NSRUFURUQQARIdChlBVURJVF9BQ1RJT05fRE9NQUlOX0FEREVEEAISHwobQVVESVRfQUNUSU9OX0RPTUFJTl9SRU1PVkVEEAMSHgoaQVVESVRfQUNUSU9OX0dSQU5UX1NUQVJURUQQBBIgChxBVURJVF9BQ1RJT05fR1JBTlRfQ09NUExFVEVEEAUSHQoZQVVESVRfQUNUSU9OX0dSQU5UX0ZBSUxFRBAGEh4KGkFVRElUX0FDVElPTl9HUkFOVF9FWFBJUkVEEAcSIQodQVVESVRfQUNUSU9OX0RPTUFJTlNfVkVSSUZJRUQQCBIjCh9BVURJVF9BQ1RJT05fUkVUUkFDVF9ESVNQQVRDSEVEEAkSKQolQVVESVRfQUNUSU9OX1JFVFJBQ1RfQ0FOQ0VMX1JFUVVFU1RFRBAKEiEKHUFVRElUX0FDVElPTl9SRVRSQUNUX0ZJTklTSEVEEAsSIgoeQVVESVRfQUNUSU9OX1JFVFJBQ1RfQ0FOQ0VMTEVEEAwSIwofQVVESVRfQUNUSU9OX1JFU1RPUkVfRElTUEFUQ0hFRBANEiEKHUFVRElUX0FDVElPTl9SRVNUT1JFX0ZJTklTSEVEEA4SHwobQVVESVRfQUNUSU9OX1RFTkFOVF9ERUxFVEVEEA8yzgEKDEF1ZGl0U2VydmljZRJaCg9MaXN0QXVkaXRFdmVudHMSIi5yZXRyYWN0LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIy5yZXRyYWN0LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEmIKEUV4cG9ydEF1ZGl0RXZlbnRzEiQucmV0cmFjdC52MS5FeHBvcnRBdWRpdEV2ZW50c1JlcXVlc3QaJS5yZXRyYWN0LnYxLkV4cG9ydEF1ZGl0RXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_retract_v1_retract_service, file_retract_v1_tenant_service]);
 
 /**
  * Details of TENANT_CREATED.
@@ -38,6 +38,63 @@ export type TenantCreatedDetails = Message<"retract.v1.TenantCreatedDetails"> & 
  */
 export const TenantCreatedDetailsSchema: GenMessage<TenantCreatedDetails> = /*@__PURE__*/
   messageDesc(file_retract_v1_audit_service, 0);
+
+/**
+ * Details of TENANT_DELETED.
+ *
+ * @generated from message retract.v1.TenantDeletedDetails
+ */
+export type TenantDeletedDetails = Message<"retract.v1.TenantDeletedDetails"> & {
+  /**
+   * Why, as the caller said it; may be empty.
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * The Microsoft 365 tenant it was linked to; empty when none.
+   *
+   * @generated from field: string microsoft_tenant_id = 2;
+   */
+  microsoftTenantId: string;
+
+  /**
+   * The domains it held.
+   *
+   * @generated from field: repeated string domains = 3;
+   */
+  domains: string[];
+
+  /**
+   * How many deliveries were deleted.
+   *
+   * @generated from field: int64 delivery_count = 4;
+   */
+  deliveryCount: bigint;
+
+  /**
+   * How many retract and restore jobs were deleted (with their targets and events).
+   *
+   * @generated from field: int64 job_count = 5;
+   */
+  jobCount: bigint;
+
+  /**
+   * When the server removes this tenant's audit trail (this entry included); unset when it
+   * keeps it forever.
+   *
+   * @generated from field: google.protobuf.Timestamp audit_purge_time = 6;
+   */
+  auditPurgeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message retract.v1.TenantDeletedDetails.
+ * Use `create(TenantDeletedDetailsSchema)` to create a new message.
+ */
+export const TenantDeletedDetailsSchema: GenMessage<TenantDeletedDetails> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 1);
 
 /**
  * Details of DOMAIN_ADDED and DOMAIN_REMOVED.
@@ -65,7 +122,7 @@ export type DomainChangedDetails = Message<"retract.v1.DomainChangedDetails"> & 
  * Use `create(DomainChangedDetailsSchema)` to create a new message.
  */
 export const DomainChangedDetailsSchema: GenMessage<DomainChangedDetails> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 1);
+  messageDesc(file_retract_v1_audit_service, 2);
 
 /**
  * Details of GRANT_STARTED.
@@ -100,7 +157,7 @@ export type GrantStartedDetails = Message<"retract.v1.GrantStartedDetails"> & {
  * Use `create(GrantStartedDetailsSchema)` to create a new message.
  */
 export const GrantStartedDetailsSchema: GenMessage<GrantStartedDetails> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 2);
+  messageDesc(file_retract_v1_audit_service, 3);
 
 /**
  * Details of GRANT_COMPLETED, GRANT_FAILED and GRANT_EXPIRED.
@@ -156,7 +213,7 @@ export type GrantFinishedDetails = Message<"retract.v1.GrantFinishedDetails"> & 
  * Use `create(GrantFinishedDetailsSchema)` to create a new message.
  */
 export const GrantFinishedDetailsSchema: GenMessage<GrantFinishedDetails> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 3);
+  messageDesc(file_retract_v1_audit_service, 4);
 
 /**
  * Details of DOMAINS_VERIFIED.
@@ -184,7 +241,7 @@ export type DomainsVerifiedDetails = Message<"retract.v1.DomainsVerifiedDetails"
  * Use `create(DomainsVerifiedDetailsSchema)` to create a new message.
  */
 export const DomainsVerifiedDetailsSchema: GenMessage<DomainsVerifiedDetails> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 4);
+  messageDesc(file_retract_v1_audit_service, 5);
 
 /**
  * Details of RETRACT_DISPATCHED.
@@ -233,7 +290,7 @@ export type RetractDispatchedDetails = Message<"retract.v1.RetractDispatchedDeta
  * Use `create(RetractDispatchedDetailsSchema)` to create a new message.
  */
 export const RetractDispatchedDetailsSchema: GenMessage<RetractDispatchedDetails> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 5);
+  messageDesc(file_retract_v1_audit_service, 6);
 
 /**
  * Details of RETRACT_CANCEL_REQUESTED.
@@ -261,7 +318,7 @@ export type RetractCancelRequestedDetails = Message<"retract.v1.RetractCancelReq
  * Use `create(RetractCancelRequestedDetailsSchema)` to create a new message.
  */
 export const RetractCancelRequestedDetailsSchema: GenMessage<RetractCancelRequestedDetails> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 6);
+  messageDesc(file_retract_v1_audit_service, 7);
 
 /**
  * Details of RESTORE_DISPATCHED.
@@ -310,7 +367,7 @@ export type RestoreDispatchedDetails = Message<"retract.v1.RestoreDispatchedDeta
  * Use `create(RestoreDispatchedDetailsSchema)` to create a new message.
  */
 export const RestoreDispatchedDetailsSchema: GenMessage<RestoreDispatchedDetails> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 7);
+  messageDesc(file_retract_v1_audit_service, 8);
 
 /**
  * Details of RETRACT_FINISHED, RETRACT_CANCELLED and RESTORE_FINISHED.
@@ -381,7 +438,7 @@ export type RetractFinishedDetails = Message<"retract.v1.RetractFinishedDetails"
  * Use `create(RetractFinishedDetailsSchema)` to create a new message.
  */
 export const RetractFinishedDetailsSchema: GenMessage<RetractFinishedDetails> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 8);
+  messageDesc(file_retract_v1_audit_service, 9);
 
 /**
  * One entry of the audit trail.
@@ -532,6 +589,14 @@ export type AuditEvent = Message<"retract.v1.AuditEvent"> & {
      */
     value: RestoreDispatchedDetails;
     case: "restoreDispatched";
+  } | {
+    /**
+     * TENANT_DELETED.
+     *
+     * @generated from field: retract.v1.TenantDeletedDetails tenant_deleted = 20;
+     */
+    value: TenantDeletedDetails;
+    case: "tenantDeleted";
   } | { case: undefined; value?: undefined };
 };
 
@@ -540,7 +605,7 @@ export type AuditEvent = Message<"retract.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 9);
+  messageDesc(file_retract_v1_audit_service, 10);
 
 /**
  * Request of ListAuditEvents. Filters combine with AND; empty filters match everything.
@@ -617,7 +682,7 @@ export type ListAuditEventsRequest = Message<"retract.v1.ListAuditEventsRequest"
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 10);
+  messageDesc(file_retract_v1_audit_service, 11);
 
 /**
  * Response of ListAuditEvents.
@@ -645,7 +710,64 @@ export type ListAuditEventsResponse = Message<"retract.v1.ListAuditEventsRespons
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_audit_service, 11);
+  messageDesc(file_retract_v1_audit_service, 12);
+
+/**
+ * Request of ExportAuditEvents.
+ *
+ * @generated from message retract.v1.ExportAuditEventsRequest
+ */
+export type ExportAuditEventsRequest = Message<"retract.v1.ExportAuditEventsRequest"> & {
+  /**
+   * Required. The tenant whose audit trail to export.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The `cursor` of the last event already received; empty to start from the oldest event
+   * kept.
+   *
+   * @generated from field: string after_cursor = 2;
+   */
+  afterCursor: string;
+};
+
+/**
+ * Describes the message retract.v1.ExportAuditEventsRequest.
+ * Use `create(ExportAuditEventsRequestSchema)` to create a new message.
+ */
+export const ExportAuditEventsRequestSchema: GenMessage<ExportAuditEventsRequest> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 13);
+
+/**
+ * One event of ExportAuditEvents.
+ *
+ * @generated from message retract.v1.ExportAuditEventsResponse
+ */
+export type ExportAuditEventsResponse = Message<"retract.v1.ExportAuditEventsResponse"> & {
+  /**
+   * The event.
+   *
+   * @generated from field: retract.v1.AuditEvent event = 1;
+   */
+  event?: AuditEvent | undefined;
+
+  /**
+   * Pass as `after_cursor` to resume after this event.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message retract.v1.ExportAuditEventsResponse.
+ * Use `create(ExportAuditEventsResponseSchema)` to create a new message.
+ */
+export const ExportAuditEventsResponseSchema: GenMessage<ExportAuditEventsResponse> = /*@__PURE__*/
+  messageDesc(file_retract_v1_audit_service, 14);
 
 /**
  * The part of the product an audit event belongs to (the "section" filter of the admin audit).
@@ -843,6 +965,14 @@ export enum AuditAction {
    * @generated from enum value: AUDIT_ACTION_RESTORE_FINISHED = 14;
    */
   RESTORE_FINISHED = 14,
+
+  /**
+   * A tenant was deleted (offboarded) with everything it held; its audit trail stays until its
+   * retention ends (TENANTS; details: tenant_deleted).
+   *
+   * @generated from enum value: AUDIT_ACTION_TENANT_DELETED = 15;
+   */
+  TENANT_DELETED = 15,
 }
 
 /**
@@ -867,6 +997,20 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEventsRequestSchema;
     output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * Exports a tenant's audit trail for a SIEM, oldest first, as a stream that ends after the
+   * latest event: resume with the `cursor` of the last event received (nothing is sent twice
+   * or skipped). Events appear here a few seconds after they are written, so that one whose
+   * transaction commits late is never passed over. The gRPC JSON mapping of each response
+   * (`grpcurl` prints it) is one JSON line per event. Requires `audit.read`.
+   *
+   * @generated from rpc retract.v1.AuditService.ExportAuditEvents
+   */
+  exportAuditEvents: {
+    methodKind: "server_streaming";
+    input: typeof ExportAuditEventsRequestSchema;
+    output: typeof ExportAuditEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_retract_v1_audit_service, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file retract/v1/tenant_service.proto.
  */
 export const file_retract_v1_tenant_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZXRyYWN0L3YxL3RlbmFudF9zZXJ2aWNlLnByb3RvEgpyZXRyYWN0LnYxIrABCgZUZW5hbnQSEQoJdGVuYW50X2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIbChNtaWNyb3NvZnRfdGVuYW50X2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi2QEKBkRvbWFpbhIMCgRuYW1lGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIxCg5yZXRyYWN0X3N0YXR1cxgDIAEoDjIZLnJldHJhY3QudjEuUmV0cmFjdFN0YXR1cxIVCg1zdGF0dXNfZGV0YWlsGAQgASgJEjMKD2xhc3RfY2hlY2tfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKDURvbWFpbk91dGNvbWUSDgoGZG9tYWluGAEgASgJEjEKDnJldHJhY3Rfc3RhdHVzGAIgASgOMhkucmV0cmFjdC52MS5SZXRyYWN0U3RhdHVzEg4KBmRldGFpbBgDIAEoCSL5AgoFR3JhbnQSEAoIZ3JhbnRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEiUKBXN0YXRlGAMgASgOMhYucmV0cmFjdC52MS5HcmFudFN0YXRlEhQKDHJlcXVlc3RlZF9ieRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE21pY3Jvc29mdF90ZW5hbnRfaWQYCCABKAkSDQoFZXJyb3IYCSABKAkSGQoRZXJyb3JfZGVzY3JpcHRpb24YCiABKAkSMgoPZG9tYWluX291dGNvbWVzGAsgAygLMhkucmV0cmFjdC52MS5Eb21haW5PdXRjb21lIj4KE0NyZWF0ZVRlbmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCSI6ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIiCgZ0ZW5hbnQYASABKAsyEi5yZXRyYWN0LnYxLlRlbmFudCIlChBHZXRUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI3ChFHZXRUZW5hbnRSZXNwb25zZRIiCgZ0ZW5hbnQYASABKAsyEi5yZXRyYWN0LnYxLlRlbmFudCI7ChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUwoTTGlzdFRlbmFudHNSZXNwb25zZRIjCgd0ZW5hbnRzGAEgAygLMhIucmV0cmFjdC52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjUKEEFkZERvbWFpblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg4KBmRvbWFpbhgCIAEoCSI3ChFBZGREb21haW5SZXNwb25zZRIiCgZkb21haW4YASABKAsyEi5yZXRyYWN0LnYxLkRvbWFpbiI4ChNSZW1vdmVEb21haW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZkb21haW4YAiABKAkiOgoUUmVtb3ZlRG9tYWluUmVzcG9uc2USIgoGZG9tYWluGAEgASgLMhIucmV0cmFjdC52MS5Eb21haW4iTgoSTGlzdERvbWFpbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJTChNMaXN0RG9tYWluc1Jlc3BvbnNlEiMKB2RvbWFpbnMYASADKAsyEi5yZXRyYWN0LnYxLkRvbWFpbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPAoRU3RhcnRHcmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGFsbG93X3JlbGluaxgCIAEoCCJLChJTdGFydEdyYW50UmVzcG9uc2USIAoFZ3JhbnQYASABKAsyES5yZXRyYWN0LnYxLkdyYW50EhMKC2NvbnNlbnRfdXJsGAIgASgJIl0KFENvbXBsZXRlR3JhbnRSZXF1ZXN0Eg0KBXN0YXRlGAEgASgJEgwKBGNvZGUYAiABKAkSDQoFZXJyb3IYAyABKAkSGQoRZXJyb3JfZGVzY3JpcHRpb24YBCABKAkiOQoVQ29tcGxldGVHcmFudFJlc3BvbnNlEiAKBWdyYW50GAEgASgLMhEucmV0cmFjdC52MS5HcmFudCI2Cg9HZXRHcmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhAKCGdyYW50X2lkGAIgASgJIjQKEEdldEdyYW50UmVzcG9uc2USIAoFZ3JhbnQYASABKAsyES5yZXRyYWN0LnYxLkdyYW50IikKFFZlcmlmeURvbWFpbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI8ChVWZXJpZnlEb21haW5zUmVzcG9uc2USIwoHZG9tYWlucxgBIAMoCzISLnJldHJhY3QudjEuRG9tYWluKqIBCg1SZXRyYWN0U3RhdHVzEh4KGlJFVFJBQ1RfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaUkVUUkFDVF9TVEFUVVNfTk9UX0dSQU5URUQQARIaChZSRVRSQUNUX1NUQVRVU19QRU5ESU5HEAISGgoWUkVUUkFDVF9TVEFUVVNfR1JBTlRFRBADEhkKFVJFVFJBQ1RfU1RBVFVTX0ZBSUxFRBAEKrwBCgpHcmFudFN0YXRlEhsKF0dSQU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASIAocR1JBTlRfU1RBVEVfQVdBSVRJTkdfQ09OU0VOVBABEhkKFUdSQU5UX1NUQVRFX1NVQ0NFRURFRBACEiMKH0dSQU5UX1NUQVRFX1BBUlRJQUxMWV9TVUNDRUVERUQQAxIWChJHUkFOVF9TVEFURV9GQUlMRUQQBBIXChNHUkFOVF9TVEFURV9FWFBJUkVEEAUyqQYKDVRlbmFudFNlcnZpY2USUQoMQ3JlYXRlVGVuYW50Eh8ucmV0cmFjdC52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GiAucmV0cmFjdC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJICglHZXRUZW5hbnQSHC5yZXRyYWN0LnYxLkdldFRlbmFudFJlcXVlc3QaHS5yZXRyYWN0LnYxLkdldFRlbmFudFJlc3BvbnNlEk4KC0xpc3RUZW5hbnRzEh4ucmV0cmFjdC52MS5MaXN0VGVuYW50c1JlcXVlc3QaHy5yZXRyYWN0LnYxLkxpc3RUZW5hbnRzUmVzcG9uc2USSAoJQWRkRG9tYWluEhwucmV0cmFjdC52MS5BZGREb21haW5SZXF1ZXN0Gh0ucmV0cmFjdC52MS5BZGREb21haW5SZXNwb25zZRJRCgxSZW1vdmVEb21haW4SHy5yZXRyYWN0LnYxLlJlbW92ZURvbWFpblJlcXVlc3QaIC5yZXRyYWN0LnYxLlJlbW92ZURvbWFpblJlc3BvbnNlEk4KC0xpc3REb21haW5zEh4ucmV0cmFjdC52MS5MaXN0RG9tYWluc1JlcXVlc3QaHy5yZXRyYWN0LnYxLkxpc3REb21haW5zUmVzcG9uc2USSwoKU3RhcnRHcmFudBIdLnJldHJhY3QudjEuU3RhcnRHcmFudFJlcXVlc3QaHi5yZXRyYWN0LnYxLlN0YXJ0R3JhbnRSZXNwb25zZRJUCg1Db21wbGV0ZUdyYW50EiAucmV0cmFjdC52MS5Db21wbGV0ZUdyYW50UmVxdWVzdBohLnJldHJhY3QudjEuQ29tcGxldGVHcmFudFJlc3BvbnNlEkUKCEdldEdyYW50EhsucmV0cmFjdC52MS5HZXRHcmFudFJlcXVlc3QaHC5yZXRyYWN0LnYxLkdldEdyYW50UmVzcG9uc2USVAoNVmVyaWZ5RG9tYWlucxIgLnJldHJhY3QudjEuVmVyaWZ5RG9tYWluc1JlcXVlc3QaIS5yZXRyYWN0LnYxLlZlcmlmeURvbWFpbnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9yZXRyYWN0L3YxL3RlbmFudF9zZXJ2aWNlLnByb3RvEgpyZXRyYWN0LnYxIrABCgZUZW5hbnQSEQoJdGVuYW50X2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIbChNtaWNyb3NvZnRfdGVuYW50X2lkGAMgASgJEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi2QEKBkRvbWFpbhIMCgRuYW1lGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIxCg5yZXRyYWN0X3N0YXR1cxgDIAEoDjIZLnJldHJhY3QudjEuUmV0cmFjdFN0YXR1cxIVCg1zdGF0dXNfZGV0YWlsGAQgASgJEjMKD2xhc3RfY2hlY2tfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImIKDURvbWFpbk91dGNvbWUSDgoGZG9tYWluGAEgASgJEjEKDnJldHJhY3Rfc3RhdHVzGAIgASgOMhkucmV0cmFjdC52MS5SZXRyYWN0U3RhdHVzEg4KBmRldGFpbBgDIAEoCSL5AgoFR3JhbnQSEAoIZ3JhbnRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEiUKBXN0YXRlGAMgASgOMhYucmV0cmFjdC52MS5HcmFudFN0YXRlEhQKDHJlcXVlc3RlZF9ieRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWNvbXBsZXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE21pY3Jvc29mdF90ZW5hbnRfaWQYCCABKAkSDQoFZXJyb3IYCSABKAkSGQoRZXJyb3JfZGVzY3JpcHRpb24YCiABKAkSMgoPZG9tYWluX291dGNvbWVzGAsgAygLMhkucmV0cmFjdC52MS5Eb21haW5PdXRjb21lIj4KE0NyZWF0ZVRlbmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCSI6ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIiCgZ0ZW5hbnQYASABKAsyEi5yZXRyYWN0LnYxLlRlbmFudCIlChBHZXRUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI3ChFHZXRUZW5hbnRSZXNwb25zZRIiCgZ0ZW5hbnQYASABKAsyEi5yZXRyYWN0LnYxLlRlbmFudCJJChNEZWxldGVUZW5hbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgdjb25maXJtGAIgASgJEg4KBnJlYXNvbhgDIAEoCSKNAQoURGVsZXRlVGVuYW50UmVzcG9uc2USFAoMZG9tYWluX2NvdW50GAEgASgFEhYKDmRlbGl2ZXJ5X2NvdW50GAIgASgDEhEKCWpvYl9jb3VudBgDIAEoAxI0ChBhdWRpdF9wdXJnZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiUwoTTGlzdFRlbmFudHNSZXNwb25zZRIjCgd0ZW5hbnRzGAEgAygLMhIucmV0cmFjdC52MS5UZW5hbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjUKEEFkZERvbWFpblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg4KBmRvbWFpbhgCIAEoCSI3ChFBZGREb21haW5SZXNwb25zZRIiCgZkb21haW4YASABKAsyEi5yZXRyYWN0LnYxLkRvbWFpbiI4ChNSZW1vdmVEb21haW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZkb21haW4YAiABKAkiOgoUUmVtb3ZlRG9tYWluUmVzcG9uc2USIgoGZG9tYWluGAEgASgLMhIucmV0cmFjdC52MS5Eb21haW4iTgoSTGlzdERvbWFpbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJTChNMaXN0RG9tYWluc1Jlc3BvbnNlEiMKB2RvbWFpbnMYASADKAsyEi5yZXRyYWN0LnYxLkRvbWFpbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiPAoRU3RhcnRHcmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGFsbG93X3JlbGluaxgCIAEoCCJLChJTdGFydEdyYW50UmVzcG9uc2USIAoFZ3JhbnQYASABKAsyES5yZXRyYWN0LnYxLkdyYW50EhMKC2NvbnNlbnRfdXJsGAIgASgJIl0KFENvbXBsZXRlR3JhbnRSZXF1ZXN0Eg0KBXN0YXRlGAEgASgJEgwKBGNvZGUYAiABKAkSDQoFZXJyb3IYAyABKAkSGQoRZXJyb3JfZGVzY3JpcHRpb24YBCABKAkiOQoVQ29tcGxldGVHcmFudFJlc3BvbnNlEiAKBWdyYW50GAEgASgLMhEucmV0cmFjdC52MS5HcmFudCI2Cg9HZXRHcmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhAKCGdyYW50X2lkGAIgASgJIjQKEEdldEdyYW50UmVzcG9uc2USIAoFZ3JhbnQYASABKAsyES5yZXRyYWN0LnYxLkdyYW50IikKFFZlcmlmeURvbWFpbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI8ChVWZXJpZnlEb21haW5zUmVzcG9uc2USIwoHZG9tYWlucxgBIAMoCzISLnJldHJhY3QudjEuRG9tYWluKqIBCg1SZXRyYWN0U3RhdHVzEh4KGlJFVFJBQ1RfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaUkVUUkFDVF9TVEFUVVNfTk9UX0dSQU5URUQQARIaChZSRVRSQUNUX1NUQVRVU19QRU5ESU5HEAISGgoWUkVUUkFDVF9TVEFUVVNfR1JBTlRFRBADEhkKFVJFVFJBQ1RfU1RBVFVTX0ZBSUxFRBAEKrwBCgpHcmFudFN0YXRlEhsKF0dSQU5UX1NUQVRFX1VOU1BFQ0lGSUVEEAASIAocR1JBTlRfU1RBVEVfQVdBSVRJTkdfQ09OU0VOVBABEhkKFUdSQU5UX1NUQVRFX1NVQ0NFRURFRBACEiMKH0dSQU5UX1NUQVRFX1BBUlRJQUxMWV9TVUNDRUVERUQQAxIWChJHUkFOVF9TVEFURV9GQUlMRUQQBBIXChNHUkFOVF9TVEFURV9FWFBJUkVEEAUy/AYKDVRlbmFudFNlcnZpY2USUQoMQ3JlYXRlVGVuYW50Eh8ucmV0cmFjdC52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GiAucmV0cmFjdC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJICglHZXRUZW5hbnQSHC5yZXRyYWN0LnYxLkdldFRlbmFudFJlcXVlc3QaHS5yZXRyYWN0LnYxLkdldFRlbmFudFJlc3BvbnNlEk4KC0xpc3RUZW5hbnRzEh4ucmV0cmFjdC52MS5MaXN0VGVuYW50c1JlcXVlc3QaHy5yZXRyYWN0LnYxLkxpc3RUZW5hbnRzUmVzcG9uc2USSAoJQWRkRG9tYWluEhwucmV0cmFjdC52MS5BZGREb21haW5SZXF1ZXN0Gh0ucmV0cmFjdC52MS5BZGREb21haW5SZXNwb25zZRJRCgxSZW1vdmVEb21haW4SHy5yZXRyYWN0LnYxLlJlbW92ZURvbWFpblJlcXVlc3QaIC5yZXRyYWN0LnYxLlJlbW92ZURvbWFpblJlc3BvbnNlEk4KC0xpc3REb21haW5zEh4ucmV0cmFjdC52MS5MaXN0RG9tYWluc1JlcXVlc3QaHy5yZXRyYWN0LnYxLkxpc3REb21haW5zUmVzcG9uc2USSwoKU3RhcnRHcmFudBIdLnJldHJhY3QudjEuU3RhcnRHcmFudFJlcXVlc3QaHi5yZXRyYWN0LnYxLlN0YXJ0R3JhbnRSZXNwb25zZRJUCg1Db21wbGV0ZUdyYW50EiAucmV0cmFjdC52MS5Db21wbGV0ZUdyYW50UmVxdWVzdBohLnJldHJhY3QudjEuQ29tcGxldGVHcmFudFJlc3BvbnNlEkUKCEdldEdyYW50EhsucmV0cmFjdC52MS5HZXRHcmFudFJlcXVlc3QaHC5yZXRyYWN0LnYxLkdldEdyYW50UmVzcG9uc2USVAoNVmVyaWZ5RG9tYWlucxIgLnJldHJhY3QudjEuVmVyaWZ5RG9tYWluc1JlcXVlc3QaIS5yZXRyYWN0LnYxLlZlcmlmeURvbWFpbnNSZXNwb25zZRJRCgxEZWxldGVUZW5hbnQSHy5yZXRyYWN0LnYxLkRlbGV0ZVRlbmFudFJlcXVlc3QaIC5yZXRyYWN0LnYxLkRlbGV0ZVRlbmFudFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * An Email Security customer account.
@@ -338,6 +338,83 @@ export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE_
   messageDesc(file_retract_v1_tenant_service, 7);
 
 /**
+ * Request of DeleteTenant.
+ *
+ * @generated from message retract.v1.DeleteTenantRequest
+ */
+export type DeleteTenantRequest = Message<"retract.v1.DeleteTenantRequest"> & {
+  /**
+   * Required. The tenant to delete.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Required. The tenant id again, exactly: a guard against deleting the wrong tenant.
+   *
+   * @generated from field: string confirm = 2;
+   */
+  confirm: string;
+
+  /**
+   * Why, for the audit trail; at most 500 characters, may be empty.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message retract.v1.DeleteTenantRequest.
+ * Use `create(DeleteTenantRequestSchema)` to create a new message.
+ */
+export const DeleteTenantRequestSchema: GenMessage<DeleteTenantRequest> = /*@__PURE__*/
+  messageDesc(file_retract_v1_tenant_service, 8);
+
+/**
+ * Response of DeleteTenant.
+ *
+ * @generated from message retract.v1.DeleteTenantResponse
+ */
+export type DeleteTenantResponse = Message<"retract.v1.DeleteTenantResponse"> & {
+  /**
+   * How many domains were deleted.
+   *
+   * @generated from field: int32 domain_count = 1;
+   */
+  domainCount: number;
+
+  /**
+   * How many deliveries were deleted.
+   *
+   * @generated from field: int64 delivery_count = 2;
+   */
+  deliveryCount: bigint;
+
+  /**
+   * How many retract and restore jobs were deleted (with their targets and events).
+   *
+   * @generated from field: int64 job_count = 3;
+   */
+  jobCount: bigint;
+
+  /**
+   * When the server removes the tenant's audit trail; unset when it keeps it forever.
+   *
+   * @generated from field: google.protobuf.Timestamp audit_purge_time = 4;
+   */
+  auditPurgeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message retract.v1.DeleteTenantResponse.
+ * Use `create(DeleteTenantResponseSchema)` to create a new message.
+ */
+export const DeleteTenantResponseSchema: GenMessage<DeleteTenantResponse> = /*@__PURE__*/
+  messageDesc(file_retract_v1_tenant_service, 9);
+
+/**
  * Request of ListTenants.
  *
  * @generated from message retract.v1.ListTenantsRequest
@@ -363,7 +440,7 @@ export type ListTenantsRequest = Message<"retract.v1.ListTenantsRequest"> & {
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 8);
+  messageDesc(file_retract_v1_tenant_service, 10);
 
 /**
  * Response of ListTenants.
@@ -391,7 +468,7 @@ export type ListTenantsResponse = Message<"retract.v1.ListTenantsResponse"> & {
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 9);
+  messageDesc(file_retract_v1_tenant_service, 11);
 
 /**
  * Request of AddDomain.
@@ -420,7 +497,7 @@ export type AddDomainRequest = Message<"retract.v1.AddDomainRequest"> & {
  * Use `create(AddDomainRequestSchema)` to create a new message.
  */
 export const AddDomainRequestSchema: GenMessage<AddDomainRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 10);
+  messageDesc(file_retract_v1_tenant_service, 12);
 
 /**
  * Response of AddDomain.
@@ -441,7 +518,7 @@ export type AddDomainResponse = Message<"retract.v1.AddDomainResponse"> & {
  * Use `create(AddDomainResponseSchema)` to create a new message.
  */
 export const AddDomainResponseSchema: GenMessage<AddDomainResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 11);
+  messageDesc(file_retract_v1_tenant_service, 13);
 
 /**
  * Request of RemoveDomain.
@@ -469,7 +546,7 @@ export type RemoveDomainRequest = Message<"retract.v1.RemoveDomainRequest"> & {
  * Use `create(RemoveDomainRequestSchema)` to create a new message.
  */
 export const RemoveDomainRequestSchema: GenMessage<RemoveDomainRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 12);
+  messageDesc(file_retract_v1_tenant_service, 14);
 
 /**
  * Response of RemoveDomain.
@@ -490,7 +567,7 @@ export type RemoveDomainResponse = Message<"retract.v1.RemoveDomainResponse"> & 
  * Use `create(RemoveDomainResponseSchema)` to create a new message.
  */
 export const RemoveDomainResponseSchema: GenMessage<RemoveDomainResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 13);
+  messageDesc(file_retract_v1_tenant_service, 15);
 
 /**
  * Request of ListDomains.
@@ -525,7 +602,7 @@ export type ListDomainsRequest = Message<"retract.v1.ListDomainsRequest"> & {
  * Use `create(ListDomainsRequestSchema)` to create a new message.
  */
 export const ListDomainsRequestSchema: GenMessage<ListDomainsRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 14);
+  messageDesc(file_retract_v1_tenant_service, 16);
 
 /**
  * Response of ListDomains.
@@ -553,7 +630,7 @@ export type ListDomainsResponse = Message<"retract.v1.ListDomainsResponse"> & {
  * Use `create(ListDomainsResponseSchema)` to create a new message.
  */
 export const ListDomainsResponseSchema: GenMessage<ListDomainsResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 15);
+  messageDesc(file_retract_v1_tenant_service, 17);
 
 /**
  * Request of StartGrant.
@@ -582,7 +659,7 @@ export type StartGrantRequest = Message<"retract.v1.StartGrantRequest"> & {
  * Use `create(StartGrantRequestSchema)` to create a new message.
  */
 export const StartGrantRequestSchema: GenMessage<StartGrantRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 16);
+  messageDesc(file_retract_v1_tenant_service, 18);
 
 /**
  * Response of StartGrant.
@@ -610,7 +687,7 @@ export type StartGrantResponse = Message<"retract.v1.StartGrantResponse"> & {
  * Use `create(StartGrantResponseSchema)` to create a new message.
  */
 export const StartGrantResponseSchema: GenMessage<StartGrantResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 17);
+  messageDesc(file_retract_v1_tenant_service, 19);
 
 /**
  * Request of CompleteGrant: the query parameters Microsoft put on the redirect.
@@ -652,7 +729,7 @@ export type CompleteGrantRequest = Message<"retract.v1.CompleteGrantRequest"> & 
  * Use `create(CompleteGrantRequestSchema)` to create a new message.
  */
 export const CompleteGrantRequestSchema: GenMessage<CompleteGrantRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 18);
+  messageDesc(file_retract_v1_tenant_service, 20);
 
 /**
  * Response of CompleteGrant.
@@ -673,7 +750,7 @@ export type CompleteGrantResponse = Message<"retract.v1.CompleteGrantResponse"> 
  * Use `create(CompleteGrantResponseSchema)` to create a new message.
  */
 export const CompleteGrantResponseSchema: GenMessage<CompleteGrantResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 19);
+  messageDesc(file_retract_v1_tenant_service, 21);
 
 /**
  * Request of GetGrant.
@@ -701,7 +778,7 @@ export type GetGrantRequest = Message<"retract.v1.GetGrantRequest"> & {
  * Use `create(GetGrantRequestSchema)` to create a new message.
  */
 export const GetGrantRequestSchema: GenMessage<GetGrantRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 20);
+  messageDesc(file_retract_v1_tenant_service, 22);
 
 /**
  * Response of GetGrant.
@@ -722,7 +799,7 @@ export type GetGrantResponse = Message<"retract.v1.GetGrantResponse"> & {
  * Use `create(GetGrantResponseSchema)` to create a new message.
  */
 export const GetGrantResponseSchema: GenMessage<GetGrantResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 21);
+  messageDesc(file_retract_v1_tenant_service, 23);
 
 /**
  * Request of VerifyDomains.
@@ -743,7 +820,7 @@ export type VerifyDomainsRequest = Message<"retract.v1.VerifyDomainsRequest"> & 
  * Use `create(VerifyDomainsRequestSchema)` to create a new message.
  */
 export const VerifyDomainsRequestSchema: GenMessage<VerifyDomainsRequest> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 22);
+  messageDesc(file_retract_v1_tenant_service, 24);
 
 /**
  * Response of VerifyDomains.
@@ -764,7 +841,7 @@ export type VerifyDomainsResponse = Message<"retract.v1.VerifyDomainsResponse"> 
  * Use `create(VerifyDomainsResponseSchema)` to create a new message.
  */
 export const VerifyDomainsResponseSchema: GenMessage<VerifyDomainsResponse> = /*@__PURE__*/
-  messageDesc(file_retract_v1_tenant_service, 23);
+  messageDesc(file_retract_v1_tenant_service, 25);
 
 /**
  * Whether retract may act on mailboxes of a domain.
@@ -988,6 +1065,24 @@ export const TenantService: GenService<{
     methodKind: "unary";
     input: typeof VerifyDomainsRequestSchema;
     output: typeof VerifyDomainsResponseSchema;
+  },
+  /**
+   * Offboards a tenant. Requires `tenants.manage` and access to the tenant; `confirm` must
+   * repeat the tenant id. Deletes the tenant with its domains (free for another tenant
+   * afterwards), consent attempts (their PKCE verifiers and states), deliveries, retract and
+   * restore jobs with their targets, events and records of removed copies, and the
+   * per-mailbox statuses. The audit trail is kept (ListAuditEvents still answers for the
+   * tenant) until `deleted_tenant_audit_retention_days` after the deletion, then removed;
+   * the tenant id is never reused (CreateTenant answers ALREADY_EXISTS). Refused with
+   * FAILED_PRECONDITION `TENANT_HAS_ACTIVE_JOBS` while a job of the tenant has not ended:
+   * cancel it (CancelRetractJob) or wait for it first. Audit: TENANT_DELETED.
+   *
+   * @generated from rpc retract.v1.TenantService.DeleteTenant
+   */
+  deleteTenant: {
+    methodKind: "unary";
+    input: typeof DeleteTenantRequestSchema;
+    output: typeof DeleteTenantResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_retract_v1_tenant_service, 0);
