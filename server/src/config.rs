@@ -218,6 +218,11 @@ settings! {
     /// Most unary calls one caller (token subject) may have in progress at once, besides its
     /// rate limit; more are refused with RESOURCE_EXHAUSTED. 0 turns the limit off.
     caller_calls_in_progress: usize = 32 => Option<usize>;
+    /// Server streams (Retract, WatchRetract, RestoreRetractJob) one caller may have open at
+    /// once, apart from unary calls; 0 for no limit.
+    caller_streams: usize = 100 => Option<usize>;
+    /// Server streams this replica keeps open at once, all callers together; 0 for no limit.
+    max_streams: usize = 10_000 => Option<usize>;
     /// Milliseconds shutdown waits for open calls and streams before closing them.
     shutdown_grace_ms: u64 = 10_000 => Option<u64>;
     /// Milliseconds between database health probes.

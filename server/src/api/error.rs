@@ -87,6 +87,9 @@ pub enum ApiError {
         /// How many one caller may have.
         limit: usize,
     },
+    /// The caller (or the server) has its most streams open.
+    #[error("{}", streams_message(.0))]
+    TooManyStreams(crate::auth::StreamsExhausted),
     /// The system is not in the state the call needs.
     #[error("{message}")]
     FailedPrecondition {
@@ -389,7 +392,7 @@ impl From<ApiError> for Status {
                 info(Reason::RateLimited, Vec::new());
                 (Code::ResourceExhausted, Some(retry_after))
             }
-            ApiError::TooManyCallsInProgress { .. } => {
+            ApiError::TooManyCallsInProgress { .. } | ApiError::TooManyStreams(_) => {
                 info(Reason::RateLimited, Vec::new());
                 (Code::ResourceExhausted, None)
             }
@@ -807,5 +810,16 @@ mod tests {
             "{}",
             status.details().len()
         );
+    }
+}
+
+fn streams_message(exhausted: &crate::auth::StreamsExhausted) -> String {
+    match exhausted {
+        crate::auth::StreamsExhausted::Caller { limit } => format!(
+            "this caller already has {limit} streams open; close one (or watch fewer jobs at once)"
+        ),
+        crate::auth::StreamsExhausted::Server { limit } => {
+            format!("the server has {limit} streams open; retry shortly or on another replica")
+        }
     }
 }

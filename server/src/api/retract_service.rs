@@ -3,7 +3,7 @@
 //! Each RPC reads its request, hands the work to the store or the engine, and converts the
 //! answer.
 
-use std::{pin::Pin, time::Duration};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt as _};
 use retract_proto::v1::{self as pb, retract_service_server::RetractService};
@@ -21,7 +21,7 @@ use super::{
     validate::{self, Validated as _, Violations, field, optional_text},
 };
 use crate::{
-    auth::{AuthRejection, Permission},
+    auth::{AuthRejection, Permission, StreamCaps, StreamSlot},
     domain::{
         DeliveryFilter, EmailAddress, InternetMessageId, JobId, JobState, NewDelivery, PageRequest,
         PageSize, PageToken, RecordOutcome, RetractJob, RetractOptions, TargetOutcome, TenantId,
@@ -39,6 +39,7 @@ pub struct RetractApi {
     store: Store,
     engine: Engine,
     watcher: Watcher,
+    streams: Arc<StreamCaps>,
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -46,11 +47,13 @@ type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'sta
 impl RetractApi {
     /// Serves deliveries and jobs from `store`, starting jobs on `engine` and following them
     /// with `watcher`.
-    pub fn new(store: Store, engine: Engine, watcher: Watcher) -> Self {
+    /// `streams` caps the streams open at once (Retract, WatchRetract, RestoreRetractJob).
+    pub fn new(store: Store, engine: Engine, watcher: Watcher, streams: Arc<StreamCaps>) -> Self {
         Self {
             store,
             engine,
             watcher,
+            streams,
         }
     }
 
@@ -84,14 +87,17 @@ impl RetractApi {
         request: Request<pb::RetractRequest>,
     ) -> Result<EventStream<pb::RetractResponse>, ApiError> {
         let ctx = CallContext::of(&request)?;
+        let slot = self.open_stream(&ctx)?;
         let until = deadline(&request);
         let r = request.get_ref();
         let job = self
             .start(&ctx, &r.tenant_id, r.options.as_ref(), &r.request_id)
             .await?;
-        Ok(self.follow(job, 0, until, |event| pb::RetractResponse {
-            event: Some(event),
-        }))
+        Ok(
+            self.follow(job, 0, until, slot, |event| pb::RetractResponse {
+                event: Some(event),
+            }),
+        )
     }
 
     async fn start_job(
@@ -108,19 +114,32 @@ impl RetractApi {
         })
     }
 
-    /// The events of `job` after `after`, as `wrap` makes them into stream items.
+    /// A slot for one more stream of the caller (checked before a retract starts its job, so
+    /// that a refused stream starts nothing).
+    fn open_stream(&self, ctx: &CallContext) -> Result<StreamSlot, ApiError> {
+        self.streams
+            .try_open(&ctx.caller.subject)
+            .map_err(ApiError::TooManyStreams)
+    }
+
+    /// The events of `job` after `after`, as `wrap` makes them into stream items; the stream
+    /// holds `slot` while it is open.
     fn follow<T: Send + 'static>(
         &self,
         job: RetractJob,
         after: i64,
         deadline: Option<tokio::time::Instant>,
+        slot: StreamSlot,
         wrap: fn(pb::RetractEvent) -> T,
     ) -> EventStream<T> {
         let events = self.watcher.follow(&job, after, deadline);
         let proto_job = pb::RetractJob::from(job);
-        Box::pin(ReceiverStream::new(events).map(move |item| match item {
-            Ok(watched) => Ok(wrap(jobs::watched(watched, &proto_job))),
-            Err(end) => Err(Status::from(ApiError::from(end))),
+        Box::pin(ReceiverStream::new(events).map(move |item| {
+            let _open = &slot;
+            match item {
+                Ok(watched) => Ok(wrap(jobs::watched(watched, &proto_job))),
+                Err(end) => Err(Status::from(ApiError::from(end))),
+            }
         }))
     }
 
@@ -360,6 +379,7 @@ impl RetractApi {
         request: Request<pb::WatchRetractRequest>,
     ) -> Result<EventStream<pb::WatchRetractResponse>, ApiError> {
         let ctx = CallContext::of(&request)?;
+        let slot = self.open_stream(&ctx)?;
         let until = deadline(&request);
         let r = request.get_ref();
         let (tenant, job_id) = (
@@ -383,7 +403,7 @@ impl RetractApi {
             });
         }
         Ok(
-            self.follow(job, after, until, |event| pb::WatchRetractResponse {
+            self.follow(job, after, until, slot, |event| pb::WatchRetractResponse {
                 event: Some(event),
             }),
         )
@@ -487,6 +507,7 @@ impl RetractApi {
         request: Request<pb::RestoreRetractJobRequest>,
     ) -> Result<EventStream<pb::RestoreRetractJobResponse>, ApiError> {
         let ctx = CallContext::of(&request)?;
+        let slot = self.open_stream(&ctx)?;
         let until = deadline(&request);
         let r = request.get_ref();
         let (tenant, job_id, request_id, reason) = (
@@ -515,7 +536,7 @@ impl RetractApi {
             .map_err(|e| jobs::dispatch_error(e, &tenant, None, Some(&job_id)))?;
         tracing::info!(job = %job.id, restores = %job_id, actor = ctx.caller.actor(), "restore job dispatched");
         Ok(
-            self.follow(job, 0, until, |event| pb::RestoreRetractJobResponse {
+            self.follow(job, 0, until, slot, |event| pb::RestoreRetractJobResponse {
                 event: Some(event),
             }),
         )

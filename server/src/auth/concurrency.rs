@@ -71,6 +71,55 @@ impl Drop for CallSlot {
     }
 }
 
+/// Server streams open at once, per caller and in all: a watch holds its slot for as long as
+/// it streams (minutes), so streams are capped apart from unary calls.
+pub struct StreamCaps {
+    per_caller: CallerConcurrency,
+    total: CallerConcurrency,
+}
+
+/// One open stream, counted per caller and in all until dropped.
+pub struct StreamSlot {
+    _caller: CallSlot,
+    _total: CallSlot,
+}
+
+/// Why a stream was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamsExhausted {
+    /// The caller has `limit` streams open.
+    Caller { limit: usize },
+    /// The server has `limit` streams open.
+    Server { limit: usize },
+}
+
+impl StreamCaps {
+    /// At most `per_caller` streams open per caller and `total` in all (0: unlimited).
+    pub fn new(per_caller: usize, total: usize) -> Self {
+        Self {
+            per_caller: CallerConcurrency::new(per_caller),
+            total: CallerConcurrency::new(total),
+        }
+    }
+
+    /// A slot for one more stream of `caller`.
+    pub fn try_open(&self, caller: &str) -> Result<StreamSlot, StreamsExhausted> {
+        let mine = self
+            .per_caller
+            .try_enter(caller)
+            .ok_or(StreamsExhausted::Caller {
+                limit: self.per_caller.limit(),
+            })?;
+        let all = self.total.try_enter("").ok_or(StreamsExhausted::Server {
+            limit: self.total.limit(),
+        })?;
+        Ok(StreamSlot {
+            _caller: mine,
+            _total: all,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +138,27 @@ mod tests {
         assert!(
             limits.try_enter("a").is_some(),
             "a finished call frees a slot"
+        );
+    }
+
+    #[test]
+    fn streams_are_capped_per_caller_and_in_all() {
+        let caps = StreamCaps::new(2, 3);
+        let a1 = caps.try_open("a").expect("a's first");
+        let _a2 = caps.try_open("a").expect("a's second");
+        assert_eq!(
+            caps.try_open("a").err(),
+            Some(StreamsExhausted::Caller { limit: 2 })
+        );
+        let _b1 = caps.try_open("b").expect("b's first");
+        assert_eq!(
+            caps.try_open("b").err(),
+            Some(StreamsExhausted::Server { limit: 3 })
+        );
+        drop(a1);
+        assert!(
+            caps.try_open("b").is_ok(),
+            "a closed stream frees both slots"
         );
     }
 

@@ -23,7 +23,7 @@ pub mod permissions;
 mod rate_limit;
 
 pub use caller::{Caller, Permission, TenantScope};
-pub use concurrency::{CallSlot, CallerConcurrency};
+pub use concurrency::{CallSlot, CallerConcurrency, StreamCaps, StreamSlot, StreamsExhausted};
 pub use jwks::KeySources;
 pub use jwt::{AuthError, JwtVerifier, TokenRules};
 pub use keys::{KeyError, KeySet};

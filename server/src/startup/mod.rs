@@ -152,7 +152,15 @@ impl Application {
         let engine = Engine::new(store.clone(), graph, settings.engine(), hub.clone());
         let stopping = CancellationToken::new();
         let watcher = Watcher::new(store.clone(), hub, settings.watch(), stopping.clone());
-        let retract_api = RetractApi::new(store.clone(), engine.clone(), watcher);
+        let retract_api = RetractApi::new(
+            store.clone(),
+            engine.clone(),
+            watcher,
+            Arc::new(crate::auth::StreamCaps::new(
+                settings.caller_streams,
+                settings.max_streams,
+            )),
+        );
         let health = health::ServiceHealth {
             engine: engine.health(),
             graph_credential,

@@ -9,7 +9,10 @@ use retract_client::pb;
 
 use crate::{db::Backend, on_both_backends, retract::options, scenarios::crowd};
 
-on_both_backends!(thirty_watchers_of_one_job_each_get_every_event_in_order);
+on_both_backends!(
+    thirty_watchers_of_one_job_each_get_every_event_in_order,
+    streams_are_capped_per_caller_apart_from_unary_calls,
+);
 
 /// A watcher's events (heartbeats left out) until JobFinished.
 async fn follow(mut stream: tonic::Streaming<pb::WatchRetractResponse>) -> Vec<pb::RetractEvent> {
@@ -97,5 +100,63 @@ async fn thirty_watchers_of_one_job_each_get_every_event_in_order(backend: Backe
         done, 120,
         "every mailbox's final update reached the watchers"
     );
+    w.app.stop().await;
+}
+
+async fn streams_are_capped_per_caller_apart_from_unary_calls(backend: Backend) {
+    let w = crowd(backend, 3, |s| s.caller_streams = 2).await;
+    // The job stays running while Graph is slow to search mailboxes, so the watches stay open.
+    w.sim.set_latency(graph_sim::LatencySettings {
+        per_endpoint: [(
+            graph_sim::Endpoint::MessageList,
+            graph_sim::Latency::fixed(20_000),
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let job = w.start(options(&[])).await;
+    let watch = |client: retract_client::Client| {
+        let job_id = job.job_id.clone();
+        async move {
+            client
+                .retract_service()
+                .watch_retract(pb::WatchRetractRequest {
+                    tenant_id: "acme".into(),
+                    job_id,
+                    after_sequence: 0,
+                })
+                .await
+        }
+    };
+    let first = watch(w.admin()).await.expect("a first watch");
+    let _second = watch(w.admin()).await.expect("a second watch");
+    let refused = watch(w.admin())
+        .await
+        .expect_err("a third watch of the same caller");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("2 streams open"), "{refused:?}");
+    // Unary calls are not streams: the caller still reads the job.
+    w.job(&job.job_id).await;
+    // Another caller has streams of its own.
+    watch(w.app.admin("other@contoso.com", "acme"))
+        .await
+        .expect("another caller's watch");
+    drop(first);
+    // The closed stream's slot is back once the server sees it gone.
+    let again = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(stream) = watch(w.admin()).await {
+                break stream;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a closed watch frees its slot");
+    drop(again);
     w.app.stop().await;
 }
