@@ -500,6 +500,17 @@ fn bounded_message(message: String) -> String {
     format!("{}...", &message[..end])
 }
 
+fn streams_message(exhausted: &crate::auth::StreamsExhausted) -> String {
+    match exhausted {
+        crate::auth::StreamsExhausted::Caller { limit } => format!(
+            "this caller already has {limit} streams open; close one (or watch fewer jobs at once)"
+        ),
+        crate::auth::StreamsExhausted::Server { limit } => {
+            format!("the server has {limit} streams open; retry shortly or on another replica")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -810,16 +821,5 @@ mod tests {
             "{}",
             status.details().len()
         );
-    }
-}
-
-fn streams_message(exhausted: &crate::auth::StreamsExhausted) -> String {
-    match exhausted {
-        crate::auth::StreamsExhausted::Caller { limit } => format!(
-            "this caller already has {limit} streams open; close one (or watch fewer jobs at once)"
-        ),
-        crate::auth::StreamsExhausted::Server { limit } => {
-            format!("the server has {limit} streams open; retry shortly or on another replica")
-        }
     }
 }
