@@ -32,6 +32,8 @@ pub struct ConnectOptions {
     deadline: Option<Duration>,
     retry: RetryPolicy,
     token: Option<Arc<dyn TokenSource>>,
+    /// A fixed token, also sent by the generated clients ([`Client::tenant_service`] & co.).
+    fixed: Option<String>,
 }
 
 impl ConnectOptions {
@@ -46,6 +48,7 @@ impl ConnectOptions {
             deadline: None,
             retry: RetryPolicy::default(),
             token: None,
+            fixed: None,
         }
     }
 
@@ -93,11 +96,16 @@ impl ConnectOptions {
 
     /// Calls with this fixed bearer token.
     pub fn token(self, token: impl Into<String>) -> Self {
-        self.token_source(StaticToken::new(token))
+        let token = token.into();
+        let mut options = self.token_source(StaticToken::new(token.clone()));
+        options.fixed = Some(token);
+        options
     }
 
     /// Asks `source` for the bearer token before every call.
     pub fn token_source(mut self, source: impl TokenSource) -> Self {
+        // A later source replaces a fixed token for the generated clients too.
+        self.fixed = None;
         self.token = Some(Arc::new(source));
         self
     }
@@ -160,6 +168,13 @@ impl ConnectOptions {
         let mut client = Client::from_channel(channel).with_retry(self.retry);
         if let Some(d) = self.deadline {
             client = client.with_deadline(d);
+        }
+        // The generated clients send the fixed token (a non-ASCII one is refused by the
+        // methods, which ask the source).
+        if let Some(fixed) = &self.fixed
+            && let Ok(with_fixed) = client.with_token(fixed)
+        {
+            client = with_fixed;
         }
         if let Some(source) = self.token {
             client = client.with_token_source_arc(source);

@@ -343,10 +343,9 @@ impl EventStream {
 
     /// What to yield for `event`: nothing for a heartbeat or a replayed event.
     fn accept(&mut self, event: pb::RetractEvent) -> Option<Result<Event, Error>> {
-        if matches!(
-            event.kind,
-            Some(pb::retract_event::Kind::Heartbeat(_)) | None
-        ) {
+        // A heartbeat repeats the last sequence; an event of a kind this version does not
+        // know (a newer server) is still an event of the log, yielded as `Other`.
+        if matches!(event.kind, Some(pb::retract_event::Kind::Heartbeat(_))) {
             return None;
         }
         if event.sequence <= self.last_sequence {
@@ -389,7 +388,9 @@ impl EventStream {
         let backoff = self.client.resume.backoff(self.failed_opens);
         self.failed_opens += 1;
         let asked = err.api().and_then(ApiError::retry_delay);
-        Some(asked.map_or(backoff, |d| d.min(self.client.resume.max_backoff)))
+        // The server's RetryInfo is a floor, never shortened: reopening sooner than asked
+        // only adds load to a server that is already shedding it.
+        Some(asked.map_or(backoff, |d| d.max(backoff)))
     }
 
     async fn open(&mut self) -> Result<RawEvents, Error> {

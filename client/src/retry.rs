@@ -49,11 +49,12 @@ impl RetryPolicy {
             return None;
         }
         match err.code() {
-            Code::Unavailable => Some(
-                err.retry_delay()
-                    .filter(|d| *d <= self.max_retry_delay)
-                    .unwrap_or_else(|| self.backoff(attempt)),
-            ),
+            // A RetryInfo longer than this policy waits returns the error, as documented.
+            Code::Unavailable => match err.retry_delay() {
+                Some(d) if d > self.max_retry_delay => None,
+                Some(d) => Some(d),
+                None => Some(self.backoff(attempt)),
+            },
             Code::ResourceExhausted => err.retry_delay().filter(|d| *d <= self.max_retry_delay),
             _ => None,
         }

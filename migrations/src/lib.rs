@@ -81,11 +81,43 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 /// The names of the migrations this build knows that `db` has not applied, read without
-/// creating anything (a database never migrated lists them all).
+/// creating anything (a database never migrated lists them all). Migrations applied that
+/// this build does not know (a newer version migrated the database first, as the upgrade
+/// procedure does) are not pending: sea-orm's own check refuses such a database, which would
+/// take every replica of the older version out of service during an upgrade.
 pub async fn pending(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
-    Ok(Migrator::get_pending_migrations_read_only(db)
+    let backend = db.get_database_backend();
+    let exists = match backend {
+        DatabaseBackend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'seaql_migrations'"
+        }
+        _ => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'seaql_migrations' AND table_schema = current_schema()"
+        }
+    };
+    let tables: i64 = db
+        .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
+            backend, exists,
+        ))
+        .await?
+        .map(|row| row.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    let applied: std::collections::HashSet<String> = if tables == 0 {
+        std::collections::HashSet::new()
+    } else {
+        db.query_all_raw(sea_orm_migration::sea_orm::Statement::from_string(
+            backend,
+            "SELECT version FROM seaql_migrations",
+        ))
         .await?
         .iter()
+        .map(|row| row.try_get::<String>("", "version"))
+        .collect::<Result<_, _>>()?
+    };
+    Ok(Migrator::migrations()
+        .iter()
         .map(|m| m.name().to_owned())
+        .filter(|name| !applied.contains(name))
         .collect())
 }

@@ -25,7 +25,7 @@ Exit codes:
   6  not found (NOT_FOUND)
   7  refused in this state (FAILED_PRECONDITION, ALREADY_EXISTS, ABORTED)
   8  the server is unreachable or busy (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED)
-  9  detached (Ctrl-C or --detach): the job keeps running; follow it with `retractctl watch`
+  9  detached at Ctrl-C: the job keeps running; follow it with `retractctl watch` (`--detach`, asked for, exits 0)
 
 With --output json every result is JSON (the contract's messages in ProtoJSON with proto field
 names, defaults included): one object per line for lists and for job events.";
