@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt as _;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait as _, LikeExpr, OnConflict, Query},
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
+    sea_query::{Expr, ExprTrait as _, LikeExpr, OnConflict, Query, extension::postgres::PgFunc},
 };
 
 use super::{
@@ -77,19 +78,18 @@ impl Store {
                                 .iter()
                                 .map(|r| recipient(&id, &tenant, r.as_str(), item.delivered_at)),
                         );
-                        new_rows.push(delivery::ActiveModel {
-                            id: Set(id),
-                            tenant_id: Set(tenant.as_str().to_owned()),
-                            internet_message_id: Set(item.message_id.as_str().to_owned()),
-                            sender: Set(item.sender.as_str().to_owned()),
-                            subject: Set(item.subject.as_str().to_owned()),
-                            subject_folded: Set(item.subject.as_str().to_lowercase()),
-                            delivered_at: Set(item.delivered_at),
-                            recorded_at: Set(at),
-                            updated_at: Set(at),
-                            recipient_count: Set(
-                                i32::try_from(item.recipients.len()).unwrap_or(i32::MAX)
-                            ),
+                        new_rows.push(delivery::Model {
+                            id,
+                            tenant_id: tenant.as_str().to_owned(),
+                            internet_message_id: item.message_id.as_str().to_owned(),
+                            sender: item.sender.as_str().to_owned(),
+                            subject: item.subject.as_str().to_owned(),
+                            subject_folded: item.subject.as_str().to_lowercase(),
+                            delivered_at: item.delivered_at,
+                            recorded_at: at,
+                            updated_at: at,
+                            recipient_count: i32::try_from(item.recipients.len())
+                                .unwrap_or(i32::MAX),
                         });
                         outcomes.push(RecordOutcome::Created);
                         continue;
@@ -162,25 +162,10 @@ impl Store {
                         .await?;
                     outcomes.push(RecordOutcome::Merged);
                 }
-                for chunk in chunks(new_rows, INSERT_CHUNK) {
-                    delivery::Entity::insert_many(chunk)
-                        .exec_without_returning(txn)
-                        .await
-                        .map_err(StoreError::on_insert("delivery", "of this batch"))?;
-                }
-                for chunk in chunks(recipient_rows, INSERT_CHUNK) {
-                    delivery_recipient::Entity::insert_many(chunk)
-                        .on_conflict(
-                            OnConflict::columns([
-                                delivery_recipient::Column::DeliveryId,
-                                delivery_recipient::Column::Address,
-                            ])
-                            .do_nothing()
-                            .to_owned(),
-                        )
-                        .exec_without_returning(txn)
-                        .await?;
-                }
+                insert_deliveries(txn, new_rows)
+                    .await
+                    .map_err(StoreError::on_insert("delivery", "of this batch"))?;
+                insert_recipients(txn, recipient_rows).await?;
                 Ok(outcomes)
             }
             .boxed()
@@ -425,12 +410,21 @@ async fn existing_deliveries<C: ConnectionTrait>(
 ) -> Result<HashMap<String, delivery::Model>, StoreError> {
     let ids: Vec<&str> = batch.iter().map(|d| d.message_id.as_str()).collect();
     let mut found = HashMap::new();
-    for chunk in ids.chunks(IN_CHUNK) {
+    // PostgreSQL: the whole batch as one array parameter (`= ANY($2)`), one statement.
+    let chunk_len = match conn.get_database_backend() {
+        DbBackend::Postgres => ids.len().max(1),
+        _ => IN_CHUNK,
+    };
+    for chunk in ids.chunks(chunk_len) {
         // Locked (PostgreSQL; SQLite writes one transaction at a time anyway) so concurrent
         // merges of one message apply one after the other, counts and earliest time intact.
         let rows = delivery::Entity::find()
             .filter(delivery::Column::TenantId.eq(tenant.as_str()))
-            .filter(delivery::Column::InternetMessageId.is_in(chunk.iter().copied()))
+            .filter(one_of(
+                conn,
+                delivery::Column::InternetMessageId,
+                chunk.iter().map(|s| (*s).to_owned()).collect(),
+            ))
             .lock_exclusive()
             .all(conn)
             .await?;
@@ -444,9 +438,17 @@ async fn recipients_of<C: ConnectionTrait>(
     delivery_ids: &[String],
 ) -> Result<HashMap<String, HashSet<String>>, StoreError> {
     let mut found: HashMap<String, HashSet<String>> = HashMap::new();
-    for chunk in delivery_ids.chunks(IN_CHUNK) {
+    let chunk_len = match conn.get_database_backend() {
+        DbBackend::Postgres => delivery_ids.len().max(1),
+        _ => IN_CHUNK,
+    };
+    for chunk in delivery_ids.chunks(chunk_len) {
         let rows = delivery_recipient::Entity::find()
-            .filter(delivery_recipient::Column::DeliveryId.is_in(chunk.iter().map(String::as_str)))
+            .filter(one_of(
+                conn,
+                delivery_recipient::Column::DeliveryId,
+                chunk.to_vec(),
+            ))
             .all(conn)
             .await?;
         for row in rows {
@@ -464,12 +466,147 @@ fn recipient(
     tenant: &TenantId,
     address: &str,
     delivered_at: DateTime<Utc>,
-) -> delivery_recipient::ActiveModel {
-    delivery_recipient::ActiveModel {
-        delivery_id: Set(delivery_id.to_owned()),
-        tenant_id: Set(tenant.as_str().to_owned()),
-        address: Set(address.to_owned()),
-        last_delivered_at: Set(Some(delivered_at)),
+) -> delivery_recipient::Model {
+    delivery_recipient::Model {
+        delivery_id: delivery_id.to_owned(),
+        tenant_id: tenant.as_str().to_owned(),
+        address: address.to_owned(),
+        last_delivered_at: Some(delivered_at),
+    }
+}
+
+/// Inserts new deliveries. PostgreSQL: one `INSERT … SELECT FROM UNNEST` of one array per
+/// column — one statement with the same text and plan for every batch size, where a
+/// multi-row VALUES list is parsed and planned row by row (and prepared anew for each size).
+/// SQLite: multi-row INSERTs within its bound-value limit.
+async fn insert_deliveries<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<delivery::Model>,
+) -> Result<(), sea_orm::DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if conn.get_database_backend() != DbBackend::Postgres {
+        for chunk in chunks(rows, INSERT_CHUNK) {
+            delivery::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
+                .exec_without_returning(conn)
+                .await?;
+        }
+        return Ok(());
+    }
+    let mut columns = DeliveryColumns::default();
+    for row in rows {
+        columns.id.push(row.id);
+        columns.tenant_id.push(row.tenant_id);
+        columns.message_id.push(row.internet_message_id);
+        columns.sender.push(row.sender);
+        columns.subject.push(row.subject);
+        columns.subject_folded.push(row.subject_folded);
+        columns.delivered_at.push(row.delivered_at);
+        columns.recorded_at.push(row.recorded_at);
+        columns.updated_at.push(row.updated_at);
+        columns.recipient_count.push(row.recipient_count);
+    }
+    let sql = "INSERT INTO deliveries (id, tenant_id, internet_message_id, sender, subject, \
+               subject_folded, delivered_at, recorded_at, updated_at, recipient_count) \
+               SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+               $6::text[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::int4[])";
+    let values: Vec<Value> = vec![
+        columns.id.into(),
+        columns.tenant_id.into(),
+        columns.message_id.into(),
+        columns.sender.into(),
+        columns.subject.into(),
+        columns.subject_folded.into(),
+        columns.delivered_at.into(),
+        columns.recorded_at.into(),
+        columns.updated_at.into(),
+        columns.recipient_count.into(),
+    ];
+    conn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .await?;
+    Ok(())
+}
+
+/// One array per column of `deliveries`, for UNNEST.
+#[derive(Default)]
+struct DeliveryColumns {
+    id: Vec<String>,
+    tenant_id: Vec<String>,
+    message_id: Vec<String>,
+    sender: Vec<String>,
+    subject: Vec<String>,
+    subject_folded: Vec<String>,
+    delivered_at: Vec<DateTime<Utc>>,
+    recorded_at: Vec<DateTime<Utc>>,
+    updated_at: Vec<DateTime<Utc>>,
+    recipient_count: Vec<i32>,
+}
+
+/// Inserts recipients, leaving those already recorded as they are (as
+/// [`insert_deliveries`]: one UNNEST statement on PostgreSQL).
+async fn insert_recipients<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<delivery_recipient::Model>,
+) -> Result<(), sea_orm::DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if conn.get_database_backend() != DbBackend::Postgres {
+        for chunk in chunks(rows, INSERT_CHUNK) {
+            delivery_recipient::Entity::insert_many(
+                chunk.into_iter().map(IntoActiveModel::into_active_model),
+            )
+            .on_conflict(
+                OnConflict::columns([
+                    delivery_recipient::Column::DeliveryId,
+                    delivery_recipient::Column::Address,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+        }
+        return Ok(());
+    }
+    let mut delivery_ids = Vec::with_capacity(rows.len());
+    let mut tenant_ids = Vec::with_capacity(rows.len());
+    let mut addresses = Vec::with_capacity(rows.len());
+    let mut last_delivered = Vec::with_capacity(rows.len());
+    for row in rows {
+        delivery_ids.push(row.delivery_id);
+        tenant_ids.push(row.tenant_id);
+        addresses.push(row.address);
+        last_delivered.push(row.last_delivered_at.map(Value::from).unwrap_or(Value::ChronoDateTimeUtc(None)));
+    }
+    let sql = "INSERT INTO delivery_recipients (delivery_id, tenant_id, address, last_delivered_at) \
+               SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[]) \
+               ON CONFLICT (delivery_id, address) DO NOTHING";
+    let values: Vec<Value> = vec![
+        delivery_ids.into(),
+        tenant_ids.into(),
+        addresses.into(),
+        Value::Array(
+            sea_orm::sea_query::ArrayType::ChronoDateTimeUtc,
+            Some(Box::new(last_delivered)),
+        ),
+    ];
+    conn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .await?;
+    Ok(())
+}
+
+/// `column` is one of `values`: `= ANY($n)` with one array parameter on PostgreSQL (one plan
+/// whatever the count), `IN (…)` elsewhere.
+fn one_of<C: ConnectionTrait>(
+    conn: &C,
+    column: impl sea_orm::ColumnTrait,
+    values: Vec<String>,
+) -> sea_orm::sea_query::SimpleExpr {
+    match conn.get_database_backend() {
+        DbBackend::Postgres => Expr::col(column).eq(PgFunc::any(Expr::val(values))),
+        _ => column.is_in(values),
     }
 }
 
