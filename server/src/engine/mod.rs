@@ -43,6 +43,7 @@ use tokio::{
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{
     domain::{
@@ -52,6 +53,7 @@ use crate::{
     },
     graph::{AdminMailboxes, GraphClient},
     store::{JobEnd, Store, StoreError},
+    telemetry,
 };
 
 /// How the engine runs.
@@ -172,6 +174,7 @@ impl Engine {
                     .await
                 {
                     Ok(Some((job, tenant))) => {
+                        telemetry::metrics::lease_claimed();
                         let (engine, stop, id) = (self.clone(), stop.clone(), job.clone());
                         let task = running.spawn(async move { engine.run_job(job, &stop).await });
                         jobs.insert(task.id(), (id, tenant));
@@ -211,7 +214,10 @@ impl Engine {
 
     /// Runs one claimed job until it ends or stops here.
     async fn run_job(&self, job: JobId, stop: &CancellationToken) {
-        let outcome = self.process_supervised(&job, stop).await;
+        let outcome = self
+            .process_supervised(&job, stop)
+            .instrument(telemetry::traces::job_run_span(job.as_str()))
+            .await;
         if let Err(err) = &outcome {
             // The lease stays ours until it expires: a back-off before this or another
             // replica tries the job again, and newer jobs go first.
@@ -234,6 +240,7 @@ impl Engine {
     async fn emit(&self, job: &JobId, kind: EventKind) -> Result<Option<JobEvent>, StoreError> {
         let event = self.store.append_event(job, &self.owner, kind).await?;
         if let Some(event) = &event {
+            telemetry::metrics::event_written(&event.kind);
             self.hub.publish(job, event.sequence);
         }
         Ok(event)
@@ -617,6 +624,7 @@ async fn watch_job(
             match store.renew_lease(&job, &owner, settings.lease).await {
                 Ok(true) => renewed = tokio::time::Instant::now(),
                 Ok(false) => {
+                    telemetry::metrics::lease_lost();
                     tracing::warn!(%job, "lost the lease of a retract job; stopping work on it");
                     halt.cancel();
                     return;

@@ -42,10 +42,23 @@ impl Store {
         tenant: &TenantId,
         batch: Vec<NewDelivery>,
     ) -> Result<Vec<RecordOutcome>, StoreError> {
-        match self.try_record(tenant, batch.clone()).await {
+        let outcomes = match self.try_record(tenant, batch.clone()).await {
             Err(StoreError::AlreadyExists { .. }) => self.try_record(tenant, batch).await,
             other => other,
+        }?;
+        for outcome in [
+            RecordOutcome::Created,
+            RecordOutcome::Merged,
+            RecordOutcome::Unchanged,
+        ] {
+            let n = outcomes.iter().filter(|o| **o == outcome).count();
+            crate::telemetry::metrics::deliveries_recorded(
+                tenant.as_str(),
+                outcome.as_str(),
+                n as u64,
+            );
         }
+        Ok(outcomes)
     }
 
     async fn try_record(

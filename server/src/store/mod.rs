@@ -13,6 +13,7 @@ mod error;
 mod grants;
 mod jobs;
 mod restores;
+mod stats;
 mod tenants;
 
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub use jobs::{
     CancelRequest, JobCursor, JobEnd, JobFilter, LastRetract, NewJob, TargetCursor, TargetFilter,
     job_fingerprint,
 };
+pub use stats::PoolUsage;
 
 /// How to reach the database.
 #[derive(Debug, Clone)]

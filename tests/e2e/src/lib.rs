@@ -52,6 +52,8 @@ mod job_read_model;
 #[cfg(test)]
 mod migrations;
 #[cfg(test)]
+mod observability;
+#[cfg(test)]
 mod operations;
 #[cfg(test)]
 mod restore;
