@@ -107,10 +107,17 @@ fn grew(before: &Scrape, after: &Scrape, name: &str, labels: &[(&str, &str)]) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_endpoint_shows_a_retracts_graph_traffic() {
     let _turn = SCRAPING.lock().await;
+    // One mailbox at a time, 50 ms a Graph request: the job is still running (for seconds)
+    // when the first mailbox is done and the endpoint is scraped.
     let w = crowd(Backend::Sqlite, MAILBOXES, |s| {
         s.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        s.mailbox_concurrency = 1;
     })
     .await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(50),
+        ..Default::default()
+    });
     let metrics = w
         .app
         .metrics_addr
