@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(
         retract_server::config::LogFormat::Human,
         "warn,retract_server=info",
+        None,
     );
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", cli.database));

@@ -211,6 +211,13 @@ settings! {
     log_format: LogFormat = LogFormat::Human => Option<LogFormat>;
     /// Log filter in `tracing` syntax, e.g. `info` or `retract_server=debug,info`.
     log_filter: String = "info".to_owned() => Option<String>;
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, a port of its own), e.g.
+    /// `127.0.0.1:9464`; unset serves no metrics. Labels carry tenant ids, never a mailbox.
+    metrics_listen: Option<SocketAddr> = None => Option<SocketAddr>;
+    /// OTLP/gRPC collector that traces are exported to, e.g. `http://127.0.0.1:4317`; unset
+    /// exports none. A span per RPC, per job run and per Graph request; a caller's W3C
+    /// `traceparent` header makes the RPC part of the caller's trace.
+    otlp_endpoint: Option<String> = None => Option<String>;
     /// Longest unary call in milliseconds (a caller's shorter `grpc-timeout` wins).
     request_timeout_ms: u64 = 30_000 => Option<u64>, at_least 1;
     /// Most calls served at once across all connections; more wait (health checks never do).

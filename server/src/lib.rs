@@ -19,7 +19,7 @@
 //! - [`health`]: database-aware `grpc.health.v1` status.
 //! - [`retention`]: removing deliveries past their retention.
 //! - [`startup`]: building the server (layers, reflection, health) and graceful shutdown.
-//! - [`telemetry`]: structured logs.
+//! - [`telemetry`]: structured logs, Prometheus metrics, OpenTelemetry traces.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

@@ -1,11 +1,19 @@
-//! `retract-server`: loads settings, installs logging, and serves until SIGINT or SIGTERM.
+//! `retract-server`: loads settings, installs logging (and trace export), and serves until
+//! SIGINT or SIGTERM.
 
 use retract_server::{Application, Settings, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    telemetry::init(settings.log_format, &settings.log_filter);
+    // Kept until the end: dropping it sends the spans still buffered.
+    let traces = settings
+        .otlp_endpoint
+        .as_deref()
+        .map(telemetry::Tracing::new)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    telemetry::init(settings.log_format, &settings.log_filter, traces.as_ref());
     let app = Application::build(settings).await?;
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())

@@ -98,6 +98,17 @@ pub enum RecordOutcome {
     Unchanged,
 }
 
+impl RecordOutcome {
+    /// A lowercase name, for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Merged => "merged",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// A stored delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

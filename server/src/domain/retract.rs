@@ -125,18 +125,19 @@ impl JobState {
         }
     }
 
+    /// Every state.
+    pub const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::CompletedWithErrors,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
     /// Reads a stored value.
     pub fn from_stored(value: &str) -> Option<Self> {
-        [
-            Self::Queued,
-            Self::Running,
-            Self::Succeeded,
-            Self::CompletedWithErrors,
-            Self::Failed,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == value)
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
     }
 
     /// Whether the job has ended.

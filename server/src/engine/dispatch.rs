@@ -152,6 +152,7 @@ impl Engine {
         };
         let (job, created) = self.store.create_job(&tenant, new, audit).await?;
         if created {
+            crate::telemetry::traces::job_created(job.id.as_str());
             self.wake();
         }
         Ok(job)

@@ -115,6 +115,9 @@ async fn write_batches(
         let kinds: Vec<EventKind> = batch.iter().map(|e| e.kind.clone()).collect();
         match store.append_events(&job, &owner, kinds).await {
             Ok(written) => {
+                for event in written.iter().flatten() {
+                    crate::telemetry::metrics::event_written(&event.kind);
+                }
                 if let Some(last) = written.iter().flatten().map(|e| e.sequence).max() {
                     hub.publish(&job, last);
                 }
@@ -135,7 +138,10 @@ async fn write_batches(
                         None => store.append_event(&job, &owner, entry.kind).await,
                     };
                     match &outcome {
-                        Ok(Some(event)) => hub.publish(&job, event.sequence),
+                        Ok(Some(event)) => {
+                            crate::telemetry::metrics::event_written(&event.kind);
+                            hub.publish(&job, event.sequence);
+                        }
                         Err(StoreError::LeaseLost(_)) => shared = Some(lease_lost),
                         Err(StoreError::Unavailable(_)) => shared = Some(unavailable),
                         _ => {}

@@ -45,6 +45,7 @@ use std::{
 use futures::{StreamExt as _, stream::FuturesUnordered};
 use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{
     domain::{
@@ -54,6 +55,7 @@ use crate::{
     },
     graph::{AdminMailboxes, GraphClient},
     store::{JobEnd, Store, StoreError},
+    telemetry,
 };
 
 /// How the engine runs.
@@ -148,6 +150,7 @@ impl Engine {
                     .await
                 {
                     Ok(Some((job, tenant))) => {
+                        telemetry::metrics::lease_claimed();
                         let (engine, stop, id) = (self.clone(), stop.clone(), job.clone());
                         let task = running.spawn(async move { engine.run_job(job, &stop).await });
                         jobs.insert(task.id(), (id, tenant));
@@ -188,7 +191,10 @@ impl Engine {
     /// Runs one claimed job until it ends or stops here.
     async fn run_job(&self, job: JobId, stop: &CancellationToken) {
         let done_before = self.store.job_for_worker(&job).await.map(|j| j.counts.done);
-        let outcome = self.process_supervised(&job, stop).await;
+        let outcome = self
+            .process_supervised(&job, stop)
+            .instrument(telemetry::traces::job_run_span(job.as_str()))
+            .await;
         // A run that finished mailboxes is not a failing one: the budget counts runs that
         // stop short in a row.
         if let (Ok(before), Ok(after)) = (&done_before, self.store.job_for_worker(&job).await)
@@ -228,6 +234,7 @@ impl Engine {
     async fn emit(&self, job: &JobId, kind: EventKind) -> Result<Option<JobEvent>, StoreError> {
         let event = self.store.append_event(job, &self.owner, kind).await?;
         if let Some(event) = &event {
+            telemetry::metrics::event_written(&event.kind);
             self.hub.publish(job, event.sequence);
         }
         Ok(event)
@@ -782,6 +789,7 @@ async fn watch_job(
             match store.renew_lease(&job, &owner, settings.lease).await {
                 Ok(true) => renewed = tokio::time::Instant::now(),
                 Ok(false) => {
+                    telemetry::metrics::lease_lost();
                     tracing::warn!(%job, "lost the lease of a retract job; stopping work on it");
                     halt.cancel();
                     return;

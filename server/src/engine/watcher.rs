@@ -86,6 +86,7 @@ impl Watcher {
         let this = self.clone();
         let job_id = job.id.clone();
         tokio::spawn(async move {
+            let _open = crate::telemetry::metrics::WatcherOpen::new();
             if let Err(end) = this.run(&job_id, after, deadline, &tx).await {
                 let _ = tx.send(Err(end)).await;
             }

@@ -13,8 +13,10 @@ use reqwest::Method;
 use serde::{Deserialize, de::DeserializeOwned};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use tracing::Instrument as _;
+
 use super::{AppTokens, GraphError, GraphSettings};
-use crate::domain::MicrosoftTenantId;
+use crate::{domain::MicrosoftTenantId, telemetry::metrics};
 
 /// A domain of a Microsoft 365 tenant (`GET /domains`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -357,6 +359,7 @@ impl GraphClient {
             Some(m) => Some(self.mailbox_slot(m, weight).await),
             None => None,
         };
+        let endpoint = metrics::graph_endpoint(&method, url);
         let mut refreshed = false;
         let mut attempt = 0;
         loop {
@@ -375,11 +378,26 @@ impl GraphClient {
             if let Some(body) = &body {
                 request = request.json(body);
             }
-            let error = match request.send().await {
+            let span = graph_span(endpoint, &method, attempt);
+            let sent = std::time::Instant::now();
+            let answer = request.send().instrument(span.clone()).await;
+            record_answer(&span, endpoint, answer.as_ref().ok(), sent.elapsed());
+            let error = match answer {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) => api_error(response).await,
                 Err(e) => GraphError::Transport(e.to_string()),
             };
+            let asked = matches!(
+                &error,
+                GraphError::Api {
+                    status: 429 | 503,
+                    retry_after: Some(_),
+                    ..
+                }
+            );
+            if asked || matches!(&error, GraphError::Api { status: 429, .. }) {
+                metrics::graph_throttled(endpoint, error.code());
+            }
             if !refreshed && error.code() == Some("InvalidAuthenticationToken") {
                 self.tokens.invalidate(microsoft_tenant, &token).await;
                 refreshed = true;
@@ -399,6 +417,7 @@ impl GraphClient {
             let Some(wait) = self.retry_wait(&error, attempt) else {
                 return Err(error);
             };
+            metrics::graph_retry(endpoint, wait, asked);
             tracing::debug!(attempt, ?wait, error = %error, "retrying a Graph request");
             tokio::time::sleep(wait).await;
         }
@@ -481,6 +500,42 @@ impl GraphClient {
             // boundary together.
             self.mailbox_gate(mailbox)
                 .hold_until(tokio::time::Instant::now() + after + jitter(after));
+        }
+    }
+}
+
+/// The span of one HTTP request to Microsoft: a child of whatever asked (a job run, an RPC),
+/// named by its endpoint class, never by a mailbox.
+pub(crate) fn graph_span(endpoint: &'static str, method: &Method, attempt: u32) -> tracing::Span {
+    tracing::info_span!(
+        "graph.request",
+        otel.name = endpoint,
+        otel.kind = "client",
+        http.request.method = %method,
+        attempt,
+        http.response.status_code = tracing::field::Empty,
+        graph.request_id = tracing::field::Empty,
+    )
+}
+
+/// Counts one answer (or its absence) and notes on `span` its status and Graph's request id
+/// (the `request-id` header, which Microsoft support asks for).
+pub(crate) fn record_answer(
+    span: &tracing::Span,
+    endpoint: &'static str,
+    response: Option<&reqwest::Response>,
+    elapsed: Duration,
+) {
+    let status = response.map(|r| r.status().as_u16());
+    metrics::graph_request(endpoint, status, elapsed);
+    if let Some(response) = response {
+        span.record("http.response.status_code", response.status().as_u16());
+        if let Some(id) = response
+            .headers()
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            span.record("graph.request_id", id);
         }
     }
 }

@@ -10,7 +10,10 @@ use serde::Deserialize;
 
 use super::{GraphClient, GraphError};
 pub use crate::domain::DeleteMode;
-use crate::domain::{EmailAddress, InternetMessageId, MicrosoftTenantId};
+use crate::{
+    domain::{EmailAddress, InternetMessageId, MicrosoftTenantId},
+    telemetry::metrics,
+};
 
 /// Bytes percent-encoded in query values and path segments: all but RFC 3986 unreserved.
 const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -601,6 +604,7 @@ impl GraphClient {
                 };
                 let mut retry = Vec::new();
                 let mut wait = std::time::Duration::ZERO;
+                let mut asked = false;
                 for item in answer.responses {
                     let Some(i) = item
                         .id
@@ -613,6 +617,8 @@ impl GraphClient {
                     match batch_outcome(item) {
                         Err(err) => match self.retry_wait(&err, attempt) {
                             Some(after) if throttled_for(&err).is_some() => {
+                                metrics::graph_throttled("$batch.item", err.code());
+                                asked = true;
                                 if let Some(asked) = throttled_for(&err) {
                                     self.mailbox_throttled(&mailbox.id, asked);
                                 }
@@ -643,6 +649,7 @@ impl GraphClient {
                         }
                         break;
                     }
+                    metrics::graph_retry("$batch.item", wait, asked);
                     tokio::time::sleep(wait).await;
                 }
                 pending = retry;

@@ -16,6 +16,7 @@ use std::{
 use oauth2::{AuthType, ClientId, Scope, TokenResponse as _, TokenUrl, basic::BasicClient};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::{GRAPH_DEFAULT_SCOPE, GraphError, GraphSettings, client::parse_retry_after};
 use crate::domain::MicrosoftTenantId;
@@ -266,12 +267,18 @@ async fn send(
     request: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, reqwest::Error> {
     let (parts, body) = request.into_parts();
-    let response = http
+    let endpoint = crate::telemetry::metrics::TOKEN_ENDPOINT;
+    let span = super::client::graph_span(endpoint, &parts.method, 1);
+    let sent = std::time::Instant::now();
+    let answer = http
         .request(parts.method, parts.uri.to_string())
         .headers(parts.headers)
         .body(body)
         .send()
-        .await?;
+        .instrument(span.clone())
+        .await;
+    super::client::record_answer(&span, endpoint, answer.as_ref().ok(), sent.elapsed());
+    let response = answer?;
     let mut builder = http::Response::builder().status(response.status());
     if let Some(headers) = builder.headers_mut() {
         headers.extend(

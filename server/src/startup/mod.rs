@@ -3,6 +3,7 @@
 //! resolves, then drains within the grace period.
 
 mod limits;
+mod metrics_endpoint;
 mod severable;
 mod undecodable;
 
@@ -84,6 +85,8 @@ pub struct Application {
     health: health::ServiceHealth,
     /// Tells open streams to end (shutdown).
     stopping: CancellationToken,
+    /// The Prometheus endpoint's bound listener, when `metrics_listen` is set.
+    metrics: Option<(TcpListener, SocketAddr)>,
 }
 
 impl Application {
@@ -121,6 +124,10 @@ impl Application {
             addr: settings.listen_addr,
             source,
         })?;
+        let metrics = match settings.metrics_listen {
+            Some(addr) => Some(metrics_endpoint::bind(addr).await?),
+            None => None,
+        };
         let graph_settings = settings.graph()?;
         let graph_credential = graph_settings.as_ref().map(|g| g.credential.clone());
         let (graph_http, graph) = match &graph_settings {
@@ -177,7 +184,13 @@ impl Application {
             retract_api,
             health,
             stopping,
+            metrics,
         })
+    }
+
+    /// The bound address of the Prometheus endpoint, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
 
     /// What the background parts report, for health and readiness.
@@ -210,7 +223,15 @@ impl Application {
             retract_api,
             health: parts,
             stopping,
+            metrics,
         } = self;
+        if let Some((listener, _)) = metrics {
+            tokio::spawn(metrics_endpoint::serve(
+                listener,
+                store.clone(),
+                stopping.clone(),
+            ));
+        }
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::set_all(&reporter, ServingStatus::NotServing).await;
         let background = CancellationToken::new();
@@ -252,6 +273,7 @@ impl Application {
             .map_err(|e| StartupError::Config(format!("reflection: {e}")))?;
         let limiter = Arc::new(RateLimiter::new(settings.rate_limit()));
         let layers = tower::ServiceBuilder::new()
+            .layer(crate::telemetry::rpc::RpcMetricsLayer)
             .layer(trace_layer())
             .layer(limits::ConcurrencyLimitLayer::new(
                 settings.concurrency_limit,
@@ -441,9 +463,19 @@ fn trace_layer<B>() -> TraceLayer<
         GrpcErrorsAsFailures::with_success,
     );
     TraceLayer::new(SharedClassifier::new(classifier))
-        // The path only: the consent callback's query carries a code and a state.
+        // The path only: the consent callback's query carries a code and a state. A caller's
+        // W3C trace context makes this span (the RPC's) part of the caller's trace.
         .make_span_with(|request: &http::Request<_>| {
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+            let span = tracing::info_span!(
+                "request",
+                otel.name = crate::telemetry::rpc::rpc_name(request.uri().path()),
+                otel.kind = "server",
+                rpc.system = "grpc",
+                method = %request.method(),
+                path = %request.uri().path(),
+            );
+            crate::telemetry::traces::continue_remote_trace(&span, request.headers());
+            span
         })
         .on_response(DefaultOnResponse::new().level(Level::DEBUG))
         .on_failure(DefaultOnFailure::new().level(Level::ERROR))

@@ -89,15 +89,18 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         use audit_event::Column;
-        audit_event::Entity::find()
+        // In id order, up to the first event not yet settled: what follows it waits too, so
+        // a cursor never passes an event (a filter on the time alone would skip one written
+        // late, or by a replica whose clock runs ahead, then hand out the cursor beyond it).
+        let rows = audit_event::Entity::find()
             .filter(Column::TenantId.eq(tenant.as_str()))
             .filter(Column::Id.gt(after_id))
-            .filter(Column::OccurredAt.lt(written_before))
             .order_by_asc(Column::Id)
             .limit(limit)
             .all(&self.db)
-            .await?
-            .into_iter()
+            .await?;
+        rows.into_iter()
+            .take_while(|row| row.occurred_at < written_before)
             .map(event_from_row)
             .collect()
     }

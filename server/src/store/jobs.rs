@@ -486,7 +486,7 @@ impl Store {
              WHERE id = (SELECT id FROM retract_jobs WHERE state IN ('queued', 'running') \
              AND (lease_expires_at IS NULL OR lease_expires_at < {p4}) {not_running}\
              ORDER BY {busy_first}created_at LIMIT 1{skip_locked}) \
-             RETURNING id, tenant_id"
+             RETURNING id, tenant_id, started_at"
         );
         let mut values: Vec<sea_orm::Value> =
             vec![owner.into(), until.into(), at.into(), at.into()];
@@ -498,6 +498,15 @@ impl Store {
             .db
             .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
+        if let Some(row) = &row
+            && row
+                .try_get::<Option<DateTime<Utc>>>("", "started_at")?
+                .is_some_and(|started| started < at - chrono::Duration::milliseconds(1))
+        {
+            // Started before this claim: taken over from a replica whose lease lapsed (or
+            // that gave the job back).
+            crate::telemetry::metrics::lease_taken_over();
+        }
         Ok(match row {
             Some(row) => Some((
                 parse_stored("job id", &row.try_get::<String>("", "id")?, JobId::parse)?,

@@ -14,6 +14,7 @@ mod grants;
 mod jobs;
 mod offboarding;
 mod restores;
+mod stats;
 mod tenants;
 
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub use jobs::{
     job_fingerprint,
 };
 pub use offboarding::PURGE_ROWS;
+pub use stats::PoolUsage;
 
 /// How to reach the database.
 #[derive(Debug, Clone)]

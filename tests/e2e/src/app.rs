@@ -12,6 +12,8 @@ use crate::db::{Backend, Outage, TestDb};
 pub struct TestApp {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its Prometheus endpoint listens, when `metrics_listen` was set.
+    pub metrics_addr: Option<SocketAddr>,
     client: Client,
     db: TestDb,
     settings: Settings,
@@ -87,6 +89,7 @@ impl TestApp {
     /// Runs a built server in the background, with a lazy client to it.
     fn run(app: Application, db: TestDb, settings: Settings) -> Self {
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let health = app.health();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
@@ -99,6 +102,7 @@ impl TestApp {
         let client = Client::from_channel(channel);
         Self {
             addr,
+            metrics_addr,
             client,
             db,
             settings,
@@ -247,6 +251,7 @@ impl TestApp {
             .await
             .expect("server restarts");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let health = app.health();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async {
@@ -257,6 +262,7 @@ impl TestApp {
             .connect_lazy();
         Self {
             addr,
+            metrics_addr,
             client: Client::from_channel(channel),
             db,
             settings,

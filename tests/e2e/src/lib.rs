@@ -63,6 +63,8 @@ mod job_read_model;
 #[cfg(test)]
 mod migrations;
 #[cfg(test)]
+mod observability;
+#[cfg(test)]
 mod offboarding;
 #[cfg(test)]
 mod operations;
