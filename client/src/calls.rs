@@ -27,9 +27,22 @@ impl Client {
         F: Fn(Client, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
+        // The deadline is the whole call's, retries and the token's fetch included: each
+        // attempt gets what is left, and no retry waits past it.
+        let end = self.deadline.map(|d| tokio::time::Instant::now() + d);
+        let left = || end.map(|end| end.saturating_duration_since(tokio::time::Instant::now()));
         let mut attempt = 1;
         loop {
-            let request = self.request(message.clone(), self.deadline).await?;
+            let request = match left() {
+                None => self.request(message.clone(), None).await?,
+                Some(left) => tokio::time::timeout(left, self.request(message.clone(), Some(left)))
+                    .await
+                    .map_err(|_| {
+                        Error::Token(
+                            "fetching the token took longer than the call's deadline".into(),
+                        )
+                    })??,
+            };
             let status = match rpc(self.clone(), request).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) => status,
@@ -40,8 +53,10 @@ impl Client {
                 Retry::Never => None,
             };
             match delay {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => return Err(err.into()),
+                Some(delay) if left().is_none_or(|left| delay < left) => {
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return Err(err.into()),
             }
             attempt += 1;
         }

@@ -66,7 +66,7 @@ pub use retract_proto::v1 as pb;
 pub use retry::RetryPolicy;
 pub use token::{BoxFuture, IssuedToken, RefreshingToken, StaticToken, TokenSource};
 use tonic::{
-    metadata::{AsciiMetadataValue, errors::InvalidMetadataValue},
+    metadata::AsciiMetadataValue,
     service::{Interceptor, interceptor::InterceptedService},
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
 };
@@ -112,9 +112,8 @@ pub type AuthedChannel = InterceptedService<Channel, BearerToken>;
 impl Client {
     /// Connects to `endpoint`, e.g. `http://127.0.0.1:50051` (see [`ConnectOptions`] for TLS,
     /// tokens and deadlines).
-    pub async fn connect(endpoint: impl Into<String>) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(endpoint.into())?.connect().await?;
-        Ok(Self::from_channel(channel))
+    pub async fn connect(endpoint: impl Into<String>) -> Result<Self, Error> {
+        Self::connect_trusting(endpoint, None).await
     }
 
     /// Connects to `endpoint`; with `ca` (PEM), over TLS trusting that certificate authority
@@ -122,16 +121,23 @@ impl Client {
     pub async fn connect_trusting(
         endpoint: impl Into<String>,
         ca: Option<&[u8]>,
-    ) -> Result<Self, tonic::transport::Error> {
-        let mut endpoint = Endpoint::from_shared(endpoint.into())?;
+    ) -> Result<Self, Error> {
+        let address = endpoint.into();
+        let config = |e: tonic::transport::Error| Error::Config(format!("{address}: {e}"));
+        let mut endpoint = Endpoint::from_shared(address.clone()).map_err(config)?;
         if let Some(ca) = ca {
             endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))?;
+                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))
+                .map_err(config)?;
         }
         let channel = endpoint
             .connect_timeout(Duration::from_secs(10))
             .connect()
-            .await?;
+            .await
+            .map_err(|e| Error::Connect {
+                endpoint: address.clone(),
+                detail: error::chain(&e),
+            })?;
         Ok(Self::from_channel(channel))
     }
 
@@ -148,8 +154,11 @@ impl Client {
     }
 
     /// The same channel, calling with `token`.
-    pub fn with_token(&self, token: &str) -> Result<Self, InvalidMetadataValue> {
-        let value = AsciiMetadataValue::try_from(format!("Bearer {token}"))?;
+    pub fn with_token(&self, token: &str) -> Result<Self, Error> {
+        let mut value = AsciiMetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Error::Token("the token is not ASCII".into()))?;
+        // Never shown in Debug output.
+        value.set_sensitive(true);
         Ok(Self {
             token: BearerToken(Some(value)),
             source: None,

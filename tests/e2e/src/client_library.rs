@@ -156,6 +156,8 @@ async fn idempotent_calls_wait_for_a_server_that_comes_up_and_others_are_not_ret
         .retry(retry)
         .connect_lazy()
         .unwrap();
+    // Retried, it would spend its 60 attempts (over 10 s of backoff) before failing.
+    let started = std::time::Instant::now();
     let refused = client
         .create_tenant(pb::CreateTenantRequest {
             tenant_id: "early".into(),
@@ -164,6 +166,11 @@ async fn idempotent_calls_wait_for_a_server_that_comes_up_and_others_are_not_ret
         .await
         .expect_err("nobody listens yet");
     assert_eq!(refused.code(), Code::Unavailable, "{refused}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "CreateTenant was not retried: {:?}",
+        started.elapsed()
+    );
     let list = tokio::spawn({
         let client = client.clone();
         async move { client.list_tenants(pb::ListTenantsRequest::default()).await }

@@ -122,6 +122,12 @@ impl Settings {
     /// connection is made again).
     pub fn connect(&self) -> anyhow::Result<Client> {
         let token = self.token.clone().ok_or(Problem::NoToken)?;
+        if plaintext_to_another_host(&self.endpoint) {
+            eprintln!(
+                "warning: {} is plaintext and not this machine: the caller token crosses the network unencrypted (use https://)",
+                self.endpoint
+            );
+        }
         let mut options = ConnectOptions::new(self.endpoint.clone())
             .token(token)
             .deadline(self.timeout)
@@ -139,5 +145,41 @@ impl Settings {
         options
             .connect_lazy()
             .with_context(|| format!("cannot connect to {}", self.endpoint))
+    }
+}
+
+/// Whether `endpoint` is `http://` to a host other than this machine's loopback.
+fn plaintext_to_another_host(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    !(host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()))
+}
+
+#[cfg(test)]
+mod plaintext_tests {
+    use super::plaintext_to_another_host;
+
+    #[test]
+    fn only_plaintext_to_another_host_is_warned_about() {
+        for quiet in [
+            "http://127.0.0.1:50051",
+            "http://localhost:50051",
+            "http://[::1]:50051",
+            "https://retract.internal:50051",
+        ] {
+            assert!(!plaintext_to_another_host(quiet), "{quiet}");
+        }
+        for loud in ["http://retract.internal:50051", "http://10.0.0.5:50051/"] {
+            assert!(plaintext_to_another_host(loud), "{loud}");
+        }
     }
 }
