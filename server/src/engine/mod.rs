@@ -50,8 +50,8 @@ use tracing::Instrument as _;
 use crate::{
     domain::{
         AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, DepthSummary,
-        EmailAddress, EventKind, JobEvent, JobFailure, JobId, JobKind, JobState, Phase, RetractJob,
-        Target, TargetOutcome, TargetRecord, TargetResult, TargetWork, TenantId,
+        EmailAddress, EventKind, JobFailure, JobId, JobKind, JobState, Phase, RetractJob, Target,
+        TargetOutcome, TargetRecord, TargetResult, TargetWork, TenantId,
     },
     graph::{AdminMailboxes, GraphClient},
     store::{JobEnd, Store, StoreError},
@@ -230,14 +230,17 @@ impl Engine {
         }
     }
 
-    /// Persists an event (only while this worker holds the lease), then lets watchers know.
-    async fn emit(&self, job: &JobId, kind: EventKind) -> Result<Option<JobEvent>, StoreError> {
-        let event = self.store.append_event(job, &self.owner, kind).await?;
-        if let Some(event) = &event {
+    /// Persists events in one transaction (only while this worker holds the lease), then
+    /// lets watchers know.
+    async fn emit_all(&self, job: &JobId, kinds: Vec<EventKind>) -> Result<(), StoreError> {
+        let written = self.store.append_events(job, &self.owner, kinds).await?;
+        for event in written.iter().flatten() {
             telemetry::metrics::event_written(&event.kind);
-            self.hub.publish(job, event.sequence);
         }
-        Ok(event)
+        if let Some(last) = written.iter().flatten().map(|e| e.sequence).max() {
+            self.hub.publish(job, last);
+        }
+        Ok(())
     }
 
     async fn process(&self, job_id: &JobId, stop: &CancellationToken) -> Result<(), StoreError> {
@@ -626,25 +629,26 @@ impl Engine {
         if let Some((outcome, detail)) = last_word {
             // Every mailbox gets its final update, also when the job as a whole fails or is
             // cancelled before reaching it.
-            for todo in self.store.unfinished_targets(&job.id).await? {
-                let result = TargetResult {
-                    outcome,
-                    copies_found: 0,
-                    copies_deleted: 0,
-                    was_read: false,
-                    detail: Some(detail.clone()),
-                    graph_code: None,
-                };
-                self.emit(
-                    &job.id,
-                    EventKind::Recipient {
-                        target: todo.target,
-                        phase: Phase::Done,
-                        result: Some(result),
-                    },
-                )
-                .await?;
-            }
+            // One transaction for them all, not one per mailbox (a job of 10,000).
+            let last_words = self
+                .store
+                .unfinished_targets(&job.id)
+                .await?
+                .into_iter()
+                .map(|todo| EventKind::Recipient {
+                    target: todo.target,
+                    phase: Phase::Done,
+                    result: Some(TargetResult {
+                        outcome,
+                        copies_found: 0,
+                        copies_deleted: 0,
+                        was_read: false,
+                        detail: Some(detail.clone()),
+                        graph_code: None,
+                    }),
+                })
+                .collect();
+            self.emit_all(&job.id, last_words).await?;
         }
         let targets = self.store.job_targets(&job.id).await?;
         let depths = DepthSummary::of(&targets);
