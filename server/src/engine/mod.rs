@@ -418,7 +418,11 @@ impl Engine {
                 };
                 in_flight.insert(todo.target.mailbox.clone());
                 let mailbox = todo.target.mailbox.clone();
-                let visit = self.visit(journal, work, todo, halt, cancelled);
+                // At scale a mailbox's phases (searching, deleting) are not written at all:
+                // its result follows within a few round trips, and a mailbox costs one event.
+                let waiting = queues.values().map(VecDeque::len).sum::<usize>();
+                let phases = running.len() + waiting < journal::COALESCE_AT;
+                let visit = self.visit(journal, work, todo, phases, halt, cancelled);
                 running.push(Box::pin(async move {
                     tokio::select! {
                         visited = visit => Some((mailbox, visited)),
@@ -527,6 +531,7 @@ impl Engine {
         journal: &journal::Journal,
         work: &Work,
         todo: TargetWork,
+        phases: bool,
         halt: &CancellationToken,
         cancelled: &AtomicBool,
     ) -> Result<Visited, StoreError> {
@@ -554,11 +559,13 @@ impl Engine {
         }
         let visited = work
             .run(&todo, |phase| {
-                journal.progress(EventKind::Recipient {
-                    target: target.clone(),
-                    phase,
-                    result: None,
-                });
+                if phases {
+                    journal.progress(EventKind::Recipient {
+                        target: target.clone(),
+                        phase,
+                        result: None,
+                    });
+                }
             })
             .await;
         let visit = match visited {

@@ -4,8 +4,11 @@
 
 mod limits;
 mod metrics_endpoint;
+mod process;
 mod severable;
 mod undecodable;
+
+pub use process::run_from_environment;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 

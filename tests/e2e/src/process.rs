@@ -97,6 +97,14 @@ impl ProcessSettings {
         s
     }
 
+    /// Drops one setting, so the server's default applies.
+    #[must_use]
+    pub fn unset(mut self, name: &str) -> Self {
+        self.0
+            .remove(&format!("RETRACT_{}", name.to_ascii_uppercase()));
+        self
+    }
+
     /// Sets one setting (by its name in `--help`, e.g. `job_lease_ms`).
     #[must_use]
     pub fn set(mut self, name: &str, value: impl std::fmt::Display) -> Self {
@@ -171,7 +179,8 @@ impl ServerProcess {
         self.with_token(&DevToken::admin("admin@contoso.com", "acme").all_permissions())
     }
 
-    fn with_token(&self, token: &DevToken) -> Client {
+    /// A caller with `token` (each its own rate-limit and stream budget).
+    pub fn with_token(&self, token: &DevToken) -> Client {
         self.client
             .with_token(&token.mint().expect("mint token"))
             .expect("token is ASCII")
@@ -218,6 +227,11 @@ impl ServerProcess {
             "{}: health of {service:?} did not become {status:?} within {limit:?}",
             self.name
         );
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// SIGKILL, as a crash or an OOM kill: nothing runs after it. Waits until it is gone.

@@ -206,24 +206,37 @@ pub async fn app_against(
 /// contoso.com granted through the real consent flow (the browser's redirect followed to the
 /// server's callback), and the phishing message recorded as delivered to `recipients`.
 pub async fn grant_and_record(service: &Client, recipients: Vec<String>) {
+    grant_and_record_as(service, "acme", "contoso.com", PHISH, recipients).await;
+}
+
+/// As [`grant_and_record`], for any tenant: `tenant_id` created with `domain` granted (graph-sim's
+/// sign-in must approve as an administrator of the Microsoft tenant that holds `domain`), and
+/// `message` recorded as delivered to `recipients`.
+pub async fn grant_and_record_as(
+    service: &Client,
+    tenant_id: &str,
+    domain: &str,
+    message: &str,
+    recipients: Vec<String>,
+) {
     let mut tenants = service.tenant_service();
     tenants
         .create_tenant(pb::CreateTenantRequest {
-            tenant_id: "acme".into(),
-            display_name: "acme Ltd".into(),
+            tenant_id: tenant_id.into(),
+            display_name: format!("{tenant_id} Ltd"),
         })
         .await
         .expect("create tenant");
     tenants
         .add_domain(pb::AddDomainRequest {
-            tenant_id: "acme".into(),
-            domain: "contoso.com".into(),
+            tenant_id: tenant_id.into(),
+            domain: domain.into(),
         })
         .await
         .expect("add domain");
     let consent_url = tenants
         .start_grant(pb::StartGrantRequest {
-            tenant_id: "acme".into(),
+            tenant_id: tenant_id.into(),
             allow_relink: false,
         })
         .await
@@ -246,9 +259,9 @@ pub async fn grant_and_record(service: &Client, recipients: Vec<String>) {
     service
         .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
-            tenant_id: "acme".into(),
+            tenant_id: tenant_id.into(),
             delivery: Some(pb::Delivery {
-                internet_message_id: PHISH.into(),
+                internet_message_id: message.into(),
                 sender: "ceo@evil.example".into(),
                 subject: "Urgent wire transfer".into(),
                 delivery_time: Some(prost_types::Timestamp {

@@ -12,22 +12,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 crate="$(dirname "$here")"
 workspace="$(cd "$crate/../.." && pwd)"
-venv="$crate/.venv"
-python="${PYTHON:-python3}"
-
-stamp="$venv/.requirements.sha256"
-wanted="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
-if [[ ! -x "$venv/bin/python" ]]; then
-    "$python" -m venv "$venv"
-fi
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-    echo "$wanted" > "$stamp"
-fi
+venv_python="$(bash "$here/venv.sh")"
 
 cargo build --quiet -p graph-sim --bin graph-sim --manifest-path "$workspace/Cargo.toml"
 target_dir="$(cargo metadata --format-version 1 --no-deps --manifest-path "$workspace/Cargo.toml" \
-    | "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    | "$venv_python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 
 log="$(mktemp)"
 "$target_dir/debug/graph-sim" --fixture "$here/fixture.json" --port 0 > "$log" 2>&1 &
@@ -53,4 +42,4 @@ fi
 graph="$(sed -E 's/.*graph=([^ ]+).*/\1/' <<< "$ready")"
 login="$(sed -E 's/.*login=([^ ]+).*/\1/' <<< "$ready")"
 
-GRAPH_SIM_GRAPH="$graph" GRAPH_SIM_LOGIN="$login" "$venv/bin/python" "$here/find_and_delete.py"
+GRAPH_SIM_GRAPH="$graph" GRAPH_SIM_LOGIN="$login" "$venv_python" "$here/find_and_delete.py"

@@ -1,0 +1,53 @@
+//! The server as a process: what `retract-server`'s `main` does, here so that anything
+//! linking the library (the bench starts the server as its own process from its own binary)
+//! runs exactly the same thing.
+
+use crate::{Application, Settings, telemetry};
+
+/// Loads settings (defaults, TOML, `RETRACT_*`, flags), installs logging (and trace export),
+/// and serves until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Settings that do not load, a server that cannot start, or a failure while serving.
+pub async fn run_from_environment() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    // Kept until the end: dropping it sends the spans still buffered.
+    let traces = settings
+        .otlp_endpoint
+        .as_deref()
+        .map(telemetry::Tracing::new)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    telemetry::init(settings.log_format, &settings.log_filter, traces.as_ref());
+    let app = Application::build(settings).await?;
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
