@@ -33,7 +33,7 @@
 //!   (PowerShell or Python) script making the same R requests one after another at ≈ 150 ms
 //!   each (`R × 150 ms`).
 //!
-//! The verdict follows `retract_500`'s convention (a `PASS`/`FAIL` line, exit code 1 on
+//! The verdict is a `PASS`/`FAIL` line (exit code 1 on
 //! `FAIL`) for correctness: every copy of hop ≤ 2 in graph-sim must be gone from the user's
 //! folders (in Recoverable Items after SOFT), for ours and for the ideal client. Timing is
 //! reported, not gated: issue #11 sets no target for it, and the machine is shared.
