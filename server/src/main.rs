@@ -8,5 +8,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    retract_server::startup::run_from_environment().await
+    retract_server::startup::run_from_environment().await?;
+    Ok(())
 }

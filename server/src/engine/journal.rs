@@ -8,9 +8,9 @@
 //! in the order they were handed in, and fenced by the lease. A result is written before its
 //! visit goes on ([`Journal::write`] waits for the commit); a phase (searching, deleting, …)
 //! is progress only and is not waited for ([`Journal::progress`]). At scale a mailbox costs
-//! one event: with [`COALESCE_AT`] mailboxes or more in flight or waiting, the engine reports
-//! no phases, and a batch of [`COALESCE_AT`] events or more drops each phase superseded in the
-//! same batch by a later event of its mailbox.
+//! one event: with many mailboxes in flight or waiting the engine reports no phases, and a
+//! batch of [`COALESCE_AT`] events or more drops each phase superseded in the same batch by a
+//! later event of its mailbox.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -28,8 +28,7 @@ use crate::{
 /// Most events written in one transaction.
 pub(super) const MAX_BATCH: usize = 512;
 
-/// A batch this large drops the phases it supersedes; a job with this many mailboxes in
-/// flight or waiting reports none.
+/// A batch this large drops the phases it supersedes.
 pub(super) const COALESCE_AT: usize = 32;
 
 type Reply = oneshot::Sender<Result<Option<JobEvent>, StoreError>>;

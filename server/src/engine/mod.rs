@@ -58,6 +58,9 @@ use crate::{
     telemetry,
 };
 
+/// A job with this many mailboxes in flight or waiting writes no phase events (searching,
+/// deleting, restoring): at scale a mailbox costs one event, its result.
+const PHASES_BELOW: usize = 32;
 /// How the engine runs.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -420,8 +423,8 @@ impl Engine {
                 let mailbox = todo.target.mailbox.clone();
                 // At scale a mailbox's phases (searching, deleting) are not written at all:
                 // its result follows within a few round trips, and a mailbox costs one event.
-                let waiting = queues.values().map(VecDeque::len).sum::<usize>();
-                let phases = running.len() + waiting < journal::COALESCE_AT;
+                let waiting = queues.values().map(VecDeque::len).sum::<usize>() + parked.len();
+                let phases = running.len() + waiting + 1 < PHASES_BELOW;
                 let visit = self.visit(journal, work, todo, phases, halt, cancelled);
                 running.push(Box::pin(async move {
                     tokio::select! {

@@ -8,7 +8,7 @@ mod process;
 mod severable;
 mod undecodable;
 
-pub use process::run_from_environment;
+pub use process::{RunError, run_from_environment};
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 

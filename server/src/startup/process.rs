@@ -2,14 +2,28 @@
 //! linking the library (the bench starts the server as its own process from its own binary)
 //! runs exactly the same thing.
 
-use crate::{Application, Settings, telemetry};
+use crate::{Application, Settings, StartupError, config::ConfigError, telemetry};
+
+/// Why the server process stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The settings do not load.
+    #[error(transparent)]
+    Settings(#[from] ConfigError),
+    /// Trace export cannot start.
+    #[error("cannot export traces: {0}")]
+    Traces(String),
+    /// The server cannot start, or failed while serving.
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+}
 
 /// Loads settings (defaults, TOML, `RETRACT_*`, flags), installs logging (and trace export),
 /// and serves until SIGINT or SIGTERM.
 ///
 /// # Errors
 /// Settings that do not load, a server that cannot start, or a failure while serving.
-pub async fn run_from_environment() -> anyhow::Result<()> {
+pub async fn run_from_environment() -> Result<(), RunError> {
     let settings = Settings::load()?;
     // Kept until the end: dropping it sends the spans still buffered.
     let traces = settings
@@ -17,7 +31,7 @@ pub async fn run_from_environment() -> anyhow::Result<()> {
         .as_deref()
         .map(telemetry::Tracing::new)
         .transpose()
-        .map_err(anyhow::Error::msg)?;
+        .map_err(RunError::Traces)?;
     telemetry::init(settings.log_format, &settings.log_filter, traces.as_ref());
     let app = Application::build(settings).await?;
     app.run_until_stopped(shutdown_signal()).await?;

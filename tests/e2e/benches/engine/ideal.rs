@@ -3,10 +3,7 @@
 //! (SOFT) — with an app-only token taken beforehand, `concurrency` mailboxes in flight, at most
 //! 4 requests per mailbox, `Retry-After` honoured. No database, no events, no gRPC.
 
-use std::{
-    sync::atomic::{AtomicUsize, Ordering},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, stream};
 use graph_sim::GraphSim;
@@ -22,7 +19,6 @@ pub struct Ideal {
     /// `{graph}/v1.0`.
     graph: String,
     token: String,
-    pub retries: AtomicUsize,
 }
 
 /// What one run did.
@@ -61,7 +57,6 @@ impl Ideal {
             http,
             graph: format!("{}/v1.0", sim.graph_base_url()),
             token,
-            retries: AtomicUsize::new(0),
         })
     }
 
@@ -147,7 +142,6 @@ impl Ideal {
             let body = response.bytes().await.map_err(|e| e.to_string())?;
             if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
             {
-                self.retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1))).await;
                 continue;
             }
