@@ -42,7 +42,12 @@ impl Store {
         let deletion = in_transaction(&self.db, move |txn| {
             async move {
                 let t = id.as_str();
+                // Locked first: a transaction adding rows under the tenant (a job, a
+                // delivery, a consent attempt, a domain: see `lock_tenant`) either commits
+                // before the checks below, which then see what it added, or waits for this
+                // deletion and is refused.
                 let row = tenant::Entity::find_by_id(t)
+                    .lock_exclusive()
                     .one(txn)
                     .await?
                     .ok_or_else(|| StoreError::NotFound {

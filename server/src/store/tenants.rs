@@ -1,7 +1,10 @@
 //! Tenants.
 
 use futures::FutureExt as _;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::LockType,
+};
 
 use super::{Page, Store, StoreError, audit, entities::tenant, in_transaction, parse_stored};
 use crate::domain::{
@@ -77,6 +80,28 @@ impl Store {
         let tenants = rows.iter().map(tenant_from_row).collect::<Result<_, _>>()?;
         Ok(Page::from_overfetch(tenants, page.size.get()))
     }
+}
+
+/// Whether `tenant` exists, its row locked against its deletion until `txn` ends. Every
+/// transaction that adds rows under a tenant (a job, a delivery, a consent attempt, a
+/// domain; a running job's own rows need none: a tenant is not deleted while one runs)
+/// starts with this, so that a racing [`Store::delete_tenant`], which locks the row
+/// `FOR UPDATE` before it looks at what the tenant holds, either waits for it and sees what
+/// it added, or commits first: the lock then waits for that deletion and finds no tenant.
+/// On PostgreSQL it is `FOR KEY SHARE` (what a foreign key takes: other updates of the row
+/// go on); SQLite runs one write transaction at a time, and this is a read inside it.
+pub(super) async fn lock_tenant(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+) -> Result<bool, StoreError> {
+    Ok(tenant::Entity::find_by_id(tenant.as_str())
+        .select_only()
+        .column(tenant::Column::TenantId)
+        .lock(LockType::KeyShare)
+        .into_tuple::<String>()
+        .one(txn)
+        .await?
+        .is_some())
 }
 
 fn tenant_from_row(row: &tenant::Model) -> Result<Tenant, StoreError> {
