@@ -20,13 +20,6 @@ impl Store {
     ) -> Result<Tenant, StoreError> {
         in_transaction(&self.db, move |txn| {
             async move {
-                // A deleted tenant's id is never reused: its audit trail is still under it.
-                if Store::is_deleted_tenant(txn, new.id.as_str()).await? {
-                    return Err(StoreError::AlreadyExists {
-                        resource: "tenant",
-                        id: new.id.to_string(),
-                    });
-                }
                 let at = now();
                 let row = tenant::ActiveModel {
                     tenant_id: Set(new.id.as_str().to_owned()),
@@ -39,6 +32,16 @@ impl Store {
                     .exec_with_returning(txn)
                     .await
                     .map_err(StoreError::on_insert("tenant", new.id.as_str()))?;
+                // A deleted tenant's id is never reused: its audit trail is still under it.
+                // Checked after the insert: an insert under the id of a tenant whose
+                // deletion is in flight waits (on the primary key) until that deletion
+                // commits, so its tombstone is seen here; checked before, it would not be.
+                if Store::is_deleted_tenant(txn, new.id.as_str()).await? {
+                    return Err(StoreError::AlreadyExists {
+                        resource: "tenant",
+                        id: new.id.to_string(),
+                    });
+                }
                 audit::insert(txn, audit).await?;
                 tenant_from_row(&row)
             }

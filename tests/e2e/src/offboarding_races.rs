@@ -42,6 +42,7 @@ macro_rules! on_postgres {
 on_postgres!(
     a_retract_dispatched_while_its_tenant_is_deleted_gets_no_job,
     a_tenant_is_not_deleted_while_a_retract_dispatched_before_commits,
+    a_tenant_created_while_a_deletion_of_its_id_commits_is_refused,
     a_consent_started_while_its_tenant_is_deleted_leaves_no_attempt,
     a_delivery_recorded_while_its_tenant_is_deleted_is_refused,
 );
@@ -185,6 +186,30 @@ async fn a_tenant_is_not_deleted_while_a_retract_dispatched_before_commits(backe
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     until_finished(w.watch(jobs[0].job_id.clone(), 0).await, |r| r.event).await;
     w.app.stop().await;
+}
+
+/// CreateTenant under the id of a tenant whose deletion is committing: it waits for the
+/// deletion, then finds the tombstone; the id is never reused.
+async fn a_tenant_created_while_a_deletion_of_its_id_commits_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let service = app.service();
+    let (deleted, created) = race(&app, delete_acme(app.service()), async move {
+        service
+            .tenant_service()
+            .create_tenant(pb::CreateTenantRequest {
+                tenant_id: "acme".into(),
+                display_name: "Acme again".into(),
+            })
+            .await
+            .map(drop)
+    })
+    .await;
+    deleted.expect("the tenant is deleted");
+    let refused = expect_failure(created);
+    assert_eq!(refused.code, Code::AlreadyExists, "{refused:?}");
+    assert_eq!(rows(&app, "tenants", "tenant_id", "acme").await, 0);
+    app.stop().await;
 }
 
 /// StartGrant while the tenant is deleted: the consent attempt (its PKCE verifier and
