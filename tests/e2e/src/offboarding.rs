@@ -4,12 +4,12 @@
 
 use retract_client::{DevToken, pb};
 use retract_server::store::StoreError;
-use sea_orm::{ConnectionTrait as _, Statement};
+use sea_orm::{ConnectionTrait, Statement, sea_query::Query};
 use tonic::Code;
 
 use crate::{
     app::{TestApp, action},
-    db::Backend,
+    db::{Backend, TestDb},
     on_both_backends,
     retract::{options, until_finished},
     scenarios::{World, crowd, stored_job},
@@ -21,7 +21,9 @@ on_both_backends!(
     a_tenant_is_not_deleted_while_a_job_of_it_runs,
     a_job_for_a_tenant_deleted_after_its_dispatch_checks_is_refused,
     only_a_caller_managing_tenants_with_access_to_it_deletes_a_tenant,
-    a_deleted_tenants_audit_trail_goes_when_its_retention_ends,
+    a_deleted_tenants_audit_trail_goes_at_the_time_its_deletion_recorded,
+    a_trail_kept_forever_at_its_deletion_stays_whatever_the_retention_becomes,
+    a_tombstone_from_before_purge_times_were_recorded_goes_by_the_retention_configured_now,
 );
 
 pub(crate) fn delete(tenant: &str, confirm: &str) -> pb::DeleteTenantRequest {
@@ -64,6 +66,24 @@ pub(crate) async fn data_purged(app: &TestApp, tenant: &str) {
     })
     .await;
     assert!(purged.is_ok(), "the purge of {tenant} finishes");
+}
+
+/// A tombstone for `tenant` written straight to the database, with the columns every
+/// version has: as a deletion whose purge has not begun (the process stopped), or as one
+/// made before migration 10.
+async fn tombstone(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    deleted_at: chrono::DateTime<chrono::Utc>,
+) {
+    let insert = Query::insert()
+        .into_table("deleted_tenants")
+        .columns(["tenant_id", "deleted_at", "deleted_by"])
+        .values_panic([tenant.into(), deleted_at.into(), "ops@example.com".into()])
+        .to_owned();
+    db.execute_raw(db.get_database_backend().build(&insert))
+        .await
+        .unwrap();
 }
 
 /// acme after a finished retract of three mailboxes; globex, another tenant, beside it with
@@ -374,32 +394,45 @@ async fn only_a_caller_managing_tenants_with_access_to_it_deletes_a_tenant(backe
     app.stop().await;
 }
 
-async fn a_deleted_tenants_audit_trail_goes_when_its_retention_ends(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+/// The trail goes at the time the deletion recorded (and answered its caller), whatever the
+/// retention is set to since.
+async fn a_deleted_tenants_audit_trail_goes_at_the_time_its_deletion_recorded(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.deleted_tenant_audit_retention_days = 30).await;
     app.create_tenant("acme").await;
     app.add_domain("acme", "acme.example").await;
     app.create_tenant("globex").await;
-    app.service()
+    let deleted = app
+        .service()
         .tenant_service()
         .delete_tenant(delete("acme", "acme"))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    let told = deleted.audit_purge_time.expect("kept 30 days");
+    let purge_at = chrono::DateTime::from_timestamp(told.seconds, 0).unwrap();
+    let days = (purge_at - chrono::Utc::now()).num_days();
+    assert!((29..=30).contains(&days), "{days} days");
     let store = app.store().await;
-    // Not yet due: the deletion is newer than the cutoff.
-    let long_ago = chrono::Utc::now() - chrono::Duration::days(1);
+    // The retention set to a day since: not due until the recorded time.
+    let day = Some(chrono::Duration::days(1));
+    let hour = chrono::Duration::hours(1);
     assert_eq!(
         store
-            .purge_deleted_tenant_audit(long_ago, 500)
+            .purge_deleted_tenant_audit(purge_at - hour, day, 500)
             .await
             .unwrap(),
         0
     );
     assert_eq!(app.audit_events("acme").await.len(), 3);
-    // Due (the retention sweep's cutoff once the days have passed): a slice at a time.
-    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    // Due, though the retention is set to 400 days by then: a slice at a time.
+    let longer = Some(chrono::Duration::days(400));
     let mut removed = 0;
     loop {
-        match store.purge_deleted_tenant_audit(later, 2).await.unwrap() {
+        match store
+            .purge_deleted_tenant_audit(purge_at + hour, longer, 2)
+            .await
+            .unwrap()
+        {
             0 => break,
             n => removed += n,
         }
@@ -411,6 +444,75 @@ async fn a_deleted_tenants_audit_trail_goes_when_its_retention_ends(backend: Bac
         1,
         "others keep theirs"
     );
+    let again = expect_failure(
+        app.service()
+            .tenant_service()
+            .create_tenant(pb::CreateTenantRequest {
+                tenant_id: "acme".into(),
+                display_name: "Acme again".into(),
+            })
+            .await,
+    );
+    assert_eq!(again.code, Code::AlreadyExists, "the id stays taken");
+    app.stop().await;
+}
+
+async fn a_trail_kept_forever_at_its_deletion_stays_whatever_the_retention_becomes(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_with(backend, |s| s.deleted_tenant_audit_retention_days = 0).await;
+    app.create_tenant("acme").await;
+    let deleted = app
+        .service()
+        .tenant_service()
+        .delete_tenant(delete("acme", "acme"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.audit_purge_time, None, "kept forever");
+    let store = app.store().await;
+    let years_later = chrono::Utc::now() + chrono::Duration::days(3650);
+    assert_eq!(
+        store
+            .purge_deleted_tenant_audit(years_later, Some(chrono::Duration::days(1)), 500)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(app.audit_events("acme").await.len(), 2, "created, deleted");
+    app.stop().await;
+}
+
+/// A tombstone left by a version that recorded no purge time goes, as it did then, by the
+/// retention configured now.
+async fn a_tombstone_from_before_purge_times_were_recorded_goes_by_the_retention_configured_now(
+    backend: Backend,
+) {
+    let db = TestDb::empty(backend).await;
+    let conn = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    <retract_migrations::Migrator as sea_orm_migration::MigratorTrait>::up(&conn, Some(9))
+        .await
+        .unwrap();
+    let deleted_at = chrono::Utc::now() - chrono::Duration::days(10);
+    tombstone(&conn, "acme", deleted_at).await;
+    conn.close().await.ok();
+    // This version migrates the rest on start.
+    let app = TestApp::spawn_on(db, |_| {}).await;
+    let store = app.store().await;
+    let now = chrono::Utc::now();
+    let days = |d| Some(chrono::Duration::days(d));
+    for (kept, due) in [(None, 0), (days(30), 0), (days(5), 1)] {
+        assert_eq!(
+            store
+                .purge_deleted_tenant_audit(now, kept, 500)
+                .await
+                .unwrap(),
+            due,
+            "deleted 10 days ago, kept {kept:?}"
+        );
+    }
+    let purged = "tenant_id = 'acme' AND audit_purged_at IS NOT NULL";
+    assert_eq!(count(&app, "deleted_tenants", purged).await, 1);
     let again = expect_failure(
         app.service()
             .tenant_service()
