@@ -161,8 +161,10 @@ impl Store {
     }
 
     /// One slice of the purge of deleted tenants' data (up to `max_rows` rows, one
-    /// transaction); a tenant with nothing left is marked purged. Answers the rows removed
-    /// plus the tenants marked: 0 when no purge is pending.
+    /// transaction, counting every row it deletes: one kind of row at a time, children before
+    /// the rows they belong to, so that nothing cascades); a tenant with nothing left is
+    /// marked purged. Answers the rows removed plus the tenants marked: 0 when no purge is
+    /// pending.
     pub async fn purge_deleted_tenant_data(&self, max_rows: u64) -> Result<u64, StoreError> {
         let max_rows = Ord::max(max_rows, 1);
         in_transaction(&self.db, move |txn| {
@@ -187,6 +189,34 @@ impl Store {
                 if let Some(job) = job {
                     return purge_job_slice(txn, &job, max_rows).await;
                 }
+                // Recipients before their deliveries, so that no delete cascades to more
+                // rows than the slice counts (a delivery has up to 10,000).
+                let recipients: Vec<(String, String)> = delivery_recipient::Entity::find()
+                    .select_only()
+                    .column(delivery_recipient::Column::DeliveryId)
+                    .column(delivery_recipient::Column::Address)
+                    .filter(delivery_recipient::Column::TenantId.eq(t.as_str()))
+                    .limit(max_rows)
+                    .into_tuple()
+                    .all(txn)
+                    .await?;
+                if !recipients.is_empty() {
+                    let keys = recipients
+                        .into_iter()
+                        .fold(Condition::any(), |any, (d, a)| {
+                            any.add(
+                                Condition::all()
+                                    .add(delivery_recipient::Column::DeliveryId.eq(d))
+                                    .add(delivery_recipient::Column::Address.eq(a)),
+                            )
+                        });
+                    return Ok(delivery_recipient::Entity::delete_many()
+                        .filter(delivery_recipient::Column::TenantId.eq(t.as_str()))
+                        .filter(keys)
+                        .exec(txn)
+                        .await?
+                        .rows_affected);
+                }
                 let deliveries: Vec<String> = delivery::Entity::find()
                     .select_only()
                     .column(delivery::Column::Id)
@@ -196,18 +226,11 @@ impl Store {
                     .all(txn)
                     .await?;
                 if !deliveries.is_empty() {
-                    let ids = || deliveries.iter().map(String::as_str);
-                    let recipients = delivery_recipient::Entity::delete_many()
-                        .filter(delivery_recipient::Column::DeliveryId.is_in(ids()))
+                    return Ok(delivery::Entity::delete_many()
+                        .filter(delivery::Column::Id.is_in(deliveries.iter().map(String::as_str)))
                         .exec(txn)
                         .await?
-                        .rows_affected;
-                    let removed = delivery::Entity::delete_many()
-                        .filter(delivery::Column::Id.is_in(ids()))
-                        .exec(txn)
-                        .await?
-                        .rows_affected;
-                    return Ok(recipients + removed);
+                        .rows_affected);
                 }
                 let statuses = mailbox_status::Entity::delete_many()
                     .filter(mailbox_status::Column::TenantId.eq(t.as_str()))

@@ -24,6 +24,7 @@ on_both_backends!(
     a_deleted_tenants_audit_trail_goes_at_the_time_its_deletion_recorded,
     a_trail_kept_forever_at_its_deletion_stays_whatever_the_retention_becomes,
     a_tombstone_from_before_purge_times_were_recorded_goes_by_the_retention_configured_now,
+    a_purge_slice_deletes_at_most_its_rows_however_many_recipients_a_delivery_has,
 );
 
 pub(crate) fn delete(tenant: &str, confirm: &str) -> pb::DeleteTenantRequest {
@@ -524,4 +525,72 @@ async fn a_tombstone_from_before_purge_times_were_recorded_goes_by_the_retention
     );
     assert_eq!(again.code, Code::AlreadyExists, "the id stays taken");
     app.stop().await;
+}
+
+/// The rows of `job` and of tenant `acme` that its data purge removes.
+async fn purgeable(app: &TestApp, job: &str) -> i64 {
+    let mut n = 0;
+    for table in [
+        "deliveries",
+        "delivery_recipients",
+        "mailbox_status",
+        "retract_jobs",
+    ] {
+        n += rows(app, table, "tenant_id", "acme").await;
+    }
+    for table in [
+        "retract_targets",
+        "retract_events",
+        "retract_removed_copies",
+    ] {
+        n += rows(app, table, "job_id", job).await;
+    }
+    n
+}
+
+/// One slice of a deleted tenant's purge is one bounded transaction, counting the rows
+/// under a delivery or a job too: a delivery to thousands of recipients does not make one
+/// slice delete them all.
+async fn a_purge_slice_deletes_at_most_its_rows_however_many_recipients_a_delivery_has(
+    backend: Backend,
+) {
+    let w = crowd(backend, 30, |_| {}).await;
+    let events = until_finished(w.retract(options(&[])).await, |r| r.event).await;
+    let job_id = events.last().unwrap().job_id.clone();
+    // DeleteTenant's transaction, and the process stopped before its purge began.
+    let db = sea_orm::Database::connect(w.app.database_url())
+        .await
+        .unwrap();
+    for table in ["domains", "grants", "tenants"] {
+        db.execute_unprepared(&format!("DELETE FROM {table} WHERE tenant_id = 'acme'"))
+            .await
+            .unwrap();
+    }
+    tombstone(&db, "acme", chrono::Utc::now()).await;
+    db.close().await.ok();
+
+    let store = w.app.store().await;
+    let mut left = purgeable(&w.app, &job_id).await;
+    assert!(left > 60, "30 recipients, targets, events: {left} rows");
+    const SLICE: u64 = 10;
+    loop {
+        let answered = store.purge_deleted_tenant_data(SLICE).await.unwrap();
+        let now_left = purgeable(&w.app, &job_id).await;
+        let deleted = left - now_left;
+        assert!(deleted <= SLICE as i64, "one slice deleted {deleted} rows");
+        assert!(
+            answered == deleted as u64 || (deleted == 0 && answered <= 1),
+            "answered {answered}, deleted {deleted}"
+        );
+        left = now_left;
+        if answered == 0 {
+            break;
+        }
+    }
+    assert_eq!(left, 0, "everything purged");
+    assert_eq!(
+        count(&w.app, "deleted_tenants", "data_purged_at IS NOT NULL").await,
+        1
+    );
+    w.app.stop().await;
 }
