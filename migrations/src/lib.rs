@@ -26,6 +26,7 @@ mod m20261201_000006_conversation_targets;
 mod m20261201_000007_removed_copies;
 mod m20261201_000008_job_runs;
 mod m20261201_000009_deleted_tenants;
+mod m20261202_000010_audit_purge_times;
 
 /// The ordered list of retract's migrations.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_removed_copies::Migration),
             Box::new(m20261201_000008_job_runs::Migration),
             Box::new(m20261201_000009_deleted_tenants::Migration),
+            Box::new(m20261202_000010_audit_purge_times::Migration),
         ]
     }
 }

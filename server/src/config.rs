@@ -357,7 +357,8 @@ settings! {
     /// keeps them forever. The audit trail keeps its own record.
     job_retention_days: u32 = 90 => Option<u32>;
     /// A deleted (offboarded) tenant's audit trail is kept this many days after the deletion,
-    /// then removed; 0 keeps it forever. The tenant id is never reused either way.
+    /// then removed; 0 keeps it forever. Each deletion records its own purge time, so a change
+    /// applies to tenants deleted afterwards. The tenant id is never reused either way.
     deleted_tenant_audit_retention_days: u32 = 365 => Option<u32>;
     /// ExportAuditEvents sends an event once it is this many milliseconds old, so that a
     /// transaction committing late (with a lower id) is never passed over by a cursor.

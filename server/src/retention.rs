@@ -23,7 +23,9 @@ pub struct Retention {
     pub deliveries: Option<chrono::Duration>,
     /// Finished retract jobs and their events, by finish time.
     pub jobs: Option<chrono::Duration>,
-    /// A deleted tenant's audit trail, by deletion time.
+    /// A deleted tenant's audit trail, by deletion time. DeleteTenant records in the
+    /// tombstone when the trail goes; the sweep applies this setting itself only to
+    /// tombstones from before such times were recorded.
     pub deleted_tenant_audit: Option<chrono::Duration>,
     /// A consent attempt still completing this long after its URL expired was interrupted.
     pub consent_completion: Duration,
@@ -102,7 +104,9 @@ async fn purge_jobs(store: &Store, keep: chrono::Duration, stop: &CancellationTo
 }
 
 /// Finishes deleted tenants' data purges (a deletion interrupted midway), then removes the
-/// audit trails of tenants deleted more than `audit_kept` ago, a slice a transaction.
+/// audit trails whose time has come, a slice a transaction: each at the time its deletion
+/// recorded; those of tombstones made before such times were recorded `audit_kept` (the
+/// retention configured now) after their deletion.
 pub async fn purge_deleted_tenants(
     store: &Store,
     audit_kept: Option<chrono::Duration>,
@@ -121,13 +125,10 @@ pub async fn purge_deleted_tenants(
             }
         }
     }
-    let Some(keep) = audit_kept else {
-        return;
-    };
-    let cutoff = chrono::Utc::now() - keep;
+    let at = chrono::Utc::now();
     while !stop.is_cancelled() {
         match store
-            .purge_deleted_tenant_audit(cutoff, crate::store::PURGE_ROWS)
+            .purge_deleted_tenant_audit(at, audit_kept, crate::store::PURGE_ROWS)
             .await
         {
             Ok(0) => break,

@@ -69,8 +69,12 @@ impl Store {
         let tenant = tenant.clone();
         in_transaction(&self.db, move |txn| {
             async move {
-                // An offboarded tenant records nothing more.
-                if Store::is_deleted_tenant(txn, tenant.as_str()).await? {
+                // An offboarded tenant records nothing more. The row is locked first, so a
+                // deletion in flight is waited for and its tombstone then seen; without a
+                // row, only a tombstone refuses (as before the lock).
+                if !super::tenants::lock_tenant(txn, &tenant).await?
+                    && Store::is_deleted_tenant(txn, tenant.as_str()).await?
+                {
                     return Err(StoreError::NotFound {
                         resource: "tenant",
                         id: tenant.to_string(),

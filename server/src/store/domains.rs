@@ -3,11 +3,7 @@
 use futures::FutureExt as _;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{
-    Page, Store, StoreError, audit,
-    entities::{domain, tenant},
-    in_transaction,
-};
+use super::{Page, Store, StoreError, audit, entities::domain, in_transaction};
 use crate::domain::{AuditEntry, Domain, DomainName, PageRequest, RetractStatus, TenantId, now};
 
 impl Store {
@@ -22,11 +18,7 @@ impl Store {
         let (tenant, name) = (tenant.clone(), name.clone());
         in_transaction(&self.db, move |txn| {
             async move {
-                if tenant::Entity::find_by_id(tenant.as_str())
-                    .one(txn)
-                    .await?
-                    .is_none()
-                {
+                if !super::tenants::lock_tenant(txn, &tenant).await? {
                     return Err(StoreError::NotFound {
                         resource: "tenant",
                         id: tenant.to_string(),

@@ -33,11 +33,7 @@ impl Store {
     ) -> Result<Grant, StoreError> {
         in_transaction(&self.db, move |txn| {
             async move {
-                if tenant::Entity::find_by_id(new.tenant_id.as_str())
-                    .one(txn)
-                    .await?
-                    .is_none()
-                {
+                if !super::tenants::lock_tenant(txn, &new.tenant_id).await? {
                     return Err(StoreError::NotFound {
                         resource: "tenant",
                         id: new.tenant_id.to_string(),

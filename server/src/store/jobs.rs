@@ -194,7 +194,8 @@ impl JobFilter {
 impl Store {
     /// Creates a job with its targets, its JobStarted event (and one event per target
     /// settled up front) and the audit entry, or returns the job this request id already
-    /// made (`false`). The same request id with other options is `RequestIdReused`.
+    /// made (`false`). The same request id with other options is `RequestIdReused`; a tenant
+    /// that does not exist (deleted since the dispatch checks) is `NotFound`.
     pub async fn create_job(
         &self,
         tenant: &TenantId,
@@ -252,6 +253,14 @@ impl Store {
         let tenant = tenant.clone();
         in_transaction(&self.db, move |txn| {
             async move {
+                // The dispatch checks ran outside this transaction: a tenant deleted since
+                // (or being deleted now) gets no job.
+                if !super::tenants::lock_tenant(txn, &tenant).await? {
+                    return Err(StoreError::NotFound {
+                        resource: "tenant",
+                        id: tenant.to_string(),
+                    });
+                }
                 let at = now();
                 let mut counts = JobCounts {
                     targets: u32::try_from(new.targets.len()).unwrap_or(u32::MAX),

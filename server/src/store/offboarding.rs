@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use futures::FutureExt as _;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 
 use super::{
@@ -30,7 +30,8 @@ impl Store {
     /// attempts and the tenant itself, and writes the audit entry `audit` makes of what goes;
     /// then starts purging its deliveries, jobs (targets, events, removed copies) and mailbox
     /// statuses in the background, a slice at a time. `audit_kept` is how long its audit trail
-    /// stays (`None`: forever).
+    /// stays (`None`: forever); the tombstone records until when, so that a later change of
+    /// the retention does not change what this caller was told.
     pub async fn delete_tenant(
         &self,
         tenant: &TenantId,
@@ -42,7 +43,12 @@ impl Store {
         let deletion = in_transaction(&self.db, move |txn| {
             async move {
                 let t = id.as_str();
+                // Locked first: a transaction adding rows under the tenant (a job, a
+                // delivery, a consent attempt, a domain: see `lock_tenant`) either commits
+                // before the checks below, which then see what it added, or waits for this
+                // deletion and is refused.
                 let row = tenant::Entity::find_by_id(t)
+                    .lock_exclusive()
                     .one(txn)
                     .await?
                     .ok_or_else(|| StoreError::NotFound {
@@ -84,12 +90,15 @@ impl Store {
                     .count(txn)
                     .await?;
                 let at = now();
+                let audit_purge_at = audit_kept.map(|keep| at + keep);
                 deleted_tenant::Entity::insert(deleted_tenant::ActiveModel {
                     tenant_id: Set(t.to_owned()),
                     deleted_at: Set(at),
                     deleted_by: Set(by),
                     data_purged_at: Set(None),
                     audit_purged_at: Set(None),
+                    audit_purge_at: Set(audit_purge_at),
+                    audit_purge_recorded: Set(true),
                 })
                 .exec(txn)
                 .await
@@ -113,7 +122,7 @@ impl Store {
                     domains,
                     delivery_count,
                     job_count,
-                    audit_purge_at: audit_kept.map(|keep| at + keep),
+                    audit_purge_at,
                 };
                 audit::insert(txn, audit(&deletion)).await?;
                 Ok(deletion)
@@ -152,8 +161,10 @@ impl Store {
     }
 
     /// One slice of the purge of deleted tenants' data (up to `max_rows` rows, one
-    /// transaction); a tenant with nothing left is marked purged. Answers the rows removed
-    /// plus the tenants marked: 0 when no purge is pending.
+    /// transaction, counting every row it deletes: one kind of row at a time, children before
+    /// the rows they belong to, so that nothing cascades); a tenant with nothing left is
+    /// marked purged. Answers the rows removed plus the tenants marked: 0 when no purge is
+    /// pending.
     pub async fn purge_deleted_tenant_data(&self, max_rows: u64) -> Result<u64, StoreError> {
         let max_rows = Ord::max(max_rows, 1);
         in_transaction(&self.db, move |txn| {
@@ -178,6 +189,34 @@ impl Store {
                 if let Some(job) = job {
                     return purge_job_slice(txn, &job, max_rows).await;
                 }
+                // Recipients before their deliveries, so that no delete cascades to more
+                // rows than the slice counts (a delivery has up to 10,000).
+                let recipients: Vec<(String, String)> = delivery_recipient::Entity::find()
+                    .select_only()
+                    .column(delivery_recipient::Column::DeliveryId)
+                    .column(delivery_recipient::Column::Address)
+                    .filter(delivery_recipient::Column::TenantId.eq(t.as_str()))
+                    .limit(max_rows)
+                    .into_tuple()
+                    .all(txn)
+                    .await?;
+                if !recipients.is_empty() {
+                    let keys = recipients
+                        .into_iter()
+                        .fold(Condition::any(), |any, (d, a)| {
+                            any.add(
+                                Condition::all()
+                                    .add(delivery_recipient::Column::DeliveryId.eq(d))
+                                    .add(delivery_recipient::Column::Address.eq(a)),
+                            )
+                        });
+                    return Ok(delivery_recipient::Entity::delete_many()
+                        .filter(delivery_recipient::Column::TenantId.eq(t.as_str()))
+                        .filter(keys)
+                        .exec(txn)
+                        .await?
+                        .rows_affected);
+                }
                 let deliveries: Vec<String> = delivery::Entity::find()
                     .select_only()
                     .column(delivery::Column::Id)
@@ -187,18 +226,11 @@ impl Store {
                     .all(txn)
                     .await?;
                 if !deliveries.is_empty() {
-                    let ids = || deliveries.iter().map(String::as_str);
-                    let recipients = delivery_recipient::Entity::delete_many()
-                        .filter(delivery_recipient::Column::DeliveryId.is_in(ids()))
+                    return Ok(delivery::Entity::delete_many()
+                        .filter(delivery::Column::Id.is_in(deliveries.iter().map(String::as_str)))
                         .exec(txn)
                         .await?
-                        .rows_affected;
-                    let removed = delivery::Entity::delete_many()
-                        .filter(delivery::Column::Id.is_in(ids()))
-                        .exec(txn)
-                        .await?
-                        .rows_affected;
-                    return Ok(recipients + removed);
+                        .rows_affected);
                 }
                 let statuses = mailbox_status::Entity::delete_many()
                     .filter(mailbox_status::Column::TenantId.eq(t.as_str()))
@@ -217,22 +249,35 @@ impl Store {
         .await
     }
 
-    /// One slice of the purge of the audit trails of tenants deleted before `cutoff` (up to
-    /// `max_rows` events, one transaction); a trail with nothing left is marked purged (the
-    /// tombstone stays: the id is never reused). Answers the events removed plus the
-    /// tombstones marked: 0 when none is due.
+    /// One slice of the purge of the deleted tenants' audit trails due at `at` (up to
+    /// `max_rows` events, one transaction): those whose purge time, recorded at the deletion,
+    /// has passed, and those of tombstones that recorded none (made before migration 10)
+    /// deleted more than `unrecorded_kept` before `at` — the retention configured now
+    /// (`None`: kept). A trail with nothing left is marked purged (the tombstone stays: the
+    /// id is never reused). Answers the events removed plus the tombstones marked: 0 when
+    /// none is due.
     pub async fn purge_deleted_tenant_audit(
         &self,
-        cutoff: DateTime<Utc>,
+        at: DateTime<Utc>,
+        unrecorded_kept: Option<chrono::Duration>,
         max_rows: u64,
     ) -> Result<u64, StoreError> {
+        use deleted_tenant::Column;
         let max_rows = Ord::max(max_rows, 1);
+        let mut due = Condition::any().add(Column::AuditPurgeAt.lte(at));
+        if let Some(keep) = unrecorded_kept {
+            due = due.add(
+                Condition::all()
+                    .add(Column::AuditPurgeRecorded.eq(false))
+                    .add(Column::DeletedAt.lt(at - keep)),
+            );
+        }
         in_transaction(&self.db, move |txn| {
             async move {
                 let Some(t) = deleted_tenant::Entity::find()
-                    .filter(deleted_tenant::Column::AuditPurgedAt.is_null())
-                    .filter(deleted_tenant::Column::DeletedAt.lt(cutoff))
-                    .order_by_asc(deleted_tenant::Column::DeletedAt)
+                    .filter(Column::AuditPurgedAt.is_null())
+                    .filter(due)
+                    .order_by_asc(Column::DeletedAt)
                     .one(txn)
                     .await?
                 else {

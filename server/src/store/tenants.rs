@@ -1,7 +1,10 @@
 //! Tenants.
 
 use futures::FutureExt as _;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::LockType,
+};
 
 use super::{Page, Store, StoreError, audit, entities::tenant, in_transaction, parse_stored};
 use crate::domain::{
@@ -17,13 +20,6 @@ impl Store {
     ) -> Result<Tenant, StoreError> {
         in_transaction(&self.db, move |txn| {
             async move {
-                // A deleted tenant's id is never reused: its audit trail is still under it.
-                if Store::is_deleted_tenant(txn, new.id.as_str()).await? {
-                    return Err(StoreError::AlreadyExists {
-                        resource: "tenant",
-                        id: new.id.to_string(),
-                    });
-                }
                 let at = now();
                 let row = tenant::ActiveModel {
                     tenant_id: Set(new.id.as_str().to_owned()),
@@ -36,6 +32,16 @@ impl Store {
                     .exec_with_returning(txn)
                     .await
                     .map_err(StoreError::on_insert("tenant", new.id.as_str()))?;
+                // A deleted tenant's id is never reused: its audit trail is still under it.
+                // Checked after the insert: an insert under the id of a tenant whose
+                // deletion is in flight waits (on the primary key) until that deletion
+                // commits, so its tombstone is seen here; checked before, it would not be.
+                if Store::is_deleted_tenant(txn, new.id.as_str()).await? {
+                    return Err(StoreError::AlreadyExists {
+                        resource: "tenant",
+                        id: new.id.to_string(),
+                    });
+                }
                 audit::insert(txn, audit).await?;
                 tenant_from_row(&row)
             }
@@ -77,6 +83,28 @@ impl Store {
         let tenants = rows.iter().map(tenant_from_row).collect::<Result<_, _>>()?;
         Ok(Page::from_overfetch(tenants, page.size.get()))
     }
+}
+
+/// Whether `tenant` exists, its row locked against its deletion until `txn` ends. Every
+/// transaction that adds rows under a tenant (a job, a delivery, a consent attempt, a
+/// domain; a running job's own rows need none: a tenant is not deleted while one runs)
+/// starts with this, so that a racing [`Store::delete_tenant`], which locks the row
+/// `FOR UPDATE` before it looks at what the tenant holds, either waits for it and sees what
+/// it added, or commits first: the lock then waits for that deletion and finds no tenant.
+/// On PostgreSQL it is `FOR KEY SHARE` (what a foreign key takes: other updates of the row
+/// go on); SQLite runs one write transaction at a time, and this is a read inside it.
+pub(super) async fn lock_tenant(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+) -> Result<bool, StoreError> {
+    Ok(tenant::Entity::find_by_id(tenant.as_str())
+        .select_only()
+        .column(tenant::Column::TenantId)
+        .lock(LockType::KeyShare)
+        .into_tuple::<String>()
+        .one(txn)
+        .await?
+        .is_some())
 }
 
 fn tenant_from_row(row: &tenant::Model) -> Result<Tenant, StoreError> {

@@ -112,6 +112,11 @@ impl TestApp {
         }
     }
 
+    /// The settings it was started with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// What the server's background parts report (engine, Graph credential).
     pub fn health(&self) -> &retract_server::health::ServiceHealth {
         &self.health

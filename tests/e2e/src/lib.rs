@@ -67,6 +67,8 @@ mod observability;
 #[cfg(test)]
 mod offboarding;
 #[cfg(test)]
+mod offboarding_races;
+#[cfg(test)]
 mod operations;
 #[cfg(test)]
 mod process_failures;

@@ -20,6 +20,7 @@ on_both_backends!(
     browsers_reach_the_service_over_grpc_web_from_allowed_origins_only,
     liveness_stays_serving_while_readiness_follows_the_database,
     readiness_waits_for_every_migration_and_the_engine,
+    readiness_is_lost_while_the_retract_engine_does_not_run,
 );
 
 const SERVICES: [&str; 4] = [
@@ -208,6 +209,80 @@ async fn readiness_waits_for_every_migration_and_the_engine(backend: Backend) {
     app.stop().await;
 }
 
+/// Readiness follows the retract engine's supervised loop: with a Graph app registration, a
+/// replica whose engine does not run (its loop ended, or not started again yet after a
+/// panic) gets no traffic, though its database answers and is migrated. The probe here is
+/// the server's own (`follow_database`) over the app's database and credential, following
+/// an engine of the test's on that database, whose loop the test starts and stops.
+async fn readiness_is_lost_while_the_retract_engine_does_not_run(backend: Backend) {
+    use retract_server::{
+        engine::{Engine, EventHub},
+        graph::{AppTokens, GraphClient, http_client},
+        health::{ServiceHealth, follow_database, set_all},
+    };
+    use tonic_health::{
+        pb::health_server::Health as _,
+        server::{HealthReporter, HealthService},
+    };
+
+    let (sim, _) = crate::scenarios::crowd_sim(1).await;
+    let app = crate::scenarios::app_against(backend, &sim, |_| {}).await;
+    let graph = app
+        .settings()
+        .graph()
+        .unwrap()
+        .expect("an app registration");
+    let http = http_client(&graph).unwrap();
+    let tokens = std::sync::Arc::new(AppTokens::new(graph.clone(), http.clone()));
+    let store = app.store().await;
+    let engine = Engine::new(
+        store.clone(),
+        Some(GraphClient::new(&graph, http, tokens)),
+        app.settings().engine(),
+        std::sync::Arc::new(EventHub::default()),
+    );
+    let reporter = HealthReporter::new();
+    set_all(&reporter, tonic_health::ServingStatus::NotServing).await;
+    let probes = tokio_util::sync::CancellationToken::new();
+    let (every, timeout) = app.settings().health_probe();
+    tokio::spawn(follow_database(
+        store,
+        reporter.clone(),
+        ServiceHealth {
+            engine: engine.health(),
+            graph_credential: Some(graph.credential.clone()),
+        },
+        every,
+        timeout,
+        probes.clone(),
+    ));
+    let mut readiness = HealthService::from_health_reporter(reporter)
+        .watch(tonic::Request::new(HealthCheckRequest {
+            service: "readiness".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+
+    for _ in 0..2 {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let running = tokio::spawn(engine.clone().run_supervised(stop.clone()));
+        next_status_until(&mut readiness, ServingStatus::Serving).await;
+        stop.cancel();
+        running.await.unwrap();
+        assert!(!engine.health().is_running());
+        next_status_until(&mut readiness, ServingStatus::NotServing).await;
+    }
+    // The database was fine throughout: the app's own replica, whose engine runs, is ready.
+    let mut health = HealthClient::new(app.anonymous().channel());
+    assert_eq!(
+        check(&mut health, "readiness").await,
+        ServingStatus::Serving
+    );
+    probes.cancel();
+    app.stop().await;
+}
+
 async fn check(
     health: &mut HealthClient<tonic::transport::Channel>,
     service: &str,
@@ -380,7 +455,10 @@ async fn wait_for(
 
 /// Reads a Watch stream until it reports `wanted`, failing after 20 s.
 async fn next_status_until(
-    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    watch: &mut (
+             impl futures::Stream<Item = Result<tonic_health::pb::HealthCheckResponse, tonic::Status>>
+             + Unpin
+         ),
     wanted: ServingStatus,
 ) {
     let reached = tokio::time::timeout(Duration::from_secs(20), async {

@@ -11,6 +11,11 @@ pub struct Model {
     pub deleted_by: String,
     pub data_purged_at: Option<DateTimeUtc>,
     pub audit_purged_at: Option<DateTimeUtc>,
+    /// When its audit trail may go (`None`: kept forever), if `audit_purge_recorded`.
+    pub audit_purge_at: Option<DateTimeUtc>,
+    /// Whether the deletion recorded `audit_purge_at` (tombstones made before migration 10
+    /// did not: their trail goes by the retention configured now).
+    pub audit_purge_recorded: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
