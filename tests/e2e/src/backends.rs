@@ -16,8 +16,28 @@ where
         return;
     }
     body(backend).await;
+    record(backend.name(), name);
+}
+
+/// Runs a test that only PostgreSQL can run (SQLite cannot interleave its transactions) and
+/// records it apart (`postgres-only`), outside CI's check that both backends ran the same tests.
+pub async fn run_on_postgres_only<F, Fut>(name: &str, body: F)
+where
+    F: FnOnce(Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if crate::db::postgres_admin_url().is_none() {
+        eprintln!("skipped {name} on PostgreSQL: RETRACT_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    body(Backend::Postgres).await;
+    record("postgres-only", name);
+}
+
+/// Appends `{backend} {name}` to `RETRACT_TEST_RUN_LOG`, if set.
+fn record(backend: &str, name: &str) {
     if let Ok(path) = std::env::var("RETRACT_TEST_RUN_LOG") {
-        let line = format!("{} {name}\n", backend.name());
+        let line = format!("{backend} {name}\n");
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

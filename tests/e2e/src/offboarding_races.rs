@@ -14,7 +14,6 @@ use tonic::Code;
 
 use crate::{
     app::TestApp,
-    backends::run_on,
     db::Backend,
     offboarding::{data_purged, delete, rows},
     retract::{options, until_finished},
@@ -28,8 +27,7 @@ macro_rules! on_postgres {
         mod $test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::run_on(
-                    super::Backend::Postgres,
+                $crate::backends::run_on_postgres_only(
                     concat!(module_path!(), "::", stringify!($test)),
                     super::$test,
                 )
