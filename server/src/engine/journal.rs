@@ -11,6 +11,11 @@
 //! one event: with many mailboxes in flight or waiting the engine reports no phases, and a
 //! batch of [`COALESCE_AT`] events or more drops each phase superseded in the same batch by a
 //! later event of its mailbox.
+//!
+//! What a mailbox's removal needs recorded goes the same way ([`Journal::record`]): the copies
+//! about to be removed (committed before Graph is asked), where a move put them, and that a
+//! mailbox answered (its recorded problem cleared) — in the batch's transaction, so a mailbox
+//! costs the job one share of a transaction, not three of its own.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -21,8 +26,8 @@ use tokio::{
 
 use super::EventHub;
 use crate::{
-    domain::{EventKind, JobEvent, JobId},
-    store::{Store, StoreError},
+    domain::{EventKind, JobEvent, JobId, Phase, Target},
+    store::{JobWrite, Store, StoreError},
 };
 
 /// Most events written in one transaction.
@@ -34,7 +39,7 @@ pub(super) const COALESCE_AT: usize = 32;
 type Reply = oneshot::Sender<Result<Option<JobEvent>, StoreError>>;
 
 struct Entry {
-    kind: EventKind,
+    write: JobWrite,
     /// `None` for progress nobody waits for.
     reply: Option<Reply>,
 }
@@ -69,10 +74,20 @@ impl Journal {
     /// Writes `kind` and waits until it is committed: the event, or `None` for a result of a
     /// target finished before (a redo). `LeaseLost` when this worker no longer holds the job.
     pub(super) async fn write(&self, kind: EventKind) -> Result<Option<JobEvent>, StoreError> {
+        self.commit(JobWrite::Event(kind)).await
+    }
+
+    /// Writes what removing copies needs recorded ([`JobWrite::Removing`],
+    /// [`JobWrite::Moved`], [`JobWrite::NotRemoved`]) and waits until it is committed.
+    pub(super) async fn record(&self, write: JobWrite) -> Result<(), StoreError> {
+        self.commit(write).await.map(|_| ())
+    }
+
+    async fn commit(&self, write: JobWrite) -> Result<Option<JobEvent>, StoreError> {
         let (reply, written) = oneshot::channel();
         self.entries
             .send(Entry {
-                kind,
+                write,
                 reply: Some(reply),
             })
             .map_err(|_| StoreError::Corrupt("the job's event writer has stopped".to_owned()))?;
@@ -83,8 +98,13 @@ impl Journal {
 
     /// Hands over progress (a phase) without waiting; at scale it may be superseded.
     pub(super) fn progress(&self, kind: EventKind) {
-        // A writer that stopped has failed the job's run already; progress is not needed.
-        let _ = self.entries.send(Entry { kind, reply: None });
+        self.note(JobWrite::Event(kind));
+    }
+
+    /// Hands over a write nobody waits for (a phase, [`JobWrite::Reachable`]).
+    pub(super) fn note(&self, write: JobWrite) {
+        // A writer that stopped has failed the job's run already; what is noted is not needed.
+        let _ = self.entries.send(Entry { write, reply: None });
     }
 
     /// Writes what is queued and stops the writer.
@@ -101,6 +121,46 @@ impl Journal {
     }
 }
 
+/// What one mailbox's visit hands the journal: its phases (when the job reports them) and
+/// what its removals need recorded.
+pub(super) struct VisitLog<'a> {
+    journal: &'a Journal,
+    target: Target,
+    phases: bool,
+}
+
+impl<'a> VisitLog<'a> {
+    /// The log of `target`'s visit; `phases`: whether its phases are reported.
+    pub(super) fn new(journal: &'a Journal, target: Target, phases: bool) -> Self {
+        Self {
+            journal,
+            target,
+            phases,
+        }
+    }
+
+    /// The visit is in `phase` now (progress, not waited for).
+    pub(super) fn phase(&self, phase: Phase) {
+        if self.phases {
+            self.journal.progress(EventKind::Recipient {
+                target: self.target.clone(),
+                phase,
+                result: None,
+            });
+        }
+    }
+
+    /// Records `write` and waits until it is committed (see [`Journal::record`]).
+    pub(super) async fn record(&self, write: JobWrite) -> Result<(), StoreError> {
+        self.journal.record(write).await
+    }
+
+    /// Hands over `write` without waiting (see [`Journal::note`]).
+    pub(super) fn note(&self, write: JobWrite) {
+        self.journal.note(write);
+    }
+}
+
 async fn write_batches(
     store: Store,
     hub: Arc<EventHub>,
@@ -113,8 +173,8 @@ async fn write_batches(
         if batch.len() >= COALESCE_AT {
             coalesce(&mut batch);
         }
-        let kinds: Vec<EventKind> = batch.iter().map(|e| e.kind.clone()).collect();
-        match store.append_events(&job, &owner, kinds).await {
+        let writes: Vec<JobWrite> = batch.iter().map(|e| e.write.clone()).collect();
+        match store.write_journal(&job, &owner, writes).await {
             Ok(written) => {
                 for event in written.iter().flatten() {
                     crate::telemetry::metrics::event_written(&event.kind);
@@ -128,7 +188,7 @@ async fn write_batches(
                     }
                 }
             }
-            // The batch wrote nothing (one transaction): each event on its own, so that each
+            // The batch wrote nothing (one transaction): each write on its own, so that each
             // waiter learns its own fate — until the lease is found lost or the database gone,
             // which the rest shares (not waited out once per event).
             Err(_) => {
@@ -136,7 +196,10 @@ async fn write_batches(
                 for entry in batch.drain(..) {
                     let outcome = match shared {
                         Some(error) => Err(error(&job)),
-                        None => store.append_event(&job, &owner, entry.kind).await,
+                        None => store
+                            .write_journal(&job, &owner, vec![entry.write])
+                            .await
+                            .map(|mut written| written.pop().flatten()),
                     };
                     match &outcome {
                         Ok(Some(event)) => {
@@ -172,7 +235,7 @@ fn coalesce(batch: &mut Vec<Entry>) {
     let mut later: HashSet<String> = HashSet::new();
     let mut keep = vec![true; batch.len()];
     for (i, entry) in batch.iter().enumerate().rev() {
-        if let EventKind::Recipient { target, result, .. } = &entry.kind {
+        if let JobWrite::Event(EventKind::Recipient { target, result, .. }) = &entry.write {
             let mailbox = target.mailbox.to_string();
             if result.is_none() && entry.reply.is_none() && later.contains(&mailbox) {
                 keep[i] = false;
@@ -187,25 +250,25 @@ fn coalesce(batch: &mut Vec<Entry>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Phase, Target, TargetOutcome, TargetResult};
+    use crate::domain::{TargetOutcome, TargetResult};
 
     fn phase(mailbox: &str, phase: Phase) -> Entry {
         Entry {
-            kind: EventKind::Recipient {
+            write: JobWrite::Event(EventKind::Recipient {
                 target: Target {
                     mailbox: crate::domain::EmailAddress::parse(mailbox).unwrap(),
                     depth: 0,
                 },
                 phase,
                 result: None,
-            },
+            }),
             reply: None,
         }
     }
 
     fn done(mailbox: &str) -> Entry {
         let mut entry = phase(mailbox, Phase::Done);
-        if let EventKind::Recipient { result, .. } = &mut entry.kind {
+        if let JobWrite::Event(EventKind::Recipient { result, .. }) = &mut entry.write {
             *result = Some(TargetResult {
                 outcome: TargetOutcome::Deleted,
                 copies_found: 1,
@@ -221,8 +284,8 @@ mod tests {
     fn described(batch: &[Entry]) -> Vec<String> {
         batch
             .iter()
-            .map(|e| match &e.kind {
-                EventKind::Recipient { target, phase, .. } => {
+            .map(|e| match &e.write {
+                JobWrite::Event(EventKind::Recipient { target, phase, .. }) => {
                     format!("{} {phase:?}", target.mailbox)
                 }
                 other => format!("{other:?}"),

@@ -10,8 +10,10 @@ use crate::{
         RetractOptions, Target, TargetOutcome, TargetResult, TargetWork, TenantId, Unfollowed,
     },
     graph::{Deleted, Folder, GraphClient, GraphError, MailboxRef, MessageCopy},
-    store::{Store, StoreError},
+    store::{JobWrite, Store, StoreError},
 };
+
+use super::journal::VisitLog;
 
 /// What HARD's outcome says: Graph cannot tell whether a hold keeps purged items.
 const PURGED: &str = "purged: out of the user's reach; a litigation hold or retention policy on the mailbox may still keep a copy for eDiscovery";
@@ -84,13 +86,10 @@ pub struct Visit {
 }
 
 impl Work {
-    /// Processes one mailbox, reporting each phase through `progress`: at depth 0 every copy
+    /// Processes one mailbox, reporting each phase and recording each removal through `log`: at depth 0 every copy
     /// of the retracted message; with conversations, the in-scope replies and forwards of its
     /// conversation in that mailbox too, and the managed mailboxes its sent ones reached.
-    pub async fn run<F>(&self, work: &TargetWork, progress: F) -> Result<Visit, Halt>
-    where
-        F: Fn(Phase),
-    {
+    pub async fn run(&self, work: &TargetWork, log: &VisitLog<'_>) -> Result<Visit, Halt> {
         let target = &work.target;
         let visit = |result| Visit {
             result,
@@ -98,7 +97,7 @@ impl Work {
             next: Vec::new(),
         };
         let failed = |err: GraphError| self.failure(&target.mailbox, err, true);
-        progress(Phase::Searching);
+        log.phase(Phase::Searching);
         // The message that brought this mailbox in: the retracted one at depth 0, else the
         // reply or forward that reached it.
         let seed = match (&work.reached_by, target.depth) {
@@ -115,7 +114,7 @@ impl Work {
         {
             Ok(copies) => (direct, copies),
             Err(err) if err.is_unknown_user() => {
-                progress(Phase::Resolving);
+                log.phase(Phase::Resolving);
                 let found = match self
                     .graph
                     .find_by_alias(&self.microsoft, &target.mailbox)
@@ -141,7 +140,7 @@ impl Work {
                         None,
                     )));
                 };
-                progress(Phase::Searching);
+                log.phase(Phase::Searching);
                 match self
                     .graph
                     .find_copies(&self.microsoft, &mailbox, None, seed)
@@ -153,9 +152,10 @@ impl Work {
             }
             Err(err) => return Ok(visit(failed(err).await?)),
         };
-        self.store
-            .record_mailbox_status(&self.tenant, &target.mailbox, None)
-            .await?;
+        log.note(JobWrite::Reachable {
+            tenant: self.tenant.clone(),
+            address: target.mailbox.clone(),
+        });
         // Copies in Recoverable Items\Deletions (the user's own delete, an earlier soft
         // retract, or a run interrupted after its delete), looked up once when anything needs
         // them: HARD purges them (the user could still restore them), they tell "already
@@ -189,14 +189,14 @@ impl Work {
         };
         let hop_zero = if target.depth == 0 {
             Some(
-                self.hop_zero(target, &mailbox, copies, recoverable, &progress)
+                self.hop_zero(target, &mailbox, copies, recoverable, log)
                     .await?,
             )
         } else {
             None
         };
         let followed = if self.options.include_conversations {
-            self.follow(work, &mailbox, &seeds).await?
+            self.follow(work, &mailbox, &seeds, log).await?
         } else {
             None
         };
@@ -204,17 +204,14 @@ impl Work {
     }
 
     /// The retracted message's own copies in a depth-0 mailbox.
-    async fn hop_zero<F>(
+    async fn hop_zero(
         &self,
         target: &Target,
         mailbox: &MailboxRef,
         mut copies: Vec<MessageCopy>,
         recoverable: Vec<MessageCopy>,
-        progress: &F,
-    ) -> Result<TargetResult, Halt>
-    where
-        F: Fn(Phase),
-    {
+        log: &VisitLog<'_>,
+    ) -> Result<TargetResult, Halt> {
         let failed = |err: GraphError| self.failure(&target.mailbox, err, true);
         let message = &self.options.message_id;
         let mut was_read = copies.iter().any(|c| c.is_read);
@@ -299,12 +296,12 @@ impl Work {
                 None,
             ));
         }
-        progress(Phase::Deleting);
+        log.phase(Phase::Deleting);
         let mut deleted = 0;
         let mut already_gone = 0;
         let mut failure = None;
         let hop_zero: Vec<(MessageCopy, u8)> = copies.into_iter().map(|c| (c, 0)).collect();
-        for answer in self.remove(&target.mailbox, mailbox, &hop_zero).await? {
+        for answer in self.remove(&target.mailbox, mailbox, &hop_zero, log).await? {
             match answer {
                 Ok(Deleted::Deleted { .. }) => deleted += 1,
                 Ok(Deleted::AlreadyGone) => already_gone += 1,
@@ -363,6 +360,7 @@ impl Work {
         address: &EmailAddress,
         mailbox: &MailboxRef,
         copies: &[(MessageCopy, u8)],
+        log: &VisitLog<'_>,
     ) -> Result<Vec<Result<Deleted, GraphError>>, StoreError> {
         let mode = self.options.delete_mode;
         {
@@ -377,7 +375,7 @@ impl Work {
                     removed_id: None,
                 })
                 .collect();
-            self.store.record_removals(&self.job_id, &records).await?;
+            log.record(JobWrite::Removing(records)).await?;
         }
         let list: Vec<MessageCopy> = copies.iter().map(|(c, _)| c.clone()).collect();
         let answers = self
@@ -398,14 +396,18 @@ impl Work {
             }
         }
         if !moved.is_empty() {
-            self.store
-                .record_removed_ids(&self.job_id, address, &moved)
-                .await?;
+            log.record(JobWrite::Moved {
+                mailbox: address.clone(),
+                moved,
+            })
+            .await?;
         }
         if !not_removed.is_empty() {
-            self.store
-                .forget_removals(&self.job_id, address, &not_removed)
-                .await?;
+            log.record(JobWrite::NotRemoved {
+                mailbox: address.clone(),
+                items: not_removed,
+            })
+            .await?;
         }
         Ok(answers)
     }
@@ -467,6 +469,7 @@ impl Work {
         work: &TargetWork,
         mailbox: &MailboxRef,
         seeds: &[MessageCopy],
+        log: &VisitLog<'_>,
     ) -> Result<Option<Followed>, Halt> {
         let root = work.root.clone().or_else(|| {
             seeds.iter().find_map(|c| {
@@ -631,7 +634,7 @@ impl Work {
         let cancelled = self.cancelled.load(std::sync::atomic::Ordering::Relaxed);
         if !self.options.dry_run && !cancelled && !in_scope.is_empty() {
             for answer in self
-                .remove(&work.target.mailbox, mailbox, &in_scope)
+                .remove(&work.target.mailbox, mailbox, &in_scope, log)
                 .await?
             {
                 match answer {

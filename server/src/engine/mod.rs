@@ -560,17 +560,8 @@ impl Engine {
         if halt.is_cancelled() {
             return Ok(Visited::Ended(Vec::new()));
         }
-        let visited = work
-            .run(&todo, |phase| {
-                if phases {
-                    journal.progress(EventKind::Recipient {
-                        target: target.clone(),
-                        phase,
-                        result: None,
-                    });
-                }
-            })
-            .await;
+        let log = journal::VisitLog::new(journal, target.clone(), phases);
+        let visited = work.run(&todo, &log).await;
         let visit = match visited {
             Ok(visit) => visit,
             Err(mailbox::Halt::Store(err)) => return Err(err),
@@ -764,12 +755,12 @@ impl Work {
     async fn run(
         &self,
         todo: &TargetWork,
-        progress: impl Fn(Phase),
+        log: &journal::VisitLog<'_>,
     ) -> Result<mailbox::Visit, mailbox::Halt> {
         match self {
-            Self::Retract(work) => work.run(todo, progress).await,
+            Self::Retract(work) => work.run(todo, log).await,
             Self::Restore(work) => Ok(mailbox::Visit {
-                result: work.run(&todo.target, progress).await?,
+                result: work.run(&todo.target, |phase| log.phase(phase)).await?,
                 step: None,
                 next: Vec::new(),
             }),

@@ -392,13 +392,7 @@ impl Store {
                     .exec_without_returning(&self.db)
                     .await?;
             }
-            None => {
-                mailbox_status::Entity::delete_many()
-                    .filter(mailbox_status::Column::TenantId.eq(tenant.as_str()))
-                    .filter(mailbox_status::Column::Address.eq(address.as_str()))
-                    .exec(&self.db)
-                    .await?;
-            }
+            None => clear_mailbox_problems(&self.db, tenant, std::slice::from_ref(address)).await?,
         }
         Ok(())
     }
@@ -762,4 +756,20 @@ async fn recipient_addresses<C: ConnectionTrait>(
         .into_iter()
         .map(|r| r.address)
         .collect())
+}
+
+/// Forgets the problems recorded for `addresses` of `tenant` (Graph answered for them).
+pub(super) async fn clear_mailbox_problems<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantId,
+    addresses: &[EmailAddress],
+) -> Result<(), StoreError> {
+    for chunk in addresses.chunks(500) {
+        mailbox_status::Entity::delete_many()
+            .filter(mailbox_status::Column::TenantId.eq(tenant.as_str()))
+            .filter(mailbox_status::Column::Address.is_in(chunk.iter().map(EmailAddress::as_str)))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
 }

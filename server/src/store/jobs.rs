@@ -21,9 +21,41 @@ use super::{
 use crate::domain::{
     AuditEntry, Cancellation, ConversationIndex, DepthSummary, Discovered, EmailAddress, EventKind,
     InternetMessageId, JobCounts, JobEvent, JobFailure, JobId, JobKind, JobState, MessageSnapshot,
-    NewDelivery, PageRequest, Phase, RetractJob, RetractOptions, Target, TargetOutcome,
+    NewDelivery, PageRequest, Phase, RemovedCopy, RetractJob, RetractOptions, Target, TargetOutcome,
     TargetRecord, TargetResult, TargetWork, TenantId, Unfollowed, now,
 };
+
+/// One write of a running job's journal (see [`Store::write_journal`]): an event, or what
+/// removing copies needs recorded, batched with the events of other mailboxes.
+#[derive(Debug, Clone)]
+pub enum JobWrite {
+    /// An event of the job.
+    Event(EventKind),
+    /// Copies about to be removed (recorded before Graph removes them).
+    Removing(Vec<RemovedCopy>),
+    /// Where Graph moved removed copies of `mailbox`: `(item id before, item id now)`.
+    Moved {
+        /// The mailbox.
+        mailbox: EmailAddress,
+        /// Each copy's id before and after.
+        moved: Vec<(String, String)>,
+    },
+    /// Copies of `mailbox` recorded but not removed after all (Graph failed, or they were
+    /// gone): a restore must not move them.
+    NotRemoved {
+        /// The mailbox.
+        mailbox: EmailAddress,
+        /// The copies' ids.
+        items: Vec<String>,
+    },
+    /// Graph answered for this mailbox: whatever problem was recorded for it is over.
+    Reachable {
+        /// Its tenant.
+        tenant: TenantId,
+        /// The mailbox.
+        address: EmailAddress,
+    },
+}
 
 /// A job to create.
 #[derive(Debug, Clone)]
@@ -820,19 +852,35 @@ impl Store {
         Ok(written.pop().flatten())
     }
 
-    /// Appends events in one transaction (a group commit: the job's row is locked and
-    /// updated once, whatever the number of events), numbered in the order given, gapless.
-    /// A `Recipient` event with a result also finishes its target and counts it, in the same
-    /// transaction. Only `owner`, the lease holder, may write (`LeaseLost` otherwise, and
-    /// nothing is written); a result for a target already finished writes nothing and answers
-    /// `None` in its place (a redo never counts twice).
+    /// Appends events in one transaction (see [`Self::write_journal`]).
     pub async fn append_events(
         &self,
         job_id: &JobId,
         owner: &str,
         kinds: Vec<EventKind>,
     ) -> Result<Vec<Option<JobEvent>>, StoreError> {
-        if kinds.is_empty() {
+        self.write_journal(job_id, owner, kinds.into_iter().map(JobWrite::Event).collect())
+            .await
+    }
+
+    /// Writes a batch of a running job's journal in one transaction (a group commit: the
+    /// job's row is locked and updated once, whatever the number of writes): the removal
+    /// records first, then the events, numbered in the order given, gapless. A `Recipient`
+    /// event with a result also finishes its target and counts it. Only `owner`, the lease
+    /// holder, may write (`LeaseLost` otherwise, and nothing is written); a result for a
+    /// target already finished writes nothing and answers `None` in its place (a redo never
+    /// counts twice). Answers one entry per write: the event, or `None`.
+    ///
+    /// The removal writes of one batch come from different mailboxes (each visit waits for
+    /// its write before the next), so recording them all before updating or forgetting any
+    /// keeps each mailbox's order.
+    pub async fn write_journal(
+        &self,
+        job_id: &JobId,
+        owner: &str,
+        writes: Vec<JobWrite>,
+    ) -> Result<Vec<Option<JobEvent>>, StoreError> {
+        if writes.is_empty() {
             return Ok(Vec::new());
         }
         let (job_id, owner) = (job_id.clone(), owner.to_owned());
@@ -841,10 +889,47 @@ impl Store {
                 // Locks in one order: the job row first (fenced by the lease), then the
                 // targets.
                 let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
+                let mut removing: Vec<RemovedCopy> = Vec::new();
+                let mut reachable: HashMap<TenantId, Vec<EmailAddress>> = HashMap::new();
+                for write in &writes {
+                    match write {
+                        JobWrite::Removing(copies) => removing.extend(copies.iter().cloned()),
+                        JobWrite::Reachable { tenant, address } => reachable
+                            .entry(tenant.clone())
+                            .or_default()
+                            .push(address.clone()),
+                        _ => {}
+                    }
+                }
+                if !removing.is_empty() {
+                    super::restores::insert_removals(txn, &job_id, &removing).await?;
+                }
+                for (tenant, addresses) in &reachable {
+                    super::deliveries::clear_mailbox_problems(txn, tenant, addresses).await?;
+                }
                 let (mut sequence, mut counted) = (last, false);
-                let mut written = Vec::with_capacity(kinds.len());
-                let mut rows = Vec::with_capacity(kinds.len());
-                for mut kind in kinds {
+                let mut written = Vec::with_capacity(writes.len());
+                let mut rows = Vec::with_capacity(writes.len());
+                for write in writes {
+                    let mut kind = match write {
+                        JobWrite::Event(kind) => kind,
+                        JobWrite::Moved { mailbox, moved } => {
+                            super::restores::update_removed_ids(txn, &job_id, &mailbox, &moved)
+                                .await?;
+                            written.push(None);
+                            continue;
+                        }
+                        JobWrite::NotRemoved { mailbox, items } => {
+                            super::restores::delete_removals(txn, &job_id, &mailbox, &items)
+                                .await?;
+                            written.push(None);
+                            continue;
+                        }
+                        JobWrite::Removing(_) | JobWrite::Reachable { .. } => {
+                            written.push(None);
+                            continue;
+                        }
+                    };
                     // A result finishes its target; a target finished before (a redo) takes
                     // no sequence number and changes nothing. The event names the depth the
                     // target finished at.

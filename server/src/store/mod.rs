@@ -30,8 +30,8 @@ pub use error::StoreError;
 use error::parse_stored;
 pub use grants::ClaimedGrant;
 pub use jobs::{
-    CancelRequest, JobCursor, JobEnd, JobFilter, LastRetract, NewJob, TargetCursor, TargetFilter,
-    job_fingerprint,
+    CancelRequest, JobCursor, JobEnd, JobFilter, JobWrite, LastRetract, NewJob, TargetCursor,
+    TargetFilter, job_fingerprint,
 };
 pub use offboarding::PURGE_ROWS;
 pub use stats::PoolUsage;

@@ -17,43 +17,14 @@ const MAX_ID_CHARS: usize = 512;
 
 impl Store {
     /// Records copies `job` is about to remove (again: a copy recorded before keeps its row).
+    /// A running job records them through its journal instead (one transaction with its
+    /// events, fenced by the lease: see [`super::JobWrite`]).
     pub async fn record_removals(
         &self,
         job: &JobId,
         copies: &[RemovedCopy],
     ) -> Result<(), StoreError> {
-        let rows: Vec<removed_copy::ActiveModel> = copies
-            .iter()
-            .filter(|c| c.item_id.chars().count() <= MAX_ID_CHARS)
-            .map(|c| removed_copy::ActiveModel {
-                job_id: Set(job.to_string()),
-                mailbox: Set(c.mailbox.to_string()),
-                item_id: Set(c.item_id.clone()),
-                hop: Set(i32::from(c.hop)),
-                internet_message_id: Set(c.internet_message_id.clone().filter(|m| m.len() <= 998)),
-                original_folder_id: Set(c
-                    .original_folder_id
-                    .clone()
-                    .filter(|f| f.chars().count() <= MAX_ID_CHARS)),
-                removed_id: Set(None),
-                restored_by: Set(None),
-            })
-            .collect();
-        for chunk in rows.chunks(500) {
-            removed_copy::Entity::insert_many(chunk.to_vec())
-                .on_conflict(
-                    OnConflict::columns([
-                        removed_copy::Column::JobId,
-                        removed_copy::Column::Mailbox,
-                        removed_copy::Column::ItemId,
-                    ])
-                    .do_nothing()
-                    .to_owned(),
-                )
-                .exec_without_returning(&self.db)
-                .await?;
-        }
-        Ok(())
+        insert_removals(&self.db, job, copies).await
     }
 
     /// Records where Graph put removed copies: `(item id before, item id now)`.
@@ -63,22 +34,7 @@ impl Store {
         mailbox: &EmailAddress,
         moved: &[(String, String)],
     ) -> Result<(), StoreError> {
-        for (item, now_at) in moved {
-            if now_at.chars().count() > MAX_ID_CHARS {
-                continue;
-            }
-            removed_copy::Entity::update_many()
-                .col_expr(
-                    removed_copy::Column::RemovedId,
-                    Expr::value(Some(now_at.clone())),
-                )
-                .filter(removed_copy::Column::JobId.eq(job.as_str()))
-                .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
-                .filter(removed_copy::Column::ItemId.eq(item.as_str()))
-                .exec(&self.db)
-                .await?;
-        }
-        Ok(())
+        update_removed_ids(&self.db, job, mailbox, moved).await
     }
 
     /// Forgets copies `job` recorded but did not remove from `mailbox` (Graph failed, or the
@@ -89,15 +45,7 @@ impl Store {
         mailbox: &EmailAddress,
         items: &[String],
     ) -> Result<(), StoreError> {
-        for chunk in items.chunks(500) {
-            removed_copy::Entity::delete_many()
-                .filter(removed_copy::Column::JobId.eq(job.as_str()))
-                .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
-                .filter(removed_copy::Column::ItemId.is_in(chunk.iter().map(String::as_str)))
-                .exec(&self.db)
-                .await?;
-        }
-        Ok(())
+        delete_removals(&self.db, job, mailbox, items).await
     }
 
     /// The copies `job` removed from `mailbox` that no restore has put back yet.
@@ -219,4 +167,87 @@ pub(super) async fn running_restore_of<C: ConnectionTrait>(
         .await?;
     row.map(|id| parse_stored("restore job id", &id, JobId::parse))
         .transpose()
+}
+
+/// Inserts `copies` as removed by `job` (a copy recorded before keeps its row).
+pub(super) async fn insert_removals<C: ConnectionTrait>(
+    conn: &C,
+    job: &JobId,
+    copies: &[RemovedCopy],
+) -> Result<(), StoreError> {
+    let rows: Vec<removed_copy::ActiveModel> = copies
+        .iter()
+        .filter(|c| c.item_id.chars().count() <= MAX_ID_CHARS)
+        .map(|c| removed_copy::ActiveModel {
+            job_id: Set(job.to_string()),
+            mailbox: Set(c.mailbox.to_string()),
+            item_id: Set(c.item_id.clone()),
+            hop: Set(i32::from(c.hop)),
+            internet_message_id: Set(c.internet_message_id.clone().filter(|m| m.len() <= 998)),
+            original_folder_id: Set(c
+                .original_folder_id
+                .clone()
+                .filter(|f| f.chars().count() <= MAX_ID_CHARS)),
+            removed_id: Set(None),
+            restored_by: Set(None),
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        removed_copy::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([
+                    removed_copy::Column::JobId,
+                    removed_copy::Column::Mailbox,
+                    removed_copy::Column::ItemId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Sets where Graph put removed copies: `(item id before, item id now)`.
+pub(super) async fn update_removed_ids<C: ConnectionTrait>(
+    conn: &C,
+    job: &JobId,
+    mailbox: &EmailAddress,
+    moved: &[(String, String)],
+) -> Result<(), StoreError> {
+    for (item, now_at) in moved {
+        if now_at.chars().count() > MAX_ID_CHARS {
+            continue;
+        }
+        removed_copy::Entity::update_many()
+            .col_expr(
+                removed_copy::Column::RemovedId,
+                Expr::value(Some(now_at.clone())),
+            )
+            .filter(removed_copy::Column::JobId.eq(job.as_str()))
+            .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
+            .filter(removed_copy::Column::ItemId.eq(item.as_str()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes the records of copies `job` did not remove from `mailbox` after all.
+pub(super) async fn delete_removals<C: ConnectionTrait>(
+    conn: &C,
+    job: &JobId,
+    mailbox: &EmailAddress,
+    items: &[String],
+) -> Result<(), StoreError> {
+    for chunk in items.chunks(500) {
+        removed_copy::Entity::delete_many()
+            .filter(removed_copy::Column::JobId.eq(job.as_str()))
+            .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
+            .filter(removed_copy::Column::ItemId.is_in(chunk.iter().map(String::as_str)))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
 }

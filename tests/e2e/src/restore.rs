@@ -34,6 +34,7 @@ on_both_backends!(
     what_cannot_be_restored_is_refused_with_the_reason,
     a_restore_interrupted_by_a_restart_puts_each_copy_back_once,
     a_copy_the_user_restored_is_not_brought_back_twice,
+    a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holder,
 );
 
 fn contoso() -> Tenant {
@@ -629,4 +630,146 @@ async fn a_copy_the_user_restored_is_not_brought_back_twice(backend: Backend) {
         );
         w.app.stop().await;
     }
+}
+
+/// Straight at the store: what a removal needs recorded travels in the job journal's batch,
+/// beside other mailboxes' events — the copies about to be removed, where a move put one,
+/// a copy not removed after all, and a mailbox that answered (its problem cleared) — in one
+/// transaction fenced by the lease: a worker that lost the job records nothing.
+async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holder(
+    backend: Backend,
+) {
+    use retract_server::{
+        domain::{EventKind, Phase, RemovedCopy, Target, TargetOutcome, TargetResult, TenantId},
+        store::{JobWrite, StoreError},
+    };
+
+    let app = crate::app::TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let store = app.store().await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let address = |a: &str| EmailAddress::parse(a).unwrap();
+    let (new, audit) = crate::scenarios::stored_job(
+        &tenant,
+        &["alice@contoso.com", "bob@contoso.com", "carol@contoso.com"],
+        false,
+    );
+    let job = new.id.clone();
+    store.create_job(&tenant, new, audit).await.unwrap();
+    let owner = "worker-test";
+    let (claimed, _) = store
+        .claim_job(owner, std::time::Duration::from_secs(60), &[], &[])
+        .await
+        .unwrap()
+        .expect("the job is claimed");
+    assert_eq!(claimed, job);
+    store
+        .record_mailbox_status(
+            &tenant,
+            &address("carol@contoso.com"),
+            Some(("ErrorAccessDenied", "an application access policy excludes this mailbox")),
+        )
+        .await
+        .unwrap();
+    let copy = |mailbox: &str, item: &str| RemovedCopy {
+        mailbox: address(mailbox),
+        item_id: item.to_owned(),
+        hop: 0,
+        internet_message_id: Some(PHISH.to_owned()),
+        original_folder_id: Some("inbox".to_owned()),
+        removed_id: None,
+    };
+    // Alice's copies are recorded in the batch that also carries Bob's result.
+    let bob_done = EventKind::Recipient {
+        target: Target {
+            mailbox: address("bob@contoso.com"),
+            depth: 0,
+        },
+        phase: Phase::Done,
+        result: Some(TargetResult {
+            outcome: TargetOutcome::Deleted,
+            copies_found: 1,
+            copies_deleted: 1,
+            was_read: false,
+            detail: None,
+            graph_code: None,
+        }),
+    };
+    let written = store
+        .write_journal(
+            &job,
+            owner,
+            vec![
+                JobWrite::Removing(vec![
+                    copy("alice@contoso.com", "a-1"),
+                    copy("alice@contoso.com", "a-2"),
+                ]),
+                JobWrite::Event(bob_done),
+                JobWrite::Reachable {
+                    tenant: tenant.clone(),
+                    address: address("carol@contoso.com"),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(written[0].is_none() && written[2].is_none());
+    let event = written[1].as_ref().expect("Bob's result is an event");
+    assert_eq!(event.sequence, store.job_for_worker(&job).await.unwrap().last_sequence);
+    assert_eq!(
+        store
+            .recorded_removals(&job, &address("alice@contoso.com"), 0)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        store
+            .mailbox_problems(&tenant, &[address("carol@contoso.com")])
+            .await
+            .unwrap()
+            .is_empty(),
+        "Carol answered: her recorded problem is cleared"
+    );
+    // The next batch: one of Alice's copies moved, the other not removed after all.
+    store
+        .write_journal(
+            &job,
+            owner,
+            vec![
+                JobWrite::Moved {
+                    mailbox: address("alice@contoso.com"),
+                    moved: vec![("a-1".to_owned(), "deleted-a-1".to_owned())],
+                },
+                JobWrite::NotRemoved {
+                    mailbox: address("alice@contoso.com"),
+                    items: vec!["a-2".to_owned()],
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let left = store
+        .unrestored_copies(&job, &address("alice@contoso.com"))
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].item_id, "a-1");
+    assert_eq!(left[0].removed_id.as_deref(), Some("deleted-a-1"));
+    // A worker that does not hold the lease records nothing, removals included.
+    let refused = store
+        .write_journal(
+            &job,
+            "worker-other",
+            vec![JobWrite::Removing(vec![copy("bob@contoso.com", "b-1")])],
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
+    assert_eq!(
+        store
+            .recorded_removals(&job, &address("bob@contoso.com"), 0)
+            .await
+            .unwrap(),
+        0
+    );
 }
