@@ -907,6 +907,20 @@ impl Store {
                 for (tenant, addresses) in &reachable {
                     super::deliveries::clear_mailbox_problems(txn, tenant, addresses).await?;
                 }
+                // The batch's results finish their targets in one statement: the depth each
+                // finished at, by mailbox (a target finished before is not there).
+                let results: Vec<(&Target, &TargetResult)> = writes
+                    .iter()
+                    .filter_map(|write| match write {
+                        JobWrite::Event(EventKind::Recipient {
+                            target,
+                            result: Some(result),
+                            ..
+                        }) => Some((target, result)),
+                        _ => None,
+                    })
+                    .collect();
+                let mut finished = finish_targets(txn, &job_id, &results).await?;
                 let (mut sequence, mut counted) = (last, false);
                 let mut written = Vec::with_capacity(writes.len());
                 let mut rows = Vec::with_capacity(writes.len());
@@ -939,7 +953,8 @@ impl Store {
                         ..
                     } = &mut kind
                     {
-                        let Some(depth) = finish_target(txn, &job_id, target, result).await? else {
+                        // Taken: a second result for the same mailbox is a redo.
+                        let Some(depth) = finished.remove(&target.mailbox) else {
                             written.push(None);
                             continue;
                         };
@@ -1176,40 +1191,80 @@ async fn fenced_job<C: ConnectionTrait>(
     Ok((row.last_sequence, counts))
 }
 
-/// Marks the unfinished target of `target`'s mailbox finished with `result`, whatever its
-/// depth now (a visit under way may have seen its mailbox moved to a lower depth since: its
-/// result lands there). The depth it finished at; `None` when it was finished already.
-async fn finish_target<C: ConnectionTrait>(
+/// Finishes the targets of `results` (each mailbox's unfinished row, whatever its depth) in
+/// one statement per chunk rather than one per target; answers the depth each finished at,
+/// by mailbox. A mailbox finished before, or named again in `results`, finishes once: the
+/// first result given for it counts.
+async fn finish_targets<C: ConnectionTrait>(
     conn: &C,
     job_id: &JobId,
-    target: &Target,
-    result: &TargetResult,
-) -> Result<Option<u8>, StoreError> {
-    use retract_target::Column;
+    results: &[(&Target, &TargetResult)],
+) -> Result<HashMap<EmailAddress, u8>, StoreError> {
+    const COLUMNS: usize = 7;
     let clamp = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-    // One row per mailbox and job: whatever its depth, the unfinished one.
-    let finished = retract_target::Entity::update_many()
-        .col_expr(Column::Done, Expr::value(true))
-        .col_expr(Column::Outcome, Expr::value(Some(result.outcome.as_str())))
-        .col_expr(Column::CopiesFound, Expr::value(clamp(result.copies_found)))
-        .col_expr(
-            Column::CopiesDeleted,
-            Expr::value(clamp(result.copies_deleted)),
-        )
-        .col_expr(Column::WasRead, Expr::value(result.was_read))
-        .col_expr(Column::Detail, Expr::value(result.detail.clone()))
-        .col_expr(Column::GraphCode, Expr::value(result.graph_code.clone()))
-        .filter(Column::JobId.eq(job_id.as_str()))
-        .filter(Column::Mailbox.eq(target.mailbox.as_str()))
-        .filter(Column::Done.eq(false))
-        .exec_with_returning(conn)
-        .await?;
-    match finished.first() {
-        None => Ok(None),
-        Some(row) => Ok(Some(u8::try_from(row.depth).map_err(|_| {
-            StoreError::Corrupt(format!("target depth {}", row.depth))
-        })?)),
+    let mut seen = std::collections::HashSet::new();
+    let first: Vec<&(&Target, &TargetResult)> = results
+        .iter()
+        .filter(|(target, _)| seen.insert(&target.mailbox))
+        .collect();
+    let backend = conn.get_database_backend();
+    let postgres = backend == DatabaseBackend::Postgres;
+    let p = |n: usize| {
+        if postgres {
+            format!("${n}")
+        } else {
+            "?".to_owned()
+        }
+    };
+    let mut finished = HashMap::with_capacity(first.len());
+    for chunk in first.chunks(500) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * COLUMNS + 1);
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for (target, result) in chunk {
+            let at = values.len();
+            tuples.push(format!(
+                "({})",
+                (1..=COLUMNS).map(|i| p(at + i)).collect::<Vec<_>>().join(", ")
+            ));
+            values.extend([
+                target.mailbox.as_str().into(),
+                result.outcome.as_str().into(),
+                clamp(result.copies_found).into(),
+                clamp(result.copies_deleted).into(),
+                result.was_read.into(),
+                result.detail.clone().into(),
+                result.graph_code.clone().into(),
+            ]);
+        }
+        let job = p(values.len() + 1);
+        values.push(job_id.as_str().into());
+        let sql = format!(
+            "WITH v (mailbox, outcome, copies_found, copies_deleted, was_read, detail, graph_code) \
+             AS (VALUES {}) \
+             UPDATE retract_targets SET done = TRUE, outcome = v.outcome, \
+             copies_found = v.copies_found, copies_deleted = v.copies_deleted, \
+             was_read = v.was_read, detail = v.detail, graph_code = v.graph_code \
+             FROM v WHERE retract_targets.job_id = {job} \
+             AND retract_targets.mailbox = v.mailbox AND retract_targets.done = FALSE \
+             RETURNING retract_targets.mailbox, retract_targets.depth",
+            tuples.join(", ")
+        );
+        let rows = conn
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        for row in rows {
+            let mailbox = parse_stored(
+                "target mailbox",
+                &row.try_get::<String>("", "mailbox")?,
+                EmailAddress::parse,
+            )?;
+            let depth: i32 = row.try_get("", "depth")?;
+            let depth = u8::try_from(depth)
+                .map_err(|_| StoreError::Corrupt(format!("target depth {depth}")))?;
+            finished.entry(mailbox).or_insert(depth);
+        }
     }
+    Ok(finished)
 }
 
 async fn insert_event<C: ConnectionTrait>(
