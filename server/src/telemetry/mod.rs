@@ -13,7 +13,7 @@ pub mod metrics;
 pub mod rpc;
 pub mod traces;
 
-use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, layer::Layered, prelude::*};
+use tracing_subscriber::{EnvFilter, Layer, Registry, filter, fmt, layer::Layered, prelude::*};
 
 use crate::config::LogFormat;
 
@@ -39,12 +39,18 @@ pub fn dispatch(
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let mut layers: Vec<Box<dyn Layer<Filtered> + Send + Sync>> = Vec::new();
     match format {
-        Some(LogFormat::Human) => layers.push(fmt::layer().with_target(true).boxed()),
+        Some(LogFormat::Human) => layers.push(
+            fmt::layer()
+                .with_target(true)
+                .with_filter(filter::filter_fn(logged))
+                .boxed(),
+        ),
         Some(LogFormat::Json) => layers.push(
             fmt::layer()
                 .json()
                 .flatten_event(true)
                 .with_current_span(false)
+                .with_filter(filter::filter_fn(logged))
                 .boxed(),
         ),
         None => {}
@@ -53,4 +59,12 @@ pub fn dispatch(
         layers.push(tracing.layer().boxed());
     }
     tracing::Dispatch::new(tracing_subscriber::registry().with(filter).with(layers))
+}
+
+/// What the log layers see: every event, and every span except one per Graph request
+/// (`graph.request`, two or more per mailbox). Such a span's fields would be formatted for the
+/// logs on every request although no log line needs them (the events inside say what they
+/// are about); traces still get it. Without trace export the span is then not built at all.
+fn logged(meta: &tracing::Metadata<'_>) -> bool {
+    !(meta.is_span() && meta.name() == "graph.request")
 }
