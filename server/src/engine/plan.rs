@@ -146,7 +146,10 @@ impl super::Engine {
             .await?;
         let addresses: Vec<EmailAddress> = rows.items.iter().map(|(a, _)| a.clone()).collect();
         let domains = self.store.all_domains(tenant).await?;
-        let problems = self.store.mailbox_problems(tenant, &addresses).await?;
+        let problems = self
+            .store
+            .mailbox_problems_of_page(tenant, &addresses)
+            .await?;
         let mut last = self
             .store
             .last_retracts(tenant, message, &addresses)

@@ -1,7 +1,10 @@
 //! Delivered messages: recording (merging repeats), searching, retention, and the mailbox
 //! status the Retract tab reads.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt as _;
@@ -16,6 +19,7 @@ use super::{
     Page, Store, StoreError,
     entities::{delivery, delivery_recipient, mailbox_status},
     in_transaction, parse_stored,
+    recipient_pages::{PageKey, RecipientPage},
 };
 use crate::domain::{
     Delivery, DeliveryFilter, EmailAddress, InternetMessageId, NewDelivery, PageRequest,
@@ -86,6 +90,8 @@ impl Store {
                 let at = now();
                 let mut new_rows = Vec::new();
                 let mut recipient_rows = Vec::new();
+                let mut merges = Vec::new();
+                let mut redelivered = Vec::new();
                 let mut outcomes = Vec::with_capacity(batch.len());
                 for item in batch {
                     let too_many = || StoreError::TooManyRecipients {
@@ -130,35 +136,17 @@ impl Store {
                     }
                     // Known recipients the message reached again later (a quarantine
                     // re-release): their latest delivery time moves on.
-                    let again: Vec<&str> = item
-                        .recipients
-                        .iter()
-                        .map(|r| r.as_str())
-                        .filter(|r| have.contains(*r))
-                        .collect();
-                    if !again.is_empty() && item.delivered_at > row.delivered_at {
-                        for chunk in again.chunks(IN_CHUNK) {
-                            delivery_recipient::Entity::update_many()
-                                .col_expr(
-                                    delivery_recipient::Column::LastDeliveredAt,
-                                    Expr::value(Some(item.delivered_at)),
-                                )
-                                .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()))
-                                .filter(
-                                    delivery_recipient::Column::Address
-                                        .is_in(chunk.iter().copied()),
-                                )
-                                .filter(
-                                    Condition::any()
-                                        .add(delivery_recipient::Column::LastDeliveredAt.is_null())
-                                        .add(
-                                            delivery_recipient::Column::LastDeliveredAt
-                                                .lt(item.delivered_at),
-                                        ),
-                                )
-                                .exec(txn)
-                                .await?;
-                        }
+                    if item.delivered_at > row.delivered_at {
+                        redelivered.extend(
+                            item.recipients
+                                .iter()
+                                .filter(|r| have.contains(r.as_str()))
+                                .map(|r| Redelivery {
+                                    delivery_id: row.id.clone(),
+                                    address: r.as_str().to_owned(),
+                                    at: item.delivered_at,
+                                }),
+                        );
                     }
                     let earlier = item.delivered_at < row.delivered_at;
                     if added.is_empty() && !earlier {
@@ -171,25 +159,35 @@ impl Store {
                             .map(|r| recipient(&row.id, &tenant, r, item.delivered_at)),
                     );
                     have.extend(added.iter().map(|r| (*r).to_owned()));
-                    delivery::Entity::update_many()
-                        .col_expr(
-                            delivery::Column::RecipientCount,
-                            Expr::value(i32::try_from(have.len()).unwrap_or(i32::MAX)),
-                        )
-                        .col_expr(
-                            delivery::Column::DeliveredAt,
-                            Expr::value(std::cmp::min(row.delivered_at, item.delivered_at)),
-                        )
-                        .col_expr(delivery::Column::UpdatedAt, Expr::value(at))
-                        .filter(delivery::Column::Id.eq(row.id.as_str()))
-                        .exec(txn)
-                        .await?;
+                    merges.push(Merge {
+                        id: row.id.clone(),
+                        recipient_count: i32::try_from(have.len()).unwrap_or(i32::MAX),
+                        delivered_at: std::cmp::min(row.delivered_at, item.delivered_at),
+                    });
                     outcomes.push(RecordOutcome::Merged);
                 }
                 insert_deliveries(txn, new_rows)
                     .await
                     .map_err(StoreError::on_insert("delivery", "of this batch"))?;
                 insert_recipients(txn, recipient_rows).await?;
+                // A delivery whose recipients' latest delivery times moved has changed too
+                // (the Retract tab's cache is keyed by `updated_at`), though it reports
+                // Unchanged.
+                let mut touched = update_redelivered(txn, redelivered).await?;
+                for merge in &merges {
+                    touched.remove(&merge.id);
+                }
+                let by_id: HashMap<&str, &delivery::Model> =
+                    existing.values().map(|d| (d.id.as_str(), d)).collect();
+                merges.extend(touched.into_iter().filter_map(|id| {
+                    let row = by_id.get(id.as_str())?;
+                    Some(Merge {
+                        recipient_count: row.recipient_count,
+                        delivered_at: row.delivered_at,
+                        id,
+                    })
+                }));
+                update_merged(txn, merges, at).await?;
                 Ok(outcomes)
             }
             .boxed()
@@ -218,26 +216,62 @@ impl Store {
         page: &PageRequest<EmailAddress>,
     ) -> Result<(Delivery, Page<(EmailAddress, Option<DateTime<Utc>>)>), StoreError> {
         let row = self.delivery_row(tenant, message_id).await?;
-        let sample = recipient_addresses(&self.db, &row.id, Some(SEARCH_RECIPIENTS)).await?;
-        let delivery = delivery_from_row(&row, &sample)?;
+        let key = PageKey {
+            delivery_id: row.id.clone(),
+            updated_at: row.updated_at,
+            recipient_count: row.recipient_count,
+            after: page.after.clone(),
+            size: page.size.get(),
+        };
+        let found = match self.recipient_pages.get(&key) {
+            Some(found) => found,
+            None => {
+                let found = Arc::new(self.read_recipient_page(&row.id, page).await?);
+                self.recipient_pages.insert(key, found.clone());
+                found
+            }
+        };
+        let mut delivery = delivery_from_row(&row, &[])?;
+        delivery.recipients.clone_from(&found.sample);
+        Ok((delivery, found.page.clone()))
+    }
+
+    /// The sample and one page of a delivery's recipients, from the database.
+    async fn read_recipient_page(
+        &self,
+        delivery_id: &str,
+        page: &PageRequest<EmailAddress>,
+    ) -> Result<RecipientPage, StoreError> {
+        let sample = recipient_addresses(&self.db, delivery_id, Some(SEARCH_RECIPIENTS))
+            .await?
+            .iter()
+            .map(|r| parse_stored("delivery recipient", r, EmailAddress::parse))
+            .collect::<Result<_, _>>()?;
         let mut query = delivery_recipient::Entity::find()
-            .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()));
+            .select_only()
+            .column(delivery_recipient::Column::Address)
+            .column(delivery_recipient::Column::LastDeliveredAt)
+            .filter(delivery_recipient::Column::DeliveryId.eq(delivery_id));
         if let Some(after) = &page.after {
             query = query.filter(delivery_recipient::Column::Address.gt(after.as_str()));
         }
-        let rows = query
+        let rows: Vec<(String, Option<DateTime<Utc>>)> = query
             .order_by_asc(delivery_recipient::Column::Address)
             .limit(page.size.get() + 1)
+            .into_tuple()
             .all(&self.db)
             .await?;
         let recipients = rows
             .into_iter()
-            .map(|r| {
-                let address = parse_stored("delivery recipient", &r.address, EmailAddress::parse)?;
-                Ok((address, r.last_delivered_at))
+            .map(|(address, last_delivered_at)| {
+                let address = parse_stored("delivery recipient", &address, EmailAddress::parse)?;
+                Ok((address, last_delivered_at))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok((delivery, Page::from_overfetch(recipients, page.size.get())))
+        Ok(RecipientPage {
+            sample,
+            page: Page::from_overfetch(recipients, page.size.get()),
+        })
     }
 
     async fn delivery_row(
@@ -419,6 +453,39 @@ impl Store {
         }
         Ok(problems)
     }
+
+    /// The known permission problems of one page of recipients, `page` in the order the
+    /// store listed it ([`Store::delivery_and_recipients`]): one read of the tenant's
+    /// problems between the page's first and last address (a range of the primary key, in
+    /// the database's own order, without a parameter per address), keeping the page's.
+    pub async fn mailbox_problems_of_page(
+        &self,
+        tenant: &TenantId,
+        page: &[EmailAddress],
+    ) -> Result<HashMap<EmailAddress, (String, String)>, StoreError> {
+        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+            return Ok(HashMap::new());
+        };
+        let wanted: HashSet<&EmailAddress> = page.iter().collect();
+        let rows: Vec<(String, String, String)> = mailbox_status::Entity::find()
+            .select_only()
+            .column(mailbox_status::Column::Address)
+            .column(mailbox_status::Column::GraphCode)
+            .column(mailbox_status::Column::Detail)
+            .filter(mailbox_status::Column::TenantId.eq(tenant.as_str()))
+            .filter(mailbox_status::Column::Address.between(first.as_str(), last.as_str()))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut problems = HashMap::new();
+        for (address, code, detail) in rows {
+            let address = parse_stored("mailbox address", &address, EmailAddress::parse)?;
+            if wanted.contains(&address) {
+                problems.insert(address, (code, detail));
+            }
+        }
+        Ok(problems)
+    }
 }
 
 async fn existing_deliveries<C: ConnectionTrait>(
@@ -579,6 +646,145 @@ async fn insert_deliveries<C: ConnectionTrait>(
         .await?;
     }
     Ok(())
+}
+
+/// A known delivery's row after a merge.
+struct Merge {
+    id: String,
+    recipient_count: i32,
+    /// The earliest delivery time reported.
+    delivered_at: DateTime<Utc>,
+}
+
+/// A known recipient the message reached again at `at`.
+struct Redelivery {
+    delivery_id: String,
+    address: String,
+    at: DateTime<Utc>,
+}
+
+/// Rows per multi-row UPDATE on SQLite (three bound values a row).
+const UPDATE_CHUNK: usize = 5_000;
+
+/// Writes the merged deliveries' counts, earliest times and `updated_at`, a statement per
+/// chunk (UNNEST arrays on PostgreSQL, a VALUES list on SQLite) rather than one per row.
+async fn update_merged<C: ConnectionTrait>(
+    conn: &C,
+    merges: Vec<Merge>,
+    at: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let size = |m: &Merge| m.id.len() + 3 * PG_ELEMENT_OVERHEAD + 4 + 8;
+        for chunk in byte_chunks(merges, size) {
+            let (mut ids, mut counts, mut times) = (Vec::new(), Vec::new(), Vec::new());
+            for m in chunk {
+                ids.push(m.id);
+                counts.push(m.recipient_count);
+                times.push(m.delivered_at);
+            }
+            let sql = "UPDATE deliveries AS d SET recipient_count = u.n, delivered_at = u.at, \
+                       updated_at = $4 \
+                       FROM UNNEST($1::text[], $2::int4[], $3::timestamptz[]) AS u(id, n, at) \
+                       WHERE d.id = u.id";
+            conn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                [ids.into(), counts.into(), times.into(), Value::from(at)],
+            ))
+            .await?;
+        }
+        return Ok(());
+    }
+    for chunk in chunks(merges, UPDATE_CHUNK) {
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "UPDATE deliveries SET recipient_count = u.column2, delivered_at = u.column3, \
+             updated_at = ? FROM (VALUES {rows}) AS u WHERE deliveries.id = u.column1"
+        );
+        let mut values = vec![Value::from(at)];
+        for m in chunk {
+            values.extend([
+                Value::from(m.id),
+                Value::from(m.recipient_count),
+                Value::from(m.delivered_at),
+            ]);
+        }
+        conn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sql,
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Moves the latest delivery time of recipients reached again (never backwards); answers
+/// the deliveries whose recipients changed.
+async fn update_redelivered<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<Redelivery>,
+) -> Result<HashSet<String>, sea_orm::DbErr> {
+    let mut touched = HashSet::new();
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let size =
+            |r: &Redelivery| r.delivery_id.len() + r.address.len() + 3 * PG_ELEMENT_OVERHEAD + 8;
+        for chunk in byte_chunks(rows, size) {
+            let (mut ids, mut addresses, mut times) = (Vec::new(), Vec::new(), Vec::new());
+            for r in chunk {
+                ids.push(r.delivery_id);
+                addresses.push(r.address);
+                times.push(r.at);
+            }
+            let sql = "UPDATE delivery_recipients AS r SET last_delivered_at = u.at \
+                       FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS u(id, address, at) \
+                       WHERE r.delivery_id = u.id AND r.address = u.address \
+                       AND (r.last_delivered_at IS NULL OR r.last_delivered_at < u.at) \
+                       RETURNING r.delivery_id";
+            let changed = conn
+                .query_all_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    sql,
+                    [ids.into(), addresses.into(), times.into()],
+                ))
+                .await?;
+            for row in changed {
+                touched.insert(row.try_get_by_index::<String>(0)?);
+            }
+        }
+        return Ok(touched);
+    }
+    for chunk in chunks(rows, UPDATE_CHUNK) {
+        let values_sql = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "UPDATE delivery_recipients SET last_delivered_at = u.column3 \
+             FROM (VALUES {values_sql}) AS u \
+             WHERE delivery_recipients.delivery_id = u.column1 \
+             AND delivery_recipients.address = u.column2 \
+             AND (delivery_recipients.last_delivered_at IS NULL \
+             OR delivery_recipients.last_delivered_at < u.column3) \
+             RETURNING delivery_recipients.delivery_id"
+        );
+        let mut values = Vec::with_capacity(3 * chunk.len());
+        for r in chunk {
+            values.extend([
+                Value::from(r.delivery_id),
+                Value::from(r.address),
+                Value::from(r.at),
+            ]);
+        }
+        let changed = conn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                sql,
+                values,
+            ))
+            .await?;
+        for row in changed {
+            touched.insert(row.try_get_by_index::<String>(0)?);
+        }
+    }
+    Ok(touched)
 }
 
 /// The most bytes of parameters one PostgreSQL statement carries. sqlx 0.9.0 leaves Nagle's

@@ -2,7 +2,10 @@
 //! sequence number in the transaction that writes it (the job row's counter), so sequences
 //! have no gaps; workers claim jobs through a lease.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt as _;
@@ -1455,7 +1458,10 @@ impl Store {
 
     /// For each of `addresses` that a retract job of `tenant` for `message` reached at
     /// depth 0: the newest such job (of the last 100), how the mailbox ended in it (`None`
-    /// while unfinished), and when the job was created.
+    /// while unfinished), and when the job was created. `addresses` is a page of recipients
+    /// in the order the store listed it ([`Store::delivery_and_recipients`]): each job's
+    /// targets are read as one range of its primary key, between the first and the last
+    /// address still unanswered, without a parameter per address.
     pub async fn last_retracts(
         &self,
         tenant: &TenantId,
@@ -1480,30 +1486,37 @@ impl Store {
             if dry_run {
                 continue;
             }
-            let pending: Vec<&str> = addresses
+            // Still in the store's order: the first and last bound the range to read.
+            let pending: HashSet<&EmailAddress> = addresses
                 .iter()
                 .filter(|a| !last.contains_key(*a))
-                .map(EmailAddress::as_str)
                 .collect();
-            if pending.is_empty() {
+            let (Some(first), Some(last_pending)) = (
+                addresses.iter().find(|a| pending.contains(a)),
+                addresses.iter().rev().find(|a| pending.contains(a)),
+            ) else {
                 break;
-            }
+            };
             let id = parse_stored("job id", &job.id, JobId::parse)?;
-            for chunk in pending.chunks(500) {
-                let rows = retract_target::Entity::find()
-                    .filter(retract_target::Column::JobId.eq(job.id.as_str()))
-                    .filter(retract_target::Column::Depth.eq(0))
-                    .filter(retract_target::Column::Mailbox.is_in(chunk.iter().copied()))
-                    .all(&self.db)
-                    .await?;
-                for row in rows {
-                    let record = record_from_row(&row)?;
-                    last.entry(record.target.mailbox)
-                        .or_insert_with(|| LastRetract {
+            let rows = retract_target::Entity::find()
+                .filter(retract_target::Column::JobId.eq(job.id.as_str()))
+                .filter(
+                    retract_target::Column::Mailbox.between(first.as_str(), last_pending.as_str()),
+                )
+                .filter(retract_target::Column::Depth.eq(0))
+                .all(&self.db)
+                .await?;
+            for row in rows {
+                let record = record_from_row(&row)?;
+                if pending.contains(&record.target.mailbox) {
+                    last.insert(
+                        record.target.mailbox,
+                        LastRetract {
                             job_id: id.clone(),
                             outcome: record.result.map(|r| r.outcome),
                             created_at: job.created_at,
-                        });
+                        },
+                    );
                 }
             }
         }

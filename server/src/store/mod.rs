@@ -13,6 +13,7 @@ mod error;
 mod grants;
 mod jobs;
 mod offboarding;
+mod recipient_pages;
 mod restores;
 mod stats;
 mod tenants;
@@ -85,6 +86,8 @@ impl<T> Page<T> {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// The Retract tab's recipient pages, by delivery version.
+    recipient_pages: recipient_pages::RecipientPages,
 }
 
 impl Store {
@@ -116,7 +119,10 @@ impl Store {
         } else {
             Database::connect(connect).await?
         };
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            recipient_pages: recipient_pages::RecipientPages::default(),
+        })
     }
 
     /// Applies pending migrations (under an advisory lock on PostgreSQL).

@@ -24,6 +24,8 @@ on_both_backends!(
     a_merged_recipient_list_stops_at_ten_thousand,
     filter_times_outside_1970_to_9999_are_invalid_arguments,
     ten_thousand_bad_recipients_give_an_error_a_proxy_accepts,
+    one_batch_merges_many_known_deliveries_each_by_its_own_report,
+    the_retract_tab_shows_a_merge_at_once_and_each_tenant_its_own_recipients,
 );
 
 fn ts(at: chrono::DateTime<Utc>) -> Option<Timestamp> {
@@ -741,6 +743,185 @@ async fn ten_thousand_bad_recipients_give_an_error_a_proxy_accepts(backend: Back
         status.details().len() <= 16 * 1024,
         "{} bytes of details",
         status.details().len()
+    );
+    app.stop().await;
+}
+
+async fn record_batch(
+    app: &TestApp,
+    tenant: &str,
+    deliveries: Vec<pb::Delivery>,
+) -> pb::RecordDeliveriesResponse {
+    gateway(app)
+        .retract_service()
+        .record_deliveries(pb::RecordDeliveriesRequest {
+            tenant_id: tenant.into(),
+            deliveries,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn found(app: &TestApp, id: &str) -> pb::Delivery {
+    let mut page = search(
+        app,
+        pb::SearchDeliveriesRequest {
+            internet_message_id: id.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.deliveries.len(), 1, "{id} is recorded once");
+    page.deliveries.remove(0)
+}
+
+async fn one_batch_merges_many_known_deliveries_each_by_its_own_report(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let at = Utc::now() - Duration::hours(5);
+    record_batch(
+        &app,
+        "acme",
+        vec![
+            delivery("<grows@v.example>", &["a@acme.example"], at),
+            delivery("<earlier@v.example>", &["b@acme.example"], at),
+            delivery("<again@v.example>", &["c@acme.example"], at),
+        ],
+    )
+    .await;
+    let again_before = found(&app, "<again@v.example>").await;
+    let r = record_batch(
+        &app,
+        "acme",
+        vec![
+            delivery(
+                "<grows@v.example>",
+                &["d@acme.example"],
+                at + Duration::hours(1),
+            ),
+            delivery(
+                "<earlier@v.example>",
+                &["b@acme.example"],
+                at - Duration::hours(1),
+            ),
+            delivery("<fresh@v.example>", &["e@acme.example"], at),
+            delivery(
+                "<again@v.example>",
+                &["c@acme.example"],
+                at + Duration::hours(2),
+            ),
+            // A repeat inside the batch merges with its first report before the store.
+            delivery(
+                "<grows@v.example>",
+                &["f@acme.example", "a@acme.example"],
+                at + Duration::hours(1),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.outcomes().collect::<Vec<_>>(),
+        [
+            pb::RecordOutcome::Merged,
+            pb::RecordOutcome::Merged,
+            pb::RecordOutcome::Created,
+            pb::RecordOutcome::Unchanged,
+            pb::RecordOutcome::Merged,
+        ]
+    );
+    assert_eq!(
+        (r.created_count, r.merged_count, r.unchanged_count),
+        (1, 2, 1)
+    );
+    let grows = found(&app, "<grows@v.example>").await;
+    assert_eq!(
+        grows.recipients,
+        ["a@acme.example", "d@acme.example", "f@acme.example"]
+    );
+    assert_eq!(grows.recipient_count, 3);
+    assert_eq!(
+        grows.delivery_time,
+        ts(at),
+        "a later report keeps the first time"
+    );
+    let earlier = found(&app, "<earlier@v.example>").await;
+    assert_eq!(
+        (earlier.recipient_count, earlier.delivery_time),
+        (1, ts(at - Duration::hours(1)))
+    );
+    assert_eq!(found(&app, "<fresh@v.example>").await.recipient_count, 1);
+    let again = found(&app, "<again@v.example>").await;
+    assert_eq!(
+        (again.recipient_count, again.delivery_time),
+        (1, ts(at)),
+        "a known recipient reached again adds nobody"
+    );
+    assert_ne!(
+        again.update_time, again_before.update_time,
+        "its latest delivery time moved, so the record changed"
+    );
+    app.stop().await;
+}
+
+async fn the_retract_tab_shows_a_merge_at_once_and_each_tenant_its_own_recipients(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    app.create_tenant("globex").await;
+    let at = Utc::now();
+    let id = "<shared@v.example>";
+    record_batch(&app, "acme", vec![delivery(id, &["a@acme.example"], at)]).await;
+    record_batch(
+        &app,
+        "globex",
+        vec![delivery(id, &["g@globex.example"], at)],
+    )
+    .await;
+    let tab = |tenant: &'static str| {
+        let reader = app.with_token(
+            &DevToken::admin(&format!("analyst@{tenant}.example"), tenant)
+                .permission("retract.read"),
+        );
+        async move {
+            let options = reader
+                .retract_service()
+                .get_retract_options(pb::GetRetractOptionsRequest {
+                    tenant_id: tenant.into(),
+                    internet_message_id: id.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let delivery = options.delivery.unwrap();
+            let listed: Vec<String> = options.recipients.into_iter().map(|r| r.address).collect();
+            assert_eq!(listed, delivery.recipients, "the sample and the page agree");
+            (delivery.recipient_count, listed)
+        }
+    };
+    assert_eq!(tab("acme").await, (1, vec!["a@acme.example".to_owned()]));
+    assert_eq!(
+        tab("globex").await,
+        (1, vec!["g@globex.example".to_owned()])
+    );
+    // Asked again (now from memory), then after a merge into acme's delivery only.
+    assert_eq!(tab("acme").await, (1, vec!["a@acme.example".to_owned()]));
+    record_batch(&app, "acme", vec![delivery(id, &["b@acme.example"], at)]).await;
+    assert_eq!(
+        tab("acme").await,
+        (
+            2,
+            vec!["a@acme.example".to_owned(), "b@acme.example".to_owned()]
+        ),
+        "the merge shows at once"
+    );
+    assert_eq!(
+        tab("globex").await,
+        (1, vec!["g@globex.example".to_owned()]),
+        "another tenant's delivery of the same message is its own"
     );
     app.stop().await;
 }

@@ -14,7 +14,7 @@ use crate::{
     db::Backend,
     on_both_backends,
     retract::{options, until_finished, world},
-    scenarios::{PHISH, crowd},
+    scenarios::{PHISH, World, crowd},
     status::expect_failure,
 };
 
@@ -25,6 +25,7 @@ on_both_backends!(
     a_watch_from_beyond_the_last_event_is_out_of_range,
     jobs_are_listed_by_several_states_and_by_who_asked,
     the_retract_tab_says_before_the_click_who_can_retract_and_who_was_retracted,
+    a_release_to_a_retracted_recipient_shows_on_the_tab_at_once,
 );
 
 async fn the_per_recipient_table_lists_every_target_with_the_sequence_it_reflects(
@@ -483,5 +484,62 @@ async fn the_retract_tab_says_before_the_click_who_can_retract_and_who_was_retra
     }
     let all: Vec<String> = after.recipients.iter().map(|r| r.address.clone()).collect();
     assert_eq!(seen, all);
+    w.app.stop().await;
+}
+
+async fn a_release_to_a_retracted_recipient_shows_on_the_tab_at_once(backend: Backend) {
+    let w = world(backend).await;
+    let bob = |w: &World| {
+        let admin = w.admin();
+        async move {
+            admin
+                .retract_service()
+                .get_retract_options(pb::GetRetractOptionsRequest {
+                    tenant_id: "acme".into(),
+                    internet_message_id: PHISH.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .recipients
+                .into_iter()
+                .find(|r| r.address == "bob@contoso.com")
+                .expect("bob is on the tab")
+        }
+    };
+    assert!(bob(&w).await.last_retract.is_none());
+    let job = w.start(options(&["bob@contoso.com"])).await;
+    until_finished(w.watch(job.job_id.clone(), 0).await, |r| r.event).await;
+    let retracted = bob(&w).await;
+    assert_eq!(retracted.last_retract.unwrap().job_id, job.job_id);
+    assert!(!retracted.delivered_after_last_retract);
+    // The quarantine releases it to Bob alone again: nobody new, only his latest time.
+    let recorded = w
+        .app
+        .service()
+        .retract_service()
+        .record_delivery(pb::RecordDeliveryRequest {
+            tenant_id: "acme".into(),
+            delivery: Some(pb::Delivery {
+                internet_message_id: PHISH.into(),
+                sender: "ceo@evil.example".into(),
+                subject: "Urgent".into(),
+                delivery_time: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() + 60,
+                    nanos: 0,
+                }),
+                recipients: vec!["bob@contoso.com".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(recorded.outcome(), pb::RecordOutcome::Unchanged);
+    assert!(
+        bob(&w).await.delivered_after_last_retract,
+        "the tab sees the release at once"
+    );
     w.app.stop().await;
 }

@@ -1,0 +1,75 @@
+//! The Retract tab's recipient pages, kept in memory and keyed by the version of the
+//! delivery row they were read at.
+//!
+//! A page of 1,000 recipients costs a thousand rows read and parsed; the tab is opened by
+//! many administrators at once during an incident, for the same message. Each read still
+//! fetches the delivery row (one indexed row): a page cached under another `updated_at` or
+//! recipient count is never served, so a change written by this replica or any other is seen
+//! at once. Every change to a delivery's recipients moves its `updated_at`
+//! ([`Store::record_deliveries`](super::Store::record_deliveries)); a purged delivery has no
+//! row to match.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use chrono::{DateTime, Utc};
+
+use super::Page;
+use crate::domain::EmailAddress;
+
+/// Pages kept at most (each up to 1,000 recipients and a sample of 100: about 100 KB).
+const MAX_PAGES: usize = 128;
+
+/// Which page of which version of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct PageKey {
+    /// The delivery row's id: unique across tenants, so a key never matches another
+    /// tenant's delivery.
+    pub delivery_id: String,
+    /// The row's version: any change to its recipients moves `updated_at`, and a new
+    /// recipient changes the count too.
+    pub updated_at: DateTime<Utc>,
+    pub recipient_count: i32,
+    /// The page asked for.
+    pub after: Option<EmailAddress>,
+    pub size: u64,
+}
+
+/// What a page read found.
+#[derive(Debug)]
+pub(super) struct RecipientPage {
+    /// The delivery's first recipients (its search-result sample).
+    pub sample: Vec<EmailAddress>,
+    /// The page, each recipient with its latest delivery time.
+    pub page: Page<(EmailAddress, Option<DateTime<Utc>>)>,
+}
+
+/// The cache shared by every clone of a [`Store`](super::Store).
+#[derive(Debug, Clone, Default)]
+pub(super) struct RecipientPages {
+    pages: Arc<Mutex<HashMap<PageKey, Arc<RecipientPage>>>>,
+}
+
+impl RecipientPages {
+    pub fn get(&self, key: &PageKey) -> Option<Arc<RecipientPage>> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Keeps `page`; when full, forgets everything first (versions superseded by a change
+    /// are never asked for again, so a full cache is mostly dead entries).
+    pub fn insert(&self, key: PageKey, page: Arc<RecipientPage>) {
+        let mut pages = self.lock();
+        if pages.len() >= MAX_PAGES {
+            pages.clear();
+        }
+        pages.insert(key, page);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PageKey, Arc<RecipientPage>>> {
+        self.pages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
