@@ -183,9 +183,7 @@ impl GraphSimBuilder {
     pub async fn start_on(self, graph_port: u16, login_port: u16) -> Result<GraphSim, StartError> {
         let sim = Arc::new(Sim::new(self.fixture, self.settings, self.rng_seed)?);
         let bind = |port: u16| async move {
-            TcpListener::bind(("127.0.0.1", port))
-                .await
-                .map_err(|source| StartError::Bind { port, source })
+            crate::server::listen(port).map_err(|source| StartError::Bind { port, source })
         };
         let local = |listener: &TcpListener, port: u16| {
             listener

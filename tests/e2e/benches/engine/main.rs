@@ -200,6 +200,21 @@ fn wanted(scenario: &str) -> bool {
         .unwrap_or(true)
 }
 
+/// Whether `RETRACT_BENCH_ONLY` names `scenario` (for scenarios not part of a full run).
+fn named(scenario: &str) -> bool {
+    std::env::var("RETRACT_BENCH_ONLY").is_ok() && wanted(scenario)
+}
+
+/// The mailbox counts of the `floor` scenario: `RETRACT_BENCH_FLOOR_N` (comma-separated), else
+/// 1,000 and the large N.
+fn floor_ns() -> Vec<usize> {
+    std::env::var("RETRACT_BENCH_FLOOR_N")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .filter(|ns: &Vec<usize>| !ns.is_empty())
+        .unwrap_or_else(|| vec![1_000, large_n()])
+}
+
 fn backends() -> Vec<Backend> {
     let postgres = db::postgres_admin_url().is_some();
     match std::env::var("RETRACT_BENCH_BACKEND").as_deref() {
@@ -226,6 +241,12 @@ async fn bench() -> bool {
     let backends = backends();
     // (a)/(b) results kept for (c) and (g): unwatched wall time per (backend, N).
     let mut unwatched: BTreeMap<(&'static str, usize), JobRun> = BTreeMap::new();
+    if named("floor") {
+        for n in floor_ns() {
+            println!("\n(floor) the ideal client alone, one message in {n} inboxes");
+            floor_alone(n, &mut report).await;
+        }
+    }
     if wanted("a") || wanted("c") || wanted("g") {
         for n in [1_000, large_n()] {
             println!("\n(a) one message in {n} inboxes, SOFT");
@@ -772,6 +793,14 @@ async fn follow(client: Client, job_id: String) -> Result<Seen, String> {
 // (a) the local floor
 // ---------------------------------------------------------------------------------------
 
+/// The concurrencies the ideal client is tried at.
+fn sweep_points(n: usize) -> std::collections::BTreeSet<usize> {
+    [256, 1_024, 2_048]
+        .into_iter()
+        .map(|c: usize| c.min(n))
+        .collect()
+}
+
 /// The ideal client's best wall time over a sweep of concurrencies, and its Graph throttling
 /// units per mailbox.
 async fn ideal_floor(n: usize, report: &mut Report) -> (f64, f64) {
@@ -779,11 +808,7 @@ async fn ideal_floor(n: usize, report: &mut Report) -> (f64, f64) {
     let mut sweep = Vec::new();
     // Beyond a few thousand connections at once this machine's loopback refuses some (the
     // ideal client opens one per request in flight): such a point is reported, not used.
-    for concurrency in [256, 1_024, 2_048]
-        .into_iter()
-        .map(|c: usize| c.min(n))
-        .collect::<std::collections::BTreeSet<_>>()
-    {
+    for concurrency in sweep_points(n) {
         let (sim, users) = contoso(n, true).await;
         sim.set_latency(latency());
         let client = match ideal::Ideal::connect(&sim, "contoso.com").await {
@@ -821,6 +846,65 @@ async fn ideal_floor(n: usize, report: &mut Report) -> (f64, f64) {
         ));
     }
     best
+}
+
+/// `RETRACT_BENCH_ONLY=floor`: the ideal client's sweep only, with graph-sim on a runtime of
+/// its own (threads named `graph-sim`) so that its CPU can be told from the client's: what
+/// the simulator costs per request, and whether that grows with the number of mailboxes.
+async fn floor_alone(n: usize, report: &mut Report) {
+    let sim_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("graph-sim")
+        .enable_all()
+        .build()
+        .expect("graph-sim's runtime");
+    for concurrency in sweep_points(n) {
+        let seeding = Instant::now();
+        let (sim, users) = sim_runtime
+            .spawn(contoso(n, true))
+            .await
+            .expect("seeding graph-sim");
+        let seeded = seeding.elapsed().as_secs_f64();
+        sim.set_latency(latency());
+        let client = match ideal::Ideal::connect(&sim, "contoso.com").await {
+            Ok(c) => c,
+            Err(err) => {
+                report.wrong(format!("ideal client: no token: {err}"));
+                return;
+            }
+        };
+        let (sim_cpu, all_cpu) = (
+            procstat::threads_cpu_seconds("graph-sim"),
+            procstat::cpu_seconds(std::process::id()).unwrap_or(f64::NAN),
+        );
+        // On stderr at once, for a profiler to start on (`perf record -p`).
+        eprintln!("  seeded in {seeded:.2} s; running {concurrency} in flight");
+        let started = Instant::now();
+        let outcome = client.retract(&users, PHISH, concurrency).await;
+        let wall = outcome.wall.as_secs_f64();
+        let sim_cpu = procstat::threads_cpu_seconds("graph-sim") - sim_cpu;
+        let all_cpu = procstat::cpu_seconds(std::process::id()).unwrap_or(f64::NAN) - all_cpu;
+        let tally = Tally::since(&sim, started);
+        let ok = outcome.errors.is_empty() && outcome.deleted == n;
+        println!(
+            "  {concurrency} in flight: {wall:.2} s{}, {} requests ({} × 429); graph-sim {sim_cpu:.2} CPU-s ({:.0} µs per request), process {all_cpu:.2} CPU-s; seeding {seeded:.2} s",
+            if ok {
+                String::new()
+            } else {
+                format!(
+                    " NOT USED: {} deleted of {n}, {} errors (first: {:?})",
+                    outcome.deleted,
+                    outcome.errors.len(),
+                    outcome.errors.first()
+                )
+            },
+            tally.round_trips,
+            tally.throttled,
+            sim_cpu * 1e6 / tally.round_trips.max(1) as f64,
+        );
+        drop(sim);
+    }
+    sim_runtime.shutdown_background();
 }
 
 // ---------------------------------------------------------------------------------------

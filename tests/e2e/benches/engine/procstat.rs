@@ -21,6 +21,23 @@ fn ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// User + system CPU seconds used so far by this process's threads named `name` (as
+/// `/proc/self/task/<tid>/comm` shows it); threads that ended are not counted.
+pub fn threads_cpu_seconds(name: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut total = 0;
+    for task in dir.flatten() {
+        let path = task.path();
+        let named = std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == name);
+        if named && let Ok(stat) = std::fs::read_to_string(path.join("stat")) {
+            total += ticks(&stat).unwrap_or(0);
+        }
+    }
+    total as f64 / TICKS_PER_SECOND
+}
+
 /// Peak resident set size of `pid` in MiB (`VmHWM`).
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

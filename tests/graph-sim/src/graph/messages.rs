@@ -318,12 +318,9 @@ pub async fn move_message(
             .resolve_folder(&destination)
             .filter(|f| *f != Folder::RecoverableItemsPurges)
             .ok_or_else(GraphError::id_malformed)?;
+        let folder_id = mailbox.folder_id(folder).to_owned();
         let moved = mailbox.move_to(&id, folder).map_err(item_error)?;
-        Ok(render::message(
-            &moved,
-            mailbox.folder_id(moved.folder),
-            None,
-        ))
+        Ok(render::message(moved, &folder_id, None))
     })?;
     Ok(json_response(StatusCode::CREATED, &body))
 }

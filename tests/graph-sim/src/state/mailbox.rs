@@ -206,13 +206,14 @@ impl Mailbox {
     }
 
     /// Puts the copy at `at` into `folder` under a new item id (Exchange's ids name the folder,
-    /// so every move changes them).
-    fn relocate(&mut self, at: usize, folder: Folder) -> MailboxMessage {
+    /// so every move changes them). Answers the copy in place: a copy can be large (a mail to
+    /// 10,000 recipients carries all of them), so a delete must not clone it.
+    fn relocate(&mut self, at: usize, folder: Folder) -> &MailboxMessage {
         let (new_id, _) = self.next_id();
         let message = &mut self.messages[at];
         message.id = new_id;
         message.folder = folder;
-        message.clone()
+        message
     }
 
     /// `DELETE`: the copy goes to Recoverable Items\Deletions under a new id (the old id then
@@ -238,7 +239,7 @@ impl Mailbox {
 
     /// `move` (also out of Recoverable Items\Deletions, which restores the copy): the copy
     /// gets a new id in the destination folder.
-    pub fn move_to(&mut self, id: &str, destination: Folder) -> Result<MailboxMessage, ItemError> {
+    pub fn move_to(&mut self, id: &str, destination: Folder) -> Result<&MailboxMessage, ItemError> {
         let at = self.position(id)?;
         Ok(self.relocate(at, destination))
     }

@@ -275,6 +275,57 @@ async fn delete_modes_move_messages_to_their_folders() {
     }
 }
 
+/// A delete or move changes one copy in place: the answer to a move is that copy, in its new
+/// folder under its new id, with all it carried (a mail to many recipients keeps them all), and
+/// the other recipients' copies are untouched.
+#[tokio::test]
+async fn a_moved_copy_answers_with_its_new_folder_and_every_recipient() {
+    let recipients: Vec<String> = (0..200)
+        .map(|i| format!("r{i}@elsewhere.example"))
+        .collect();
+    let sim = world()
+        .mail(
+            Mail::new("<wide@x>", "bob@contoso.com")
+                .to(["alice@contoso.com", "admin@contoso.com"])
+                .cc(recipients.clone()),
+        )
+        .start()
+        .await
+        .unwrap();
+    let token = app_token(&sim, contoso().id()).await;
+    let user = "alice@contoso.com";
+    let id = find(&sim, &token, user, "<wide@x>").await.remove(0);
+    let (status, moved) = post(
+        &sim,
+        &token,
+        &format!("/users/{user}/messages/{id}/move"),
+        serde_json::json!({"destinationId": "deleteditems"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_ne!(moved["id"].as_str(), Some(id.as_str()));
+    assert_eq!(
+        moved["parentFolderId"].as_str(),
+        sim.folder_id(user, Folder::DeletedItems).as_deref()
+    );
+    assert_eq!(moved["internetMessageId"], "<wide@x>");
+    assert_eq!(moved["toRecipients"].as_array().map(Vec::len), Some(2));
+    let cc: Vec<&str> = moved["ccRecipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["emailAddress"]["address"].as_str())
+        .collect();
+    assert_eq!(cc, recipients);
+    let copies = sim.copies_of(user, "<wide@x>");
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].folder, Folder::DeletedItems);
+    assert_eq!(copies[0].cc.len(), 200);
+    let admin = sim.copies_of("admin@contoso.com", "<wide@x>");
+    assert_eq!(admin.len(), 1);
+    assert_eq!(admin[0].folder, Folder::Inbox);
+}
+
 #[tokio::test]
 async fn malformed_message_id_is_refused_with_400() {
     let sim = world().start().await.unwrap();
