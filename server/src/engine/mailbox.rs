@@ -44,6 +44,8 @@ pub struct Work {
     pub job_id: JobId,
     /// This worker (the lease holder), for the same.
     pub owner: String,
+    /// The directory's answers for addresses Graph does not know directly, for this run.
+    pub aliases: super::aliases::Aliases,
 }
 
 /// Why a visit stopped before its mailbox's outcome.
@@ -106,40 +108,34 @@ impl Work {
             _ => &self.options.message_id,
         };
         // Searched by its address directly (two Graph requests a mailbox: find, delete); the
-        // directory is read only when Graph does not know the address that way (an alias).
-        let direct = MailboxRef::addressed(&target.mailbox);
+        // directory is read only when Graph does not know the address that way (an alias),
+        // and once a run: an address met again is searched where the directory said.
+        let known = self.aliases.known(&target.mailbox);
+        let first = match &known {
+            None => MailboxRef::addressed(&target.mailbox),
+            Some(Some(mailbox)) => mailbox.clone(),
+            Some(None) => return Ok(visit(not_a_mailbox(target))),
+        };
         let (mailbox, copies) = match self
             .graph
-            .find_copies(&self.microsoft, &direct, None, seed)
+            .find_copies(&self.microsoft, &first, None, seed)
             .await
         {
-            Ok(copies) => (direct, copies),
-            Err(err) if err.is_unknown_user() => {
+            Ok(copies) => (first, copies),
+            Err(err) if err.is_unknown_user() && known.is_none() => {
                 progress(Phase::Resolving);
                 let found = match self
-                    .graph
-                    .find_by_alias(&self.microsoft, &target.mailbox)
+                    .aliases
+                    .resolve(&target.mailbox, || {
+                        self.graph.find_by_alias(&self.microsoft, &target.mailbox)
+                    })
                     .await
                 {
                     Ok(found) => found,
                     Err(err) => return Ok(visit(failed(err).await?)),
                 };
                 let Some(mailbox) = found else {
-                    let detail = if target.depth > 0 {
-                        // Reached through a conversation: a distribution list, a Microsoft 365
-                        // group or an address without a mailbox, which Graph cannot expand.
-                        "not a mailbox in Microsoft 365 (a group, a distribution list or an address without a mailbox): not followed"
-                    } else {
-                        "no mailbox with this address in Microsoft 365"
-                    };
-                    return Ok(visit(result(
-                        TargetOutcome::NotFound,
-                        0,
-                        0,
-                        false,
-                        Some(detail.into()),
-                        None,
-                    )));
+                    return Ok(visit(not_a_mailbox(target)));
                 };
                 progress(Phase::Searching);
                 match self
@@ -791,6 +787,25 @@ fn combine(
         step: Some(followed.step),
         next: followed.next,
     }
+}
+
+/// NOT_FOUND for an address the directory has no mailbox for.
+fn not_a_mailbox(target: &Target) -> TargetResult {
+    let detail = if target.depth > 0 {
+        // Reached through a conversation: a distribution list, a Microsoft 365 group or an
+        // address without a mailbox, which Graph cannot expand.
+        "not a mailbox in Microsoft 365 (a group, a distribution list or an address without a mailbox): not followed"
+    } else {
+        "no mailbox with this address in Microsoft 365"
+    };
+    result(
+        TargetOutcome::NotFound,
+        0,
+        0,
+        false,
+        Some(detail.into()),
+        None,
+    )
 }
 
 fn result(
