@@ -215,7 +215,15 @@ impl Work {
         let message = &self.options.message_id;
         let mut was_read = copies.iter().any(|c| c.is_read);
         // Moving to Deleted Items: copies already there (the user's own delete, or a run
-        // interrupted after its move) are already deleted, not moved again.
+        // interrupted after its move) are already deleted, not moved again. This costs MOVE a
+        // third request per mailbox, kept on purpose: the mailbox-wide search does return
+        // Deleted Items copies, but only with an opaque, per-mailbox `parentFolderId`, and
+        // nothing in its answer names Deleted Items (learning that id is a request too).
+        // Moving such a copy again would be a move into its own folder, which Microsoft does
+        // not document (a move gives the message a new id); it would report the user's own
+        // delete as ours; and after an interrupted run it would record the copy as taken
+        // from Deleted Items under its moved id, so a restore would find the first record's
+        // id gone and leave the message in Deleted Items instead of putting it back.
         let mut already_there = 0;
         if self.options.delete_mode == crate::domain::DeleteMode::MoveToDeletedItems
             && !copies.is_empty()
