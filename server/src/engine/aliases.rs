@@ -41,10 +41,7 @@ impl Aliases {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<MailboxRef>, GraphError>>,
     {
-        self.cell(address)
-            .get_or_try_init(lookup)
-            .await
-            .cloned()
+        self.cell(address).get_or_try_init(lookup).await.cloned()
     }
 
     fn cell(&self, address: &EmailAddress) -> Arc<OnceCell<Option<MailboxRef>>> {
