@@ -46,6 +46,8 @@ pub struct Work {
     pub job_id: JobId,
     /// This worker (the lease holder), for the same.
     pub owner: String,
+    /// The directory's answers for addresses Graph does not know directly, for this run.
+    pub aliases: super::aliases::Aliases,
 }
 
 /// Why a visit stopped before its mailbox's outcome.
@@ -105,40 +107,34 @@ impl Work {
             _ => &self.options.message_id,
         };
         // Searched by its address directly (two Graph requests a mailbox: find, delete); the
-        // directory is read only when Graph does not know the address that way (an alias).
-        let direct = MailboxRef::addressed(&target.mailbox);
+        // directory is read only when Graph does not know the address that way (an alias),
+        // and once a run: an address met again is searched where the directory said.
+        let known = self.aliases.known(&target.mailbox);
+        let first = match &known {
+            None => MailboxRef::addressed(&target.mailbox),
+            Some(Some(mailbox)) => mailbox.clone(),
+            Some(None) => return Ok(visit(not_a_mailbox(target))),
+        };
         let (mailbox, copies) = match self
             .graph
-            .find_copies(&self.microsoft, &direct, None, seed)
+            .find_copies(&self.microsoft, &first, None, seed)
             .await
         {
-            Ok(copies) => (direct, copies),
-            Err(err) if err.is_unknown_user() => {
+            Ok(copies) => (first, copies),
+            Err(err) if err.is_unknown_user() && known.is_none() => {
                 log.phase(Phase::Resolving);
                 let found = match self
-                    .graph
-                    .find_by_alias(&self.microsoft, &target.mailbox)
+                    .aliases
+                    .resolve(&target.mailbox, || {
+                        self.graph.find_by_alias(&self.microsoft, &target.mailbox)
+                    })
                     .await
                 {
                     Ok(found) => found,
                     Err(err) => return Ok(visit(failed(err).await?)),
                 };
                 let Some(mailbox) = found else {
-                    let detail = if target.depth > 0 {
-                        // Reached through a conversation: a distribution list, a Microsoft 365
-                        // group or an address without a mailbox, which Graph cannot expand.
-                        "not a mailbox in Microsoft 365 (a group, a distribution list or an address without a mailbox): not followed"
-                    } else {
-                        "no mailbox with this address in Microsoft 365"
-                    };
-                    return Ok(visit(result(
-                        TargetOutcome::NotFound,
-                        0,
-                        0,
-                        false,
-                        Some(detail.into()),
-                        None,
-                    )));
+                    return Ok(visit(not_a_mailbox(target)));
                 };
                 log.phase(Phase::Searching);
                 match self
@@ -216,7 +212,15 @@ impl Work {
         let message = &self.options.message_id;
         let mut was_read = copies.iter().any(|c| c.is_read);
         // Moving to Deleted Items: copies already there (the user's own delete, or a run
-        // interrupted after its move) are already deleted, not moved again.
+        // interrupted after its move) are already deleted, not moved again. This costs MOVE a
+        // third request per mailbox, kept on purpose: the mailbox-wide search does return
+        // Deleted Items copies, but only with an opaque, per-mailbox `parentFolderId`, and
+        // nothing in its answer names Deleted Items (learning that id is a request too).
+        // Moving such a copy again would be a move into its own folder, which Microsoft does
+        // not document (a move gives the message a new id); it would report the user's own
+        // delete as ours; and after an interrupted run it would record the copy as taken
+        // from Deleted Items under its moved id, so a restore would find the first record's
+        // id gone and leave the message in Deleted Items instead of putting it back.
         let mut already_there = 0;
         if self.options.delete_mode == crate::domain::DeleteMode::MoveToDeletedItems
             && !copies.is_empty()
@@ -301,7 +305,10 @@ impl Work {
         let mut already_gone = 0;
         let mut failure = None;
         let hop_zero: Vec<(MessageCopy, u8)> = copies.into_iter().map(|c| (c, 0)).collect();
-        for answer in self.remove(&target.mailbox, mailbox, &hop_zero, log).await? {
+        for answer in self
+            .remove(&target.mailbox, mailbox, &hop_zero, log)
+            .await?
+        {
             match answer {
                 Ok(Deleted::Deleted { .. }) => deleted += 1,
                 Ok(Deleted::AlreadyGone) => already_gone += 1,
@@ -794,6 +801,25 @@ fn combine(
         step: Some(followed.step),
         next: followed.next,
     }
+}
+
+/// NOT_FOUND for an address the directory has no mailbox for.
+fn not_a_mailbox(target: &Target) -> TargetResult {
+    let detail = if target.depth > 0 {
+        // Reached through a conversation: a distribution list, a Microsoft 365 group or an
+        // address without a mailbox, which Graph cannot expand.
+        "not a mailbox in Microsoft 365 (a group, a distribution list or an address without a mailbox): not followed"
+    } else {
+        "no mailbox with this address in Microsoft 365"
+    };
+    result(
+        TargetOutcome::NotFound,
+        0,
+        0,
+        false,
+        Some(detail.into()),
+        None,
+    )
 }
 
 fn result(

@@ -4,6 +4,8 @@
 //!
 //! # Layout
 //! - `dispatch`: [`Engine::dispatch`], the checks before a job exists and the job itself.
+//! - `aliases`: the directory's answers for addresses Graph does not know directly (aliases),
+//!   looked up once per job run and shared by its mailbox visits.
 //! - `plan`: the targets a job starts with, checked against the delivery and eligibility.
 //! - [`Engine`] (here): the worker loop, several jobs at once (tenants not running here
 //!   first), many mailboxes of each at once,
@@ -18,6 +20,7 @@
 //!   broadcast to every local watcher (woken by this process's writes; a job another
 //!   replica runs is read once per poll interval, not once per watcher).
 
+mod aliases;
 mod dispatch;
 mod feed;
 mod journal;
@@ -327,6 +330,7 @@ impl Engine {
                 cancelled: cancelled.clone(),
                 job_id: job.id.clone(),
                 owner: self.owner.clone(),
+                aliases: aliases::Aliases::default(),
             }),
             Some(retract) => Work::Restore(restore::Work {
                 graph,

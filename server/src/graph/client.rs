@@ -156,44 +156,138 @@ pub struct GraphClient {
     tokens: Arc<AppTokens>,
     retry: RetryPolicy,
     mailboxes: Arc<Mutex<HashMap<String, Arc<MailboxGate>>>>,
-    pace: Option<Arc<Pace>>,
+    pace: Arc<Pace>,
 }
 
 /// Spaces this replica's requests to stay under Graph's global limit for an app (130,000
-/// requests per 10 seconds, across all tenants): each request takes the next free instant,
-/// `1 / rate` after the one before, with up to [`PACE_BURST`] of them at once after a pause.
+/// requests per 10 seconds, across all tenants), and backs off when Graph says the app is over
+/// it anyway (other replicas share the app's budget): AIMD on the request rate.
+///
+/// Each request takes the next free instant, `1 / rate` after the one before, with up to
+/// [`PACE_BURST`] of them at once after a pause. An app-wide 429 (`TooManyRequests`) holds
+/// every request until its `Retry-After` has passed and halves the rate (once per throttling
+/// episode: a 429 to a request sent before the last decrease is part of it); every request
+/// that succeeds wins a little back, additively, up to the configured ceiling and never above.
 struct Pace {
-    interval: Duration,
-    next: Mutex<tokio::time::Instant>,
+    /// The configured rate, requests per second: what is never exceeded and what successes
+    /// win back. `None`: unpaced (only an app-wide `Retry-After` holds requests).
+    ceiling: Option<f64>,
+    state: Mutex<PaceState>,
+}
+
+struct PaceState {
+    /// Requests per second now, at most the ceiling.
+    rate: f64,
+    /// The next free instant.
+    next: tokio::time::Instant,
+    /// Until when Graph throttles the whole app (the longest app-wide `Retry-After` seen).
+    hold: Option<tokio::time::Instant>,
+    /// When the rate was last halved.
+    decreased: Option<tokio::time::Instant>,
 }
 
 /// How far requests may run ahead of the steady rate after a quiet spell.
 const PACE_BURST: Duration = Duration::from_millis(100);
 
+/// Sustained success wins back the ceiling's rate over this long (from half of it, half as
+/// long): each request that succeeds adds `ceiling / (span · rate)`, so the rate grows by the
+/// same amount every second whatever it is (additive increase).
+const PACE_RECOVERY: Duration = Duration::from_secs(10);
+
+/// The lowest rate an app-wide throttle halves the pace to, requests per second.
+const PACE_FLOOR: f64 = 1.0;
+
 impl Pace {
-    fn new(per_second: f64) -> Option<Self> {
-        (per_second > 0.0 && per_second.is_finite()).then(|| Self {
-            interval: Duration::from_secs_f64(1.0 / per_second),
-            next: Mutex::new(tokio::time::Instant::now()),
-        })
+    /// A pace of `per_second` at most; `0` (or anything not a positive number) for none.
+    fn new(per_second: f64) -> Self {
+        let ceiling = (per_second > 0.0 && per_second.is_finite()).then_some(per_second);
+        Self {
+            ceiling,
+            state: Mutex::new(PaceState {
+                rate: ceiling.unwrap_or(0.0),
+                next: tokio::time::Instant::now(),
+                hold: None,
+                decreased: None,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, PaceState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Requests per second now (`None` when unpaced).
+    #[cfg(test)]
+    fn rate(&self) -> Option<f64> {
+        self.ceiling.map(|_| self.state().rate)
     }
 
     /// Waits for the turn of a request that counts `units` against Graph's limit (a `$batch`
-    /// counts each of its requests).
+    /// counts each of its requests), and out any app-wide `Retry-After`.
     async fn wait(&self, units: u32) {
-        let now = tokio::time::Instant::now();
-        let turn = {
-            let mut next = self
-                .next
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let turn = (*next).max(now.checked_sub(PACE_BURST).unwrap_or(now));
-            *next = turn + self.interval.saturating_mul(units.max(1));
-            turn
-        };
-        if turn > now {
-            tokio::time::sleep_until(turn).await;
+        loop {
+            let now = tokio::time::Instant::now();
+            let turn = {
+                let mut state = self.state();
+                let mut turn = state.next.max(now.checked_sub(PACE_BURST).unwrap_or(now));
+                if let Some(hold) = state.hold {
+                    turn = turn.max(hold);
+                }
+                if self.ceiling.is_some() {
+                    let interval = Duration::from_secs_f64(f64::from(units.max(1)) / state.rate);
+                    state.next = turn + interval;
+                }
+                turn
+            };
+            if turn > now {
+                tokio::time::sleep_until(turn).await;
+            }
+            // A hold that began while this request waited for its turn is waited out too.
+            let held = self
+                .state()
+                .hold
+                .is_some_and(|hold| hold > tokio::time::Instant::now());
+            if !held {
+                return;
+            }
         }
+    }
+
+    /// Graph answered an app-wide 429 to a request sent at `sent`: every request waits until
+    /// `until` (when Graph said), and the rate halves unless this episode halved it already.
+    fn throttled(&self, sent: tokio::time::Instant, until: Option<tokio::time::Instant>) {
+        let mut state = self.state();
+        if let Some(until) = until {
+            let hold = state.hold.map_or(until, |h| h.max(until));
+            state.hold = Some(hold);
+            // Requests after the hold go one by one at the new rate, not all at once.
+            state.next = state.next.max(hold);
+        }
+        let Some(ceiling) = self.ceiling else {
+            return;
+        };
+        if state.decreased.is_some_and(|at| sent < at) {
+            return;
+        }
+        state.rate = (state.rate / 2.0).max(PACE_FLOOR.min(ceiling));
+        state.decreased = Some(tokio::time::Instant::now());
+        metrics::graph_pace(state.rate);
+    }
+
+    /// A request counting `units` succeeded: the rate grows back towards the ceiling.
+    fn succeeded(&self, units: u32) {
+        let Some(ceiling) = self.ceiling else {
+            return;
+        };
+        let mut state = self.state();
+        if state.rate >= ceiling {
+            return;
+        }
+        let step = ceiling / (PACE_RECOVERY.as_secs_f64() * state.rate);
+        state.rate = (state.rate + step * f64::from(units.max(1))).min(ceiling);
+        metrics::graph_pace(state.rate);
     }
 }
 
@@ -221,6 +315,14 @@ impl MailboxGate {
         *not_before = Some(not_before.map_or(until, |t| t.max(until)));
     }
 
+    /// Whether Graph lets requests to the mailbox through now.
+    fn is_open(&self) -> bool {
+        self.not_before
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none_or(|t| t <= tokio::time::Instant::now())
+    }
+
     /// Waits while Graph throttles the mailbox.
     async fn wait_until_open(&self) {
         loop {
@@ -245,7 +347,7 @@ impl GraphClient {
             tokens,
             retry: settings.retry,
             mailboxes: Arc::default(),
-            pace: Pace::new(settings.requests_per_second).map(Arc::new),
+            pace: Arc::new(Pace::new(settings.requests_per_second)),
         }
     }
 
@@ -364,13 +466,8 @@ impl GraphClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if let Some(m) = mailbox {
-                self.mailbox_open(m).await;
-            }
             let token = self.tokens.get(microsoft_tenant).await?;
-            if let Some(pace) = &self.pace {
-                pace.wait(units).await;
-            }
+            self.turn(mailbox, units).await;
             let mut request = self
                 .http
                 .request(method.clone(), url)
@@ -379,11 +476,14 @@ impl GraphClient {
                 request = request.json(body);
             }
             let span = graph_span(endpoint, &method, attempt);
-            let sent = std::time::Instant::now();
+            let sent = tokio::time::Instant::now();
             let answer = request.send().instrument(span.clone()).await;
             record_answer(&span, endpoint, answer.as_ref().ok(), sent.elapsed());
             let error = match answer {
-                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_success() => {
+                    self.pace.succeeded(units);
+                    return Ok(response);
+                }
                 Ok(response) => api_error(response).await,
                 Err(e) => GraphError::Transport(e.to_string()),
             };
@@ -403,23 +503,58 @@ impl GraphClient {
                 refreshed = true;
                 continue;
             }
-            if let (
-                Some(m),
-                GraphError::Api {
-                    status: 429,
-                    retry_after: Some(after),
-                    ..
-                },
-            ) = (mailbox, &error)
-            {
-                self.mailbox_throttled(m, *after);
-            }
+            self.throttled(mailbox, sent, &error);
             let Some(wait) = self.retry_wait(&error, attempt) else {
                 return Err(error);
             };
+            // A retry, whatever holds it meanwhile (this wait, the app's pace, the mailbox).
             metrics::graph_retry(endpoint, wait, asked);
             tracing::debug!(attempt, ?wait, error = %error, "retrying a Graph request");
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits until a request to `mailbox` counting `units` may be sent: the mailbox open (no
+    /// 429 of its own still running), then the app's turn (its pace, and any app-wide
+    /// `Retry-After`) — and the mailbox again, should Graph have throttled it meanwhile.
+    async fn turn(&self, mailbox: Option<&str>, units: u32) {
+        loop {
+            if let Some(m) = mailbox {
+                self.mailbox_open(m).await;
+            }
+            self.pace.wait(units).await;
+            if mailbox.is_none_or(|m| self.mailbox_gate(m).is_open()) {
+                return;
+            }
+        }
+    }
+
+    /// Notes what a throttling `error` (to a request to `mailbox` sent at `sent`) asks of
+    /// every later request: an app-wide 429 holds all of them and slows the app's pace; a
+    /// 429 on a mailbox holds that mailbox's requests. Anything else asks nothing.
+    pub(super) fn throttled(
+        &self,
+        mailbox: Option<&str>,
+        sent: tokio::time::Instant,
+        error: &GraphError,
+    ) {
+        let GraphError::Api {
+            status: 429,
+            retry_after,
+            ..
+        } = error
+        else {
+            return;
+        };
+        if error.is_app_throttled() {
+            // As for a mailbox, a Retry-After longer than a request waits in place holds
+            // nothing (the requests fail, or their mailboxes park); the rate still halves.
+            let until = retry_after
+                .filter(|after| *after <= self.retry.max_retry_after)
+                .map(|after| tokio::time::Instant::now() + after + jitter(after));
+            self.pace.throttled(sent, until);
+        } else if let (Some(m), Some(after)) = (mailbox, retry_after) {
+            self.mailbox_throttled(m, *after);
         }
     }
 
@@ -553,11 +688,8 @@ pub(crate) const RETRY_AFTER_CEILING: Duration = Duration::from_secs(86_400);
 /// past means now), at most [`RETRY_AFTER_CEILING`].
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        // Digits beyond u64 are a huge delay, not a missing one.
-        value
-            .parse::<u64>()
-            .map_or(RETRY_AFTER_CEILING, Duration::from_secs)
+    let wait = if let Some(wait) = delay_seconds(value) {
+        wait
     } else {
         let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
         (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
@@ -565,6 +697,27 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
             .unwrap_or_default()
     };
     Some(wait.min(RETRY_AFTER_CEILING))
+}
+
+/// Delay-seconds, whole or with a fraction: Graph's documented answer to an app over its
+/// global limit says `Retry-After: 2.128`. A fraction is kept to the millisecond, rounded up.
+fn delay_seconds(value: &str) -> Option<Duration> {
+    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    // Digits beyond u64 are a huge delay, not a missing one.
+    let Ok(seconds) = whole.parse::<u64>() else {
+        return Some(RETRY_AFTER_CEILING);
+    };
+    let millis = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0, |ms, b| ms * 10 + u64::from(b - b'0'));
+    let rest = fraction.bytes().skip(3).any(|b| b != b'0');
+    Some(Duration::from_secs(seconds) + Duration::from_millis(millis + u64::from(rest)))
 }
 
 /// Reads an error answer's `Retry-After` and body (see [`GraphError::from_answer`]).
@@ -588,6 +741,18 @@ mod tests {
     #[test]
     fn retry_after_takes_seconds_or_an_http_date() {
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        // Microsoft's documented answer to an app over its global limit.
+        assert_eq!(
+            parse_retry_after("2.128"),
+            Some(Duration::from_millis(2_128))
+        );
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_retry_after("1.0001"),
+            Some(Duration::from_millis(1_001))
+        );
+        assert_eq!(parse_retry_after(".5"), None);
+        assert_eq!(parse_retry_after("1.2.3"), None);
         let soon = (chrono::Utc::now() + chrono::Duration::seconds(30))
             .to_rfc2822()
             .replace("+0000", "GMT");
@@ -603,9 +768,9 @@ mod tests {
         assert_eq!(parse_retry_after("soon"), None);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn requests_are_paced_to_the_rate_after_a_short_burst() {
-        let pace = Arc::new(Pace::new(1_000.0).unwrap());
+        let pace = Arc::new(Pace::new(1_000.0));
         let started = tokio::time::Instant::now();
         let mut sent = Vec::new();
         for _ in 0..300 {
@@ -636,6 +801,109 @@ mod tests {
         pace.wait(20).await;
         pace.wait(1).await;
         assert!(before.elapsed() >= Duration::from_millis(20));
+    }
+
+    /// When each of `n` requests of one unit got its turn, from now.
+    async fn turns(pace: &Arc<Pace>, n: usize) -> Vec<Duration> {
+        let started = tokio::time::Instant::now();
+        let waits: Vec<_> = (0..n)
+            .map(|_| {
+                let pace = pace.clone();
+                tokio::spawn(async move {
+                    pace.wait(1).await;
+                    started.elapsed()
+                })
+            })
+            .collect();
+        let mut at = Vec::new();
+        for wait in waits {
+            at.push(wait.await.unwrap());
+        }
+        at.sort();
+        at
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_app_wide_throttle_holds_every_request_and_halves_the_pace() {
+        let pace = Arc::new(Pace::new(100.0));
+        let sent = tokio::time::Instant::now();
+        pace.throttled(sent, Some(sent + Duration::from_secs(2)));
+        assert_eq!(pace.rate(), Some(50.0));
+        let at = turns(&pace, 11).await;
+        // Nobody goes before Retry-After; then one at a time at the halved rate (20 ms
+        // apart), no burst on the boundary.
+        assert_eq!(at[0], Duration::from_secs(2), "{at:?}");
+        assert_eq!(at[10], Duration::from_millis(2_200), "{at:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waiting_its_turn_also_waits_out_a_hold_that_began_meanwhile() {
+        let pace = Arc::new(Pace::new(10.0));
+        // The burst is used up: the next turn is 100 ms away.
+        turns(&pace, 2).await;
+        let started = tokio::time::Instant::now();
+        let waiting = {
+            let pace = pace.clone();
+            tokio::spawn(async move { pace.wait(1).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        pace.throttled(started, Some(started + Duration::from_secs(1)));
+        waiting.await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_throttling_episode_halves_the_pace_once() {
+        let pace = Pace::new(1_000.0);
+        let before = tokio::time::Instant::now();
+        tokio::time::advance(Duration::from_millis(5)).await;
+        // Sixteen requests in flight together all get 429: one decrease, not sixteen.
+        for _ in 0..16 {
+            pace.throttled(before, None);
+        }
+        assert_eq!(pace.rate(), Some(500.0));
+        // A request sent after the decrease and throttled again: the next episode.
+        tokio::time::advance(Duration::from_millis(5)).await;
+        pace.throttled(tokio::time::Instant::now(), None);
+        assert_eq!(pace.rate(), Some(250.0));
+        // Never below the floor.
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(1)).await;
+            pace.throttled(tokio::time::Instant::now(), None);
+        }
+        assert_eq!(pace.rate(), Some(PACE_FLOOR));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn successes_win_the_pace_back_additively_up_to_the_ceiling() {
+        let pace = Pace::new(1_000.0);
+        pace.throttled(tokio::time::Instant::now(), None);
+        assert_eq!(pace.rate(), Some(500.0));
+        // A second of requests at 500/s wins back a tenth of the ceiling (additive: the same
+        // +100/s whatever the rate), not a doubling.
+        for _ in 0..500 {
+            pace.succeeded(1);
+        }
+        let rate = pace.rate().unwrap();
+        assert!((585.0..=605.0).contains(&rate), "{rate}");
+        for _ in 0..10_000 {
+            pace.succeeded(1);
+        }
+        assert_eq!(pace.rate(), Some(1_000.0), "never above the ceiling");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unpaced_requests_still_wait_out_an_app_wide_retry_after() {
+        let pace = Arc::new(Pace::new(0.0));
+        assert_eq!(pace.rate(), None);
+        assert_eq!(turns(&pace, 50).await[49], Duration::ZERO);
+        let now = tokio::time::Instant::now();
+        pace.throttled(now, Some(now + Duration::from_secs(3)));
+        assert_eq!(turns(&pace, 5).await[0], Duration::from_secs(3));
     }
 
     #[test]

@@ -160,6 +160,13 @@ impl GraphError {
         }
     }
 
+    /// Whether Graph throttles the app as a whole — its global limit across every tenant and
+    /// mailbox (`TooManyRequests`, Microsoft's documented answer) — rather than one mailbox
+    /// (`ApplicationThrottled`, `MailboxConcurrency`) or one tenant's directory budget.
+    pub fn is_app_throttled(&self) -> bool {
+        matches!(self, Self::Api { status: 429, code, .. } if code == "TooManyRequests")
+    }
+
     /// Whether Graph answered that `/users/{id}` names no user it knows that way (an unknown
     /// address, or an alias rather than a principal name).
     pub fn is_unknown_user(&self) -> bool {

@@ -576,6 +576,7 @@ impl GraphClient {
                     .collect();
                 let url = format!("{}/$batch", self.base);
                 let weight = u32::try_from(pending.len().min(4)).unwrap_or(4);
+                let sent = tokio::time::Instant::now();
                 let answer = match self
                     .request_weighted(
                         microsoft_tenant,
@@ -619,9 +620,7 @@ impl GraphClient {
                             Some(after) if throttled_for(&err).is_some() => {
                                 metrics::graph_throttled("$batch.item", err.code());
                                 asked = true;
-                                if let Some(asked) = throttled_for(&err) {
-                                    self.mailbox_throttled(&mailbox.id, asked);
-                                }
+                                self.throttled(Some(&mailbox.id), sent, &err);
                                 wait = wait.max(after);
                                 retry.push(i);
                             }

@@ -24,8 +24,8 @@ use super::{
 use crate::domain::{
     AuditEntry, Cancellation, ConversationIndex, DepthSummary, Discovered, EmailAddress, EventKind,
     InternetMessageId, JobCounts, JobEvent, JobFailure, JobId, JobKind, JobState, MessageSnapshot,
-    NewDelivery, PageRequest, Phase, RemovedCopy, RetractJob, RetractOptions, Target, TargetOutcome,
-    TargetRecord, TargetResult, TargetWork, TenantId, Unfollowed, now,
+    NewDelivery, PageRequest, Phase, RemovedCopy, RetractJob, RetractOptions, Target,
+    TargetOutcome, TargetRecord, TargetResult, TargetWork, TenantId, Unfollowed, now,
 };
 
 /// One write of a running job's journal (see [`Store::write_journal`]): an event, or what
@@ -862,8 +862,12 @@ impl Store {
         owner: &str,
         kinds: Vec<EventKind>,
     ) -> Result<Vec<Option<JobEvent>>, StoreError> {
-        self.write_journal(job_id, owner, kinds.into_iter().map(JobWrite::Event).collect())
-            .await
+        self.write_journal(
+            job_id,
+            owner,
+            kinds.into_iter().map(JobWrite::Event).collect(),
+        )
+        .await
     }
 
     /// Writes a batch of a running job's journal in one transaction (a group commit: the
@@ -1227,7 +1231,10 @@ async fn finish_targets<C: ConnectionTrait>(
             let at = values.len();
             tuples.push(format!(
                 "({})",
-                (1..=COLUMNS).map(|i| p(at + i)).collect::<Vec<_>>().join(", ")
+                (1..=COLUMNS)
+                    .map(|i| p(at + i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             values.extend([
                 target.mailbox.as_str().into(),

@@ -36,6 +36,10 @@ pub const GRAPH_RETRIES: &str = "retract_graph_retries_total";
 /// Waits before retries that Microsoft asked for (`Retry-After`), in seconds, by `endpoint`:
 /// its `_sum` is the seconds waited.
 pub const GRAPH_RETRY_AFTER: &str = "retract_graph_retry_after_wait_seconds";
+/// The request rate this replica's Graph client allows itself now, requests per second: the
+/// configured rate until Graph throttles the app as a whole (`TooManyRequests`), then halved
+/// and won back as requests succeed (AIMD).
+pub const GRAPH_PACE: &str = "retract_graph_pace_requests_per_second";
 /// Retract and restore jobs in the database, by `state` (read when scraped).
 pub const JOBS: &str = "retract_jobs";
 /// Job targets (mailboxes) finished, by `outcome`; its rate is targets per second.
@@ -111,6 +115,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "waits Microsoft asked for with Retry-After"
     );
+    describe_gauge!(
+        GRAPH_PACE,
+        "Graph requests per second this replica allows itself now (halved on an app-wide 429)"
+    );
     describe_gauge!(JOBS, "jobs in the database, by state");
     describe_counter!(
         TARGETS_FINISHED,
@@ -158,6 +166,11 @@ pub fn graph_retry(endpoint: &'static str, wait: Duration, asked: bool) {
     if asked {
         histogram!(GRAPH_RETRY_AFTER, "endpoint" => endpoint).record(wait.as_secs_f64());
     }
+}
+
+/// The Graph client's pace is now `per_second` requests a second.
+pub fn graph_pace(per_second: f64) {
+    gauge!(GRAPH_PACE).set(per_second);
 }
 
 /// A job event was written; a mailbox's final one also counts its target as finished.

@@ -667,7 +667,10 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
         .record_mailbox_status(
             &tenant,
             &address("carol@contoso.com"),
-            Some(("ErrorAccessDenied", "an application access policy excludes this mailbox")),
+            Some((
+                "ErrorAccessDenied",
+                "an application access policy excludes this mailbox",
+            )),
         )
         .await
         .unwrap();
@@ -715,7 +718,10 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
         .unwrap();
     assert!(written[0].is_none() && written[2].is_none());
     let event = written[1].as_ref().expect("Bob's result is an event");
-    assert_eq!(event.sequence, store.job_for_worker(&job).await.unwrap().last_sequence);
+    assert_eq!(
+        event.sequence,
+        store.job_for_worker(&job).await.unwrap().last_sequence
+    );
     assert_eq!(
         store
             .recorded_removals(&job, &address("alice@contoso.com"), 0)
@@ -764,7 +770,10 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
             vec![JobWrite::Removing(vec![copy("bob@contoso.com", "b-1")])],
         )
         .await;
-    assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost(_))),
+        "{refused:?}"
+    );
     assert_eq!(
         store
             .recorded_removals(&job, &address("bob@contoso.com"), 0)

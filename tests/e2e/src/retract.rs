@@ -21,6 +21,7 @@ use crate::{
 
 on_both_backends!(
     a_call_stuck_on_microsoft_is_cut_at_the_request_timeout,
+    an_alias_met_again_in_a_job_is_not_looked_up_again,
     each_delete_mode_leaves_the_copies_where_microsoft_does,
     two_replicas_never_run_one_job_at_once,
     watchers_get_every_event_heartbeats_while_idle_and_their_deadline,
@@ -1369,4 +1370,56 @@ async fn a_tenant_with_nothing_running_here_is_claimed_before_a_busy_one(backend
             .is_none()
     );
     app.stop().await;
+}
+
+/// Dave's mailbox is reached by an alias, and Microsoft throttles it for long once found: it
+/// is parked and visited again. The second visit goes straight to the mailbox the directory
+/// named the first time: one directory lookup for the job, not one per visit.
+async fn an_alias_met_again_in_a_job_is_not_looked_up_again(backend: Backend) {
+    let sim = GraphSim::builder()
+        .app(App::new(CLIENT_ID, CLIENT_SECRET))
+        .tenant(contoso())
+        .sign_in(SignIn::approve_as("admin@contoso.com"))
+        .mail(Mail::new(PHISH, "ceo@evil.example").to(["dave@contoso.com"]))
+        .start()
+        .await
+        .expect("graph-sim starts");
+    let app = granted_app(backend, &sim, vec!["d.vader@contoso.com".to_owned()], |s| {
+        s.graph_max_retry_after_ms = 1_000;
+    })
+    .await;
+    let w = World { sim, app };
+    w.sim
+        .throttle_mailbox("dave@contoso.com", Duration::from_secs(2), 2);
+    let events = until_finished(w.retract(options(&["d.vader@contoso.com"])).await, |r| {
+        r.event
+    })
+    .await;
+    let rows = done(&events);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, pb::RecipientOutcome::Deleted, "{rows:?}");
+    assert!(
+        w.sim
+            .messages_in("dave@contoso.com", Folder::Inbox)
+            .is_empty()
+    );
+    let requests = w.sim.graph_requests();
+    let throttled = requests.iter().filter(|r| r.status == Some(429)).count();
+    assert!(
+        throttled >= 1,
+        "Dave's mailbox was throttled, so visited twice"
+    );
+    let lookups: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/users"))
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(lookups.len(), 1, "one lookup of the alias: {lookups:?}");
+    // Nor is the alias searched again (Graph would answer 404 again).
+    let by_alias = requests
+        .iter()
+        .filter(|r| r.path.contains("d.vader"))
+        .count();
+    assert_eq!(by_alias, 1, "the alias itself is searched once");
+    w.app.stop().await;
 }

@@ -1,6 +1,8 @@
 //! Microsoft throttling one mailbox for long: the mailbox waits aside (parked) without
 //! holding a slot while the rest of the job finishes, is visited again when Microsoft's wait
 //! is over, and ends FAILED with Microsoft's answer only past the job's parked deadline.
+//! Microsoft throttling the app as a whole (its global limit): every request waits out the
+//! Retry-After and the app slows down, instead of hammering Graph, and every copy goes.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,7 @@ use crate::{
 on_both_backends!(
     a_mailbox_throttled_for_long_waits_aside_while_the_rest_finishes,
     a_mailbox_throttled_past_the_parked_deadline_fails_with_microsofts_answer,
+    a_retract_over_the_apps_global_limit_slows_down_and_removes_every_copy,
 );
 
 /// Each mailbox's DONE update, in the order they were streamed.
@@ -140,5 +143,99 @@ async fn a_mailbox_throttled_past_the_parked_deadline_fails_with_microsofts_answ
         "{done:?}"
     );
     assert_eq!(finished(&events).state(), pb::JobState::CompletedWithErrors);
+    w.app.stop().await;
+}
+
+async fn a_retract_over_the_apps_global_limit_slows_down_and_removes_every_copy(backend: Backend) {
+    const MAILBOXES: usize = 40;
+    // We allow ourselves 200 requests a second; Microsoft allows the app 30 a second in all
+    // (its global limit, scaled down), and throttles it for 1 s, again and again while it
+    // keeps asking.
+    let w = crowd(backend, MAILBOXES, |s| s.graph_requests_per_second = 200.0).await;
+    w.sim.set_latency(graph_sim::LatencySettings {
+        default: graph_sim::Latency::fixed(10),
+        ..Default::default()
+    });
+    w.sim.set_limits(graph_sim::Limits {
+        app_requests_per_window: 30,
+        app_window_ms: 1_000,
+        retry_after_secs: 1,
+        ..Default::default()
+    });
+    let before = w.sim.graph_requests().len();
+    let events = until_finished(w.retract(options(&[])).await, |r| r.event).await;
+
+    let done = done_in_order(&events);
+    assert_eq!(done.len(), MAILBOXES, "{done:?}");
+    assert!(
+        done.iter()
+            .all(|u| u.outcome() == pb::RecipientOutcome::Deleted),
+        "every mailbox ends DELETED: {done:?}"
+    );
+    assert_eq!(finished(&events).state(), pb::JobState::Succeeded);
+    for i in 0..MAILBOXES {
+        let user = format!("user{i}@contoso.com");
+        assert!(
+            w.sim
+                .messages_in(&user, graph_sim::Folder::Inbox)
+                .is_empty(),
+            "{user}: the copy is gone"
+        );
+    }
+
+    let sent: Vec<graph_sim::RequestRecord> = w.sim.graph_requests().split_off(before);
+    let app_wide: Vec<&graph_sim::RequestRecord> =
+        sent.iter().filter(|r| r.status == Some(429)).collect();
+    assert!(
+        !app_wide.is_empty(),
+        "the retract went over the app's limit (else this tests nothing)"
+    );
+    assert!(
+        w.sim
+            .throttle_events()
+            .iter()
+            .all(|t| t.reason == graph_sim::ThrottleReason::AppRate),
+        "only the app's global limit throttled"
+    );
+    // Not hammering: once Microsoft said "the app, 1 s", nothing is sent until that second
+    // is over (requests already on their way when the 429 came back aside: a few ms).
+    for throttled in &app_wide {
+        let early: Vec<Duration> = sent
+            .iter()
+            .filter(|r| r.started > throttled.finished)
+            .map(|r| r.started.duration_since(throttled.finished))
+            .filter(|d| *d > Duration::from_millis(100) && *d < Duration::from_secs(1))
+            .collect();
+        assert!(
+            early.is_empty(),
+            "requests sent during the app's Retry-After: {early:?} after a 429"
+        );
+    }
+    // Slowing down: after the first Retry-After the app goes at half its pace (100 requests
+    // a second, not the 200 it allows itself), and wins it back only as requests succeed.
+    let first = app_wide.iter().map(|r| r.finished).min().expect("a 429");
+    let mut resumed: Vec<Instant> = sent
+        .iter()
+        .map(|r| r.started)
+        .filter(|at| *at > first + Duration::from_millis(500))
+        .collect();
+    resumed.sort();
+    assert!(
+        resumed.len() > 20,
+        "{} requests after the first 429",
+        resumed.len()
+    );
+    let twenty = resumed[20].duration_since(resumed[0]);
+    assert!(
+        twenty >= Duration::from_millis(150),
+        "20 requests after the app's Retry-After took {twenty:?}: at 200/s they take 100 ms, at the halved 100/s 200 ms"
+    );
+    // A few 429s an episode, not one per request the pace would have sent.
+    assert!(
+        app_wide.len() <= MAILBOXES / 2,
+        "{} of {} requests throttled",
+        app_wide.len(),
+        sent.len()
+    );
     w.app.stop().await;
 }

@@ -39,6 +39,15 @@ pub enum ThrottleReason {
 }
 
 impl ThrottleReason {
+    /// Whether the limit is the app's own across every tenant and mailbox (Graph's global
+    /// limit, `TooManyRequests`), rather than one mailbox's or one tenant's directory budget.
+    pub fn is_app_wide(self) -> bool {
+        matches!(
+            self,
+            ThrottleReason::AppRate | ThrottleReason::AppConcurrency
+        )
+    }
+
     /// Graph's `error.code`.
     pub fn code(self) -> &'static str {
         match self {
@@ -58,8 +67,9 @@ impl ThrottleReason {
                 "Application is over its MailboxConcurrency limit."
             }
             ThrottleReason::MailboxWindow => "Application is over its MailboxRequests limit.",
-            ThrottleReason::AppRate => "Too many requests.",
-            ThrottleReason::AppConcurrency => "Application is over its concurrency limit.",
+            // Microsoft's documented answer for the app's global limit ("Microsoft Graph
+            // throttling guidance", sample response).
+            ThrottleReason::AppRate | ThrottleReason::AppConcurrency => "Please retry again later.",
             ThrottleReason::DirectoryRate => "The request has been throttled temporarily.",
             ThrottleReason::Storm | ThrottleReason::Injected => {
                 "Application is over its MailboxConcurrency limit."
@@ -246,10 +256,7 @@ impl Throttle {
                 let retry_after = Duration::from_secs(limits.retry_after_secs);
                 if !retry_after.is_zero() {
                     let until = Some((crate::faults::later(now, retry_after), reason));
-                    let app_wide = matches!(
-                        reason,
-                        ThrottleReason::AppRate | ThrottleReason::AppConcurrency
-                    );
+                    let app_wide = reason.is_app_wide();
                     let counter = match target {
                         _ if app_wide => counters.apps.get_mut(app),
                         Target::Mailbox(m) => {

@@ -22,6 +22,9 @@ pub struct GraphError {
     pub retry_after_secs: Option<u64>,
     /// A front-door style HTML page instead of JSON (502).
     pub html: bool,
+    /// The app's global limit: `innerError` carries `code`, `message` and `status` as in
+    /// Microsoft's documented sample answer.
+    pub app_wide: bool,
 }
 
 impl GraphError {
@@ -36,6 +39,7 @@ impl GraphError {
             message: message.into(),
             retry_after_secs: None,
             html: false,
+            app_wide: false,
         }
     }
 
@@ -54,6 +58,7 @@ impl GraphError {
     pub fn throttled(throttled: Throttled) -> Self {
         Self {
             retry_after_secs: Some(throttled.retry_after_secs),
+            app_wide: throttled.reason.is_app_wide(),
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 throttled.reason.code(),
@@ -147,7 +152,7 @@ impl IntoResponse for GraphError {
                 ),
             )
         } else {
-            let body = json!({
+            let mut body = json!({
                 "error": {
                     "code": self.code,
                     "message": self.message,
@@ -158,6 +163,12 @@ impl IntoResponse for GraphError {
                     }
                 }
             });
+            if self.app_wide {
+                let inner = &mut body["error"]["innerError"];
+                inner["code"] = json!("429");
+                inner["message"] = json!("Please retry after");
+                inner["status"] = json!("429");
+            }
             (ODATA_JSON, body.to_string())
         };
         let mut response = (self.status, body).into_response();

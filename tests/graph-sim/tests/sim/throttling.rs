@@ -206,10 +206,15 @@ async fn global_app_rate_throttles_across_mailboxes() {
         list(&sim, &token, "bob@contoso.com").await.status(),
         StatusCode::OK
     );
-    assert_eq!(
-        list(&sim, &token, "admin@contoso.com").await.status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    let over = list(&sim, &token, "admin@contoso.com").await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.headers().contains_key("retry-after"));
+    // Microsoft's documented answer for the app's global limit, not a mailbox's.
+    let body: serde_json::Value = over.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    assert_eq!(body["error"]["message"], "Please retry again later.");
+    assert_eq!(body["error"]["innerError"]["code"], "429");
+    assert_eq!(body["error"]["innerError"]["status"], "429");
     assert_eq!(sim.throttle_events()[0].reason, ThrottleReason::AppRate);
 }
 
