@@ -155,6 +155,12 @@ impl<'a> VisitLog<'a> {
         self.journal.record(write).await
     }
 
+    /// Records `writes` together (one entry of the journal's queue: in one batch) and waits
+    /// until they are committed.
+    pub(super) async fn record_all(&self, writes: Vec<JobWrite>) -> Result<(), StoreError> {
+        self.journal.record(JobWrite::Several(writes)).await
+    }
+
     /// Hands over `write` without waiting (see [`Journal::note`]).
     pub(super) fn note(&self, write: JobWrite) {
         self.journal.note(write);

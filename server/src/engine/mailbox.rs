@@ -402,19 +402,34 @@ impl Work {
                 Ok(Deleted::AlreadyGone) | Err(_) => not_removed.push(copy.id.clone()),
             }
         }
+        // What Graph did is recorded even by a worker that lost the job meanwhile: the new
+        // owner's redo finds a moved copy in Deleted Items and records nothing for it, so a
+        // restore would otherwise look for it under its old id. Both in one write.
+        let mut writes = Vec::new();
         if !moved.is_empty() {
-            log.record(JobWrite::Moved {
+            writes.push(JobWrite::Moved {
                 mailbox: address.clone(),
-                moved,
-            })
-            .await?;
+                moved: moved.clone(),
+            });
         }
         if !not_removed.is_empty() {
-            log.record(JobWrite::NotRemoved {
+            writes.push(JobWrite::NotRemoved {
                 mailbox: address.clone(),
-                items: not_removed,
-            })
-            .await?;
+                items: not_removed.clone(),
+            });
+        }
+        if !writes.is_empty() {
+            match log.record_all(writes).await {
+                Err(StoreError::LeaseLost(_)) => {
+                    self.store
+                        .record_removed_ids(&self.job_id, address, &moved)
+                        .await?;
+                    self.store
+                        .forget_removals(&self.job_id, address, &not_removed)
+                        .await?;
+                }
+                other => other?,
+            }
         }
         Ok(answers)
     }

@@ -426,7 +426,9 @@ impl Store {
                     .exec_without_returning(&self.db)
                     .await?;
             }
-            None => clear_mailbox_problems(&self.db, tenant, std::slice::from_ref(address)).await?,
+            None => {
+                clear_mailbox_problems(&self.db, tenant, std::slice::from_ref(address)).await?;
+            }
         }
         Ok(())
     }

@@ -58,6 +58,8 @@ pub enum JobWrite {
         /// The mailbox.
         address: EmailAddress,
     },
+    /// Several writes of one mailbox, committed together.
+    Several(Vec<JobWrite>),
 }
 
 /// A job to create.
@@ -896,9 +898,19 @@ impl Store {
                 // Locks in one order: the job row first (fenced by the lease), then the
                 // targets.
                 let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
+                // Several writes of one mailbox take one place in the queue (and one answer).
+                let mut flat: Vec<(usize, JobWrite)> = Vec::with_capacity(writes.len());
+                let answers = writes.len();
+                for (i, write) in writes.into_iter().enumerate() {
+                    match write {
+                        JobWrite::Several(all) => flat.extend(all.into_iter().map(|w| (i, w))),
+                        other => flat.push((i, other)),
+                    }
+                }
                 let mut removing: Vec<RemovedCopy> = Vec::new();
+                // By tenant: the mailboxes Graph answered for.
                 let mut reachable: HashMap<TenantId, Vec<EmailAddress>> = HashMap::new();
-                for write in &writes {
+                for (_, write) in &flat {
                     match write {
                         JobWrite::Removing(copies) => removing.extend(copies.iter().cloned()),
                         JobWrite::Reachable { tenant, address } => reachable
@@ -916,9 +928,9 @@ impl Store {
                 }
                 // The batch's results finish their targets in one statement: the depth each
                 // finished at, by mailbox (a target finished before is not there).
-                let results: Vec<(&Target, &TargetResult)> = writes
+                let results: Vec<(&Target, &TargetResult)> = flat
                     .iter()
-                    .filter_map(|write| match write {
+                    .filter_map(|(_, write)| match write {
                         JobWrite::Event(EventKind::Recipient {
                             target,
                             result: Some(result),
@@ -929,27 +941,24 @@ impl Store {
                     .collect();
                 let mut finished = finish_targets(txn, &job_id, &results).await?;
                 let (mut sequence, mut counted) = (last, false);
-                let mut written = Vec::with_capacity(writes.len());
-                let mut rows = Vec::with_capacity(writes.len());
-                for write in writes {
+                let mut written: Vec<Option<JobEvent>> = vec![None; answers];
+                let mut rows = Vec::with_capacity(flat.len());
+                for (i, write) in flat {
                     let mut kind = match write {
                         JobWrite::Event(kind) => kind,
                         JobWrite::Moved { mailbox, moved } => {
                             super::restores::update_removed_ids(txn, &job_id, &mailbox, &moved)
                                 .await?;
-                            written.push(None);
                             continue;
                         }
                         JobWrite::NotRemoved { mailbox, items } => {
                             super::restores::delete_removals(txn, &job_id, &mailbox, &items)
                                 .await?;
-                            written.push(None);
                             continue;
                         }
-                        JobWrite::Removing(_) | JobWrite::Reachable { .. } => {
-                            written.push(None);
-                            continue;
-                        }
+                        JobWrite::Removing(_)
+                        | JobWrite::Reachable { .. }
+                        | JobWrite::Several(_) => continue,
                     };
                     // A result finishes its target; a target finished before (a redo) takes
                     // no sequence number and changes nothing. The event names the depth the
@@ -962,7 +971,6 @@ impl Store {
                     {
                         // Taken: a second result for the same mailbox is a redo.
                         let Some(depth) = finished.remove(&target.mailbox) else {
-                            written.push(None);
                             continue;
                         };
                         target.depth = depth;
@@ -971,18 +979,13 @@ impl Store {
                     }
                     sequence += 1;
                     let at = now();
-                    rows.push(retract_event::ActiveModel {
-                        job_id: Set(job_id.to_string()),
-                        sequence: Set(sequence),
-                        occurred_at: Set(at),
-                        payload: Set(to_json(&kind)?),
-                    });
-                    written.push(Some(JobEvent {
+                    rows.push((sequence, at, to_json(&kind)?));
+                    written[i] = Some(JobEvent {
                         job_id: job_id.clone(),
                         sequence,
                         at,
                         kind,
-                    }));
+                    });
                 }
                 if sequence != last || counted {
                     let mut update = retract_job::Entity::update_many()
@@ -996,11 +999,7 @@ impl Store {
                         .exec(txn)
                         .await?;
                 }
-                for chunk in rows.chunks(500) {
-                    retract_event::Entity::insert_many(chunk.to_vec())
-                        .exec_without_returning(txn)
-                        .await?;
-                }
+                insert_events(txn, &job_id, rows).await?;
                 Ok(written)
             }
             .boxed()
@@ -1215,15 +1214,81 @@ async fn finish_targets<C: ConnectionTrait>(
         .filter(|(target, _)| seen.insert(&target.mailbox))
         .collect();
     let backend = conn.get_database_backend();
-    let postgres = backend == DatabaseBackend::Postgres;
-    let p = |n: usize| {
-        if postgres {
-            format!("${n}")
-        } else {
-            "?".to_owned()
-        }
-    };
     let mut finished = HashMap::with_capacity(first.len());
+    let mut read = |rows: Vec<sea_orm::QueryResult>| -> Result<(), StoreError> {
+        for row in rows {
+            let mailbox = parse_stored(
+                "target mailbox",
+                &row.try_get::<String>("", "mailbox")?,
+                EmailAddress::parse,
+            )?;
+            let depth: i32 = row.try_get("", "depth")?;
+            let depth = u8::try_from(depth)
+                .map_err(|_| StoreError::Corrupt(format!("target depth {depth}")))?;
+            finished.entry(mailbox).or_insert(depth);
+        }
+        Ok(())
+    };
+    if backend == DatabaseBackend::Postgres {
+        // One array per column: the same statement text (and plan) whatever the batch size.
+        // Text arrays cannot carry NULL here: an empty text stands for it (NULLIF).
+        for chunk in first.chunks(1_000) {
+            let text = |f: &dyn Fn(&TargetResult) -> Option<String>| {
+                sea_orm::Value::Array(
+                    sea_orm::sea_query::ArrayType::String,
+                    Some(Box::new(
+                        chunk
+                            .iter()
+                            .map(|(_, r)| sea_orm::Value::String(Some(f(r).unwrap_or_default())))
+                            .collect(),
+                    )),
+                )
+            };
+            let values: Vec<sea_orm::Value> = vec![
+                chunk
+                    .iter()
+                    .map(|(t, _)| t.mailbox.to_string())
+                    .collect::<Vec<_>>()
+                    .into(),
+                text(&|r| Some(r.outcome.as_str().to_owned())),
+                chunk
+                    .iter()
+                    .map(|(_, r)| clamp(r.copies_found))
+                    .collect::<Vec<_>>()
+                    .into(),
+                chunk
+                    .iter()
+                    .map(|(_, r)| clamp(r.copies_deleted))
+                    .collect::<Vec<_>>()
+                    .into(),
+                chunk
+                    .iter()
+                    .map(|(_, r)| r.was_read)
+                    .collect::<Vec<_>>()
+                    .into(),
+                text(&|r| r.detail.clone()),
+                text(&|r| r.graph_code.clone()),
+                job_id.as_str().into(),
+            ];
+            let sql = "UPDATE retract_targets SET done = TRUE, outcome = v.outcome, \
+                       copies_found = v.copies_found, copies_deleted = v.copies_deleted, \
+                       was_read = v.was_read, detail = NULLIF(v.detail, ''), \
+                       graph_code = NULLIF(v.graph_code, '') \
+                       FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int4[], $5::bool[], \
+                       $6::text[], $7::text[]) \
+                       AS v (mailbox, outcome, copies_found, copies_deleted, was_read, detail, \
+                       graph_code) \
+                       WHERE retract_targets.job_id = $8 \
+                       AND retract_targets.mailbox = v.mailbox AND retract_targets.done = FALSE \
+                       RETURNING retract_targets.mailbox, retract_targets.depth";
+            read(
+                conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+                    .await?,
+            )?;
+        }
+        return Ok(finished);
+    }
+    let p = |_: usize| "?".to_owned();
     for chunk in first.chunks(500) {
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * COLUMNS + 1);
         let mut tuples = Vec::with_capacity(chunk.len());
@@ -1259,22 +1324,63 @@ async fn finish_targets<C: ConnectionTrait>(
              RETURNING retract_targets.mailbox, retract_targets.depth",
             tuples.join(", ")
         );
-        let rows = conn
-            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
-        for row in rows {
-            let mailbox = parse_stored(
-                "target mailbox",
-                &row.try_get::<String>("", "mailbox")?,
-                EmailAddress::parse,
-            )?;
-            let depth: i32 = row.try_get("", "depth")?;
-            let depth = u8::try_from(depth)
-                .map_err(|_| StoreError::Corrupt(format!("target depth {depth}")))?;
-            finished.entry(mailbox).or_insert(depth);
-        }
+        read(
+            conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?,
+        )?;
     }
     Ok(finished)
+}
+
+/// Inserts a batch's events: one UNNEST statement per chunk on PostgreSQL (the same text,
+/// and plan, whatever the batch size), multi-row INSERTs on SQLite.
+async fn insert_events<C: ConnectionTrait>(
+    conn: &C,
+    job_id: &JobId,
+    rows: Vec<(i64, DateTime<Utc>, serde_json::Value)>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let backend = conn.get_database_backend();
+    if backend != DatabaseBackend::Postgres {
+        for chunk in rows.chunks(500) {
+            retract_event::Entity::insert_many(chunk.iter().map(|(sequence, at, payload)| {
+                retract_event::ActiveModel {
+                    job_id: Set(job_id.to_string()),
+                    sequence: Set(*sequence),
+                    occurred_at: Set(*at),
+                    payload: Set(payload.clone()),
+                }
+            }))
+            .exec_without_returning(conn)
+            .await?;
+        }
+        return Ok(());
+    }
+    for chunk in rows.chunks(1_000) {
+        let sequences: Vec<i64> = chunk.iter().map(|(s, _, _)| *s).collect();
+        let at: Vec<sea_orm::Value> = chunk
+            .iter()
+            .map(|(_, a, _)| sea_orm::Value::ChronoDateTimeUtc(Some(*a)))
+            .collect();
+        let payloads: Vec<String> = chunk.iter().map(|(_, _, p)| p.to_string()).collect();
+        let sql = "INSERT INTO retract_events (job_id, sequence, occurred_at, payload) \
+                   SELECT $1, s, a, p::jsonb \
+                   FROM UNNEST($2::int8[], $3::timestamptz[], $4::text[]) AS u (s, a, p)";
+        let values: Vec<sea_orm::Value> = vec![
+            job_id.as_str().into(),
+            sequences.into(),
+            sea_orm::Value::Array(
+                sea_orm::sea_query::ArrayType::ChronoDateTimeUtc,
+                Some(Box::new(at)),
+            ),
+            payloads.into(),
+        ];
+        conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_event<C: ConnectionTrait>(

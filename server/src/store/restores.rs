@@ -16,17 +16,6 @@ use crate::domain::{EmailAddress, JobId, JobKind, JobState, RemovedCopy};
 const MAX_ID_CHARS: usize = 512;
 
 impl Store {
-    /// Records copies `job` is about to remove (again: a copy recorded before keeps its row).
-    /// A running job records them through its journal instead (one transaction with its
-    /// events, fenced by the lease: see [`super::JobWrite`]).
-    pub async fn record_removals(
-        &self,
-        job: &JobId,
-        copies: &[RemovedCopy],
-    ) -> Result<(), StoreError> {
-        insert_removals(&self.db, job, copies).await
-    }
-
     /// Records where Graph put removed copies: `(item id before, item id now)`.
     pub async fn record_removed_ids(
         &self,
@@ -175,9 +164,15 @@ pub(super) async fn insert_removals<C: ConnectionTrait>(
     job: &JobId,
     copies: &[RemovedCopy],
 ) -> Result<(), StoreError> {
-    let rows: Vec<removed_copy::ActiveModel> = copies
+    let kept: Vec<&RemovedCopy> = copies
         .iter()
         .filter(|c| c.item_id.chars().count() <= MAX_ID_CHARS)
+        .collect();
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<removed_copy::ActiveModel> = kept
+        .iter()
         .map(|c| removed_copy::ActiveModel {
             job_id: Set(job.to_string()),
             mailbox: Set(c.mailbox.to_string()),
@@ -192,6 +187,47 @@ pub(super) async fn insert_removals<C: ConnectionTrait>(
             restored_by: Set(None),
         })
         .collect();
+    let backend = conn.get_database_backend();
+    if backend == sea_orm::DatabaseBackend::Postgres {
+        // One array per column: the same statement text (and plan) whatever the count. Text
+        // arrays cannot carry NULL here: an empty text stands for it (NULLIF).
+        let texts = |f: &dyn Fn(&RemovedCopy) -> Option<String>| {
+            sea_orm::Value::Array(
+                sea_orm::sea_query::ArrayType::String,
+                Some(Box::new(
+                    kept.iter()
+                        .map(|c| sea_orm::Value::String(Some(f(c).unwrap_or_default())))
+                        .collect(),
+                )),
+            )
+        };
+        let values: Vec<sea_orm::Value> = vec![
+            job.as_str().into(),
+            texts(&|c| Some(c.mailbox.to_string())),
+            texts(&|c| Some(c.item_id.clone())),
+            kept.iter()
+                .map(|c| i32::from(c.hop))
+                .collect::<Vec<_>>()
+                .into(),
+            texts(&|c| c.internet_message_id.clone().filter(|m| m.len() <= 998)),
+            texts(&|c| {
+                c.original_folder_id
+                    .clone()
+                    .filter(|f| f.chars().count() <= MAX_ID_CHARS)
+            }),
+        ];
+        let sql = "INSERT INTO retract_removed_copies (job_id, mailbox, item_id, hop, \
+                   internet_message_id, original_folder_id) \
+                   SELECT $1, m, i, h, NULLIF(mid, ''), NULLIF(f, '') \
+                   FROM UNNEST($2::text[], $3::text[], $4::int4[], $5::text[], $6::text[]) \
+                   AS u (m, i, h, mid, f) \
+                   ON CONFLICT (job_id, mailbox, item_id) DO NOTHING";
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .await?;
+        return Ok(());
+    }
     for chunk in rows.chunks(500) {
         removed_copy::Entity::insert_many(chunk.to_vec())
             .on_conflict(
