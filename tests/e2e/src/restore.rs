@@ -663,17 +663,19 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
         .unwrap()
         .expect("the job is claimed");
     assert_eq!(claimed, job);
-    store
-        .record_mailbox_status(
-            &tenant,
-            &address("carol@contoso.com"),
-            Some((
-                "ErrorAccessDenied",
-                "an application access policy excludes this mailbox",
-            )),
-        )
-        .await
-        .unwrap();
+    for mailbox in ["carol@contoso.com", "bob@contoso.com"] {
+        store
+            .record_mailbox_status(
+                &tenant,
+                &address(mailbox),
+                Some((
+                    "ErrorAccessDenied",
+                    "an application access policy excludes this mailbox",
+                )),
+            )
+            .await
+            .unwrap();
+    }
     let copy = |mailbox: &str, item: &str| RemovedCopy {
         mailbox: address(mailbox),
         item_id: item.to_owned(),
@@ -736,6 +738,15 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
             .unwrap()
             .is_empty(),
         "Carol answered: her recorded problem is cleared"
+    );
+    assert_eq!(
+        store
+            .mailbox_problems(&tenant, &[address("bob@contoso.com")])
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "Bob did not answer in this batch: his problem stands"
     );
     // The next batch: one of Alice's copies moved, the other not removed after all.
     store

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
+
 use retract_client::pb;
 
 use crate::{
@@ -19,6 +21,7 @@ on_both_backends!(
     a_mailbox_throttled_for_long_waits_aside_while_the_rest_finishes,
     a_mailbox_throttled_past_the_parked_deadline_fails_with_microsofts_answer,
     a_retract_over_the_apps_global_limit_slows_down_and_removes_every_copy,
+    a_cancel_does_not_wait_for_a_parked_mailbox,
 );
 
 /// Each mailbox's DONE update, in the order they were streamed.
@@ -236,6 +239,61 @@ async fn a_retract_over_the_apps_global_limit_slows_down_and_removes_every_copy(
         "{} of {} requests throttled",
         app_wide.len(),
         sent.len()
+    );
+    w.app.stop().await;
+}
+
+/// A mailbox parked for ten minutes does not hold a cancelled job: the cancellation wakes it,
+/// it ends CANCELLED untouched, and the job ends at once.
+async fn a_cancel_does_not_wait_for_a_parked_mailbox(backend: Backend) {
+    let w = crowd(backend, 3, |s| s.graph_max_retry_after_ms = 1_000).await;
+    w.sim
+        .throttle_mailbox("user1@contoso.com", Duration::from_secs(600), 600);
+    let job = w.start(options(&[])).await;
+    let mut progress = w.watch(job.job_id.clone(), 0).await;
+    // The others end; user1 waits aside.
+    let mut done = Vec::new();
+    while done.len() < 2 {
+        let e = progress.next().await.unwrap().unwrap().event.unwrap();
+        if let Some(pb::retract_event::Kind::RecipientUpdate(u)) = e.kind
+            && u.phase() == pb::RecipientPhase::Done
+        {
+            done.push(u.mailbox);
+        }
+    }
+    assert!(!done.contains(&"user1@contoso.com".to_owned()), "{done:?}");
+    let cancelled = Instant::now();
+    w.admin()
+        .retract_service()
+        .cancel_retract_job(pb::CancelRetractJobRequest {
+            tenant_id: "acme".into(),
+            job_id: job.job_id.clone(),
+            reason: "the message was benign".into(),
+        })
+        .await
+        .unwrap();
+    let events = until_finished(progress, |r| r.event).await;
+    assert!(
+        cancelled.elapsed() < Duration::from_secs(15),
+        "the cancelled job waited for its parked mailbox: {:?}",
+        cancelled.elapsed()
+    );
+    assert_eq!(finished(&events).state(), pb::JobState::Cancelled);
+    let user1 = done_in_order(&events)
+        .into_iter()
+        .find(|u| u.mailbox == "user1@contoso.com")
+        .expect("the parked mailbox has its final update");
+    assert_eq!(
+        user1.outcome(),
+        pb::RecipientOutcome::Cancelled,
+        "{user1:?}"
+    );
+    assert!(
+        w.sim
+            .messages_in("user1@contoso.com", graph_sim::Folder::Inbox)
+            .iter()
+            .any(|m| m.internet_message_id == crate::scenarios::PHISH),
+        "the parked mailbox was not touched after the cancel"
     );
     w.app.stop().await;
 }
