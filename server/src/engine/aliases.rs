@@ -26,7 +26,11 @@ pub struct Aliases {
 impl Aliases {
     /// What the directory answered for `address` already in this run, if it was asked.
     pub fn known(&self, address: &EmailAddress) -> Option<Option<MailboxRef>> {
-        self.cell(address).get().cloned()
+        self.found
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(address)
+            .and_then(|cell| cell.get().cloned())
     }
 
     /// The directory's answer for `address`: `lookup` asks it the first time only. Visits

@@ -78,7 +78,7 @@ impl Journal {
     }
 
     /// Writes what removing copies needs recorded ([`JobWrite::Removing`],
-    /// [`JobWrite::Moved`], [`JobWrite::NotRemoved`]) and waits until it is committed.
+    /// [`JobWrite::Removed`]) and waits until it is committed.
     pub(super) async fn record(&self, write: JobWrite) -> Result<(), StoreError> {
         self.commit(write).await.map(|_| ())
     }
@@ -153,12 +153,6 @@ impl<'a> VisitLog<'a> {
     /// Records `write` and waits until it is committed (see [`Journal::record`]).
     pub(super) async fn record(&self, write: JobWrite) -> Result<(), StoreError> {
         self.journal.record(write).await
-    }
-
-    /// Records `writes` together (one entry of the journal's queue: in one batch) and waits
-    /// until they are committed.
-    pub(super) async fn record_all(&self, writes: Vec<JobWrite>) -> Result<(), StoreError> {
-        self.journal.record(JobWrite::Several(writes)).await
     }
 
     /// Hands over `write` without waiting (see [`Journal::note`]).

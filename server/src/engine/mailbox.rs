@@ -88,9 +88,10 @@ pub struct Visit {
 }
 
 impl Work {
-    /// Processes one mailbox, reporting each phase and recording each removal through `log`: at depth 0 every copy
-    /// of the retracted message; with conversations, the in-scope replies and forwards of its
-    /// conversation in that mailbox too, and the managed mailboxes its sent ones reached.
+    /// Processes one mailbox, reporting each phase and recording each removal through `log`:
+    /// at depth 0 every copy of the retracted message; with conversations, the in-scope
+    /// replies and forwards of its conversation in that mailbox too, and the managed
+    /// mailboxes its sent ones reached.
     pub async fn run(&self, work: &TargetWork, log: &VisitLog<'_>) -> Result<Visit, Halt> {
         let target = &work.target;
         let visit = |result| Visit {
@@ -404,22 +405,14 @@ impl Work {
         }
         // What Graph did is recorded even by a worker that lost the job meanwhile: the new
         // owner's redo finds a moved copy in Deleted Items and records nothing for it, so a
-        // restore would otherwise look for it under its old id. Both in one write.
-        let mut writes = Vec::new();
-        if !moved.is_empty() {
-            writes.push(JobWrite::Moved {
+        // restore would otherwise look for it under its old id.
+        if !moved.is_empty() || !not_removed.is_empty() {
+            let removed = JobWrite::Removed {
                 mailbox: address.clone(),
                 moved: moved.clone(),
-            });
-        }
-        if !not_removed.is_empty() {
-            writes.push(JobWrite::NotRemoved {
-                mailbox: address.clone(),
-                items: not_removed.clone(),
-            });
-        }
-        if !writes.is_empty() {
-            match log.record_all(writes).await {
+                not_removed: not_removed.clone(),
+            };
+            match log.record(removed).await {
                 Err(StoreError::LeaseLost(_)) => {
                     self.store
                         .record_removed_ids(&self.job_id, address, &moved)

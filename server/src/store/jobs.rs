@@ -36,20 +36,16 @@ pub enum JobWrite {
     Event(EventKind),
     /// Copies about to be removed (recorded before Graph removes them).
     Removing(Vec<RemovedCopy>),
-    /// Where Graph moved removed copies of `mailbox`: `(item id before, item id now)`.
-    Moved {
+    /// How removing copies of `mailbox` went, once Graph answered: where it moved some
+    /// (`(item id before, item id now)`), and which it did not remove after all (Graph
+    /// failed, or they were gone) — a restore must not move those.
+    Removed {
         /// The mailbox.
         mailbox: EmailAddress,
-        /// Each copy's id before and after.
+        /// Each moved copy's id before and after.
         moved: Vec<(String, String)>,
-    },
-    /// Copies of `mailbox` recorded but not removed after all (Graph failed, or they were
-    /// gone): a restore must not move them.
-    NotRemoved {
-        /// The mailbox.
-        mailbox: EmailAddress,
-        /// The copies' ids.
-        items: Vec<String>,
+        /// The ids of the copies not removed.
+        not_removed: Vec<String>,
     },
     /// Graph answered for this mailbox: whatever problem was recorded for it is over.
     Reachable {
@@ -58,8 +54,6 @@ pub enum JobWrite {
         /// The mailbox.
         address: EmailAddress,
     },
-    /// Several writes of one mailbox, committed together.
-    Several(Vec<JobWrite>),
 }
 
 /// A job to create.
@@ -898,19 +892,10 @@ impl Store {
                 // Locks in one order: the job row first (fenced by the lease), then the
                 // targets.
                 let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
-                // Several writes of one mailbox take one place in the queue (and one answer).
-                let mut flat: Vec<(usize, JobWrite)> = Vec::with_capacity(writes.len());
-                let answers = writes.len();
-                for (i, write) in writes.into_iter().enumerate() {
-                    match write {
-                        JobWrite::Several(all) => flat.extend(all.into_iter().map(|w| (i, w))),
-                        other => flat.push((i, other)),
-                    }
-                }
                 let mut removing: Vec<RemovedCopy> = Vec::new();
                 // By tenant: the mailboxes Graph answered for.
                 let mut reachable: HashMap<TenantId, Vec<EmailAddress>> = HashMap::new();
-                for (_, write) in &flat {
+                for write in &writes {
                     match write {
                         JobWrite::Removing(copies) => removing.extend(copies.iter().cloned()),
                         JobWrite::Reachable { tenant, address } => reachable
@@ -928,9 +913,9 @@ impl Store {
                 }
                 // The batch's results finish their targets in one statement: the depth each
                 // finished at, by mailbox (a target finished before is not there).
-                let results: Vec<(&Target, &TargetResult)> = flat
+                let results: Vec<(&Target, &TargetResult)> = writes
                     .iter()
-                    .filter_map(|(_, write)| match write {
+                    .filter_map(|write| match write {
                         JobWrite::Event(EventKind::Recipient {
                             target,
                             result: Some(result),
@@ -941,24 +926,23 @@ impl Store {
                     .collect();
                 let mut finished = finish_targets(txn, &job_id, &results).await?;
                 let (mut sequence, mut counted) = (last, false);
-                let mut written: Vec<Option<JobEvent>> = vec![None; answers];
-                let mut rows = Vec::with_capacity(flat.len());
-                for (i, write) in flat {
+                let mut written: Vec<Option<JobEvent>> = vec![None; writes.len()];
+                let mut rows = Vec::with_capacity(writes.len());
+                for (i, write) in writes.into_iter().enumerate() {
                     let mut kind = match write {
                         JobWrite::Event(kind) => kind,
-                        JobWrite::Moved { mailbox, moved } => {
+                        JobWrite::Removed {
+                            mailbox,
+                            moved,
+                            not_removed,
+                        } => {
                             super::restores::update_removed_ids(txn, &job_id, &mailbox, &moved)
                                 .await?;
-                            continue;
-                        }
-                        JobWrite::NotRemoved { mailbox, items } => {
-                            super::restores::delete_removals(txn, &job_id, &mailbox, &items)
+                            super::restores::delete_removals(txn, &job_id, &mailbox, &not_removed)
                                 .await?;
                             continue;
                         }
-                        JobWrite::Removing(_)
-                        | JobWrite::Reachable { .. }
-                        | JobWrite::Several(_) => continue,
+                        JobWrite::Removing(_) | JobWrite::Reachable { .. } => continue,
                     };
                     // A result finishes its target; a target finished before (a redo) takes
                     // no sequence number and changes nothing. The event names the depth the
@@ -1231,26 +1215,18 @@ async fn finish_targets<C: ConnectionTrait>(
     };
     if backend == DatabaseBackend::Postgres {
         // One array per column: the same statement text (and plan) whatever the batch size.
-        // Text arrays cannot carry NULL here: an empty text stands for it (NULLIF).
         for chunk in first.chunks(1_000) {
-            let text = |f: &dyn Fn(&TargetResult) -> Option<String>| {
-                sea_orm::Value::Array(
-                    sea_orm::sea_query::ArrayType::String,
-                    Some(Box::new(
-                        chunk
-                            .iter()
-                            .map(|(_, r)| sea_orm::Value::String(Some(f(r).unwrap_or_default())))
-                            .collect(),
-                    )),
-                )
-            };
             let values: Vec<sea_orm::Value> = vec![
                 chunk
                     .iter()
                     .map(|(t, _)| t.mailbox.to_string())
                     .collect::<Vec<_>>()
                     .into(),
-                text(&|r| Some(r.outcome.as_str().to_owned())),
+                super::text_array(
+                    chunk
+                        .iter()
+                        .map(|(_, r)| Some(r.outcome.as_str().to_owned())),
+                ),
                 chunk
                     .iter()
                     .map(|(_, r)| clamp(r.copies_found))
@@ -1266,8 +1242,8 @@ async fn finish_targets<C: ConnectionTrait>(
                     .map(|(_, r)| r.was_read)
                     .collect::<Vec<_>>()
                     .into(),
-                text(&|r| r.detail.clone()),
-                text(&|r| r.graph_code.clone()),
+                super::text_array(chunk.iter().map(|(_, r)| r.detail.clone())),
+                super::text_array(chunk.iter().map(|(_, r)| r.graph_code.clone())),
                 job_id.as_str().into(),
             ];
             let sql = "UPDATE retract_targets SET done = TRUE, outcome = v.outcome, \
@@ -1288,19 +1264,9 @@ async fn finish_targets<C: ConnectionTrait>(
         }
         return Ok(finished);
     }
-    let p = |_: usize| "?".to_owned();
     for chunk in first.chunks(500) {
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * COLUMNS + 1);
-        let mut tuples = Vec::with_capacity(chunk.len());
         for (target, result) in chunk {
-            let at = values.len();
-            tuples.push(format!(
-                "({})",
-                (1..=COLUMNS)
-                    .map(|i| p(at + i))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
             values.extend([
                 target.mailbox.as_str().into(),
                 result.outcome.as_str().into(),
@@ -1311,18 +1277,17 @@ async fn finish_targets<C: ConnectionTrait>(
                 result.graph_code.clone().into(),
             ]);
         }
-        let job = p(values.len() + 1);
         values.push(job_id.as_str().into());
+        let tuples = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let sql = format!(
             "WITH v (mailbox, outcome, copies_found, copies_deleted, was_read, detail, graph_code) \
-             AS (VALUES {}) \
+             AS (VALUES {tuples}) \
              UPDATE retract_targets SET done = TRUE, outcome = v.outcome, \
              copies_found = v.copies_found, copies_deleted = v.copies_deleted, \
              was_read = v.was_read, detail = v.detail, graph_code = v.graph_code \
-             FROM v WHERE retract_targets.job_id = {job} \
+             FROM v WHERE retract_targets.job_id = ? \
              AND retract_targets.mailbox = v.mailbox AND retract_targets.done = FALSE \
-             RETURNING retract_targets.mailbox, retract_targets.depth",
-            tuples.join(", ")
+             RETURNING retract_targets.mailbox, retract_targets.depth"
         );
         read(
             conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values))

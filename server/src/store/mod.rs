@@ -37,6 +37,15 @@ pub use jobs::{
 pub use offboarding::PURGE_ROWS;
 pub use stats::PoolUsage;
 
+/// A PostgreSQL text array for `UNNEST`, `None` as an empty text: sea-query cannot bind NULL
+/// inside a text array (it panics), so the statement reads each back with `NULLIF(x, '')`.
+fn text_array(items: impl Iterator<Item = Option<String>>) -> sea_orm::Value {
+    items
+        .map(Option::unwrap_or_default)
+        .collect::<Vec<String>>()
+        .into()
+}
+
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct DatabaseOptions {

@@ -164,57 +164,37 @@ pub(super) async fn insert_removals<C: ConnectionTrait>(
     job: &JobId,
     copies: &[RemovedCopy],
 ) -> Result<(), StoreError> {
-    let kept: Vec<&RemovedCopy> = copies
+    // What is kept: a copy whose id is longer than Graph's never are is not recorded, an
+    // over-long Message-ID or folder id is dropped.
+    let kept: Vec<RemovedCopy> = copies
         .iter()
         .filter(|c| c.item_id.chars().count() <= MAX_ID_CHARS)
+        .map(|c| RemovedCopy {
+            internet_message_id: c.internet_message_id.clone().filter(|m| m.len() <= 998),
+            original_folder_id: c
+                .original_folder_id
+                .clone()
+                .filter(|f| f.chars().count() <= MAX_ID_CHARS),
+            removed_id: None,
+            ..c.clone()
+        })
         .collect();
     if kept.is_empty() {
         return Ok(());
     }
-    let rows: Vec<removed_copy::ActiveModel> = kept
-        .iter()
-        .map(|c| removed_copy::ActiveModel {
-            job_id: Set(job.to_string()),
-            mailbox: Set(c.mailbox.to_string()),
-            item_id: Set(c.item_id.clone()),
-            hop: Set(i32::from(c.hop)),
-            internet_message_id: Set(c.internet_message_id.clone().filter(|m| m.len() <= 998)),
-            original_folder_id: Set(c
-                .original_folder_id
-                .clone()
-                .filter(|f| f.chars().count() <= MAX_ID_CHARS)),
-            removed_id: Set(None),
-            restored_by: Set(None),
-        })
-        .collect();
     let backend = conn.get_database_backend();
     if backend == sea_orm::DatabaseBackend::Postgres {
-        // One array per column: the same statement text (and plan) whatever the count. Text
-        // arrays cannot carry NULL here: an empty text stands for it (NULLIF).
-        let texts = |f: &dyn Fn(&RemovedCopy) -> Option<String>| {
-            sea_orm::Value::Array(
-                sea_orm::sea_query::ArrayType::String,
-                Some(Box::new(
-                    kept.iter()
-                        .map(|c| sea_orm::Value::String(Some(f(c).unwrap_or_default())))
-                        .collect(),
-                )),
-            )
-        };
+        // One array per column: the same statement text (and plan) whatever the count.
         let values: Vec<sea_orm::Value> = vec![
             job.as_str().into(),
-            texts(&|c| Some(c.mailbox.to_string())),
-            texts(&|c| Some(c.item_id.clone())),
+            super::text_array(kept.iter().map(|c| Some(c.mailbox.to_string()))),
+            super::text_array(kept.iter().map(|c| Some(c.item_id.clone()))),
             kept.iter()
                 .map(|c| i32::from(c.hop))
                 .collect::<Vec<_>>()
                 .into(),
-            texts(&|c| c.internet_message_id.clone().filter(|m| m.len() <= 998)),
-            texts(&|c| {
-                c.original_folder_id
-                    .clone()
-                    .filter(|f| f.chars().count() <= MAX_ID_CHARS)
-            }),
+            super::text_array(kept.iter().map(|c| c.internet_message_id.clone())),
+            super::text_array(kept.iter().map(|c| c.original_folder_id.clone())),
         ];
         let sql = "INSERT INTO retract_removed_copies (job_id, mailbox, item_id, hop, \
                    internet_message_id, original_folder_id) \
@@ -228,6 +208,19 @@ pub(super) async fn insert_removals<C: ConnectionTrait>(
         .await?;
         return Ok(());
     }
+    let rows: Vec<removed_copy::ActiveModel> = kept
+        .into_iter()
+        .map(|c| removed_copy::ActiveModel {
+            job_id: Set(job.to_string()),
+            mailbox: Set(c.mailbox.to_string()),
+            item_id: Set(c.item_id),
+            hop: Set(i32::from(c.hop)),
+            internet_message_id: Set(c.internet_message_id),
+            original_folder_id: Set(c.original_folder_id),
+            removed_id: Set(None),
+            restored_by: Set(None),
+        })
+        .collect();
     for chunk in rows.chunks(500) {
         removed_copy::Entity::insert_many(chunk.to_vec())
             .on_conflict(

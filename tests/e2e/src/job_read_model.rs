@@ -383,18 +383,6 @@ async fn the_retract_tab_says_before_the_click_who_can_retract_and_who_was_retra
     backend: Backend,
 ) {
     let w = world(backend).await;
-    let tab = |client: retract_client::Client| async move {
-        client
-            .retract_service()
-            .get_retract_options(pb::GetRetractOptionsRequest {
-                tenant_id: "acme".into(),
-                internet_message_id: PHISH.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    };
     let before = tab(w.admin()).await;
     let can = before.caller_can_retract.clone().unwrap();
     assert!(can.allowed, "{can:?}");
@@ -418,25 +406,7 @@ async fn the_retract_tab_says_before_the_click_who_can_retract_and_who_was_retra
     until_finished(w.watch(job.job_id.clone(), 0).await, |r| r.event).await;
     // The quarantine releases the message again: to Bob (a later delivery) and to a
     // newcomer.
-    w.app
-        .service()
-        .retract_service()
-        .record_delivery(pb::RecordDeliveryRequest {
-            tenant_id: "acme".into(),
-            delivery: Some(pb::Delivery {
-                internet_message_id: PHISH.into(),
-                sender: "ceo@evil.example".into(),
-                subject: "Urgent".into(),
-                delivery_time: Some(prost_types::Timestamp {
-                    seconds: chrono::Utc::now().timestamp() + 60,
-                    nanos: 0,
-                }),
-                recipients: vec!["bob@contoso.com".into(), "newbie@contoso.com".into()],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    released_again(&w, &["bob@contoso.com", "newbie@contoso.com"]).await;
     let after = tab(w.admin()).await;
     let row = |address: &str| {
         after
@@ -492,16 +462,8 @@ async fn a_release_to_a_retracted_recipient_shows_on_the_tab_at_once(backend: Ba
     let bob = |w: &World| {
         let admin = w.admin();
         async move {
-            admin
-                .retract_service()
-                .get_retract_options(pb::GetRetractOptionsRequest {
-                    tenant_id: "acme".into(),
-                    internet_message_id: PHISH.into(),
-                    ..Default::default()
-                })
+            tab(admin)
                 .await
-                .unwrap()
-                .into_inner()
                 .recipients
                 .into_iter()
                 .find(|r| r.address == "bob@contoso.com")
@@ -515,8 +477,32 @@ async fn a_release_to_a_retracted_recipient_shows_on_the_tab_at_once(backend: Ba
     assert_eq!(retracted.last_retract.unwrap().job_id, job.job_id);
     assert!(!retracted.delivered_after_last_retract);
     // The quarantine releases it to Bob alone again: nobody new, only his latest time.
-    let recorded = w
-        .app
+    let recorded = released_again(&w, &["bob@contoso.com"]).await;
+    assert_eq!(recorded.outcome(), pb::RecordOutcome::Unchanged);
+    assert!(
+        bob(&w).await.delivered_after_last_retract,
+        "the tab sees the release at once"
+    );
+    w.app.stop().await;
+}
+
+/// The Retract tab of the phish, as `client` sees it.
+async fn tab(client: retract_client::Client) -> pb::GetRetractOptionsResponse {
+    client
+        .retract_service()
+        .get_retract_options(pb::GetRetractOptionsRequest {
+            tenant_id: "acme".into(),
+            internet_message_id: PHISH.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The quarantine releases the phish again, a minute later, to `recipients`.
+async fn released_again(w: &World, recipients: &[&str]) -> pb::RecordDeliveryResponse {
+    w.app
         .service()
         .retract_service()
         .record_delivery(pb::RecordDeliveryRequest {
@@ -529,17 +515,11 @@ async fn a_release_to_a_retracted_recipient_shows_on_the_tab_at_once(backend: Ba
                     seconds: chrono::Utc::now().timestamp() + 60,
                     nanos: 0,
                 }),
-                recipients: vec!["bob@contoso.com".into()],
+                recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
                 ..Default::default()
             }),
         })
         .await
         .unwrap()
-        .into_inner();
-    assert_eq!(recorded.outcome(), pb::RecordOutcome::Unchanged);
-    assert!(
-        bob(&w).await.delivered_after_last_retract,
-        "the tab sees the release at once"
-    );
-    w.app.stop().await;
+        .into_inner()
 }

@@ -753,16 +753,11 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
         .write_journal(
             &job,
             owner,
-            vec![
-                JobWrite::Moved {
-                    mailbox: address("alice@contoso.com"),
-                    moved: vec![("a-1".to_owned(), "deleted-a-1".to_owned())],
-                },
-                JobWrite::NotRemoved {
-                    mailbox: address("alice@contoso.com"),
-                    items: vec!["a-2".to_owned()],
-                },
-            ],
+            vec![JobWrite::Removed {
+                mailbox: address("alice@contoso.com"),
+                moved: vec![("a-1".to_owned(), "deleted-a-1".to_owned())],
+                not_removed: vec!["a-2".to_owned()],
+            }],
         )
         .await
         .unwrap();
