@@ -893,20 +893,40 @@ impl Store {
                 // targets.
                 let (last, mut counts) = lock_job(txn, &job_id, &owner).await?;
                 let mut removing: Vec<RemovedCopy> = Vec::new();
+                // Where Graph put moved copies, and copies not removed after all: every
+                // mailbox's of the batch in one statement each, after the batch's inserts.
+                let mut moved: Vec<super::restores::Moved<'_>> = Vec::new();
+                let mut not_removed: Vec<(&EmailAddress, &str)> = Vec::new();
                 // By tenant: the mailboxes Graph answered for.
                 let mut reachable: HashMap<TenantId, Vec<EmailAddress>> = HashMap::new();
                 for write in &writes {
                     match write {
                         JobWrite::Removing(copies) => removing.extend(copies.iter().cloned()),
+                        JobWrite::Removed {
+                            mailbox,
+                            moved: ids,
+                            not_removed: items,
+                        } => {
+                            moved.extend(
+                                ids.iter().map(|(item, now_at)| {
+                                    (mailbox, item.as_str(), now_at.as_str())
+                                }),
+                            );
+                            not_removed.extend(items.iter().map(|item| (mailbox, item.as_str())));
+                        }
                         JobWrite::Reachable { tenant, address } => reachable
                             .entry(tenant.clone())
                             .or_default()
                             .push(address.clone()),
-                        _ => {}
+                        JobWrite::Event(_) => {}
                     }
                 }
                 if !removing.is_empty() {
                     super::restores::insert_removals(txn, &job_id, &removing).await?;
+                }
+                super::restores::update_removed_ids(txn, &job_id, &moved).await?;
+                if !not_removed.is_empty() {
+                    super::restores::delete_removals(txn, &job_id, &not_removed).await?;
                 }
                 for (tenant, addresses) in &reachable {
                     super::deliveries::clear_mailbox_problems(txn, tenant, addresses).await?;
@@ -931,18 +951,9 @@ impl Store {
                 for (i, write) in writes.into_iter().enumerate() {
                     let mut kind = match write {
                         JobWrite::Event(kind) => kind,
-                        JobWrite::Removed {
-                            mailbox,
-                            moved,
-                            not_removed,
-                        } => {
-                            super::restores::update_removed_ids(txn, &job_id, &mailbox, &moved)
-                                .await?;
-                            super::restores::delete_removals(txn, &job_id, &mailbox, &not_removed)
-                                .await?;
-                            continue;
-                        }
-                        JobWrite::Removing(_) | JobWrite::Reachable { .. } => continue,
+                        JobWrite::Removing(_)
+                        | JobWrite::Removed { .. }
+                        | JobWrite::Reachable { .. } => continue,
                     };
                     // A result finishes its target; a target finished before (a redo) takes
                     // no sequence number and changes nothing. The event names the depth the
@@ -1244,17 +1255,22 @@ async fn finish_targets<C: ConnectionTrait>(
                     .into(),
                 super::text_array(chunk.iter().map(|(_, r)| r.detail.clone())),
                 super::text_array(chunk.iter().map(|(_, r)| r.graph_code.clone())),
-                job_id.as_str().into(),
+                vec![job_id.to_string(); chunk.len()].into(),
             ];
+            // The job's id is a column of the batch, not a parameter of its own: after five
+            // runs PostgreSQL plans the statement generically, and a generic `job_id = $8`
+            // looked like a few rows, so it hashed the job's every target for each batch
+            // (quadratic: 7 CPU-s of PostgreSQL's at N = 10,000). Joined on both key columns
+            // it looks each result's row up by primary key, whatever the plan.
             let sql = "UPDATE retract_targets SET done = TRUE, outcome = v.outcome, \
                        copies_found = v.copies_found, copies_deleted = v.copies_deleted, \
                        was_read = v.was_read, detail = NULLIF(v.detail, ''), \
                        graph_code = NULLIF(v.graph_code, '') \
                        FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int4[], $5::bool[], \
-                       $6::text[], $7::text[]) \
+                       $6::text[], $7::text[], $8::text[]) \
                        AS v (mailbox, outcome, copies_found, copies_deleted, was_read, detail, \
-                       graph_code) \
-                       WHERE retract_targets.job_id = $8 \
+                       graph_code, job_id) \
+                       WHERE retract_targets.job_id = v.job_id \
                        AND retract_targets.mailbox = v.mailbox AND retract_targets.done = FALSE \
                        RETURNING retract_targets.mailbox, retract_targets.depth";
             read(

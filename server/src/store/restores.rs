@@ -23,7 +23,11 @@ impl Store {
         mailbox: &EmailAddress,
         moved: &[(String, String)],
     ) -> Result<(), StoreError> {
-        update_removed_ids(&self.db, job, mailbox, moved).await
+        let moved: Vec<Moved<'_>> = moved
+            .iter()
+            .map(|(item, now_at)| (mailbox, item.as_str(), now_at.as_str()))
+            .collect();
+        update_removed_ids(&self.db, job, &moved).await
     }
 
     /// Forgets copies `job` recorded but did not remove from `mailbox` (Graph failed, or the
@@ -34,7 +38,9 @@ impl Store {
         mailbox: &EmailAddress,
         items: &[String],
     ) -> Result<(), StoreError> {
-        delete_removals(&self.db, job, mailbox, items).await
+        let items: Vec<(&EmailAddress, &str)> =
+            items.iter().map(|item| (mailbox, item.as_str())).collect();
+        delete_removals(&self.db, job, &items).await
     }
 
     /// The copies `job` removed from `mailbox` that no restore has put back yet.
@@ -238,45 +244,96 @@ pub(super) async fn insert_removals<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Sets where Graph put removed copies: `(item id before, item id now)`.
+/// A copy Graph moved: `(mailbox, item id before, item id now)`.
+pub(super) type Moved<'a> = (&'a EmailAddress, &'a str, &'a str);
+
+/// Records where Graph put moved copies, many mailboxes' at once: one statement per chunk
+/// (a journal batch writes every mailbox's in one round trip, not one per copy).
 pub(super) async fn update_removed_ids<C: ConnectionTrait>(
     conn: &C,
     job: &JobId,
-    mailbox: &EmailAddress,
-    moved: &[(String, String)],
+    moved: &[Moved<'_>],
 ) -> Result<(), StoreError> {
-    for (item, now_at) in moved {
-        if now_at.chars().count() > MAX_ID_CHARS {
-            continue;
-        }
-        removed_copy::Entity::update_many()
-            .col_expr(
-                removed_copy::Column::RemovedId,
-                Expr::value(Some(now_at.clone())),
+    let kept: Vec<&Moved<'_>> = moved
+        .iter()
+        .filter(|(_, _, now_at)| now_at.chars().count() <= MAX_ID_CHARS)
+        .collect();
+    let backend = conn.get_database_backend();
+    for chunk in kept.chunks(500) {
+        let (sql, values) = if backend == sea_orm::DatabaseBackend::Postgres {
+            let column = |pick: usize| -> sea_orm::Value {
+                chunk
+                    .iter()
+                    .map(|(mailbox, item, now_at)| {
+                        [mailbox.as_str(), item, now_at][pick].to_owned()
+                    })
+                    .collect::<Vec<String>>()
+                    .into()
+            };
+            (
+                // The job's id a column of the batch: by primary key whatever the plan
+                // (see `finish_targets`).
+                "UPDATE retract_removed_copies AS c SET removed_id = u.now_at \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) \
+                 AS u (job_id, mailbox, item_id, now_at) \
+                 WHERE c.job_id = u.job_id AND c.mailbox = u.mailbox AND c.item_id = u.item_id"
+                    .to_owned(),
+                vec![
+                    vec![job.to_string(); chunk.len()].into(),
+                    column(0),
+                    column(1),
+                    column(2),
+                ],
             )
-            .filter(removed_copy::Column::JobId.eq(job.as_str()))
-            .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
-            .filter(removed_copy::Column::ItemId.eq(item.as_str()))
-            .exec(conn)
-            .await?;
+        } else {
+            // By primary key with the batch outside (see `finish_targets`), then by rowid.
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3 + 1);
+            for (mailbox, item, now_at) in chunk {
+                values.extend([mailbox.as_str().into(), (*item).into(), (*now_at).into()]);
+            }
+            values.push(job.as_str().into());
+            let tuples = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            (
+                format!(
+                    "WITH v (mailbox, item_id, now_at) AS (VALUES {tuples}), \
+                     w AS MATERIALIZED (SELECT c.rowid AS rid, v.now_at FROM v \
+                     CROSS JOIN retract_removed_copies AS c WHERE c.job_id = ? \
+                     AND c.mailbox = v.mailbox AND c.item_id = v.item_id) \
+                     UPDATE retract_removed_copies SET removed_id = \
+                     (SELECT now_at FROM w WHERE w.rid = retract_removed_copies.rowid) \
+                     WHERE retract_removed_copies.rowid IN (SELECT rid FROM w)"
+                ),
+                values,
+            )
+        };
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .await?;
     }
     Ok(())
 }
 
-/// Deletes the records of copies `job` did not remove from `mailbox` after all.
+/// Deletes the records of copies `job` did not remove after all: `(mailbox, item id)`.
 pub(super) async fn delete_removals<C: ConnectionTrait>(
     conn: &C,
     job: &JobId,
-    mailbox: &EmailAddress,
-    items: &[String],
+    items: &[(&EmailAddress, &str)],
 ) -> Result<(), StoreError> {
-    for chunk in items.chunks(500) {
-        removed_copy::Entity::delete_many()
-            .filter(removed_copy::Column::JobId.eq(job.as_str()))
-            .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
-            .filter(removed_copy::Column::ItemId.is_in(chunk.iter().map(String::as_str)))
-            .exec(conn)
-            .await?;
+    let mut by_mailbox: std::collections::BTreeMap<&EmailAddress, Vec<&str>> =
+        std::collections::BTreeMap::new();
+    for (mailbox, item) in items {
+        by_mailbox.entry(mailbox).or_default().push(item);
+    }
+    for (mailbox, items) in by_mailbox {
+        for chunk in items.chunks(500) {
+            removed_copy::Entity::delete_many()
+                .filter(removed_copy::Column::JobId.eq(job.as_str()))
+                .filter(removed_copy::Column::Mailbox.eq(mailbox.as_str()))
+                .filter(removed_copy::Column::ItemId.is_in(chunk.iter().copied()))
+                .exec(conn)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -708,6 +708,8 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
                 JobWrite::Removing(vec![
                     copy("alice@contoso.com", "a-1"),
                     copy("alice@contoso.com", "a-2"),
+                    // Item ids are a mailbox's own: Dave's copy may carry the same one.
+                    copy("dave@contoso.com", "a-1"),
                 ]),
                 JobWrite::Event(bob_done),
                 JobWrite::Reachable {
@@ -748,16 +750,24 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
         1,
         "Bob did not answer in this batch: his problem stands"
     );
-    // The next batch: one of Alice's copies moved, the other not removed after all.
+    // The next batch: one of Alice's copies moved, the other not removed after all; Dave's
+    // moved too, in the same batch, to where his mailbox put it.
     store
         .write_journal(
             &job,
             owner,
-            vec![JobWrite::Removed {
-                mailbox: address("alice@contoso.com"),
-                moved: vec![("a-1".to_owned(), "deleted-a-1".to_owned())],
-                not_removed: vec!["a-2".to_owned()],
-            }],
+            vec![
+                JobWrite::Removed {
+                    mailbox: address("alice@contoso.com"),
+                    moved: vec![("a-1".to_owned(), "deleted-a-1".to_owned())],
+                    not_removed: vec!["a-2".to_owned()],
+                },
+                JobWrite::Removed {
+                    mailbox: address("dave@contoso.com"),
+                    moved: vec![("a-1".to_owned(), "deleted-d-1".to_owned())],
+                    not_removed: Vec::new(),
+                },
+            ],
         )
         .await
         .unwrap();
@@ -768,6 +778,12 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].item_id, "a-1");
     assert_eq!(left[0].removed_id.as_deref(), Some("deleted-a-1"));
+    let dave = store
+        .unrestored_copies(&job, &address("dave@contoso.com"))
+        .await
+        .unwrap();
+    assert_eq!(dave.len(), 1);
+    assert_eq!(dave[0].removed_id.as_deref(), Some("deleted-d-1"));
     // A worker that does not hold the lease records nothing, removals included.
     let refused = store
         .write_journal(

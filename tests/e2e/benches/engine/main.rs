@@ -33,7 +33,8 @@
 //! (f) GetRetractOptions on a 1,000-recipient delivery and ListAuditEvents under 200
 //! concurrent callers; (g) the practitioner's script at N = 200 and our per-mailbox speed-up.
 //! SQLite always; PostgreSQL too when `RETRACT_TEST_POSTGRES_URL` is set
-//! (`RETRACT_BENCH_BACKEND=sqlite|postgres` runs one).
+//! (`RETRACT_BENCH_BACKEND=sqlite|postgres` runs one). `RETRACT_BENCH_SERVER_SETTINGS=name=value,…`
+//! runs the server with some settings changed from its defaults (to compare, say, concurrencies).
 //!
 //! Targets are reported (`met`/`MISSED`), not gated: the machine is shared. The exit code is 1
 //! only when a run was incorrect (a copy left, an event missing or out of order, an error).
@@ -513,7 +514,15 @@ async fn server(database_url: &str, sim: &GraphSim, name: &str) -> ServerProcess
     ] {
         settings = settings.unset(name);
     }
-    let settings = settings.set("bench_serve", 1);
+    let mut settings = settings.set("bench_serve", 1);
+    // `RETRACT_BENCH_SERVER_SETTINGS=mailbox_concurrency=1024,jobs_in_flight=8`: settings
+    // to try beside the defaults (a sweep), named as in `retract-server --help`.
+    if let Ok(extra) = std::env::var("RETRACT_BENCH_SERVER_SETTINGS") {
+        for pair in extra.split(',').filter(|p| !p.trim().is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            settings = settings.set(name.trim(), value.trim());
+        }
+    }
     ServerProcess::start(&exe, name, &settings).await
 }
 
