@@ -193,19 +193,27 @@ pub async fn connect_tcp<Ws: WithSocket>(
         // 16 KiB, a larger statement is written in two parts, and the second waits until
         // the server acknowledges the first, which it delays by 40 ms (delayed ACK: one
         // segment and nothing to answer yet).
+        // IPv6 addresses in URLs keep their brackets (`Url::host_str`).
+        let host = host.trim_matches(&['[', ']'][..]);
         let mut last_err = None;
         for addr in tokio::net::lookup_host((host, port)).await? {
-            let socket = if addr.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()?
-            } else {
-                tokio::net::TcpSocket::new_v6()?
-            };
-            socket.set_send_buffer_size(1 << 20)?;
-            match socket.connect(addr).await {
-                Ok(stream) => {
-                    stream.set_nodelay(true)?;
-                    return Ok(with_socket.with_socket(stream).await);
-                }
+            // Each address on its own, as TcpStream::connect does: one the machine cannot
+            // open (no IPv6) does not stop the next.
+            let connected = async {
+                let socket = if addr.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                // Best effort: the kernel doubles it and caps it at net.core.wmem_max.
+                let _ = socket.set_send_buffer_size(1 << 20);
+                let stream = socket.connect(addr).await?;
+                stream.set_nodelay(true)?;
+                Ok::<_, io::Error>(stream)
+            }
+            .await;
+            match connected {
+                Ok(stream) => return Ok(with_socket.with_socket(stream).await),
                 Err(e) => last_err = Some(e),
             }
         }
