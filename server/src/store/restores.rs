@@ -3,6 +3,8 @@
 //! Graph removes the copies (a crash between the two cannot lose them), completed with the new
 //! id Graph gives a moved copy, and marked with the restore job that put it back.
 
+use std::collections::HashMap;
+
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -254,9 +256,18 @@ pub(super) async fn update_removed_ids<C: ConnectionTrait>(
     job: &JobId,
     moved: &[Moved<'_>],
 ) -> Result<(), StoreError> {
+    // A copy moved twice in one batch: where it went last.
+    let mut last: HashMap<(&EmailAddress, &str), usize> = HashMap::new();
+    for (i, (mailbox, item, _)) in moved.iter().enumerate() {
+        last.insert((mailbox, item), i);
+    }
     let kept: Vec<&Moved<'_>> = moved
         .iter()
-        .filter(|(_, _, now_at)| now_at.chars().count() <= MAX_ID_CHARS)
+        .enumerate()
+        .filter(|(i, (mailbox, item, now_at))| {
+            last.get(&(*mailbox, *item)) == Some(i) && now_at.chars().count() <= MAX_ID_CHARS
+        })
+        .map(|(_, m)| m)
         .collect();
     let backend = conn.get_database_backend();
     for chunk in kept.chunks(500) {
@@ -291,8 +302,13 @@ pub(super) async fn update_removed_ids<C: ConnectionTrait>(
             for (mailbox, item, now_at) in chunk {
                 values.extend([mailbox.as_str().into(), (*item).into(), (*now_at).into()]);
             }
+            // Padded as `finish_targets` pads: a few statement texts, prepared once.
+            let padded = chunk.len().next_power_of_two().max(8);
+            for _ in chunk.len()..padded {
+                values.extend(std::iter::repeat_n(sea_orm::Value::String(None), 3));
+            }
             values.push(job.as_str().into());
-            let tuples = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            let tuples = vec!["(?, ?, ?)"; padded].join(", ");
             (
                 format!(
                     "WITH v (mailbox, item_id, now_at) AS (VALUES {tuples}), \

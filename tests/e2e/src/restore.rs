@@ -35,6 +35,7 @@ on_both_backends!(
     a_restore_interrupted_by_a_restart_puts_each_copy_back_once,
     a_copy_the_user_restored_is_not_brought_back_twice,
     a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holder,
+    a_journal_batch_of_hundreds_of_results_finishes_each_target_once,
 );
 
 fn contoso() -> Tenant {
@@ -708,8 +709,9 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
                 JobWrite::Removing(vec![
                     copy("alice@contoso.com", "a-1"),
                     copy("alice@contoso.com", "a-2"),
-                    // Item ids are a mailbox's own: Dave's copy may carry the same one.
+                    // Item ids are a mailbox's own: Dave's copies may carry the same ones.
                     copy("dave@contoso.com", "a-1"),
+                    copy("dave@contoso.com", "a-2"),
                 ]),
                 JobWrite::Event(bob_done),
                 JobWrite::Reachable {
@@ -762,6 +764,12 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
                     moved: vec![("a-1".to_owned(), "deleted-a-1".to_owned())],
                     not_removed: vec!["a-2".to_owned()],
                 },
+                // Dave's a-1 moved twice within the batch: where it went last counts.
+                JobWrite::Removed {
+                    mailbox: address("dave@contoso.com"),
+                    moved: vec![("a-1".to_owned(), "deleted-d-0".to_owned())],
+                    not_removed: Vec::new(),
+                },
                 JobWrite::Removed {
                     mailbox: address("dave@contoso.com"),
                     moved: vec![("a-1".to_owned(), "deleted-d-1".to_owned())],
@@ -782,8 +790,19 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
         .unrestored_copies(&job, &address("dave@contoso.com"))
         .await
         .unwrap();
-    assert_eq!(dave.len(), 1);
-    assert_eq!(dave[0].removed_id.as_deref(), Some("deleted-d-1"));
+    let dave: std::collections::BTreeMap<String, Option<String>> = dave
+        .into_iter()
+        .map(|c| (c.item_id, c.removed_id))
+        .collect();
+    assert_eq!(
+        dave,
+        [
+            ("a-1".to_owned(), Some("deleted-d-1".to_owned())),
+            // Alice's a-2 was not removed; Dave's, of the same id, stays recorded.
+            ("a-2".to_owned(), None),
+        ]
+        .into(),
+    );
     // A worker that does not hold the lease records nothing, removals included.
     let refused = store
         .write_journal(
@@ -803,4 +822,99 @@ async fn a_removal_is_recorded_in_the_journals_batch_and_only_by_the_lease_holde
             .unwrap(),
         0
     );
+}
+
+/// Straight at the store: one journal batch carrying 600 mailboxes' results (more than one
+/// statement's worth), one of them twice and one finished by an earlier batch, finishes each
+/// target once with its own result, numbers only the events that finished something, and
+/// counts them once.
+async fn a_journal_batch_of_hundreds_of_results_finishes_each_target_once(backend: Backend) {
+    use retract_server::{
+        domain::{EventKind, Phase, Target, TargetOutcome, TargetResult, TenantId},
+        store::JobWrite,
+    };
+
+    let app = crate::app::TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    let store = app.store().await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let mailboxes: Vec<String> = (0..600).map(|i| format!("user{i}@contoso.com")).collect();
+    let names: Vec<&str> = mailboxes.iter().map(String::as_str).collect();
+    let (new, audit) = crate::scenarios::stored_job(&tenant, &names, false);
+    let job = new.id.clone();
+    store.create_job(&tenant, new, audit).await.unwrap();
+    let owner = "worker-test";
+    store
+        .claim_job(owner, std::time::Duration::from_secs(60), &[], &[])
+        .await
+        .unwrap()
+        .expect("the job is claimed");
+    // Mailbox i found i % 3 copies and deleted them (0: not found).
+    let result = |i: usize, found: u32| EventKind::Recipient {
+        target: Target {
+            mailbox: EmailAddress::parse(&mailboxes[i]).unwrap(),
+            depth: 0,
+        },
+        phase: Phase::Done,
+        result: Some(TargetResult {
+            outcome: if found == 0 {
+                TargetOutcome::NotFound
+            } else {
+                TargetOutcome::Deleted
+            },
+            copies_found: found,
+            copies_deleted: found,
+            was_read: i.is_multiple_of(2),
+            detail: (found == 0).then(|| format!("nothing in mailbox {i}")),
+            graph_code: None,
+        }),
+    };
+    let found = |i: usize| u32::try_from(i % 3).unwrap();
+    // An earlier batch finished user7.
+    let first = store
+        .write_journal(&job, owner, vec![JobWrite::Event(result(7, found(7)))])
+        .await
+        .unwrap();
+    assert!(first[0].is_some());
+    let last_before = store.job_for_worker(&job).await.unwrap().last_sequence;
+    // The batch: everyone, user7 again (a redo) and user300 twice (the second a redo too).
+    let mut writes: Vec<JobWrite> = (0..600)
+        .map(|i| JobWrite::Event(result(i, found(i))))
+        .collect();
+    writes.push(JobWrite::Event(result(300, 9)));
+    let written = store.write_journal(&job, owner, writes).await.unwrap();
+    assert_eq!(written.len(), 601);
+    assert!(written[7].is_none(), "user7 was finished before: a redo");
+    assert!(written[600].is_none(), "user300's second result is a redo");
+    let numbered: Vec<i64> = written.iter().flatten().map(|e| e.sequence).collect();
+    assert_eq!(
+        numbered,
+        (last_before + 1..=last_before + 599).collect::<Vec<_>>(),
+        "599 events, numbered in order without gaps"
+    );
+    let current = store.job_for_worker(&job).await.unwrap();
+    assert_eq!(current.last_sequence, last_before + 599);
+    assert_eq!(current.counts.done, 600);
+    assert_eq!(current.counts.not_found, 200);
+    assert_eq!(current.counts.deleted, 400);
+    assert_eq!(current.counts.copies_found, 600);
+    let targets = store.job_targets(&job).await.unwrap();
+    assert_eq!(targets.len(), 600);
+    for record in targets {
+        let i: usize = record.target.mailbox.as_str()["user".len()..]
+            .split('@')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let got = record.result.expect("every target finished");
+        assert_eq!(got.copies_found, found(i), "user{i}: its own result");
+        assert_eq!(got.was_read, i.is_multiple_of(2), "user{i}");
+        assert_eq!(
+            got.detail,
+            (found(i) == 0).then(|| format!("nothing in mailbox {i}")),
+            "user{i}"
+        );
+    }
+    app.stop().await;
 }
