@@ -197,6 +197,9 @@ const PACE_RECOVERY: Duration = Duration::from_secs(10);
 /// The lowest rate an app-wide throttle halves the pace to, requests per second.
 const PACE_FLOOR: f64 = 1.0;
 
+/// The longest a request waits for its turn, whatever the configured rate.
+const PACE_LONGEST_INTERVAL: Duration = Duration::from_secs(3600);
+
 impl Pace {
     /// A pace of `per_second` at most; `0` (or anything not a positive number) for none.
     fn new(per_second: f64) -> Self {
@@ -236,7 +239,10 @@ impl Pace {
                     turn = turn.max(hold);
                 }
                 if self.ceiling.is_some() {
-                    let interval = Duration::from_secs_f64(f64::from(units.max(1)) / state.rate);
+                    // A rate set absurdly low waits an hour a request, not overflows.
+                    let interval =
+                        Duration::try_from_secs_f64(f64::from(units.max(1)) / state.rate)
+                            .map_or(PACE_LONGEST_INTERVAL, |d| d.min(PACE_LONGEST_INTERVAL));
                     state.next = turn + interval;
                 }
                 turn
@@ -801,6 +807,21 @@ mod tests {
         pace.wait(20).await;
         pace.wait(1).await;
         assert!(before.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_set_absurdly_low_waits_an_hour_a_request_and_does_not_panic() {
+        let pace = Pace::new(1e-300);
+        let started = tokio::time::Instant::now();
+        pace.wait(1).await;
+        pace.wait(u32::MAX).await;
+        pace.wait(1).await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(2 * 3600) - PACE_BURST
+                && waited <= Duration::from_secs(2 * 3600),
+            "three requests at a rate of 1e-300/s waited {waited:?}"
+        );
     }
 
     /// When each of `n` requests of one unit got its turn, from now.
