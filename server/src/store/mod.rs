@@ -46,6 +46,20 @@ fn text_array(items: impl Iterator<Item = Option<String>>) -> sea_orm::Value {
         .into()
 }
 
+/// The `(?, …), …` rows of an SQLite VALUES list of `rows` rows of `columns` values each,
+/// padded to a power of two (at least 8) with all-NULL rows, which match nothing: a few
+/// statement texts, each prepared once and cached, instead of one per batch size. `values`
+/// gets the padding's NULLs.
+fn sqlite_padded_rows(rows: usize, columns: usize, values: &mut Vec<sea_orm::Value>) -> String {
+    let padded = rows.next_power_of_two().max(8);
+    values.extend(std::iter::repeat_n(
+        sea_orm::Value::String(None),
+        (padded - rows) * columns,
+    ));
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; padded].join(", ")
+}
+
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct DatabaseOptions {

@@ -3,7 +3,7 @@
 //! Graph removes the copies (a crash between the two cannot lose them), completed with the new
 //! id Graph gives a moved copy, and marked with the restore job that put it back.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use sea_orm::{
     ActiveValue::Set,
@@ -256,18 +256,14 @@ pub(super) async fn update_removed_ids<C: ConnectionTrait>(
     job: &JobId,
     moved: &[Moved<'_>],
 ) -> Result<(), StoreError> {
-    // A copy moved twice in one batch: where it went last.
-    let mut last: HashMap<(&EmailAddress, &str), usize> = HashMap::new();
-    for (i, (mailbox, item, _)) in moved.iter().enumerate() {
-        last.insert((mailbox, item), i);
-    }
+    // A copy moved twice in one batch: where it went last (read from the end, first seen).
+    let mut seen = HashSet::new();
     let kept: Vec<&Moved<'_>> = moved
         .iter()
-        .enumerate()
-        .filter(|(i, (mailbox, item, now_at))| {
-            last.get(&(*mailbox, *item)) == Some(i) && now_at.chars().count() <= MAX_ID_CHARS
+        .rev()
+        .filter(|(mailbox, item, now_at)| {
+            seen.insert((*mailbox, *item)) && now_at.chars().count() <= MAX_ID_CHARS
         })
-        .map(|(_, m)| m)
         .collect();
     let backend = conn.get_database_backend();
     for chunk in kept.chunks(500) {
@@ -302,13 +298,8 @@ pub(super) async fn update_removed_ids<C: ConnectionTrait>(
             for (mailbox, item, now_at) in chunk {
                 values.extend([mailbox.as_str().into(), (*item).into(), (*now_at).into()]);
             }
-            // Padded as `finish_targets` pads: a few statement texts, prepared once.
-            let padded = chunk.len().next_power_of_two().max(8);
-            for _ in chunk.len()..padded {
-                values.extend(std::iter::repeat_n(sea_orm::Value::String(None), 3));
-            }
+            let tuples = super::sqlite_padded_rows(chunk.len(), 3, &mut values);
             values.push(job.as_str().into());
-            let tuples = vec!["(?, ?, ?)"; padded].join(", ");
             (
                 format!(
                     "WITH v (mailbox, item_id, now_at) AS (VALUES {tuples}), \
