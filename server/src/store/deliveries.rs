@@ -972,12 +972,37 @@ pub(super) async fn clear_mailbox_problems<C: ConnectionTrait>(
     tenant: &TenantId,
     addresses: &[EmailAddress],
 ) -> Result<(), StoreError> {
-    for chunk in addresses.chunks(500) {
-        mailbox_status::Entity::delete_many()
-            .filter(mailbox_status::Column::TenantId.eq(tenant.as_str()))
-            .filter(mailbox_status::Column::Address.is_in(chunk.iter().map(EmailAddress::as_str)))
-            .exec(conn)
-            .await?;
+    // A journal batch clears its mailboxes' problems each time: one statement text whatever
+    // the count (an array on PostgreSQL, a few padded lists on SQLite), prepared once.
+    let backend = conn.get_database_backend();
+    for chunk in addresses.chunks(super::SQLITE_MAX_ROWS) {
+        let statement = if backend == DbBackend::Postgres {
+            Statement::from_sql_and_values(
+                backend,
+                "DELETE FROM mailbox_status WHERE tenant_id = $1 AND address = ANY($2::text[])",
+                [
+                    tenant.as_str().into(),
+                    chunk
+                        .iter()
+                        .map(|a| a.as_str().to_owned())
+                        .collect::<Vec<String>>()
+                        .into(),
+                ],
+            )
+        } else {
+            let mut values: Vec<Value> = chunk.iter().map(|a| a.as_str().into()).collect();
+            let tuples = super::sqlite_padded_rows(chunk.len(), 1, &mut values);
+            values.push(tenant.as_str().into());
+            Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "WITH v (address) AS (VALUES {tuples}) DELETE FROM mailbox_status \
+                     WHERE tenant_id = ? AND address IN (SELECT address FROM v)"
+                ),
+                values,
+            )
+        };
+        conn.execute_raw(statement).await?;
     }
     Ok(())
 }

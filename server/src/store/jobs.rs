@@ -1280,7 +1280,7 @@ async fn finish_targets<C: ConnectionTrait>(
         }
         return Ok(finished);
     }
-    for chunk in first.chunks(500) {
+    for chunk in first.chunks(super::SQLITE_MAX_ROWS) {
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * COLUMNS + 1);
         for (target, result) in chunk {
             values.extend([
@@ -1331,17 +1331,26 @@ async fn insert_events<C: ConnectionTrait>(
     }
     let backend = conn.get_database_backend();
     if backend != DatabaseBackend::Postgres {
-        for chunk in rows.chunks(500) {
-            retract_event::Entity::insert_many(chunk.iter().map(|(sequence, at, payload)| {
-                retract_event::ActiveModel {
-                    job_id: Set(job_id.to_string()),
-                    sequence: Set(*sequence),
-                    occurred_at: Set(*at),
-                    payload: Set(payload.clone()),
-                }
-            }))
-            .exec_without_returning(conn)
-            .await?;
+        // A few padded statement texts, each prepared once (see `sqlite_padded_rows`); the
+        // padding's all-NULL rows are not inserted.
+        for chunk in rows.chunks(super::SQLITE_MAX_ROWS) {
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3 + 1);
+            for (sequence, at, payload) in chunk {
+                values.extend([
+                    (*sequence).into(),
+                    sea_orm::Value::ChronoDateTimeUtc(Some(*at)),
+                    sea_orm::Value::Json(Some(Box::new(payload.clone()))),
+                ]);
+            }
+            let tuples = super::sqlite_padded_rows(chunk.len(), 3, &mut values);
+            values.push(job_id.as_str().into());
+            let sql = format!(
+                "WITH v (sequence, occurred_at, payload) AS (VALUES {tuples}) \
+                 INSERT INTO retract_events (job_id, sequence, occurred_at, payload) \
+                 SELECT ?, sequence, occurred_at, payload FROM v WHERE sequence IS NOT NULL"
+            );
+            conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await?;
         }
         return Ok(());
     }

@@ -46,6 +46,10 @@ fn text_array(items: impl Iterator<Item = Option<String>>) -> sea_orm::Value {
         .into()
 }
 
+/// Most rows one padded SQLite statement carries (a power of two, so a full chunk needs no
+/// padding; 512 rows of 7 values stay far under SQLite's 32,766 variables).
+const SQLITE_MAX_ROWS: usize = 512;
+
 /// The `(?, …), …` rows of an SQLite VALUES list of `rows` rows of `columns` values each,
 /// padded to a power of two (at least 8) with all-NULL rows, which match nothing: a few
 /// statement texts, each prepared once and cached, instead of one per batch size. `values`

@@ -6,9 +6,8 @@
 use std::collections::HashSet;
 
 use sea_orm::{
-    ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, OnConflict},
+    sea_query::Expr,
 };
 
 use super::{Store, StoreError, entities::removed_copy, entities::retract_job, parse_stored};
@@ -216,32 +215,34 @@ pub(super) async fn insert_removals<C: ConnectionTrait>(
         .await?;
         return Ok(());
     }
-    let rows: Vec<removed_copy::ActiveModel> = kept
-        .into_iter()
-        .map(|c| removed_copy::ActiveModel {
-            job_id: Set(job.to_string()),
-            mailbox: Set(c.mailbox.to_string()),
-            item_id: Set(c.item_id),
-            hop: Set(i32::from(c.hop)),
-            internet_message_id: Set(c.internet_message_id),
-            original_folder_id: Set(c.original_folder_id),
-            removed_id: Set(None),
-            restored_by: Set(None),
-        })
-        .collect();
-    for chunk in rows.chunks(500) {
-        removed_copy::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::columns([
-                    removed_copy::Column::JobId,
-                    removed_copy::Column::Mailbox,
-                    removed_copy::Column::ItemId,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(conn)
-            .await?;
+    // A few padded statement texts, each prepared once (see `sqlite_padded_rows`); the
+    // padding's all-NULL rows are not inserted.
+    for chunk in kept.chunks(super::SQLITE_MAX_ROWS) {
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 5 + 1);
+        for c in chunk {
+            values.extend([
+                c.mailbox.as_str().into(),
+                c.item_id.as_str().into(),
+                i32::from(c.hop).into(),
+                c.internet_message_id.as_deref().into(),
+                c.original_folder_id.as_deref().into(),
+            ]);
+        }
+        let tuples = super::sqlite_padded_rows(chunk.len(), 5, &mut values);
+        values.push(job.as_str().into());
+        let sql = format!(
+            "WITH v (mailbox, item_id, hop, internet_message_id, original_folder_id) \
+             AS (VALUES {tuples}) \
+             INSERT INTO retract_removed_copies (job_id, mailbox, item_id, hop, \
+             internet_message_id, original_folder_id) \
+             SELECT ?, mailbox, item_id, hop, internet_message_id, original_folder_id \
+             FROM v WHERE mailbox IS NOT NULL \
+             ON CONFLICT (job_id, mailbox, item_id) DO NOTHING"
+        );
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
+        .await?;
     }
     Ok(())
 }
@@ -266,7 +267,7 @@ pub(super) async fn update_removed_ids<C: ConnectionTrait>(
         })
         .collect();
     let backend = conn.get_database_backend();
-    for chunk in kept.chunks(500) {
+    for chunk in kept.chunks(super::SQLITE_MAX_ROWS) {
         let (sql, values) = if backend == sea_orm::DatabaseBackend::Postgres {
             let column = |pick: usize| -> sea_orm::Value {
                 chunk
