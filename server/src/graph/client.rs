@@ -152,10 +152,12 @@ struct Page<T> {
 #[derive(Clone)]
 pub struct GraphClient {
     pub(super) base: String,
+    /// `base` parsed (`None` if it is not a URL: then no `@odata.nextLink` is followed).
+    base_url: Option<reqwest::Url>,
     http: reqwest::Client,
     tokens: Arc<AppTokens>,
     retry: RetryPolicy,
-    mailboxes: Arc<Mutex<HashMap<String, Arc<MailboxGate>>>>,
+    mailboxes: Arc<Mutex<MailboxGates>>,
     pace: Arc<Pace>,
 }
 
@@ -305,11 +307,40 @@ struct MailboxGate {
     not_before: Mutex<Option<tokio::time::Instant>>,
 }
 
+/// Mailbox gates kept before idle ones are forgotten.
+const MAILBOX_GATES_KEPT: usize = 10_000;
+
+/// The gates of the mailboxes this client has sent requests to.
+struct MailboxGates {
+    gates: HashMap<String, Arc<MailboxGate>>,
+    /// The size at which idle gates are next swept away.
+    sweep_at: usize,
+}
+
+impl Default for MailboxGates {
+    fn default() -> Self {
+        Self {
+            gates: HashMap::new(),
+            sweep_at: MAILBOX_GATES_KEPT,
+        }
+    }
+}
+
 impl MailboxGate {
     fn new() -> Self {
         Self {
             slots: Arc::new(Semaphore::new(REQUESTS_PER_MAILBOX)),
             not_before: Mutex::new(None),
+        }
+    }
+
+    /// `weight` of the mailbox's four request slots.
+    async fn slot(&self, weight: u32) -> OwnedSemaphorePermit {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let weight = weight.clamp(1, REQUESTS_PER_MAILBOX as u32);
+        match self.slots.clone().acquire_many_owned(weight).await {
+            Ok(permit) => permit,
+            Err(_) => unreachable!("mailbox semaphores are never closed"),
         }
     }
 
@@ -347,8 +378,10 @@ impl MailboxGate {
 impl GraphClient {
     /// A client for `settings`, sharing `tokens`.
     pub fn new(settings: &GraphSettings, http: reqwest::Client, tokens: Arc<AppTokens>) -> Self {
+        let base = format!("{}/v1.0", settings.graph_base_url.trim_end_matches('/'));
         Self {
-            base: format!("{}/v1.0", settings.graph_base_url.trim_end_matches('/')),
+            base_url: reqwest::Url::parse(&base).ok(),
+            base,
             http,
             tokens,
             retry: settings.retry,
@@ -383,16 +416,18 @@ impl GraphClient {
                     "Graph kept paging past {MAX_PAGES} pages; not followed further"
                 )));
             }
-            if !self.is_graph_url(&url) {
+            // Parsed once: checked, then sent as it is.
+            let Some(parsed) = self.graph_url(&url) else {
                 // Following it would send the tenant's app token to whoever it names.
                 return Err(GraphError::Transport(
                     "Graph's @odata.nextLink points outside the configured Graph base URL; not followed"
                         .to_owned(),
                 ));
-            }
-            let page: Page<T> = self
-                .request_json(microsoft_tenant, mailbox, Method::GET, &url, None)
+            };
+            let response = self
+                .request_at(microsoft_tenant, mailbox, 1, 1, Method::GET, parsed, None)
                 .await?;
+            let page: Page<T> = read_json(response, "Graph answer").await?;
             items.extend(page.value);
             if page.next_link.as_deref() == Some(url.as_str()) {
                 return Err(GraphError::Transport(
@@ -406,18 +441,22 @@ impl GraphClient {
 
     /// Whether `url` lies under the configured Graph base URL (same scheme, host and port,
     /// path under `/v1.0/`): the only place the app token is sent.
-    fn is_graph_url(&self, url: &str) -> bool {
-        let (Ok(base), Ok(url)) = (reqwest::Url::parse(&self.base), reqwest::Url::parse(url))
-        else {
-            return false;
-        };
-        let base_path = format!("{}/", base.path().trim_end_matches('/'));
-        url.scheme() == base.scheme()
+    /// `url` parsed, if it lies there.
+    fn graph_url(&self, url: &str) -> Option<reqwest::Url> {
+        let base = self.base_url.as_ref()?;
+        let url = reqwest::Url::parse(url).ok()?;
+        let base_path = base.path().trim_end_matches('/');
+        let under = url
+            .path()
+            .strip_prefix(base_path)
+            .is_some_and(|rest| rest.starts_with('/'));
+        (url.scheme() == base.scheme()
             && url.host_str() == base.host_str()
             && url.port_or_known_default() == base.port_or_known_default()
             && url.username().is_empty()
             && url.password().is_none()
-            && url.path().starts_with(&base_path)
+            && under)
+            .then_some(url)
     }
 
     /// A request whose answer is JSON.
@@ -463,20 +502,40 @@ impl GraphClient {
         url: &str,
         body: Option<serde_json::Value>,
     ) -> Result<reqwest::Response, GraphError> {
-        let _slot = match mailbox {
-            Some(m) => Some(self.mailbox_slot(m, weight).await),
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| GraphError::Transport(format!("not a URL ({e}): {url}")))?;
+        self.request_at(microsoft_tenant, mailbox, weight, units, method, url, body)
+            .await
+    }
+
+    /// [`Self::request_weighted`] to a URL parsed already.
+    #[allow(clippy::too_many_arguments)]
+    async fn request_at(
+        &self,
+        microsoft_tenant: &MicrosoftTenantId,
+        mailbox: Option<&str>,
+        weight: u32,
+        units: u32,
+        method: Method,
+        url: reqwest::Url,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response, GraphError> {
+        // The mailbox's gate, looked up once for every attempt.
+        let gate = mailbox.map(|m| self.mailbox_gate(m));
+        let _slot = match &gate {
+            Some(gate) => Some(gate.slot(weight).await),
             None => None,
         };
-        let endpoint = metrics::graph_endpoint(&method, url);
+        let endpoint = metrics::graph_endpoint(&method, url.as_str());
         let mut refreshed = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let token = self.tokens.get(microsoft_tenant).await?;
-            self.turn(mailbox, units).await;
+            self.turn(gate.as_deref(), units).await;
             let mut request = self
                 .http
-                .request(method.clone(), url)
+                .request(method.clone(), url.clone())
                 .header(http::header::AUTHORIZATION, token.bearer());
             if let Some(body) = &body {
                 request = request.json(body);
@@ -509,7 +568,7 @@ impl GraphClient {
                 refreshed = true;
                 continue;
             }
-            self.throttled(mailbox, sent, &error);
+            self.throttled_at(gate.as_deref(), sent, &error);
             let Some(wait) = self.retry_wait(&error, attempt) else {
                 return Err(error);
             };
@@ -523,13 +582,13 @@ impl GraphClient {
     /// Waits until a request to `mailbox` counting `units` may be sent: the mailbox open (no
     /// 429 of its own still running), then the app's turn (its pace, and any app-wide
     /// `Retry-After`) — and the mailbox again, should Graph have throttled it meanwhile.
-    async fn turn(&self, mailbox: Option<&str>, units: u32) {
+    async fn turn(&self, gate: Option<&MailboxGate>, units: u32) {
         loop {
-            if let Some(m) = mailbox {
-                self.mailbox_open(m).await;
+            if let Some(gate) = gate {
+                gate.wait_until_open().await;
             }
             self.pace.wait(units).await;
-            if mailbox.is_none_or(|m| self.mailbox_gate(m).is_open()) {
+            if gate.is_none_or(MailboxGate::is_open) {
                 return;
             }
         }
@@ -541,6 +600,20 @@ impl GraphClient {
     pub(super) fn throttled(
         &self,
         mailbox: Option<&str>,
+        sent: tokio::time::Instant,
+        error: &GraphError,
+    ) {
+        let gate = match error {
+            GraphError::Api { status: 429, .. } => mailbox.map(|m| self.mailbox_gate(m)),
+            _ => None,
+        };
+        self.throttled_at(gate.as_deref(), sent, error);
+    }
+
+    /// [`Self::throttled`] for a mailbox whose gate is at hand.
+    fn throttled_at(
+        &self,
+        gate: Option<&MailboxGate>,
         sent: tokio::time::Instant,
         error: &GraphError,
     ) {
@@ -559,8 +632,8 @@ impl GraphClient {
                 .filter(|after| *after <= self.retry.max_retry_after)
                 .map(|after| tokio::time::Instant::now() + after + jitter(after));
             self.pace.throttled(sent, until);
-        } else if let (Some(m), Some(after)) = (mailbox, retry_after) {
-            self.mailbox_throttled(m, *after);
+        } else if let (Some(gate), Some(after)) = (gate, retry_after) {
+            self.mailbox_throttled(gate, *after);
         }
     }
 
@@ -588,16 +661,22 @@ impl GraphClient {
         self.retry.wait(error, attempt)
     }
 
+    /// The gate of `mailbox`, made on its first request.
     fn mailbox_gate(&self, mailbox: &str) -> Arc<MailboxGate> {
         let mut gates = self
             .mailboxes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(gate) = gates.gates.get(mailbox) {
+            return gate.clone();
+        }
         // Forget idle mailboxes so the map does not grow with every mailbox ever seen (only
-        // gates nobody else holds a handle to, with no throttling still running).
-        if gates.len() > 10_000 {
+        // gates nobody else holds a handle to, with no throttling still running) — once the
+        // map has doubled since the last sweep, so that many mailboxes in flight at once do
+        // not sweep it on every request.
+        if gates.gates.len() >= gates.sweep_at {
             let now = tokio::time::Instant::now();
-            gates.retain(|_, g| {
+            gates.gates.retain(|_, g| {
                 let throttled = g
                     .not_before
                     .lock()
@@ -608,26 +687,11 @@ impl GraphClient {
                     || g.slots.available_permits() < REQUESTS_PER_MAILBOX
                     || throttled
             });
+            gates.sweep_at = (gates.gates.len() * 2).max(MAILBOX_GATES_KEPT);
         }
-        gates
-            .entry(mailbox.to_owned())
-            .or_insert_with(|| Arc::new(MailboxGate::new()))
-            .clone()
-    }
-
-    async fn mailbox_slot(&self, mailbox: &str, weight: u32) -> OwnedSemaphorePermit {
-        let slots = self.mailbox_gate(mailbox).slots.clone();
-        // The semaphore is never closed, so acquiring cannot fail.
-        let weight = weight.clamp(1, REQUESTS_PER_MAILBOX as u32);
-        match slots.acquire_many_owned(weight).await {
-            Ok(permit) => permit,
-            Err(_) => unreachable!("mailbox semaphores are never closed"),
-        }
-    }
-
-    /// Waits while Graph throttles `mailbox` (a 429 on any of its requests).
-    pub(super) async fn mailbox_open(&self, mailbox: &str) {
-        self.mailbox_gate(mailbox).wait_until_open().await;
+        let gate = Arc::new(MailboxGate::new());
+        gates.gates.insert(mailbox.to_owned(), gate.clone());
+        gate
     }
 
     /// Records that Graph throttled `mailbox` for `after` (a 429's `Retry-After`): every request
@@ -635,12 +699,11 @@ impl GraphClient {
     /// A `Retry-After` longer than the retry policy waits holds nothing: that request fails
     /// (so do the mailbox's next ones, throttled in turn) rather than parking the mailbox's
     /// slots for hours.
-    pub(super) fn mailbox_throttled(&self, mailbox: &str, after: Duration) {
+    fn mailbox_throttled(&self, gate: &MailboxGate, after: Duration) {
         if after <= self.retry.max_retry_after {
             // A little extra, as for a retry, so the held requests do not all land on the
             // boundary together.
-            self.mailbox_gate(mailbox)
-                .hold_until(tokio::time::Instant::now() + after + jitter(after));
+            gate.hold_until(tokio::time::Instant::now() + after + jitter(after));
         }
     }
 }
