@@ -326,6 +326,37 @@ impl Default for MailboxGates {
     }
 }
 
+impl MailboxGates {
+    /// The gate of `mailbox`, made on its first request.
+    fn gate(&mut self, mailbox: &str) -> Arc<MailboxGate> {
+        if let Some(gate) = self.gates.get(mailbox) {
+            return gate.clone();
+        }
+        // Forget idle mailboxes so the map does not grow with every mailbox ever seen (only
+        // gates nobody else holds a handle to, with no throttling still running) — once the
+        // map has doubled since the last sweep, so that many mailboxes in flight at once do
+        // not sweep it on every request.
+        if self.gates.len() >= self.sweep_at {
+            let now = tokio::time::Instant::now();
+            self.gates.retain(|_, g| {
+                let throttled = g
+                    .not_before
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .is_some_and(|t| t > now);
+                Arc::strong_count(g) > 1
+                    || Arc::strong_count(&g.slots) > 1
+                    || g.slots.available_permits() < REQUESTS_PER_MAILBOX
+                    || throttled
+            });
+            self.sweep_at = (self.gates.len() * 2).max(MAILBOX_GATES_KEPT);
+        }
+        let gate = Arc::new(MailboxGate::new());
+        self.gates.insert(mailbox.to_owned(), gate.clone());
+        gate
+    }
+}
+
 impl MailboxGate {
     fn new() -> Self {
         Self {
@@ -439,9 +470,8 @@ impl GraphClient {
         Ok(items)
     }
 
-    /// Whether `url` lies under the configured Graph base URL (same scheme, host and port,
-    /// path under `/v1.0/`): the only place the app token is sent.
-    /// `url` parsed, if it lies there.
+    /// `url` parsed, if it lies under the configured Graph base URL (same scheme, host and
+    /// port, no user info, path under `/v1.0/`): the only place the app token is sent.
     fn graph_url(&self, url: &str) -> Option<reqwest::Url> {
         let base = self.base_url.as_ref()?;
         let url = reqwest::Url::parse(url).ok()?;
@@ -604,7 +634,9 @@ impl GraphClient {
         error: &GraphError,
     ) {
         let gate = match error {
-            GraphError::Api { status: 429, .. } => mailbox.map(|m| self.mailbox_gate(m)),
+            GraphError::Api { status: 429, .. } if !error.is_app_throttled() => {
+                mailbox.map(|m| self.mailbox_gate(m))
+            }
             _ => None,
         };
         self.throttled_at(gate.as_deref(), sent, error);
@@ -663,35 +695,10 @@ impl GraphClient {
 
     /// The gate of `mailbox`, made on its first request.
     fn mailbox_gate(&self, mailbox: &str) -> Arc<MailboxGate> {
-        let mut gates = self
-            .mailboxes
+        self.mailboxes
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(gate) = gates.gates.get(mailbox) {
-            return gate.clone();
-        }
-        // Forget idle mailboxes so the map does not grow with every mailbox ever seen (only
-        // gates nobody else holds a handle to, with no throttling still running) — once the
-        // map has doubled since the last sweep, so that many mailboxes in flight at once do
-        // not sweep it on every request.
-        if gates.gates.len() >= gates.sweep_at {
-            let now = tokio::time::Instant::now();
-            gates.gates.retain(|_, g| {
-                let throttled = g
-                    .not_before
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .is_some_and(|t| t > now);
-                Arc::strong_count(g) > 1
-                    || Arc::strong_count(&g.slots) > 1
-                    || g.slots.available_permits() < REQUESTS_PER_MAILBOX
-                    || throttled
-            });
-            gates.sweep_at = (gates.gates.len() * 2).max(MAILBOX_GATES_KEPT);
-        }
-        let gate = Arc::new(MailboxGate::new());
-        gates.gates.insert(mailbox.to_owned(), gate.clone());
-        gate
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .gate(mailbox)
     }
 
     /// Records that Graph throttled `mailbox` for `after` (a 429's `Retry-After`): every request
@@ -835,6 +842,47 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[tokio::test]
+    async fn idle_mailboxes_are_forgotten_once_the_map_doubles_and_busy_ones_keep_their_gate() {
+        let mut gates = MailboxGates::default();
+        let busy = gates.gate("busy@contoso.com");
+        let slot = busy.slot(1).await;
+        let throttled = gates.gate("throttled@contoso.com");
+        throttled.hold_until(tokio::time::Instant::now() + Duration::from_secs(60));
+        drop(busy);
+        drop(throttled);
+        for i in 0..MAILBOX_GATES_KEPT - 2 {
+            drop(gates.gate(&format!("u{i}@contoso.com")));
+        }
+        assert_eq!(
+            gates.gates.len(),
+            MAILBOX_GATES_KEPT,
+            "nothing swept below the mark"
+        );
+        // The next new mailbox sweeps: only the one with a request under way and the one
+        // Graph still throttles stay, beside the newcomer.
+        drop(gates.gate("new@contoso.com"));
+        assert_eq!(gates.gates.len(), 3);
+        assert_eq!(gates.sweep_at, MAILBOX_GATES_KEPT);
+        // The busy mailbox's next request waits on the same four slots, not a fresh gate.
+        let again = gates.gate("busy@contoso.com");
+        assert_eq!(again.slots.available_permits(), REQUESTS_PER_MAILBOX - 1);
+        assert!(!gates.gate("throttled@contoso.com").is_open());
+        drop(slot);
+    }
+
+    #[tokio::test]
+    async fn with_every_mailbox_busy_the_map_is_swept_once_per_doubling_not_per_request() {
+        let mut gates = MailboxGates::default();
+        let held: Vec<_> = (0..=MAILBOX_GATES_KEPT)
+            .map(|i| gates.gate(&format!("u{i}@contoso.com")))
+            .collect();
+        // The sweep at 10,000 found every gate in use: the next one is at twice that.
+        assert_eq!(gates.gates.len(), MAILBOX_GATES_KEPT + 1);
+        assert_eq!(gates.sweep_at, 2 * MAILBOX_GATES_KEPT);
+        drop(held);
     }
 
     #[tokio::test(start_paused = true)]

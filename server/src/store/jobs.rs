@@ -974,7 +974,7 @@ impl Store {
                     }
                     sequence += 1;
                     let at = now();
-                    rows.push((sequence, at, to_json(&kind)?));
+                    rows.push((sequence, at, to_json_text(&kind)?));
                     written[i] = Some(JobEvent {
                         job_id: job_id.clone(),
                         sequence,
@@ -1324,7 +1324,7 @@ async fn finish_targets<C: ConnectionTrait>(
 async fn insert_events<C: ConnectionTrait>(
     conn: &C,
     job_id: &JobId,
-    rows: Vec<(i64, DateTime<Utc>, serde_json::Value)>,
+    rows: Vec<(i64, DateTime<Utc>, String)>,
 ) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
@@ -1339,7 +1339,8 @@ async fn insert_events<C: ConnectionTrait>(
                 values.extend([
                     (*sequence).into(),
                     sea_orm::Value::ChronoDateTimeUtc(Some(*at)),
-                    sea_orm::Value::Json(Some(Box::new(payload.clone()))),
+                    // JSON text, as sea-orm stores a JSON column on SQLite.
+                    payload.as_str().into(),
                 ]);
             }
             let tuples = super::sqlite_padded_rows(chunk.len(), 3, &mut values);
@@ -1360,7 +1361,7 @@ async fn insert_events<C: ConnectionTrait>(
             .iter()
             .map(|(_, a, _)| sea_orm::Value::ChronoDateTimeUtc(Some(*a)))
             .collect();
-        let payloads: Vec<String> = chunk.iter().map(|(_, _, p)| p.to_string()).collect();
+        let payloads: Vec<String> = chunk.iter().map(|(_, _, p)| p.clone()).collect();
         let sql = "INSERT INTO retract_events (job_id, sequence, occurred_at, payload) \
                    SELECT $1, s, a, p::jsonb \
                    FROM UNNEST($2::int8[], $3::timestamptz[], $4::text[]) AS u (s, a, p)";
@@ -1417,6 +1418,11 @@ fn target_row(
         detail: Set(settled.and_then(|r| r.detail.clone())),
         graph_code: Set(None),
     }
+}
+
+/// `value` as JSON text, for a statement of our own (no `serde_json::Value` in between).
+fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot serialise: {e}")))
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, StoreError> {
