@@ -456,7 +456,7 @@ impl GraphClient {
                 ));
             };
             let response = self
-                .request_at(microsoft_tenant, mailbox, 1, 1, Method::GET, parsed, None)
+                .request_weighted(microsoft_tenant, mailbox, 1, 1, Method::GET, parsed, None)
                 .await?;
             let page: Page<T> = read_json(response, "Graph answer").await?;
             items.extend(page.value);
@@ -473,20 +473,7 @@ impl GraphClient {
     /// `url` parsed, if it lies under the configured Graph base URL (same scheme, host and
     /// port, no user info, path under `/v1.0/`): the only place the app token is sent.
     fn graph_url(&self, url: &str) -> Option<reqwest::Url> {
-        let base = self.base_url.as_ref()?;
-        let url = reqwest::Url::parse(url).ok()?;
-        let base_path = base.path().trim_end_matches('/');
-        let under = url
-            .path()
-            .strip_prefix(base_path)
-            .is_some_and(|rest| rest.starts_with('/'));
-        (url.scheme() == base.scheme()
-            && url.host_str() == base.host_str()
-            && url.port_or_known_default() == base.port_or_known_default()
-            && url.username().is_empty()
-            && url.password().is_none()
-            && under)
-            .then_some(url)
+        under_base(self.base_url.as_ref()?, url)
     }
 
     /// A request whose answer is JSON.
@@ -514,33 +501,23 @@ impl GraphClient {
         url: &str,
         body: Option<serde_json::Value>,
     ) -> Result<reqwest::Response, GraphError> {
-        self.request_weighted(microsoft_tenant, mailbox, 1, 1, method, url, body)
-            .await
+        self.request_weighted(
+            microsoft_tenant,
+            mailbox,
+            1,
+            1,
+            method,
+            parse_url(url)?,
+            body,
+        )
+        .await
     }
 
-    /// Like [`Self::request`], holding `weight` of the mailbox's four slots (a `$batch` runs
+    /// Like [`Self::request`], to a URL parsed already, holding `weight` of the mailbox's four slots (a `$batch` runs
     /// up to four of its sub-requests at once) and counting `units` requests against Graph's
     /// limit for the app (a `$batch`, each of its requests).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn request_weighted(
-        &self,
-        microsoft_tenant: &MicrosoftTenantId,
-        mailbox: Option<&str>,
-        weight: u32,
-        units: u32,
-        method: Method,
-        url: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<reqwest::Response, GraphError> {
-        let url = reqwest::Url::parse(url)
-            .map_err(|e| GraphError::Transport(format!("not a URL ({e}): {url}")))?;
-        self.request_at(microsoft_tenant, mailbox, weight, units, method, url, body)
-            .await
-    }
-
-    /// [`Self::request_weighted`] to a URL parsed already.
-    #[allow(clippy::too_many_arguments)]
-    async fn request_at(
         &self,
         microsoft_tenant: &MicrosoftTenantId,
         mailbox: Option<&str>,
@@ -751,6 +728,28 @@ pub(crate) fn record_answer(
     }
 }
 
+/// A URL of ours for a request to Graph.
+pub(super) fn parse_url(url: &str) -> Result<reqwest::Url, GraphError> {
+    reqwest::Url::parse(url).map_err(|e| GraphError::Transport(format!("not a URL ({e}): {url}")))
+}
+
+/// `url` parsed, if it has `base`'s scheme, host and port, no user info, and a path under
+/// `base`'s (after the parser has resolved any `..`).
+fn under_base(base: &reqwest::Url, url: &str) -> Option<reqwest::Url> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let under = url
+        .path()
+        .strip_prefix(base.path().trim_end_matches('/'))
+        .is_some_and(|rest| rest.starts_with('/'));
+    (url.scheme() == base.scheme()
+        && url.host_str() == base.host_str()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && under)
+        .then_some(url)
+}
+
 /// A little extra after `Retry-After` so the retry does not land on the boundary.
 fn jitter(after: Duration) -> Duration {
     Duration::from_millis(rand::rng().random_range(10..=50)) + after / 20
@@ -842,6 +841,31 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn only_urls_under_the_graph_base_get_the_token() {
+        let base = reqwest::Url::parse("https://graph.example:443/v1.0").unwrap();
+        let page = "https://graph.example/v1.0/users/u-1/messages?$skiptoken=x";
+        assert_eq!(
+            under_base(&base, page).map(|u| u.to_string()),
+            Some(page.to_owned())
+        );
+        for elsewhere in [
+            "https://other.example/v1.0/users",
+            "http://graph.example/v1.0/users",
+            "https://graph.example:8443/v1.0/users",
+            "https://me@graph.example/v1.0/users",
+            "https://me:pw@graph.example/v1.0/users",
+            "https://graph.example/v1.0evil/users",
+            "https://graph.example/beta/users",
+            "https://graph.example/v1.0/../beta/users",
+            "https://graph.example/v1.0",
+            "/v1.0/users",
+            "not a url",
+        ] {
+            assert_eq!(under_base(&base, elsewhere), None, "{elsewhere}");
+        }
     }
 
     #[tokio::test]

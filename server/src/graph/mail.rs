@@ -574,21 +574,24 @@ impl GraphClient {
                     .iter()
                     .map(|&i| batch_request(&mailbox.id, &chunk[i], i))
                     .collect();
-                let url = format!("{}/$batch", self.base);
                 let weight = u32::try_from(pending.len().min(4)).unwrap_or(4);
                 let sent = tokio::time::Instant::now();
-                let answer = match self
-                    .request_weighted(
-                        microsoft_tenant,
-                        Some(&mailbox.id),
-                        weight,
-                        u32::try_from(pending.len()).unwrap_or(u32::MAX),
-                        Method::POST,
-                        &url,
-                        Some(serde_json::json!({ "requests": requests })),
-                    )
-                    .await
-                {
+                let answer = match super::client::parse_url(&format!("{}/$batch", self.base)) {
+                    Ok(url) => {
+                        self.request_weighted(
+                            microsoft_tenant,
+                            Some(&mailbox.id),
+                            weight,
+                            u32::try_from(pending.len()).unwrap_or(u32::MAX),
+                            Method::POST,
+                            url,
+                            Some(serde_json::json!({ "requests": requests })),
+                        )
+                        .await
+                    }
+                    Err(err) => Err(err),
+                };
+                let answer = match answer {
                     Ok(response) => {
                         super::client::read_json::<BatchAnswer>(response, "batch answer").await
                     }
