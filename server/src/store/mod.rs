@@ -109,6 +109,10 @@ impl<T> Page<T> {
     }
 }
 
+/// How long a pooled connection may sit idle before it is pinged on its next acquire (a
+/// server restart, a proxy or a firewall drops idle connections; a busy one is known alive).
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+
 /// The database handle shared by every request.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -124,6 +128,9 @@ impl Store {
         connect
             .acquire_timeout(options.acquire_timeout)
             .connect_timeout(options.acquire_timeout)
+            // A connection in use is known to be alive: ping only one that sat idle (sqlx
+            // pings on every acquire by default, a round trip before each statement).
+            .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
             .sqlx_logging(false);
         if options.url.starts_with("sqlite:") {
             let busy = options.sqlite_busy_timeout;

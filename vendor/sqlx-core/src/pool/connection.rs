@@ -304,14 +304,14 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
-        // test the connection on-release to ensure it is still viable,
-        // and flush anything time-sensitive like transaction rollbacks
-        // if an Executor future/stream is dropped during an `.await` call, the connection
-        // is likely to be left in an inconsistent state, in which case it should not be
-        // returned to the pool; also of course, if it was dropped due to an error
-        // this is simply a band-aid as SQLx-next connections should be able
-        // to recover from cancellations
-        if let Err(error) = self.raw.ping().await {
+        // retract (see vendor/README.md): flush instead of ping. Flushing sends what is
+        // buffered (a dropped transaction's ROLLBACK) and reads the answers still owed to
+        // an Executor future dropped during an `.await` (PostgreSQL's pending
+        // ReadyForQuery), so a connection goes back to the pool in a known state as the
+        // ping left it -- without a round trip after every statement when nothing is owed.
+        // A connection that broke is found by that read, by its next statement, or by the
+        // ping on acquire after it sat idle (`test_before_acquire_if_idle_for`).
+        if let Err(error) = self.raw.flush().await {
             tracing::warn!(
                 %error,
                 "error occurred while testing the connection on-release",
