@@ -78,7 +78,7 @@ pub async fn sweep_periodically(
 pub const JOB_PURGE_ROWS_PER_TRANSACTION: u64 = 500;
 
 /// Removes finished jobs past `keep`, a few hundred rows a transaction, yielding between
-/// them so that other writers (SQLite has one connection) are never held up for long.
+/// them so that other writers (SQLite has one writing connection) are never held up for long.
 async fn purge_jobs(store: &Store, keep: chrono::Duration, stop: &CancellationToken) {
     let cutoff = chrono::Utc::now() - keep;
     let mut removed = 0u64;

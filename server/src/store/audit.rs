@@ -67,7 +67,7 @@ impl Store {
         let rows = query
             .order_by_desc(Column::Id)
             .limit(page.size.get() + 1)
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         let events = rows
             .into_iter()
@@ -97,7 +97,7 @@ impl Store {
             .filter(Column::Id.gt(after_id))
             .order_by_asc(Column::Id)
             .limit(limit)
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         rows.into_iter()
             .take_while(|row| row.occurred_at < written_before)

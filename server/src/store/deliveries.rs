@@ -202,7 +202,7 @@ impl Store {
         message_id: &InternetMessageId,
     ) -> Result<Delivery, StoreError> {
         let row = self.delivery_row(tenant, message_id).await?;
-        let recipients = recipient_addresses(&self.db, &row.id, None).await?;
+        let recipients = recipient_addresses(&self.reads, &row.id, None).await?;
         delivery_from_row(&row, &recipients)
     }
 
@@ -242,7 +242,7 @@ impl Store {
         delivery_id: &str,
         page: &PageRequest<EmailAddress>,
     ) -> Result<RecipientPage, StoreError> {
-        let sample = recipient_addresses(&self.db, delivery_id, Some(SEARCH_RECIPIENTS))
+        let sample = recipient_addresses(&self.reads, delivery_id, Some(SEARCH_RECIPIENTS))
             .await?
             .iter()
             .map(|r| parse_stored("delivery recipient", r, EmailAddress::parse))
@@ -259,7 +259,7 @@ impl Store {
             .order_by_asc(delivery_recipient::Column::Address)
             .limit(page.size.get() + 1)
             .into_tuple()
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         let recipients = rows
             .into_iter()
@@ -282,7 +282,7 @@ impl Store {
         delivery::Entity::find()
             .filter(delivery::Column::TenantId.eq(tenant.as_str()))
             .filter(delivery::Column::InternetMessageId.eq(message_id.as_str()))
-            .one(&self.db)
+            .one(&self.reads)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 resource: "delivery",
@@ -343,7 +343,7 @@ impl Store {
             .order_by_desc(Column::DeliveredAt)
             .order_by_desc(Column::Id)
             .limit(page.size.get() + 1)
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         let page = Page::from_overfetch(rows, page.size.get());
         let mut items = Vec::with_capacity(page.items.len());
@@ -352,7 +352,7 @@ impl Store {
                 .filter(delivery_recipient::Column::DeliveryId.eq(row.id.as_str()))
                 .order_by_asc(delivery_recipient::Column::Address)
                 .limit(SEARCH_RECIPIENTS)
-                .all(&self.db)
+                .all(&self.reads)
                 .await?
                 .into_iter()
                 .map(|r| r.address)
@@ -477,7 +477,7 @@ impl Store {
             .filter(mailbox_status::Column::TenantId.eq(tenant.as_str()))
             .filter(mailbox_status::Column::Address.between(first.as_str(), last.as_str()))
             .into_tuple()
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         let mut problems = HashMap::new();
         for (address, code, detail) in rows {

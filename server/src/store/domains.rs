@@ -111,7 +111,7 @@ impl Store {
         let rows = domain::Entity::find()
             .filter(domain::Column::TenantId.eq(tenant.as_str()))
             .order_by_asc(domain::Column::Name)
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         rows.into_iter().map(domain_from_row).collect()
     }

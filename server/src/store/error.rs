@@ -61,10 +61,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Classifies a database error: unreachable vs. anything else.
+    /// Classifies a database error: unreachable vs. anything else. A statement that failed
+    /// because its connection broke (the socket, or the server ending the session: SQLSTATE
+    /// class 08 or 57P, as at a restart or failover) is unavailability too: a pooled
+    /// connection is only pinged after it sat idle, so a busy one that died is found by the
+    /// statement it was given, and that statement's caller should retry.
     pub(crate) fn from_db(err: DbErr) -> Self {
         match &err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(RuntimeErr::SqlxError(_)) => {
+                Self::Unavailable(err)
+            }
+            DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e))
+                if connection_lost(e) =>
+            {
                 Self::Unavailable(err)
             }
             _ => Self::Database(err),
@@ -83,6 +92,18 @@ impl StoreError {
     }
 }
 
+/// Whether a statement failed because its connection was lost rather than for what it asked.
+fn connection_lost(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(_) | Error::Tls(_) | Error::PoolClosed => true,
+        Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// Reads a stored text back into its domain type; a value this version cannot parse is
 /// `Corrupt`, naming `what`.
 pub(crate) fn parse_stored<T>(
@@ -96,5 +117,37 @@ pub(crate) fn parse_stored<T>(
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
         Self::from_db(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn failed_statement(err: sea_orm::sqlx::Error) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    #[test]
+    fn a_statement_whose_connection_broke_is_unavailability_not_a_database_error() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        assert!(matches!(
+            StoreError::from_db(failed_statement(sea_orm::sqlx::Error::Io(reset))),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StoreError::from_db(failed_statement(sea_orm::sqlx::Error::PoolClosed)),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StoreError::from_db(failed_statement(sea_orm::sqlx::Error::RowNotFound)),
+            StoreError::Database(_)
+        ));
+        assert!(matches!(
+            StoreError::from_db(DbErr::Query(RuntimeErr::Internal("bad SQL".into()))),
+            StoreError::Database(_)
+        ));
     }
 }

@@ -405,7 +405,7 @@ impl Store {
     ) -> Result<RetractJob, StoreError> {
         retract_job::Entity::find_by_id(id.as_str())
             .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
-            .one(&self.db)
+            .one(&self.reads)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 resource: "retract job",
@@ -464,7 +464,7 @@ impl Store {
             .order_by_desc(Column::CreatedAt)
             .order_by_desc(Column::Id)
             .limit(page.size.get() + 1)
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         let jobs = rows
             .into_iter()
@@ -585,7 +585,7 @@ impl Store {
     /// job that ended before `cutoff` (and has no restore under way): the copies it recorded
     /// for a restore first, then its events, then its targets, then the job row
     /// once nothing else is left. Returns the rows removed; 0 when no such job remains. Called
-    /// in a loop, so that no transaction holds SQLite's one connection (or PostgreSQL's
+    /// in a loop, so that no transaction holds SQLite's one writing connection (or PostgreSQL's
     /// locks) for a whole job's history.
     pub async fn purge_jobs_finished_before(
         &self,
@@ -1076,7 +1076,7 @@ impl Store {
             .filter(retract_event::Column::Sequence.gt(after))
             .order_by_asc(retract_event::Column::Sequence)
             .limit(limit)
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         rows.into_iter()
             .map(|r| {
@@ -1562,7 +1562,7 @@ impl Store {
             .order_by_asc(Column::Depth)
             .order_by_asc(Column::Mailbox)
             .limit(page.size.get() + 1)
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         let records = rows
             .iter()
@@ -1590,7 +1590,7 @@ impl Store {
             .order_by_desc(retract_job::Column::CreatedAt)
             .order_by_desc(retract_job::Column::Id)
             .limit(100)
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         let mut last = HashMap::new();
         for job in jobs {
@@ -1619,7 +1619,7 @@ impl Store {
                     retract_target::Column::Mailbox.between(first.as_str(), last_pending.as_str()),
                 )
                 .filter(retract_target::Column::Depth.eq(0))
-                .all(&self.db)
+                .all(&self.reads)
                 .await?;
             for row in rows {
                 let record = record_from_row(&row)?;
@@ -1644,7 +1644,7 @@ impl Store {
             .filter(retract_target::Column::JobId.eq(job_id.as_str()))
             .order_by_asc(retract_target::Column::Depth)
             .order_by_asc(retract_target::Column::Mailbox)
-            .all(&self.db)
+            .all(&self.reads)
             .await?;
         rows.iter().map(record_from_row).collect()
     }

@@ -69,7 +69,8 @@ fn sqlite_padded_rows(rows: usize, columns: usize, values: &mut Vec<sea_orm::Val
 pub struct DatabaseOptions {
     /// `sqlite://file.db?mode=rwc` or `postgres://user@host:port/db`.
     pub url: String,
-    /// Pool size on PostgreSQL (SQLite always uses one connection: one writer, no `SQLITE_BUSY`).
+    /// Pool size on PostgreSQL (SQLite writes through one connection, so no `SQLITE_BUSY`, and
+    /// reads through a few read-only ones beside it).
     pub max_connections: u32,
     /// How long a query waits for a pooled connection before the database counts as unavailable.
     pub acquire_timeout: Duration,
@@ -113,10 +114,20 @@ impl<T> Page<T> {
 /// server restart, a proxy or a firewall drops idle connections; a busy one is known alive).
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
 
+/// Connections SQLite reads through beside its one writer (WAL: readers never wait for the
+/// writer, nor it for them), so that the Retract tab, listings and watchers do not queue
+/// one statement at a time behind every other call on the writer's connection.
+const SQLITE_READERS: u32 = 4;
+
 /// The database handle shared by every request.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Every write, and every read inside a transaction.
     db: DatabaseConnection,
+    /// Reads of committed state that stand alone (a statement, not part of a transaction):
+    /// on SQLite a pool of read-only connections, so they run beside the writer and each
+    /// other; on PostgreSQL the same pool as `db`. A write committed on `db` is seen here.
+    reads: DatabaseConnection,
     /// The Retract tab's recipient pages, by delivery version.
     recipient_pages: recipient_pages::RecipientPages,
 }
@@ -148,13 +159,32 @@ impl Store {
             // Migrations hold an advisory lock on one connection while running on another.
             connect.max_connections(options.max_connections.max(2));
         }
-        let db = if options.url.starts_with("sqlite:") {
-            connect_sqlite(connect, options.sqlite_busy_timeout).await?
+        let sqlite = options.url.starts_with("sqlite:");
+        let db = if sqlite {
+            connect_sqlite(connect.clone(), options.sqlite_busy_timeout).await?
         } else {
+            Database::connect(connect.clone()).await?
+        };
+        // An in-memory or temporary SQLite database is one connection's own: it reads where
+        // it writes.
+        let reads = if sqlite && sqlite_file(&options.url) {
+            let busy = options.sqlite_busy_timeout;
+            connect
+                .max_connections(SQLITE_READERS)
+                .min_connections(0)
+                .map_sqlx_sqlite_opts(move |o| {
+                    o.read_only(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .foreign_keys(true)
+                        .busy_timeout(busy)
+                });
             Database::connect(connect).await?
+        } else {
+            db.clone()
         };
         Ok(Self {
             db,
+            reads,
             recipient_pages: recipient_pages::RecipientPages::default(),
         })
     }
@@ -190,10 +220,21 @@ impl Store {
         }
     }
 
-    /// Closes the pool.
+    /// Closes the pools.
     pub async fn close(self) -> Result<(), StoreError> {
+        if self.db.get_database_backend() == DatabaseBackend::Sqlite {
+            self.reads.close().await.map_err(StoreError::from_db)?;
+        }
         self.db.close().await.map_err(StoreError::from_db)
     }
+}
+
+/// Whether an SQLite URL names a file other connections can open too (not `:memory:`,
+/// `mode=memory`, or an empty path: a temporary database private to its connection).
+fn sqlite_file(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    !path.is_empty() && path != ":memory:" && !query.split('&').any(|pair| pair == "mode=memory")
 }
 
 /// Connects to SQLite, retrying while another connection holds the lock that switching a new
@@ -259,5 +300,23 @@ where
             })?;
             Err(err)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+
+    #[test]
+    fn only_a_named_sqlite_file_gets_readers_of_its_own() {
+        assert!(sqlite_file("sqlite://retract.db?mode=rwc"));
+        assert!(sqlite_file("sqlite:///var/lib/memory-dumps/retract.db"));
+        assert!(sqlite_file("sqlite:retract.db"));
+        assert!(!sqlite_file("sqlite::memory:"));
+        assert!(!sqlite_file("sqlite://:memory:"));
+        assert!(!sqlite_file("sqlite://shared?mode=memory&cache=shared"));
+        assert!(!sqlite_file("sqlite:"));
+        assert!(!sqlite_file("sqlite://"));
+        assert!(!sqlite_file("sqlite://?mode=rwc"));
     }
 }

@@ -53,7 +53,7 @@ impl Store {
     /// One tenant, or `NotFound`.
     pub async fn get_tenant(&self, id: &TenantId) -> Result<Tenant, StoreError> {
         tenant::Entity::find_by_id(id.as_str())
-            .one(&self.db)
+            .one(&self.reads)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 resource: "tenant",

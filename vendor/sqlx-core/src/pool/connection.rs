@@ -304,14 +304,23 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
-        // retract (see vendor/README.md): flush instead of ping. Flushing sends what is
-        // buffered (a dropped transaction's ROLLBACK) and reads the answers still owed to
-        // an Executor future dropped during an `.await` (PostgreSQL's pending
-        // ReadyForQuery), so a connection goes back to the pool in a known state as the
-        // ping left it -- without a round trip after every statement when nothing is owed.
-        // A connection that broke is found by that read, by its next statement, or by the
-        // ping on acquire after it sat idle (`test_before_acquire_if_idle_for`).
-        if let Err(error) = self.raw.flush().await {
+        // retract (see vendor/README.md): on PostgreSQL, flush instead of ping. Flushing
+        // sends what is buffered (a dropped transaction's ROLLBACK) and reads the answers
+        // still owed to an Executor future dropped during an `.await` (the pending
+        // ReadyForQuery), so the connection goes back to the pool in the state the ping left
+        // it -- without a round trip to the server after every statement when nothing is
+        // owed. A connection that broke is found by that read, by its next statement, or by
+        // the ping on acquire after it sat idle (`test_before_acquire_if_idle_for`).
+        // SQLite's flush does nothing, and its ping is a trip to the connection's worker
+        // thread that waits for what is queued there (a dropped transaction's ROLLBACK):
+        // without it the next user could see the transaction still open and begin a
+        // savepoint instead of its own `BEGIN IMMEDIATE`. So SQLite keeps the ping.
+        let settled = if DB::NAME == "SQLite" {
+            self.raw.ping().await
+        } else {
+            self.raw.flush().await
+        };
+        if let Err(error) = settled {
             tracing::warn!(
                 %error,
                 "error occurred while testing the connection on-release",
