@@ -115,8 +115,8 @@ impl<T> Page<T> {
 const IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
 
 /// Connections SQLite reads through beside its one writer (WAL: readers never wait for the
-/// writer, nor it for them), so that the Retract tab, listings and watchers do not queue
-/// one statement at a time behind every other call on the writer's connection.
+/// writer, nor it for them), so that the Retract tab and listings do not queue one statement
+/// at a time behind every other call on the writer's connection.
 const SQLITE_READERS: u32 = 4;
 
 /// The database handle shared by every request.
