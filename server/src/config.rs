@@ -199,7 +199,8 @@ settings! {
     listen_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 50051)) => Option<SocketAddr>;
     /// Database URL: `sqlite://retract.db?mode=rwc` (embedded) or `postgres://…`.
     database_url: String = "sqlite://retract.db?mode=rwc".to_owned() => Option<String>;
-    /// PostgreSQL pool size (SQLite always writes through one connection, and reads through 4).
+    /// PostgreSQL pool size (SQLite writes through one connection and reads through 4 more,
+    /// or through that one for an in-memory database).
     database_max_connections: u32 = 10 => Option<u32>, at_least 1;
     /// Milliseconds a query waits for a connection before the call answers UNAVAILABLE.
     database_acquire_timeout_ms: u64 = 5_000 => Option<u64>, at_least 1;

@@ -99,7 +99,11 @@ fn connection_lost(err: &sea_orm::sqlx::Error) -> bool {
         Error::Io(_) | Error::Tls(_) | Error::PoolClosed => true,
         Error::Database(db) => db
             .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            // Class 08 but 08P01 (a protocol violation: this program's fault, not the
+            // connection's), and 57P (the server shutting down or restarting).
+            .is_some_and(|code| {
+                (code.starts_with("08") && code != "08P01") || code.starts_with("57P")
+            }),
         _ => false,
     }
 }

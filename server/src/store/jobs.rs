@@ -1066,9 +1066,9 @@ impl Store {
 
     /// A job's events after `after`, in order, at most `limit`. Read where they are written
     /// (SQLite's one writing connection, not its readers): bench (c) side by side, 500
-    /// watchers of a 1,000-mailbox job cost 3.9-4.5 µs of server CPU per delivered event
-    /// this way and 10.9-13.2 µs through the readers (p99 persist→deliver 268-416 ms against
-    /// 3.3-5.0 s); why the readers cost more there is not yet known.
+    /// watchers of a 1,000-mailbox job cost 10.9-13.2 µs of server CPU per delivered event
+    /// through the readers (p99 persist→deliver 3.3-5.0 s), 3.9-4.5 µs (p99 243-416 ms) read
+    /// here; why the readers cost more there is not yet known.
     pub async fn events_after(
         &self,
         job_id: &JobId,
