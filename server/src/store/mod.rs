@@ -23,7 +23,7 @@ use std::time::Duration;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
 pub use deliveries::{DeliveryCursor, SEARCH_RECIPIENTS};
@@ -143,50 +143,42 @@ impl Store {
             // pings on every acquire by default, a round trip before each statement).
             .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
             .sqlx_logging(false);
-        if options.url.starts_with("sqlite:") {
-            let busy = options.sqlite_busy_timeout;
-            connect
-                .max_connections(1)
-                .min_connections(1)
-                .map_sqlx_sqlite_opts(move |o| {
-                    o.create_if_missing(true)
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal)
-                        .foreign_keys(true)
-                        .busy_timeout(busy)
-                });
-        } else {
+        let sqlite = options.url.starts_with("sqlite:");
+        if !sqlite {
             // Migrations hold an advisory lock on one connection while running on another.
             connect.max_connections(options.max_connections.max(2));
+            let db = Database::connect(connect).await?;
+            return Ok(Self::over(db.clone(), db));
         }
-        let sqlite = options.url.starts_with("sqlite:");
-        let db = if sqlite {
-            connect_sqlite(connect.clone(), options.sqlite_busy_timeout).await?
-        } else {
-            Database::connect(connect.clone()).await?
-        };
+        let busy = options.sqlite_busy_timeout;
+        let mut writer = connect.clone();
+        writer
+            .max_connections(1)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(move |o| {
+                sqlite_pragmas(o.create_if_missing(true), busy)
+                    .synchronous(SqliteSynchronous::Normal)
+            });
+        let db = connect_sqlite(writer, busy).await?;
         // An in-memory or temporary SQLite database is one connection's own: it reads where
         // it writes.
-        let reads = if sqlite && sqlite_file(&options.url) {
-            let busy = options.sqlite_busy_timeout;
-            connect
-                .max_connections(SQLITE_READERS)
-                .min_connections(0)
-                .map_sqlx_sqlite_opts(move |o| {
-                    o.read_only(true)
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .foreign_keys(true)
-                        .busy_timeout(busy)
-                });
-            Database::connect(connect).await?
-        } else {
-            db.clone()
-        };
-        Ok(Self {
+        if !sqlite_file(&options.url) {
+            return Ok(Self::over(db.clone(), db));
+        }
+        connect
+            .max_connections(SQLITE_READERS)
+            .min_connections(0)
+            .map_sqlx_sqlite_opts(move |o| sqlite_pragmas(o.read_only(true), busy));
+        let reads = Database::connect(connect).await?;
+        Ok(Self::over(db, reads))
+    }
+
+    fn over(db: DatabaseConnection, reads: DatabaseConnection) -> Self {
+        Self {
             db,
             reads,
             recipient_pages: recipient_pages::RecipientPages::default(),
-        })
+        }
     }
 
     /// Applies pending migrations (under an advisory lock on PostgreSQL).
@@ -227,6 +219,15 @@ impl Store {
         }
         self.db.close().await.map_err(StoreError::from_db)
     }
+}
+
+/// What every SQLite connection here sets: WAL (readers beside the writer), foreign keys, and
+/// how long to wait on a lock another process holds.
+fn sqlite_pragmas(options: SqliteConnectOptions, busy: Duration) -> SqliteConnectOptions {
+    options
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .busy_timeout(busy)
 }
 
 /// Whether an SQLite URL names a file other connections can open too (not `:memory:`,
