@@ -13,6 +13,13 @@ const PROTOS: &[&str] = &[
     "retract/v1/errors.proto",
 ];
 
+/// The streamed responses that are one `RetractEvent event = 1` each.
+const FRAMED: &[&str] = &[
+    "RetractResponse",
+    "WatchRetractResponse",
+    "RestoreRetractJobResponse",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     for proto in PROTOS {
@@ -28,6 +35,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(descriptors)?;
+        .compile_fds(descriptors.clone())?;
+
+    // RetractService's server once more, its three event streams typed as `EventFrame`: the
+    // same bytes on the wire, an event encoded once for all its watchers (see `framed`).
+    let mut service = descriptors;
+    service
+        .file
+        .retain(|f| f.name() == "retract/v1/retract_service.proto");
+    for file in &mut service.file {
+        file.message_type.clear();
+        file.enum_type.clear();
+        file.extension.clear();
+    }
+    let framed = out_dir.join("framed");
+    fs::create_dir_all(&framed)?;
+    let mut build = tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .out_dir(framed)
+        .extern_path(".retract.v1", "crate::v1");
+    for response in FRAMED {
+        build = build.extern_path(
+            format!(".retract.v1.{response}"),
+            "crate::framed::EventFrame",
+        );
+    }
+    build.compile_fds(service)?;
     Ok(())
 }

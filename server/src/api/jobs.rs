@@ -1,7 +1,8 @@
 //! Retract requests, jobs and events on the wire: reading `RetractOptions` and filters out of
 //! requests, and turning jobs, events and the engine's errors into proto and `ApiError`.
 
-use retract_proto::v1 as pb;
+use prost::Message as _;
+use retract_proto::{framed::EventFrame, v1 as pb};
 
 use super::{
     ApiError, FieldViolation,
@@ -401,16 +402,23 @@ fn phase(p: Phase) -> pb::RecipientPhase {
     }
 }
 
-/// What a watch yields, as streamed; `job` fills JobStarted's job.
-pub fn watched(w: Watched, job: &pb::RetractJob) -> pb::RetractEvent {
+/// What a watch yields, encoded as streamed; `job` (as this watcher found it) fills
+/// JobStarted's job. Every other event is the same for every watcher, so it is encoded once
+/// and its bytes shared.
+pub fn frame(w: &Watched, job: &pb::RetractJob) -> EventFrame {
     match w {
-        Watched::Event(e) => event(&e, job),
-        Watched::Heartbeat { sequence } => pb::RetractEvent {
+        Watched::Event(shared) => match shared.event().kind {
+            EventKind::JobStarted { .. } => EventFrame::of(&event(shared.event(), job)),
+            _ => EventFrame {
+                event: shared.wire(|e| event(e, job).encode_to_vec().into()),
+            },
+        },
+        Watched::Heartbeat { sequence } => EventFrame::of(&pb::RetractEvent {
             job_id: job.job_id.clone(),
-            sequence,
+            sequence: *sequence,
             occur_time: Some(timestamp(crate::domain::now())),
             kind: Some(pb::retract_event::Kind::Heartbeat(pb::Heartbeat {})),
-        },
+        }),
     }
 }
 

@@ -6,7 +6,10 @@
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt as _};
-use retract_proto::v1::{self as pb, retract_service_server::RetractService};
+use retract_proto::{
+    framed::{EventFrame, retract_service_server::RetractService},
+    v1 as pb,
+};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -85,7 +88,7 @@ impl RetractApi {
     async fn retract_stream(
         &self,
         request: Request<pb::RetractRequest>,
-    ) -> Result<EventStream<pb::RetractResponse>, ApiError> {
+    ) -> Result<EventStream<EventFrame>, ApiError> {
         let ctx = CallContext::of(&request)?;
         let slot = self.open_stream(&ctx)?;
         let until = deadline(&request);
@@ -93,11 +96,7 @@ impl RetractApi {
         let job = self
             .start(&ctx, &r.tenant_id, r.options.as_ref(), &r.request_id)
             .await?;
-        Ok(
-            self.follow(job, 0, until, slot, |event| pb::RetractResponse {
-                event: Some(event),
-            }),
-        )
+        Ok(self.follow(job, 0, until, slot))
     }
 
     async fn start_job(
@@ -122,22 +121,21 @@ impl RetractApi {
             .map_err(ApiError::TooManyStreams)
     }
 
-    /// The events of `job` after `after`, as `wrap` makes them into stream items; the stream
-    /// holds `slot` while it is open.
-    fn follow<T: Send + 'static>(
+    /// The events of `job` after `after`, encoded (once for all of this replica's watchers of
+    /// the job); the stream holds `slot` while it is open.
+    fn follow(
         &self,
         job: RetractJob,
         after: i64,
         deadline: Option<tokio::time::Instant>,
         slot: StreamSlot,
-        wrap: fn(pb::RetractEvent) -> T,
-    ) -> EventStream<T> {
+    ) -> EventStream<EventFrame> {
         let events = self.watcher.follow(&job, after, deadline);
         let proto_job = pb::RetractJob::from(job);
         Box::pin(ReceiverStream::new(events).map(move |item| {
             let _open = &slot;
             match item {
-                Ok(watched) => Ok(wrap(jobs::watched(watched, &proto_job))),
+                Ok(watched) => Ok(jobs::frame(&watched, &proto_job)),
                 Err(end) => Err(Status::from(ApiError::from(end))),
             }
         }))
@@ -377,7 +375,7 @@ impl RetractApi {
     async fn watch(
         &self,
         request: Request<pb::WatchRetractRequest>,
-    ) -> Result<EventStream<pb::WatchRetractResponse>, ApiError> {
+    ) -> Result<EventStream<EventFrame>, ApiError> {
         let ctx = CallContext::of(&request)?;
         let slot = self.open_stream(&ctx)?;
         let until = deadline(&request);
@@ -402,11 +400,7 @@ impl RetractApi {
                 ],
             });
         }
-        Ok(
-            self.follow(job, after, until, slot, |event| pb::WatchRetractResponse {
-                event: Some(event),
-            }),
-        )
+        Ok(self.follow(job, after, until, slot))
     }
 
     async fn get_job(
@@ -505,7 +499,7 @@ impl RetractApi {
     async fn restore(
         &self,
         request: Request<pb::RestoreRetractJobRequest>,
-    ) -> Result<EventStream<pb::RestoreRetractJobResponse>, ApiError> {
+    ) -> Result<EventStream<EventFrame>, ApiError> {
         let ctx = CallContext::of(&request)?;
         let slot = self.open_stream(&ctx)?;
         let until = deadline(&request);
@@ -535,11 +529,7 @@ impl RetractApi {
             .await
             .map_err(|e| jobs::dispatch_error(e, &tenant, None, Some(&job_id)))?;
         tracing::info!(job = %job.id, restores = %job_id, actor = ctx.caller.actor(), "restore job dispatched");
-        Ok(
-            self.follow(job, 0, until, slot, |event| pb::RestoreRetractJobResponse {
-                event: Some(event),
-            }),
-        )
+        Ok(self.follow(job, 0, until, slot))
     }
 
     async fn list_targets(
@@ -666,9 +656,9 @@ fn not_negative(sequence: i64) -> Result<i64, ValidationError> {
 
 #[tonic::async_trait]
 impl RetractService for RetractApi {
-    type RetractStream = EventStream<pb::RetractResponse>;
-    type WatchRetractStream = EventStream<pb::WatchRetractResponse>;
-    type RestoreRetractJobStream = EventStream<pb::RestoreRetractJobResponse>;
+    type RetractStream = EventStream<EventFrame>;
+    type WatchRetractStream = EventStream<EventFrame>;
+    type RestoreRetractJobStream = EventStream<EventFrame>;
 
     async fn record_delivery(
         &self,

@@ -3,17 +3,22 @@
 //! A job watched here has one [`Feed`]: a reader task that reads the job's new events from
 //! the store once — woken by this process's writers ([`EventHub::publish`]), or every poll
 //! interval for a job another replica runs — and hands each to every local watcher (an
-//! in-process broadcast). A watcher replays the stored events it has not seen by itself, then
-//! only listens: a hundred watchers of one job cost one store reader, not a hundred pollers.
-//! A watcher that falls behind the broadcast (or sees a gap) catches up from the store, so
+//! in-process broadcast). The feed also keeps the job's latest events (up to [`RECENT`]), so a
+//! watcher that joins a running job replays what it missed from memory: a hundred watchers of
+//! one job cost one store reader, not a hundred pollers or a hundred replays. A watcher that
+//! asks for older events, or falls behind the broadcast (or sees a gap), reads the store, so
 //! every watcher still gets every event, in order, once.
+//!
+//! Each event is shared ([`SharedEvent`]), not copied, and carries its wire form once the first
+//! watcher's stream has encoded it: the others send those bytes as they are.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
+use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use crate::{
@@ -24,21 +29,115 @@ use crate::{
 /// Events a watcher may fall behind the broadcast before it reads the store instead.
 const BROADCAST_CAPACITY: usize = 4_096;
 
+/// The latest events of a watched job kept for watchers that join late (about 5 MB at most:
+/// enough for the whole of a 10,000-mailbox job).
+pub(super) const RECENT: usize = 16_384;
+
 /// Events read from the store per query.
 pub(super) const READ_BATCH: u64 = 500;
+
+/// One event of a job as every watcher of it in this process shares it.
+#[derive(Debug)]
+pub struct SharedEvent {
+    event: JobEvent,
+    wire: OnceLock<Bytes>,
+}
+
+impl SharedEvent {
+    /// `event`, not yet encoded.
+    pub fn new(event: JobEvent) -> Self {
+        Self {
+            event,
+            wire: OnceLock::new(),
+        }
+    }
+
+    /// The event.
+    pub fn event(&self) -> &JobEvent {
+        &self.event
+    }
+
+    /// Its wire form: made by `encode` for the first watcher that sends it, the same bytes for
+    /// every other (so `encode` must not depend on the watcher).
+    pub fn wire(&self, encode: impl FnOnce(&JobEvent) -> Bytes) -> Bytes {
+        self.wire.get_or_init(|| encode(&self.event)).clone()
+    }
+}
+
+impl PartialEq for SharedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.event == other.event
+    }
+}
+
+impl Eq for SharedEvent {}
 
 /// The live events of one job in this process.
 pub(super) struct Feed {
     /// Every event the reader read, in order.
-    events: broadcast::Sender<Arc<JobEvent>>,
+    events: broadcast::Sender<Arc<SharedEvent>>,
+    /// The latest events the reader read, and from where it holds all of them.
+    recent: Mutex<Recent>,
     /// Set when the reader ended (the job finished, nobody watches, or the store failed).
     ended: watch::Sender<bool>,
+}
+
+/// A feed's memory of the events it read.
+#[derive(Default)]
+struct Recent {
+    /// Every event after this sequence up to the newest the reader read is in `events`
+    /// (`None` until the reader knows where it starts).
+    complete_after: Option<i64>,
+    events: VecDeque<Arc<SharedEvent>>,
 }
 
 impl Feed {
     /// Changes to `true` when the reader ends.
     pub(super) fn ended(&self) -> watch::Receiver<bool> {
         self.ended.subscribe()
+    }
+
+    /// Up to `max` events after `after` from memory, oldest first — empty when the reader has
+    /// not read beyond `after` yet (the rest arrives on the broadcast) — or `None` when the
+    /// feed does not hold the event right after `after` (the store has it).
+    pub(super) fn recent_after(&self, after: i64, max: usize) -> Option<Vec<Arc<SharedEvent>>> {
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.complete_after.is_none_or(|from| after < from) {
+            return None;
+        }
+        // Sequences are consecutive, so the position of `after + 1` is arithmetic.
+        let first = recent.events.front().map_or(0, |e| e.event.sequence);
+        let skip = usize::try_from(after + 1 - first).unwrap_or(0);
+        Some(recent.events.iter().skip(skip).take(max).cloned().collect())
+    }
+
+    /// Remembers `event` (the next after what the reader read) and hands it to every listener.
+    fn publish(&self, event: Arc<SharedEvent>) {
+        {
+            let mut recent = self
+                .recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if recent.events.len() == RECENT
+                && let Some(oldest) = recent.events.pop_front()
+            {
+                recent.complete_after = Some(oldest.event.sequence);
+            }
+            recent.events.push_back(event.clone());
+        }
+        // Nobody listening is no error: a watcher may be replaying.
+        let _ = self.events.send(event);
+    }
+
+    /// The reader reads every event after `sequence`.
+    fn starts_after(&self, sequence: i64) {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .complete_after = Some(sequence);
     }
 }
 
@@ -73,7 +172,7 @@ impl EventHub {
         job: &JobId,
         store: &Store,
         poll: Duration,
-    ) -> (Arc<Feed>, broadcast::Receiver<Arc<JobEvent>>) {
+    ) -> (Arc<Feed>, broadcast::Receiver<Arc<SharedEvent>>) {
         let mut jobs = self
             .jobs
             .lock()
@@ -85,6 +184,7 @@ impl EventHub {
         }
         let feed = Arc::new(Feed {
             events: broadcast::channel(BROADCAST_CAPACITY).0,
+            recent: Mutex::default(),
             ended: watch::channel(false).0,
         });
         // Listening before the reader starts, so that it never finds nobody there.
@@ -134,16 +234,18 @@ async fn read(
         hub.forget(&job, &feed);
         feed.ended.send_replace(true);
     };
-    // Only what is written from now on: each watcher replays the past itself.
+    // The job's latest events (all of them, for most jobs), so that watchers joining later
+    // replay from memory; a watcher asking for older ones reads the store itself.
     let mut last = match store.job_for_worker(&job).await {
         Ok(current) => {
             if current.state.is_final() {
                 return end("the job had finished");
             }
-            current.last_sequence
+            (current.last_sequence - RECENT as i64).max(0)
         }
         Err(_) => return end("the store failed"),
     };
+    feed.starts_after(last);
     loop {
         let events = match store.events_after(&job, last, READ_BATCH).await {
             Ok(events) => events,
@@ -154,8 +256,7 @@ async fn read(
         for event in events {
             last = event.sequence;
             finished |= matches!(event.kind, EventKind::JobFinished { .. });
-            // Nobody listening is no error: a watcher may be replaying from the store.
-            let _ = feed.events.send(Arc::new(event));
+            feed.publish(Arc::new(SharedEvent::new(event)));
         }
         if finished {
             return end("the job finished");
@@ -170,5 +271,96 @@ async fn read(
             changed = woken.changed() => if changed.is_err() { return end("the hub is gone") },
             () = tokio::time::sleep(poll) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{JobCounts, JobState};
+
+    fn feed() -> Feed {
+        Feed {
+            events: broadcast::channel(BROADCAST_CAPACITY).0,
+            recent: Mutex::default(),
+            ended: watch::channel(false).0,
+        }
+    }
+
+    fn event(job: &JobId, sequence: i64) -> Arc<SharedEvent> {
+        Arc::new(SharedEvent::new(JobEvent {
+            job_id: job.clone(),
+            sequence,
+            at: crate::domain::now(),
+            kind: EventKind::JobFinished {
+                state: JobState::Succeeded,
+                counts: JobCounts::default(),
+                detail: format!("event {sequence}"),
+                depths: Vec::new(),
+                failure: None,
+            },
+        }))
+    }
+
+    fn sequences(events: &[Arc<SharedEvent>]) -> Vec<i64> {
+        events.iter().map(|e| e.event().sequence).collect()
+    }
+
+    #[test]
+    fn a_late_watcher_replays_from_memory_what_the_feed_holds_and_the_store_the_rest() {
+        let job = JobId::generate();
+        let feed = feed();
+        // Before the reader knows where it starts, only the store can answer.
+        assert!(feed.recent_after(0, 10).is_none());
+        feed.starts_after(100);
+        for sequence in 101..=105 {
+            feed.publish(event(&job, sequence));
+        }
+        assert_eq!(
+            feed.recent_after(100, 10).map(|e| sequences(&e)),
+            Some(vec![101, 102, 103, 104, 105])
+        );
+        assert_eq!(
+            feed.recent_after(102, 2).map(|e| sequences(&e)),
+            Some(vec![103, 104])
+        );
+        // Caught up: the rest arrives on the broadcast.
+        assert_eq!(feed.recent_after(105, 10).map(|e| e.len()), Some(0));
+        // Older than the feed's start: the store has it.
+        assert!(feed.recent_after(99, 10).is_none());
+    }
+
+    #[test]
+    fn the_feed_forgets_its_oldest_events_beyond_its_memory() {
+        let job = JobId::generate();
+        let feed = feed();
+        feed.starts_after(0);
+        let total = RECENT as i64 + 10;
+        for sequence in 1..=total {
+            feed.publish(event(&job, sequence));
+        }
+        assert!(feed.recent_after(9, 1).is_none(), "event 10 is forgotten");
+        assert_eq!(
+            feed.recent_after(10, 3).map(|e| sequences(&e)),
+            Some(vec![11, 12, 13])
+        );
+        assert_eq!(
+            feed.recent_after(total - 1, 5).map(|e| sequences(&e)),
+            Some(vec![total])
+        );
+    }
+
+    #[test]
+    fn an_event_is_encoded_once_for_all_its_watchers() {
+        let shared = event(&JobId::generate(), 1);
+        let mut encoded = 0;
+        for _ in 0..3 {
+            let wire = shared.wire(|e| {
+                encoded += 1;
+                Bytes::from(e.sequence.to_string())
+            });
+            assert_eq!(wire, Bytes::from_static(b"1"));
+        }
+        assert_eq!(encoded, 1);
     }
 }

@@ -31,7 +31,7 @@ mod supervisor;
 mod watcher;
 
 pub use dispatch::{Dispatch, DispatchError, RestoreDispatch};
-pub use feed::EventHub;
+pub use feed::{EventHub, SharedEvent};
 pub use plan::{PlanError, Refusal, RetractTab, TabRow};
 pub use supervisor::EngineHealth;
 pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};

@@ -8,9 +8,12 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{EventHub, feed::READ_BATCH};
+use super::{
+    EventHub,
+    feed::{Feed, READ_BATCH, SharedEvent},
+};
 use crate::{
-    domain::{EventKind, JobEvent, RetractJob},
+    domain::{EventKind, JobId, RetractJob},
     store::{Store, StoreError},
 };
 
@@ -26,8 +29,8 @@ pub struct WatchSettings {
 /// What a watch yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Watched {
-    /// The job's next event.
-    Event(Box<JobEvent>),
+    /// The job's next event (shared with the job's other watchers here).
+    Event(Arc<SharedEvent>),
     /// Nothing happened for a while; `sequence` is the last event sent.
     Heartbeat {
         /// The sequence of the latest event the watcher has.
@@ -96,25 +99,24 @@ impl Watcher {
 
     async fn run(
         &self,
-        job: &crate::domain::JobId,
+        job: &JobId,
         after: i64,
         deadline: Option<tokio::time::Instant>,
         tx: &mpsc::Sender<Result<Watched, WatchEnd>>,
     ) -> Result<(), WatchEnd> {
         // Listening first: what is written while the store is read below arrives live too
         // (and is skipped as already sent).
-        let (feed, mut live) = self.hub.feed(job, &self.store, self.settings.poll);
+        let (mut feed, mut live) = self.hub.feed(job, &self.store, self.settings.poll);
         let mut ended = feed.ended();
         let mut last = after;
         let mut quiet_since = tokio::time::Instant::now();
         let until_deadline = deadline.unwrap_or_else(far_future);
         loop {
-            // From the store: what this watcher has not seen (its replay, a gap, or what it
-            // fell behind the broadcast by).
+            // What this watcher has not seen (its replay, a gap, or what it fell behind the
+            // broadcast by): from the feed's memory where it holds it, else from the store.
             loop {
-                let events = self.store.events_after(job, last, READ_BATCH).await?;
-                let read = events.len();
-                if read > 0 {
+                let (events, more) = self.missed(job, &feed, last).await?;
+                if !events.is_empty() {
                     quiet_since = tokio::time::Instant::now();
                 }
                 for event in events {
@@ -123,7 +125,7 @@ impl Watcher {
                         Sent::Done => return Ok(()),
                     }
                 }
-                if (read as u64) < READ_BATCH {
+                if !more {
                     break;
                 }
             }
@@ -134,8 +136,7 @@ impl Watcher {
                 if current.state.is_final() && last >= current.last_sequence {
                     return Ok(());
                 }
-                let (feed, listener) = self.hub.feed(job, &self.store, self.settings.poll);
-                live = listener;
+                (feed, live) = self.hub.feed(job, &self.store, self.settings.poll);
                 ended = feed.ended();
                 continue;
             }
@@ -143,10 +144,10 @@ impl Watcher {
             loop {
                 tokio::select! {
                     received = live.recv() => match received {
-                        Ok(event) if event.sequence <= last => {}
-                        Ok(event) if event.sequence == last + 1 => {
+                        Ok(event) if event.event().sequence <= last => {}
+                        Ok(event) if event.event().sequence == last + 1 => {
                             quiet_since = tokio::time::Instant::now();
-                            match self.send(tx, JobEvent::clone(&event), &mut last).await {
+                            match self.send(tx, event, &mut last).await {
                                 Sent::More => {}
                                 Sent::Done => return Ok(()),
                             }
@@ -169,16 +170,38 @@ impl Watcher {
         }
     }
 
+    /// The next events after `last`, and whether more may follow at once (else the rest
+    /// arrives live): from `feed`'s memory, or a batch from the store.
+    async fn missed(
+        &self,
+        job: &JobId,
+        feed: &Feed,
+        last: i64,
+    ) -> Result<(Vec<Arc<SharedEvent>>, bool), StoreError> {
+        let batch = READ_BATCH as usize;
+        if let Some(events) = feed.recent_after(last, batch) {
+            let more = events.len() == batch;
+            return Ok((events, more));
+        }
+        let events = self.store.events_after(job, last, READ_BATCH).await?;
+        let more = events.len() == batch;
+        let shared = events
+            .into_iter()
+            .map(|e| Arc::new(SharedEvent::new(e)))
+            .collect();
+        Ok((shared, more))
+    }
+
     /// Sends `event` (the next after `last`) to the watcher.
     async fn send(
         &self,
         tx: &mpsc::Sender<Result<Watched, WatchEnd>>,
-        event: JobEvent,
+        event: Arc<SharedEvent>,
         last: &mut i64,
     ) -> Sent {
-        let sequence = event.sequence;
-        let finished = matches!(event.kind, EventKind::JobFinished { .. });
-        if tx.send(Ok(Watched::Event(Box::new(event)))).await.is_err() {
+        let sequence = event.event().sequence;
+        let finished = matches!(event.event().kind, EventKind::JobFinished { .. });
+        if tx.send(Ok(Watched::Event(event))).await.is_err() {
             return Sent::Done;
         }
         *last = sequence;

@@ -15,9 +15,9 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use futures::StreamExt as _;
 
 use http::{HeaderName, HeaderValue};
-use retract_proto::v1::{
-    audit_service_server::AuditServiceServer, retract_service_server::RetractServiceServer,
-    tenant_service_server::TenantServiceServer,
+use retract_proto::{
+    framed::retract_service_server::RetractServiceServer,
+    v1::{audit_service_server::AuditServiceServer, tenant_service_server::TenantServiceServer},
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
