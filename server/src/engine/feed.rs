@@ -99,7 +99,8 @@ impl Feed {
 
     /// Up to `max` events after `after` from memory, oldest first — empty when the reader has
     /// not read beyond `after` yet (the rest arrives on the broadcast) — or `None` when the
-    /// feed does not hold the event right after `after` (the store has it).
+    /// feed does not hold the event right after `after` and will not read it (the store has
+    /// it).
     pub(super) fn recent_after(&self, after: i64, max: usize) -> Option<Vec<Arc<SharedEvent>>> {
         let recent = self
             .recent
@@ -111,7 +112,12 @@ impl Feed {
         // Sequences are consecutive, so the position of `after + 1` is arithmetic.
         let first = recent.events.front().map_or(0, |e| e.event.sequence);
         let skip = usize::try_from(after + 1 - first).unwrap_or(0);
-        Some(recent.events.iter().skip(skip).take(max).cloned().collect())
+        let events: Vec<_> = recent.events.iter().skip(skip).take(max).cloned().collect();
+        // Nothing more arrives live once the reader has ended: what it never read is stored.
+        if events.is_empty() && *self.ended.borrow() {
+            return None;
+        }
+        Some(events)
     }
 
     /// Remembers `event` (the next after what the reader read) and hands it to every listener.
@@ -165,11 +171,13 @@ impl EventHub {
         }
     }
 
-    /// The feed of `job`, started (its reader reading `store`, at least every `poll`) if
-    /// nobody here watches it yet, and a listener to what it broadcasts from now on.
+    /// The feed of `job`, started if nobody here watches it yet — its reader reading `store`
+    /// (at least every `poll`) from the event after `start` — and a listener to what it
+    /// broadcasts from now on.
     pub(super) fn feed(
         self: &Arc<Self>,
         job: &JobId,
+        start: i64,
         store: &Store,
         poll: Duration,
     ) -> (Arc<Feed>, broadcast::Receiver<Arc<SharedEvent>>) {
@@ -187,6 +195,8 @@ impl EventHub {
             recent: Mutex::default(),
             ended: watch::channel(false).0,
         });
+        // Known before anyone asks, so that watchers arriving together replay from memory.
+        feed.starts_after(start);
         // Listening before the reader starts, so that it never finds nobody there.
         let listener = feed.events.subscribe();
         let (wake, woken) = watch::channel(0);
@@ -201,6 +211,7 @@ impl EventHub {
             self.clone(),
             job.clone(),
             feed.clone(),
+            start,
             store.clone(),
             woken,
             poll,
@@ -225,6 +236,7 @@ async fn read(
     hub: Arc<EventHub>,
     job: JobId,
     feed: Arc<Feed>,
+    mut last: i64,
     store: Store,
     mut woken: watch::Receiver<i64>,
     poll: Duration,
@@ -234,18 +246,11 @@ async fn read(
         hub.forget(&job, &feed);
         feed.ended.send_replace(true);
     };
-    // The job's latest events (all of them, for most jobs), so that watchers joining later
-    // replay from memory; a watcher asking for older ones reads the store itself.
-    let mut last = match store.job_for_worker(&job).await {
-        Ok(current) => {
-            if current.state.is_final() {
-                return end("the job had finished");
-            }
-            (current.last_sequence - RECENT as i64).max(0)
-        }
+    match store.job_for_worker(&job).await {
+        Ok(current) if current.state.is_final() => return end("the job had finished"),
+        Ok(_) => {}
         Err(_) => return end("the store failed"),
-    };
-    feed.starts_after(last);
+    }
     loop {
         let events = match store.events_after(&job, last, READ_BATCH).await {
             Ok(events) => events,
@@ -328,6 +333,13 @@ mod tests {
         assert_eq!(feed.recent_after(105, 10).map(|e| e.len()), Some(0));
         // Older than the feed's start: the store has it.
         assert!(feed.recent_after(99, 10).is_none());
+        // Once the reader has ended, nothing more arrives live: the store has the rest.
+        feed.ended.send_replace(true);
+        assert_eq!(
+            feed.recent_after(103, 10).map(|e| sequences(&e)),
+            Some(vec![104, 105])
+        );
+        assert!(feed.recent_after(105, 10).is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     EventHub,
-    feed::{Feed, READ_BATCH, SharedEvent},
+    feed::{Feed, READ_BATCH, RECENT, SharedEvent},
 };
 use crate::{
     domain::{EventKind, JobId, RetractJob},
@@ -88,9 +88,12 @@ impl Watcher {
         let (tx, rx) = mpsc::channel(64);
         let this = self.clone();
         let job_id = job.id.clone();
+        // Were this the job's first watcher here, its feed would hold the job's latest events
+        // from here on, for watchers that join later.
+        let start = after.max(job.last_sequence - RECENT as i64).max(0);
         tokio::spawn(async move {
             let _open = crate::telemetry::metrics::WatcherOpen::new();
-            if let Err(end) = this.run(&job_id, after, deadline, &tx).await {
+            if let Err(end) = this.run(&job_id, after, start, deadline, &tx).await {
                 let _ = tx.send(Err(end)).await;
             }
         });
@@ -101,12 +104,13 @@ impl Watcher {
         &self,
         job: &JobId,
         after: i64,
+        start: i64,
         deadline: Option<tokio::time::Instant>,
         tx: &mpsc::Sender<Result<Watched, WatchEnd>>,
     ) -> Result<(), WatchEnd> {
         // Listening first: what is written while the store is read below arrives live too
         // (and is skipped as already sent).
-        let (mut feed, mut live) = self.hub.feed(job, &self.store, self.settings.poll);
+        let (mut feed, mut live) = self.hub.feed(job, start, &self.store, self.settings.poll);
         let mut ended = feed.ended();
         let mut last = after;
         let mut quiet_since = tokio::time::Instant::now();
@@ -136,7 +140,7 @@ impl Watcher {
                 if current.state.is_final() && last >= current.last_sequence {
                     return Ok(());
                 }
-                (feed, live) = self.hub.feed(job, &self.store, self.settings.poll);
+                (feed, live) = self.hub.feed(job, last, &self.store, self.settings.poll);
                 ended = feed.ended();
                 continue;
             }
