@@ -114,7 +114,10 @@ impl Watcher {
         let mut ended = feed.ended();
         let mut last = after;
         let mut quiet_since = tokio::time::Instant::now();
-        let until_deadline = deadline.unwrap_or_else(far_future);
+        let until_deadline = tokio::time::sleep_until(deadline.unwrap_or_else(far_future));
+        tokio::pin!(until_deadline);
+        let stopping = self.stopping.cancelled();
+        tokio::pin!(stopping);
         loop {
             // What this watcher has not seen (its replay, a gap, or what it fell behind the
             // broadcast by): from the feed's memory where it holds it, else from the store.
@@ -144,31 +147,55 @@ impl Watcher {
                 ended = feed.ended();
                 continue;
             }
-            // Live: every local watcher of the job shares its one reader.
-            loop {
+            // Live: every local watcher of the job shares its one reader. The timers live
+            // across events (an event only moves the heartbeat's due time, checked when the
+            // timer fires), so that an event costs no timer of its own.
+            let heartbeat = tokio::time::sleep_until(quiet_since + self.settings.heartbeat);
+            tokio::pin!(heartbeat);
+            'live: loop {
                 tokio::select! {
-                    received = live.recv() => match received {
-                        Ok(event) if event.event().sequence <= last => {}
-                        Ok(event) if event.event().sequence == last + 1 => {
-                            quiet_since = tokio::time::Instant::now();
-                            match self.send(tx, event, &mut last).await {
-                                Sent::More => {}
-                                Sent::Done => return Ok(()),
+                    received = live.recv() => {
+                        let mut received = received;
+                        // Everything the broadcast holds already, in one go.
+                        loop {
+                            match received {
+                                Ok(event) if event.event().sequence <= last => {}
+                                Ok(event) if event.event().sequence == last + 1 => {
+                                    quiet_since = tokio::time::Instant::now();
+                                    match self.send(tx, event, &mut last).await {
+                                        Sent::More => {}
+                                        Sent::Done => return Ok(()),
+                                    }
+                                }
+                                // A gap, or fallen behind: the store has it.
+                                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break 'live,
+                                Err(broadcast::error::RecvError::Closed) => break 'live,
                             }
+                            received = match live.try_recv() {
+                                Ok(event) => Ok(event),
+                                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                    Err(broadcast::error::RecvError::Lagged(n))
+                                }
+                                Err(broadcast::error::TryRecvError::Closed) => {
+                                    Err(broadcast::error::RecvError::Closed)
+                                }
+                                Err(broadcast::error::TryRecvError::Empty) => break,
+                            };
                         }
-                        // A gap, or fallen behind: the store has it.
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    },
-                    _ = ended.changed() => break,
-                    () = tokio::time::sleep_until(quiet_since + self.settings.heartbeat) => {
-                        if tx.send(Ok(Watched::Heartbeat { sequence: last })).await.is_err() {
-                            return Ok(());
-                        }
-                        quiet_since = tokio::time::Instant::now();
                     }
-                    () = tokio::time::sleep_until(until_deadline) => return Err(WatchEnd::DeadlineExceeded),
-                    () = self.stopping.cancelled() => return Err(WatchEnd::ServerStopping),
+                    _ = ended.changed() => break,
+                    () = &mut heartbeat => {
+                        let due = quiet_since + self.settings.heartbeat;
+                        if tokio::time::Instant::now() >= due {
+                            if tx.send(Ok(Watched::Heartbeat { sequence: last })).await.is_err() {
+                                return Ok(());
+                            }
+                            quiet_since = tokio::time::Instant::now();
+                        }
+                        heartbeat.as_mut().reset(quiet_since + self.settings.heartbeat);
+                    }
+                    () = &mut until_deadline => return Err(WatchEnd::DeadlineExceeded),
+                    () = &mut stopping => return Err(WatchEnd::ServerStopping),
                 }
             }
         }
