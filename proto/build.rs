@@ -39,6 +39,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // RetractService's server once more, its three event streams typed as `EventFrame`: the
     // same bytes on the wire, an event encoded once for all its watchers (see `framed`).
+    // Only a response that is exactly `RetractEvent event = 1` may be framed: a field added
+    // to one later would otherwise never reach the wire.
+    for response in FRAMED {
+        let message = descriptors
+            .file
+            .iter()
+            .filter(|f| f.package() == "retract.v1")
+            .flat_map(|f| &f.message_type)
+            .find(|m| m.name() == *response)
+            .ok_or_else(|| format!("{response} is not in retract.v1"))?;
+        let framable = matches!(
+            message.field.as_slice(),
+            [field] if field.number() == 1 && field.type_name() == ".retract.v1.RetractEvent"
+        );
+        if !framable {
+            return Err(format!(
+                "{response} is no longer just `RetractEvent event = 1`: stop framing it (proto/build.rs)"
+            )
+            .into());
+        }
+    }
     let mut service = descriptors;
     service
         .file

@@ -33,10 +33,13 @@ pub mod framed {
     }
 
     impl EventFrame {
-        /// The frame of `event`.
+        /// The frame of `event`. An event always has a job id and a kind, so its encoding is
+        /// never empty (an empty one would leave the field off the wire: `event` unset).
         pub fn of(event: &super::v1::RetractEvent) -> Self {
+            let encoded = ::prost::Message::encode_to_vec(event);
+            debug_assert!(!encoded.is_empty(), "an event without job id or kind");
             Self {
-                event: ::prost::Message::encode_to_vec(event).into(),
+                event: encoded.into(),
             }
         }
     }

@@ -1,7 +1,6 @@
 //! Retract requests, jobs and events on the wire: reading `RetractOptions` and filters out of
 //! requests, and turning jobs, events and the engine's errors into proto and `ApiError`.
 
-use prost::Message as _;
 use retract_proto::{framed::EventFrame, v1 as pb};
 
 use super::{
@@ -410,7 +409,7 @@ pub fn frame(w: &Watched, job: &pb::RetractJob) -> EventFrame {
         Watched::Event(shared) => match shared.event().kind {
             EventKind::JobStarted { .. } => EventFrame::of(&event(shared.event(), job)),
             _ => EventFrame {
-                event: shared.wire(|e| event(e, job).encode_to_vec().into()),
+                event: shared.wire(|e| EventFrame::of(&event(e, job)).event),
             },
         },
         Watched::Heartbeat { sequence } => EventFrame::of(&pb::RetractEvent {

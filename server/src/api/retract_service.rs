@@ -121,8 +121,8 @@ impl RetractApi {
             .map_err(ApiError::TooManyStreams)
     }
 
-    /// The events of `job` after `after`, encoded (once for all of this replica's watchers of
-    /// the job); the stream holds `slot` while it is open.
+    /// The events of `job` after `after`, encoded (live ones once for all of this replica's
+    /// watchers of the job); the stream holds `slot` while it is open.
     fn follow(
         &self,
         job: RetractJob,

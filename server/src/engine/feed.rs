@@ -6,8 +6,8 @@
 //! in-process broadcast). The feed also keeps the job's latest events (up to [`RECENT`]), so a
 //! watcher that joins a running job replays what it missed from memory: a hundred watchers of
 //! one job cost one store reader, not a hundred pollers or a hundred replays. A watcher that
-//! asks for older events, or falls behind the broadcast (or sees a gap), reads the store, so
-//! every watcher still gets every event, in order, once.
+//! falls behind the broadcast (or sees a gap) catches up from that memory, and one that asks
+//! for older events from the store, so every watcher still gets every event, in order, once.
 //!
 //! Each event is shared ([`SharedEvent`]), not copied, and carries its wire form once the first
 //! watcher's stream has encoded it: the others send those bytes as they are.
@@ -26,12 +26,15 @@ use crate::{
     store::Store,
 };
 
-/// Events a watcher may fall behind the broadcast before it reads the store instead.
+/// Events a watcher may fall behind the broadcast before it catches up from the feed's memory
+/// (or the store).
 const BROADCAST_CAPACITY: usize = 4_096;
 
-/// The latest events of a watched job kept for watchers that join late (about 5 MB at most:
-/// enough for the whole of a 10,000-mailbox job).
-pub(super) const RECENT: usize = 16_384;
+/// The latest events of a watched job kept for watchers that join late or fall behind: a
+/// 1,000-mailbox job whole, the last stretch of a bigger one. A few hundred bytes each with
+/// their encoding (a JobStarted holds every target: more), kept only while the job runs and
+/// someone here watches it.
+pub(super) const RECENT: usize = 4_096;
 
 /// Events read from the store per query.
 pub(super) const READ_BATCH: u64 = 500;
@@ -78,7 +81,8 @@ pub(super) struct Feed {
     events: broadcast::Sender<Arc<SharedEvent>>,
     /// The latest events the reader read, and from where it holds all of them.
     recent: Mutex<Recent>,
-    /// Set when the reader ended (the job finished, nobody watches, or the store failed).
+    /// Set when the reader ended (the job finished, nobody watches, the store failed, or the
+    /// hub is gone).
     ended: watch::Sender<bool>,
 }
 
@@ -113,6 +117,13 @@ impl Feed {
         let first = recent.events.front().map_or(0, |e| e.event.sequence);
         let skip = usize::try_from(after + 1 - first).unwrap_or(0);
         let events: Vec<_> = recent.events.iter().skip(skip).take(max).cloned().collect();
+        // The journal numbers events without gaps; were one ever missing, the store decides.
+        if events
+            .first()
+            .is_some_and(|e| e.event.sequence != after + 1)
+        {
+            return None;
+        }
         // Nothing more arrives live once the reader has ended: what it never read is stored.
         if events.is_empty() && *self.ended.borrow() {
             return None;

@@ -17,6 +17,9 @@ use crate::{
     store::{Store, StoreError},
 };
 
+/// Live events a watcher sends in one go before it looks at its deadline and the shutdown.
+const DRAIN: usize = 64;
+
 /// How watches behave.
 #[derive(Debug, Clone)]
 pub struct WatchSettings {
@@ -122,6 +125,13 @@ impl Watcher {
             // What this watcher has not seen (its replay, a gap, or what it fell behind the
             // broadcast by): from the feed's memory where it holds it, else from the store.
             loop {
+                // A long replay still ends at the caller's deadline or the server's shutdown.
+                if self.stopping.is_cancelled() {
+                    return Err(WatchEnd::ServerStopping);
+                }
+                if tokio::time::Instant::now() >= until_deadline.deadline() {
+                    return Err(WatchEnd::DeadlineExceeded);
+                }
                 let (events, more) = self.missed(job, &feed, last).await?;
                 if !events.is_empty() {
                     quiet_since = tokio::time::Instant::now();
@@ -138,7 +148,8 @@ impl Watcher {
             }
             if *ended.borrow() {
                 // The feed ended: the job finished (all of it is sent once the store has
-                // nothing more), or nobody else watched — then a new feed.
+                // nothing more), or its reader stopped (nobody else watched, the store failed)
+                // — then a new feed.
                 let current = self.store.job_for_worker(job).await?;
                 if current.state.is_final() && last >= current.last_sequence {
                     return Ok(());
@@ -156,8 +167,9 @@ impl Watcher {
                 tokio::select! {
                     received = live.recv() => {
                         let mut received = received;
-                        // Everything the broadcast holds already, in one go.
-                        loop {
+                        // What the broadcast holds already, in one go — up to a bound, so that
+                        // the deadline and shutdown are looked at between bursts.
+                        for _ in 0..DRAIN {
                             match received {
                                 Ok(event) if event.event().sequence <= last => {}
                                 Ok(event) if event.event().sequence == last + 1 => {

@@ -352,8 +352,9 @@ async fn bench() -> bool {
                             run.bench_cpu - bench_alone
                         ),
                         format!(
-                            "{:.2} s of both cores; 1.2× allows {:.2} s",
+                            "{:.2} s of all {} cores; 1.2× allows {:.2} s",
                             extra / cores(),
+                            cores(),
                             0.2 * alone
                         ),
                         format!(
