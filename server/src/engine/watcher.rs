@@ -166,11 +166,12 @@ impl Watcher {
             'live: loop {
                 tokio::select! {
                     received = live.recv() => {
-                        let mut received = received;
                         // What the broadcast holds already, in one go — up to a bound, so that
                         // the deadline and shutdown are looked at between bursts.
-                        for _ in 0..DRAIN {
-                            match received {
+                        let mut received = Some(received);
+                        let mut sent = 0;
+                        while let Some(next) = received.take() {
+                            match next {
                                 Ok(event) if event.event().sequence <= last => {}
                                 Ok(event) if event.event().sequence == last + 1 => {
                                     quiet_since = tokio::time::Instant::now();
@@ -178,20 +179,24 @@ impl Watcher {
                                         Sent::More => {}
                                         Sent::Done => return Ok(()),
                                     }
+                                    sent += 1;
                                 }
-                                // A gap, or fallen behind: the store has it.
-                                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break 'live,
-                                Err(broadcast::error::RecvError::Closed) => break 'live,
+                                // A gap, or fallen behind: memory or the store has it.
+                                Ok(_) | Err(_) => break 'live,
+                            }
+                            // Only taken from the broadcast when it will be sent.
+                            if sent == DRAIN {
+                                break;
                             }
                             received = match live.try_recv() {
-                                Ok(event) => Ok(event),
+                                Ok(event) => Some(Ok(event)),
                                 Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                                    Err(broadcast::error::RecvError::Lagged(n))
+                                    Some(Err(broadcast::error::RecvError::Lagged(n)))
                                 }
                                 Err(broadcast::error::TryRecvError::Closed) => {
-                                    Err(broadcast::error::RecvError::Closed)
+                                    Some(Err(broadcast::error::RecvError::Closed))
                                 }
-                                Err(broadcast::error::TryRecvError::Empty) => break,
+                                Err(broadcast::error::TryRecvError::Empty) => None,
                             };
                         }
                     }
