@@ -87,15 +87,25 @@ pub(super) struct Feed {
 }
 
 /// A feed's memory of the events it read.
-#[derive(Default)]
 struct Recent {
-    /// Every event after this sequence up to the newest the reader read is in `events`
-    /// (`None` until the reader knows where it starts).
-    complete_after: Option<i64>,
+    /// Every event after this sequence up to the newest the reader read is in `events`.
+    complete_after: i64,
     events: VecDeque<Arc<SharedEvent>>,
 }
 
 impl Feed {
+    /// A feed whose reader reads every event after `start`.
+    fn new(start: i64) -> Self {
+        Self {
+            events: broadcast::channel(BROADCAST_CAPACITY).0,
+            recent: Mutex::new(Recent {
+                complete_after: start,
+                events: VecDeque::new(),
+            }),
+            ended: watch::channel(false).0,
+        }
+    }
+
     /// Changes to `true` when the reader ends.
     pub(super) fn ended(&self) -> watch::Receiver<bool> {
         self.ended.subscribe()
@@ -110,7 +120,7 @@ impl Feed {
             .recent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if recent.complete_after.is_none_or(|from| after < from) {
+        if after < recent.complete_after {
             return None;
         }
         // Sequences are consecutive, so the position of `after + 1` is arithmetic.
@@ -141,20 +151,12 @@ impl Feed {
             if recent.events.len() == RECENT
                 && let Some(oldest) = recent.events.pop_front()
             {
-                recent.complete_after = Some(oldest.event.sequence);
+                recent.complete_after = oldest.event.sequence;
             }
             recent.events.push_back(event.clone());
         }
         // Nobody listening is no error: a watcher may be replaying.
         let _ = self.events.send(event);
-    }
-
-    /// The reader reads every event after `sequence`.
-    fn starts_after(&self, sequence: i64) {
-        self.recent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .complete_after = Some(sequence);
     }
 }
 
@@ -201,13 +203,9 @@ impl EventHub {
         {
             return (watched.feed.clone(), watched.feed.events.subscribe());
         }
-        let feed = Arc::new(Feed {
-            events: broadcast::channel(BROADCAST_CAPACITY).0,
-            recent: Mutex::default(),
-            ended: watch::channel(false).0,
-        });
-        // Known before anyone asks, so that watchers arriving together replay from memory.
-        feed.starts_after(start);
+        // Where it starts is known before anyone asks, so that watchers arriving together
+        // replay from memory.
+        let feed = Arc::new(Feed::new(start));
         // Listening before the reader starts, so that it never finds nobody there.
         let listener = feed.events.subscribe();
         let (wake, woken) = watch::channel(0);
@@ -295,14 +293,6 @@ mod tests {
     use super::*;
     use crate::domain::{JobCounts, JobState};
 
-    fn feed() -> Feed {
-        Feed {
-            events: broadcast::channel(BROADCAST_CAPACITY).0,
-            recent: Mutex::default(),
-            ended: watch::channel(false).0,
-        }
-    }
-
     fn event(job: &JobId, sequence: i64) -> Arc<SharedEvent> {
         Arc::new(SharedEvent::new(JobEvent {
             job_id: job.clone(),
@@ -325,10 +315,9 @@ mod tests {
     #[test]
     fn a_late_watcher_replays_from_memory_what_the_feed_holds_and_the_store_the_rest() {
         let job = JobId::generate();
-        let feed = feed();
-        // Before the reader knows where it starts, only the store can answer.
+        let feed = Feed::new(100);
+        // Before where the reader starts, only the store can answer.
         assert!(feed.recent_after(0, 10).is_none());
-        feed.starts_after(100);
         for sequence in 101..=105 {
             feed.publish(event(&job, sequence));
         }
@@ -356,8 +345,7 @@ mod tests {
     #[test]
     fn the_feed_forgets_its_oldest_events_beyond_its_memory() {
         let job = JobId::generate();
-        let feed = feed();
-        feed.starts_after(0);
+        let feed = Feed::new(0);
         let total = RECENT as i64 + 10;
         for sequence in 1..=total {
             feed.publish(event(&job, sequence));
