@@ -167,36 +167,31 @@ impl Watcher {
                 tokio::select! {
                     received = live.recv() => {
                         // What the broadcast holds already, in one go — up to a bound, so that
-                        // the deadline and shutdown are looked at between bursts.
-                        let mut received = Some(received);
+                        // the deadline and shutdown are looked at between bursts. Fallen
+                        // behind (lagged), or a gap: memory or the store has it.
+                        let Ok(mut event) = received else { break 'live };
                         let mut sent = 0;
-                        while let Some(next) = received.take() {
-                            match next {
-                                Ok(event) if event.event().sequence <= last => {}
-                                Ok(event) if event.event().sequence == last + 1 => {
-                                    quiet_since = tokio::time::Instant::now();
-                                    match self.send(tx, event, &mut last).await {
-                                        Sent::More => {}
-                                        Sent::Done => return Ok(()),
-                                    }
-                                    sent += 1;
+                        loop {
+                            let sequence = event.event().sequence;
+                            if sequence > last + 1 {
+                                break 'live;
+                            }
+                            if sequence == last + 1 {
+                                quiet_since = tokio::time::Instant::now();
+                                match self.send(tx, event, &mut last).await {
+                                    Sent::More => {}
+                                    Sent::Done => return Ok(()),
                                 }
-                                // A gap, or fallen behind: memory or the store has it.
-                                Ok(_) | Err(_) => break 'live,
+                                sent += 1;
                             }
                             // Only taken from the broadcast when it will be sent.
                             if sent == DRAIN {
                                 break;
                             }
-                            received = match live.try_recv() {
-                                Ok(event) => Some(Ok(event)),
-                                Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                                    Some(Err(broadcast::error::RecvError::Lagged(n)))
-                                }
-                                Err(broadcast::error::TryRecvError::Closed) => {
-                                    Some(Err(broadcast::error::RecvError::Closed))
-                                }
-                                Err(broadcast::error::TryRecvError::Empty) => None,
+                            event = match live.try_recv() {
+                                Ok(next) => next,
+                                Err(broadcast::error::TryRecvError::Empty) => break,
+                                Err(_) => break 'live,
                             };
                         }
                     }
