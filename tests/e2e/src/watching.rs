@@ -11,6 +11,7 @@ use crate::{db::Backend, on_both_backends, retract::options, scenarios::crowd};
 
 on_both_backends!(
     thirty_watchers_of_one_job_each_get_every_event_in_order,
+    a_watcher_of_a_job_another_replica_runs_gets_every_event_of_each_poll,
     streams_are_capped_per_caller_apart_from_unary_calls,
 );
 
@@ -99,6 +100,61 @@ async fn thirty_watchers_of_one_job_each_get_every_event_in_order(backend: Backe
     assert_eq!(
         done, 120,
         "every mailbox's final update reached the watchers"
+    );
+    w.app.stop().await;
+}
+
+/// A replica that does not run the job learns of its events only by polling the store: each
+/// poll hands its watchers everything written since, hundreds of events at once, more than a
+/// watcher sends in one go before it looks at its deadline — and still every one, in order.
+async fn a_watcher_of_a_job_another_replica_runs_gets_every_event_of_each_poll(backend: Backend) {
+    use retract_server::engine::{EventHub, WatchSettings, Watched, Watcher};
+
+    let w = crowd(backend, 150, |s| s.mailbox_concurrency = 150).await;
+    let job = w.start(options(&[])).await;
+    // This "replica" shares the database but not the engine's wake-ups: its own hub.
+    let store = w.app.store().await;
+    let replica = Watcher::new(
+        store.clone(),
+        std::sync::Arc::new(EventHub::default()),
+        WatchSettings {
+            heartbeat: Duration::from_secs(30),
+            poll: Duration::from_millis(700),
+        },
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let stored = store
+        .job_for_worker(&retract_server::domain::JobId::parse(&job.job_id).unwrap())
+        .await
+        .unwrap();
+    let mut events = replica.follow(&stored, 0, None);
+    let mut sequences = Vec::new();
+    let finished = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(item) = events.recv().await {
+            if let Watched::Event(e) = item.expect("the watch goes on") {
+                sequences.push(e.event().sequence);
+                if matches!(
+                    e.event().kind,
+                    retract_server::domain::EventKind::JobFinished { .. }
+                ) {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await
+    .expect("JobFinished within 30 s");
+    assert!(finished, "the watch ended with JobFinished");
+    let last = *sequences.last().unwrap();
+    assert!(
+        last >= 150 + 2,
+        "JobStarted, each mailbox's final update and JobFinished: at least 152, got {last}"
+    );
+    assert_eq!(
+        sequences,
+        (1..=last).collect::<Vec<_>>(),
+        "every event, in order, once"
     );
     w.app.stop().await;
 }
