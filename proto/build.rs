@@ -20,6 +20,22 @@ const FRAMED: &[&str] = &[
     "RestoreRetractJobResponse",
 ];
 
+/// GetRetractOptionsResponse field by field (number, name, type, repeated), as
+/// `framed::OptionsFrame` mirrors it with `recipients` pre-encoded.
+const OPTIONS_FIELDS: &[(i32, &str, &str, bool)] = &[
+    (1, "delivery", ".retract.v1.Delivery", false),
+    (2, "recipients", ".retract.v1.RecipientOption", true),
+    (
+        3,
+        "caller_can_retract",
+        ".retract.v1.RetractPrecondition",
+        false,
+    ),
+    (4, "conversations_available", "bool", false),
+    (5, "max_conversation_depth", "int32", false),
+    (6, "next_page_token", "string", false),
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     for proto in PROTOS {
@@ -60,6 +76,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into());
         }
     }
+    // GetRetractOptionsResponse as `OptionsFrame`: its recipients encoded once per page and
+    // version, for every caller of the tab. Only while every field is one OptionsFrame has.
+    let options = descriptors
+        .file
+        .iter()
+        .filter(|f| f.package() == "retract.v1")
+        .flat_map(|f| &f.message_type)
+        .find(|m| m.name() == "GetRetractOptionsResponse")
+        .ok_or("GetRetractOptionsResponse is not in retract.v1")?;
+    let fields: Vec<(i32, &str, &str, bool)> = options
+        .field
+        .iter()
+        .map(|f| {
+            let kind = match f.r#type() {
+                prost_types::field_descriptor_proto::Type::Bool => "bool",
+                prost_types::field_descriptor_proto::Type::Int32 => "int32",
+                prost_types::field_descriptor_proto::Type::String => "string",
+                _ => f.type_name(),
+            };
+            let repeated = f.label() == prost_types::field_descriptor_proto::Label::Repeated;
+            (f.number(), f.name(), kind, repeated)
+        })
+        .collect();
+    if fields != OPTIONS_FIELDS {
+        return Err(format!(
+            "GetRetractOptionsResponse is now {fields:?}: change framed::OptionsFrame to match (proto/build.rs)"
+        )
+        .into());
+    }
     let mut service = descriptors;
     service
         .file
@@ -82,6 +127,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "crate::framed::EventFrame",
         );
     }
+    build = build.extern_path(
+        ".retract.v1.GetRetractOptionsResponse",
+        "crate::framed::OptionsFrame",
+    );
     build.compile_fds(service)?;
     Ok(())
 }

@@ -5,7 +5,9 @@
 //!   `TenantService`, `RetractService` and `AuditService`. Generated code only: conversions to
 //!   the server's domain types live in the server's `api` layer.
 //! - [`framed`]: `RetractService`'s server again, its event streams as pre-encoded
-//!   [`framed::EventFrame`]s (the same bytes on the wire), for servers with many watchers.
+//!   [`framed::EventFrame`]s and the Retract tab's recipients pre-encoded in
+//!   [`framed::OptionsFrame`] (the same bytes on the wire), for servers with many watchers
+//!   and many callers of one tab.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of every file, for server reflection.
 //! - [`development`]: the caller-token settings a development server accepts by default.
 
@@ -15,13 +17,16 @@ pub mod v1 {
     tonic::include_proto!("retract.v1");
 }
 
-/// `RetractService`'s server with its event streams pre-encoded.
+/// `RetractService`'s server with its event streams and the Retract tab's recipients
+/// pre-encoded.
 ///
 /// `RetractResponse`, `WatchRetractResponse` and `RestoreRetractJobResponse` are each one
 /// field, `RetractEvent event = 1`; on the wire that is the same as `bytes event = 1` holding
 /// the encoded event. This server streams [`EventFrame`]s, so a server sending one event to
 /// many watchers encodes it once and copies its bytes, instead of building and encoding a
-/// message per watcher. Clients see the contract's messages; everything else of
+/// message per watcher. GetRetractOptions answers an [`OptionsFrame`], whose recipients are
+/// encoded `RecipientOption`s: a server keeps a page's encoding for every caller while the
+/// page does not change. Clients see the contract's messages; everything else of
 /// `RetractService` is the same types as [`v1`].
 pub mod framed {
     /// One streamed response of Retract, WatchRetract or RestoreRetractJob: its event, encoded.
@@ -42,6 +47,31 @@ pub mod framed {
                 event: encoded.into(),
             }
         }
+    }
+
+    /// `GetRetractOptionsResponse` with each recipient already encoded: a repeated message
+    /// field is on the wire what the same field as `repeated bytes` holding each message's
+    /// encoding is. The build fails when the response's fields and these part ways.
+    #[derive(Clone, PartialEq, ::prost::Message)]
+    pub struct OptionsFrame {
+        /// The delivery.
+        #[prost(message, optional, tag = "1")]
+        pub delivery: ::core::option::Option<super::v1::Delivery>,
+        /// Each an encoded `retract.v1.RecipientOption`.
+        #[prost(bytes = "bytes", repeated, tag = "2")]
+        pub recipients: ::prost::alloc::vec::Vec<::prost::bytes::Bytes>,
+        /// Whether this caller can retract here.
+        #[prost(message, optional, tag = "3")]
+        pub caller_can_retract: ::core::option::Option<super::v1::RetractPrecondition>,
+        /// Whether retracting conversations is available.
+        #[prost(bool, tag = "4")]
+        pub conversations_available: bool,
+        /// The deepest conversation depth a retract may ask for.
+        #[prost(int32, tag = "5")]
+        pub max_conversation_depth: i32,
+        /// The next page's token; empty on the last page.
+        #[prost(string, tag = "6")]
+        pub next_page_token: ::prost::alloc::string::String,
     }
 
     #[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms)]
@@ -70,7 +100,10 @@ pub mod development {
 mod tests {
     use prost::Message as _;
 
-    use crate::{framed::EventFrame, v1};
+    use crate::{
+        framed::{EventFrame, OptionsFrame},
+        v1,
+    };
 
     #[test]
     fn an_event_frame_is_on_the_wire_what_each_streamed_response_is() {
@@ -109,6 +142,68 @@ mod tests {
         assert_eq!(
             v1::WatchRetractResponse::decode(frame.as_slice()).expect("decodes"),
             watch
+        );
+    }
+
+    #[test]
+    fn an_options_frame_is_on_the_wire_the_response_with_its_recipients() {
+        let recipients = vec![
+            v1::RecipientOption {
+                address: "alex@contoso.com".into(),
+                eligibility: v1::Eligibility::Eligible.into(),
+                ..Default::default()
+            },
+            // A recipient all of whose fields are defaults still takes its place.
+            v1::RecipientOption::default(),
+            v1::RecipientOption {
+                address: "bo@fabrikam.com".into(),
+                eligibility: v1::Eligibility::DomainNotManaged.into(),
+                detail: "not a registered domain".into(),
+                last_retract: Some(v1::LastRetract {
+                    job_id: "0b7e6c2a-4f7e-4e55-9d43-3f1f0a5e8d11".into(),
+                    outcome: Some(v1::RecipientOutcome::Deleted.into()),
+                    create_time: Some(prost_types::Timestamp {
+                        seconds: 1_700_000_000,
+                        nanos: 0,
+                    }),
+                }),
+                delivered_after_last_retract: true,
+            },
+        ];
+        let delivery = v1::Delivery {
+            internet_message_id: "<phish@outside.example>".into(),
+            recipients: vec!["alex@contoso.com".into()],
+            ..Default::default()
+        };
+        let precondition = v1::RetractPrecondition {
+            allowed: false,
+            code: "MISSING_PERMISSION".into(),
+            detail: "no".into(),
+        };
+        let response = v1::GetRetractOptionsResponse {
+            delivery: Some(delivery.clone()),
+            recipients: recipients.clone(),
+            caller_can_retract: Some(precondition.clone()),
+            conversations_available: true,
+            max_conversation_depth: 3,
+            next_page_token: "next".into(),
+        };
+        let frame = OptionsFrame {
+            delivery: Some(delivery),
+            recipients: recipients
+                .iter()
+                .map(|r| r.encode_to_vec().into())
+                .collect(),
+            caller_can_retract: Some(precondition),
+            conversations_available: true,
+            max_conversation_depth: 3,
+            next_page_token: "next".into(),
+        }
+        .encode_to_vec();
+        assert_eq!(frame, response.encode_to_vec());
+        assert_eq!(
+            v1::GetRetractOptionsResponse::decode(frame.as_slice()).expect("decodes"),
+            response
         );
     }
 

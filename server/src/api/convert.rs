@@ -1,5 +1,6 @@
 //! Domain ⇄ proto conversions.
 
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use retract_proto::v1 as pb;
@@ -10,6 +11,7 @@ use crate::{
         DomainOutcome, Eligibility, EmailAddress, Grant, GrantState, RecordOutcome, RetractStatus,
         Tenant, ValidationError,
     },
+    engine::TabRow,
     store::LastRetract,
 };
 
@@ -156,7 +158,39 @@ pub fn count(v: u32) -> i32 {
 /// One row of the Retract tab: the recipient, whether it can be retracted, the last job that
 /// reached it, and whether the message was delivered to it again (at `last_delivered_at`)
 /// after that job was created.
-pub fn recipient_option(
+/// Each row of a page of the Retract tab as an encoded `RecipientOption`, slices of one
+/// buffer.
+pub fn recipient_options(rows: &[TabRow]) -> Vec<Bytes> {
+    let options: Vec<pb::RecipientOption> = rows
+        .iter()
+        .map(|row| {
+            recipient_option(
+                &row.address,
+                &row.eligibility,
+                row.last_retract.as_ref(),
+                row.last_delivered_at,
+            )
+        })
+        .collect();
+    let mut buffer = BytesMut::with_capacity(options.iter().map(prost::Message::encoded_len).sum());
+    let mut ends = Vec::with_capacity(options.len());
+    for option in &options {
+        // A BytesMut grows as needed: encoding into it cannot fail.
+        prost::Message::encode_raw(option, &mut buffer);
+        ends.push(buffer.len());
+    }
+    let buffer = buffer.freeze();
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let slice = buffer.slice(start..end);
+            start = end;
+            slice
+        })
+        .collect()
+}
+
+fn recipient_option(
     address: &EmailAddress,
     eligibility: &Eligibility,
     last: Option<&LastRetract>,

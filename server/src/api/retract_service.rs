@@ -7,7 +7,7 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt as _};
 use retract_proto::{
-    framed::{EventFrame, retract_service_server::RetractService},
+    framed::{EventFrame, OptionsFrame, retract_service_server::RetractService},
     v1 as pb,
 };
 use tokio_stream::wrappers::ReceiverStream;
@@ -284,7 +284,7 @@ impl RetractApi {
     async fn options_tab(
         &self,
         request: Request<pb::GetRetractOptionsRequest>,
-    ) -> Result<pb::GetRetractOptionsResponse, ApiError> {
+    ) -> Result<OptionsFrame, ApiError> {
         let ctx = CallContext::of(&request)?;
         let r = request.into_inner();
         let (tenant, message_id, size) = (
@@ -309,22 +309,11 @@ impl RetractApi {
         let precondition = self.precondition(&ctx, &tenant).await?;
         let next_page_token = tab
             .recipients
+            .rows()
             .next_page_token(&query, |row| row.address.clone());
-        Ok(pb::GetRetractOptionsResponse {
+        Ok(OptionsFrame {
             delivery: Some(tab.delivery.into()),
-            recipients: tab
-                .recipients
-                .items
-                .iter()
-                .map(|row| {
-                    convert::recipient_option(
-                        &row.address,
-                        &row.eligibility,
-                        row.last_retract.as_ref(),
-                        row.last_delivered_at,
-                    )
-                })
-                .collect(),
+            recipients: tab.recipients.wire(convert::recipient_options),
             caller_can_retract: Some(precondition),
             conversations_available: true,
             max_conversation_depth: i32::from(RetractOptions::MAX_DEPTH),
@@ -684,7 +673,7 @@ impl RetractService for RetractApi {
     async fn get_retract_options(
         &self,
         request: Request<pb::GetRetractOptionsRequest>,
-    ) -> Result<Response<pb::GetRetractOptionsResponse>, Status> {
+    ) -> Result<Response<OptionsFrame>, Status> {
         Ok(Response::new(self.options_tab(request).await?))
     }
 

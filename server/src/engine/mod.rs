@@ -7,6 +7,8 @@
 //! - `aliases`: the directory's answers for addresses Graph does not know directly (aliases),
 //!   looked up once per job run and shared by its mailbox visits.
 //! - `plan`: the targets a job starts with, checked against the delivery and eligibility.
+//! - `tab`: the Retract tab, its rows kept (and their encoding) while nothing they show
+//!   changed.
 //! - [`Engine`] (here): the worker loop, several jobs at once (tenants not running here
 //!   first), many mailboxes of each at once,
 //!   the mailboxes a conversation step discovers scheduled as soon as it reveals them.
@@ -28,12 +30,14 @@ mod mailbox;
 mod plan;
 mod restore;
 mod supervisor;
+mod tab;
 mod watcher;
 
 pub use dispatch::{Dispatch, DispatchError, RestoreDispatch};
 pub use feed::{EventHub, SharedEvent};
-pub use plan::{PlanError, Refusal, RetractTab, TabRow};
+pub use plan::{PlanError, Refusal};
 pub use supervisor::EngineHealth;
+pub use tab::{RetractTab, TabRow, TabRows};
 pub use watcher::{WatchEnd, WatchSettings, Watched, Watcher};
 
 use std::{
@@ -97,6 +101,7 @@ pub struct Engine {
     wake: Arc<Notify>,
     owner: String,
     health: Arc<EngineHealth>,
+    tabs: Arc<tab::TabCache>,
 }
 
 impl Engine {
@@ -119,6 +124,7 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             owner: format!("worker-{}", uuid::Uuid::new_v4()),
             health: Arc::default(),
+            tabs: Arc::default(),
         }
     }
 

@@ -1,16 +1,12 @@
 //! The first targets of a retract: the requested recipients (or every eligible one), each
-//! checked against the delivery and its eligibility; and the Retract tab, which shows the
-//! same eligibility before the click. Conversation discovery adds targets to this plan
-//! while the job runs.
+//! checked against the delivery and its eligibility (which the Retract tab, `tab`, shows
+//! before the click). Conversation discovery adds targets to this plan while the job runs.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{
-    domain::{
-        Delivery, Domain, Eligibility, EmailAddress, InternetMessageId, PageRequest,
-        RetractOptions, Target, TargetOutcome, TargetResult, TenantId,
-    },
-    store::{LastRetract, Page, StoreError},
+use crate::domain::{
+    Delivery, Domain, Eligibility, EmailAddress, RetractOptions, Target, TargetOutcome,
+    TargetResult,
 };
 
 /// A requested recipient the plan refuses, by its position in `RetractOptions::recipients`.
@@ -107,69 +103,4 @@ pub fn initial_targets(
         return Err(PlanError::NoEligibleRecipient);
     }
     Ok(targets)
-}
-
-/// One row of the Retract tab.
-#[derive(Debug, Clone)]
-pub struct TabRow {
-    /// The recipient.
-    pub address: EmailAddress,
-    /// Whether it can be retracted.
-    pub eligibility: Eligibility,
-    /// The newest retract job that reached it.
-    pub last_retract: Option<LastRetract>,
-    /// The latest delivery time reported for it.
-    pub last_delivered_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// The Retract tab of one delivery: the delivery and one page of its recipients.
-#[derive(Debug, Clone)]
-pub struct RetractTab {
-    /// The delivery (its first recipients).
-    pub delivery: Delivery,
-    /// One page of recipients, by address.
-    pub recipients: Page<TabRow>,
-}
-
-impl super::Engine {
-    /// The Retract tab: every recipient of a page with whether it can be retracted, the last
-    /// job that reached it, and when the message was last delivered to it.
-    pub async fn retract_tab(
-        &self,
-        tenant: &TenantId,
-        message: &InternetMessageId,
-        page: &PageRequest<EmailAddress>,
-    ) -> Result<RetractTab, StoreError> {
-        let (delivery, rows) = self
-            .store
-            .delivery_and_recipients(tenant, message, page)
-            .await?;
-        let addresses: Vec<EmailAddress> = rows.items.iter().map(|(a, _)| a.clone()).collect();
-        let domains = self.store.all_domains(tenant).await?;
-        let problems = self
-            .store
-            .mailbox_problems_of_page(tenant, &addresses)
-            .await?;
-        let mut last = self
-            .store
-            .last_retracts(tenant, message, &addresses)
-            .await?;
-        let items = rows
-            .items
-            .into_iter()
-            .map(|(address, last_delivered_at)| TabRow {
-                eligibility: Eligibility::assess(&address, domains.as_slice(), &problems),
-                last_retract: last.remove(&address),
-                last_delivered_at,
-                address,
-            })
-            .collect();
-        Ok(RetractTab {
-            delivery,
-            recipients: Page {
-                items,
-                has_more: rows.has_more,
-            },
-        })
-    }
 }

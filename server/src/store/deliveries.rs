@@ -214,7 +214,7 @@ impl Store {
         tenant: &TenantId,
         message_id: &InternetMessageId,
         page: &PageRequest<EmailAddress>,
-    ) -> Result<(Delivery, Page<(EmailAddress, Option<DateTime<Utc>>)>), StoreError> {
+    ) -> Result<(Delivery, Arc<RecipientPage>), StoreError> {
         let row = self.delivery_row(tenant, message_id).await?;
         let key = PageKey {
             delivery_id: row.id.clone(),
@@ -233,7 +233,7 @@ impl Store {
         };
         let mut delivery = delivery_from_row(&row, &[])?;
         delivery.recipients.clone_from(&found.sample);
-        Ok((delivery, found.page.clone()))
+        Ok((delivery, found))
     }
 
     /// The sample and one page of a delivery's recipients, from the database.
@@ -268,10 +268,10 @@ impl Store {
                 Ok((address, last_delivered_at))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(RecipientPage {
+        Ok(RecipientPage::new(
             sample,
-            page: Page::from_overfetch(recipients, page.size.get()),
-        })
+            Page::from_overfetch(recipients, page.size.get()),
+        ))
     }
 
     async fn delivery_row(
@@ -463,12 +463,11 @@ impl Store {
     pub async fn mailbox_problems_of_page(
         &self,
         tenant: &TenantId,
-        page: &[EmailAddress],
+        page: &[&EmailAddress],
     ) -> Result<HashMap<EmailAddress, (String, String)>, StoreError> {
         let (Some(first), Some(last)) = (page.first(), page.last()) else {
             return Ok(HashMap::new());
         };
-        let wanted: HashSet<&EmailAddress> = page.iter().collect();
         let rows: Vec<(String, String, String)> = mailbox_status::Entity::find()
             .select_only()
             .column(mailbox_status::Column::Address)
@@ -480,6 +479,10 @@ impl Store {
             .all(&self.reads)
             .await?;
         let mut problems = HashMap::new();
+        if rows.is_empty() {
+            return Ok(problems);
+        }
+        let wanted: HashSet<&EmailAddress> = page.iter().copied().collect();
         for (address, code, detail) in rows {
             let address = parse_stored("mailbox address", &address, EmailAddress::parse)?;
             if wanted.contains(&address) {

@@ -1585,7 +1585,7 @@ impl Store {
         &self,
         tenant: &TenantId,
         message: &InternetMessageId,
-        addresses: &[EmailAddress],
+        addresses: &[&EmailAddress],
     ) -> Result<HashMap<EmailAddress, LastRetract>, StoreError> {
         let jobs = retract_job::Entity::find()
             .filter(retract_job::Column::TenantId.eq(tenant.as_str()))
@@ -1608,11 +1608,12 @@ impl Store {
             // Still in the store's order: the first and last bound the range to read.
             let pending: HashSet<&EmailAddress> = addresses
                 .iter()
+                .copied()
                 .filter(|a| !last.contains_key(*a))
                 .collect();
             let (Some(first), Some(last_pending)) = (
-                addresses.iter().find(|a| pending.contains(a)),
-                addresses.iter().rev().find(|a| pending.contains(a)),
+                addresses.iter().find(|a| pending.contains(**a)),
+                addresses.iter().rev().find(|a| pending.contains(**a)),
             ) else {
                 break;
             };

@@ -35,6 +35,7 @@ pub use jobs::{
     TargetFilter, job_fingerprint,
 };
 pub use offboarding::PURGE_ROWS;
+pub use recipient_pages::RecipientPage;
 pub use stats::PoolUsage;
 
 /// A PostgreSQL text array for `UNNEST`, `None` as an empty text: sea-query cannot bind NULL

@@ -11,7 +11,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use chrono::{DateTime, Utc};
@@ -37,13 +40,37 @@ pub(super) struct PageKey {
     pub size: u64,
 }
 
-/// What a page read found.
+/// What one read of a page of a delivery's recipients found, shared by every caller while
+/// the delivery does not change.
 #[derive(Debug)]
-pub(super) struct RecipientPage {
+pub struct RecipientPage {
     /// The delivery's first recipients (its search-result sample).
     pub sample: Vec<EmailAddress>,
     /// The page, each recipient with its latest delivery time.
     pub page: Page<(EmailAddress, Option<DateTime<Utc>>)>,
+    /// Which read this is: unique in this process, so what is made from a page (the Retract
+    /// tab's rows) can be kept under it and is never taken for another version's.
+    read: u64,
+}
+
+impl RecipientPage {
+    /// A page just read.
+    pub(super) fn new(
+        sample: Vec<EmailAddress>,
+        page: Page<(EmailAddress, Option<DateTime<Utc>>)>,
+    ) -> Self {
+        static READS: AtomicU64 = AtomicU64::new(0);
+        Self {
+            sample,
+            page,
+            read: READS.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Which read of the page this is (unique in this process).
+    pub fn read(&self) -> u64 {
+        self.read
+    }
 }
 
 /// The cache shared by every clone of a [`Store`](super::Store).

@@ -551,6 +551,47 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
         "a mailbox that works again is eligible"
     );
 
+    // The page is the same, its domain is not: carol's row follows the domain at once.
+    store
+        .record_verification(
+            &tenant,
+            vec![DomainOutcome::granted(
+                &DomainName::parse("pending.example").unwrap(),
+            )],
+            AuditEntry {
+                tenant_id: tenant.clone(),
+                actor: "test".into(),
+                action: AuditAction::DomainsVerified,
+                target: "acme".into(),
+                outcome: AuditOutcome::Succeeded,
+                correlation_id: "t".into(),
+                details: AuditDetails::DomainsVerified {
+                    microsoft_tenant_id: "0b7c2a5e-0000-4000-8000-000000000001".into(),
+                    domain_outcomes: Vec::new(),
+                },
+            },
+        )
+        .await
+        .unwrap();
+    let options = reader
+        .retract_service()
+        .get_retract_options(pb::GetRetractOptionsRequest {
+            tenant_id: "acme".into(),
+            internet_message_id: "<phish@evil.example>".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            options.recipients[1].address.as_str(),
+            options.recipients[1].eligibility()
+        ),
+        ("carol@pending.example", pb::Eligibility::Eligible),
+        "a domain granted since the last look is eligible"
+    );
+
     let missing = expect_failure(
         reader
             .retract_service()

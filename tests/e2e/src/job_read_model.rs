@@ -404,6 +404,17 @@ async fn the_retract_tab_says_before_the_click_who_can_retract_and_who_was_retra
 
     let job = w.start(options(&["bob@contoso.com"])).await;
     until_finished(w.watch(job.job_id.clone(), 0).await, |r| r.event).await;
+    // Nothing about the delivery changed, the jobs of its message did: the tab says so.
+    let retracted = tab(w.admin()).await;
+    let bob_then = retracted
+        .recipients
+        .iter()
+        .find(|r| r.address == "bob@contoso.com")
+        .expect("bob is on the tab");
+    assert_eq!(
+        bob_then.last_retract.as_ref().map(|l| l.job_id.as_str()),
+        Some(job.job_id.as_str())
+    );
     // The quarantine releases the message again: to Bob (a later delivery) and to a
     // newcomer.
     released_again(&w, &["bob@contoso.com", "newbie@contoso.com"]).await;
