@@ -41,6 +41,7 @@
 
 mod ideal;
 mod procstat;
+mod raw;
 
 use std::{
     collections::BTreeMap,
@@ -561,11 +562,16 @@ fn admin_of(server: &ServerProcess, tenant: &str, domain: &str) -> Client {
 
 /// A caller of its own: its own connection and token.
 fn caller(server: &ServerProcess, token: &DevToken) -> Client {
+    caller_minted(server, &token.mint().expect("mint token"))
+}
+
+/// A caller of its own with a token already minted.
+fn caller_minted(server: &ServerProcess, token: &str) -> Client {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
         .expect("endpoint URL")
         .connect_lazy();
     Client::from_channel(channel)
-        .with_token(&token.mint().expect("mint token"))
+        .with_token(token)
         .expect("token is ASCII")
 }
 
@@ -1248,41 +1254,53 @@ async fn latency_under_callers(backend: Backend, report: &mut Report) {
     grant_and_record_as(&server.service(), "acme", "contoso.com", PHISH, users).await;
     sim.set_latency(latency());
     // Each caller is a human of the tenant with a mailbox (the Retract tab's precondition).
-    let callers: Vec<Client> = (0..CONCURRENT_CALLERS)
+    let tokens: Vec<String> = (0..CONCURRENT_CALLERS)
         .map(|i| {
-            caller(
-                &server,
-                &DevToken::admin(&format!("user{i}@contoso.com"), "acme").all_permissions(),
-            )
+            DevToken::admin(&format!("user{i}@contoso.com"), "acme")
+                .all_permissions()
+                .mint()
+                .expect("mint token")
         })
         .collect();
-    // Warm: connections open, the precondition's first look-up done.
-    for client in &callers {
+    let callers: Vec<(Client, String)> = tokens
+        .into_iter()
+        .map(|token| (caller_minted(&server, &token), token))
+        .collect();
+    // Warm: connections open, the precondition's first look-up done, and each caller's
+    // answer decoded and checked once; every timed answer must then be the same bytes.
+    let mut expected = Vec::with_capacity(callers.len());
+    for (client, _) in &callers {
         let options = client
             .retract_service()
-            .get_retract_options(pb::GetRetractOptionsRequest {
-                tenant_id: "acme".into(),
-                internet_message_id: PHISH.into(),
-                ..Default::default()
-            })
+            .get_retract_options(options_request())
             .await
             .expect("GetRetractOptions")
             .into_inner();
-        if options.recipients.len() != 1_000 {
+        let allowed = options
+            .caller_can_retract
+            .as_ref()
+            .is_some_and(|c| c.allowed);
+        if options.recipients.len() != 1_000 || !allowed {
             report.wrong(format!(
-                "(f) {}: GetRetractOptions listed {} recipients of 1,000",
+                "(f) {}: GetRetractOptions listed {} recipients of 1,000, caller can retract: {allowed}",
                 backend.name(),
                 options.recipients.len()
             ));
             break;
         }
+        expected.push(Arc::new(prost::Message::encode_to_vec(&options)));
+    }
+    if expected.len() != callers.len() {
+        drop(server);
+        db.drop_database().await;
+        return;
     }
     for (rpc, target_ms) in [("GetRetractOptions", 100.0), ("ListAuditEvents", 250.0)] {
         let errors = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = FuturesUnordered::new();
         let started = Instant::now();
-        for client in &callers {
-            let client = client.clone();
+        for ((client, token), expected) in callers.iter().zip(&expected) {
+            let (client, token, expected) = (client.clone(), token.clone(), expected.clone());
             let errors = errors.clone();
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
@@ -1290,15 +1308,24 @@ async fn latency_under_callers(backend: Backend, report: &mut Report) {
                 while Instant::now() < until {
                     let started = Instant::now();
                     let answer = match rpc {
-                        "GetRetractOptions" => client
-                            .retract_service()
-                            .get_retract_options(pb::GetRetractOptionsRequest {
-                                tenant_id: "acme".into(),
-                                internet_message_id: PHISH.into(),
-                                ..Default::default()
-                            })
-                            .await
-                            .map(|_| ()),
+                        "GetRetractOptions" => raw::call(
+                            client.channel(),
+                            &token,
+                            "/retract.v1.RetractService/GetRetractOptions",
+                            options_request(),
+                        )
+                        .await
+                        .and_then(|answer| {
+                            if answer == expected.as_slice() {
+                                Ok(())
+                            } else {
+                                Err(tonic::Status::data_loss(format!(
+                                    "an answer of {} bytes unlike the checked one of {}",
+                                    answer.len(),
+                                    expected.len()
+                                )))
+                            }
+                        }),
                         _ => client
                             .audit_service()
                             .list_audit_events(pb::ListAuditEventsRequest {
@@ -1360,6 +1387,14 @@ async fn latency_under_callers(backend: Backend, report: &mut Report) {
     }
     drop(server);
     db.drop_database().await;
+}
+
+fn options_request() -> pb::GetRetractOptionsRequest {
+    pb::GetRetractOptionsRequest {
+        tenant_id: "acme".into(),
+        internet_message_id: PHISH.into(),
+        ..Default::default()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
