@@ -49,29 +49,133 @@ pub mod framed {
         }
     }
 
-    /// `GetRetractOptionsResponse` with each recipient already encoded: a repeated message
-    /// field is on the wire what the same field as `repeated bytes` holding each message's
-    /// encoding is. The build fails when the response's fields and these part ways.
-    #[derive(Clone, PartialEq, ::prost::Message)]
+    /// `GetRetractOptionsResponse` with its recipients already encoded: a repeated message
+    /// field on the wire is each message's encoding after the field's key and its length,
+    /// one after the other, and `recipients` holds exactly that run (see
+    /// [`OptionsFrame::encode_recipients`]), written as it is. The fields go out in the
+    /// order of their numbers, as prost writes the response, so the bytes are the same. The
+    /// build fails when the response's fields and these part ways.
+    #[derive(Clone, PartialEq, Default, Debug)]
     pub struct OptionsFrame {
         /// The delivery.
-        #[prost(message, optional, tag = "1")]
         pub delivery: ::core::option::Option<super::v1::Delivery>,
-        /// Each an encoded `retract.v1.RecipientOption`.
-        #[prost(bytes = "bytes", repeated, tag = "2")]
-        pub recipients: ::prost::alloc::vec::Vec<::prost::bytes::Bytes>,
+        /// `repeated RecipientOption recipients = 2`, encoded.
+        pub recipients: ::prost::bytes::Bytes,
         /// Whether this caller can retract here.
-        #[prost(message, optional, tag = "3")]
         pub caller_can_retract: ::core::option::Option<super::v1::RetractPrecondition>,
         /// Whether retracting conversations is available.
-        #[prost(bool, tag = "4")]
         pub conversations_available: bool,
         /// The deepest conversation depth a retract may ask for.
-        #[prost(int32, tag = "5")]
         pub max_conversation_depth: i32,
         /// The next page's token; empty on the last page.
-        #[prost(string, tag = "6")]
         pub next_page_token: ::prost::alloc::string::String,
+    }
+
+    /// `GetRetractOptionsResponse.recipients`' field number.
+    const RECIPIENTS: u32 = 2;
+
+    impl OptionsFrame {
+        /// `recipients` as the field `recipients` of the response holds them.
+        pub fn encode_recipients(
+            recipients: &[super::v1::RecipientOption],
+        ) -> ::prost::bytes::Bytes {
+            use ::prost::encoding::message;
+            let len = message::encoded_len_repeated(RECIPIENTS, recipients);
+            let mut buf = ::prost::bytes::BytesMut::with_capacity(len);
+            for recipient in recipients {
+                message::encode(RECIPIENTS, recipient, &mut buf);
+            }
+            buf.freeze()
+        }
+    }
+
+    impl ::prost::Message for OptionsFrame {
+        fn encode_raw(&self, buf: &mut impl ::prost::bytes::BufMut) {
+            use ::prost::encoding::{bool, int32, message, string};
+            if let Some(delivery) = &self.delivery {
+                message::encode(1, delivery, buf);
+            }
+            buf.put_slice(&self.recipients);
+            if let Some(precondition) = &self.caller_can_retract {
+                message::encode(3, precondition, buf);
+            }
+            if self.conversations_available {
+                bool::encode(4, &self.conversations_available, buf);
+            }
+            if self.max_conversation_depth != 0 {
+                int32::encode(5, &self.max_conversation_depth, buf);
+            }
+            if !self.next_page_token.is_empty() {
+                string::encode(6, &self.next_page_token, buf);
+            }
+        }
+
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: ::prost::encoding::WireType,
+            buf: &mut impl ::prost::bytes::Buf,
+            ctx: ::prost::encoding::DecodeContext,
+        ) -> Result<(), ::prost::DecodeError> {
+            use ::prost::encoding::{bool, bytes, int32, message, skip_field, string};
+            match tag {
+                1 => message::merge(
+                    wire_type,
+                    self.delivery.get_or_insert_with(Default::default),
+                    buf,
+                    ctx,
+                ),
+                RECIPIENTS => {
+                    let mut recipient = ::prost::bytes::Bytes::new();
+                    bytes::merge(wire_type, &mut recipient, buf, ctx)?;
+                    let mut run = ::prost::bytes::BytesMut::from(&self.recipients[..]);
+                    bytes::encode(RECIPIENTS, &recipient, &mut run);
+                    self.recipients = run.freeze();
+                    Ok(())
+                }
+                3 => message::merge(
+                    wire_type,
+                    self.caller_can_retract.get_or_insert_with(Default::default),
+                    buf,
+                    ctx,
+                ),
+                4 => bool::merge(wire_type, &mut self.conversations_available, buf, ctx),
+                5 => int32::merge(wire_type, &mut self.max_conversation_depth, buf, ctx),
+                6 => string::merge(wire_type, &mut self.next_page_token, buf, ctx),
+                _ => skip_field(wire_type, tag, buf, ctx),
+            }
+        }
+
+        fn encoded_len(&self) -> usize {
+            use ::prost::encoding::{bool, int32, message, string};
+            self.delivery
+                .as_ref()
+                .map_or(0, |delivery| message::encoded_len(1, delivery))
+                + self.recipients.len()
+                + self
+                    .caller_can_retract
+                    .as_ref()
+                    .map_or(0, |precondition| message::encoded_len(3, precondition))
+                + if self.conversations_available {
+                    bool::encoded_len(4, &self.conversations_available)
+                } else {
+                    0
+                }
+                + if self.max_conversation_depth == 0 {
+                    0
+                } else {
+                    int32::encoded_len(5, &self.max_conversation_depth)
+                }
+                + if self.next_page_token.is_empty() {
+                    0
+                } else {
+                    string::encoded_len(6, &self.next_page_token)
+                }
+        }
+
+        fn clear(&mut self) {
+            *self = Self::default();
+        }
     }
 
     #[allow(clippy::all, clippy::pedantic, missing_docs, rust_2018_idioms)]
@@ -190,10 +294,7 @@ mod tests {
         };
         let frame = OptionsFrame {
             delivery: Some(delivery),
-            recipients: recipients
-                .iter()
-                .map(|r| r.encode_to_vec().into())
-                .collect(),
+            recipients: OptionsFrame::encode_recipients(&recipients),
             caller_can_retract: Some(precondition),
             conversations_available: true,
             max_conversation_depth: 3,
@@ -204,6 +305,16 @@ mod tests {
         assert_eq!(
             v1::GetRetractOptionsResponse::decode(frame.as_slice()).expect("decodes"),
             response
+        );
+        // And back: the frame decoded from the response's bytes encodes them again.
+        let decoded = OptionsFrame::decode(response.encode_to_vec().as_slice()).expect("decodes");
+        assert_eq!(decoded.encode_to_vec(), frame);
+        assert_eq!(decoded.encoded_len(), frame.len());
+        // Without recipients and with every scalar at its default, as prost leaves them off.
+        let empty = v1::GetRetractOptionsResponse::default();
+        assert_eq!(
+            OptionsFrame::default().encode_to_vec(),
+            empty.encode_to_vec()
         );
     }
 

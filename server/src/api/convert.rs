@@ -1,9 +1,9 @@
 //! Domain ⇄ proto conversions.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
-use retract_proto::v1 as pb;
+use retract_proto::{framed::OptionsFrame, v1 as pb};
 
 use crate::{
     domain::{
@@ -158,9 +158,8 @@ pub fn count(v: u32) -> i32 {
 /// One row of the Retract tab: the recipient, whether it can be retracted, the last job that
 /// reached it, and whether the message was delivered to it again (at `last_delivered_at`)
 /// after that job was created.
-/// Each row of a page of the Retract tab as an encoded `RecipientOption`, slices of one
-/// buffer.
-pub fn recipient_options(rows: &[TabRow]) -> Vec<Bytes> {
+/// The rows of a page of the Retract tab, encoded as the response's `recipients`.
+pub fn recipient_options(rows: &[TabRow]) -> Bytes {
     let options: Vec<pb::RecipientOption> = rows
         .iter()
         .map(|row| {
@@ -172,22 +171,7 @@ pub fn recipient_options(rows: &[TabRow]) -> Vec<Bytes> {
             )
         })
         .collect();
-    let mut buffer = BytesMut::with_capacity(options.iter().map(prost::Message::encoded_len).sum());
-    let mut ends = Vec::with_capacity(options.len());
-    for option in &options {
-        // A BytesMut grows as needed: encoding into it cannot fail.
-        prost::Message::encode_raw(option, &mut buffer);
-        ends.push(buffer.len());
-    }
-    let buffer = buffer.freeze();
-    let mut start = 0;
-    ends.into_iter()
-        .map(|end| {
-            let slice = buffer.slice(start..end);
-            start = end;
-            slice
-        })
-        .collect()
+    OptionsFrame::encode_recipients(&options)
 }
 
 fn recipient_option(

@@ -42,7 +42,7 @@ pub struct TabRow {
 #[derive(Debug)]
 pub struct TabRows {
     rows: Page<TabRow>,
-    wire: OnceLock<Vec<Bytes>>,
+    wire: OnceLock<Bytes>,
 }
 
 impl TabRows {
@@ -58,9 +58,9 @@ impl TabRows {
         &self.rows
     }
 
-    /// Each row's wire form: made by `encode` for the first caller, the same bytes for every
+    /// The rows' wire form: made by `encode` for the first caller, the same bytes for every
     /// other (so `encode` must not depend on the caller).
-    pub fn wire(&self, encode: impl FnOnce(&[TabRow]) -> Vec<Bytes>) -> Vec<Bytes> {
+    pub fn wire(&self, encode: impl FnOnce(&[TabRow]) -> Bytes) -> Bytes {
         self.wire.get_or_init(|| encode(&self.rows.items)).clone()
     }
 }
