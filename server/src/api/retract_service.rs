@@ -27,7 +27,7 @@ use crate::{
     auth::{AuthRejection, Permission, StreamCaps, StreamSlot},
     domain::{
         DeliveryFilter, EmailAddress, InternetMessageId, JobId, JobState, NewDelivery, PageRequest,
-        PageSize, PageToken, RecordOutcome, RetractJob, RetractOptions, TargetOutcome, TenantId,
+        PageSize, PageToken, RecordOutcome, RetractJob, RetractOptions, TargetOutcome, Tenant,
         ValidationError, merge_repeats,
     },
     engine::{Dispatch, DispatchError, Engine, RestoreDispatch, Watcher},
@@ -306,7 +306,7 @@ impl RetractApi {
             .engine
             .retract_tab(&tenant, &message_id, &PageRequest { size, after })
             .await?;
-        let precondition = self.precondition(&ctx, &tenant).await?;
+        let precondition = self.precondition(&ctx, &tab.tenant).await?;
         let next_page_token = tab
             .recipients
             .rows()
@@ -325,7 +325,7 @@ impl RetractApi {
     async fn precondition(
         &self,
         ctx: &CallContext,
-        tenant: &TenantId,
+        tenant: &Tenant,
     ) -> Result<pb::RetractPrecondition, ApiError> {
         let refused = |err: ApiError| -> Result<pb::RetractPrecondition, ApiError> {
             let status = Status::from(err);
@@ -347,7 +347,7 @@ impl RetractApi {
         }
         match self
             .engine
-            .check_dispatcher(tenant, administrator(ctx))
+            .check_dispatcher_of(tenant, administrator(ctx))
             .await
         {
             Ok(_) => Ok(pb::RetractPrecondition {
@@ -357,7 +357,7 @@ impl RetractApi {
             }),
             // The database failing is this call's failure, not an answer about the caller.
             Err(DispatchError::Store(err)) => Err(err.into()),
-            Err(err) => refused(jobs::dispatch_error(err, tenant, None, None)),
+            Err(err) => refused(jobs::dispatch_error(err, &tenant.id, None, None)),
         }
     }
 

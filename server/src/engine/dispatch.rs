@@ -10,7 +10,7 @@ use crate::{
     domain::{
         AUDIT_TARGETS_MAX, AuditAction, AuditDetails, AuditEntry, AuditOutcome, DeleteMode,
         EmailAddress, JobId, JobKind, MessageSnapshot, MicrosoftTenantId, NotRestorable,
-        RetractJob, RetractOptions, Target, TenantId,
+        RetractJob, RetractOptions, Target, Tenant, TenantId,
     },
     graph::GraphError,
     store::{CancelRequest, NewJob, StoreError, job_fingerprint},
@@ -108,14 +108,14 @@ impl Engine {
             .store
             .get_delivery(&tenant, &options.message_id)
             .await?;
-        let domains = self.store.all_domains(&tenant).await?;
+        let (tenant_row, domains) = self.store.tenant_and_domains(&tenant).await?;
         let problems = self
             .store
             .mailbox_problems(&tenant, &delivery.recipients)
             .await?;
         let targets = plan::initial_targets(&options, &delivery, &domains, &problems)
             .map_err(DispatchError::Plan)?;
-        self.check_dispatcher(&tenant, administrator).await?;
+        self.check_dispatcher_of(&tenant_row, administrator).await?;
         let job_id = JobId::generate();
         let audit = AuditEntry {
             tenant_id: tenant.clone(),
@@ -273,11 +273,19 @@ impl Engine {
         tenant: &TenantId,
         administrator: Option<Result<EmailAddress, String>>,
     ) -> Result<MicrosoftTenantId, DispatchError> {
-        let microsoft = self
-            .store
-            .get_tenant(tenant)
-            .await?
+        let tenant = self.store.get_tenant(tenant).await?;
+        self.check_dispatcher_of(&tenant, administrator).await
+    }
+
+    /// [`Engine::check_dispatcher`] for a tenant already read.
+    pub async fn check_dispatcher_of(
+        &self,
+        tenant: &Tenant,
+        administrator: Option<Result<EmailAddress, String>>,
+    ) -> Result<MicrosoftTenantId, DispatchError> {
+        let microsoft = tenant
             .microsoft_tenant_id
+            .clone()
             .ok_or(DispatchError::TenantNotLinked)?;
         let admins = self
             .admins

@@ -2,8 +2,8 @@
 //! the last job that reached it, and when the message was last delivered to it.
 //!
 //! During an incident many administrators open the same tab at once. Each call reads what
-//! can change (the delivery row, the tenant's domains, the page's mailbox problems, the jobs
-//! of the message), but the rows made from them are kept ([`TabRows`]) while all of it is
+//! can change (the delivery row, the tenant with its domains, the page's mailbox problems,
+//! the jobs of the message), but the rows made from them are kept ([`TabRows`]) while all of it is
 //! the same, with their wire form, so a thousand rows are built and encoded once per change
 //! instead of once per call. A change by this replica or another is seen at the next call:
 //! nothing is kept on trust, only what the reads just confirmed.
@@ -17,7 +17,8 @@ use bytes::Bytes;
 
 use crate::{
     domain::{
-        Delivery, Domain, Eligibility, EmailAddress, InternetMessageId, PageRequest, TenantId,
+        Delivery, Domain, Eligibility, EmailAddress, InternetMessageId, PageRequest, Tenant,
+        TenantId,
     },
     store::{LastRetract, Page, RecipientPage, StoreError},
 };
@@ -68,6 +69,8 @@ impl TabRows {
 /// The Retract tab of one delivery: the delivery and one page of its recipients.
 #[derive(Debug, Clone)]
 pub struct RetractTab {
+    /// The tenant, as read with its domains (for the caller's precondition).
+    pub tenant: Tenant,
     /// The delivery (its first recipients).
     pub delivery: Delivery,
     /// One page of recipients, by address.
@@ -135,7 +138,7 @@ impl super::Engine {
             .delivery_and_recipients(tenant, message, page)
             .await?;
         let addresses: Vec<&EmailAddress> = read.page.items.iter().map(|(a, _)| a).collect();
-        let domains = self.store.all_domains(tenant).await?;
+        let (tenant_row, domains) = self.store.tenant_and_domains(tenant).await?;
         let problems = self
             .store
             .mailbox_problems_of_page(tenant, &addresses)
@@ -146,6 +149,7 @@ impl super::Engine {
             .await?;
         if let Some(rows) = self.tabs.find(&read, &domains, &problems, &last) {
             return Ok(RetractTab {
+                tenant: tenant_row,
                 delivery,
                 recipients: rows,
             });
@@ -175,6 +179,7 @@ impl super::Engine {
             },
         );
         Ok(RetractTab {
+            tenant: tenant_row,
             delivery,
             recipients: rows,
         })

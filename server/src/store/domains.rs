@@ -3,8 +3,14 @@
 use futures::FutureExt as _;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{Page, Store, StoreError, audit, entities::domain, in_transaction};
-use crate::domain::{AuditEntry, Domain, DomainName, PageRequest, RetractStatus, TenantId, now};
+use super::{
+    Page, Store, StoreError, audit,
+    entities::{domain, tenant},
+    in_transaction,
+};
+use crate::domain::{
+    AuditEntry, Domain, DomainName, PageRequest, RetractStatus, Tenant, TenantId, now,
+};
 
 impl Store {
     /// Registers `name` for `tenant` (status NOT_GRANTED) and writes `audit` with it.
@@ -114,6 +120,29 @@ impl Store {
             .all(&self.reads)
             .await?;
         rows.into_iter().map(domain_from_row).collect()
+    }
+
+    /// A tenant (or `NotFound`) and every one of its domains, ordered by name: one read.
+    pub async fn tenant_and_domains(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(Tenant, Vec<Domain>), StoreError> {
+        let found = tenant::Entity::find_by_id(tenant.as_str())
+            .find_with_related(domain::Entity)
+            .all(&self.reads)
+            .await?;
+        let Some((row, domains)) = found.into_iter().next() else {
+            return Err(StoreError::NotFound {
+                resource: "tenant",
+                id: tenant.to_string(),
+            });
+        };
+        let mut domains = domains
+            .into_iter()
+            .map(domain_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        domains.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        Ok((super::tenants::tenant_from_row(&row)?, domains))
     }
 }
 

@@ -107,7 +107,7 @@ pub(super) async fn lock_tenant(
         .is_some())
 }
 
-fn tenant_from_row(row: &tenant::Model) -> Result<Tenant, StoreError> {
+pub(super) fn tenant_from_row(row: &tenant::Model) -> Result<Tenant, StoreError> {
     Ok(Tenant {
         id: TenantId::parse(&row.tenant_id)
             .map_err(|e| StoreError::Corrupt(format!("tenant id {:?}: {e}", row.tenant_id)))?,
