@@ -20,20 +20,16 @@ const FRAMED: &[&str] = &[
     "RestoreRetractJobResponse",
 ];
 
-/// GetRetractOptionsResponse field by field (number, name, type, repeated), as
-/// `framed::OptionsFrame` mirrors it with `recipients` pre-encoded.
-const OPTIONS_FIELDS: &[(i32, &str, &str, bool)] = &[
-    (1, "delivery", ".retract.v1.Delivery", false),
-    (2, "recipients", ".retract.v1.RecipientOption", true),
-    (
-        3,
-        "caller_can_retract",
-        ".retract.v1.RetractPrecondition",
-        false,
-    ),
-    (4, "conversations_available", "bool", false),
-    (5, "max_conversation_depth", "int32", false),
-    (6, "next_page_token", "string", false),
+/// GetRetractOptionsResponse field by field (number, name, type, repeated, optional or in a
+/// oneof), as `framed::OptionsFrame` mirrors it with `recipients` pre-encoded.
+#[rustfmt::skip]
+const OPTIONS_FIELDS: &[(i32, &str, &str, bool, bool)] = &[
+    (1, "delivery", ".retract.v1.Delivery", false, false),
+    (2, "recipients", ".retract.v1.RecipientOption", true, false),
+    (3, "caller_can_retract", ".retract.v1.RetractPrecondition", false, false),
+    (4, "conversations_available", "bool", false, false),
+    (5, "max_conversation_depth", "int32", false, false),
+    (6, "next_page_token", "string", false, false),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -85,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .flat_map(|f| &f.message_type)
         .find(|m| m.name() == "GetRetractOptionsResponse")
         .ok_or("GetRetractOptionsResponse is not in retract.v1")?;
-    let fields: Vec<(i32, &str, &str, bool)> = options
+    let fields: Vec<(i32, &str, &str, bool, bool)> = options
         .field
         .iter()
         .map(|f| {
@@ -96,7 +92,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ => f.type_name(),
             };
             let repeated = f.label() == prost_types::field_descriptor_proto::Label::Repeated;
-            (f.number(), f.name(), kind, repeated)
+            // A proto3 `optional` scalar is sent even at its default: OptionsFrame would not.
+            let presence = f.proto3_optional() || f.oneof_index.is_some();
+            (f.number(), f.name(), kind, repeated, presence)
         })
         .collect();
     if fields != OPTIONS_FIELDS {

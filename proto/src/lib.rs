@@ -128,7 +128,10 @@ pub mod framed {
                 RECIPIENTS => {
                     let mut recipient = ::prost::bytes::Bytes::new();
                     bytes::merge(wire_type, &mut recipient, buf, ctx)?;
-                    let mut run = ::prost::bytes::BytesMut::from(&self.recipients[..]);
+                    // Appended in place when this frame holds the only reference.
+                    let mut run = ::core::mem::take(&mut self.recipients)
+                        .try_into_mut()
+                        .unwrap_or_else(|shared| ::prost::bytes::BytesMut::from(&shared[..]));
                     bytes::encode(RECIPIENTS, &recipient, &mut run);
                     self.recipients = run.freeze();
                     Ok(())

@@ -155,10 +155,8 @@ pub fn count(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-/// One row of the Retract tab: the recipient, whether it can be retracted, the last job that
-/// reached it, and whether the message was delivered to it again (at `last_delivered_at`)
-/// after that job was created.
-/// The rows of a page of the Retract tab, encoded as the response's `recipients`.
+/// The rows of a page of the Retract tab, encoded as the response's `recipients` (the
+/// engine keeps them for every caller: nothing here may depend on the caller).
 pub fn recipient_options(rows: &[TabRow]) -> Bytes {
     let options: Vec<pb::RecipientOption> = rows
         .iter()
@@ -174,6 +172,9 @@ pub fn recipient_options(rows: &[TabRow]) -> Bytes {
     OptionsFrame::encode_recipients(&options)
 }
 
+/// One row of the Retract tab: the recipient, whether it can be retracted, the last job that
+/// reached it, and whether the message was delivered to it again (at `last_delivered_at`)
+/// after that job was created.
 fn recipient_option(
     address: &EmailAddress,
     eligibility: &Eligibility,

@@ -23,8 +23,9 @@ use crate::{
     store::{LastRetract, Page, RecipientPage, StoreError},
 };
 
-/// Tab pages kept at most (each up to 1,000 rows and their encoding: about 200 KB).
-const MAX_TABS: usize = 64;
+/// Tab pages kept at most: as many as the store keeps recipient pages (each up to 1,000
+/// rows, their encoding, and what they were made from: a few hundred KB).
+const MAX_TABS: usize = 128;
 
 /// One row of the Retract tab.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,11 +90,11 @@ struct Made {
 /// The tab pages made in this process, by the recipient page read they were made from.
 #[derive(Debug, Default)]
 pub(super) struct TabCache {
-    made: Mutex<HashMap<u64, Made>>,
+    made: Mutex<HashMap<u64, Arc<Made>>>,
 }
 
 impl TabCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Made>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Made>>> {
         self.made
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -107,8 +108,8 @@ impl TabCache {
         problems: &HashMap<EmailAddress, (String, String)>,
         last: &HashMap<EmailAddress, LastRetract>,
     ) -> Option<Arc<TabRows>> {
-        let made = self.lock();
-        let found = made.get(&page.read())?;
+        // Compared outside the lock: every tab call of every tenant takes it.
+        let found = self.lock().get(&page.read())?.clone();
         (found.domains == domains && &found.problems == problems && &found.last == last)
             .then(|| found.rows.clone())
     }
@@ -116,11 +117,18 @@ impl TabCache {
     /// Keeps `made`; when full, forgets everything first (pages superseded by a change are
     /// never asked for again, so a full cache is mostly dead entries).
     fn keep(&self, page: &RecipientPage, made: Made) {
-        let mut kept = self.lock();
-        if kept.len() >= MAX_TABS && !kept.contains_key(&page.read()) {
-            kept.clear();
-        }
-        kept.insert(page.read(), made);
+        let forgotten = {
+            let mut kept = self.lock();
+            let forgotten = if kept.len() >= MAX_TABS && !kept.contains_key(&page.read()) {
+                std::mem::take(&mut *kept)
+            } else {
+                HashMap::new()
+            };
+            kept.insert(page.read(), Arc::new(made));
+            forgotten
+        };
+        // Dropped after the lock is released.
+        drop(forgotten);
     }
 }
 

@@ -13,6 +13,7 @@ on_both_backends!(
     domains_of_unknown_tenants_are_not_found,
     removing_an_unregistered_domain_is_not_found,
     domains_are_listed_across_pages_and_tokens_stay_with_their_tenant,
+    a_tenant_is_read_with_its_domains_in_one_go_none_or_several,
 );
 
 async fn a_domain_is_added_listed_and_removed(backend: Backend) {
@@ -303,5 +304,44 @@ async fn domains_are_listed_across_pages_and_tokens_stay_with_their_tenant(backe
     );
     assert_eq!(failure.code, Code::InvalidArgument);
     assert_eq!(failure.fields, ["page_token"]);
+    app.stop().await;
+}
+
+async fn a_tenant_is_read_with_its_domains_in_one_go_none_or_several(backend: Backend) {
+    use retract_server::{domain::TenantId, store::StoreError};
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    app.create_tenant("globex").await;
+    app.add_domain("globex", "globex.example").await;
+    let store = app.store().await;
+
+    let acme = TenantId::parse("acme").unwrap();
+    let (tenant, domains) = store.tenant_and_domains(&acme).await.unwrap();
+    assert_eq!(tenant.id, acme);
+    assert!(domains.is_empty(), "a tenant without domains: {domains:?}");
+
+    app.add_domain("acme", "zeta.acme.example").await;
+    app.add_domain("acme", "acme.example").await;
+    let (_, domains) = store.tenant_and_domains(&acme).await.unwrap();
+    let names: Vec<&str> = domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["acme.example", "zeta.acme.example"],
+        "its own, by name"
+    );
+
+    let unknown = store
+        .tenant_and_domains(&TenantId::parse("initech").unwrap())
+        .await;
+    assert!(
+        matches!(
+            unknown,
+            Err(StoreError::NotFound {
+                resource: "tenant",
+                ..
+            })
+        ),
+        "{unknown:?}"
+    );
     app.stop().await;
 }

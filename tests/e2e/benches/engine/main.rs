@@ -1280,9 +1280,14 @@ async fn latency_under_callers(backend: Backend, report: &mut Report) {
             .caller_can_retract
             .as_ref()
             .is_some_and(|c| c.allowed);
-        if options.recipients.len() != 1_000 || !allowed {
+        let eligible = options
+            .recipients
+            .iter()
+            .filter(|r| r.eligibility() == pb::Eligibility::Eligible)
+            .count();
+        if options.recipients.len() != 1_000 || eligible != 1_000 || !allowed {
             report.wrong(format!(
-                "(f) {}: GetRetractOptions listed {} recipients of 1,000, caller can retract: {allowed}",
+                "(f) {}: GetRetractOptions listed {} recipients of 1,000 ({eligible} eligible), caller can retract: {allowed}",
                 backend.name(),
                 options.recipients.len()
             ));
