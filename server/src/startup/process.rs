@@ -24,6 +24,7 @@ pub enum RunError {
 /// # Errors
 /// Settings that do not load, a server that cannot start, or a failure while serving.
 pub async fn run_from_environment() -> Result<(), RunError> {
+    let huge_pages = without_transparent_huge_pages();
     let settings = Settings::load()?;
     // Kept until the end: dropping it sends the spans still buffered.
     let traces = settings
@@ -33,6 +34,9 @@ pub async fn run_from_environment() -> Result<(), RunError> {
         .transpose()
         .map_err(RunError::Traces)?;
     telemetry::init(settings.log_format, &settings.log_filter, traces.as_ref());
+    if let Err(err) = huge_pages {
+        tracing::warn!(%err, "transparent huge pages stay as the system sets them");
+    }
     let app = Application::build(settings).await?;
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
@@ -63,5 +67,22 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+/// Turns transparent huge pages off for this process, before it holds much memory.
+///
+/// mimalloc asks the kernel for huge pages on its arenas: each is a 2 MiB page faulted in,
+/// and zeroed, whole however little of it is used. At the peak of a 10,000-mailbox job 62 of
+/// the server's 135 MiB of anonymous memory were such pages (`AnonHugePages` in
+/// `/proc/<pid>/smaps_rollup`).
+fn without_transparent_huge_pages() -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        nix::sys::prctl::set_thp_disable(true).map_err(|e| e.to_string())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err("only Linux has transparent huge pages to turn off".to_owned())
     }
 }
