@@ -442,24 +442,17 @@ async fn deliveries_are_found_by_every_filter_newest_first_across_pages(backend:
     app.stop().await;
 }
 
-async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    app.create_tenant("acme").await;
-    app.add_domain("acme", "acme.example").await;
-    app.add_domain("acme", "pending.example").await;
-    let tenant = TenantId::parse("acme").unwrap();
-    let store = app.store().await;
+/// `domain` of `tenant` verified as granted, as a consent's verification records it.
+async fn granted(store: &retract_server::store::Store, tenant: &TenantId, domain: &str) {
     store
         .record_verification(
-            &tenant,
-            vec![DomainOutcome::granted(
-                &DomainName::parse("acme.example").unwrap(),
-            )],
+            tenant,
+            vec![DomainOutcome::granted(&DomainName::parse(domain).unwrap())],
             AuditEntry {
                 tenant_id: tenant.clone(),
                 actor: "test".into(),
                 action: AuditAction::DomainsVerified,
-                target: "acme".into(),
+                target: tenant.to_string(),
                 outcome: AuditOutcome::Succeeded,
                 correlation_id: "t".into(),
                 details: AuditDetails::DomainsVerified {
@@ -470,6 +463,30 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
         )
         .await
         .unwrap();
+}
+
+/// The Retract tab of `message` in tenant acme, as `caller` sees it.
+async fn tab_of(caller: &Client, message: &str) -> pb::GetRetractOptionsResponse {
+    caller
+        .retract_service()
+        .get_retract_options(pb::GetRetractOptionsRequest {
+            tenant_id: "acme".into(),
+            internet_message_id: message.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_tenant("acme").await;
+    app.add_domain("acme", "acme.example").await;
+    app.add_domain("acme", "pending.example").await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let store = app.store().await;
+    granted(&store, &tenant, "acme.example").await;
     store
         .record_mailbox_status(
             &tenant,
@@ -495,16 +512,7 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
 
     let reader =
         app.with_token(&DevToken::admin("analyst@acme.example", "acme").permission("retract.read"));
-    let options = reader
-        .retract_service()
-        .get_retract_options(pb::GetRetractOptionsRequest {
-            tenant_id: "acme".into(),
-            internet_message_id: "<phish@evil.example>".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let options = tab_of(&reader, "<phish@evil.example>").await;
     let rows: Vec<_> = options
         .recipients
         .iter()
@@ -535,16 +543,7 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
         )
         .await
         .unwrap();
-    let options = reader
-        .retract_service()
-        .get_retract_options(pb::GetRetractOptionsRequest {
-            tenant_id: "acme".into(),
-            internet_message_id: "<phish@evil.example>".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let options = tab_of(&reader, "<phish@evil.example>").await;
     assert_eq!(
         options.recipients[3].eligibility(),
         pb::Eligibility::Eligible,
@@ -552,37 +551,8 @@ async fn the_retract_tab_says_who_can_be_retracted_and_why_not(backend: Backend)
     );
 
     // The page is the same, its domain is not: carol's row follows the domain at once.
-    store
-        .record_verification(
-            &tenant,
-            vec![DomainOutcome::granted(
-                &DomainName::parse("pending.example").unwrap(),
-            )],
-            AuditEntry {
-                tenant_id: tenant.clone(),
-                actor: "test".into(),
-                action: AuditAction::DomainsVerified,
-                target: "acme".into(),
-                outcome: AuditOutcome::Succeeded,
-                correlation_id: "t".into(),
-                details: AuditDetails::DomainsVerified {
-                    microsoft_tenant_id: "0b7c2a5e-0000-4000-8000-000000000001".into(),
-                    domain_outcomes: Vec::new(),
-                },
-            },
-        )
-        .await
-        .unwrap();
-    let options = reader
-        .retract_service()
-        .get_retract_options(pb::GetRetractOptionsRequest {
-            tenant_id: "acme".into(),
-            internet_message_id: "<phish@evil.example>".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    granted(&store, &tenant, "pending.example").await;
+    let options = tab_of(&reader, "<phish@evil.example>").await;
     assert_eq!(
         (
             options.recipients[1].address.as_str(),
