@@ -17,6 +17,7 @@
 //! - [`store`]: sea-orm persistence on SQLite or PostgreSQL, audit written in the same
 //!   transaction as each change.
 //! - [`health`]: database-aware `grpc.health.v1` status.
+//! - [`kept`]: values kept in memory under the version they were made from (the Retract tab).
 //! - [`retention`]: removing deliveries past their retention.
 //! - [`startup`]: building the server (layers, reflection, health) and graceful shutdown.
 //! - [`telemetry`]: structured logs, Prometheus metrics, OpenTelemetry traces.
@@ -31,6 +32,7 @@ pub mod domain;
 pub mod engine;
 pub mod graph;
 pub mod health;
+pub mod kept;
 pub mod retention;
 pub mod startup;
 pub mod store;

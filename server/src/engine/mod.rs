@@ -101,7 +101,7 @@ pub struct Engine {
     wake: Arc<Notify>,
     owner: String,
     health: Arc<EngineHealth>,
-    tabs: Arc<tab::TabCache>,
+    tabs: tab::TabCache,
 }
 
 impl Engine {
@@ -124,7 +124,7 @@ impl Engine {
             wake: Arc::new(Notify::new()),
             owner: format!("worker-{}", uuid::Uuid::new_v4()),
             health: Arc::default(),
-            tabs: Arc::default(),
+            tabs: tab::TabCache::default(),
         }
     }
 

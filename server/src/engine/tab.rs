@@ -10,7 +10,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, OnceLock},
 };
 
 use bytes::Bytes;
@@ -20,12 +20,9 @@ use crate::{
         Delivery, Domain, Eligibility, EmailAddress, InternetMessageId, PageRequest, Tenant,
         TenantId,
     },
-    store::{LastRetract, Page, RecipientPage, StoreError},
+    kept::Kept,
+    store::{LastRetract, Page, RECIPIENT_PAGES_KEPT, RecipientPage, StoreError},
 };
-
-/// Tab pages kept at most: as many as the store keeps recipient pages (each up to 1,000
-/// rows, their encoding, and what they were made from: a few hundred KB).
-const MAX_TABS: usize = 128;
 
 /// One row of the Retract tab.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,19 +84,23 @@ struct Made {
     rows: Arc<TabRows>,
 }
 
-/// The tab pages made in this process, by the recipient page read they were made from.
-#[derive(Debug, Default)]
+/// The tab pages made in this process, by the recipient page read they were made from: as
+/// many as the store keeps pages (each up to 1,000 rows, their encoding, and what they were
+/// made from: a few hundred KB).
+#[derive(Debug, Clone)]
 pub(super) struct TabCache {
-    made: Mutex<HashMap<u64, Arc<Made>>>,
+    made: Kept<u64, Made>,
+}
+
+impl Default for TabCache {
+    fn default() -> Self {
+        Self {
+            made: Kept::new(RECIPIENT_PAGES_KEPT),
+        }
+    }
 }
 
 impl TabCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Made>>> {
-        self.made
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// The rows made from `page` with these inputs, if they were made before.
     fn find(
         &self,
@@ -108,27 +109,13 @@ impl TabCache {
         problems: &HashMap<EmailAddress, (String, String)>,
         last: &HashMap<EmailAddress, LastRetract>,
     ) -> Option<Arc<TabRows>> {
-        // Compared outside the lock: every tab call of every tenant takes it.
-        let found = self.lock().get(&page.read())?.clone();
+        let found = self.made.get(&page.read())?;
         (found.domains == domains && &found.problems == problems && &found.last == last)
             .then(|| found.rows.clone())
     }
 
-    /// Keeps `made`; when full, forgets everything first (pages superseded by a change are
-    /// never asked for again, so a full cache is mostly dead entries).
     fn keep(&self, page: &RecipientPage, made: Made) {
-        let forgotten = {
-            let mut kept = self.lock();
-            let forgotten = if kept.len() >= MAX_TABS && !kept.contains_key(&page.read()) {
-                std::mem::take(&mut *kept)
-            } else {
-                HashMap::new()
-            };
-            kept.insert(page.read(), Arc::new(made));
-            forgotten
-        };
-        // Dropped after the lock is released.
-        drop(forgotten);
+        self.made.keep(page.read(), Arc::new(made));
     }
 }
 

@@ -227,7 +227,7 @@ impl Store {
             Some(found) => found,
             None => {
                 let found = Arc::new(self.read_recipient_page(&row.id, page).await?);
-                self.recipient_pages.insert(key, found.clone());
+                self.recipient_pages.keep(key, found.clone());
                 found
             }
         };

@@ -35,7 +35,7 @@ pub use jobs::{
     TargetFilter, job_fingerprint,
 };
 pub use offboarding::PURGE_ROWS;
-pub use recipient_pages::RecipientPage;
+pub use recipient_pages::{MAX_PAGES as RECIPIENT_PAGES_KEPT, RecipientPage};
 pub use stats::PoolUsage;
 
 /// A PostgreSQL text array for `UNNEST`, `None` as an empty text: sea-query cannot bind NULL
@@ -178,7 +178,7 @@ impl Store {
         Self {
             db,
             reads,
-            recipient_pages: recipient_pages::RecipientPages::default(),
+            recipient_pages: recipient_pages::recipient_pages(),
         }
     }
 

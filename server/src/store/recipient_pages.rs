@@ -9,21 +9,15 @@
 //! ([`Store::record_deliveries`](super::Store::record_deliveries)); a purged delivery has no
 //! row to match.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
 use super::Page;
-use crate::domain::EmailAddress;
+use crate::{domain::EmailAddress, kept::Kept};
 
 /// Pages kept at most (each up to 1,000 recipients and a sample of 100: about 100 KB).
-const MAX_PAGES: usize = 128;
+pub const MAX_PAGES: usize = 128;
 
 /// Which page of which version of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -74,29 +68,9 @@ impl RecipientPage {
 }
 
 /// The cache shared by every clone of a [`Store`](super::Store).
-#[derive(Debug, Clone, Default)]
-pub(super) struct RecipientPages {
-    pages: Arc<Mutex<HashMap<PageKey, Arc<RecipientPage>>>>,
-}
+pub(super) type RecipientPages = Kept<PageKey, RecipientPage>;
 
-impl RecipientPages {
-    pub fn get(&self, key: &PageKey) -> Option<Arc<RecipientPage>> {
-        self.lock().get(key).cloned()
-    }
-
-    /// Keeps `page`; when full, forgets everything first (versions superseded by a change
-    /// are never asked for again, so a full cache is mostly dead entries).
-    pub fn insert(&self, key: PageKey, page: Arc<RecipientPage>) {
-        let mut pages = self.lock();
-        if pages.len() >= MAX_PAGES {
-            pages.clear();
-        }
-        pages.insert(key, page);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PageKey, Arc<RecipientPage>>> {
-        self.pages
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// An empty cache of [`MAX_PAGES`] pages.
+pub(super) fn recipient_pages() -> RecipientPages {
+    Kept::new(MAX_PAGES)
 }
